@@ -1,0 +1,358 @@
+//! The gateway's configuration: one set of types shared by the gateway (which reads it)
+//! and the operator (which renders it), so the two can never drift.
+//!
+//! Layout follows `shared/spec/gateway.md`. Every struct is strict (`deny_unknown_fields`)
+//! and fully defaulted, so an empty file is a valid local configuration.
+
+mod duration;
+mod load;
+mod reload;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::HumanDuration;
+pub use load::{load, parse_document, ConfigError, LoadOptions, Loaded};
+pub use reload::restart_only_changes;
+pub use secret::Secret;
+pub use validate::{validate, Warning};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub clickhouse: ClickHouseConfig,
+    pub server: ServerConfig,
+    pub multicluster: MultiClusterConfig,
+    pub logging: LoggingConfig,
+    /// Re-read the file when it changes (polled), in addition to SIGHUP.
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// Host name; in multi-cluster mode a template containing `{cluster}`.
+    pub host: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub database: String,
+    /// Static credentials, used only when OAuth is off.
+    pub username: String,
+    pub password: Secret,
+    pub password_file: String,
+    pub tls: TlsConfig,
+    /// Optional address to dial instead of `host`; the Host header and SNI keep `host`.
+    pub connect_host: String,
+    pub read_only: bool,
+    /// Seconds.
+    pub max_execution_time: u64,
+    /// `0` means the default; negative disables the cap.
+    pub max_result_rows: i64,
+    /// Measured on the JSON the client receives. `0` means the default; negative disables.
+    pub max_result_bytes: i64,
+    pub max_query_length: i64,
+    pub http_headers: BTreeMap<String, String>,
+}
+
+pub const DEFAULT_MAX_RESULT_ROWS: u64 = 500;
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 50_000;
+pub const DEFAULT_MAX_QUERY_LENGTH: u64 = 10 * 1024 * 1024;
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 8123,
+            protocol: Protocol::Http,
+            database: "default".into(),
+            username: "default".into(),
+            password: Secret::default(),
+            password_file: String::new(),
+            tls: TlsConfig::default(),
+            connect_host: String::new(),
+            read_only: false,
+            max_execution_time: 120,
+            max_result_rows: DEFAULT_MAX_RESULT_ROWS as i64,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES as i64,
+            max_query_length: DEFAULT_MAX_QUERY_LENGTH as i64,
+            http_headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// A cap as configured: `0` means the default, a negative value disables it.
+fn effective_cap(value: i64, default: u64) -> Option<u64> {
+    match value {
+        0 => Some(default),
+        v if v < 0 => None,
+        v => Some(v as u64),
+    }
+}
+
+impl ClickHouseConfig {
+    pub fn row_cap(&self) -> Option<u64> {
+        effective_cap(self.max_result_rows, DEFAULT_MAX_RESULT_ROWS)
+    }
+    pub fn byte_cap(&self) -> Option<u64> {
+        effective_cap(self.max_result_bytes, DEFAULT_MAX_RESULT_BYTES)
+    }
+    pub fn query_length_cap(&self) -> Option<u64> {
+        effective_cap(self.max_query_length, DEFAULT_MAX_QUERY_LENGTH)
+    }
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.enabled {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ClickHouse's HTTP interface (https when `tls.enabled`). Native TCP is out of scope.
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    /// PEM file with extra CA certificates to trust.
+    pub ca_cert: String,
+    /// PEM files for mutual TLS.
+    pub client_cert: String,
+    pub client_key: String,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub transport: Transport,
+    pub address: String,
+    pub port: u16,
+    /// Origins allowed besides the gateway's own; `"*"` allows all.
+    pub allowed_origins: Vec<String>,
+    pub max_request_bytes: usize,
+    pub tools: Vec<ToolRule>,
+    /// ClickHouse settings a caller may pass through `execute_query`'s `settings`.
+    pub tool_input_settings: Vec<String>,
+    /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
+    pub blocked_query_clauses: Vec<String>,
+    pub oauth: OAuthConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            transport: Transport::Http,
+            address: "0.0.0.0".into(),
+            port: 8080,
+            allowed_origins: Vec::new(),
+            max_request_bytes: 1024 * 1024,
+            tools: Vec::new(),
+            tool_input_settings: Vec::new(),
+            blocked_query_clauses: Vec::new(),
+            oauth: OAuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Http,
+    Stdio,
+}
+
+/// One rule of `server.tools`: a static tool by name, or a pattern of ClickHouse objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRule {
+    #[serde(rename = "type")]
+    pub kind: ToolKind,
+    /// Names a static tool (`execute_query`, ...), or the tool name for a single object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Regex over `database.view`: every matching view becomes a read tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_regexp: Option<String>,
+    /// Regex over `database.table`: every matching table becomes a write tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_regexp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WriteMode>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKind {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    Insert,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    pub enabled: bool,
+    /// true: the gateway is the authorization server MCP clients see.
+    pub broker: bool,
+    /// The upstream IdP; OIDC discovery starts here.
+    pub issuer: String,
+    pub jwks_url: String,
+    /// What ClickHouse / the verifier expect in `aud`.
+    pub audience: String,
+    /// The shared resource identifier; empty: the public URL of each `/mcp/{cluster}`.
+    pub public_resource_url: String,
+    /// The gateway's public base URL (broker mode).
+    pub public_auth_server_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_secret_file: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub scopes: Vec<String>,
+    pub required_scopes: Vec<String>,
+    pub signing_secret: Secret,
+    pub signing_secret_file: String,
+    pub upstream_offline_access: bool,
+    pub username_claim: String,
+    pub role_claim: String,
+    pub role_filter: String,
+    pub validate_tokens: bool,
+    pub upstream_token: UpstreamToken,
+    pub trusted_redirect_hosts: Vec<String>,
+    /// Development only: allow Client ID Metadata Documents over http on loopback.
+    pub dev_allow_insecure_client_metadata: bool,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            broker: true,
+            issuer: String::new(),
+            jwks_url: String::new(),
+            audience: String::new(),
+            public_resource_url: String::new(),
+            public_auth_server_url: String::new(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            client_secret_file: String::new(),
+            auth_url: String::new(),
+            token_url: String::new(),
+            scopes: vec!["openid".into(), "email".into()],
+            required_scopes: Vec::new(),
+            signing_secret: Secret::default(),
+            signing_secret_file: String::new(),
+            upstream_offline_access: false,
+            username_claim: "email".into(),
+            role_claim: String::new(),
+            role_filter: String::new(),
+            validate_tokens: false,
+            upstream_token: UpstreamToken::Auto,
+            trusted_redirect_hosts: Vec::new(),
+            dev_allow_insecure_client_metadata: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamToken {
+    IdToken,
+    AccessToken,
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MultiClusterConfig {
+    pub enabled: bool,
+    /// Empty: any valid name is served (a startup warning says so).
+    pub cluster_allowlist: Vec<String>,
+    /// Per-cluster overrides of the host template.
+    pub clusters: BTreeMap<String, ClusterOverride>,
+    pub catalog_cache_max: usize,
+    pub catalog_ttl_fallback: HumanDuration,
+    pub catalog_negative_ttl: HumanDuration,
+}
+
+impl Default for MultiClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cluster_allowlist: Vec::new(),
+            clusters: BTreeMap::new(),
+            catalog_cache_max: 10_000,
+            catalog_ttl_fallback: HumanDuration::from_secs(15 * 60),
+            catalog_negative_ttl: HumanDuration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// A copy fit for printing: every non-empty secret replaced by a marker.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        c.clickhouse.password = c.clickhouse.password.redacted();
+        c.server.oauth.client_secret = c.server.oauth.client_secret.redacted();
+        c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
+        c
+    }
+}

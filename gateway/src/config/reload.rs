@@ -1,0 +1,78 @@
+//! What a reload may change while running, and what needs a restart.
+
+use serde_json::Value;
+
+use super::Config;
+
+/// Keys whose new values only take effect after a restart (gateway.md, Reload).
+const RESTART_ONLY: [&str; 5] = [
+    "server.transport",
+    "server.address",
+    "server.port",
+    "multicluster",
+    "watch",
+];
+
+/// The restart-only keys whose values differ between `old` and `new`, by full path.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    flatten("", &to_value(old), &mut a);
+    flatten("", &to_value(new), &mut b);
+    let mut changed: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.iter().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(b.iter().filter(|(k, _)| !a.iter().any(|(k2, _)| k2 == k)).map(|(k, _)| k.clone()))
+        .filter(|k| RESTART_ONLY.iter().any(|p| k == p || k.starts_with(&format!("{p}."))))
+        .collect();
+    changed.sort();
+    changed.dedup();
+    // An empty map that gained entries shows as both `m` and `m.k`; name only the deeper key.
+    let deeper = changed.clone();
+    changed.retain(|k| !deeper.iter().any(|d| d.starts_with(&format!("{k}."))));
+    changed
+}
+
+fn to_value(c: &Config) -> Value {
+    serde_json::to_value(c).unwrap_or(Value::Null)
+}
+
+/// Leaf paths of a JSON tree (`a.b.c`), arrays and scalars being leaves.
+pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, child) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&path, child, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterOverride, HumanDuration};
+
+    #[test]
+    fn limits_reload_but_listener_and_multicluster_do_not() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.clickhouse.max_result_rows = 10;
+        new.server.port = 9000;
+        new.multicluster.catalog_negative_ttl = HumanDuration::from_secs(30);
+        new.multicluster
+            .clusters
+            .insert("a".into(), ClusterOverride { host: Some("h".into()), port: None });
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            vec!["multicluster.catalog_negative_ttl", "multicluster.clusters.a.host", "server.port"]
+        );
+    }
+
+    #[test]
+    fn identical_configs_have_no_restart_only_changes() {
+        assert!(restart_only_changes(&Config::default(), &Config::default()).is_empty());
+    }
+}

@@ -1,0 +1,362 @@
+//! Validation of a parsed configuration: pure, every message names its key.
+
+use std::time::Duration;
+
+use super::{Config, ToolKind, Transport};
+use crate::routing::is_valid_cluster_name;
+
+/// Something worth saying at startup that does not stop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The multi-cluster ranges of multicluster.md.
+pub const CATALOG_CACHE_MIN: usize = 100;
+pub const CATALOG_TTL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(24 * 3600));
+pub const NEGATIVE_TTL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(10), Duration::from_secs(300));
+/// Broker mode derives every encryption key from this secret; shorter is guessable.
+pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+
+/// The static tools, by the names `server.tools` rules may use.
+pub const STATIC_TOOL_NAMES: [&str; 5] = [
+    "execute_query",
+    "write_query",
+    "list_databases",
+    "list_tables",
+    "describe_table",
+];
+
+/// Checks everything that can be checked without I/O. `Err` holds one message per problem.
+pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut err = |key: &str, msg: String| errors.push(format!("{key}: {msg}"));
+
+    let ch = &c.clickhouse;
+    if ch.host.trim().is_empty() {
+        err("clickhouse.host", "must not be empty".into());
+    }
+    if ch.port == 0 {
+        err("clickhouse.port", "must be between 1 and 65535".into());
+    }
+    if ch.max_execution_time == 0 {
+        err("clickhouse.max_execution_time", "must be at least 1 (seconds)".into());
+    }
+    if ch.tls.client_cert.is_empty() != ch.tls.client_key.is_empty() {
+        err(
+            "clickhouse.tls.client_key",
+            "client_cert and client_key must be set together".into(),
+        );
+    }
+    for name in ch.http_headers.keys() {
+        if name.eq_ignore_ascii_case("authorization") {
+            err(
+                &format!("clickhouse.http_headers.{name}"),
+                "the Authorization header is set by the gateway from the caller's identity".into(),
+            );
+        }
+    }
+
+    let s = &c.server;
+    if s.transport == Transport::Http && s.port == 0 {
+        err("server.port", "must be between 1 and 65535".into());
+    }
+    if s.max_request_bytes < 1024 {
+        err("server.max_request_bytes", format!("{} is below the minimum of 1024", s.max_request_bytes));
+    }
+    for (i, origin) in s.allowed_origins.iter().enumerate() {
+        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            err(
+                &format!("server.allowed_origins[{i}]"),
+                format!("`{origin}` is not an origin (scheme://host[:port]) or \"*\""),
+            );
+        }
+    }
+    for (i, name) in s.tool_input_settings.iter().enumerate() {
+        if !is_setting_name(name) {
+            err(&format!("server.tool_input_settings[{i}]"), format!("`{name}` is not a ClickHouse setting name"));
+        }
+    }
+    for (i, clause) in s.blocked_query_clauses.iter().enumerate() {
+        if clause.split_whitespace().next().is_none() {
+            err(&format!("server.blocked_query_clauses[{i}]"), "must not be empty".into());
+        }
+    }
+    for (i, rule) in s.tools.iter().enumerate() {
+        let key = format!("server.tools[{i}]");
+        let set = [rule.name.is_some(), rule.view_regexp.is_some(), rule.table_regexp.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if set != 1 {
+            err(&key, "needs exactly one of name, view_regexp, table_regexp".into());
+            continue;
+        }
+        if let Some(name) = &rule.name {
+            if !STATIC_TOOL_NAMES.contains(&name.as_str()) {
+                err(
+                    &format!("{key}.name"),
+                    format!("`{name}` is not a static tool (one of {})", STATIC_TOOL_NAMES.join(", ")),
+                );
+            }
+        }
+        if let Some(re) = &rule.view_regexp {
+            if rule.kind != ToolKind::Read {
+                err(&format!("{key}.view_regexp"), "view rules are `type: read`".into());
+            }
+            if let Err(e) = regex::Regex::new(re) {
+                err(&format!("{key}.view_regexp"), format!("invalid regex: {e}"));
+            }
+        }
+        if let Some(re) = &rule.table_regexp {
+            if rule.kind != ToolKind::Write {
+                err(&format!("{key}.table_regexp"), "table rules are `type: write` (mode: insert)".into());
+            }
+            if let Err(e) = regex::Regex::new(re) {
+                err(&format!("{key}.table_regexp"), format!("invalid regex: {e}"));
+            }
+        }
+        if rule.mode.is_some() && rule.table_regexp.is_none() {
+            err(&format!("{key}.mode"), "only table_regexp rules take a mode".into());
+        }
+        if !rule.prefix.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            err(&format!("{key}.prefix"), format!("`{}` may hold only letters, digits and _", rule.prefix));
+        }
+    }
+
+    let o = &s.oauth;
+    if o.enabled {
+        if o.issuer.is_empty() {
+            err("server.oauth.issuer", "is required when OAuth is enabled".into());
+        } else if let Err(m) = check_secure_url(&o.issuer) {
+            err("server.oauth.issuer", m);
+        }
+        if !o.jwks_url.is_empty() {
+            if let Err(m) = check_secure_url(&o.jwks_url) {
+                err("server.oauth.jwks_url", m);
+            }
+        }
+        if o.username_claim.trim().is_empty() {
+            err("server.oauth.username_claim", "must not be empty".into());
+        }
+        if o.validate_tokens && o.audience.is_empty() {
+            err("server.oauth.audience", "is required when validate_tokens is on".into());
+        }
+        if !o.role_filter.is_empty() {
+            if let Err(e) = regex::Regex::new(&format!("^(?:{})$", o.role_filter)) {
+                err("server.oauth.role_filter", format!("invalid regex: {e}"));
+            }
+        }
+        if !o.public_resource_url.is_empty() {
+            if let Err(m) = check_secure_url(&o.public_resource_url) {
+                err("server.oauth.public_resource_url", m);
+            }
+        }
+        if o.broker {
+            if o.client_id.is_empty() {
+                err("server.oauth.client_id", "is required in broker mode".into());
+            }
+            if o.client_secret.is_empty() {
+                err("server.oauth.client_secret", "is required in broker mode (or client_secret_file)".into());
+            }
+            if o.signing_secret.expose().len() < MIN_SIGNING_SECRET_BYTES {
+                err(
+                    "server.oauth.signing_secret",
+                    format!("must be at least {MIN_SIGNING_SECRET_BYTES} bytes in broker mode (or signing_secret_file)"),
+                );
+            }
+            if o.public_auth_server_url.is_empty() {
+                err("server.oauth.public_auth_server_url", "is required in broker mode".into());
+            } else if let Err(m) = check_secure_url(&o.public_auth_server_url) {
+                err("server.oauth.public_auth_server_url", m);
+            }
+        }
+        if o.dev_allow_insecure_client_metadata {
+            warnings.push(Warning(
+                "server.oauth.dev_allow_insecure_client_metadata is ON: client metadata documents may be fetched over http from loopback. Never use this in production".into(),
+            ));
+        }
+    }
+
+    let m = &c.multicluster;
+    if m.catalog_cache_max < CATALOG_CACHE_MIN {
+        err(
+            "multicluster.catalog_cache_max",
+            format!("{} is below the minimum of {CATALOG_CACHE_MIN}", m.catalog_cache_max),
+        );
+    }
+    check_range(&mut err, "multicluster.catalog_ttl_fallback", m.catalog_ttl_fallback.get(), CATALOG_TTL_RANGE);
+    check_range(&mut err, "multicluster.catalog_negative_ttl", m.catalog_negative_ttl.get(), NEGATIVE_TTL_RANGE);
+    for (i, name) in m.cluster_allowlist.iter().enumerate() {
+        if !is_valid_cluster_name(name) {
+            err(
+                &format!("multicluster.cluster_allowlist[{i}]"),
+                format!("`{name}` is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)"),
+            );
+        }
+    }
+    for (name, ov) in &m.clusters {
+        let key = format!("multicluster.clusters.{name}");
+        if !is_valid_cluster_name(name) {
+            err(&key, format!("`{name}` is not an RFC 1123 label"));
+        } else if !m.cluster_allowlist.is_empty() && !m.cluster_allowlist.contains(name) {
+            err(&key, "overrides a cluster that is not on multicluster.cluster_allowlist".into());
+        }
+        if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            err(&format!("{key}.host"), "must not be empty".into());
+        }
+        if ov.port == Some(0) {
+            err(&format!("{key}.port"), "must be between 1 and 65535".into());
+        }
+    }
+    if m.enabled {
+        if s.transport == Transport::Stdio {
+            err("multicluster.enabled", "multi-cluster mode needs server.transport: http (stdio serves one cluster)".into());
+        }
+        if !o.enabled {
+            err(
+                "multicluster.enabled",
+                "multi-cluster mode needs server.oauth.enabled: true (every request must carry a user identity)".into(),
+            );
+        }
+        if m.cluster_allowlist.is_empty() {
+            warnings.push(Warning(
+                "multicluster.cluster_allowlist is empty: any valid cluster name is routed".into(),
+            ));
+        }
+        if !c.clickhouse.host.contains("{cluster}") && m.clusters.is_empty() {
+            warnings.push(Warning(
+                "clickhouse.host has no {cluster} and there are no per-cluster overrides: every cluster reaches the same host".into(),
+            ));
+        }
+    } else if c.clickhouse.host.contains("{cluster}") {
+        err("clickhouse.host", "contains {cluster}, which only multi-cluster mode fills in".into());
+    }
+
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_range(err: &mut impl FnMut(&str, String), key: &str, v: Duration, (lo, hi): (Duration, Duration)) {
+    use super::HumanDuration as H;
+    if v < lo {
+        err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
+    } else if v > hi {
+        err(key, format!("{} is above the maximum of {}", H(v), H(hi)));
+    }
+}
+
+fn is_setting_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `https`, or `http` on a loopback host (local use and tests).
+pub fn check_secure_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        if matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.") {
+            return Ok(());
+        }
+        return Err(format!("`{url}` must be https (http is allowed only on loopback)"));
+    }
+    Err(format!("`{url}` is not an http(s) URL"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HumanDuration, ToolRule};
+
+    fn errors_of(c: &Config) -> Vec<String> {
+        validate(c).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn default_config_is_valid_without_warnings() {
+        assert_eq!(validate(&Config::default()), Ok(vec![]));
+    }
+
+    #[test]
+    fn ttl_below_minimum_names_key_and_bound() {
+        let mut c = Config::default();
+        c.multicluster.catalog_ttl_fallback = HumanDuration::from_secs(30);
+        assert_eq!(
+            errors_of(&c),
+            vec!["multicluster.catalog_ttl_fallback: 30s is below the minimum of 1m"]
+        );
+    }
+
+    #[test]
+    fn multicluster_refuses_stdio_and_missing_oauth() {
+        let mut c = Config::default();
+        c.multicluster.enabled = true;
+        c.server.transport = Transport::Stdio;
+        c.clickhouse.host = "ch-{cluster}".into();
+        let errs = errors_of(&c);
+        assert!(errs.iter().any(|e| e.contains("stdio")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("oauth.enabled")), "{errs:?}");
+    }
+
+    #[test]
+    fn broker_needs_long_signing_secret() {
+        let mut c = Config::default();
+        c.server.oauth.enabled = true;
+        c.server.oauth.issuer = "https://idp.example.com".into();
+        c.server.oauth.client_id = "id".into();
+        c.server.oauth.client_secret = crate::config::Secret::new("s");
+        c.server.oauth.public_auth_server_url = "https://mcp.example.com".into();
+        c.server.oauth.signing_secret = crate::config::Secret::new("short");
+        let errs = errors_of(&c);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("server.oauth.signing_secret: must be at least 32 bytes"));
+    }
+
+    #[test]
+    fn issuer_must_be_https_unless_loopback() {
+        assert!(check_secure_url("https://idp").is_ok());
+        assert!(check_secure_url("http://127.0.0.1:9000/x").is_ok());
+        assert!(check_secure_url("http://localhost").is_ok());
+        assert!(check_secure_url("http://idp.example.com").is_err());
+        assert!(check_secure_url("http://localhost.evil.com").is_err());
+    }
+
+    #[test]
+    fn tool_rules_need_one_selector_and_valid_regex() {
+        let mut c = Config::default();
+        c.server.tools = vec![
+            ToolRule { kind: ToolKind::Read, name: None, view_regexp: Some("(".into()), table_regexp: None, mode: None, prefix: String::new() },
+            ToolRule { kind: ToolKind::Read, name: Some("drop_everything".into()), view_regexp: None, table_regexp: None, mode: None, prefix: String::new() },
+        ];
+        let errs = errors_of(&c);
+        assert!(errs[0].starts_with("server.tools[0].view_regexp: invalid regex"), "{errs:?}");
+        assert!(errs[1].starts_with("server.tools[1].name: `drop_everything` is not a static tool"), "{errs:?}");
+    }
+
+    #[test]
+    fn cluster_names_must_be_labels() {
+        let mut c = Config::default();
+        c.multicluster.cluster_allowlist = vec!["otel".into(), "Bad_Name".into()];
+        let errs = errors_of(&c);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("multicluster.cluster_allowlist[1]"));
+    }
+}

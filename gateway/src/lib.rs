@@ -1,0 +1,7 @@
+//! chmcp gateway: an MCP server in front of one or many ClickHouse clusters.
+//!
+//! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
+//! result → transport; see `docs/ARCHITECTURE.md`.
+
+pub mod config;
+pub mod routing;

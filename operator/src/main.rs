@@ -1,0 +1,3 @@
+fn main() {
+    println!("chmcp-operator {}", env!("CARGO_PKG_VERSION"));
+}
