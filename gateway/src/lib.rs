@@ -5,3 +5,5 @@
 
 pub mod config;
 pub mod routing;
+pub mod serve;
+pub mod verify;
