@@ -7,3 +7,5 @@ pub mod config;
 pub mod routing;
 pub mod serve;
 pub mod verify;
+pub mod clickhouse;
+pub mod tools;
