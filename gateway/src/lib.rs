@@ -9,3 +9,6 @@ pub mod serve;
 pub mod verify;
 pub mod clickhouse;
 pub mod tools;
+pub mod app;
+pub mod mcp;
+pub mod telemetry;

@@ -211,7 +211,7 @@ impl ClickHouse {
         ep: &Endpoint,
         creds: &Credentials,
         opts: &QueryOptions,
-        sink: &mut dyn RowSink,
+        sink: &mut (dyn RowSink + Send),
     ) -> Result<RowsOutcome, QueryError> {
         let started = Instant::now();
         let mut guard = KillOnDrop { ch: self.clone(), ep: ep.clone(), creds: creds.clone(), query_id: opts.query_id.clone(), armed: true };
@@ -352,7 +352,7 @@ impl ClickHouse {
 }
 
 /// Reads the stream into the sink; `Ok(true)` when the sink stopped early.
-async fn read_rows(mut resp: reqwest::Response, sink: &mut dyn RowSink) -> Result<bool, QueryError> {
+async fn read_rows(mut resp: reqwest::Response, sink: &mut (dyn RowSink + Send)) -> Result<bool, QueryError> {
     let mut reader = CompactReader::default();
     loop {
         let chunk = resp.chunk().await.map_err(|e| QueryError::Unreachable {

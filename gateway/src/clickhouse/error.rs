@@ -79,6 +79,10 @@ impl ServerError {
         if let Some(rest) = m.split("Cannot modify '").nth(1) {
             return rest.split('\'').next().map(str::to_string);
         }
+        // 18.16: "Cannot override setting (readonly) in readonly mode"
+        if let Some(rest) = m.split("setting (").nth(1) {
+            return rest.split(')').next().map(str::to_string);
+        }
         // A read-only profile that names no setting refuses them all.
         Some(String::new())
     }
@@ -154,6 +158,8 @@ mod tests {
         assert_eq!(e.refused_setting().as_deref(), Some("log_comment"));
         let e = ServerError::parse(500, "Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly mode. (READONLY)");
         assert_eq!(e.refused_setting().as_deref(), Some("readonly"));
+        let e = ServerError::parse(500, "Code: 164, e.displayText() = DB::Exception: Cannot override setting (log_comment) in readonly mode, e.what() = DB::Exception");
+        assert_eq!(e.refused_setting().as_deref(), Some("log_comment"));
         assert_eq!(ServerError::parse(500, "Code: 60. DB::Exception: x").refused_setting(), None);
     }
 
