@@ -13,7 +13,7 @@ use crate::config::{self, Config, LoadOptions};
 use crate::telemetry::logging::LogHandle;
 use crate::telemetry::Metrics;
 use crate::tools::call::discover_catalog;
-use crate::tools::{schema::static_entries, Catalog, Caller, ToolContext};
+use crate::tools::{schema::static_entries, Caller, Catalog, ToolContext};
 
 /// One configuration generation and what is built from it. Replaced whole on reload,
 /// so a request sees one consistent configuration from start to end.
@@ -28,11 +28,20 @@ impl Runtime {
     pub fn build(config: Config, previous: Option<&Runtime>) -> anyhow::Result<Self> {
         // Keep the client (its pool and per-endpoint memory) unless its inputs changed.
         let ch = match previous {
-            Some(p) if p.config.clickhouse.tls == config.clickhouse.tls && p.config.clickhouse.http_headers == config.clickhouse.http_headers => p.ch.clone(),
+            Some(p)
+                if p.config.clickhouse.tls == config.clickhouse.tls
+                    && p.config.clickhouse.http_headers == config.clickhouse.http_headers =>
+            {
+                p.ch.clone()
+            }
             _ => ClickHouse::new(&config.clickhouse)?,
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
-        Ok(Self { config, ch, static_catalog })
+        Ok(Self {
+            config,
+            ch,
+            static_catalog,
+        })
     }
 }
 
@@ -70,7 +79,11 @@ const STATIC_CATALOG_TTL: Duration = Duration::from_secs(60);
 const READINESS_CACHE: Duration = Duration::from_secs(2);
 
 impl App {
-    pub fn new(config: Config, load_options: LoadOptions, log: Option<LogHandle>) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        load_options: LoadOptions,
+        log: Option<LogHandle>,
+    ) -> anyhow::Result<Self> {
         let loopback_listener = is_loopback_host(&config.server.address);
         Ok(Self {
             runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
@@ -86,7 +99,10 @@ impl App {
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.read().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.runtime
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn config_path(&self) -> Option<PathBuf> {
@@ -174,8 +190,14 @@ impl App {
         RequestIdentity {
             cluster: DEFAULT_CLUSTER.into(),
             endpoint: Endpoint::from_config(c),
-            creds: Credentials::Basic { user: c.username.clone(), password: c.password.clone() },
-            caller: Caller { subject: c.username.clone(), email: None },
+            creds: Credentials::Basic {
+                user: c.username.clone(),
+                password: c.password.clone(),
+            },
+            caller: Caller {
+                subject: c.username.clone(),
+                email: None,
+            },
             roles: Vec::new(),
             catalog_key: format!("static\0{}", c.username),
         }
@@ -231,12 +253,20 @@ impl Inflight {
         if let Ok(mut m) = self.map.lock() {
             m.insert(key.clone(), tx);
         }
-        InflightGuard { owner: self, key, cancelled: Some(rx) }
+        InflightGuard {
+            owner: self,
+            key,
+            cancelled: Some(rx),
+        }
     }
 
     /// Returns whether a running request was found and told to stop.
     pub fn cancel(&self, scope: &str, request_id: &str) -> bool {
-        let tx = self.map.lock().ok().and_then(|mut m| m.remove(&(scope.to_string(), request_id.to_string())));
+        let tx = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&(scope.to_string(), request_id.to_string())));
         tx.map(|tx| tx.send(()).is_ok()).unwrap_or(false)
     }
 }

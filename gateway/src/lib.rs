@@ -3,12 +3,12 @@
 //! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
+pub mod app;
+pub mod clickhouse;
 pub mod config;
+pub mod mcp;
 pub mod routing;
 pub mod serve;
-pub mod verify;
-pub mod clickhouse;
-pub mod tools;
-pub mod app;
-pub mod mcp;
 pub mod telemetry;
+pub mod tools;
+pub mod verify;

@@ -20,7 +20,16 @@ mod tests {
         for good in ["a", "otel", "a-b", "0", "x".repeat(63).as_str()] {
             assert!(is_valid_cluster_name(good), "{good}");
         }
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "x".repeat(64).as_str(), "é"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "x".repeat(64).as_str(),
+            "é",
+        ] {
             assert!(!is_valid_cluster_name(bad), "{bad}");
         }
     }

@@ -31,7 +31,9 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let transport = loaded.config.server.transport;
         let app = Arc::new(App::new(loaded.config, opts, Some(log))?);
@@ -52,7 +54,9 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
     let router = router(app.clone());
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -70,9 +74,17 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn mcp_single(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, body: Body) -> Response {
+async fn mcp_single(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let app2 = app.clone();
-    serve_mcp(app, method, headers, body, move |h| identify_single(&app2, h)).await
+    serve_mcp(app, method, headers, body, move |h| {
+        identify_single(&app2, h)
+    })
+    .await
 }
 
 /// Single-cluster identity: static credentials, or (OAuth on) the caller's bearer.
@@ -84,7 +96,10 @@ fn identify_single(app: &App, headers: &HeaderMap) -> IdentityResult {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = bearer else {
@@ -92,15 +107,23 @@ fn identify_single(app: &App, headers: &HeaderMap) -> IdentityResult {
             StatusCode::UNAUTHORIZED,
             &json!({"error": "invalid_token", "error_description": "Sign in: this server needs an OAuth bearer token"}),
         );
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\", error_description=\"missing bearer token\""));
-        return Err(r);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer error=\"invalid_token\", error_description=\"missing bearer token\"",
+            ),
+        );
+        return Err(Box::new(r));
     };
     let c = &rt.config.clickhouse;
     Ok(RequestIdentity {
         cluster: crate::app::DEFAULT_CLUSTER.into(),
         endpoint: Endpoint::from_config(c),
         creds: Credentials::Bearer(Secret::new(token)),
-        caller: Caller { subject: crate::telemetry::token_tag(token), email: None },
+        caller: Caller {
+            subject: crate::telemetry::token_tag(token),
+            email: None,
+        },
         roles: Vec::new(),
         catalog_key: crate::telemetry::token_tag(token),
     })
@@ -142,21 +165,32 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found", "error_description": "No such endpoint. MCP is served at /mcp"}))
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "not_found", "error_description": "No such endpoint. MCP is served at /mcp"}),
+    )
 }
 
 /// Counts every HTTP answer by route template and status.
 async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
-    Metrics::inc(&app.metrics.http_requests, &[("route", &route), ("status", response.status().as_str())]);
+    Metrics::inc(
+        &app.metrics.http_requests,
+        &[("route", &route), ("status", response.status().as_str())],
+    );
     response
 }
 
 async fn shutdown_signal() {
     let term = async {
         #[cfg(unix)]
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
             return;
         }
@@ -166,10 +200,16 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests (up to {}s)", SHUTDOWN_GRACE.as_secs());
+    tracing::info!(
+        "shutting down: finishing in-flight requests (up to {}s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
     tokio::spawn(async {
         tokio::time::sleep(SHUTDOWN_GRACE).await;
-        tracing::warn!("in-flight requests did not finish within {}s; exiting", SHUTDOWN_GRACE.as_secs());
+        tracing::warn!(
+            "in-flight requests did not finish within {}s; exiting",
+            SHUTDOWN_GRACE.as_secs()
+        );
         std::process::exit(0);
     });
 }
@@ -180,7 +220,11 @@ fn spawn_reloaders(app: Arc<App>) {
     {
         let app = app.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
             while hup.recv().await.is_some() {
                 reload(&app, "SIGHUP");
             }
@@ -189,7 +233,8 @@ fn spawn_reloaders(app: Arc<App>) {
     if app.runtime().config.watch {
         if let Some(path) = app.config_path() {
             tokio::spawn(async move {
-                let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                let mtime =
+                    |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
                 let mut last = mtime(&path);
                 loop {
                     tokio::time::sleep(WATCH_EVERY).await;
@@ -213,6 +258,8 @@ fn reload(app: &App, cause: &str) {
                 tracing::warn!(cause, keys = %restart_only.join(", "), "configuration reloaded, but these keys only change on restart; their running values stay");
             }
         }
-        Err(e) => tracing::error!(cause, error = %e, "configuration reload rejected; the previous configuration keeps serving"),
+        Err(e) => {
+            tracing::error!(cause, error = %e, "configuration reload rejected; the previous configuration keeps serving")
+        }
     }
 }

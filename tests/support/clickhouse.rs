@@ -60,7 +60,11 @@ impl ClickHouse {
             ),
         )
         .expect("write config");
-        let ch = Self { http_port, dir: dir.clone(), child: spawn(&dir) };
+        let ch = Self {
+            http_port,
+            dir: dir.clone(),
+            child: spawn(&dir),
+        };
         ch.write_users(&users);
         ch.wait_ready();
         ch
@@ -88,13 +92,20 @@ impl ClickHouse {
     fn wait_ready(&self) {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
-            if self.try_query("SELECT 1").map(|r| r.trim() == "1").unwrap_or(false) {
+            if self
+                .try_query("SELECT 1")
+                .map(|r| r.trim() == "1")
+                .unwrap_or(false)
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-        panic!("clickhouse-server did not answer on port {} within 20 s; error log:\n{log}", self.http_port);
+        panic!(
+            "clickhouse-server did not answer on port {} within 20 s; error log:\n{log}",
+            self.http_port
+        );
     }
 
     pub fn url(&self) -> String {
@@ -108,7 +119,8 @@ impl ClickHouse {
     }
 
     pub fn query(&self, sql: &str) -> String {
-        self.try_query(sql).unwrap_or_else(|e| panic!("setup query failed: {sql}\n{e}"))
+        self.try_query(sql)
+            .unwrap_or_else(|e| panic!("setup query failed: {sql}\n{e}"))
     }
 
     /// Stops the server without removing its data (to test an outage).
@@ -127,7 +139,10 @@ impl ClickHouse {
 
 fn spawn(dir: &std::path::Path) -> Child {
     Command::new(SERVER)
-        .arg(format!("--config-file={}", dir.join("config.xml").display()))
+        .arg(format!(
+            "--config-file={}",
+            dir.join("config.xml").display()
+        ))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -152,7 +167,14 @@ fn ureq_like_post(base: &str, body: &str) -> Result<String, String> {
     s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").ok_or("malformed response")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     if head.starts_with("HTTP/1.1 200") {
         Ok(body)
     } else {

@@ -31,7 +31,12 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("spawn chmcp-gateway");
-        let gw = Self { port, config_path, dir, child };
+        let gw = Self {
+            port,
+            config_path,
+            dir,
+            child,
+        };
         gw.wait_live();
         gw
     }
@@ -65,7 +70,11 @@ impl Gateway {
 
     /// Sends a signal (`HUP`, `TERM`) with the system's `kill`.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().map(|s| s.success());
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "kill -{sig} failed");
     }
 

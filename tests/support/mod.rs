@@ -18,7 +18,11 @@ pub fn free_port() -> u16 {
 
 /// A fresh temporary directory, removed by the owner's Drop.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chmcp-{tag}-{}-{:x}", std::process::id(), fastrand_u64()));
+    let dir = std::env::temp_dir().join(format!(
+        "chmcp-{tag}-{}-{:x}",
+        std::process::id(),
+        fastrand_u64()
+    ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
@@ -26,7 +30,12 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 fn fastrand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
     h.finish()
 }
 

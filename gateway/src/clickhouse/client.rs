@@ -73,7 +73,10 @@ impl Credentials {
         let text = match self {
             Credentials::Basic { user, password } => {
                 let raw = format!("{user}:{}", password.expose());
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
             }
             Credentials::Bearer(t) => format!("Bearer {}", t.expose()),
         };
@@ -169,12 +172,19 @@ impl ClickHouse {
             .tcp_nodelay(true)
             .dns_resolver(connect.clone());
         let read = |key: &'static str, path: &str| {
-            std::fs::read(path).map_err(|e| ClientBuildError::Config { key, message: format!("cannot read {path}: {e}") })
+            std::fs::read(path).map_err(|e| ClientBuildError::Config {
+                key,
+                message: format!("cannot read {path}: {e}"),
+            })
         };
         if !c.tls.ca_cert.is_empty() {
             let pem = read("clickhouse.tls.ca_cert", &c.tls.ca_cert)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ClientBuildError::Config { key: "clickhouse.tls.ca_cert", message: e.to_string() })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientBuildError::Config {
+                    key: "clickhouse.tls.ca_cert",
+                    message: e.to_string(),
+                }
+            })?;
             for cert in certs {
                 b = b.add_root_certificate(cert);
             }
@@ -182,8 +192,10 @@ impl ClickHouse {
         if !c.tls.client_cert.is_empty() {
             let mut pem = read("clickhouse.tls.client_cert", &c.tls.client_cert)?;
             pem.extend(read("clickhouse.tls.client_key", &c.tls.client_key)?);
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| ClientBuildError::Config { key: "clickhouse.tls.client_cert", message: e.to_string() })?;
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| ClientBuildError::Config {
+                key: "clickhouse.tls.client_cert",
+                message: e.to_string(),
+            })?;
             b = b.identity(id);
         }
         if c.tls.insecure_skip_verify {
@@ -192,16 +204,29 @@ impl ClickHouse {
         let mut headers = HeaderMap::new();
         for (k, v) in &c.http_headers {
             let key = format!("clickhouse.http_headers.{k}");
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| ClientBuildError::Config { key: "clickhouse.http_headers", message: format!("{key}: {e}") })?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|e| ClientBuildError::Config { key: "clickhouse.http_headers", message: format!("{key}: {e}") })?;
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|e| ClientBuildError::Config {
+                    key: "clickhouse.http_headers",
+                    message: format!("{key}: {e}"),
+                })?;
+            let value = HeaderValue::from_str(v).map_err(|e| ClientBuildError::Config {
+                key: "clickhouse.http_headers",
+                message: format!("{key}: {e}"),
+            })?;
             headers.insert(name, value);
         }
-        let http = b
-            .build()
-            .map_err(|e| ClientBuildError::Config { key: "clickhouse.tls", message: e.to_string() })?;
-        Ok(Self { inner: Arc::new(Inner { http, headers, refused: Mutex::default(), connect }) })
+        let http = b.build().map_err(|e| ClientBuildError::Config {
+            key: "clickhouse.tls",
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                headers,
+                refused: Mutex::default(),
+                connect,
+            }),
+        })
     }
 
     /// Runs a query and streams its rows into `sink`. If the sink stops early, the
@@ -214,7 +239,13 @@ impl ClickHouse {
         sink: &mut (dyn RowSink + Send),
     ) -> Result<RowsOutcome, QueryError> {
         let started = Instant::now();
-        let mut guard = KillOnDrop { ch: self.clone(), ep: ep.clone(), creds: creds.clone(), query_id: opts.query_id.clone(), armed: true };
+        let mut guard = KillOnDrop {
+            ch: self.clone(),
+            ep: ep.clone(),
+            creds: creds.clone(),
+            query_id: opts.query_id.clone(),
+            armed: true,
+        };
         let work = async {
             let resp = self.send(ep, creds, opts).await?;
             read_rows(resp, sink).await
@@ -227,7 +258,10 @@ impl ClickHouse {
             Ok(stopped_early) => {
                 // A clean end needs no kill; stopping early does.
                 guard.armed = stopped_early;
-                Ok(RowsOutcome { stopped_early, elapsed: started.elapsed() })
+                Ok(RowsOutcome {
+                    stopped_early,
+                    elapsed: started.elapsed(),
+                })
             }
             Err(e) => {
                 // A server error means the query is over; anything else may still run.
@@ -261,7 +295,12 @@ impl ClickHouse {
     }
 
     /// Sends the query; retries without any optional setting the server refuses.
-    async fn send(&self, ep: &Endpoint, creds: &Credentials, opts: &QueryOptions) -> Result<reqwest::Response, QueryError> {
+    async fn send(
+        &self,
+        ep: &Endpoint,
+        creds: &Credentials,
+        opts: &QueryOptions,
+    ) -> Result<reqwest::Response, QueryError> {
         if let Some(connect) = &ep.connect_host {
             self.inner.connect.map(&ep.host, connect);
         }
@@ -286,11 +325,20 @@ impl ClickHouse {
             for r in &opts.roles {
                 params.push(("role", r));
             }
-            let mut req = self.inner.http.post(ep.url()).query(&params).headers(self.inner.headers.clone()).body(opts.sql.clone());
+            let mut req = self
+                .inner
+                .http
+                .post(ep.url())
+                .query(&params)
+                .headers(self.inner.headers.clone())
+                .body(opts.sql.clone());
             if let Some(h) = creds.header() {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().await.map_err(|e| QueryError::Unreachable { endpoint: key.clone(), message: describe_reqwest(&e) })?;
+            let resp = req.send().await.map_err(|e| QueryError::Unreachable {
+                endpoint: key.clone(),
+                message: describe_reqwest(&e),
+            })?;
             if resp.status().is_success() {
                 return Ok(resp);
             }
@@ -302,18 +350,26 @@ impl ClickHouse {
                 _ => return Err(QueryError::Server(err)),
             }
         }
-        Err(QueryError::Format("ClickHouse kept refusing the gateway's optional settings".into()))
+        Err(QueryError::Format(
+            "ClickHouse kept refusing the gateway's optional settings".into(),
+        ))
     }
 
     fn refused(&self, key: &str) -> HashSet<String> {
-        self.inner.refused.lock().map(|m| m.get(key).cloned().unwrap_or_default()).unwrap_or_default()
+        self.inner
+            .refused
+            .lock()
+            .map(|m| m.get(key).cloned().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Remembers that `endpoint` refuses `name` (an empty name: every optional setting).
     /// Returns whether anything new was learnt, i.e. whether a retry can help.
     fn remember_refusal(&self, key: &str, name: &str, opts: &QueryOptions) -> bool {
         let sent: Vec<&str> = opts.optional_settings.iter().map(|(k, _)| *k).collect();
-        let Ok(mut map) = self.inner.refused.lock() else { return false };
+        let Ok(mut map) = self.inner.refused.lock() else {
+            return false;
+        };
         let set = map.entry(key.to_string()).or_default();
         let before = set.len();
         if name.is_empty() {
@@ -323,7 +379,11 @@ impl ClickHouse {
         }
         let learnt = set.len() > before;
         if learnt {
-            tracing::info!(endpoint = key, setting = name, "ClickHouse refused an optional setting; not sending it again");
+            tracing::info!(
+                endpoint = key,
+                setting = name,
+                "ClickHouse refused an optional setting; not sending it again"
+            );
         }
         learnt
     }
@@ -331,7 +391,10 @@ impl ClickHouse {
     /// Cancels a running query by id, in the background (`KILL QUERY ... ASYNC`).
     pub fn kill(&self, ep: &Endpoint, creds: &Credentials, query_id: &str) {
         let (ch, ep, creds) = (self.clone(), ep.clone(), creds.clone());
-        let sql = format!("KILL QUERY WHERE query_id = {} ASYNC", quote_string(query_id));
+        let sql = format!(
+            "KILL QUERY WHERE query_id = {} ASYNC",
+            quote_string(query_id)
+        );
         let query_id = query_id.to_string();
         tokio::spawn(async move {
             let opts = QueryOptions {
@@ -352,7 +415,10 @@ impl ClickHouse {
 }
 
 /// Reads the stream into the sink; `Ok(true)` when the sink stopped early.
-async fn read_rows(mut resp: reqwest::Response, sink: &mut (dyn RowSink + Send)) -> Result<bool, QueryError> {
+async fn read_rows(
+    mut resp: reqwest::Response,
+    sink: &mut (dyn RowSink + Send),
+) -> Result<bool, QueryError> {
     let mut reader = CompactReader::default();
     loop {
         let chunk = resp.chunk().await.map_err(|e| QueryError::Unreachable {
@@ -413,7 +479,11 @@ struct ConnectResolver {
 
 impl ConnectResolver {
     fn map(&self, host: &str, connect: &str) {
-        let known = self.map.read().map(|m| m.get(host).map(String::as_str) == Some(connect)).unwrap_or(false);
+        let known = self
+            .map
+            .read()
+            .map(|m| m.get(host).map(String::as_str) == Some(connect))
+            .unwrap_or(false);
         if !known {
             if let Ok(mut m) = self.map.write() {
                 m.insert(host.to_string(), connect.to_string());
@@ -431,7 +501,9 @@ impl reqwest::dns::Resolve for ConnectResolver {
             .and_then(|m| m.get(name.as_str()).cloned())
             .unwrap_or_else(|| name.as_str().to_string());
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
+                .await?
+                .collect();
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

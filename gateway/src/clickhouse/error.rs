@@ -24,11 +24,18 @@ impl ServerError {
     pub fn parse(status: u16, body: &str) -> Self {
         let body = body.trim();
         let Some(rest) = body.find("Code: ").map(|i| &body[i + 6..]) else {
-            return Self { status, code: None, name: None, message: cut(body) };
+            return Self {
+                status,
+                code: None,
+                name: None,
+                message: cut(body),
+            };
         };
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         let code = digits.parse().ok();
-        let mut msg = rest[digits.len()..].trim_start_matches(['.', ',']).trim_start();
+        let mut msg = rest[digits.len()..]
+            .trim_start_matches(['.', ','])
+            .trim_start();
         msg = msg.strip_prefix("e.displayText() = ").unwrap_or(msg);
         msg = msg.strip_prefix("DB::Exception: ").unwrap_or(msg);
         // Older servers append ", e.what() = DB::Exception"; modern ones "(NAME) (version x)".
@@ -43,13 +50,22 @@ impl ServerError {
         if msg.ends_with(')') {
             if let Some(open) = msg.rfind(" (") {
                 let candidate = &msg[open + 2..msg.len() - 1];
-                if !candidate.is_empty() && candidate.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                if !candidate.is_empty()
+                    && candidate
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                {
                     name = Some(candidate.to_string());
                     msg.truncate(open);
                 }
             }
         }
-        Self { status, code, name, message: cut(msg.trim_end_matches('.').trim()) }
+        Self {
+            status,
+            code,
+            name,
+            message: cut(msg.trim_end_matches('.').trim()),
+        }
     }
 
     /// Whether this failure says "who you are" was refused (multicluster.md), as
@@ -62,7 +78,8 @@ impl ServerError {
             return true;
         }
         let m = self.message.to_ascii_lowercase();
-        m.contains("token authentication is not configured") || m.contains("no authentication information found")
+        m.contains("token authentication is not configured")
+            || m.contains("no authentication information found")
     }
 
     /// The setting a server refused, when that is what went wrong: an unknown setting
@@ -74,7 +91,11 @@ impl ServerError {
         // "Unknown setting log_comment" / "Cannot modify 'readonly' setting in readonly mode"
         let m = &self.message;
         if let Some(rest) = m.split("Unknown setting ").nth(1) {
-            return Some(rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next()?.to_string());
+            return Some(
+                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()?
+                    .to_string(),
+            );
         }
         if let Some(rest) = m.split("Cannot modify '").nth(1) {
             return rest.split('\'').next().map(str::to_string);
@@ -93,7 +114,11 @@ impl fmt::Display for ServerError {
         match (self.code, &self.name) {
             (Some(c), Some(n)) => write!(f, "ClickHouse error {c} ({n}): {}", self.message),
             (Some(c), None) => write!(f, "ClickHouse error {c}: {}", self.message),
-            _ if self.status > 0 => write!(f, "ClickHouse answered HTTP {}: {}", self.status, self.message),
+            _ if self.status > 0 => write!(
+                f,
+                "ClickHouse answered HTTP {}: {}",
+                self.status, self.message
+            ),
             _ => write!(f, "ClickHouse error: {}", self.message),
         }
     }
@@ -137,14 +162,30 @@ mod tests {
     #[test]
     fn auth_class_covers_codes_statuses_and_scheme_refusals() {
         for code in [192, 193, 194, 497, 516, 519] {
-            assert!(ServerError { status: 500, code: Some(code), name: None, message: String::new() }.is_auth_class(), "{code}");
+            assert!(
+                ServerError {
+                    status: 500,
+                    code: Some(code),
+                    name: None,
+                    message: String::new()
+                }
+                .is_auth_class(),
+                "{code}"
+            );
         }
         assert!(ServerError::parse(403, "forbidden").is_auth_class());
         // 18.16 answers a Bearer header this way.
         assert!(ServerError::parse(500, "Code: 194, e.displayText() = DB::Exception: No authentication information found: Authorization scheme Bearer").is_auth_class());
-        assert!(ServerError::parse(500, "Code: 1. DB::Exception: Token authentication is not configured. (UNSUPPORTED_METHOD)").is_auth_class());
+        assert!(ServerError::parse(
+            500,
+            "Code: 1. DB::Exception: Token authentication is not configured. (UNSUPPORTED_METHOD)"
+        )
+        .is_auth_class());
         for transient in [
-            ServerError::parse(500, "Code: 241, e.displayText() = DB::Exception: Memory limit exceeded"),
+            ServerError::parse(
+                500,
+                "Code: 241, e.displayText() = DB::Exception: Memory limit exceeded",
+            ),
             ServerError::parse(502, "Bad Gateway"),
             ServerError::parse(400, "Code: 62. DB::Exception: Syntax error. (SYNTAX_ERROR)"),
         ] {
@@ -160,19 +201,31 @@ mod tests {
         assert_eq!(e.refused_setting().as_deref(), Some("readonly"));
         let e = ServerError::parse(500, "Code: 164, e.displayText() = DB::Exception: Cannot override setting (log_comment) in readonly mode, e.what() = DB::Exception");
         assert_eq!(e.refused_setting().as_deref(), Some("log_comment"));
-        assert_eq!(ServerError::parse(500, "Code: 60. DB::Exception: x").refused_setting(), None);
+        assert_eq!(
+            ServerError::parse(500, "Code: 60. DB::Exception: x").refused_setting(),
+            None
+        );
     }
 
     #[test]
     fn long_messages_are_cut() {
-        let e = ServerError::parse(500, &format!("Code: 1. DB::Exception: {}", "x".repeat(5000)));
+        let e = ServerError::parse(
+            500,
+            &format!("Code: 1. DB::Exception: {}", "x".repeat(5000)),
+        );
         assert_eq!(e.message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]
     fn unstructured_body_is_kept() {
         let e = ServerError::parse(502, "upstream connect error");
-        assert_eq!((e.code, e.message.as_str()), (None, "upstream connect error"));
-        assert_eq!(e.to_string(), "ClickHouse answered HTTP 502: upstream connect error");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (None, "upstream connect error")
+        );
+        assert_eq!(
+            e.to_string(),
+            "ClickHouse answered HTTP 502: upstream connect error"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! statement's own keywords, never text inside literals or comments.
 
 /// Statement keywords `execute_query` accepts (gateway.md, read-only guard).
-pub const READ_ONLY_KEYWORDS: [&str; 7] = ["SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN"];
+pub const READ_ONLY_KEYWORDS: [&str; 7] = [
+    "SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
@@ -11,7 +13,9 @@ pub enum SqlError {
     Empty,
     #[error("unterminated {0} in the query")]
     Unterminated(&'static str),
-    #[error("execute_query runs exactly one statement; this query has {0}. Send them one at a time")]
+    #[error(
+        "execute_query runs exactly one statement; this query has {0}. Send them one at a time"
+    )]
     MultipleStatements(usize),
     #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); `{0}` changes data or schema: use the write_query tool")]
     NotReadOnlyUseWrite(String),
@@ -38,7 +42,9 @@ pub fn skeleton(sql: &str) -> Result<Vec<String>, SqlError> {
             b'-' if b.get(i + 1) == Some(&b'-') => i = skip_line(b, i),
             b'#' if matches!(b.get(i + 1), Some(b' ' | b'!')) => i = skip_line(b, i),
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = sql[i + 2..].find("*/").ok_or(SqlError::Unterminated("comment"))?;
+                let end = sql[i + 2..]
+                    .find("*/")
+                    .ok_or(SqlError::Unterminated("comment"))?;
                 i += 2 + end + 2;
                 cur.push(' ');
             }
@@ -60,7 +66,10 @@ pub fn skeleton(sql: &str) -> Result<Vec<String>, SqlError> {
         }
     }
     statements.push(cur);
-    Ok(statements.into_iter().filter(|s| !s.trim().is_empty()).collect())
+    Ok(statements
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect())
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -90,7 +99,11 @@ fn skip_quoted(b: &[u8], start: usize, q: u8) -> Result<usize, SqlError> {
             _ => i += 1,
         }
     }
-    Err(SqlError::Unterminated(if q == b'\'' { "string literal" } else { "quoted identifier" }))
+    Err(SqlError::Unterminated(if q == b'\'' {
+        "string literal"
+    } else {
+        "quoted identifier"
+    }))
 }
 
 fn first_keyword(statement: &str) -> String {
@@ -142,7 +155,10 @@ pub fn check_blocked_clauses(sql: &str, clauses: &[String]) -> Result<(), SqlErr
         .map(str::to_ascii_uppercase)
         .collect();
     for clause in clauses {
-        let needle: Vec<String> = clause.split_whitespace().map(str::to_ascii_uppercase).collect();
+        let needle: Vec<String> = clause
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
         if !needle.is_empty() && words.windows(needle.len()).any(|w| w == needle.as_slice()) {
             return Err(SqlError::BlockedClause(clause.clone()));
         }
@@ -152,7 +168,10 @@ pub fn check_blocked_clauses(sql: &str, clauses: &[String]) -> Result<(), SqlErr
 
 pub fn check_length(sql: &str, limit: Option<u64>) -> Result<(), SqlError> {
     match limit {
-        Some(limit) if sql.len() as u64 > limit => Err(SqlError::TooLong { len: sql.len(), limit }),
+        Some(limit) if sql.len() as u64 > limit => Err(SqlError::TooLong {
+            len: sql.len(),
+            limit,
+        }),
         _ => Ok(()),
     }
 }
@@ -206,9 +225,18 @@ mod tests {
 
     #[test]
     fn writes_point_to_write_query_or_say_disabled() {
-        assert_eq!(check_read_only("INSERT INTO t VALUES (1)", true), Err(SqlError::NotReadOnlyUseWrite("INSERT".into())));
-        assert_eq!(check_read_only("drop table t", false), Err(SqlError::NotReadOnlyWritesDisabled("DROP".into())));
-        assert!(check_read_only("DROP TABLE t", true).unwrap_err().to_string().contains("write_query"));
+        assert_eq!(
+            check_read_only("INSERT INTO t VALUES (1)", true),
+            Err(SqlError::NotReadOnlyUseWrite("INSERT".into()))
+        );
+        assert_eq!(
+            check_read_only("drop table t", false),
+            Err(SqlError::NotReadOnlyWritesDisabled("DROP".into()))
+        );
+        assert!(check_read_only("DROP TABLE t", true)
+            .unwrap_err()
+            .to_string()
+            .contains("write_query"));
     }
 
     #[test]
@@ -220,24 +248,45 @@ mod tests {
 
     #[test]
     fn multiple_statements_are_refused_even_after_a_select() {
-        assert_eq!(check_read_only("SELECT 1; DROP TABLE t", true), Err(SqlError::MultipleStatements(2)));
-        assert_eq!(check_read_only("SELECT 1; SELECT 2;", true), Err(SqlError::MultipleStatements(2)));
+        assert_eq!(
+            check_read_only("SELECT 1; DROP TABLE t", true),
+            Err(SqlError::MultipleStatements(2))
+        );
+        assert_eq!(
+            check_read_only("SELECT 1; SELECT 2;", true),
+            Err(SqlError::MultipleStatements(2))
+        );
     }
 
     #[test]
     fn semicolons_and_keywords_inside_literals_do_not_count() {
         assert_eq!(check_read_only("SELECT 'a; DROP TABLE t'", true), Ok(()));
-        assert_eq!(check_read_only("SELECT 'it''s; fine', \"we;ird\", `id;`", true), Ok(()));
+        assert_eq!(
+            check_read_only("SELECT 'it''s; fine', \"we;ird\", `id;`", true),
+            Ok(())
+        );
         assert_eq!(check_read_only(r"SELECT 'back\'slash; DROP'", true), Ok(()));
-        assert_eq!(check_read_only("SELECT '/* not a comment */'", true), Ok(()));
+        assert_eq!(
+            check_read_only("SELECT '/* not a comment */'", true),
+            Ok(())
+        );
         assert_eq!(check_read_only("SELECT 'café' AS x", true), Ok(()));
     }
 
     #[test]
     fn unterminated_tokens_are_errors() {
-        assert_eq!(check_read_only("SELECT 'abc", true), Err(SqlError::Unterminated("string literal")));
-        assert_eq!(check_read_only("SELECT 1 /* x", true), Err(SqlError::Unterminated("comment")));
-        assert_eq!(check_read_only("  ;  -- nothing", true), Err(SqlError::Empty));
+        assert_eq!(
+            check_read_only("SELECT 'abc", true),
+            Err(SqlError::Unterminated("string literal"))
+        );
+        assert_eq!(
+            check_read_only("SELECT 1 /* x", true),
+            Err(SqlError::Unterminated("comment"))
+        );
+        assert_eq!(
+            check_read_only("  ;  -- nothing", true),
+            Err(SqlError::Empty)
+        );
     }
 
     #[test]
@@ -248,9 +297,18 @@ mod tests {
             Err(SqlError::BlockedClause("INTO OUTFILE".into()))
         );
         assert!(check_blocked_clauses("SELECT 1 SETTINGS max_threads=1", &blocked).is_err());
-        assert_eq!(check_blocked_clauses("SELECT 'INTO OUTFILE', 'SETTINGS'", &blocked), Ok(()));
-        assert_eq!(check_blocked_clauses("SELECT 1 -- SETTINGS", &blocked), Ok(()));
-        assert_eq!(check_blocked_clauses("SELECT my_settings FROM t", &blocked), Ok(()));
+        assert_eq!(
+            check_blocked_clauses("SELECT 'INTO OUTFILE', 'SETTINGS'", &blocked),
+            Ok(())
+        );
+        assert_eq!(
+            check_blocked_clauses("SELECT 1 -- SETTINGS", &blocked),
+            Ok(())
+        );
+        assert_eq!(
+            check_blocked_clauses("SELECT my_settings FROM t", &blocked),
+            Ok(())
+        );
     }
 
     #[test]
@@ -262,7 +320,10 @@ mod tests {
     #[test]
     fn length_limit() {
         assert!(check_length("SELECT 1", Some(8)).is_ok());
-        assert_eq!(check_length("SELECT 12", Some(8)), Err(SqlError::TooLong { len: 9, limit: 8 }));
+        assert_eq!(
+            check_length("SELECT 12", Some(8)),
+            Err(SqlError::TooLong { len: 9, limit: 8 })
+        );
         assert!(check_length("SELECT 12", None).is_ok());
     }
 }

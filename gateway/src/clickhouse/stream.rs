@@ -29,7 +29,9 @@ pub enum Event {
 pub enum StreamError {
     #[error("{0}")]
     Server(ServerError),
-    #[error("ClickHouse's response is not JSONCompact ({0}); remove any FORMAT clause from the query")]
+    #[error(
+        "ClickHouse's response is not JSONCompact ({0}); remove any FORMAT clause from the query"
+    )]
     Format(String),
 }
 
@@ -93,7 +95,9 @@ impl CompactReader {
         let text = &self.buf[self.pos..];
         let Some(data_at) = find(text, b"\"data\":") else {
             // No FORMAT-JSON document is this long without reaching `data`.
-            if text.len() > 1 << 20 || (!text.is_empty() && !text.trim_ascii_start().starts_with(b"{")) {
+            if text.len() > 1 << 20
+                || (!text.is_empty() && !text.trim_ascii_start().starts_with(b"{"))
+            {
                 return Err(self.failure(&String::from_utf8_lossy(text)));
             }
             return Ok(None);
@@ -105,8 +109,10 @@ impl CompactReader {
         if after_data[open] != b'[' {
             return Err(self.failure(&String::from_utf8_lossy(text)));
         }
-        let meta_at = find(&text[..data_at], b"\"meta\":").ok_or_else(|| self.failure(&String::from_utf8_lossy(text)))?;
-        let mut it = serde_json::Deserializer::from_slice(&text[meta_at + 7..data_at]).into_iter::<Vec<Column>>();
+        let meta_at = find(&text[..data_at], b"\"meta\":")
+            .ok_or_else(|| self.failure(&String::from_utf8_lossy(text)))?;
+        let mut it = serde_json::Deserializer::from_slice(&text[meta_at + 7..data_at])
+            .into_iter::<Vec<Column>>();
         let columns = match it.next() {
             Some(Ok(c)) => c,
             _ => return Err(StreamError::Format("unreadable column list".into())),
@@ -117,7 +123,9 @@ impl CompactReader {
     }
 
     fn row(&mut self) -> Result<Option<Event>, StreamError> {
-        while self.pos < self.buf.len() && (self.buf[self.pos].is_ascii_whitespace() || self.buf[self.pos] == b',') {
+        while self.pos < self.buf.len()
+            && (self.buf[self.pos].is_ascii_whitespace() || self.buf[self.pos] == b',')
+        {
             self.pos += 1;
         }
         match self.buf.get(self.pos) {
@@ -130,7 +138,8 @@ impl CompactReader {
             Some(b'[') => {}
             Some(_) => return Err(self.failure(&String::from_utf8_lossy(&self.buf[self.pos..]))),
         }
-        let mut it = serde_json::Deserializer::from_slice(&self.buf[self.pos..]).into_iter::<Vec<Value>>();
+        let mut it =
+            serde_json::Deserializer::from_slice(&self.buf[self.pos..]).into_iter::<Vec<Value>>();
         match it.next() {
             Some(Ok(row)) => {
                 self.pos += it.byte_offset();

@@ -9,9 +9,14 @@ use super::sql::quote_string;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonKind {
     /// Fits a JavaScript number exactly: (U)Int8..32.
-    SmallInt { min: i64, max: i64 },
+    SmallInt {
+        min: i64,
+        max: i64,
+    },
     /// 64-bit and wider integers: carried as strings (JavaScript-safe).
-    WideInt { signed: bool },
+    WideInt {
+        signed: bool,
+    },
     Float,
     /// Exact decimals: carried as strings.
     Decimal,
@@ -38,16 +43,36 @@ impl JsonKind {
         }
         let base = t.split('(').next().unwrap_or(t);
         match base {
-            "Int8" => JsonKind::SmallInt { min: i8::MIN.into(), max: i8::MAX.into() },
-            "Int16" => JsonKind::SmallInt { min: i16::MIN.into(), max: i16::MAX.into() },
-            "Int32" => JsonKind::SmallInt { min: i32::MIN.into(), max: i32::MAX.into() },
-            "UInt8" => JsonKind::SmallInt { min: 0, max: u8::MAX.into() },
-            "UInt16" => JsonKind::SmallInt { min: 0, max: u16::MAX.into() },
-            "UInt32" => JsonKind::SmallInt { min: 0, max: u32::MAX.into() },
+            "Int8" => JsonKind::SmallInt {
+                min: i8::MIN.into(),
+                max: i8::MAX.into(),
+            },
+            "Int16" => JsonKind::SmallInt {
+                min: i16::MIN.into(),
+                max: i16::MAX.into(),
+            },
+            "Int32" => JsonKind::SmallInt {
+                min: i32::MIN.into(),
+                max: i32::MAX.into(),
+            },
+            "UInt8" => JsonKind::SmallInt {
+                min: 0,
+                max: u8::MAX.into(),
+            },
+            "UInt16" => JsonKind::SmallInt {
+                min: 0,
+                max: u16::MAX.into(),
+            },
+            "UInt32" => JsonKind::SmallInt {
+                min: 0,
+                max: u32::MAX.into(),
+            },
             "Int64" | "Int128" | "Int256" => JsonKind::WideInt { signed: true },
             "UInt64" | "UInt128" | "UInt256" => JsonKind::WideInt { signed: false },
             "Float32" | "Float64" => JsonKind::Float,
-            "Decimal" | "Decimal32" | "Decimal64" | "Decimal128" | "Decimal256" => JsonKind::Decimal,
+            "Decimal" | "Decimal32" | "Decimal64" | "Decimal128" | "Decimal256" => {
+                JsonKind::Decimal
+            }
             "Bool" | "Boolean" => JsonKind::Bool,
             "Date" | "Date32" => JsonKind::Date,
             "DateTime" | "DateTime64" => JsonKind::DateTime,
@@ -59,8 +84,12 @@ impl JsonKind {
     /// JSON Schema for a value of this type.
     pub fn schema(&self) -> Value {
         match self {
-            JsonKind::SmallInt { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
-            JsonKind::WideInt { signed: true } => json!({"type": "string", "pattern": "^-?[0-9]+$"}),
+            JsonKind::SmallInt { min, max } => {
+                json!({"type": "integer", "minimum": min, "maximum": max})
+            }
+            JsonKind::WideInt { signed: true } => {
+                json!({"type": "string", "pattern": "^-?[0-9]+$"})
+            }
             JsonKind::WideInt { signed: false } => json!({"type": "string", "pattern": "^[0-9]+$"}),
             JsonKind::Float => json!({"type": "number"}),
             JsonKind::Decimal => json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$"}),
@@ -85,7 +114,9 @@ impl JsonKind {
     /// A result value as the client receives it: wide integers and decimals as strings.
     pub fn normalize(&self, v: Value) -> Value {
         match (self, v) {
-            (JsonKind::WideInt { .. } | JsonKind::Decimal, Value::Number(n)) => Value::String(n.to_string()),
+            (JsonKind::WideInt { .. } | JsonKind::Decimal, Value::Number(n)) => {
+                Value::String(n.to_string())
+            }
             (JsonKind::Nullable(inner), v) if !v.is_null() => inner.normalize(v),
             (JsonKind::Array(inner), Value::Array(items)) => {
                 Value::Array(items.into_iter().map(|i| inner.normalize(i)).collect())
@@ -138,9 +169,10 @@ impl JsonKind {
                 let parts: Result<Vec<_>, _> = items.iter().map(|i| inner.literal(i)).collect();
                 Ok(format!("[{}]", parts?.join(", ")))
             }
-            (JsonKind::Date | JsonKind::DateTime | JsonKind::Uuid | JsonKind::String, Value::String(s)) => {
-                Ok(quote_string(s))
-            }
+            (
+                JsonKind::Date | JsonKind::DateTime | JsonKind::Uuid | JsonKind::String,
+                Value::String(s),
+            ) => Ok(quote_string(s)),
             (kind, v) => Err(format!("{v} does not fit {}", kind.describe())),
         }
     }
@@ -159,9 +191,19 @@ impl JsonKind {
     /// Whether a value of this type can be passed as a tool argument at all.
     pub fn is_supported_argument(ch_type: &str) -> bool {
         let t = ch_type.trim();
-        !["Map(", "Tuple(", "Nested(", "AggregateFunction(", "SimpleAggregateFunction(", "Object(", "JSON", "Variant(", "Dynamic"]
-            .iter()
-            .any(|p| t.contains(p))
+        ![
+            "Map(",
+            "Tuple(",
+            "Nested(",
+            "AggregateFunction(",
+            "SimpleAggregateFunction(",
+            "Object(",
+            "JSON",
+            "Variant(",
+            "Dynamic",
+        ]
+        .iter()
+        .any(|p| t.contains(p))
     }
 }
 
@@ -175,48 +217,93 @@ mod tests {
 
     #[test]
     fn schema_follows_the_spec_mapping() {
-        assert_eq!(JsonKind::of("UInt8").schema(), json!({"type": "integer", "minimum": 0, "maximum": 255}));
+        assert_eq!(
+            JsonKind::of("UInt8").schema(),
+            json!({"type": "integer", "minimum": 0, "maximum": 255})
+        );
         assert_eq!(JsonKind::of("Int64").schema()["type"], "string");
         assert_eq!(JsonKind::of("UInt256").schema()["pattern"], "^[0-9]+$");
         assert_eq!(JsonKind::of("Float64").schema(), json!({"type": "number"}));
         assert_eq!(JsonKind::of("Decimal(18, 4)").schema()["type"], "string");
         assert_eq!(JsonKind::of("Bool").schema(), json!({"type": "boolean"}));
         assert_eq!(JsonKind::of("Date").schema()["format"], "date");
-        assert_eq!(JsonKind::of("DateTime64(3, 'UTC')").schema()["format"], "date-time");
-        assert_eq!(JsonKind::of("DateTime('Europe/Berlin')").schema()["format"], "date-time");
+        assert_eq!(
+            JsonKind::of("DateTime64(3, 'UTC')").schema()["format"],
+            "date-time"
+        );
+        assert_eq!(
+            JsonKind::of("DateTime('Europe/Berlin')").schema()["format"],
+            "date-time"
+        );
         assert_eq!(JsonKind::of("UUID").schema()["format"], "uuid");
-        assert_eq!(JsonKind::of("Nullable(String)").schema(), json!({"type": ["string", "null"]}));
+        assert_eq!(
+            JsonKind::of("Nullable(String)").schema(),
+            json!({"type": ["string", "null"]})
+        );
         assert_eq!(
             JsonKind::of("Array(Nullable(Int32))").schema()["items"]["type"],
             json!(["integer", "null"])
         );
-        assert_eq!(JsonKind::of("LowCardinality(String)").schema(), json!({"type": "string"}));
-        assert_eq!(JsonKind::of("Map(String, UInt8)").schema(), json!({"type": "string"}));
+        assert_eq!(
+            JsonKind::of("LowCardinality(String)").schema(),
+            json!({"type": "string"})
+        );
+        assert_eq!(
+            JsonKind::of("Map(String, UInt8)").schema(),
+            json!({"type": "string"})
+        );
         assert_eq!(JsonKind::of("IPv4").schema(), json!({"type": "string"}));
     }
 
     #[test]
     fn wide_numbers_become_strings_in_results() {
-        assert_eq!(JsonKind::of("UInt64").normalize(json!(18446744073709551615u64)), json!("18446744073709551615"));
+        assert_eq!(
+            JsonKind::of("UInt64").normalize(json!(18446744073709551615u64)),
+            json!("18446744073709551615")
+        );
         assert_eq!(JsonKind::of("UInt64").normalize(json!("5")), json!("5"));
-        assert_eq!(JsonKind::of("Decimal(9,2)").normalize(json!(1.5)), json!("1.5"));
-        assert_eq!(JsonKind::of("Nullable(Int64)").normalize(json!(null)), json!(null));
-        assert_eq!(JsonKind::of("Array(Int64)").normalize(json!([1, 2])), json!(["1", "2"]));
+        assert_eq!(
+            JsonKind::of("Decimal(9,2)").normalize(json!(1.5)),
+            json!("1.5")
+        );
+        assert_eq!(
+            JsonKind::of("Nullable(Int64)").normalize(json!(null)),
+            json!(null)
+        );
+        assert_eq!(
+            JsonKind::of("Array(Int64)").normalize(json!([1, 2])),
+            json!(["1", "2"])
+        );
         assert_eq!(JsonKind::of("UInt32").normalize(json!(7)), json!(7));
     }
 
     #[test]
     fn literals_are_typed_and_escaped() {
-        assert_eq!(JsonKind::of("String").literal(&json!("a'b")).unwrap(), r"'a\'b'");
+        assert_eq!(
+            JsonKind::of("String").literal(&json!("a'b")).unwrap(),
+            r"'a\'b'"
+        );
         assert_eq!(JsonKind::of("UInt8").literal(&json!(7)).unwrap(), "7");
         assert!(JsonKind::of("UInt8").literal(&json!(300)).is_err());
         assert!(JsonKind::of("UInt8").literal(&json!("7")).is_err());
         assert_eq!(JsonKind::of("Int64").literal(&json!("-12")).unwrap(), "-12");
         assert!(JsonKind::of("UInt64").literal(&json!("-12")).is_err());
         assert!(JsonKind::of("Int64").literal(&json!("1; DROP")).is_err());
-        assert_eq!(JsonKind::of("Nullable(Date)").literal(&json!(null)).unwrap(), "NULL");
-        assert_eq!(JsonKind::of("Array(String)").literal(&json!(["x", "y"])).unwrap(), "['x', 'y']");
-        assert!(JsonKind::of("Decimal(9,2)").literal(&json!("1.2.3")).is_err());
+        assert_eq!(
+            JsonKind::of("Nullable(Date)")
+                .literal(&json!(null))
+                .unwrap(),
+            "NULL"
+        );
+        assert_eq!(
+            JsonKind::of("Array(String)")
+                .literal(&json!(["x", "y"]))
+                .unwrap(),
+            "['x', 'y']"
+        );
+        assert!(JsonKind::of("Decimal(9,2)")
+            .literal(&json!("1.2.3"))
+            .is_err());
         assert_eq!(JsonKind::of("Bool").literal(&json!(true)).unwrap(), "true");
     }
 }

@@ -9,7 +9,10 @@ use serde_json::{json, Map, Value};
 use super::protocol::{self, Era, LIST_TTL_MS};
 use crate::app::{App, RequestIdentity, Runtime};
 use crate::telemetry::Metrics;
-use crate::tools::{call::{describe, schema_overview}, call_tool};
+use crate::tools::{
+    call::{describe, schema_overview},
+    call_tool,
+};
 
 /// A JSON-RPC error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +24,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
     pub fn to_json(&self, id: &Value) -> Value {
         let mut e = json!({"code": self.code, "message": self.message});
@@ -56,15 +63,24 @@ fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
     match params {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(RpcError::new(protocol::INVALID_PARAMS, "params must be an object")),
+        Some(_) => Err(RpcError::new(
+            protocol::INVALID_PARAMS,
+            "params must be an object",
+        )),
     }
 }
 
 fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
     match p.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.{key} must be a string"))),
-        None => Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.{key} is required"))),
+        Some(_) => Err(RpcError::new(
+            protocol::INVALID_PARAMS,
+            format!("params.{key} must be a string"),
+        )),
+        None => Err(RpcError::new(
+            protocol::INVALID_PARAMS,
+            format!("params.{key} is required"),
+        )),
     }
 }
 
@@ -90,7 +106,14 @@ fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
 }
 
 /// Answers one request. Tool failures are results (`isError`), never errors here.
-pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, era: Era, method: &str, params: &Option<Value>) -> Result<Value, RpcError> {
+pub async fn handle_request(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Value, RpcError> {
     Metrics::inc(&app.metrics.mcp_requests, &[("method", method)]);
     let p = params_obj(params)?;
     match (era, method) {
@@ -116,8 +139,14 @@ pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, 
             true,
         )),
         (_, "tools/list") => {
-            if p.get("cursor").and_then(Value::as_str).is_some_and(|c| !c.is_empty()) {
-                return Err(RpcError::new(protocol::INVALID_PARAMS, "params.cursor: tools/list has a single page; there is no next cursor"));
+            if p.get("cursor")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.is_empty())
+            {
+                return Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "params.cursor: tools/list has a single page; there is no next cursor",
+                ));
             }
             let catalog = app.catalog_for(rt, id).await;
             Ok(decorate(era, json!({"tools": catalog.listed()}), true))
@@ -127,7 +156,12 @@ pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, 
             let args = match p.get("arguments") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Object(a)) => a.clone(),
-                Some(_) => return Err(RpcError::new(protocol::INVALID_PARAMS, "params.arguments must be an object")),
+                Some(_) => {
+                    return Err(RpcError::new(
+                        protocol::INVALID_PARAMS,
+                        "params.arguments must be an object",
+                    ))
+                }
             };
             let catalog = app.catalog_for(rt, id).await;
             let Some(entry) = catalog.get(&name) else {
@@ -140,8 +174,12 @@ pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, 
                 .query_duration
                 .get_or_create(&vec![("cluster", id.cluster.clone())])
                 .observe(started.elapsed().as_secs_f64());
-            Metrics::inc(&app.metrics.tool_calls, &[("tool", &name), ("outcome", out.outcome.label())]);
-            let mut result = serde_json::to_value(&out.result).map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
+            Metrics::inc(
+                &app.metrics.tool_calls,
+                &[("tool", &name), ("outcome", out.outcome.label())],
+            );
+            let mut result = serde_json::to_value(&out.result)
+                .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
             if era == Era::Initialize {
                 if let Value::Object(m) = &mut result {
                     m.remove("resultType");
@@ -175,12 +213,25 @@ pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, 
             let uri = required_str(&p, "uri")?;
             let ctx = app.tool_context(rt, id);
             let not_found = |what: String| {
-                let code = if era == Era::Stateless { protocol::INVALID_PARAMS } else { LEGACY_RESOURCE_NOT_FOUND };
-                RpcError { code, message: what, data: Some(json!({"uri": uri})) }
+                let code = if era == Era::Stateless {
+                    protocol::INVALID_PARAMS
+                } else {
+                    LEGACY_RESOURCE_NOT_FOUND
+                };
+                RpcError {
+                    code,
+                    message: what,
+                    data: Some(json!({"uri": uri})),
+                }
             };
             let body = if uri == SCHEMA_URI {
-                schema_overview(&ctx).await.map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e))?
-            } else if let Some((db, table)) = uri.strip_prefix("clickhouse://table/").and_then(|r| r.split_once('/')) {
+                schema_overview(&ctx)
+                    .await
+                    .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e))?
+            } else if let Some((db, table)) = uri
+                .strip_prefix("clickhouse://table/")
+                .and_then(|r| r.split_once('/'))
+            {
                 let db = percent_decode(db);
                 let table = percent_decode(table);
                 describe(&ctx, &db, &table).await.map_err(not_found)?
@@ -193,7 +244,10 @@ pub async fn handle_request(app: &App, rt: &Arc<Runtime>, id: &RequestIdentity, 
                 true,
             ))
         }
-        _ => Err(RpcError::new(protocol::METHOD_NOT_FOUND, format!("Method not found: {method}"))),
+        _ => Err(RpcError::new(
+            protocol::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        )),
     }
 }
 
@@ -226,8 +280,15 @@ mod tests {
         assert_eq!(v["resultType"], "complete");
         assert_eq!(v["ttlMs"], LIST_TTL_MS);
         assert_eq!(v["cacheScope"], "private");
-        assert_eq!(v["_meta"][protocol::META_SERVER_INFO]["name"], "chmcp-gateway");
-        let legacy = decorate(Era::Initialize, json!({"tools": [], "resultType": "complete"}), true);
+        assert_eq!(
+            v["_meta"][protocol::META_SERVER_INFO]["name"],
+            "chmcp-gateway"
+        );
+        let legacy = decorate(
+            Era::Initialize,
+            json!({"tools": [], "resultType": "complete"}),
+            true,
+        );
         assert_eq!(legacy, json!({"tools": []}));
     }
 

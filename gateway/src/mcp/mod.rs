@@ -10,8 +10,15 @@ use serde_json::Value;
 /// One incoming JSON-RPC message, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
-    Request { id: Value, method: String, params: Option<Value> },
-    Notification { method: String, params: Option<Value> },
+    Request {
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
     /// A response or error sent by the client (to a server request); acknowledged only.
     Response,
 }
@@ -38,7 +45,9 @@ pub fn classify_message(v: Value) -> Result<Incoming, String> {
         }
         (Some(Value::String(method)), None) => Ok(Incoming::Notification { method, params }),
         (Some(_), _) => Err("`method` must be a string".into()),
-        (None, Some(_)) if m.contains_key("result") || m.contains_key("error") => Ok(Incoming::Response),
+        (None, Some(_)) if m.contains_key("result") || m.contains_key("error") => {
+            Ok(Incoming::Response)
+        }
         _ => Err("not a JSON-RPC request, notification or response".into()),
     }
 }
@@ -50,10 +59,23 @@ mod tests {
 
     #[test]
     fn messages_are_sorted_by_kind() {
-        assert!(matches!(classify_message(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})), Ok(Incoming::Request { .. })));
-        assert!(matches!(classify_message(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})), Ok(Incoming::Notification { .. })));
-        assert_eq!(classify_message(json!({"jsonrpc": "2.0", "id": 1, "result": {}})), Ok(Incoming::Response));
-        assert!(classify_message(json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}])).unwrap_err().contains("batches"));
+        assert!(matches!(
+            classify_message(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})),
+            Ok(Incoming::Request { .. })
+        ));
+        assert!(matches!(
+            classify_message(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+            Ok(Incoming::Notification { .. })
+        ));
+        assert_eq!(
+            classify_message(json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
+            Ok(Incoming::Response)
+        );
+        assert!(
+            classify_message(json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]))
+                .unwrap_err()
+                .contains("batches")
+        );
         assert!(classify_message(json!({"jsonrpc": "2.0", "id": null, "method": "ping"})).is_err());
         assert!(classify_message(json!({"id": 1, "method": "ping"})).is_err());
     }

@@ -34,13 +34,23 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
         let value: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
-                let _ = tx.send(RpcError::new(protocol::PARSE_ERROR, format!("Parse error: {e}")).to_json(&Value::Null)).await;
+                let _ = tx
+                    .send(
+                        RpcError::new(protocol::PARSE_ERROR, format!("Parse error: {e}"))
+                            .to_json(&Value::Null),
+                    )
+                    .await;
                 continue;
             }
         };
         match classify_message(value) {
             Err(e) => {
-                let _ = tx.send(RpcError::new(protocol::INVALID_REQUEST, format!("Invalid Request: {e}")).to_json(&Value::Null)).await;
+                let _ = tx
+                    .send(
+                        RpcError::new(protocol::INVALID_REQUEST, format!("Invalid Request: {e}"))
+                            .to_json(&Value::Null),
+                    )
+                    .await;
             }
             Ok(Incoming::Response) => {}
             Ok(Incoming::Notification { method, params }) => {
@@ -55,7 +65,12 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     let rt = app.runtime();
                     let identity = app.static_identity(&rt);
-                    let era = if params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get(protocol::META_PROTOCOL_VERSION)).is_some() {
+                    let era = if params
+                        .as_ref()
+                        .and_then(|p| p.get("_meta"))
+                        .and_then(|m| m.get(protocol::META_PROTOCOL_VERSION))
+                        .is_some()
+                    {
                         Era::Stateless
                     } else {
                         Era::Initialize

@@ -29,7 +29,9 @@ fn level(l: LogLevel) -> LevelFilter {
 
 fn format(f: LogFormat) -> BoxedFormat {
     // Logs always go to stderr: stdout belongs to the stdio transport.
-    let base = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let base = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
     match f {
         LogFormat::Text => base.with_ansi(false).boxed(),
         LogFormat::Json => base.json().flatten_event(true).boxed(),
@@ -41,8 +43,14 @@ pub fn init(c: &LoggingConfig) -> LogHandle {
     // A global level filter (not a per-layer one): per-layer filters cannot be reloaded.
     let (level_layer, level_handle) = reload::Layer::new(level(c.level));
     let (format_layer, format_handle) = reload::Layer::new(format(c.format));
-    let _ = tracing_subscriber::registry().with(level_layer).with(format_layer).try_init();
-    LogHandle { level: level_handle, format: format_handle }
+    let _ = tracing_subscriber::registry()
+        .with(level_layer)
+        .with(format_layer)
+        .try_init();
+    LogHandle {
+        level: level_handle,
+        format: format_handle,
+    }
 }
 
 impl LogHandle {

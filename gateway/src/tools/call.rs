@@ -64,14 +64,20 @@ pub struct CallOutcome {
 }
 
 fn tool_error(message: impl Into<String>) -> CallOutcome {
-    CallOutcome { result: CallToolResult::error(vec![Content::text(message.into())]), outcome: Outcome::ToolError }
+    CallOutcome {
+        result: CallToolResult::error(vec![Content::text(message.into())]),
+        outcome: Outcome::ToolError,
+    }
 }
 
 fn structured(v: Value) -> CallOutcome {
     let text = v.to_string();
     let mut r = CallToolResult::success(vec![Content::text(text)]);
     r.structured_content = Some(v);
-    CallOutcome { result: r, outcome: Outcome::Ok }
+    CallOutcome {
+        result: r,
+        outcome: Outcome::Ok,
+    }
 }
 
 impl ToolContext<'_> {
@@ -107,13 +113,20 @@ impl ToolContext<'_> {
     }
 
     fn caps(&self) -> Caps {
-        Caps { rows: self.config.clickhouse.row_cap(), bytes: self.config.clickhouse.byte_cap() }
+        Caps {
+            rows: self.config.clickhouse.row_cap(),
+            bytes: self.config.clickhouse.byte_cap(),
+        }
     }
 
     /// A query whose rows go back to the caller, capped.
     async fn rows(&self, tool: &str, opts: QueryOptions) -> CallOutcome {
         let mut builder = ResultBuilder::new(self.caps());
-        match self.ch.query_rows(&self.endpoint, &self.creds, &opts, &mut builder).await {
+        match self
+            .ch
+            .query_rows(&self.endpoint, &self.creds, &opts, &mut builder)
+            .await
+        {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
@@ -134,13 +147,24 @@ impl ToolContext<'_> {
     /// A metadata query read whole (listings, discovery).
     async fn metadata(&self, tool: &str, sql: String) -> Result<Vec<Vec<Value>>, QueryError> {
         let opts = self.options(tool, sql, true, Caps::default());
-        self.ch.query_all(&self.endpoint, &self.creds, &opts, MAX_METADATA_ROWS).await.map(|(_, rows)| rows)
+        self.ch
+            .query_all(&self.endpoint, &self.creds, &opts, MAX_METADATA_ROWS)
+            .await
+            .map(|(_, rows)| rows)
     }
 
     /// Columns that `system.<table>` has on this server (older servers lack some).
     async fn system_columns(&self, table: &str) -> Result<Vec<String>, QueryError> {
-        let sql = format!("SELECT name FROM system.columns WHERE database = 'system' AND table = {}", quote_string(table));
-        Ok(self.metadata("system_columns", sql).await?.into_iter().filter_map(|r| r.first()?.as_str().map(str::to_string)).collect())
+        let sql = format!(
+            "SELECT name FROM system.columns WHERE database = 'system' AND table = {}",
+            quote_string(table)
+        );
+        Ok(self
+            .metadata("system_columns", sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.first()?.as_str().map(str::to_string))
+            .collect())
     }
 }
 
@@ -162,17 +186,28 @@ fn opt_str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<Option<&'a
 
 /// Rejects arguments the schema does not declare (the schemas are strict).
 fn check_known_args(entry: &Entry, args: &Map<String, Value>) -> Result<(), String> {
-    let props = entry.tool.input_schema.get("properties").and_then(Value::as_object);
+    let props = entry
+        .tool
+        .input_schema
+        .get("properties")
+        .and_then(Value::as_object);
     for k in args.keys() {
         if !props.is_some_and(|p| p.contains_key(k)) {
-            return Err(format!("unknown argument `{k}` for tool {}", entry.tool.name));
+            return Err(format!(
+                "unknown argument `{k}` for tool {}",
+                entry.tool.name
+            ));
         }
     }
     Ok(())
 }
 
 /// Runs one tool. Every failure is a tool result with `isError`, never a protocol error.
-pub async fn call_tool(ctx: &ToolContext<'_>, entry: &Entry, args: &Map<String, Value>) -> CallOutcome {
+pub async fn call_tool(
+    ctx: &ToolContext<'_>,
+    entry: &Entry,
+    args: &Map<String, Value>,
+) -> CallOutcome {
     if let Err(m) = check_known_args(entry, args) {
         return tool_error(m);
     }
@@ -190,20 +225,30 @@ pub async fn call_tool(ctx: &ToolContext<'_>, entry: &Entry, args: &Map<String, 
 }
 
 fn guard(ctx: &ToolContext<'_>, query: &str) -> Result<(), String> {
-    sql::check_length(query, ctx.config.clickhouse.query_length_cap()).map_err(|e| e.to_string())?;
-    sql::check_blocked_clauses(query, &ctx.config.server.blocked_query_clauses).map_err(|e| e.to_string())
+    sql::check_length(query, ctx.config.clickhouse.query_length_cap())
+        .map_err(|e| e.to_string())?;
+    sql::check_blocked_clauses(query, &ctx.config.server.blocked_query_clauses)
+        .map_err(|e| e.to_string())
 }
 
-async fn execute_query(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result<CallOutcome, String> {
+async fn execute_query(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
     let query = str_arg(args, "query")?;
     guard(ctx, query)?;
     sql::check_read_only(query, !ctx.config.clickhouse.read_only).map_err(|e| e.to_string())?;
     let mut opts = ctx.options("execute_query", query.to_string(), true, ctx.caps());
     if let Some(settings) = args.get("settings") {
-        let Value::Object(settings) = settings else { return Err("argument `settings` must be an object".into()) };
+        let Value::Object(settings) = settings else {
+            return Err("argument `settings` must be an object".into());
+        };
         for (k, v) in settings {
             if !ctx.config.server.tool_input_settings.contains(k) {
-                return Err(format!("setting `{k}` is not allowed here (allowed: {})", ctx.config.server.tool_input_settings.join(", ")));
+                return Err(format!(
+                    "setting `{k}` is not allowed here (allowed: {})",
+                    ctx.config.server.tool_input_settings.join(", ")
+                ));
             }
             let text = match v {
                 Value::String(s) => s.clone(),
@@ -217,7 +262,10 @@ async fn execute_query(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Resu
     Ok(ctx.rows("execute_query", opts).await)
 }
 
-async fn write_query(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result<CallOutcome, String> {
+async fn write_query(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
     if ctx.config.clickhouse.read_only {
         return Err("writes are disabled on this server (clickhouse.read_only)".into());
     }
@@ -229,10 +277,20 @@ async fn write_query(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result
 }
 
 async fn list_databases(ctx: &ToolContext<'_>) -> Result<CallOutcome, String> {
-    let have = ctx.system_columns("databases").await.map_err(|e| e.to_string())?;
-    let comment = if have.iter().any(|c| c == "comment") { "comment" } else { "''" };
+    let have = ctx
+        .system_columns("databases")
+        .await
+        .map_err(|e| e.to_string())?;
+    let comment = if have.iter().any(|c| c == "comment") {
+        "comment"
+    } else {
+        "''"
+    };
     let rows = ctx
-        .metadata("list_databases", format!("SELECT name, engine, {comment} FROM system.databases ORDER BY name"))
+        .metadata(
+            "list_databases",
+            format!("SELECT name, engine, {comment} FROM system.databases ORDER BY name"),
+        )
         .await
         .map_err(|e| e.to_string())?;
     let dbs: Vec<Value> = rows
@@ -255,8 +313,12 @@ fn encode_cursor(database: &str, like: Option<&str>, offset: usize) -> String {
 }
 
 fn decode_cursor(cursor: &str, database: &str, like: Option<&str>) -> Result<usize, String> {
-    let bad = || "invalid cursor: pass next_cursor from the previous list_tables call unchanged".to_string();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bad = || {
+        "invalid cursor: pass next_cursor from the previous list_tables call unchanged".to_string()
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
     let v: (String, Option<String>, usize) = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if v.0 != database || v.1.as_deref() != like {
         return Err("this cursor belongs to another listing (different database or like)".into());
@@ -264,15 +326,27 @@ fn decode_cursor(cursor: &str, database: &str, like: Option<&str>) -> Result<usi
     Ok(v.2)
 }
 
-async fn list_tables(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result<CallOutcome, String> {
+async fn list_tables(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
     let database = str_arg(args, "database")?;
     let like = opt_str_arg(args, "like")?;
     let offset = match opt_str_arg(args, "cursor")? {
         Some(c) => decode_cursor(c, database, like)?,
         None => 0,
     };
-    let have = ctx.system_columns("tables").await.map_err(|e| e.to_string())?;
-    let col = |name: &str, fallback: &str| if have.iter().any(|c| c == name) { name.to_string() } else { fallback.to_string() };
+    let have = ctx
+        .system_columns("tables")
+        .await
+        .map_err(|e| e.to_string())?;
+    let col = |name: &str, fallback: &str| {
+        if have.iter().any(|c| c == name) {
+            name.to_string()
+        } else {
+            fallback.to_string()
+        }
+    };
     let mut sql = format!(
         "SELECT name, engine, {}, {}, {} FROM system.tables WHERE database = {}",
         col("comment", "''"),
@@ -283,8 +357,14 @@ async fn list_tables(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result
     if let Some(like) = like {
         sql.push_str(&format!(" AND name LIKE {}", quote_string(like)));
     }
-    sql.push_str(&format!(" ORDER BY name LIMIT {} OFFSET {offset}", LIST_TABLES_PAGE + 1));
-    let mut rows = ctx.metadata("list_tables", sql).await.map_err(|e| e.to_string())?;
+    sql.push_str(&format!(
+        " ORDER BY name LIMIT {} OFFSET {offset}",
+        LIST_TABLES_PAGE + 1
+    ));
+    let mut rows = ctx
+        .metadata("list_tables", sql)
+        .await
+        .map_err(|e| e.to_string())?;
     let more = rows.len() > LIST_TABLES_PAGE;
     rows.truncate(LIST_TABLES_PAGE);
     let tables: Vec<Value> = rows
@@ -308,9 +388,24 @@ async fn list_tables(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result
 
 /// Columns of one table with their key membership; also serves the table resource.
 pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Result<Value, String> {
-    let have = ctx.system_columns("columns").await.map_err(|e| e.to_string())?;
-    let optional = ["default_kind", "default_expression", "comment", "is_in_partition_key", "is_in_sorting_key", "is_in_primary_key", "is_in_sampling_key"];
-    let present: Vec<&str> = optional.iter().copied().filter(|c| have.iter().any(|h| h == c)).collect();
+    let have = ctx
+        .system_columns("columns")
+        .await
+        .map_err(|e| e.to_string())?;
+    let optional = [
+        "default_kind",
+        "default_expression",
+        "comment",
+        "is_in_partition_key",
+        "is_in_sorting_key",
+        "is_in_primary_key",
+        "is_in_sampling_key",
+    ];
+    let present: Vec<&str> = optional
+        .iter()
+        .copied()
+        .filter(|c| have.iter().any(|h| h == c))
+        .collect();
     let mut select = vec!["name", "type"];
     select.extend(&present);
     let sql = format!(
@@ -319,10 +414,19 @@ pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Res
         quote_string(database),
         quote_string(table)
     );
-    let sql = if have.iter().any(|h| h == "position") { sql } else { sql.replace(" ORDER BY position", "") };
-    let rows = ctx.metadata("describe_table", sql).await.map_err(|e| e.to_string())?;
+    let sql = if have.iter().any(|h| h == "position") {
+        sql
+    } else {
+        sql.replace(" ORDER BY position", "")
+    };
+    let rows = ctx
+        .metadata("describe_table", sql)
+        .await
+        .map_err(|e| e.to_string())?;
     if rows.is_empty() {
-        return Err(format!("table {database}.{table} does not exist, or you may not see it"));
+        return Err(format!(
+            "table {database}.{table} does not exist, or you may not see it"
+        ));
     }
     let columns: Vec<Value> = rows
         .into_iter()
@@ -336,7 +440,11 @@ pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Res
                 match *field {
                     f if f.starts_with("is_in_") => {
                         if v.as_u64() == Some(1) || v.as_str() == Some("1") {
-                            keys.push(f.trim_start_matches("is_in_").trim_end_matches("_key").to_string());
+                            keys.push(
+                                f.trim_start_matches("is_in_")
+                                    .trim_end_matches("_key")
+                                    .to_string(),
+                            );
                         }
                     }
                     f => {
@@ -353,7 +461,10 @@ pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Res
     Ok(json!({"database": database, "table": table, "columns": columns}))
 }
 
-async fn describe_table(ctx: &ToolContext<'_>, args: &Map<String, Value>) -> Result<CallOutcome, String> {
+async fn describe_table(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
     let database = str_arg(args, "database")?;
     let table = str_arg(args, "table")?;
     Ok(structured(describe(ctx, database, table).await?))
@@ -370,7 +481,11 @@ pub async fn schema_overview(ctx: &ToolContext<'_>) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     let mut dbs: Vec<(String, Vec<Value>)> = Vec::new();
     for r in rows {
-        let db = r.first().and_then(Value::as_str).unwrap_or_default().to_string();
+        let db = r
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if dbs.last().map(|(d, _)| d != &db).unwrap_or(true) {
             dbs.push((db, Vec::new()));
         }
@@ -378,16 +493,31 @@ pub async fn schema_overview(ctx: &ToolContext<'_>) -> Result<Value, String> {
             tables.push(json!({"name": r.get(1), "engine": r.get(2)}));
         }
     }
-    Ok(json!({"databases": dbs.into_iter().map(|(name, tables)| json!({"name": name, "tables": tables})).collect::<Vec<_>>()}))
+    Ok(
+        json!({"databases": dbs.into_iter().map(|(name, tables)| json!({"name": name, "tables": tables})).collect::<Vec<_>>()}),
+    )
 }
 
-async fn run_view(ctx: &ToolContext<'_>, tool: &str, v: &dynamic::ViewTool, args: &Map<String, Value>) -> Result<CallOutcome, String> {
-    let mut sql = format!("SELECT * FROM {}.{}", quote_ident(&v.database), quote_ident(&v.view));
+async fn run_view(
+    ctx: &ToolContext<'_>,
+    tool: &str,
+    v: &dynamic::ViewTool,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
+    let mut sql = format!(
+        "SELECT * FROM {}.{}",
+        quote_ident(&v.database),
+        quote_ident(&v.view)
+    );
     if !v.params.is_empty() {
         let mut parts = Vec::new();
         for (p, t) in &v.params {
-            let value = args.get(p).ok_or_else(|| format!("missing required argument `{p}`"))?;
-            let lit = JsonKind::of(t).literal(value).map_err(|e| format!("argument `{p}`: {e}"))?;
+            let value = args
+                .get(p)
+                .ok_or_else(|| format!("missing required argument `{p}`"))?;
+            let lit = JsonKind::of(t)
+                .literal(value)
+                .map_err(|e| format!("argument `{p}`: {e}"))?;
             parts.push(format!("{p} = {lit}"));
         }
         sql.push_str(&format!("({})", parts.join(", ")));
@@ -396,7 +526,12 @@ async fn run_view(ctx: &ToolContext<'_>, tool: &str, v: &dynamic::ViewTool, args
     Ok(ctx.rows(tool, opts).await)
 }
 
-async fn run_insert(ctx: &ToolContext<'_>, tool: &str, t: &dynamic::InsertTool, args: &Map<String, Value>) -> Result<CallOutcome, String> {
+async fn run_insert(
+    ctx: &ToolContext<'_>,
+    tool: &str,
+    t: &dynamic::InsertTool,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
     if ctx.config.clickhouse.read_only {
         return Err("writes are disabled on this server (clickhouse.read_only)".into());
     }
@@ -405,7 +540,11 @@ async fn run_insert(ctx: &ToolContext<'_>, tool: &str, t: &dynamic::InsertTool, 
         match args.get(name) {
             Some(v) => {
                 names.push(quote_ident(name));
-                values.push(JsonKind::of(ch_type).literal(v).map_err(|e| format!("argument `{name}`: {e}"))?);
+                values.push(
+                    JsonKind::of(ch_type)
+                        .literal(v)
+                        .map_err(|e| format!("argument `{name}`: {e}"))?,
+                );
             }
             None if *required => return Err(format!("missing required argument `{name}`")),
             None => {}
@@ -434,7 +573,11 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
     if !dynamic::needs_discovery(rules) {
         return Ok((Catalog::new(statics), Vec::new()));
     }
-    let has_comment = ctx.system_columns("tables").await?.iter().any(|c| c == "comment");
+    let has_comment = ctx
+        .system_columns("tables")
+        .await?
+        .iter()
+        .any(|c| c == "comment");
     let comment = if has_comment { "comment" } else { "''" };
     let sql = format!(
         "SELECT database, name, engine, create_table_query, {comment} FROM system.tables \
@@ -445,12 +588,27 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
         .await?
         .into_iter()
         .map(|r| {
-            let s = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or_default().to_string();
-            ObjectRow { database: s(0), name: s(1), engine: s(2), create_query: s(3), comment: Some(s(4)).filter(|c| !c.is_empty()) }
+            let s = |i: usize| {
+                r.get(i)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            ObjectRow {
+                database: s(0),
+                name: s(1),
+                engine: s(2),
+                create_query: s(3),
+                comment: Some(s(4)).filter(|c| !c.is_empty()),
+            }
         })
         .collect();
     let columns = if rules.iter().any(|r| r.table_regexp.is_some()) || has_comment {
-        let has_col_comment = ctx.system_columns("columns").await?.iter().any(|c| c == "comment");
+        let has_col_comment = ctx
+            .system_columns("columns")
+            .await?
+            .iter()
+            .any(|c| c == "comment");
         let dbs: Vec<String> = {
             let mut d: Vec<&str> = objects.iter().map(|o| o.database.as_str()).collect();
             d.dedup();
@@ -468,15 +626,30 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
                 .await?
                 .into_iter()
                 .map(|r| {
-                    let s = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or_default().to_string();
-                    ColumnRow { database: s(0), table: s(1), name: s(2), ch_type: s(3), default_kind: s(4), comment: Some(s(5)).filter(|c| !c.is_empty()) }
+                    let s = |i: usize| {
+                        r.get(i)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    ColumnRow {
+                        database: s(0),
+                        table: s(1),
+                        name: s(2),
+                        ch_type: s(3),
+                        default_kind: s(4),
+                        comment: Some(s(5)).filter(|c| !c.is_empty()),
+                    }
                 })
                 .collect()
         }
     } else {
         Vec::new()
     };
-    let mut taken: HashMap<String, String> = statics.iter().map(|e| (e.tool.name.to_string(), "a static tool".to_string())).collect();
+    let mut taken: HashMap<String, String> = statics
+        .iter()
+        .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
+        .collect();
     let (dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
     let mut entries = statics;
     entries.extend(dynamic_entries);

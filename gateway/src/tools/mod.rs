@@ -52,9 +52,20 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(entries: Vec<Entry>) -> Self {
-        let index = entries.iter().enumerate().map(|(i, e)| (e.tool.name.to_string(), i)).collect();
-        let listed = entries.iter().map(|e| serde_json::to_value(&e.tool).unwrap_or(Value::Null)).collect();
-        Self { entries, index, listed }
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.tool.name.to_string(), i))
+            .collect();
+        let listed = entries
+            .iter()
+            .map(|e| serde_json::to_value(&e.tool).unwrap_or(Value::Null))
+            .collect();
+        Self {
+            entries,
+            index,
+            listed,
+        }
     }
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.index.get(name).map(|i| &self.entries[*i])

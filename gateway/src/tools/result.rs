@@ -45,7 +45,10 @@ pub struct ResultBuilder {
 
 impl ResultBuilder {
     pub fn new(caps: Caps) -> Self {
-        Self { caps, ..Default::default() }
+        Self {
+            caps,
+            ..Default::default()
+        }
     }
 
     pub fn truncation(&self) -> Option<&Truncation> {
@@ -70,7 +73,10 @@ impl ResultBuilder {
 impl RowSink for ResultBuilder {
     fn columns(&mut self, columns: Vec<Column>) {
         self.kinds = columns.iter().map(|c| JsonKind::of(&c.ch_type)).collect();
-        self.bytes = serde_json::to_string(&columns).map(|s| s.len() as u64).unwrap_or(0) + ENVELOPE_RESERVE;
+        self.bytes = serde_json::to_string(&columns)
+            .map(|s| s.len() as u64)
+            .unwrap_or(0)
+            + ENVELOPE_RESERVE;
         self.columns = columns;
     }
 
@@ -78,17 +84,33 @@ impl RowSink for ResultBuilder {
         let returned_rows = self.rows.len() as u64;
         if let Some(limit) = self.caps.rows {
             if returned_rows >= limit {
-                self.truncated = Some(Truncation { reason: TruncReason::MaxResultRows, limit, returned_rows, returned_bytes: self.bytes });
+                self.truncated = Some(Truncation {
+                    reason: TruncReason::MaxResultRows,
+                    limit,
+                    returned_rows,
+                    returned_bytes: self.bytes,
+                });
                 return false;
             }
         }
-        let row: Vec<Value> = row.into_iter().zip(&self.kinds).map(|(v, k)| k.normalize(v)).collect();
+        let row: Vec<Value> = row
+            .into_iter()
+            .zip(&self.kinds)
+            .map(|(v, k)| k.normalize(v))
+            .collect();
         let row = Value::Array(row);
         // The row's own JSON plus the comma that separates it from the next.
-        let size = serde_json::to_string(&row).map(|s| s.len() as u64 + 1).unwrap_or(0);
+        let size = serde_json::to_string(&row)
+            .map(|s| s.len() as u64 + 1)
+            .unwrap_or(0);
         if let Some(limit) = self.caps.bytes {
             if self.bytes + size > limit {
-                self.truncated = Some(Truncation { reason: TruncReason::MaxResultBytes, limit, returned_rows, returned_bytes: self.bytes });
+                self.truncated = Some(Truncation {
+                    reason: TruncReason::MaxResultBytes,
+                    limit,
+                    returned_rows,
+                    returned_bytes: self.bytes,
+                });
                 return false;
             }
         }
@@ -116,17 +138,26 @@ mod tests {
     use super::*;
 
     fn cols() -> Vec<Column> {
-        vec![Column { name: "n".into(), ch_type: "UInt64".into() }]
+        vec![Column {
+            name: "n".into(),
+            ch_type: "UInt64".into(),
+        }]
     }
 
     #[test]
     fn row_cap_stops_after_limit_rows() {
-        let mut b = ResultBuilder::new(Caps { rows: Some(3), bytes: None });
+        let mut b = ResultBuilder::new(Caps {
+            rows: Some(3),
+            bytes: None,
+        });
         b.columns(cols());
         let accepted = (0..10).take_while(|i| b.row(vec![json!(i)])).count();
         assert_eq!(accepted, 3);
         let t = b.truncation().cloned().unwrap();
-        assert_eq!((t.reason, t.limit, t.returned_rows), (TruncReason::MaxResultRows, 3, 3));
+        assert_eq!(
+            (t.reason, t.limit, t.returned_rows),
+            (TruncReason::MaxResultRows, 3, 3)
+        );
         let v = b.finish(1);
         assert_eq!(v["row_count"], 3);
         assert_eq!(v["rows"][0], json!(["0"]), "UInt64 values are strings");
@@ -135,7 +166,10 @@ mod tests {
 
     #[test]
     fn exact_fit_is_not_truncated() {
-        let mut b = ResultBuilder::new(Caps { rows: Some(3), bytes: None });
+        let mut b = ResultBuilder::new(Caps {
+            rows: Some(3),
+            bytes: None,
+        });
         b.columns(cols());
         assert!((0..3).all(|i| b.row(vec![json!(i)])));
         assert!(b.truncation().is_none());
@@ -145,8 +179,14 @@ mod tests {
     #[test]
     fn byte_cap_keeps_the_whole_json_within_the_limit() {
         let limit = 2_000;
-        let mut b = ResultBuilder::new(Caps { rows: None, bytes: Some(limit) });
-        b.columns(vec![Column { name: "s".into(), ch_type: "String".into() }]);
+        let mut b = ResultBuilder::new(Caps {
+            rows: None,
+            bytes: Some(limit),
+        });
+        b.columns(vec![Column {
+            name: "s".into(),
+            ch_type: "String".into(),
+        }]);
         let mut n = 0;
         while b.row(vec![json!("x".repeat(50))]) {
             n += 1;
@@ -156,7 +196,11 @@ mod tests {
         assert_eq!(t.returned_rows, n);
         let text = serde_json::to_string(&b.finish(12345)).unwrap();
         assert!(text.len() as u64 <= limit, "{} > {limit}", text.len());
-        assert!(text.len() as u64 > limit - 200, "cap should be nearly used: {}", text.len());
+        assert!(
+            text.len() as u64 > limit - 200,
+            "cap should be nearly used: {}",
+            text.len()
+        );
     }
 
     #[test]
@@ -169,8 +213,16 @@ mod tests {
 
     #[test]
     fn hint_names_the_cap() {
-        let t = Truncation { reason: TruncReason::MaxResultBytes, limit: 50_000, returned_rows: 10, returned_bytes: 49_990 };
+        let t = Truncation {
+            reason: TruncReason::MaxResultBytes,
+            limit: 50_000,
+            returned_rows: 10,
+            returned_bytes: 49_990,
+        };
         let h = narrowing_hint(&t);
-        assert!(h.contains("50000 bytes (max_result_bytes)") && h.contains("LIMIT"), "{h}");
+        assert!(
+            h.contains("50000 bytes (max_result_bytes)") && h.contains("LIMIT"),
+            "{h}"
+        );
     }
 }

@@ -21,7 +21,8 @@ pub fn object(v: Value) -> Arc<JsonObject> {
 
 /// A strict input schema: every property listed in `required` unless optional.
 pub fn input_schema(props: Vec<(&str, Value)>, required: &[&str]) -> Arc<JsonObject> {
-    let properties: serde_json::Map<String, Value> = props.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let properties: serde_json::Map<String, Value> =
+        props.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     object(json!({
         "type": "object",
         "properties": properties,
@@ -55,14 +56,29 @@ pub fn rows_output_schema() -> Arc<JsonObject> {
 }
 
 pub fn read_annotations(title: &str) -> ToolAnnotations {
-    ToolAnnotations::with_title(title).read_only(true).destructive(false).idempotent(true).open_world(false)
+    ToolAnnotations::with_title(title)
+        .read_only(true)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(false)
 }
 
 pub fn write_annotations(title: &str) -> ToolAnnotations {
-    ToolAnnotations::with_title(title).read_only(false).destructive(true).idempotent(false).open_world(false)
+    ToolAnnotations::with_title(title)
+        .read_only(false)
+        .destructive(true)
+        .idempotent(false)
+        .open_world(false)
 }
 
-fn tool(name: &'static str, title: &str, description: &str, input: Arc<JsonObject>, output: Arc<JsonObject>, ann: ToolAnnotations) -> Tool {
+fn tool(
+    name: &'static str,
+    title: &str,
+    description: &str,
+    input: Arc<JsonObject>,
+    output: Arc<JsonObject>,
+    ann: ToolAnnotations,
+) -> Tool {
     Tool::new(name, description.to_string(), input)
         .with_title(title)
         .with_raw_output_schema(output)
@@ -71,7 +87,12 @@ fn tool(name: &'static str, title: &str, description: &str, input: Arc<JsonObjec
 
 /// The static tools this configuration serves, in a stable order.
 pub fn static_entries(c: &Config) -> Vec<Entry> {
-    let named: Vec<&str> = c.server.tools.iter().filter_map(|r: &ToolRule| r.name.as_deref()).collect();
+    let named: Vec<&str> = c
+        .server
+        .tools
+        .iter()
+        .filter_map(|r: &ToolRule| r.name.as_deref())
+        .collect();
     // A rule list that names no static tool keeps them all (view rules only add tools).
     let wanted = |n: &str| named.is_empty() || named.contains(&n);
     let mut out = Vec::new();
@@ -185,13 +206,25 @@ mod tests {
     use crate::config::ToolKind;
 
     fn names(c: &Config) -> Vec<String> {
-        static_entries(c).iter().map(|e| e.tool.name.to_string()).collect()
+        static_entries(c)
+            .iter()
+            .map(|e| e.tool.name.to_string())
+            .collect()
     }
 
     #[test]
     fn all_static_tools_by_default_and_write_hidden_when_read_only() {
         let mut c = Config::default();
-        assert_eq!(names(&c), ["execute_query", "write_query", "list_databases", "list_tables", "describe_table"]);
+        assert_eq!(
+            names(&c),
+            [
+                "execute_query",
+                "write_query",
+                "list_databases",
+                "list_tables",
+                "describe_table"
+            ]
+        );
         c.clickhouse.read_only = true;
         assert!(!names(&c).contains(&"write_query".to_string()));
     }
@@ -200,7 +233,12 @@ mod tests {
     fn naming_a_static_tool_serves_exactly_the_named_ones() {
         let mut c = Config::default();
         let rule = |name: Option<&str>, view: Option<&str>| ToolRule {
-            kind: ToolKind::Read, name: name.map(Into::into), view_regexp: view.map(Into::into), table_regexp: None, mode: None, prefix: String::new(),
+            kind: ToolKind::Read,
+            name: name.map(Into::into),
+            view_regexp: view.map(Into::into),
+            table_regexp: None,
+            mode: None,
+            prefix: String::new(),
         };
         c.server.tools = vec![rule(None, Some("a\\..*"))];
         assert_eq!(names(&c).len(), 5, "view rules only add tools");
@@ -220,14 +258,28 @@ mod tests {
             assert!(e.tool.output_schema.is_some());
         }
         let exec = static_entries(&c).into_iter().next().unwrap();
-        assert_eq!(exec.tool.input_schema["properties"]["settings"]["properties"]["max_threads"]["type"], json!(["string", "number", "boolean"]));
+        assert_eq!(
+            exec.tool.input_schema["properties"]["settings"]["properties"]["max_threads"]["type"],
+            json!(["string", "number", "boolean"])
+        );
         let ann = exec.tool.annotations.unwrap();
-        assert_eq!((ann.read_only_hint, ann.destructive_hint, ann.idempotent_hint, ann.open_world_hint), (Some(true), Some(false), Some(true), Some(false)));
+        assert_eq!(
+            (
+                ann.read_only_hint,
+                ann.destructive_hint,
+                ann.idempotent_hint,
+                ann.open_world_hint
+            ),
+            (Some(true), Some(false), Some(true), Some(false))
+        );
     }
 
     #[test]
     fn settings_absent_from_schema_when_none_allowed() {
-        let e = static_entries(&Config::default()).into_iter().next().unwrap();
+        let e = static_entries(&Config::default())
+            .into_iter()
+            .next()
+            .unwrap();
         assert!(e.tool.input_schema["properties"].get("settings").is_none());
     }
 }
