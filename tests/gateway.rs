@@ -626,3 +626,86 @@ async fn sigterm_stops_cleanly() {
     gw.signal("TERM");
     assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[tokio::test]
+async fn a_table_rule_adds_an_insert_tool_that_writes_typed_rows() {
+    let ch = ClickHouse::start();
+    ch.query("CREATE DATABASE app");
+    ch.query("CREATE TABLE app.notes (id UInt64, body String, score Nullable(Float64), at Date DEFAULT today()) ENGINE = MergeTree() ORDER BY id");
+    let gw = Gateway::start(&config(&ch, "server:\n  tools:\n    - {type: write, table_regexp: 'app\\.notes', mode: insert, prefix: 'add_'}\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+    let tools = mcp.request("tools/list", json!({})).await.body["result"]["tools"].clone();
+    let add = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add_app_notes")
+        .expect("insert tool listed")
+        .clone();
+    assert_eq!(
+        add["inputSchema"]["required"],
+        json!(["id", "body", "score"])
+    );
+    assert_eq!(add["annotations"]["destructiveHint"], json!(true));
+    let r = mcp
+        .call(
+            "add_app_notes",
+            json!({"id": "7", "body": "it's here", "score": null}),
+        )
+        .await;
+    assert_eq!(structured(&r)["inserted_rows"], 1);
+    assert_eq!(
+        ch.query("SELECT id, body, isNull(score) FROM app.notes")
+            .trim(),
+        "7\tit\\'s here\t1"
+    );
+    let bad = mcp
+        .call(
+            "add_app_notes",
+            json!({"id": "seven", "body": "x", "score": 1.5}),
+        )
+        .await;
+    assert_eq!(bad["isError"], json!(true));
+    assert!(text_of(&bad).contains("argument `id`"), "{}", text_of(&bad));
+}
+
+#[tokio::test]
+async fn allowed_settings_pass_through_and_others_are_refused() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(
+        &ch,
+        "server:\n  tool_input_settings: [max_threads]\n",
+    ));
+    let mcp = Mcp::new(gw.mcp_url());
+    let r = mcp.call("execute_query", json!({"query": "SELECT value FROM system.settings WHERE name = 'max_threads'", "settings": {"max_threads": 3}})).await;
+    assert_eq!(structured(&r)["rows"], json!([["3"]]));
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT 1", "settings": {"max_memory_usage": 1}}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(text_of(&r).contains("max_memory_usage"), "{}", text_of(&r));
+}
+
+#[tokio::test]
+async fn max_execution_time_bounds_every_query() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, "  max_execution_time: 1\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+    let started = Instant::now();
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT sum(number) FROM system.numbers"}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        text_of(&r).contains("159") || text_of(&r).contains("max_execution_time"),
+        "{}",
+        text_of(&r)
+    );
+}
