@@ -30,6 +30,7 @@ pub const MAX_CLUSTERS: u32 = 256;
     group = "chmcp.dev",
     version = "v1alpha1",
     kind = "McpMultiCluster",
+    doc = "A gateway serving a fleet of ClickHouse clusters at `/mcp/<cluster>`, with single sign-on through the company's identity provider. Status lists the connector URL of each cluster.",
     plural = "mcpmulticlusters",
     shortname = "mcpmc",
     namespaced,
