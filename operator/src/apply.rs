@@ -23,14 +23,44 @@ pub fn apply_params() -> PatchParams {
 
 /// Applies everything in dependency order (configuration before the pods that read it)
 /// and returns the Deployment as the API server now has it, status included.
-pub async fn apply_all(client: &Client, names: &Names, objs: &RenderedObjects) -> Result<Deployment, Error> {
+pub async fn apply_all(
+    client: &Client,
+    names: &Names,
+    objs: &RenderedObjects,
+) -> Result<Deployment, Error> {
     let ns = names.namespace.as_str();
-    ssa(&Api::<ConfigMap>::namespaced(client.clone(), ns), &objs.config_map, "ConfigMap").await?;
-    ssa(&Api::<Service>::namespaced(client.clone(), ns), &objs.service, "Service").await?;
-    let deployment = ssa(&Api::<Deployment>::namespaced(client.clone(), ns), &objs.deployment, "Deployment").await?;
-    optional(&Api::<Ingress>::namespaced(client.clone(), ns), names, objs.ingress.as_ref(), "Ingress").await?;
-    optional(&Api::<PodDisruptionBudget>::namespaced(client.clone(), ns), names, objs.pdb.as_ref(), "PodDisruptionBudget")
-        .await?;
+    ssa(
+        &Api::<ConfigMap>::namespaced(client.clone(), ns),
+        &objs.config_map,
+        "ConfigMap",
+    )
+    .await?;
+    ssa(
+        &Api::<Service>::namespaced(client.clone(), ns),
+        &objs.service,
+        "Service",
+    )
+    .await?;
+    let deployment = ssa(
+        &Api::<Deployment>::namespaced(client.clone(), ns),
+        &objs.deployment,
+        "Deployment",
+    )
+    .await?;
+    optional(
+        &Api::<Ingress>::namespaced(client.clone(), ns),
+        names,
+        objs.ingress.as_ref(),
+        "Ingress",
+    )
+    .await?;
+    optional(
+        &Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
+        names,
+        objs.pdb.as_ref(),
+        "PodDisruptionBudget",
+    )
+    .await?;
     Ok(deployment)
 }
 
@@ -46,7 +76,12 @@ where
 
 /// Applies `obj` when rendered; otherwise deletes every object of this kind that carries
 /// the resource's labels (e.g. the PDB after scaling to one replica).
-async fn optional<K>(api: &Api<K>, names: &Names, obj: Option<&K>, kind: &'static str) -> Result<(), Error>
+async fn optional<K>(
+    api: &Api<K>,
+    names: &Names,
+    obj: Option<&K>,
+    kind: &'static str,
+) -> Result<(), Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -58,7 +93,11 @@ where
     let found = api
         .list_metadata(&lp)
         .await
-        .map_err(|source| Error::Prune { kind, name: instance_selector(names), source })?;
+        .map_err(|source| Error::Prune {
+            kind,
+            name: instance_selector(names),
+            source,
+        })?;
     for orphan in found.items {
         let name = orphan.name_any();
         match api.delete(&name, &DeleteParams::background()).await {

@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{
-    CEL_BROKER_SECRETS, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE, CEL_HTTPS, CEL_INGRESS_HOST,
-    CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
+    CEL_BROKER_SECRETS, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE, CEL_HTTPS,
+    CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
 };
 
 /// The API group of every chmcp resource.
@@ -132,7 +132,10 @@ pub struct ClickHouseTlsSpec {
 
 impl Default for ClickHouseTlsSpec {
     fn default() -> Self {
-        Self { enabled: true, ca_secret_ref: None }
+        Self {
+            enabled: true,
+            ca_secret_ref: None,
+        }
     }
 }
 
@@ -152,7 +155,11 @@ pub struct LimitsSpec {
 
 impl Default for LimitsSpec {
     fn default() -> Self {
-        Self { max_result_rows: 500, max_result_bytes: 50_000, max_execution_time: 120 }
+        Self {
+            max_result_rows: 500,
+            max_result_bytes: 50_000,
+            max_execution_time: 120,
+        }
     }
 }
 
@@ -249,7 +256,11 @@ pub struct CatalogCacheSpec {
 
 impl Default for CatalogCacheSpec {
     fn default() -> Self {
-        Self { max_entries: 10_000, ttl_fallback: "15m".into(), negative_ttl: "60s".into() }
+        Self {
+            max_entries: 10_000,
+            ttl_fallback: "15m".into(),
+            negative_ttl: "60s".into(),
+        }
     }
 }
 
@@ -329,7 +340,10 @@ pub struct ServiceSpec {
 
 impl Default for ServiceSpec {
     fn default() -> Self {
-        Self { kind: ServiceType::ClusterIP, port: 80 }
+        Self {
+            kind: ServiceType::ClusterIP,
+            port: 80,
+        }
     }
 }
 

@@ -29,7 +29,13 @@ pub struct LeaseConfig {
 
 impl LeaseConfig {
     pub fn new(name: String, namespace: String, identity: String) -> Self {
-        Self { name, namespace, identity, lease_duration: Duration::from_secs(15), retry_period: Duration::from_secs(5) }
+        Self {
+            name,
+            namespace,
+            identity,
+            lease_duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(5),
+        }
     }
 }
 
@@ -48,15 +54,22 @@ pub enum Decision {
 
 pub fn decide(lease: Option<&Lease>, identity: &str, now: Timestamp) -> Decision {
     let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else {
-        return if lease.is_some() { Decision::TakeOver } else { Decision::Create };
+        return if lease.is_some() {
+            Decision::TakeOver
+        } else {
+            Decision::Create
+        };
     };
     match spec.holder_identity.as_deref() {
         Some(holder) if holder == identity => Decision::Renew,
         None | Some("") => Decision::TakeOver,
         Some(_) => {
-            let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
+            let duration =
+                SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
             let expired = match &spec.renew_time {
-                Some(MicroTime(renewed)) => renewed.saturating_add(duration).map_or(true, |until| until < now),
+                Some(MicroTime(renewed)) => renewed
+                    .saturating_add(duration)
+                    .map_or(true, |until| until < now),
                 None => true,
             };
             if expired {
@@ -69,7 +82,12 @@ pub fn decide(lease: Option<&Lease>, identity: &str, now: Timestamp) -> Decision
 }
 
 /// The Lease to write for `decision`, carrying over `resourceVersion` for the conflict check.
-pub fn desired_lease(current: Option<&Lease>, decision: Decision, cfg: &LeaseConfig, now: Timestamp) -> Lease {
+pub fn desired_lease(
+    current: Option<&Lease>,
+    decision: Decision,
+    cfg: &LeaseConfig,
+    now: Timestamp,
+) -> Lease {
     let prev = current.and_then(|l| l.spec.clone()).unwrap_or_default();
     let taking_over = matches!(decision, Decision::Create | Decision::TakeOver);
     Lease {
@@ -82,9 +100,15 @@ pub fn desired_lease(current: Option<&Lease>, decision: Decision, cfg: &LeaseCon
         spec: Some(LeaseSpec {
             holder_identity: Some(cfg.identity.clone()),
             lease_duration_seconds: Some(i32::try_from(cfg.lease_duration.as_secs()).unwrap_or(15)),
-            acquire_time: if taking_over { Some(MicroTime(now)) } else { prev.acquire_time },
+            acquire_time: if taking_over {
+                Some(MicroTime(now))
+            } else {
+                prev.acquire_time
+            },
             renew_time: Some(MicroTime(now)),
-            lease_transitions: Some(prev.lease_transitions.unwrap_or(0) + i32::from(decision == Decision::TakeOver)),
+            lease_transitions: Some(
+                prev.lease_transitions.unwrap_or(0) + i32::from(decision == Decision::TakeOver),
+            ),
             ..LeaseSpec::default()
         }),
     }
@@ -97,7 +121,10 @@ pub struct LeaderElector {
 
 impl LeaderElector {
     pub fn new(client: Client, cfg: LeaseConfig) -> Self {
-        Self { api: Api::namespaced(client, &cfg.namespace), cfg }
+        Self {
+            api: Api::namespaced(client, &cfg.namespace),
+            cfg,
+        }
     }
 
     /// One attempt: `true` when this candidate holds the lease afterwards.
@@ -109,7 +136,11 @@ impl LeaderElector {
         let written = match decision {
             Decision::Wait => return Ok(false),
             Decision::Create => self.api.create(&PostParams::default(), &lease).await,
-            Decision::TakeOver | Decision::Renew => self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await,
+            Decision::TakeOver | Decision::Renew => {
+                self.api
+                    .replace(&self.cfg.name, &PostParams::default(), &lease)
+                    .await
+            }
         };
         match written {
             Ok(_) => Ok(true),
@@ -121,15 +152,25 @@ impl LeaderElector {
 
     /// Gives the lease up on shutdown so a standby takes over at once, not after expiry.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
-        let ours = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.cfg.identity.as_str());
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else {
+            return;
+        };
+        let ours = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(self.cfg.identity.as_str());
         if !ours {
             return;
         }
         if let Some(spec) = lease.spec.as_mut() {
             spec.holder_identity = None;
         }
-        if let Err(e) = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!(error = %e, "cannot release the leader lease; it expires by itself");
         }
     }
@@ -139,8 +180,12 @@ impl LeaderElector {
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return true,
-                Ok(false) => tracing::debug!(lease = %self.cfg.name, "another replica leads; waiting"),
-                Err(e) => tracing::warn!(error = %e, "leader election: cannot read or write the lease"),
+                Ok(false) => {
+                    tracing::debug!(lease = %self.cfg.name, "another replica leads; waiting")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election: cannot read or write the lease")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.retry_period) => {}
@@ -190,7 +235,10 @@ mod tests {
 
     fn held_by(holder: &str, renewed_at: i64) -> Lease {
         Lease {
-            metadata: ObjectMeta { resource_version: Some("41".into()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                resource_version: Some("41".into()),
+                ..ObjectMeta::default()
+            },
             spec: Some(LeaseSpec {
                 holder_identity: Some(holder.into()),
                 lease_duration_seconds: Some(15),
@@ -208,7 +256,10 @@ mod tests {
     #[test]
     fn a_missing_lease_is_created_and_our_own_is_renewed() {
         assert_eq!(decide(None, "pod-a", at(100)), Decision::Create);
-        assert_eq!(decide(Some(&held_by("pod-a", 0)), "pod-a", at(100)), Decision::Renew);
+        assert_eq!(
+            decide(Some(&held_by("pod-a", 0)), "pod-a", at(100)),
+            Decision::Renew
+        );
     }
 
     #[test]
@@ -234,7 +285,14 @@ mod tests {
         assert_eq!(spec.lease_transitions, Some(3));
         assert_eq!(spec.acquire_time, Some(MicroTime(at(200))));
         assert_eq!(next.metadata.resource_version.as_deref(), Some("41"));
-        let renewed = desired_lease(Some(&held_by("pod-a", 100)), Decision::Renew, &cfg(), at(200)).spec.unwrap();
+        let renewed = desired_lease(
+            Some(&held_by("pod-a", 100)),
+            Decision::Renew,
+            &cfg(),
+            at(200),
+        )
+        .spec
+        .unwrap();
         assert_eq!(renewed.lease_transitions, Some(2));
         assert_eq!(renewed.renew_time, Some(MicroTime(at(200))));
     }

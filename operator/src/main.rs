@@ -4,14 +4,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
 use chmcp_operator::leader::{Held, LeaderElector, LeaseConfig};
 use chmcp_operator::reconcile::{run_controller, Context};
 use chmcp_operator::telemetry::{self, Health, LogFormat, Metrics};
+use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "chmcp-operator", version, about = "Runs chmcp gateways from McpMultiCluster resources")]
+#[command(
+    name = "chmcp-operator",
+    version,
+    about = "Runs chmcp gateways from McpMultiCluster resources"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -58,18 +62,26 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.command {
         Command::Crd => {
-            print!("{}", chmcp_operator::crd_yaml().context("rendering the CRD")?);
+            print!(
+                "{}",
+                chmcp_operator::crd_yaml().context("rendering the CRD")?
+            );
             Ok(())
         }
         Command::Run(run_args) => {
             telemetry::init_logging(&run_args.log_level, run_args.log_format);
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(run_args))
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(run_args))
         }
     }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -84,16 +96,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        tokio::spawn(telemetry::serve(args.metrics_addr, metrics.clone(), health.clone(), shutdown))
+        tokio::spawn(telemetry::serve(
+            args.metrics_addr,
+            metrics.clone(),
+            health.clone(),
+            shutdown,
+        ))
     };
     health.set_ready(true);
 
-    let image = args.gateway_image.clone().unwrap_or_else(chmcp_operator::default_gateway_image);
+    let image = args
+        .gateway_image
+        .clone()
+        .unwrap_or_else(chmcp_operator::default_gateway_image);
     let ctx = Arc::new(Context::new(client.clone(), metrics, image));
     let namespaces: Vec<Option<String>> = if args.namespaces.iter().all(|n| n.trim().is_empty()) {
         vec![None]
     } else {
-        args.namespaces.iter().filter(|n| !n.trim().is_empty()).map(|n| Some(n.trim().to_string())).collect()
+        args.namespaces
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| Some(n.trim().to_string()))
+            .collect()
     };
     let controllers = |rx: watch::Receiver<bool>| {
         let runs = namespaces.iter().cloned().map(|ns| {
@@ -113,7 +137,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .context("no --identity, POD_NAME or HOSTNAME for the leader lease")?;
-        let elector = LeaderElector::new(client.clone(), LeaseConfig::new(args.lease_name, args.lease_namespace, identity));
+        let elector = LeaderElector::new(
+            client.clone(),
+            LeaseConfig::new(args.lease_name, args.lease_namespace, identity),
+        );
         let mut rx = stop_rx.clone();
         if elector.acquire(&mut rx).await {
             tracing::info!("leading; starting the controller");
@@ -128,7 +155,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let running = tokio::spawn(controllers(lead_tx_lost));
             let held = elector.hold(&mut rx).await;
             if held == Held::Lost {
-                outcome = Err(anyhow::anyhow!("lost the leader lease; exiting so a fresh start can compete again"));
+                outcome = Err(anyhow::anyhow!(
+                    "lost the leader lease; exiting so a fresh start can compete again"
+                ));
                 running.abort();
             } else {
                 let _ = running.await;

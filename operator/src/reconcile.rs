@@ -50,8 +50,16 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, default_image: String) -> Self {
-        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, default_image }
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            default_image,
+        }
     }
 }
 
@@ -99,12 +107,22 @@ async fn reconcile_steps(mc: &McpMultiCluster, ctx: &Context) -> Result<Action, 
     write_status(mc, ctx, &names, &outcome).await?;
     if previous_hash.as_deref() != Some(objects.config_hash.as_str()) {
         let note = match previous_hash {
-            None => format!("gateway created with configuration {}", short(&objects.config_hash)),
-            Some(_) => format!("restart-only settings or Secrets changed: rolling pods to configuration {}", short(&objects.config_hash)),
+            None => format!(
+                "gateway created with configuration {}",
+                short(&objects.config_hash)
+            ),
+            Some(_) => format!(
+                "restart-only settings or Secrets changed: rolling pods to configuration {}",
+                short(&objects.config_hash)
+            ),
         };
         publish(ctx, mc, EventType::Normal, "ConfigApplied", note).await;
     }
-    Ok(Action::requeue(if rollout.complete() { RESYNC } else { ROLLOUT_POLL }))
+    Ok(Action::requeue(if rollout.complete() {
+        RESYNC
+    } else {
+        ROLLOUT_POLL
+    }))
 }
 
 fn short(hash: &str) -> &str {
@@ -112,26 +130,65 @@ fn short(hash: &str) -> &str {
 }
 
 /// Nothing is applied: the status says why (naming the field), and an Event too.
-async fn blocked(mc: &McpMultiCluster, ctx: &Context, names: &Names, reason: &'static str, message: String) -> Result<Action, Error> {
+async fn blocked(
+    mc: &McpMultiCluster,
+    ctx: &Context,
+    names: &Names,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
     tracing::info!(resource = %display_name(mc), reason, %message, "not applying");
     ctx.metrics.error(reason);
-    write_status(mc, ctx, names, &Outcome::Blocked { reason, message: message.clone() }).await?;
+    write_status(
+        mc,
+        ctx,
+        names,
+        &Outcome::Blocked {
+            reason,
+            message: message.clone(),
+        },
+    )
+    .await?;
     publish(ctx, mc, EventType::Warning, reason, message).await;
     // Fixing the spec or creating the Secret triggers a reconcile through the watches.
     Ok(Action::requeue(RESYNC))
 }
 
-async fn write_status(mc: &McpMultiCluster, ctx: &Context, names: &Names, outcome: &Outcome) -> Result<(), Error> {
-    let status = next_status(mc.status.as_ref(), mc.meta().generation, mc.spec.clusters.len(), outcome, Timestamp::now());
+async fn write_status(
+    mc: &McpMultiCluster,
+    ctx: &Context,
+    names: &Names,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let status = next_status(
+        mc.status.as_ref(),
+        mc.meta().generation,
+        mc.spec.clusters.len(),
+        outcome,
+        Timestamp::now(),
+    );
     let api = Api::<McpMultiCluster>::namespaced(ctx.client.clone(), &names.namespace);
-    api.patch_status(&names.instance, &apply_params(), &Patch::Apply(status_patch(&status)))
-        .await
-        .map(|_| ())
-        .map_err(|source| Error::Status { name: display_name(mc), source })
+    api.patch_status(
+        &names.instance,
+        &apply_params(),
+        &Patch::Apply(status_patch(&status)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Status {
+        name: display_name(mc),
+        source,
+    })
 }
 
 /// Events are for people; failing to record one must not fail the reconcile.
-async fn publish(ctx: &Context, mc: &McpMultiCluster, type_: EventType, reason: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    mc: &McpMultiCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
@@ -157,22 +214,37 @@ pub async fn dereference(
     let mut versions = SecretVersions::new();
     for (field, r) in spec.secret_refs() {
         if !fetched.contains_key(&r.name) {
-            let secret = api.get_opt(&r.name).await.map_err(|source| Error::Dereference {
-                namespace: namespace.into(),
-                name: r.name.clone(),
-                source,
-            })?;
+            let secret = api
+                .get_opt(&r.name)
+                .await
+                .map_err(|source| Error::Dereference {
+                    namespace: namespace.into(),
+                    name: r.name.clone(),
+                    source,
+                })?;
             fetched.insert(r.name.clone(), secret);
         }
         let Some(Some(secret)) = fetched.get(&r.name) else {
-            return Ok(Err(format!("{field}: Secret {namespace}/{} not found", r.name)));
+            return Ok(Err(format!(
+                "{field}: Secret {namespace}/{} not found",
+                r.name
+            )));
         };
         let has_key = secret.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
-            || secret.string_data.as_ref().is_some_and(|d| d.contains_key(&r.key));
+            || secret
+                .string_data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&r.key));
         if !has_key {
-            return Ok(Err(format!("{field}: Secret {namespace}/{} has no key `{}`", r.name, r.key)));
+            return Ok(Err(format!(
+                "{field}: Secret {namespace}/{} has no key `{}`",
+                r.name, r.key
+            )));
         }
-        versions.insert(r.name.clone(), secret.resource_version().unwrap_or_default());
+        versions.insert(
+            r.name.clone(),
+            secret.resource_version().unwrap_or_default(),
+        );
     }
     Ok(Ok(versions))
 }
@@ -209,8 +281,16 @@ pub async fn run_controller(
         }
     }
     // Only our own objects: the label keeps the watch caches small.
-    let owned = || watcher::Config::default().labels(&format!("{}={FIELD_MANAGER}", crate::render::LABEL_MANAGED_BY));
-    let controller = Controller::new(api::<McpMultiCluster>(&client, &namespace), watcher::Config::default());
+    let owned = || {
+        watcher::Config::default().labels(&format!(
+            "{}={FIELD_MANAGER}",
+            crate::render::LABEL_MANAGED_BY
+        ))
+    };
+    let controller = Controller::new(
+        api::<McpMultiCluster>(&client, &namespace),
+        watcher::Config::default(),
+    );
     let store = controller.store();
     controller
         .owns(api::<ConfigMap>(&client, &namespace), owned())
@@ -218,10 +298,18 @@ pub async fn run_controller(
         .owns(api::<Service>(&client, &namespace), owned())
         .owns(api::<Ingress>(&client, &namespace), owned())
         .owns(api::<PodDisruptionBudget>(&client, &namespace), owned())
-        .watches(api::<Secret>(&client, &namespace), watcher::Config::default(), move |secret: Secret| {
-            let state = store.state();
-            referencing_secret(state.iter().map(|mc| &**mc), &secret.namespace().unwrap_or_default(), &secret.name_any())
-        })
+        .watches(
+            api::<Secret>(&client, &namespace),
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let state = store.state();
+                referencing_secret(
+                    state.iter().map(|mc| &**mc),
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -16,9 +16,16 @@ pub const DEGRADED: &str = "Degraded";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Everything applied; the rollout state comes from the Deployment.
-    Applied { config_hash: String, rollout: Rollout, endpoints: Vec<Endpoint> },
+    Applied {
+        config_hash: String,
+        rollout: Rollout,
+        endpoints: Vec<Endpoint>,
+    },
     /// Nothing applied, for a reason the user must fix (`reason` is PascalCase).
-    Blocked { reason: &'static str, message: String },
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The Deployment's progress towards the desired pods.
@@ -47,7 +54,10 @@ impl Rollout {
     }
 
     pub fn complete(&self) -> bool {
-        self.observed && self.updated >= self.desired && self.ready >= self.desired && self.available >= self.desired
+        self.observed
+            && self.updated >= self.desired
+            && self.ready >= self.desired
+            && self.available >= self.desired
     }
 }
 
@@ -80,14 +90,27 @@ pub fn next_status(
     status.observed_generation = generation;
     status.clusters = i32::try_from(clusters).unwrap_or(i32::MAX);
     match outcome {
-        Outcome::Applied { config_hash, rollout, endpoints } => {
+        Outcome::Applied {
+            config_hash,
+            rollout,
+            endpoints,
+        } => {
             status.config_hash = Some(config_hash.clone());
             status.ready_replicas = rollout.ready;
             status.endpoints = endpoints.clone();
-            let progress = format!("{} of {} replicas ready and up to date", rollout.ready.min(rollout.updated), rollout.desired);
+            let progress = format!(
+                "{} of {} replicas ready and up to date",
+                rollout.ready.min(rollout.updated),
+                rollout.desired
+            );
             status.conditions = if rollout.complete() {
                 vec![
-                    cond(READY, true, "Available", format!("{progress}; serving {clusters} clusters")),
+                    cond(
+                        READY,
+                        true,
+                        "Available",
+                        format!("{progress}; serving {clusters} clusters"),
+                    ),
                     cond(PROGRESSING, false, "RolloutComplete", progress),
                     cond(DEGRADED, false, "AsExpected", "all objects applied".into()),
                 ]
@@ -104,7 +127,12 @@ pub fn next_status(
         Outcome::Blocked { reason, message } => {
             status.conditions = vec![
                 cond(READY, false, reason, message.clone()),
-                cond(PROGRESSING, false, reason, "waiting for the resource to be fixed".into()),
+                cond(
+                    PROGRESSING,
+                    false,
+                    reason,
+                    "waiting for the resource to be fixed".into(),
+                ),
                 cond(DEGRADED, true, reason, message.clone()),
             ];
         }
@@ -132,8 +160,17 @@ mod tests {
     fn applied(ready: i32) -> Outcome {
         Outcome::Applied {
             config_hash: "abc".into(),
-            rollout: Rollout { desired: 2, ready, updated: ready, available: ready, observed: true },
-            endpoints: vec![Endpoint { cluster: "otel".into(), url: "https://m/mcp/otel".into() }],
+            rollout: Rollout {
+                desired: 2,
+                ready,
+                updated: ready,
+                available: ready,
+                observed: true,
+            },
+            endpoints: vec![Endpoint {
+                cluster: "otel".into(),
+                url: "https://m/mcp/otel".into(),
+            }],
         }
     }
 
@@ -146,22 +183,42 @@ mod tests {
         let s1 = next_status(None, Some(1), 1, &applied(1), t(100));
         assert_eq!(condition(&s1, READY).status, "False");
         assert_eq!(condition(&s1, PROGRESSING).status, "True");
-        assert_eq!(condition(&s1, READY).message, "1 of 2 replicas ready and up to date");
+        assert_eq!(
+            condition(&s1, READY).message,
+            "1 of 2 replicas ready and up to date"
+        );
         let s2 = next_status(Some(&s1), Some(1), 1, &applied(2), t(200));
         assert_eq!(condition(&s2, READY).status, "True");
         assert_eq!(condition(&s2, READY).last_transition_time, Time(t(200)));
-        assert_eq!(condition(&s2, DEGRADED).last_transition_time, Time(t(100)), "unchanged condition keeps its time");
-        assert_eq!((s2.ready_replicas, s2.config_hash.as_deref(), s2.observed_generation), (2, Some("abc"), Some(1)));
+        assert_eq!(
+            condition(&s2, DEGRADED).last_transition_time,
+            Time(t(100)),
+            "unchanged condition keeps its time"
+        );
+        assert_eq!(
+            (
+                s2.ready_replicas,
+                s2.config_hash.as_deref(),
+                s2.observed_generation
+            ),
+            (2, Some("abc"), Some(1))
+        );
         assert_eq!(s2.endpoints.len(), 1);
     }
 
     #[test]
     fn blocked_sets_degraded_and_keeps_what_still_runs() {
         let ok = next_status(None, Some(1), 1, &applied(2), t(100));
-        let blocked = Outcome::Blocked { reason: "SecretMissing", message: "spec.oauth.clientSecretRef: Secret mcp/x not found".into() };
+        let blocked = Outcome::Blocked {
+            reason: "SecretMissing",
+            message: "spec.oauth.clientSecretRef: Secret mcp/x not found".into(),
+        };
         let s = next_status(Some(&ok), Some(2), 1, &blocked, t(200));
         let d = condition(&s, DEGRADED);
-        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "SecretMissing"));
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "SecretMissing")
+        );
         assert!(d.message.contains("spec.oauth.clientSecretRef"));
         assert_eq!(condition(&s, READY).status, "False");
         assert_eq!(s.observed_generation, Some(2));
@@ -178,6 +235,9 @@ mod tests {
         }))
         .unwrap();
         let r = Rollout::of(&d);
-        assert!(!r.observed && !r.complete(), "an unobserved template is not complete");
+        assert!(
+            !r.observed && !r.complete(),
+            "an unobserved template is not complete"
+        );
     }
 }

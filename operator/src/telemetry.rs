@@ -37,20 +37,37 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         // 5 ms .. ~40 s: a reconcile is a handful of API calls.
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register("reconciliations", "Reconciliations started", reconciliations.clone());
+        registry.register(
+            "reconciliations",
+            "Reconciliations started",
+            reconciliations.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconciliations that failed or were blocked, by reason",
             errors.clone(),
         );
-        registry.register("reconcile_duration_seconds", "Time one reconciliation took", duration.clone());
-        Self { registry, reconciliations, errors, duration }
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconciliation took",
+            duration.clone(),
+        );
+        Self {
+            registry,
+            reconciliations,
+            errors,
+            duration,
+        }
     }
 }
 
 impl Metrics {
     pub fn error(&self, reason: &str) {
-        self.errors.get_or_create(&ErrorLabels { reason: reason.to_string() }).inc();
+        self.errors
+            .get_or_create(&ErrorLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     pub fn finished(&self, elapsed: Duration) {
@@ -106,7 +123,10 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }
@@ -119,7 +139,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(metrics, health)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(metrics, health))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Log output as the chart's values choose.
@@ -131,7 +153,9 @@ pub enum LogFormat {
 
 pub fn init_logging(level: &str, format: LogFormat) {
     let level = level.parse().unwrap_or(tracing::Level::INFO);
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -149,9 +173,18 @@ mod tests {
         m.error("SecretMissing");
         m.finished(Duration::from_millis(20));
         let text = m.render();
-        assert!(text.contains("chmcp_operator_reconciliations_total 1"), "{text}");
-        assert!(text.contains("chmcp_operator_reconcile_errors_total{reason=\"SecretMissing\"} 1"), "{text}");
-        assert!(text.contains("chmcp_operator_reconcile_duration_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("chmcp_operator_reconciliations_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chmcp_operator_reconcile_errors_total{reason=\"SecretMissing\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chmcp_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -164,7 +197,11 @@ mod tests {
         let get = |path: &'static str| async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
             out
@@ -173,7 +210,9 @@ mod tests {
         assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
         health.set_ready(true);
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
-        assert!(get("/metrics").await.contains("chmcp_operator_reconciliations_total"));
+        assert!(get("/metrics")
+            .await
+            .contains("chmcp_operator_reconciliations_total"));
         server.abort();
     }
 }

@@ -75,38 +75,67 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
     let mut err = |field: String, message: String| errors.push(FieldError { field, message });
 
     if spec.replicas < 1 {
-        err("spec.replicas".into(), format!("{} is below the minimum of 1", spec.replicas));
+        err(
+            "spec.replicas".into(),
+            format!("{} is below the minimum of 1", spec.replicas),
+        );
     }
     if !(1..=65535).contains(&spec.clickhouse.port) {
-        err("spec.clickhouse.port".into(), format!("{} is not a port (1-65535)", spec.clickhouse.port));
+        err(
+            "spec.clickhouse.port".into(),
+            format!("{} is not a port (1-65535)", spec.clickhouse.port),
+        );
     }
 
     // CEL_CLUSTER_NAME, and the list-map uniqueness the API server enforces by `name`.
     if spec.clusters.is_empty() {
-        err("spec.clusters".into(), "must name at least one cluster".into());
+        err(
+            "spec.clusters".into(),
+            "must name at least one cluster".into(),
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, c) in spec.clusters.iter().enumerate() {
         if !is_valid_cluster_name(&c.name) {
-            err(format!("spec.clusters[{i}].name"), format!("`{}`: {}", c.name, CEL_CLUSTER_NAME.message));
+            err(
+                format!("spec.clusters[{i}].name"),
+                format!("`{}`: {}", c.name, CEL_CLUSTER_NAME.message),
+            );
         }
         if !seen.insert(c.name.as_str()) {
-            err(format!("spec.clusters[{i}].name"), format!("`{}` is listed twice (cluster names are unique)", c.name));
+            err(
+                format!("spec.clusters[{i}].name"),
+                format!("`{}` is listed twice (cluster names are unique)", c.name),
+            );
         }
         if c.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
-            err(format!("spec.clusters[{i}].host"), "must not be empty when set".into());
+            err(
+                format!("spec.clusters[{i}].host"),
+                "must not be empty when set".into(),
+            );
         }
         if let Some(port) = c.port {
             if !(1..=65535).contains(&port) {
-                err(format!("spec.clusters[{i}].port"), format!("{port} is not a port (1-65535)"));
+                err(
+                    format!("spec.clusters[{i}].port"),
+                    format!("{port} is not a port (1-65535)"),
+                );
             }
         }
     }
 
     // CEL_HOST_TEMPLATE
-    let every_cluster_has_host = spec.clusters.iter().all(|c| c.host.as_deref().is_some_and(|h| !h.is_empty()));
+    let every_cluster_has_host = spec
+        .clusters
+        .iter()
+        .all(|c| c.host.as_deref().is_some_and(|h| !h.is_empty()));
     if !spec.clickhouse.host_template.contains("{cluster}") && !every_cluster_has_host {
-        err("spec.clickhouse.hostTemplate".into(), CEL_HOST_TEMPLATE.message.replace("spec.clickhouse.hostTemplate ", ""));
+        err(
+            "spec.clickhouse.hostTemplate".into(),
+            CEL_HOST_TEMPLATE
+                .message
+                .replace("spec.clickhouse.hostTemplate ", ""),
+        );
     }
     if let Some(r) = &spec.clickhouse.tls.ca_secret_ref {
         check_ref(&mut err, "spec.clickhouse.tls.caSecretRef", r);
@@ -114,7 +143,10 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
 
     // CEL_HTTPS
     let o = &spec.oauth;
-    for (field, url) in [("spec.oauth.publicUrl", &o.public_url), ("spec.oauth.issuer", &o.issuer)] {
+    for (field, url) in [
+        ("spec.oauth.publicUrl", &o.public_url),
+        ("spec.oauth.issuer", &o.issuer),
+    ] {
         if !url.starts_with("https://") || url.len() <= "https://".len() {
             err(field.into(), format!("`{url}` {}", CEL_HTTPS.message));
         }
@@ -122,24 +154,39 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
     // CEL_BROKER_SECRETS
     if o.broker {
         if o.client_id.is_empty() {
-            err("spec.oauth.clientId".into(), "is required in broker mode".into());
+            err(
+                "spec.oauth.clientId".into(),
+                "is required in broker mode".into(),
+            );
         }
         match &o.client_secret_ref {
-            None => err("spec.oauth.clientSecretRef".into(), "is required in broker mode".into()),
+            None => err(
+                "spec.oauth.clientSecretRef".into(),
+                "is required in broker mode".into(),
+            ),
             Some(r) => check_ref(&mut err, "spec.oauth.clientSecretRef", r),
         }
         match &o.signing_secret_ref {
-            None => err("spec.oauth.signingSecretRef".into(), "is required in broker mode".into()),
+            None => err(
+                "spec.oauth.signingSecretRef".into(),
+                "is required in broker mode".into(),
+            ),
             Some(r) => check_ref(&mut err, "spec.oauth.signingSecretRef", r),
         }
     }
     if o.username_claim.trim().is_empty() {
-        err("spec.oauth.usernameClaim".into(), "must not be empty".into());
+        err(
+            "spec.oauth.usernameClaim".into(),
+            "must not be empty".into(),
+        );
     }
 
     // CEL_DURATION: the same parser the gateway uses, so "parses" means what it means there.
     let cc = &spec.catalog_cache;
-    for (field, text) in [("spec.catalogCache.ttlFallback", &cc.ttl_fallback), ("spec.catalogCache.negativeTtl", &cc.negative_ttl)] {
+    for (field, text) in [
+        ("spec.catalogCache.ttlFallback", &cc.ttl_fallback),
+        ("spec.catalogCache.negativeTtl", &cc.negative_ttl),
+    ] {
         if let Err(m) = text.parse::<HumanDuration>() {
             err(field.into(), m);
         }
@@ -147,10 +194,16 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
 
     // CEL_INGRESS_HOST
     if spec.ingress.enabled && spec.ingress.host.is_empty() {
-        err("spec.ingress.host".into(), "is required when the ingress is enabled".into());
+        err(
+            "spec.ingress.host".into(),
+            "is required when the ingress is enabled".into(),
+        );
     }
     if !(1..=65535).contains(&spec.service.port) {
-        err("spec.service.port".into(), format!("{} is not a port (1-65535)", spec.service.port));
+        err(
+            "spec.service.port".into(),
+            format!("{} is not a port (1-65535)", spec.service.port),
+        );
     }
 
     if errors.is_empty() {
@@ -165,7 +218,10 @@ fn check_ref(err: &mut impl FnMut(String, String), field: &str, r: &SecretKeyRef
         err(format!("{field}.name"), "must name a Secret".into());
     }
     if r.key.is_empty() {
-        err(format!("{field}.key"), "must name a key of the Secret".into());
+        err(
+            format!("{field}.key"),
+            "must name a key of the Secret".into(),
+        );
     }
 }
 
@@ -176,7 +232,10 @@ pub fn validate_with_gateway(spec: &McpMultiClusterSpec) -> Result<(), Vec<Field
     validate(spec)?;
     let mut config = gateway_config(spec).map_err(|e| match e {
         RenderError::Field { field, message } => vec![FieldError { field, message }],
-        other => vec![FieldError { field: "spec".into(), message: other.to_string() }],
+        other => vec![FieldError {
+            field: "spec".into(),
+            message: other.to_string(),
+        }],
     })?;
     // Secrets reach the pod through the environment; stand-ins long enough for the
     // gateway's checks let it judge everything else.
@@ -186,20 +245,29 @@ pub fn validate_with_gateway(spec: &McpMultiClusterSpec) -> Result<(), Vec<Field
     if spec.oauth.signing_secret_ref.is_some() {
         config.server.oauth.signing_secret = Secret::new("s".repeat(64));
     }
-    gateway_validate(&config).map(|_warnings| ()).map_err(|messages| {
-        messages
-            .into_iter()
-            .map(|m| {
-                let key = m.split(':').next().unwrap_or_default();
-                FieldError { field: spec_field_for(key).into(), message: format!("gateway rejects {m}") }
-            })
-            .collect()
-    })
+    gateway_validate(&config)
+        .map(|_warnings| ())
+        .map_err(|messages| {
+            messages
+                .into_iter()
+                .map(|m| {
+                    let key = m.split(':').next().unwrap_or_default();
+                    FieldError {
+                        field: spec_field_for(key).into(),
+                        message: format!("gateway rejects {m}"),
+                    }
+                })
+                .collect()
+        })
 }
 
 /// All messages in one line, for a condition message or an Event note.
 pub fn summarize(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -219,7 +287,12 @@ oauth:
 "#;
 
     fn fields(spec: &McpMultiClusterSpec) -> Vec<String> {
-        validate(spec).err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+        validate(spec)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
     }
 
     #[test]
@@ -279,7 +352,12 @@ oauth:
         assert_eq!(validate(&s), Ok(()), "the pattern alone accepts it");
         let errs = validate_with_gateway(&s).unwrap_err();
         assert_eq!(errs[0].field, "spec.catalogCache");
-        assert!(errs[0].message.contains("multicluster.catalog_ttl_fallback: 30s is below the minimum of 1m"), "{errs:?}");
+        assert!(
+            errs[0]
+                .message
+                .contains("multicluster.catalog_ttl_fallback: 30s is below the minimum of 1m"),
+            "{errs:?}"
+        );
         assert_eq!(validate_with_gateway(&spec_from_yaml(BASE)), Ok(()));
     }
 

@@ -71,8 +71,16 @@ impl Call {
 
     fn assert_applied_by_the_operator(&self) {
         assert_eq!(self.method, "PATCH", "{} {}", self.method, self.path);
-        assert_eq!(self.content_type, "application/apply-patch+yaml", "server-side apply for {}", self.path);
-        assert!(self.query.contains("fieldManager=chmcp-operator"), "one field manager: {}", self.query);
+        assert_eq!(
+            self.content_type, "application/apply-patch+yaml",
+            "server-side apply for {}",
+            self.path
+        );
+        assert!(
+            self.query.contains("fieldManager=chmcp-operator"),
+            "one field manager: {}",
+            self.query
+        );
         assert!(self.query.contains("force=true"), "{}", self.query);
     }
 }
@@ -80,23 +88,39 @@ impl Call {
 /// A scripted step: checks the request and answers it.
 type Step = Box<dyn FnOnce(&Call) -> (u16, Value) + Send>;
 
-fn step(method: &'static str, path: impl Into<String>, respond: impl FnOnce(&Call) -> (u16, Value) + Send + 'static) -> Step {
+fn step(
+    method: &'static str,
+    path: impl Into<String>,
+    respond: impl FnOnce(&Call) -> (u16, Value) + Send + 'static,
+) -> Step {
     let path = path.into();
     Box::new(move |call: &Call| {
-        assert!(call.is(method, &path), "expected {method} {path}, got {} {}?{}", call.method, call.path, call.query);
+        assert!(
+            call.is(method, &path),
+            "expected {method} {path}, got {} {}?{}",
+            call.method,
+            call.path,
+            call.query
+        );
         respond(call)
     })
 }
 
 fn secret(name: &str, version: &str, keys: &[&str]) -> Value {
-    let data: serde_json::Map<String, Value> = keys.iter().map(|k| (k.to_string(), json!("c2VjcmV0"))).collect();
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| (k.to_string(), json!("c2VjcmV0")))
+        .collect();
     json!({"apiVersion": "v1", "kind": "Secret",
            "metadata": {"name": name, "namespace": NS, "resourceVersion": version}, "data": data})
 }
 
 fn not_found(what: &str) -> (u16, Value) {
-    (404, json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
-                 "message": format!("{what} not found")}))
+    (
+        404,
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+                 "message": format!("{what} not found")}),
+    )
 }
 
 fn echo() -> impl FnOnce(&Call) -> (u16, Value) + Send {
@@ -149,10 +173,17 @@ async fn serve(mut handle: Handle, steps: Vec<Step>, mut done: oneshot::Receiver
                 .get(http::header::CONTENT_TYPE)
                 .map(|v| v.to_str().unwrap().to_string())
                 .unwrap_or_default(),
-            body: if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() },
+            body: if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            },
         };
         let (code, answer) = step(&call);
-        let response = Response::builder().status(code).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap();
+        let response = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap();
         send.send_response(response);
         calls.push(call);
     }
@@ -167,7 +198,14 @@ async fn serve(mut handle: Handle, steps: Vec<Step>, mut done: oneshot::Receiver
     calls
 }
 
-async fn run(mc: McpMultiCluster, steps: Vec<Step>) -> (Result<Action, chmcp_operator::error::Error>, Vec<Call>, Arc<Metrics>) {
+async fn run(
+    mc: McpMultiCluster,
+    steps: Vec<Step>,
+) -> (
+    Result<Action, chmcp_operator::error::Error>,
+    Vec<Call>,
+    Arc<Metrics>,
+) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let metrics = Arc::new(Metrics::default());
@@ -178,7 +216,9 @@ async fn run(mc: McpMultiCluster, steps: Vec<Step>) -> (Result<Action, chmcp_ope
         .await
         .expect("reconcile finishes");
     let _ = done_tx.send(());
-    let calls = server.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let calls = server
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     (result, calls, metrics)
 }
 
@@ -192,7 +232,11 @@ fn condition<'a>(status_body: &'a Value, type_: &str) -> &'a Value {
 }
 
 fn versions(oauth_version: &str) -> SecretVersions {
-    [("ch-ca".to_string(), "7".to_string()), ("mcp-oauth".to_string(), oauth_version.to_string())].into()
+    [
+        ("ch-ca".to_string(), "7".to_string()),
+        ("mcp-oauth".to_string(), oauth_version.to_string()),
+    ]
+    .into()
 }
 
 fn pod_hash(deployment_body: &Value) -> String {
@@ -213,9 +257,18 @@ fn routes(ingress_body: &Value) -> Vec<String> {
 
 fn secrets_present(oauth_version: &'static str) -> Vec<Step> {
     vec![
-        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| (200, secret("ch-ca", "7", &["ca.crt"]))),
+        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| {
+            (200, secret("ch-ca", "7", &["ca.crt"]))
+        }),
         step("GET", format!("{SECRETS}/mcp-oauth"), move |_: &Call| {
-            (200, secret("mcp-oauth", oauth_version, &["client-secret", "signing-secret"]))
+            (
+                200,
+                secret(
+                    "mcp-oauth",
+                    oauth_version,
+                    &["client-secret", "signing-secret"],
+                ),
+            )
         }),
     ]
 }
@@ -234,26 +287,56 @@ async fn first_apply_creates_every_object_then_reports_progress() {
     ]);
     let (result, calls, metrics) = run(resource(), steps).await;
     let action = result.unwrap();
-    assert_eq!(action, Action::requeue(Duration::from_secs(15)), "rollout in progress: look again soon");
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(15)),
+        "rollout in progress: look again soon"
+    );
 
     for c in &calls[2..8] {
         c.assert_applied_by_the_operator();
         let owner = &c.body["metadata"]["ownerReferences"][0];
         if !c.path.ends_with("/status") {
-            assert_eq!((owner["kind"].as_str(), owner["uid"].as_str(), owner["controller"].as_bool()), (Some("McpMultiCluster"), Some("0b9e-uid"), Some(true)));
-            assert_eq!(c.body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chmcp-operator");
+            assert_eq!(
+                (
+                    owner["kind"].as_str(),
+                    owner["uid"].as_str(),
+                    owner["controller"].as_bool()
+                ),
+                (Some("McpMultiCluster"), Some("0b9e-uid"), Some(true))
+            );
+            assert_eq!(
+                c.body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "chmcp-operator"
+            );
         }
     }
 
     let config = calls[2].body["data"]["config.yaml"].as_str().unwrap();
     let parsed = chmcp_gateway::config::parse_document(config).unwrap();
-    assert_eq!(parsed.multicluster.cluster_allowlist, vec!["otel", "antalya", "logs"]);
-    assert!(parsed.server.oauth.client_secret.is_empty() && parsed.server.oauth.signing_secret.is_empty(), "no secret in the ConfigMap");
+    assert_eq!(
+        parsed.multicluster.cluster_allowlist,
+        vec!["otel", "antalya", "logs"]
+    );
+    assert!(
+        parsed.server.oauth.client_secret.is_empty()
+            && parsed.server.oauth.signing_secret.is_empty(),
+        "no secret in the ConfigMap"
+    );
 
-    let expected_hash = render(&resource(), &versions("11"), IMAGE).unwrap().config_hash;
+    let expected_hash = render(&resource(), &versions("11"), IMAGE)
+        .unwrap()
+        .config_hash;
     assert_eq!(pod_hash(&calls[4].body), expected_hash);
-    assert_eq!(calls[4].body["spec"]["template"]["spec"]["containers"][0]["image"], IMAGE);
-    assert_eq!(routes(&calls[5].body).len(), 13, "3 clusters x 3 routes + 4 shared");
+    assert_eq!(
+        calls[4].body["spec"]["template"]["spec"]["containers"][0]["image"],
+        IMAGE
+    );
+    assert_eq!(
+        routes(&calls[5].body).len(),
+        13,
+        "3 clusters x 3 routes + 4 shared"
+    );
     assert_eq!(calls[6].body["spec"]["maxUnavailable"], 1);
 
     let status = &calls[7].body;
@@ -274,14 +357,19 @@ async fn first_apply_creates_every_object_then_reports_progress() {
 
     assert_eq!(calls[8].body["reason"], "ConfigApplied");
     assert_eq!(calls[8].body["type"], "Normal");
-    assert!(metrics.render().contains("chmcp_operator_reconciliations_total 1"));
+    assert!(metrics
+        .render()
+        .contains("chmcp_operator_reconciliations_total 1"));
 }
 
 #[tokio::test]
 async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_routes() {
     let mut mc = resource();
     let old_hash = render(&mc, &versions("11"), IMAGE).unwrap().config_hash;
-    mc.status = Some(chmcp_operator::crd::McpMultiClusterStatus { config_hash: Some(old_hash.clone()), ..Default::default() });
+    mc.status = Some(chmcp_operator::crd::McpMultiClusterStatus {
+        config_hash: Some(old_hash.clone()),
+        ..Default::default()
+    });
     mc.spec.clusters.retain(|c| c.name != "antalya");
     mc.metadata.generation = Some(2);
 
@@ -300,7 +388,10 @@ async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_route
 
     let new_hash = pod_hash(&calls[4].body);
     assert_ne!(new_hash, old_hash, "the pods roll");
-    assert_eq!(new_hash, render(&mc, &versions("12"), IMAGE).unwrap().config_hash);
+    assert_eq!(
+        new_hash,
+        render(&mc, &versions("12"), IMAGE).unwrap().config_hash
+    );
     let routes = routes(&calls[5].body);
     assert!(routes.iter().all(|r| !r.contains("antalya")), "{routes:?}");
     assert_eq!(routes.len(), 10);
@@ -312,14 +403,21 @@ async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_route
     assert_eq!(status["status"]["endpoints"].as_array().unwrap().len(), 2);
     assert_eq!(condition(status, "Ready")["status"], "True");
     assert_eq!(condition(status, "Ready")["reason"], "Available");
-    assert!(calls[8].body["note"].as_str().unwrap().contains("rolling pods"));
+    assert!(calls[8].body["note"]
+        .as_str()
+        .unwrap()
+        .contains("rolling pods"));
 }
 
 #[tokio::test]
 async fn a_missing_secret_degrades_and_applies_nothing() {
     let steps = vec![
-        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| (200, secret("ch-ca", "7", &["ca.crt"]))),
-        step("GET", format!("{SECRETS}/mcp-oauth"), |_: &Call| not_found("secrets \"mcp-oauth\"")),
+        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| {
+            (200, secret("ch-ca", "7", &["ca.crt"]))
+        }),
+        step("GET", format!("{SECRETS}/mcp-oauth"), |_: &Call| {
+            not_found("secrets \"mcp-oauth\"")
+        }),
         status_patch(),
         event(),
     ];
@@ -330,27 +428,44 @@ async fn a_missing_secret_degrades_and_applies_nothing() {
     let status = &calls[2].body;
     calls[2].assert_applied_by_the_operator();
     let degraded = condition(status, "Degraded");
-    assert_eq!((degraded["status"].as_str(), degraded["reason"].as_str()), (Some("True"), Some("SecretMissing")));
-    assert_eq!(degraded["message"], "spec.oauth.clientSecretRef: Secret mcp/mcp-oauth not found");
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("SecretMissing"))
+    );
+    assert_eq!(
+        degraded["message"],
+        "spec.oauth.clientSecretRef: Secret mcp/mcp-oauth not found"
+    );
     assert_eq!(condition(status, "Ready")["status"], "False");
-    assert!(status["status"].get("configHash").is_none(), "nothing was applied, so no hash");
+    assert!(
+        status["status"].get("configHash").is_none(),
+        "nothing was applied, so no hash"
+    );
     assert_eq!(calls[3].body["type"], "Warning");
     assert_eq!(calls[3].body["reason"], "SecretMissing");
-    assert!(calls[3].body["note"].as_str().unwrap().contains("spec.oauth.clientSecretRef"));
+    assert!(calls[3].body["note"]
+        .as_str()
+        .unwrap()
+        .contains("spec.oauth.clientSecretRef"));
     assert!(metrics.render().contains("reason=\"SecretMissing\""));
 }
 
 #[tokio::test]
 async fn a_secret_without_the_key_names_the_key() {
     let steps = vec![
-        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| (200, secret("ch-ca", "7", &["tls.crt"]))),
+        step("GET", format!("{SECRETS}/ch-ca"), |_: &Call| {
+            (200, secret("ch-ca", "7", &["tls.crt"]))
+        }),
         status_patch(),
         event(),
     ];
     let (result, calls, _) = run(resource(), steps).await;
     result.unwrap();
     let degraded = condition(&calls[1].body, "Degraded");
-    assert_eq!(degraded["message"], "spec.clickhouse.tls.caSecretRef: Secret mcp/ch-ca has no key `ca.crt`");
+    assert_eq!(
+        degraded["message"],
+        "spec.clickhouse.tls.caSecretRef: Secret mcp/ch-ca has no key `ca.crt`"
+    );
 }
 
 #[tokio::test]
@@ -363,8 +478,14 @@ async fn an_invalid_spec_degrades_without_reading_or_writing_objects() {
     let degraded = condition(&calls[0].body, "Degraded");
     assert_eq!(degraded["reason"], "InvalidSpec");
     let message = degraded["message"].as_str().unwrap();
-    assert!(message.contains("spec.clusters[1].name: `Bad_Name`"), "{message}");
-    assert!(message.contains("spec.clickhouse.hostTemplate"), "{message}");
+    assert!(
+        message.contains("spec.clusters[1].name: `Bad_Name`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.clickhouse.hostTemplate"),
+        "{message}"
+    );
     assert_eq!(calls[1].body["reason"], "InvalidSpec");
     assert!(metrics.render().contains("reason=\"InvalidSpec\""));
 }
@@ -379,7 +500,8 @@ async fn scaling_to_one_and_disabling_the_ingress_removes_them_by_label() {
                "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
                           "metadata": {"name": "analytics-gateway", "namespace": NS, "labels": {"kind": kind}}}]})
     };
-    let deleted = || json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
+    let deleted =
+        || json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
     let selector = |c: &Call| {
         assert!(c.query.contains("labelSelector=app.kubernetes.io%2Finstance%3Danalytics%2Capp.kubernetes.io%2Fmanaged-by%3Dchmcp-operator"), "{}", c.query);
     };
@@ -392,13 +514,19 @@ async fn scaling_to_one_and_disabling_the_ingress_removes_them_by_label() {
             selector(c);
             (200, list("Ingress"))
         }),
-        step("DELETE", format!("{INGRESSES}/analytics-gateway"), move |_: &Call| (200, deleted())),
+        step(
+            "DELETE",
+            format!("{INGRESSES}/analytics-gateway"),
+            move |_: &Call| (200, deleted()),
+        ),
         step("GET", PDBS, move |c: &Call| {
             selector(c);
             (200, list("PodDisruptionBudget"))
         }),
         // Someone else removed it meanwhile: still fine.
-        step("DELETE", format!("{PDBS}/analytics-gateway"), |_: &Call| not_found("poddisruptionbudgets \"analytics-gateway\"")),
+        step("DELETE", format!("{PDBS}/analytics-gateway"), |_: &Call| {
+            not_found("poddisruptionbudgets \"analytics-gateway\"")
+        }),
         status_patch(),
         event(),
     ]);
@@ -411,7 +539,9 @@ async fn scaling_to_one_and_disabling_the_ingress_removes_them_by_label() {
 #[tokio::test]
 async fn a_resource_being_deleted_is_left_to_the_garbage_collector() {
     let mut mc = resource();
-    mc.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
+    mc.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
     let (result, calls, _) = run(mc, vec![]).await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert!(calls.is_empty());
@@ -426,6 +556,10 @@ async fn an_api_error_on_apply_is_an_apply_error() {
     let (result, _, metrics) = run(resource(), steps).await;
     let err = result.unwrap_err();
     assert_eq!(err.reason(), "ApplyFailed");
-    assert!(err.to_string().starts_with("apply: ConfigMap analytics-gateway"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("apply: ConfigMap analytics-gateway"),
+        "{err}"
+    );
     assert!(metrics.render().contains("reason=\"ApplyFailed\""));
 }

@@ -24,7 +24,10 @@ pub const GATEWAY_PORT: u16 = 8080;
 /// The gateway configuration for this resource. Secrets are left empty: they arrive as
 /// environment variables (`CHMCP_SERVER_OAUTH_*`), which the gateway reads over the file.
 pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError> {
-    let mut c = Config { watch: true, ..Config::default() };
+    let mut c = Config {
+        watch: true,
+        ..Config::default()
+    };
 
     let ch = &mut c.clickhouse;
     ch.host = spec.clickhouse.host_template.clone();
@@ -38,10 +41,11 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     let limits = &spec.clickhouse.limits;
     ch.max_result_rows = limits.max_result_rows;
     ch.max_result_bytes = limits.max_result_bytes;
-    ch.max_execution_time = u64::try_from(limits.max_execution_time).map_err(|_| RenderError::Field {
-        field: "spec.clickhouse.limits.maxExecutionTime".into(),
-        message: "must not be negative".into(),
-    })?;
+    ch.max_execution_time =
+        u64::try_from(limits.max_execution_time).map_err(|_| RenderError::Field {
+            field: "spec.clickhouse.limits.maxExecutionTime".into(),
+            message: "must not be negative".into(),
+        })?;
     // With a host template there is no sensible single-host default: leave the template as is.
     if ch.host.is_empty() {
         ch.host = "{cluster}".into();
@@ -62,7 +66,11 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     // One resource identifier shared by every cluster: the public base URL, which is
     // what the audience normally names too (oauth.md's example).
     o.public_resource_url = format!("{base}/");
-    o.public_auth_server_url = if spec.oauth.broker { base } else { String::new() };
+    o.public_auth_server_url = if spec.oauth.broker {
+        base
+    } else {
+        String::new()
+    };
     o.client_id = spec.oauth.client_id.clone();
     o.username_claim = spec.oauth.username_claim.clone();
 
@@ -71,9 +79,18 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     m.cluster_allowlist = spec.clusters.iter().map(|cl| cl.name.clone()).collect();
     m.clusters = BTreeMap::new();
     for (i, cl) in spec.clusters.iter().enumerate() {
-        let port = cl.port.map(|p| port(p, &format!("spec.clusters[{i}].port"))).transpose()?;
+        let port = cl
+            .port
+            .map(|p| port(p, &format!("spec.clusters[{i}].port")))
+            .transpose()?;
         if cl.host.is_some() || port.is_some() {
-            m.clusters.insert(cl.name.clone(), ClusterOverride { host: cl.host.clone(), port });
+            m.clusters.insert(
+                cl.name.clone(),
+                ClusterOverride {
+                    host: cl.host.clone(),
+                    port,
+                },
+            );
         }
     }
     let cc = &spec.catalog_cache;
@@ -90,11 +107,17 @@ fn port(p: i32, field: &str) -> Result<u16, RenderError> {
     u16::try_from(p)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| RenderError::Field { field: field.into(), message: format!("{p} is not a port (1-65535)") })
+        .ok_or_else(|| RenderError::Field {
+            field: field.into(),
+            message: format!("{p} is not a port (1-65535)"),
+        })
 }
 
 fn duration(text: &str, field: &str) -> Result<HumanDuration, RenderError> {
-    text.parse().map_err(|message| RenderError::Field { field: field.into(), message })
+    text.parse().map_err(|message| RenderError::Field {
+        field: field.into(),
+        message,
+    })
 }
 
 fn tool_rule(t: &crate::crd::ToolRuleSpec) -> ToolRule {
@@ -130,18 +153,27 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
     const MAP: [(&str, &str); 12] = [
         ("clickhouse.host", "spec.clickhouse.hostTemplate"),
         ("clickhouse.port", "spec.clickhouse.port"),
-        ("clickhouse.max_execution_time", "spec.clickhouse.limits.maxExecutionTime"),
+        (
+            "clickhouse.max_execution_time",
+            "spec.clickhouse.limits.maxExecutionTime",
+        ),
         ("clickhouse.max_result", "spec.clickhouse.limits"),
         ("server.tools", "spec.tools"),
         ("server.oauth.issuer", "spec.oauth.issuer"),
-        ("server.oauth.public_auth_server_url", "spec.oauth.publicUrl"),
+        (
+            "server.oauth.public_auth_server_url",
+            "spec.oauth.publicUrl",
+        ),
         ("server.oauth.public_resource_url", "spec.oauth.publicUrl"),
         ("server.oauth.client_id", "spec.oauth.clientId"),
         ("server.oauth.username_claim", "spec.oauth.usernameClaim"),
         ("multicluster.catalog", "spec.catalogCache"),
         ("multicluster.clusters", "spec.clusters"),
     ];
-    MAP.iter().find(|(k, _)| gateway_key.starts_with(k)).map(|(_, f)| *f).unwrap_or("spec")
+    MAP.iter()
+        .find(|(k, _)| gateway_key.starts_with(k))
+        .map(|(_, f)| *f)
+        .unwrap_or("spec")
 }
 
 #[cfg(test)]
@@ -173,9 +205,15 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
     fn rendered_config_reads_back_and_validates_in_the_gateway() {
         let config = gateway_config(&spec_from_yaml(SPEC)).unwrap();
         let yaml = config_yaml(&config).unwrap();
-        assert!(!yaml.contains("secret: x"), "no secret values in the ConfigMap");
+        assert!(
+            !yaml.contains("secret: x"),
+            "no secret values in the ConfigMap"
+        );
         let mut back = parse_document(&yaml).unwrap();
-        assert_eq!(back, config, "round trip through the gateway's strict parser");
+        assert_eq!(
+            back, config,
+            "round trip through the gateway's strict parser"
+        );
         // Secrets come from the environment in the pod; stand them in for validation.
         back.server.oauth.client_secret = Secret::new("dummy-client-secret");
         back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
@@ -190,15 +228,28 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
         assert_eq!(c.multicluster.cluster_allowlist, vec!["otel", "antalya"]);
         assert_eq!(
             c.multicluster.clusters["antalya"],
-            ClusterOverride { host: Some("ch-antalya.internal".into()), port: Some(9443) }
+            ClusterOverride {
+                host: Some("ch-antalya.internal".into()),
+                port: Some(9443)
+            }
         );
         assert!(!c.multicluster.clusters.contains_key("otel"));
         assert_eq!(c.multicluster.catalog_cache_max, 500);
-        assert_eq!(c.multicluster.catalog_ttl_fallback, HumanDuration::from_secs(600));
+        assert_eq!(
+            c.multicluster.catalog_ttl_fallback,
+            HumanDuration::from_secs(600)
+        );
         assert_eq!(c.clickhouse.host, "chi-{cluster}.svc");
         assert_eq!(c.clickhouse.tls.ca_cert, "/etc/chmcp-ca/ca.crt");
         assert!(c.clickhouse.read_only);
-        assert_eq!((c.clickhouse.max_result_rows, c.clickhouse.max_result_bytes, c.clickhouse.max_execution_time), (100, 2000, 30));
+        assert_eq!(
+            (
+                c.clickhouse.max_result_rows,
+                c.clickhouse.max_result_bytes,
+                c.clickhouse.max_execution_time
+            ),
+            (100, 2000, 30)
+        );
         let o = &c.server.oauth;
         assert!(o.enabled && o.broker);
         assert_eq!(o.public_auth_server_url, "https://mcp.example.com");
@@ -211,7 +262,10 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
 
     #[test]
     fn gateway_keys_map_to_resource_fields() {
-        assert_eq!(spec_field_for("multicluster.catalog_ttl_fallback"), "spec.catalogCache");
+        assert_eq!(
+            spec_field_for("multicluster.catalog_ttl_fallback"),
+            "spec.catalogCache"
+        );
         assert_eq!(spec_field_for("server.tools[0].view_regexp"), "spec.tools");
         assert_eq!(spec_field_for("something.else"), "spec");
     }

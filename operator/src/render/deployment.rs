@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,7 +26,12 @@ pub const RUN_AS_USER: i64 = 65532;
 pub const PORT_NAME: &str = "http";
 const CONTAINER_NAME: &str = "gateway";
 
-pub fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, config_hash: &str) -> Deployment {
+pub fn deployment(
+    mc: &McpMultiCluster,
+    names: &Names,
+    image: &str,
+    config_hash: &str,
+) -> Deployment {
     let spec = &mc.spec;
     let mut annotations: BTreeMap<String, String> = spec.pod_annotations.clone();
     // The gateway serves /metrics on its one port; the Ingress never routes it.
@@ -48,22 +55,42 @@ pub fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, config_hash:
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: names.gateway.clone(), ..ConfigMapVolumeSource::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.gateway.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
             ..Volume::default()
         },
         // The root filesystem is read-only; give the process a scratch directory.
-        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
     ];
     let mut mounts = vec![
-        VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..VolumeMount::default() },
-        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..VolumeMount::default() },
+        VolumeMount {
+            name: "config".into(),
+            mount_path: CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
     ];
     if let Some(r) = &spec.clickhouse.tls.ca_secret_ref {
         volumes.push(Volume {
             name: "clickhouse-ca".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(r.name.clone()),
-                items: Some(vec![KeyToPath { key: r.key.clone(), path: CA_FILE.into(), mode: None }]),
+                items: Some(vec![KeyToPath {
+                    key: r.key.clone(),
+                    path: CA_FILE.into(),
+                    mode: None,
+                }]),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
@@ -105,7 +132,10 @@ pub fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, config_hash:
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
             ..SecurityContext::default()
         }),
         ..Container::default()
@@ -115,7 +145,10 @@ pub fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, config_hash:
         metadata: object_meta(mc, names, &names.gateway),
         spec: Some(DeploymentSpec {
             replicas: Some(spec.replicas),
-            selector: LabelSelector { match_labels: Some(selector_labels(names)), match_expressions: None },
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(names)),
+                match_expressions: None,
+            },
             // Never go below the desired count while rolling: surge one pod instead.
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
@@ -138,7 +171,10 @@ pub fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, config_hash:
                         run_as_non_root: Some(true),
                         run_as_user: Some(RUN_AS_USER),
                         run_as_group: Some(RUN_AS_USER),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
                         ..PodSecurityContext::default()
                     }),
                     ..PodSpec::default()
@@ -154,7 +190,11 @@ fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: r.name.clone(), key: r.key.clone(), optional: Some(false) }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: Some(false),
+            }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
@@ -168,11 +208,25 @@ mod tests {
     use super::*;
 
     fn rendered() -> Deployment {
-        render(&three_clusters(), &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0").unwrap().deployment
+        render(
+            &three_clusters(),
+            &secrets("1"),
+            "ghcr.io/chmcp/gateway:0.1.0",
+        )
+        .unwrap()
+        .deployment
     }
 
     fn container(d: &Deployment) -> Container {
-        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].clone()
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .clone()
     }
 
     #[test]
@@ -210,13 +264,31 @@ mod tests {
         assert_eq!(
             refs,
             vec![
-                (ENV_CLIENT_SECRET.into(), "mcp-oauth".into(), "client-secret".into()),
-                (ENV_SIGNING_SECRET.into(), "mcp-oauth".into(), "signing-secret".into()),
+                (
+                    ENV_CLIENT_SECRET.into(),
+                    "mcp-oauth".into(),
+                    "client-secret".into()
+                ),
+                (
+                    ENV_SIGNING_SECRET.into(),
+                    "mcp-oauth".into(),
+                    "signing-secret".into()
+                ),
             ]
         );
-        assert!(env.iter().all(|e| e.value.is_none() || e.name == ENV_CONFIG), "no literal secret values");
+        assert!(
+            env.iter()
+                .all(|e| e.value.is_none() || e.name == ENV_CONFIG),
+            "no literal secret values"
+        );
         let vols = d.spec.unwrap().template.spec.unwrap().volumes.unwrap();
-        let ca = vols.iter().find(|v| v.name == "clickhouse-ca").unwrap().secret.clone().unwrap();
+        let ca = vols
+            .iter()
+            .find(|v| v.name == "clickhouse-ca")
+            .unwrap()
+            .secret
+            .clone()
+            .unwrap();
         assert_eq!(ca.secret_name.as_deref(), Some("ch-ca"));
         assert_eq!(ca.items.unwrap()[0].path, "ca.crt");
     }
@@ -224,7 +296,15 @@ mod tests {
     #[test]
     fn pod_template_carries_hash_and_scrape_annotations() {
         let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
-        let ann = r.deployment.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+        let ann = r
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap();
         assert_eq!(ann[CONFIG_HASH_ANNOTATION], r.config_hash);
         assert_eq!(ann["prometheus.io/scrape"], "true");
         assert_eq!(ann["prometheus.io/port"], "8080");
@@ -233,10 +313,18 @@ mod tests {
 
     #[test]
     fn spec_image_wins_over_the_default() {
-        assert_eq!(container(&rendered()).image.as_deref(), Some("ghcr.io/chmcp/gateway:0.1.0"));
+        assert_eq!(
+            container(&rendered()).image.as_deref(),
+            Some("ghcr.io/chmcp/gateway:0.1.0")
+        );
         let mut mc = three_clusters();
         mc.spec.image = "registry.local/gw:dev".into();
-        let d = render(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0").unwrap().deployment;
-        assert_eq!(container(&d).image.as_deref(), Some("registry.local/gw:dev"));
+        let d = render(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0")
+            .unwrap()
+            .deployment;
+        assert_eq!(
+            container(&d).image.as_deref(),
+            Some("registry.local/gw:dev")
+        );
     }
 }

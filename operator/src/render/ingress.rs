@@ -2,8 +2,8 @@
 //! (metrics and health stay inside the cluster).
 
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
 use super::deployment::PORT_NAME;
@@ -19,7 +19,10 @@ pub struct Route {
 
 impl Route {
     fn exact(path: String) -> Self {
-        Self { path, path_type: "Exact" }
+        Self {
+            path,
+            path_type: "Exact",
+        }
     }
 }
 
@@ -29,15 +32,24 @@ pub fn routes(mc: &McpMultiCluster) -> Vec<Route> {
     for c in &mc.spec.clusters {
         let n = &c.name;
         out.push(Route::exact(format!("/mcp/{n}")));
-        out.push(Route::exact(format!("/mcp/{n}/.well-known/oauth-protected-resource")));
-        out.push(Route::exact(format!("/.well-known/oauth-protected-resource/mcp/{n}")));
+        out.push(Route::exact(format!(
+            "/mcp/{n}/.well-known/oauth-protected-resource"
+        )));
+        out.push(Route::exact(format!(
+            "/.well-known/oauth-protected-resource/mcp/{n}"
+        )));
     }
     out.push(Route::exact("/.well-known/oauth-protected-resource".into()));
     if mc.spec.oauth.broker {
-        out.push(Route::exact("/.well-known/oauth-authorization-server".into()));
+        out.push(Route::exact(
+            "/.well-known/oauth-authorization-server".into(),
+        ));
         out.push(Route::exact("/.well-known/openid-configuration".into()));
         // register, authorize, callback, token: the broker owns everything under /oauth/.
-        out.push(Route { path: "/oauth/".into(), path_type: "Prefix" });
+        out.push(Route {
+            path: "/oauth/".into(),
+            path_type: "Prefix",
+        });
     }
     out
 }
@@ -51,22 +63,35 @@ pub fn ingress(mc: &McpMultiCluster, names: &Names) -> Ingress {
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: names.gateway.clone(),
-            port: Some(ServiceBackendPort { name: Some(PORT_NAME.into()), number: None }),
+            port: Some(ServiceBackendPort {
+                name: Some(PORT_NAME.into()),
+                number: None,
+            }),
         }),
         resource: None,
     };
     let paths = routes(mc)
         .into_iter()
-        .map(|r| HTTPIngressPath { path: Some(r.path), path_type: r.path_type.into(), backend: backend.clone() })
+        .map(|r| HTTPIngressPath {
+            path: Some(r.path),
+            path_type: r.path_type.into(),
+            backend: backend.clone(),
+        })
         .collect();
     Ingress {
         metadata,
         spec: Some(IngressSpec {
             ingress_class_name: (!spec.class_name.is_empty()).then(|| spec.class_name.clone()),
             tls: (!spec.tls_secret_name.is_empty()).then(|| {
-                vec![IngressTLS { hosts: Some(vec![spec.host.clone()]), secret_name: Some(spec.tls_secret_name.clone()) }]
+                vec![IngressTLS {
+                    hosts: Some(vec![spec.host.clone()]),
+                    secret_name: Some(spec.tls_secret_name.clone()),
+                }]
             }),
-            rules: Some(vec![IngressRule { host: Some(spec.host.clone()), http: Some(HTTPIngressRuleValue { paths }) }]),
+            rules: Some(vec![IngressRule {
+                host: Some(spec.host.clone()),
+                http: Some(HTTPIngressRuleValue { paths }),
+            }]),
             default_backend: None,
         }),
         status: None,
@@ -113,7 +138,11 @@ mod tests {
             ("/oauth/".to_string(), "Prefix".to_string()),
         ];
         assert_eq!(got, want);
-        assert!(got.iter().all(|(p, _)| !p.contains("metrics") && !p.ends_with("z")), "health and metrics stay internal");
+        assert!(
+            got.iter()
+                .all(|(p, _)| !p.contains("metrics") && !p.ends_with("z")),
+            "health and metrics stay internal"
+        );
     }
 
     #[test]
@@ -122,7 +151,9 @@ mod tests {
         mc.spec.oauth.broker = false;
         let got = paths(&ingress_of(&mc));
         assert_eq!(got.len(), 10);
-        assert!(got.iter().all(|(p, _)| !p.starts_with("/oauth") && !p.contains("openid")));
+        assert!(got
+            .iter()
+            .all(|(p, _)| !p.starts_with("/oauth") && !p.contains("openid")));
     }
 
     #[test]

@@ -51,9 +51,21 @@ pub struct Names {
 
 impl Names {
     pub fn of(mc: &McpMultiCluster) -> Result<Self, RenderError> {
-        let instance = mc.meta().name.clone().ok_or(RenderError::MissingMetadata("metadata.name"))?;
-        let namespace = mc.meta().namespace.clone().ok_or(RenderError::MissingMetadata("metadata.namespace"))?;
-        Ok(Self { gateway: format!("{instance}-gateway"), instance, namespace })
+        let instance = mc
+            .meta()
+            .name
+            .clone()
+            .ok_or(RenderError::MissingMetadata("metadata.name"))?;
+        let namespace = mc
+            .meta()
+            .namespace
+            .clone()
+            .ok_or(RenderError::MissingMetadata("metadata.namespace"))?;
+        Ok(Self {
+            gateway: format!("{instance}-gateway"),
+            instance,
+            namespace,
+        })
     }
 }
 
@@ -67,12 +79,18 @@ pub fn labels(names: &Names) -> BTreeMap<String, String> {
 
 /// The subset that selects the gateway pods (immutable once a Deployment exists).
 pub fn selector_labels(names: &Names) -> BTreeMap<String, String> {
-    BTreeMap::from([(LABEL_NAME.into(), APP_NAME.into()), (LABEL_INSTANCE.into(), names.instance.clone())])
+    BTreeMap::from([
+        (LABEL_NAME.into(), APP_NAME.into()),
+        (LABEL_INSTANCE.into(), names.instance.clone()),
+    ])
 }
 
 /// The label selector that lists every object generated for one resource.
 pub fn instance_selector(names: &Names) -> String {
-    format!("{LABEL_INSTANCE}={},{LABEL_MANAGED_BY}={FIELD_MANAGER}", names.instance)
+    format!(
+        "{LABEL_INSTANCE}={},{LABEL_MANAGED_BY}={FIELD_MANAGER}",
+        names.instance
+    )
 }
 
 fn object_meta(mc: &McpMultiCluster, names: &Names, name: &str) -> ObjectMeta {
@@ -101,13 +119,21 @@ pub struct RenderedObjects {
 }
 
 /// Renders every object. `default_image` is used when the spec names none.
-pub fn render(mc: &McpMultiCluster, secrets: &SecretVersions, default_image: &str) -> Result<RenderedObjects, RenderError> {
+pub fn render(
+    mc: &McpMultiCluster,
+    secrets: &SecretVersions,
+    default_image: &str,
+) -> Result<RenderedObjects, RenderError> {
     let names = Names::of(mc)?;
     let spec = &mc.spec;
     let config = configmap::gateway_config(spec)?;
     let yaml = configmap::config_yaml(&config)?;
     let config_hash = config_hash(&config, secrets);
-    let image = if spec.image.is_empty() { default_image } else { spec.image.as_str() };
+    let image = if spec.image.is_empty() {
+        default_image
+    } else {
+        spec.image.as_str()
+    };
     Ok(RenderedObjects {
         config_map: configmap::config_map(mc, &names, &yaml),
         deployment: deployment::deployment(mc, &names, image, &config_hash),
@@ -125,7 +151,10 @@ pub fn endpoints(mc: &McpMultiCluster) -> Vec<Endpoint> {
     mc.spec
         .clusters
         .iter()
-        .map(|c| Endpoint { cluster: c.name.clone(), url: format!("{base}/mcp/{}", c.name) })
+        .map(|c| Endpoint {
+            cluster: c.name.clone(),
+            url: format!("{base}/mcp/{}", c.name),
+        })
         .collect()
 }
 
@@ -140,7 +169,10 @@ pub fn config_hash(config: &Config, secrets: &SecretVersions) -> String {
     // The gateway names the restart-only keys that differ from its defaults; together
     // with their values that is a canonical description of the restart-only settings.
     for key in restart_only_changes(&Config::default(), config) {
-        let value = key.split('.').try_fold(&tree, |node, part| node.get(part)).unwrap_or(&Value::Null);
+        let value = key
+            .split('.')
+            .try_fold(&tree, |node, part| node.get(part))
+            .unwrap_or(&Value::Null);
         input.push_str(&format!("{key}={value}\n"));
     }
     input.push_str("secrets\n");
@@ -197,7 +229,10 @@ spec:
     }
 
     pub fn secrets(version: &str) -> SecretVersions {
-        BTreeMap::from([("ch-ca".to_string(), "7".to_string()), ("mcp-oauth".to_string(), version.to_string())])
+        BTreeMap::from([
+            ("ch-ca".to_string(), "7".to_string()),
+            ("mcp-oauth".to_string(), version.to_string()),
+        ])
     }
 }
 
@@ -219,17 +254,33 @@ mod tests {
 
         let mut removed = base.clone();
         removed.spec.clusters.pop();
-        assert_ne!(h, hash_of(&removed, &secrets("1")), "cluster list is restart-only");
+        assert_ne!(
+            h,
+            hash_of(&removed, &secrets("1")),
+            "cluster list is restart-only"
+        );
 
         let mut ttl = base.clone();
         ttl.spec.catalog_cache.negative_ttl = "30s".into();
-        assert_ne!(h, hash_of(&ttl, &secrets("1")), "catalog cache is restart-only");
+        assert_ne!(
+            h,
+            hash_of(&ttl, &secrets("1")),
+            "catalog cache is restart-only"
+        );
 
         let mut host = base.clone();
         host.spec.clusters[0].host = Some("elsewhere".into());
-        assert_ne!(h, hash_of(&host, &secrets("1")), "per-cluster override is restart-only");
+        assert_ne!(
+            h,
+            hash_of(&host, &secrets("1")),
+            "per-cluster override is restart-only"
+        );
 
-        assert_ne!(h, hash_of(&base, &secrets("2")), "a new Secret version rolls the pods");
+        assert_ne!(
+            h,
+            hash_of(&base, &secrets("2")),
+            "a new Secret version rolls the pods"
+        );
     }
 
     #[test]
@@ -270,7 +321,10 @@ mod tests {
             assert_eq!(m.name.as_deref(), Some("analytics-gateway"));
             assert_eq!(m.namespace.as_deref(), Some("mcp"));
             let owner = &m.owner_references.as_ref().unwrap()[0];
-            assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("McpMultiCluster", "analytics", Some(true)));
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+                ("McpMultiCluster", "analytics", Some(true))
+            );
             assert_eq!(m.labels.as_ref().unwrap()[LABEL_INSTANCE], "analytics");
         }
     }
@@ -279,6 +333,13 @@ mod tests {
     fn endpoints_are_public_url_plus_cluster_path() {
         let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
         let urls: Vec<&str> = r.endpoints.iter().map(|e| e.url.as_str()).collect();
-        assert_eq!(urls, ["https://mcp.example.com/mcp/otel", "https://mcp.example.com/mcp/antalya", "https://mcp.example.com/mcp/logs"]);
+        assert_eq!(
+            urls,
+            [
+                "https://mcp.example.com/mcp/otel",
+                "https://mcp.example.com/mcp/antalya",
+                "https://mcp.example.com/mcp/logs"
+            ]
+        );
     }
 }

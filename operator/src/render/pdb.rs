@@ -13,7 +13,10 @@ pub fn pdb(mc: &McpMultiCluster, names: &Names) -> PodDisruptionBudget {
         spec: Some(PodDisruptionBudgetSpec {
             // maxUnavailable (not minAvailable) keeps working when replicas change.
             max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector { match_labels: Some(selector_labels(names)), match_expressions: None }),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(names)),
+                match_expressions: None,
+            }),
             ..PodDisruptionBudgetSpec::default()
         }),
         status: None,

@@ -37,7 +37,13 @@ mod tests {
         let s = service(&mc, &Names::of(&mc).unwrap()).spec.unwrap();
         assert_eq!(s.type_.as_deref(), Some("ClusterIP"));
         let p = &s.ports.unwrap()[0];
-        assert_eq!((p.port, p.target_port.clone()), (80, Some(IntOrString::String("http".into()))));
-        assert_eq!(s.selector.unwrap()["app.kubernetes.io/instance"], "analytics");
+        assert_eq!(
+            (p.port, p.target_port.clone()),
+            (80, Some(IntOrString::String("http".into())))
+        );
+        assert_eq!(
+            s.selector.unwrap()["app.kubernetes.io/instance"],
+            "analytics"
+        );
     }
 }
