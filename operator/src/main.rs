@@ -85,11 +85,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
 
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
     let server = {
         let mut rx = stop_rx.clone();
@@ -144,24 +146,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut rx = stop_rx.clone();
         if elector.acquire(&mut rx).await {
             tracing::info!("leading; starting the controller");
-            // The controllers stop when the process stops or when leadership is lost.
-            let (lead_tx, lead_rx) = watch::channel(false);
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                let _ = lead_tx.send(true);
-            });
-            let lead_tx_lost = lead_rx.clone();
-            let running = tokio::spawn(controllers(lead_tx_lost));
-            let held = elector.hold(&mut rx).await;
-            if held == Held::Lost {
-                outcome = Err(anyhow::anyhow!(
-                    "lost the leader lease; exiting so a fresh start can compete again"
-                ));
-                running.abort();
-            } else {
-                let _ = running.await;
-                elector.release().await;
+            // Only the leader reconciles: the controllers stop on shutdown (gracefully,
+            // letting in-flight reconciles finish) or at once when leadership is lost.
+            let running = tokio::spawn(controllers(stop_rx.clone()));
+            match elector.hold(&mut rx).await {
+                Held::Shutdown => {
+                    let _ = running.await;
+                    elector.release().await;
+                }
+                Held::Lost => {
+                    running.abort();
+                    let _ = stop_tx.send(true);
+                    outcome = Err(anyhow::anyhow!(
+                        "lost the leader lease; exiting so a fresh start can compete again"
+                    ));
+                }
             }
         }
     } else {
