@@ -112,6 +112,18 @@ else
     fail "the chart's CRD differs from crds/mcpmulticluster.yaml: run make crds"
 fi
 
+log "objects the operator renders for the example"
+if command -v cargo >/dev/null; then
+    if (cd "$ROOT" && cargo run -q -p chmcp-operator -- render "$CHART/examples/mcpmulticluster.yaml") >"$OUT/gateway.yaml" &&
+        "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$OUT/gateway.yaml"; then
+        pass "kubernetes-validate --strict (operator-rendered gateway objects)"
+    else
+        fail "kubernetes-validate --strict (operator-rendered gateway objects)"
+    fi
+else
+    echo "cargo not found: skipping the operator-rendered objects"
+fi
+
 log "McpMultiCluster resources against the generated CRD"
 if "$VENV/bin/python" "$ROOT/e2e/crd_schema_check.py" "$ROOT/crds/mcpmulticluster.yaml" "$CHART/examples/mcpmulticluster.yaml"; then
     pass "CRD schema and CEL rules"

@@ -27,6 +27,12 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinition YAML.
     Crd,
+    /// Print the objects the controller would apply for an McpMultiCluster file (a dry
+    /// run: no cluster is contacted; Secret versions are taken as "0").
+    Render {
+        /// The McpMultiCluster YAML file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -68,6 +74,10 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Render { file } => {
+            print!("{}", render_file(&file)?);
+            Ok(())
+        }
         Command::Run(run_args) => {
             telemetry::init_logging(&run_args.log_level, run_args.log_format);
             tokio::runtime::Builder::new_multi_thread()
@@ -76,6 +86,21 @@ fn main() -> anyhow::Result<()> {
                 .block_on(run(run_args))
         }
     }
+}
+
+fn render_file(file: &std::path::Path) -> anyhow::Result<String> {
+    use chmcp_operator::crd::McpMultiCluster;
+    use chmcp_operator::validate::{summarize, validate_with_gateway};
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut mc: McpMultiCluster =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not an McpMultiCluster", file.display()))?;
+    if mc.metadata.namespace.is_none() {
+        mc.metadata.namespace = Some("default".into());
+    }
+    validate_with_gateway(&mc.spec).map_err(|errors| anyhow::anyhow!("invalid: {}", summarize(&errors)))?;
+    let secrets = mc.spec.secret_refs().into_iter().map(|(_, r)| (r.name.clone(), "0".to_string())).collect();
+    let objects = chmcp_operator::render::render(&mc, &secrets, &chmcp_operator::default_gateway_image())?;
+    Ok(objects.to_yaml()?)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -167,6 +167,10 @@ pub fn deployment(
                     containers: vec![container],
                     volumes: Some(volumes),
                     automount_service_account_token: Some(false),
+                    // Service links would inject `<SERVICE>_PORT`-style variables; for a
+                    // Service named `chmcp-...` they start with CHMCP_, and the gateway
+                    // refuses unknown CHMCP_* variables at startup.
+                    enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(RUN_AS_USER),
@@ -234,6 +238,8 @@ mod tests {
         let d = rendered();
         let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        assert_eq!(pod.automount_service_account_token, Some(false), "the gateway never calls the API");
+        assert_eq!(pod.enable_service_links, Some(false), "no stray CHMCP_* variables");
         let sc = container(&d).security_context.unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));

@@ -145,6 +145,27 @@ pub fn render(
     })
 }
 
+impl RenderedObjects {
+    /// All objects as one multi-document YAML stream, in apply order (for
+    /// `chmcp-operator render`, a dry run a person can read or pipe to a validator).
+    pub fn to_yaml(&self) -> Result<String, RenderError> {
+        let docs = [
+            serde_yaml_ng::to_string(&self.config_map),
+            serde_yaml_ng::to_string(&self.service),
+            serde_yaml_ng::to_string(&self.deployment),
+        ]
+        .into_iter()
+        .chain(self.ingress.iter().map(serde_yaml_ng::to_string))
+        .chain(self.pdb.iter().map(serde_yaml_ng::to_string));
+        let mut out = String::new();
+        for doc in docs {
+            out.push_str("---\n");
+            out.push_str(&doc.map_err(|e| RenderError::Serialize(e.to_string()))?);
+        }
+        Ok(out)
+    }
+}
+
 /// The connector URL of each cluster.
 pub fn endpoints(mc: &McpMultiCluster) -> Vec<Endpoint> {
     let base = mc.spec.oauth.public_url.trim_end_matches('/');
