@@ -238,8 +238,16 @@ mod tests {
         let d = rendered();
         let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
-        assert_eq!(pod.automount_service_account_token, Some(false), "the gateway never calls the API");
-        assert_eq!(pod.enable_service_links, Some(false), "no stray CHMCP_* variables");
+        assert_eq!(
+            pod.automount_service_account_token,
+            Some(false),
+            "the gateway never calls the API"
+        );
+        assert_eq!(
+            pod.enable_service_links,
+            Some(false),
+            "no stray CHMCP_* variables"
+        );
         let sc = container(&d).security_context.unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
