@@ -320,3 +320,41 @@ pub async fn run_controller(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(name: &str, namespace: &str, oauth_secret: &str) -> McpMultiCluster {
+        serde_yaml_ng::from_str(&format!(
+            r#"
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  clickhouse: {{hostTemplate: "{{cluster}}.svc", tls: {{caSecretRef: {{name: ca, key: ca.crt}}}}}}
+  clusters: [{{name: a}}]
+  oauth:
+    issuer: https://idp.example.com
+    publicUrl: https://mcp.example.com
+    clientId: id
+    clientSecretRef: {{name: {oauth_secret}, key: c}}
+    signingSecretRef: {{name: {oauth_secret}, key: s}}
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_secret_change_triggers_exactly_the_resources_that_reference_it_in_its_namespace() {
+        let all = [
+            resource("one", "mcp", "oauth-1"),
+            resource("two", "mcp", "oauth-2"),
+            resource("three", "other", "oauth-1"),
+        ];
+        let names = |refs: Vec<ObjectRef<McpMultiCluster>>| {
+            refs.into_iter().map(|r| r.name).collect::<Vec<_>>()
+        };
+        assert_eq!(names(referencing_secret(&all, "mcp", "oauth-1")), ["one"]);
+        assert_eq!(names(referencing_secret(&all, "mcp", "ca")), ["one", "two"]);
+        assert!(referencing_secret(&all, "mcp", "unrelated").is_empty());
+    }
+}

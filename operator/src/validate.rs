@@ -187,7 +187,9 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
         ("spec.catalogCache.ttlFallback", &cc.ttl_fallback),
         ("spec.catalogCache.negativeTtl", &cc.negative_ttl),
     ] {
-        if let Err(m) = text.parse::<HumanDuration>() {
+        if !is_duration_text(text) {
+            err(field.into(), format!("`{text}` {}", CEL_DURATION.message));
+        } else if let Err(m) = text.parse::<HumanDuration>() {
             err(field.into(), m);
         }
     }
@@ -211,6 +213,12 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
     } else {
         Err(errors)
     }
+}
+
+/// DURATION_PATTERN without a regex engine: digits, then an optional unit, no spaces.
+fn is_duration_text(text: &str) -> bool {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && matches!(&text[digits..], "" | "ms" | "s" | "m" | "h" | "d")
 }
 
 fn check_ref(err: &mut impl FnMut(String, String), field: &str, r: &SecretKeyRef) {
@@ -332,8 +340,14 @@ oauth:
     #[test]
     fn durations_must_parse() {
         let mut s = spec_from_yaml(BASE);
-        s.catalog_cache.ttl_fallback = "15 minutes".into();
-        assert_eq!(fields(&s), vec!["spec.catalogCache.ttlFallback"]);
+        for bad in ["15 minutes", "15 m", "m", "", "1w"] {
+            s.catalog_cache.ttl_fallback = bad.into();
+            assert_eq!(fields(&s), vec!["spec.catalogCache.ttlFallback"], "{bad:?}");
+        }
+        for good in ["500ms", "45", "15m", "1d"] {
+            s.catalog_cache.ttl_fallback = good.into();
+            assert!(is_duration_text(good), "{good}");
+        }
     }
 
     #[test]
