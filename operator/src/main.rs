@@ -126,13 +126,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = on_signal.send(true);
     });
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
     let server = {
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         tokio::spawn(telemetry::serve(
-            args.metrics_addr,
+            listener,
             metrics.clone(),
             health.clone(),
             shutdown,

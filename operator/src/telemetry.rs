@@ -1,6 +1,5 @@
 //! Metrics, health endpoints and logging of the operator process.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,14 +130,14 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Serves health and metrics until `shutdown` resolves.
+/// Serves health and metrics on an already bound listener (binding first lets a busy
+/// port fail startup instead of a background task) until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, router(metrics, health))
         .with_graceful_shutdown(shutdown)
         .await
