@@ -3,6 +3,8 @@
 //! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
+pub mod catalog;
+pub mod clickhouse;
 pub mod config;
 pub mod routing;
 pub mod serve;
