@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod clickhouse;
 pub mod config;
+pub mod identity;
 pub mod routing;
 pub mod serve;
 pub mod verify;
