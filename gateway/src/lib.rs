@@ -7,6 +7,12 @@ pub mod catalog;
 pub mod clickhouse;
 pub mod config;
 pub mod identity;
+// Temporary, until `oauth/mod.rs` (owned on another branch) lands: then this block
+// becomes `pub mod oauth;` and that file gains `pub mod gate; pub mod metadata;`.
+pub mod oauth {
+    pub mod gate;
+    pub mod metadata;
+}
 pub mod routing;
 pub mod serve;
 pub mod verify;
