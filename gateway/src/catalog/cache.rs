@@ -688,6 +688,8 @@ mod tests {
     use crate::clickhouse::ServerError;
 
     type Tools = Vec<String>;
+    type Ready = std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>>;
+    type BoxedDiscovery = Box<dyn FnOnce() -> Ready>;
 
     fn t0() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
@@ -708,22 +710,17 @@ mod tests {
         (t, h)
     }
 
-    fn found(
-        names: &[&str],
-    ) -> impl FnOnce() -> std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>> {
+    fn found(names: &[&str]) -> impl FnOnce() -> Ready {
         let r = tools(names);
         move || ready(Ok(r))
     }
 
-    fn failing(
-        e: DiscoveryError,
-    ) -> impl FnOnce() -> std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>> {
+    fn failing(e: DiscoveryError) -> impl FnOnce() -> Ready {
         move || ready(Err(e))
     }
 
     /// A discovery that must not run: the lookup has to be answered from the cache.
-    fn unreachable_discovery(
-    ) -> impl FnOnce() -> std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>> {
+    fn unreachable_discovery() -> impl FnOnce() -> Ready {
         || panic!("a cache hit must not run discovery")
     }
 
@@ -1119,9 +1116,7 @@ mod tests {
         for round in 0..400u64 {
             let now = t0() + Duration::from_secs(round);
             let k = key(&format!("k{}", fastrand::u32(..150)));
-            let discover: Box<
-                dyn FnOnce() -> std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>>,
-            > = if fastrand::bool() {
+            let discover: BoxedDiscovery = if fastrand::bool() {
                 Box::new(failing(DiscoveryError::auth("no")))
             } else {
                 Box::new(found(&["x"]))
