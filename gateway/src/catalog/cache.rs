@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore, SemaphorePermit};
+use tokio::time::error::Elapsed;
 
 use super::key::{CatalogKey, ContentHash};
 use crate::clickhouse::QueryError;
@@ -418,6 +419,15 @@ impl<T> CatalogCache<T> {
         }
     }
 
+    /// Rough memory one entry costs besides its catalog (which identical grants share):
+    /// the map slot at hashbrown's worst load after a doubling, and the cluster name's
+    /// allocation. For sizing `catalog_cache_max`; not a measurement.
+    pub fn approx_entry_bytes(cluster_len: usize) -> usize {
+        let slot = std::mem::size_of::<CatalogKey>() + std::mem::size_of::<Entry<T>>() + 1;
+        // Load is between 7/16 and 7/8 of the buckets: count two slots per entry.
+        2 * slot + cluster_len.next_multiple_of(16) + 16
+    }
+
     pub fn config(&self) -> &CacheConfig {
         &self.cfg
     }
@@ -536,6 +546,8 @@ impl<T> CatalogCache<T> {
             armed: true,
         };
         let result = tokio::time::timeout(self.cfg.discovery_budget, discover()).await;
+        // Logged before taking the lock: an outage makes every miss a failure.
+        self.log_failure(key, &result);
         let settled = {
             let mut st = self.lock();
             st.inflight.remove(key);
@@ -547,13 +559,42 @@ impl<T> CatalogCache<T> {
         settled.into_outcome()
     }
 
+    fn log_failure<U>(
+        &self,
+        key: &CatalogKey,
+        result: &Result<Result<U, DiscoveryError>, Elapsed>,
+    ) {
+        let (cluster, token) = (key.cluster(), key.token_fingerprint());
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.auth_class => tracing::debug!(
+                cluster,
+                token,
+                error = %e.message,
+                "catalog discovery refused; caching the denial"
+            ),
+            Ok(Err(e)) => tracing::warn!(
+                cluster,
+                token,
+                error = %e.message,
+                "catalog discovery failed; serving the static tools"
+            ),
+            Err(_) => tracing::warn!(
+                cluster,
+                token,
+                budget_ms = self.cfg.discovery_budget.as_millis() as u64,
+                "catalog discovery ran out of its budget; serving the static tools"
+            ),
+        }
+    }
+
     fn settle(
         &self,
         st: &mut State<T>,
         key: &CatalogKey,
         token_exp: Option<SystemTime>,
         now: SystemTime,
-        result: Result<Result<(T, ContentHash), DiscoveryError>, tokio::time::error::Elapsed>,
+        result: Result<Result<(T, ContentHash), DiscoveryError>, Elapsed>,
     ) -> Settled<T> {
         let c = &self.counters;
         match result {
@@ -572,7 +613,6 @@ impl<T> CatalogCache<T> {
             }
             Ok(Err(e)) if e.auth_class => {
                 bump(&c.auth_errors);
-                tracing::debug!(cluster = key.cluster(), token = %key.token_fingerprint(), error = %e.message, "catalog discovery refused; caching the denial");
                 if let Some(expires) = now.checked_add(self.cfg.negative_ttl) {
                     if !st.store(key, NewEntry::Denied { expires }, &self.cfg, c) {
                         bump(&c.full_drops_denied);
@@ -580,15 +620,13 @@ impl<T> CatalogCache<T> {
                 }
                 Settled::Denied
             }
-            Ok(Err(e)) => {
+            Ok(Err(_)) => {
                 bump(&c.transient_errors);
-                tracing::warn!(cluster = key.cluster(), token = %key.token_fingerprint(), error = %e.message, "catalog discovery failed; serving the static tools");
                 Settled::Static(StaticReason::Transient)
             }
             Err(_elapsed) => {
                 bump(&c.transient_errors);
                 bump(&c.discovery_timeouts);
-                tracing::warn!(cluster = key.cluster(), token = %key.token_fingerprint(), budget_ms = self.cfg.discovery_budget.as_millis() as u64, "catalog discovery ran out of its budget; serving the static tools");
                 Settled::Static(StaticReason::Timeout)
             }
         }
@@ -1344,6 +1382,12 @@ mod tests {
         let o = waiter.await.expect("waiter");
         assert!(matches!(o, CatalogOutcome::Discovered(_)));
         assert_eq!(cache.stats().discoveries_in_flight, 0);
+    }
+
+    #[test]
+    fn an_entry_costs_far_less_than_the_1kb_that_100k_entries_in_100mb_allow() {
+        let bytes = CatalogCache::<Tools>::approx_entry_bytes("antalya".len());
+        assert!(bytes < 300, "{bytes} bytes per entry");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 
 use super::metadata::{advertised_scopes, public_origin};
+use crate::catalog::token_fingerprint;
 use crate::config::OAuthConfig;
 use crate::identity::claims::Claims;
 use crate::routing::Cluster;
@@ -104,13 +105,27 @@ impl TokenProblem {
 
 /// A bearer that passed the gate's checks (not a verified identity: ClickHouse or the
 /// verifier, or the JWKS check under `validate_tokens`, decide that).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdmittedBearer<'a> {
     pub token: &'a str,
     /// `None` for opaque (non-JWT) tokens.
     pub claims: Option<Claims>,
     /// The JWT's `exp`; the catalog cache never keeps an entry past it.
     pub exp: Option<SystemTime>,
+}
+
+// Manual: a derived Debug would print the token into any log line that shows this.
+impl std::fmt::Debug for AdmittedBearer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmittedBearer")
+            .field(
+                "token",
+                &format_args!("sha256:{}…", token_fingerprint(self.token)),
+            )
+            .field("claims", &self.claims)
+            .field("exp", &self.exp)
+            .finish()
+    }
 }
 
 /// The `exp` check: a JWT past `exp` + [`EXP_LEEWAY`] is refused; a token that does
@@ -408,6 +423,14 @@ mod tests {
             admitted.claims.as_ref().and_then(Claims::sub),
             Some("alice")
         );
+    }
+
+    #[test]
+    fn debug_of_an_admitted_bearer_never_shows_the_token() {
+        let admitted = check_token("opaque-secret-token", t0()).expect("opaque passes");
+        let shown = format!("{admitted:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("sha256:"), "{shown}");
     }
 
     #[test]
