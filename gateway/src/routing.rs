@@ -26,6 +26,12 @@ pub fn is_valid_cluster_name(name: &str) -> bool {
         && b.iter().all(|c| ok(c) || *c == b'-')
 }
 
+/// The body of every routing `404`: one reply whatever the cause (malformed name,
+/// unlisted name, unknown sub-path), so it cannot tell which clusters exist.
+pub fn not_found_body() -> serde_json::Value {
+    serde_json::json!({"error": "not_found", "error_description": "no MCP endpoint at this path"})
+}
+
 /// Which MCP resource a request is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cluster<'a> {

@@ -663,6 +663,25 @@ impl<T> CatalogCache<T> {
         removed
     }
 
+    /// Runs [`Self::sweep`] every [`SWEEP_EVERY`] on the wall clock until the task is
+    /// aborted; the gateway keeps the handle and aborts it on shutdown.
+    pub fn spawn_sweeper(cache: Arc<Self>) -> tokio::task::JoinHandle<()>
+    where
+        T: Send + Sync + 'static,
+    {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let removed = cache.sweep(SystemTime::now());
+                if removed > 0 {
+                    tracing::debug!(removed, "swept expired catalog entries");
+                }
+            }
+        })
+    }
+
     /// Forgets one entry (e.g. a cached catalog whose token ClickHouse now refuses).
     pub fn invalidate(&self, key: &CatalogKey) -> bool {
         self.lock().remove(key)
@@ -1388,6 +1407,23 @@ mod tests {
     fn an_entry_costs_far_less_than_the_1kb_that_100k_entries_in_100mb_allow() {
         let bytes = CatalogCache::<Tools>::approx_entry_bytes("antalya".len());
         assert!(bytes < 300, "{bytes} bytes per entry");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_task_removes_expired_entries() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(100)));
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let exp = Some(long_ago + Duration::from_secs(10));
+        cache
+            .lookup_or_discover(&key("old"), exp, long_ago, found(&["x"]))
+            .await;
+        assert_eq!(cache.stats().entries, 1);
+        let sweeper = CatalogCache::spawn_sweeper(cache.clone());
+        while cache.stats().entries > 0 {
+            tokio::time::sleep(SWEEP_EVERY).await;
+        }
+        sweeper.abort();
+        assert_eq!(cache.stats().expired_removed, 1);
     }
 
     #[test]
