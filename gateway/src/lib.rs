@@ -4,9 +4,12 @@
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
 pub mod app;
+pub mod catalog;
 pub mod clickhouse;
 pub mod config;
+pub mod identity;
 pub mod mcp;
+pub mod oauth;
 pub mod routing;
 pub mod serve;
 pub mod telemetry;
