@@ -4,12 +4,22 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
+use crate::catalog::{
+    CacheConfig, CatalogCache, CatalogKey, CatalogOutcome, ContentHash, DiscoveryError,
+};
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint};
-use crate::config::{self, Config, LoadOptions};
+use crate::config::{self, Config, LoadOptions, Secret};
+use crate::catalog::token_fingerprint;
+use crate::identity::claims::{username_from_claims, ClaimsError};
+use crate::identity::roles::RolePolicy;
+use crate::oauth::gate::{self, GateRejection, ServingContext};
+use crate::routing::{endpoint_for, Cluster};
+use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
+use crate::routing::ClusterAllowlist;
 use crate::telemetry::logging::LogHandle;
 use crate::telemetry::Metrics;
 use crate::tools::call::discover_catalog;
@@ -45,16 +55,31 @@ impl Runtime {
     }
 }
 
+/// Whose credentials a request carries.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Static user and password from the configuration (OAuth off).
+    Static(Credentials),
+    /// The caller's bearer: sent as Bearer or Basic, as the endpoint's probe found.
+    Token {
+        token: Secret,
+        /// The `oauth.username_claim` value, needed only for Basic.
+        username: Result<String, ClaimsError>,
+    },
+}
+
 /// Who a request runs as, and where.
 #[derive(Debug, Clone)]
 pub struct RequestIdentity {
     pub cluster: String,
     pub endpoint: Endpoint,
-    pub creds: Credentials,
+    pub principal: Principal,
     pub caller: Caller,
     pub roles: Vec<String>,
     /// Catalog cache key: bound to the credential itself, never to claims.
-    pub catalog_key: String,
+    pub catalog_key: CatalogKey,
+    /// The token's `exp`: no cached catalog outlives it.
+    pub expires: Option<SystemTime>,
 }
 
 /// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
@@ -64,7 +89,11 @@ pub struct App {
     runtime: RwLock<Arc<Runtime>>,
     pub metrics: Metrics,
     pub inflight: Inflight,
-    catalogs: Mutex<HashMap<String, (Arc<Catalog>, Instant)>>,
+    /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
+    pub catalogs: Arc<CatalogCache<Catalog>>,
+    pub prober: IdentityProber,
+    /// Cluster names served in multi-cluster mode (restart-only).
+    pub allowlist: ClusterAllowlist,
     pub started: Instant,
     pub load_options: LoadOptions,
     log: Option<LogHandle>,
@@ -73,8 +102,6 @@ pub struct App {
     readiness: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
-/// How long a discovered catalog is reused in single-cluster static mode.
-const STATIC_CATALOG_TTL: Duration = Duration::from_secs(60);
 /// `/readyz` asks ClickHouse at most this often.
 const READINESS_CACHE: Duration = Duration::from_secs(2);
 
@@ -85,11 +112,15 @@ impl App {
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
         let loopback_listener = is_loopback_host(&config.server.address);
+        let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(&config.multicluster)));
+        let allowlist = ClusterAllowlist::from_config(&config.multicluster);
         Ok(Self {
             runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
             metrics: Metrics::new(),
             inflight: Inflight::default(),
-            catalogs: Mutex::default(),
+            catalogs,
+            prober: IdentityProber::new(),
+            allowlist,
             started: Instant::now(),
             load_options,
             log,
@@ -131,56 +162,70 @@ impl App {
         if let Ok(mut w) = self.runtime.write() {
             *w = Arc::new(rt);
         }
-        if let Ok(mut c) = self.catalogs.lock() {
-            c.clear();
-        }
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
         Ok(restart_only)
     }
 
-    /// The caller's catalog: static, or discovered with their credentials and reused.
-    pub async fn catalog_for(&self, rt: &Runtime, id: &RequestIdentity) -> Arc<Catalog> {
-        if !crate::tools::dynamic::needs_discovery(&rt.config.server.tools) {
-            return rt.static_catalog.clone();
-        }
-        if let Ok(c) = self.catalogs.lock() {
-            if let Some((cat, at)) = c.get(&id.catalog_key) {
-                if at.elapsed() < STATIC_CATALOG_TTL {
-                    return cat.clone();
-                }
-            }
-        }
-        let ctx = self.tool_context(rt, id);
-        match discover_catalog(&ctx).await {
-            Ok((cat, warnings)) => {
-                for w in warnings {
-                    tracing::warn!("{w}");
-                }
-                let cat = Arc::new(cat);
-                if let Ok(mut c) = self.catalogs.lock() {
-                    c.insert(id.catalog_key.clone(), (cat.clone(), Instant::now()));
-                }
-                cat
-            }
-            Err(e) => {
-                // Any discovery failure serves the static tools, so execute_query still works.
-                tracing::warn!(error = %e, "tool discovery failed; serving the static tools");
-                rt.static_catalog.clone()
+    /// The credentials for this request: static, or the caller's token presented the
+    /// way the endpoint accepts it (the Bearer/Basic probe, remembered per endpoint).
+    pub async fn credentials(&self, rt: &Runtime, id: &RequestIdentity) -> Result<Credentials, ProbeError> {
+        match &id.principal {
+            Principal::Static(c) => Ok(c.clone()),
+            Principal::Token { token, username } => {
+                let endpoint = id.endpoint.key();
+                self.prober
+                    .credentials(&endpoint, token, username, |creds| {
+                        let (ch, ep) = (rt.ch.clone(), id.endpoint.clone());
+                        async move {
+                            let opts = probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
+                            ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
+                        }
+                    })
+                    .await
             }
         }
     }
 
-    pub fn tool_context<'a>(&self, rt: &'a Runtime, id: &RequestIdentity) -> ToolContext<'a> {
+    /// The caller's catalog: static, or discovered with their credentials and cached
+    /// per token and cluster. Never an error: any failure serves the static tools.
+    pub async fn catalog_for(&self, rt: &Runtime, id: &RequestIdentity) -> Arc<Catalog> {
+        if !crate::tools::dynamic::needs_discovery(&rt.config.server.tools) {
+            return rt.static_catalog.clone();
+        }
+        let outcome = self
+            .catalogs
+            .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
+                let creds = self.credentials(rt, id).await.map_err(|e| DiscoveryError {
+                    auth_class: e.is_auth_class(),
+                    message: e.to_string(),
+                })?;
+                let ctx = self.tool_context(rt, id, creds);
+                let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                let hash = ContentHash::of(serde_json::to_string(catalog.listed()).unwrap_or_default().as_bytes());
+                Ok((catalog, hash))
+            })
+            .await;
+        match outcome {
+            CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => c,
+            CatalogOutcome::Denied | CatalogOutcome::StaticOnly { .. } => rt.static_catalog.clone(),
+        }
+    }
+
+    pub fn tool_context<'a>(&self, rt: &'a Runtime, id: &RequestIdentity, creds: Credentials) -> ToolContext<'a> {
         ToolContext {
             ch: &rt.ch,
             config: &rt.config,
             endpoint: id.endpoint.clone(),
-            creds: id.creds.clone(),
+            creds,
             roles: id.roles.clone(),
             cluster: id.cluster.clone(),
             caller: id.caller.clone(),
+            auth_failed: Default::default(),
         }
     }
 
@@ -190,17 +235,76 @@ impl App {
         RequestIdentity {
             cluster: DEFAULT_CLUSTER.into(),
             endpoint: Endpoint::from_config(c),
-            creds: Credentials::Basic {
-                user: c.username.clone(),
-                password: c.password.clone(),
-            },
-            caller: Caller {
-                subject: c.username.clone(),
-                email: None,
-            },
+            principal: Principal::Static(Credentials::Basic { user: c.username.clone(), password: c.password.clone() }),
+            caller: Caller { subject: c.username.clone(), email: None },
             roles: Vec::new(),
-            catalog_key: format!("static\0{}", c.username),
+            catalog_key: CatalogKey::new(&format!("static\0{}\0{}", c.username, c.password.expose()), ""),
+            expires: None,
         }
+    }
+
+    /// The gate and the identity of a request under OAuth: a bearer from the header
+    /// that is not expired, its username and roles, and where its cluster lives.
+    pub fn identify(&self, rt: &Runtime, headers: &axum::http::HeaderMap, cluster: Cluster<'_>) -> Result<RequestIdentity, GateRejection> {
+        let oauth = &rt.config.server.oauth;
+        let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ctx = ServingContext { request_scheme: "http", host, cluster };
+        let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
+        let claims = admitted.claims.clone().unwrap_or_default();
+        let roles = RolePolicy::from_config(oauth)
+            .and_then(|p| p.roles(&claims))
+            .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
+        let username = username_from_claims(&claims, &oauth.username_claim);
+        let endpoint = match cluster {
+            Cluster::Named(name) => endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster),
+            Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
+        };
+        let subject = claims.sub().map(str::to_string).unwrap_or_else(|| format!("token:{}", token_fingerprint(admitted.token)));
+        Ok(RequestIdentity {
+            cluster: match cluster {
+                Cluster::Named(n) => n.to_string(),
+                Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
+            },
+            endpoint,
+            caller: Caller { subject, email: claims.email().map(str::to_string) },
+            roles,
+            catalog_key: CatalogKey::new(admitted.token, cluster.name()),
+            expires: admitted.exp,
+            principal: Principal::Token { token: Secret::new(admitted.token), username },
+        })
+    }
+
+    /// Brings the Prometheus series that mirror the cache's and the prober's own
+    /// counters up to date (called when `/metrics` or `/health` is read).
+    pub fn sync_metrics(&self) -> crate::catalog::CacheStats {
+        let s = self.catalogs.stats();
+        let m = &self.metrics;
+        m.catalog_entries.set(s.entries as i64);
+        m.catalog_denied_entries.set(s.denied_entries as i64);
+        let catch_up = |family: &prometheus_client::metrics::family::Family<Vec<(&'static str, String)>, prometheus_client::metrics::counter::Counter>,
+                        labels: Vec<(&'static str, String)>,
+                        total: u64| {
+            let c = family.get_or_create(&labels);
+            let have = c.get();
+            if total > have {
+                c.inc_by(total - have);
+            }
+        };
+        let l = |k: &'static str, v: &str| vec![(k, v.to_string())];
+        catch_up(&m.catalog_lookups, l("result", "hit_ok"), s.hits_ok);
+        catch_up(&m.catalog_lookups, l("result", "hit_denied"), s.hits_denied);
+        catch_up(&m.catalog_lookups, l("result", "miss"), s.misses);
+        catch_up(&m.catalog_drops, l("kind", "ok"), s.full_drops_ok);
+        catch_up(&m.catalog_drops, l("kind", "denied"), s.full_drops_denied);
+        catch_up(&m.catalog_discoveries, l("outcome", "auth_error"), s.auth_errors);
+        catch_up(&m.catalog_discoveries, l("outcome", "transient_error"), s.transient_errors);
+        catch_up(&m.catalog_discoveries, l("outcome", "saturated"), s.saturations);
+        catch_up(&m.catalog_discoveries, l("outcome", "ok"), s.discoveries_ok);
+        for p in self.prober.probe_counts() {
+            let labels = vec![("endpoint", p.endpoint.clone()), ("method", p.method.as_str().to_string()), ("outcome", p.outcome.as_str().to_string())];
+            catch_up(&m.identity_probes, labels, p.count);
+        }
+        s
     }
 
     /// Readiness: configuration loaded and, with static credentials, ClickHouse answers.
@@ -217,6 +321,7 @@ impl App {
             }
         }
         let id = self.static_identity(&rt);
+        let Principal::Static(creds) = &id.principal else { return Ok(()) };
         let opts = crate::clickhouse::QueryOptions {
             sql: "SELECT 1".into(),
             query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
@@ -225,7 +330,7 @@ impl App {
         };
         let res = rt
             .ch
-            .query_all(&id.endpoint, &id.creds, &opts, 1)
+            .query_all(&id.endpoint, creds, &opts, 1)
             .await
             .map(|_| ())
             .map_err(|e| format!("ClickHouse at {} does not answer: {e}", id.endpoint.key()));

@@ -6,19 +6,21 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Uri;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
-use crate::app::{App, RequestIdentity};
-use crate::clickhouse::{Credentials, Endpoint};
-use crate::config::{LoadOptions, Secret, Transport};
-use crate::mcp::http::{json_response, serve_mcp, IdentityResult};
+use crate::app::App;
+use crate::config::{LoadOptions, Transport};
+use crate::mcp::http::{json_response, serve_mcp};
+use crate::oauth::gate::GateRejection;
+use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
+use crate::routing::{not_found_body, Cluster, Route};
 use crate::telemetry::{logging, Metrics};
-use crate::tools::Caller;
 
 /// In-flight requests get this long to finish after SIGTERM (gateway.md).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -38,6 +40,7 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
         let transport = loaded.config.server.transport;
         let app = Arc::new(App::new(loaded.config, opts, Some(log))?);
         spawn_reloaders(app.clone());
+        crate::catalog::CatalogCache::spawn_sweeper(app.catalogs.clone());
         match transport {
             Transport::Stdio => crate::mcp::stdio::run(app).await,
             Transport::Http => serve_http(app).await,
@@ -63,70 +66,70 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/mcp", any(mcp_single))
-        .route("/mcp/", any(mcp_single))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
+        // MCP endpoints and their metadata are routed by `routing::Route`, which owns
+        // the cluster-name rules (and the 404-before-auth policy).
+        .fallback(mcp_routes)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app)
 }
 
-async fn mcp_single(
-    State(app): State<Arc<App>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let app2 = app.clone();
-    serve_mcp(app, method, headers, body, move |h| {
-        identify_single(&app2, h)
-    })
-    .await
+/// The route template a response is counted under (paths carry cluster names).
+#[derive(Clone, Copy)]
+struct RouteLabel(&'static str);
+
+fn labelled(mut r: Response, label: &'static str) -> Response {
+    r.extensions_mut().insert(RouteLabel(label));
+    r
 }
 
-/// Single-cluster identity: static credentials, or (OAuth on) the caller's bearer.
-fn identify_single(app: &App, headers: &HeaderMap) -> IdentityResult {
+async fn mcp_routes(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let rt = app.runtime();
-    if !rt.config.server.oauth.enabled {
-        return Ok(app.static_identity(&rt));
+    let multi = rt.config.multicluster.enabled;
+    let route = if multi { Route::parse_multi(uri.path(), &app.allowlist) } else { Route::parse_single(uri.path()) };
+    let oauth = rt.config.server.oauth.enabled;
+    match route {
+        Route::Mcp(cluster) => {
+            let label = if multi { "/mcp/{cluster}" } else { "/mcp" };
+            let name = cluster.name().to_string();
+            let app2 = app.clone();
+            let r = serve_mcp(app, method, headers, body, move |h| {
+                let rt = app2.runtime();
+                if !rt.config.server.oauth.enabled {
+                    return Ok(app2.static_identity(&rt));
+                }
+                let cluster = if name.is_empty() { Cluster::Implicit } else { Cluster::Named(&name) };
+                app2.identify(&rt, h, cluster).map_err(|g| Box::new(gate_response(g)))
+            })
+            .await;
+            labelled(r, label)
+        }
+        Route::ResourceMetadata(cluster) if oauth => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Resource(cluster));
+            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource/mcp")
+        }
+        Route::RootMetadata if oauth => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Root);
+            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource")
+        }
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => {
+            labelled(json_response(StatusCode::NOT_FOUND, &not_found_body()), "not_found")
+        }
+        Route::Other => labelled(not_found().await, "unmatched"),
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = bearer else {
-        let mut r = json_response(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "invalid_token", "error_description": "Sign in: this server needs an OAuth bearer token"}),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(
-                "Bearer error=\"invalid_token\", error_description=\"missing bearer token\"",
-            ),
-        );
-        return Err(Box::new(r));
-    };
-    let c = &rt.config.clickhouse;
-    Ok(RequestIdentity {
-        cluster: crate::app::DEFAULT_CLUSTER.into(),
-        endpoint: Endpoint::from_config(c),
-        creds: Credentials::Bearer(Secret::new(token)),
-        caller: Caller {
-            subject: crate::telemetry::token_tag(token),
-            email: None,
-        },
-        roles: Vec::new(),
-        catalog_key: crate::telemetry::token_tag(token),
-    })
+}
+
+fn gate_response(g: GateRejection) -> Response {
+    let mut r = json_response(g.status_code(), &g.body);
+    if let Ok(v) = HeaderValue::from_str(&g.www_authenticate) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
@@ -139,7 +142,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn health(State(app): State<Arc<App>>) -> Response {
     let rt = app.runtime();
     let ready = app.readiness().await;
-    let m = &app.metrics;
+    let stats = app.sync_metrics();
     let body = json!({
         "status": if ready.is_ok() { "ok" } else { "degraded" },
         "ready": ready.is_ok(),
@@ -147,15 +150,16 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "mode": if rt.config.multicluster.enabled { "multi-cluster" } else { "single-cluster" },
-        "catalog_cache": {
-            "entries": m.catalog_entries.get(),
-            "denied_entries": m.catalog_denied_entries.get(),
-        },
+        "catalog_cache": stats,
+        "identity_probes": app.prober.probe_counts().iter().map(|p| json!({
+            "endpoint": p.endpoint, "method": p.method.as_str(), "outcome": p.outcome.as_str(), "count": p.count,
+        })).collect::<Vec<_>>(),
     });
     json_response(StatusCode::OK, &body)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.sync_metrics();
     let mut r = app.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -173,12 +177,12 @@ async fn not_found() -> Response {
 
 /// Counts every HTTP answer by route template and status.
 async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let matched = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let response = next.run(req).await;
+    let route = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(l)) => l.to_string(),
+        None => matched.unwrap_or_else(|| "unmatched".into()),
+    };
     Metrics::inc(
         &app.metrics.http_requests,
         &[("route", &route), ("status", response.status().as_str())],

@@ -159,6 +159,8 @@ pub struct CacheStats {
     pub expired_removed: u64,
     /// Requests served static-only because all discovery slots were busy.
     pub saturations: u64,
+    /// Discoveries that produced a catalog.
+    pub discoveries_ok: u64,
     pub auth_errors: u64,
     /// Non-auth discovery failures, timeouts included.
     pub transient_errors: u64,
@@ -175,6 +177,7 @@ struct Counters {
     evictions_denied: AtomicU64,
     expired_removed: AtomicU64,
     saturations: AtomicU64,
+    discoveries_ok: AtomicU64,
     auth_errors: AtomicU64,
     transient_errors: AtomicU64,
     discovery_timeouts: AtomicU64,
@@ -599,6 +602,7 @@ impl<T> CatalogCache<T> {
         let c = &self.counters;
         match result {
             Ok(Ok((catalog, hash))) => {
+                bump(&c.discoveries_ok);
                 let catalog = st.intern(catalog, hash);
                 if let Some(expires) = positive_expiry(now, token_exp, self.cfg.ttl_fallback) {
                     let entry = NewEntry::Ok {
@@ -713,6 +717,7 @@ impl<T> CatalogCache<T> {
             evictions_denied: read(&c.evictions_denied),
             expired_removed: read(&c.expired_removed),
             saturations: read(&c.saturations),
+            discoveries_ok: read(&c.discoveries_ok),
             auth_errors: read(&c.auth_errors),
             transient_errors: read(&c.transient_errors),
             discovery_timeouts: read(&c.discovery_timeouts),

@@ -7,12 +7,10 @@ use rmcp::model::Implementation;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, LIST_TTL_MS};
-use crate::app::{App, RequestIdentity, Runtime};
+use crate::app::{App, Principal, RequestIdentity, Runtime};
 use crate::telemetry::Metrics;
-use crate::tools::{
-    call::{describe, schema_overview},
-    call_tool,
-};
+use crate::tools::call::{describe, schema_overview, tool_error, CallOutcome};
+use crate::tools::{call_tool, Entry};
 
 /// A JSON-RPC error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,9 +165,8 @@ pub async fn handle_request(
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
-            let ctx = app.tool_context(rt, id);
             let started = std::time::Instant::now();
-            let out = call_tool(&ctx, entry, &args).await;
+            let out = run_tool(app, rt, id, entry, &args).await;
             app.metrics
                 .query_duration
                 .get_or_create(&vec![("cluster", id.cluster.clone())])
@@ -211,7 +208,11 @@ pub async fn handle_request(
         )),
         (_, "resources/read") => {
             let uri = required_str(&p, "uri")?;
-            let ctx = app.tool_context(rt, id);
+            let creds = app
+                .credentials(rt, id)
+                .await
+                .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, format!("ClickHouse did not accept your identity: {e}")))?;
+            let ctx = app.tool_context(rt, id, creds);
             let not_found = |what: String| {
                 let code = if era == Era::Stateless {
                     protocol::INVALID_PARAMS
@@ -248,6 +249,28 @@ pub async fn handle_request(
             protocol::METHOD_NOT_FOUND,
             format!("Method not found: {method}"),
         )),
+    }
+}
+
+/// Runs a tool with the caller's credentials. When a remembered identity method is
+/// refused (the endpoint changed scheme), the endpoint is re-probed (at most every
+/// 30 s) and the call runs once more.
+async fn run_tool(app: &App, rt: &Runtime, id: &RequestIdentity, entry: &Entry, args: &Map<String, Value>) -> CallOutcome {
+    let creds = match app.credentials(rt, id).await {
+        Ok(c) => c,
+        Err(e) => return tool_error(format!("ClickHouse did not accept your identity: {e}")),
+    };
+    let ctx = app.tool_context(rt, id, creds);
+    let out = call_tool(&ctx, entry, args).await;
+    let retry = ctx.auth_failed()
+        && matches!(id.principal, Principal::Token { .. })
+        && app.prober.note_auth_failure(&id.endpoint.key(), std::time::Instant::now());
+    if !retry {
+        return out;
+    }
+    match app.credentials(rt, id).await {
+        Ok(creds) => call_tool(&app.tool_context(rt, id, creds), entry, args).await,
+        Err(_) => out,
     }
 }
 

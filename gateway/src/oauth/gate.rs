@@ -264,6 +264,17 @@ pub fn insufficient_scope(
 /// The gate for every MCP request, every method (`tools/list` included, so clients
 /// re-authenticate instead of showing stale tools): a bearer in the header, not past
 /// `exp`. Anything else is `401` with the challenge.
+/// `403` for a token the gateway will not let through whatever its scopes (roles
+/// filtered to nothing, fail closed).
+pub fn forbidden(oauth: &OAuthConfig, ctx: &ServingContext<'_>, description: &str) -> GateRejection {
+    let www = challenge("insufficient_scope", description, &resource_metadata_url(oauth, ctx), &advertised_scopes(oauth));
+    GateRejection {
+        status: 403,
+        www_authenticate: www,
+        body: json!({"error": "insufficient_scope", "error_description": description}),
+    }
+}
+
 pub fn admit<'h>(
     headers: &'h HeaderMap,
     oauth: &OAuthConfig,

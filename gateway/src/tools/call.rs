@@ -1,6 +1,7 @@
 //! Running one tool call against ClickHouse, and discovering a caller's catalog.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -39,6 +40,9 @@ pub struct ToolContext<'a> {
     /// The cluster name (single-cluster mode: `default`).
     pub cluster: String,
     pub caller: Caller,
+    /// Set when ClickHouse refused the credentials (auth-class failure), so the
+    /// caller can re-probe the endpoint's identity method.
+    pub auth_failed: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +67,7 @@ pub struct CallOutcome {
     pub outcome: Outcome,
 }
 
-fn tool_error(message: impl Into<String>) -> CallOutcome {
+pub fn tool_error(message: impl Into<String>) -> CallOutcome {
     CallOutcome {
         result: CallToolResult::error(vec![Content::text(message.into())]),
         outcome: Outcome::ToolError,
@@ -81,6 +85,16 @@ fn structured(v: Value) -> CallOutcome {
 }
 
 impl ToolContext<'_> {
+    pub fn auth_failed(&self) -> bool {
+        self.auth_failed.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, e: &QueryError) {
+        if e.is_auth_class() {
+            self.auth_failed.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn query_id(&self) -> String {
         format!("chmcp-{:032x}", fastrand::u128(..))
     }
@@ -138,6 +152,7 @@ impl ToolContext<'_> {
                 out
             }
             Err(e) => {
+                self.note(&e);
                 tracing::info!(tool, query_id = %opts.query_id, error = %e, "query failed");
                 tool_error(e.to_string())
             }
@@ -558,10 +573,10 @@ async fn run_insert(
         values.join(", ")
     );
     let opts = ctx.options(tool, sql, false, Caps::default());
-    ctx.ch
-        .query_all(&ctx.endpoint, &ctx.creds, &opts, 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = ctx.ch.query_all(&ctx.endpoint, &ctx.creds, &opts, 1).await {
+        ctx.note(&e);
+        return Err(e.to_string());
+    }
     Ok(structured(json!({"inserted_rows": 1})))
 }
 
