@@ -3,6 +3,7 @@
 
 pub mod clickhouse;
 pub mod gateway;
+pub mod jwt;
 pub mod mcp;
 
 use std::net::TcpListener;
