@@ -4,6 +4,7 @@
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
 pub mod config;
+pub mod oauth;
 pub mod routing;
 pub mod serve;
 pub mod verify;
