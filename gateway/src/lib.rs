@@ -13,7 +13,3 @@ pub mod tools;
 pub mod app;
 pub mod mcp;
 pub mod telemetry;
-// TEMPORARY until branch `verify` (which adds `oauth/mod.rs`) is merged: then this
-// becomes `pub mod broker;` inside `oauth/mod.rs`.
-#[path = "oauth/broker/mod.rs"]
-pub mod oauth_broker;

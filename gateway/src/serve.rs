@@ -51,14 +51,23 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("server.address/server.port: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
-    let router = router(app.clone());
+    let router = router(app.clone())?;
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
+    let mut routes = Router::new();
+    let oauth = app.runtime().config.server.oauth.clone();
+    if oauth.enabled && oauth.broker {
+        // Broker mode (oauth.md): the OAuth routes; built once, so `oauth.*` broker keys
+        // take effect on restart.
+        let serves = crate::oauth::broker::single_cluster_resources(&oauth);
+        let broker = crate::oauth::broker::BrokerState::new(&oauth, app.metrics.oauth_requests.clone(), serves)?;
+        routes = routes.merge(crate::oauth::broker::routes(Arc::new(broker)));
+    }
+    Ok(routes
         .route("/mcp", any(mcp_single))
         .route("/mcp/", any(mcp_single))
         .route("/livez", get(|| async { "ok" }))
@@ -67,7 +76,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
-        .with_state(app)
+        .with_state(app))
 }
 
 async fn mcp_single(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, body: Body) -> Response {

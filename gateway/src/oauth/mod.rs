@@ -4,6 +4,7 @@
 //! the pure JWT validation both sides use, so a token the gateway accepts is judged by
 //! exactly the same rules as the verifier applies in front of ClickHouse.
 
+pub mod broker;
 pub mod jwks;
 
 pub use jwks::{

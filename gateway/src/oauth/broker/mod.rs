@@ -16,6 +16,7 @@ pub mod client;
 pub mod consent;
 pub mod crypto;
 pub mod error;
+pub mod idtoken;
 pub mod metadata;
 pub mod register;
 pub mod token;
@@ -34,7 +35,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use serde_json::{Map, Value};
 
 use crate::config::{OAuthConfig, Secret, UpstreamToken};
 use crate::mcp::http::json_response;
@@ -51,8 +51,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Validates an upstream id_token: signature (JWKS), `iss`, `aud` = the gateway's client
 /// id at the IdP, `exp`. Returns its claims, or why not (no token material in it).
 pub trait IdTokenVerifier: Send + Sync {
-    fn verify<'a>(&'a self, id_token: &'a str)
-        -> BoxFuture<'a, Result<Map<String, Value>, String>>;
+    fn verify<'a>(
+        &'a self,
+        id_token: &'a str,
+    ) -> BoxFuture<'a, Result<crate::oauth::Claims, String>>;
 }
 
 /// The metric's `step` label.
@@ -147,7 +149,19 @@ pub struct BrokerState {
 }
 
 impl BrokerState {
-    /// `metrics`: a clone of `Metrics::oauth_requests` (clones share the counters).
+    /// The broker as `serve` builds it: id_tokens checked against the IdP's JWKS.
+    /// `metrics`: a clone of `Metrics::oauth_requests` (clones share the counters);
+    /// `serves`: `single_cluster_resources` or `multicluster_resources`.
+    pub fn new(
+        o: &OAuthConfig,
+        metrics: OAuthRequests,
+        serves: Serves,
+    ) -> Result<Self, BrokerSetupError> {
+        let verifier = idtoken::JwksIdTokens::new(&Settings::from_config(o), upstream_http()?);
+        Self::with_verifier(o, metrics, serves, verifier)
+    }
+
+    /// With another id_token check (tests).
     pub fn with_verifier(
         o: &OAuthConfig,
         metrics: OAuthRequests,
@@ -156,14 +170,8 @@ impl BrokerState {
     ) -> Result<Self, BrokerSetupError> {
         let settings = Settings::from_config(o);
         let sealer = Sealer::new(o.signing_secret.expose().as_bytes())?;
-        // Upstream calls never follow redirects: a token endpoint that redirects would
-        // otherwise carry our client secret wherever it points.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| BrokerSetupError::Http(e.to_string()))?;
         Ok(Self {
-            upstream: upstream::Upstream::new(&settings, http),
+            upstream: upstream::Upstream::new(&settings, upstream_http()?),
             cimd: cimd::CimdResolver::new(settings.dev_allow_insecure_client_metadata),
             settings,
             sealer,
@@ -186,6 +194,15 @@ impl BrokerState {
         tracing::info!(step = step.as_str(), error = e.code.as_str(), description = %e.description, "oauth request refused");
         e.into_response()
     }
+}
+
+/// The client for calls to the upstream IdP. It never follows redirects: a token
+/// endpoint that redirected would otherwise carry our client secret wherever it points.
+fn upstream_http() -> Result<reqwest::Client, BrokerSetupError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| BrokerSetupError::Http(e.to_string()))
 }
 
 /// Resources are compared with and without one trailing slash: `https://x/mcp` and
