@@ -48,6 +48,20 @@ const ACCOUNTS = {
 };
 const CLIENT_SECRET = 'test-secret';
 
+// The gateway's upstream client in OAuth broker mode (tests/broker.rs, e2e/broker): a
+// signed-in account, authorization code + PKCE, refresh tokens. A native application,
+// so its loopback redirect URI matches on any port (RFC 8252 §7.3): test gateways listen
+// on free ports chosen at run time.
+const BROKER_CLIENT = {
+  client_id: 'chmcp-broker',
+  client_secret: CLIENT_SECRET,
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/oauth/callback'],
+  token_endpoint_auth_method: 'client_secret_post',
+};
+
 function newKey(kid) {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
@@ -78,8 +92,8 @@ server.listen(0, '127.0.0.1', () => {
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_post',
       scope: RESOURCE_SCOPES,
-    })),
-    scopes: ['openid', 'email', 'profile', 'mcp:read', 'mcp:write'],
+    })).concat([BROKER_CLIENT]),
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'mcp:read', 'mcp:write'],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -140,6 +154,7 @@ server.listen(0, '127.0.0.1', () => {
     audience: RESOURCES[0],
     other_audience: RESOURCES[1],
     client_secret: CLIENT_SECRET,
+    broker_client_id: BROKER_CLIENT.client_id,
   };
   process.stdout.write(`IDP_READY ${JSON.stringify(ready)}\n`);
 });
