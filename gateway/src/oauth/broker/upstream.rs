@@ -56,14 +56,15 @@ pub fn authorization_url(
             .append_pair("state", state)
             .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256");
-        if s.google {
-            if s.offline {
-                // Google issues a refresh token only with access_type=offline, and only
-                // on a consent screen; prompt=consent makes sure there is one.
-                q.append_pair("access_type", "offline")
-                    .append_pair("prompt", "consent");
+        if s.offline {
+            // OIDC Core §11: offline access needs a consent prompt (oidc-provider drops
+            // offline_access without it); Google issues a refresh token only on consent.
+            q.append_pair("prompt", "consent");
+            if s.google {
+                q.append_pair("access_type", "offline");
             }
-        } else if !s.audience.is_empty() {
+        }
+        if !s.google && !s.audience.is_empty() {
             // Auth0 issues a JWT access token for this API only when asked by audience.
             q.append_pair("audience", &s.audience);
         }
@@ -371,6 +372,7 @@ mod tests {
         );
         assert_eq!(get(&p, "audience"), Some("https://mcp.example.com/"));
         assert_eq!(get(&p, "scope"), Some("openid email offline_access"));
+        assert_eq!(get(&p, "prompt"), Some("consent"));
         assert_eq!(get(&p, "access_type"), None);
         assert_eq!(get(&p, "state"), Some("ST"));
         assert_eq!(get(&p, "code_challenge"), Some("CH"));
