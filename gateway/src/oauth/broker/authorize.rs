@@ -363,3 +363,146 @@ pub async fn authorize_get(
     }
     consent::show(&b, &headers, &client, pending)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::{AuthMethod, ClientSource};
+    use super::*;
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn client() -> Client {
+        Client {
+            id: "cid".into(),
+            name: None,
+            redirect_uris: vec!["https://app.example.com/cb".into()],
+            auth_method: AuthMethod::None,
+            source: ClientSource::Registered,
+        }
+    }
+
+    fn params() -> AuthorizeParams {
+        AuthorizeParams {
+            response_type: Some("code".into()),
+            client_id: Some("cid".into()),
+            redirect_uri: Some("https://app.example.com/cb".into()),
+            state: Some("st".into()),
+            scope: Some("openid".into()),
+            code_challenge: Some(CHALLENGE.into()),
+            code_challenge_method: Some("S256".into()),
+            resource: Some("https://gw.example.com/mcp".into()),
+        }
+    }
+
+    fn serves(r: &str) -> bool {
+        r == "https://gw.example.com/mcp"
+    }
+
+    fn redirected_code(r: Result<Pending, Refusal>) -> ErrorCode {
+        match r {
+            Err(Refusal::Redirect {
+                error,
+                state,
+                redirect_uri,
+            }) => {
+                assert_eq!(redirect_uri, "https://app.example.com/cb");
+                assert_eq!(state.as_deref(), Some("st"));
+                error.code
+            }
+            other => panic!("expected a redirect refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_request_becomes_a_pending_authorization() {
+        let p = check_request(&params(), &client(), &serves).unwrap();
+        assert_eq!(p.client, client().binding());
+        assert_eq!(p.redirect_uri, "https://app.example.com/cb");
+        assert!(p.redirect_explicit);
+        assert_eq!(p.code_challenge, CHALLENGE);
+        assert_eq!(p.resource.as_deref(), Some("https://gw.example.com/mcp"));
+    }
+
+    #[test]
+    fn an_unregistered_redirect_is_answered_directly() {
+        let mut p = params();
+        p.redirect_uri = Some("https://evil.example.com/cb".into());
+        assert!(
+            matches!(check_request(&p, &client(), &serves), Err(Refusal::Direct(e)) if e.code == ErrorCode::InvalidRequest)
+        );
+        // Omitted with a single registered URI: that one is used.
+        p.redirect_uri = None;
+        assert!(
+            !check_request(&p, &client(), &serves)
+                .unwrap()
+                .redirect_explicit
+        );
+    }
+
+    #[test]
+    fn pkce_s256_is_required() {
+        let mut p = params();
+        p.code_challenge = None;
+        assert_eq!(
+            redirected_code(check_request(&p, &client(), &serves)),
+            ErrorCode::InvalidRequest
+        );
+        let mut p = params();
+        p.code_challenge_method = Some("plain".into());
+        assert_eq!(
+            redirected_code(check_request(&p, &client(), &serves)),
+            ErrorCode::InvalidRequest
+        );
+        let mut p = params();
+        p.code_challenge = Some("short".into());
+        assert_eq!(
+            redirected_code(check_request(&p, &client(), &serves)),
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn only_the_code_flow_is_supported() {
+        let mut p = params();
+        p.response_type = Some("token".into());
+        assert_eq!(
+            redirected_code(check_request(&p, &client(), &serves)),
+            ErrorCode::UnsupportedResponseType
+        );
+    }
+
+    #[test]
+    fn a_resource_of_another_server_is_invalid_target() {
+        let mut p = params();
+        p.resource = Some("https://other.example.com/mcp".into());
+        assert_eq!(
+            redirected_code(check_request(&p, &client(), &serves)),
+            ErrorCode::InvalidTarget
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let pairs = vec![
+            ("state".to_string(), "a".to_string()),
+            ("state".to_string(), "b".to_string()),
+        ];
+        assert_eq!(
+            AuthorizeParams::from_pairs(&pairs).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn error_redirects_keep_the_client_query_and_add_state_and_iss() {
+        let loc = redirect_with(
+            "https://app.example.com/cb?keep=1",
+            &[("error", "access_denied"), ("state", "s t")],
+        )
+        .unwrap();
+        assert_eq!(
+            loc,
+            "https://app.example.com/cb?keep=1&error=access_denied&state=s+t"
+        );
+    }
+}

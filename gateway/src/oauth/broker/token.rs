@@ -578,3 +578,142 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod grant_tests {
+    use super::super::authorize::Pending;
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    fn code(resource: Option<&str>) -> AuthorizationCode {
+        AuthorizationCode {
+            pending: Pending {
+                client: client_binding("cid"),
+                redirect_uri: "https://app.example.com/cb".into(),
+                redirect_explicit: true,
+                state: None,
+                code_challenge: sha256_b64(VERIFIER),
+                scope: None,
+                resource: resource.map(str::to_string),
+            },
+            upstream_code: "u".into(),
+            verifier: "v".into(),
+        }
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn me() -> Authenticated {
+        Authenticated {
+            binding: client_binding("cid"),
+        }
+    }
+
+    fn serves(r: &str) -> bool {
+        r.starts_with("https://gw.example.com/")
+    }
+
+    fn good() -> HashMap<String, String> {
+        form(&[
+            ("redirect_uri", "https://app.example.com/cb"),
+            ("code_verifier", VERIFIER),
+        ])
+    }
+
+    #[test]
+    fn a_matching_request_passes() {
+        assert!(check_code_grant(&code(None), &me(), &good(), &serves).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_verifier_is_invalid_grant() {
+        let f = form(&[
+            ("redirect_uri", "https://app.example.com/cb"),
+            ("code_verifier", &"x".repeat(43)),
+        ]);
+        assert_eq!(
+            check_code_grant(&code(None), &me(), &f, &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+        let f = form(&[("redirect_uri", "https://app.example.com/cb")]);
+        assert_eq!(
+            check_code_grant(&code(None), &me(), &f, &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn another_client_or_redirect_is_invalid_grant() {
+        let other = Authenticated {
+            binding: client_binding("other"),
+        };
+        assert_eq!(
+            check_code_grant(&code(None), &other, &good(), &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+        let f = form(&[
+            ("redirect_uri", "https://app.example.com/other"),
+            ("code_verifier", VERIFIER),
+        ]);
+        assert_eq!(
+            check_code_grant(&code(None), &me(), &f, &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+        let f = form(&[("code_verifier", VERIFIER)]);
+        assert_eq!(
+            check_code_grant(&code(None), &me(), &f, &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidGrant
+        );
+    }
+
+    #[test]
+    fn the_resource_must_be_ours_and_the_authorized_one() {
+        let mut f = good();
+        f.insert(
+            "resource".into(),
+            "https://elsewhere.example.com/mcp".into(),
+        );
+        assert_eq!(
+            check_code_grant(&code(None), &me(), &f, &serves)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidTarget
+        );
+        f.insert("resource".into(), "https://gw.example.com/mcp/b".into());
+        assert_eq!(
+            check_code_grant(
+                &code(Some("https://gw.example.com/mcp/a")),
+                &me(),
+                &f,
+                &serves
+            )
+            .unwrap_err()
+            .code,
+            ErrorCode::InvalidTarget
+        );
+        f.insert("resource".into(), "https://gw.example.com/mcp/a".into());
+        assert!(check_code_grant(
+            &code(Some("https://gw.example.com/mcp/a")),
+            &me(),
+            &f,
+            &serves
+        )
+        .is_ok());
+    }
+}
