@@ -56,16 +56,22 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("server.address/server.port: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
-    let router = router(app.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
+    let mut routes = Router::new();
+    let rt = app.runtime();
+    let oauth = &rt.config.server.oauth;
+    if oauth.enabled && oauth.broker {
+        // Broker mode (oauth.md): the OAuth routes. Built once at startup.
+        let serves = if rt.config.multicluster.enabled {
+            let allow = app.allowlist.clone();
+            crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c))
+        } else {
+            crate::oauth::broker::single_cluster_resources(oauth)
+        };
+        let broker = crate::oauth::broker::BrokerState::new(oauth, app.metrics.oauth_requests.clone(), serves)?;
+        routes = routes.merge(crate::oauth::broker::routes(Arc::new(broker)));
+    }
+    Ok(routes
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/health", get(health))
@@ -74,7 +80,7 @@ pub fn router(app: Arc<App>) -> Router {
         // the cluster-name rules (and the 404-before-auth policy).
         .fallback(mcp_routes)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
-        .with_state(app)
+        .with_state(app))
 }
 
 /// The route template a response is counted under (paths carry cluster names).

@@ -19,6 +19,8 @@ pub use load::{load, parse_document, ConfigError, LoadOptions, Loaded};
 pub use reload::restart_only_changes;
 pub use secret::Secret;
 pub use validate::{validate, Warning};
+// The verifier's configuration names unknown keys the same way.
+pub(crate) use load::closest;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

@@ -1,4 +1,14 @@
-//! OAuth: the gate on MCP requests, protected-resource metadata, JWKS, the broker.
+//! OAuth: the gate on MCP requests and protected-resource metadata (resource server),
+//! the IdP key cache and JWT validation (shared by the gate, the broker and the
+//! ClickHouse-side verifier, so a token is judged by the same rules everywhere), and
+//! the broker (the gateway as authorization server).
 
+pub mod broker;
 pub mod gate;
+pub mod jwks;
 pub mod metadata;
+
+pub use jwks::{
+    validate_jwt, Claims, Expectations, FetchObserver, FetchOutcome, JwksCache, JwksError,
+    JwksSource, KeySet, TokenRejection,
+};

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End to end, OAuth broker mode, with real parts (issue 6):
+#   the official MCP Python SDK (2.x) -> chmcp gateway (broker) -> npm oidc-provider (IdP)
+#   and for queries: gateway -> ClickHouse STAND-IN (e2e/broker/ch_standin.py: a modern
+#   ClickHouse's HTTP authentication step) -> the real verifier -> the real ClickHouse 18.16.
+# Everything listens on free loopback ports and is stopped on exit.
+#   e2e/broker.sh            builds the gateway (cargo) unless GATEWAY_BIN names a binary
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+PY="$(scripts/deps.sh python)"
+scripts/deps.sh clickhouse >/dev/null
+if [ ! -d e2e/idp/node_modules/oidc-provider ]; then
+  (cd e2e/idp && npm ci --silent --no-audit --no-fund)
+fi
+if [ -z "${GATEWAY_BIN:-}" ]; then
+  cargo build -q -p chmcp-gateway
+  GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"
+fi
+
+TMP="$(mktemp -d -t chmcp-broker-e2e.XXXXXX)"
+PIDS=()
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ $status -ne 0 ]; then
+    for f in "$TMP"/*.log; do echo "---- $f"; tail -n 40 "$f"; done
+  fi
+  rm -rf "$TMP"
+  exit $status
+}
+trap cleanup EXIT
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1 ($2)" >&2; return 1
+}
+
+# ClickHouse 18.16, its own config on free ports.
+CH_HTTP=$(free_port); CH_TCP=$(free_port)
+mkdir -p "$TMP/ch"
+cat >"$TMP/ch/config.xml" <<XML
+<yandex>
+  <logger><level>warning</level><log>$TMP/ch/server.log</log><errorlog>$TMP/ch/error.log</errorlog></logger>
+  <http_port>$CH_HTTP</http_port><tcp_port>$CH_TCP</tcp_port><listen_host>127.0.0.1</listen_host>
+  <path>$TMP/ch/data/</path><tmp_path>$TMP/ch/tmp/</tmp_path><user_files_path>$TMP/ch/files/</user_files_path>
+  <users_config>$TMP/ch/users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>5368709</mark_cache_size><timezone>UTC</timezone>
+</yandex>
+XML
+cat >"$TMP/ch/users.xml" <<XML
+<yandex>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default/></quotas>
+</yandex>
+XML
+/usr/sbin/clickhouse-server --config-file="$TMP/ch/config.xml" >"$TMP/clickhouse.log" 2>&1 &
+PIDS+=($!)
+wait_port "$CH_HTTP" clickhouse
+
+# The IdP: it exits when its stdin closes, so it reads from a pipe we hold open.
+mkfifo "$TMP/idp.stdin"
+node e2e/idp/server.js "$TMP/idp-state" <"$TMP/idp.stdin" >"$TMP/idp.log" 2>&1 &
+PIDS+=($!)
+exec 9>"$TMP/idp.stdin"
+for _ in $(seq 1 200); do grep -q '^IDP_READY ' "$TMP/idp.log" 2>/dev/null && break; sleep 0.05; done
+READY="$(grep '^IDP_READY ' "$TMP/idp.log" | head -1 | cut -d' ' -f2-)"
+[ -n "$READY" ] || { echo "the IdP did not start" >&2; exit 1; }
+field() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$READY" "$1"; }
+ISSUER="$(field issuer)"; AUDIENCE="$(field audience)"
+IDP_CLIENT="$(field broker_client_id)"; IDP_SECRET="$(field client_secret)"
+
+# The real verifier, as ClickHouse's HTTP authentication server.
+V_PORT=$(free_port)
+cat >"$TMP/verify.yaml" <<YAML
+listen: 127.0.0.1:$V_PORT
+oauth: {issuer: "$ISSUER", audience: "$AUDIENCE"}
+identity: {username_claim: email, require_email_verified: true}
+YAML
+"$GATEWAY_BIN" verify --config "$TMP/verify.yaml" >"$TMP/verify.log" 2>&1 &
+PIDS+=($!)
+wait_port "$V_PORT" verifier
+
+# The stand-in for a modern ClickHouse's HTTP authentication, in front of 18.16.
+S_PORT=$(free_port)
+"$PY" e2e/broker/ch_standin.py --port "$S_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" --verifier "http://127.0.0.1:$V_PORT" >"$TMP/standin.log" 2>&1 &
+PIDS+=($!)
+wait_port "$S_PORT" stand-in
+
+# The gateway in broker mode. Single-cluster /mcp for now; with the multi-cluster
+# routes merged, set MCP_PATH=/mcp/<cluster> and multicluster.enabled (see the README).
+G_PORT=$(free_port)
+MCP_PATH="${MCP_PATH:-/mcp}"
+cat >"$TMP/gateway.yaml" <<YAML
+server:
+  address: 127.0.0.1
+  port: $G_PORT
+  oauth:
+    enabled: true
+    broker: true
+    issuer: "$ISSUER"
+    audience: "$AUDIENCE"
+    public_auth_server_url: "http://127.0.0.1:$G_PORT"
+    client_id: "$IDP_CLIENT"
+    client_secret: "$IDP_SECRET"
+    signing_secret: "$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    upstream_offline_access: true
+clickhouse:
+  host: 127.0.0.1
+  port: $S_PORT
+YAML
+"$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_port "$G_PORT" gateway
+
+"$PY" e2e/broker/flow.py "http://127.0.0.1:$G_PORT$MCP_PATH" "http://127.0.0.1:$S_PORT/__standin/stats"

@@ -1,0 +1,933 @@
+//! OAuth broker mode against a real OpenID Provider (npm `oidc-provider`, `e2e/idp`):
+//! registration → authorize → consent → the IdP's login and consent pages (driven with a
+//! cookie-carrying HTTP client) → callback → token → refresh, the negative cases with
+//! their RFC 6749 errors, and two gateway processes sharing only the signing secret.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chmcp_gateway::oauth::broker::authorize::Pending;
+use chmcp_gateway::oauth::broker::callback::AuthorizationCode;
+use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
+use chmcp_tests::{binary, free_port, temp_dir};
+use serde_json::{json, Value};
+
+const SIGNING_SECRET: &str = "broker-test-signing-secret-0123456789abcdef";
+const AUDIENCE: &str = "https://mcp.example.com/";
+/// The client's redirect URI: nothing listens there; the test reads the Location header.
+const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+// ---------------------------------------------------------------------------------------
+// The IdP
+
+struct Idp {
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+fn idp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/idp")
+}
+
+impl Idp {
+    fn start() -> Self {
+        let dir = idp_dir();
+        if !dir.join("node_modules/oidc-provider").exists() {
+            let ok = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--silent"])
+                .current_dir(&dir)
+                .status();
+            assert!(
+                ok.map(|s| s.success()).unwrap_or(false),
+                "npm ci in e2e/idp failed"
+            );
+        }
+        let state = temp_dir("idp");
+        let mut child = Command::new("node")
+            .arg(dir.join("server.js"))
+            .arg(&state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node e2e/idp/server.js");
+        let stdout = child.stdout.take().expect("idp stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read IDP_READY");
+        // Keep reading: the IdP dies of EPIPE if its stdout is closed while it still writes.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let ready: Value = serde_json::from_str(
+            line.trim()
+                .strip_prefix("IDP_READY ")
+                .unwrap_or_else(|| panic!("unexpected idp output: {line}")),
+        )
+        .expect("IDP_READY json");
+        Self {
+            issuer: ready["issuer"].as_str().unwrap().to_string(),
+            client_id: ready["broker_client_id"]
+                .as_str()
+                .expect("broker_client_id: e2e/idp too old")
+                .to_string(),
+            client_secret: ready["client_secret"].as_str().unwrap().to_string(),
+            child,
+            dir: state,
+        }
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The gateway, on a port chosen before it starts (its public URL names the port)
+
+struct Gw {
+    base: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+/// `BROKER_GATEWAY_BIN` overrides the binary next to the test executable (a build
+/// directory shared between checkouts may hold another checkout's binary).
+fn gateway_binary() -> PathBuf {
+    std::env::var_os("BROKER_GATEWAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| binary("chmcp-gateway"))
+}
+
+fn broker_config(idp: &Idp, public_url: &str, extra: &str) -> String {
+    format!(
+        "clickhouse:\n  host: 127.0.0.1\n  port: 9\nserver:\n  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: {AUDIENCE}\n    public_auth_server_url: {public_url}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: {SIGNING_SECRET}\n    upstream_offline_access: true\n{extra}",
+        issuer = idp.issuer,
+        cid = idp.client_id,
+        secret = idp.client_secret,
+    )
+}
+
+impl Gw {
+    fn start_on(port: u16, config: &str) -> Self {
+        let dir = temp_dir("broker-gw");
+        let path = dir.join("gateway.yaml");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let child = Command::new(gateway_binary())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--set", "server.address=127.0.0.1", "--set"])
+            .arg(format!("server.port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn chmcp-gateway");
+        let gw = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            dir,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "gateway did not listen; log:\n{}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gw
+    }
+
+    fn start(idp: &Idp, extra: &str) -> Self {
+        let port = free_port();
+        Self::start_on(
+            port,
+            &broker_config(idp, &format!("http://127.0.0.1:{port}"), extra),
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A headless browser: follows nothing by itself, keeps cookies per host:port
+
+#[derive(Default)]
+struct Browser {
+    jar: HashMap<String, HashMap<String, String>>,
+}
+
+fn host_of(url: &str) -> String {
+    let u = reqwest::Url::parse(url).unwrap();
+    format!(
+        "{}:{}",
+        u.host_str().unwrap(),
+        u.port_or_known_default().unwrap()
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `attr="..."` in an HTML tag snippet.
+fn attr(html: &str, tag_start: &str, attr: &str) -> Option<String> {
+    let at = html.find(tag_start)?;
+    let rest = &html[at..];
+    let end = rest.find('>')?;
+    let tag = &rest[..end];
+    let key = format!("{attr}=\"");
+    let v = &tag[tag.find(&key)? + key.len()..];
+    Some(
+        v[..v.find('"')?]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
+}
+
+struct Page {
+    url: String,
+    status: u16,
+    location: Option<String>,
+    body: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Browser {
+    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Page {
+        let host = host_of(url);
+        let cookies = self.jar.get(&host).map(|c| {
+            c.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let req = match cookies {
+            Some(c) if !c.is_empty() => req.header("cookie", c),
+            _ => req,
+        };
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        for sc in resp.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            if let Some((k, v)) = sc.split(';').next().and_then(|kv| kv.split_once('=')) {
+                self.jar
+                    .entry(host.clone())
+                    .or_default()
+                    .insert(k.trim().to_string(), v.to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let location = headers
+            .get("location")
+            .map(|l| resolve(url, l.to_str().unwrap()));
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            url: url.to_string(),
+            status,
+            location,
+            body,
+            headers,
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        self.send(http().get(url), url).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        self.send(http().post(url).form(form), url).await
+    }
+
+    /// Follows redirects and answers the IdP's login and consent forms until the browser
+    /// is sent to `stop_prefix`; returns that URL.
+    async fn drive_until(
+        &mut self,
+        start: Page,
+        stop_prefix: &str,
+        rewrite: &dyn Fn(String) -> String,
+    ) -> String {
+        let mut page = start;
+        for _ in 0..20 {
+            if let Some(loc) = page.location.take() {
+                let loc = rewrite(loc);
+                if loc.starts_with(stop_prefix) {
+                    return loc;
+                }
+                page = self.get(&loc).await;
+                continue;
+            }
+            assert_eq!(page.status, 200, "unexpected page: {}", page.body);
+            let action = attr(&page.body, "<form", "action")
+                .unwrap_or_else(|| panic!("no form in page: {}", page.body));
+            let action = resolve(&page.url, &action);
+            page = if page.body.contains("name=\"login\"") {
+                self.post(
+                    &action,
+                    &[("prompt", "login"), ("login", "alice"), ("password", "any")],
+                )
+                .await
+            } else {
+                self.post(&action, &[("prompt", "consent")]).await
+            };
+        }
+        panic!("the sign-in did not finish within 20 steps");
+    }
+}
+
+fn resolve(base: &str, rel: &str) -> String {
+    reqwest::Url::parse(base)
+        .unwrap()
+        .join(rel)
+        .unwrap()
+        .to_string()
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Flow helpers
+
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+fn pkce(seed: &str) -> Pkce {
+    let verifier = format!("{seed}-{}", "v".repeat(50));
+    Pkce {
+        challenge: sha256_b64(&verifier),
+        verifier,
+    }
+}
+
+async fn register(base: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(format!("{base}/oauth/register"))
+        .json_body(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+trait JsonBody {
+    fn json_body(self, v: &Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, v: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(v.to_string())
+    }
+}
+
+async fn json_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})),
+    )
+}
+
+async fn public_client(base: &str) -> String {
+    let (status, reg) = json_of(register(base, json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test <client>"})).await).await;
+    assert_eq!(status, 201, "{reg}");
+    reg["client_id"].as_str().unwrap().to_string()
+}
+
+fn authorize_url(base: &str, client_id: &str, p: &Pkce, extra: &[(&str, &str)]) -> String {
+    let mut u = reqwest::Url::parse(&format!("{base}/oauth/authorize")).unwrap();
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", CLIENT_REDIRECT)
+            .append_pair("state", "client-state-1")
+            .append_pair("code_challenge", &p.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("scope", "openid email");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    u.to_string()
+}
+
+/// Runs authorize → consent → IdP → callback on `auth_base`, with the callback served by
+/// `callback_base` (another replica, or the same). Returns the client's redirect URL.
+async fn sign_in(
+    idp: &Idp,
+    auth_base: &str,
+    callback_base: &str,
+    client_id: &str,
+    p: &Pkce,
+) -> String {
+    let mut browser = Browser::default();
+    let consent = browser
+        .get(&authorize_url(
+            auth_base,
+            client_id,
+            p,
+            &[("resource", &format!("{auth_base}/mcp"))],
+        ))
+        .await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert_eq!(consent.headers.get("x-frame-options").unwrap(), "DENY");
+    assert!(consent
+        .headers
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(
+        consent.body.contains("Test &lt;client&gt;"),
+        "{}",
+        consent.body
+    );
+    let ticket = attr(
+        &consent.body,
+        "<input type=\"hidden\" name=\"ticket\"",
+        "value",
+    )
+    .expect("ticket");
+    let approved = browser
+        .post(
+            &format!("{auth_base}/oauth/authorize"),
+            &[("ticket", &ticket), ("action", "approve")],
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    assert!(approved
+        .location
+        .as_deref()
+        .unwrap()
+        .starts_with(&idp.issuer));
+    let (from, to) = (
+        format!("{auth_base}/oauth/callback"),
+        format!("{callback_base}/oauth/callback"),
+    );
+    let at_callback = browser
+        .drive_until(approved, &to, &|loc: String| loc.replacen(&from, &to, 1))
+        .await;
+    let back = browser.get(&at_callback).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    back.location.unwrap()
+}
+
+async fn token(base: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    json_of(
+        http()
+            .post(format!("{base}/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn redeem(base: &str, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
+    token(
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CLIENT_REDIRECT),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn metadata_names_the_broker_endpoints_at_both_well_known_paths() {
+    let idp = Idp::start();
+    let gw = Gw::start(&idp, "");
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let (status, m) = json_of(
+            http()
+                .get(format!("{}{path}", gw.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(m["issuer"], gw.base.as_str());
+        assert_eq!(
+            m["registration_endpoint"],
+            format!("{}/oauth/register", gw.base)
+        );
+        assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(m["client_id_metadata_document_supported"], json!(true));
+    }
+}
+
+#[tokio::test]
+async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
+    let idp = Idp::start();
+    let gw = Gw::start(&idp, "");
+    let client_id = public_client(&gw.base).await;
+    let p = pkce("full");
+    let back = sign_in(&idp, &gw.base, &gw.base, &client_id, &p).await;
+    assert!(back.starts_with(CLIENT_REDIRECT), "{back}");
+    let q = query_of(&back);
+    assert_eq!(q["state"], "client-state-1");
+    assert_eq!(q["iss"], gw.base);
+    let code = &q["code"];
+
+    // A wrong verifier is refused without spending the upstream code...
+    let (status, e) = redeem(&gw.base, &client_id, code, &pkce("wrong").verifier).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+
+    // ...so the right one still redeems it.
+    let (status, t) = redeem(&gw.base, &client_id, code, &p.verifier).await;
+    assert_eq!(status, 200, "{t}\n{}", gw.log());
+    assert_eq!(t["token_type"], "Bearer");
+    assert!(t["expires_in"].as_u64().unwrap() > 0);
+    let access = t["access_token"].as_str().unwrap();
+    // `auto`: the IdP issued a JWT access token for our audience, so that is handed out.
+    let claims = jwt_claims(access);
+    assert_eq!(claims["aud"], AUDIENCE, "{claims}");
+    assert_eq!(claims["email"], "alice@example.com", "{claims}");
+    let refresh = t["refresh_token"]
+        .as_str()
+        .expect("a refresh token (offline access)")
+        .to_string();
+
+    // Refresh: a fresh set from the IdP.
+    let (status, r) = token(
+        &gw.base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{r}\n{}", gw.log());
+    assert_eq!(
+        jwt_claims(r["access_token"].as_str().unwrap())["aud"],
+        AUDIENCE
+    );
+    assert!(r["refresh_token"].is_string());
+
+    // A refresh token is bound to its client.
+    let other = public_client(&gw.base).await;
+    let (status, e) = token(
+        &gw.base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &other),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+
+    // The upstream code is single-use: replaying ours fails upstream. (Last: the IdP
+    // then also revokes what it issued for that code, as RFC 6749 §4.1.2 advises.)
+    let (status, e) = redeem(&gw.base, &client_id, code, &p.verifier).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+
+    let metrics = http()
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "chmcp_oauth_requests_total{step=\"register\",outcome=\"ok\"}",
+        "chmcp_oauth_requests_total{step=\"callback\",outcome=\"ok\"} 1",
+        "chmcp_oauth_requests_total{step=\"token\",outcome=\"ok\"} 1",
+        "chmcp_oauth_requests_total{step=\"token\",outcome=\"invalid_grant\"} 2",
+        "chmcp_oauth_requests_total{step=\"refresh\",outcome=\"ok\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    // No token, code or secret in any log line.
+    let log = gw.log();
+    for secret in [
+        code.as_str(),
+        access,
+        refresh.as_str(),
+        SIGNING_SECRET,
+        idp.client_secret.as_str(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a secret leaked into the log:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_only_the_signing_secret_serve_one_flow() {
+    let idp = Idp::start();
+    // Both replicas sit behind one public URL (A's); the test is the load balancer that
+    // routes the callback and the token request to B.
+    let port_a = free_port();
+    let public = format!("http://127.0.0.1:{port_a}");
+    let a = Gw::start_on(port_a, &broker_config(&idp, &public, ""));
+    let b = Gw::start_on(free_port(), &broker_config(&idp, &public, ""));
+    let client_id = public_client(&a.base).await;
+    let p = pkce("replicas");
+    let back = sign_in(&idp, &a.base, &b.base, &client_id, &p).await;
+    let q = query_of(&back);
+    let (status, t) = redeem(&b.base, &client_id, &q["code"], &p.verifier).await;
+    assert_eq!(status, 200, "{t}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    assert!(t["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn authorize_refusals_carry_the_right_errors() {
+    let idp = Idp::start();
+    let gw = Gw::start(&idp, "");
+    let client_id = public_client(&gw.base).await;
+    let p = pkce("refusals");
+
+    // Unregistered redirect URI: never redirected to; answered directly.
+    let mut u = authorize_url(&gw.base, &client_id, &p, &[]);
+    u = u.replace("127.0.0.1%3A9%2Fcb", "127.0.0.1%3A9%2Fother");
+    let (status, e) = json_of(http().get(&u).send().await.unwrap()).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+
+    // A resource of another server: invalid_target, at the (valid) redirect URI.
+    let r = http()
+        .get(authorize_url(
+            &gw.base,
+            &client_id,
+            &p,
+            &[("resource", "https://other.example.com/mcp")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let q = query_of(r.headers()["location"].to_str().unwrap());
+    assert_eq!(q["error"], "invalid_target");
+    assert_eq!(q["state"], "client-state-1");
+    assert_eq!(q["iss"], gw.base);
+
+    // No PKCE: invalid_request at the redirect URI.
+    let u = authorize_url(&gw.base, &client_id, &p, &[])
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let r = http().get(&u).send().await.unwrap();
+    assert_eq!(
+        query_of(r.headers()["location"].to_str().unwrap())["error"],
+        "invalid_request"
+    );
+
+    // An unknown client id.
+    let (status, e) = json_of(
+        http()
+            .get(authorize_url(&gw.base, "not-ours", &p, &[]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{e}"
+    );
+
+    // Client ID Metadata Documents on a private address, or over http: refused before any fetch.
+    for cimd in [
+        "https://10.1.2.3/client.json",
+        "https://127.0.0.1/client.json",
+        "http://127.0.0.1:9/client.json",
+    ] {
+        let (status, e) = json_of(
+            http()
+                .get(authorize_url(&gw.base, cimd, &p, &[]))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_client")),
+            "{cimd}: {e}"
+        );
+    }
+
+    // A consent POST without the browser's cookie (a cross-site replay) is refused.
+    let page = http()
+        .get(authorize_url(&gw.base, &client_id, &p, &[]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ticket = attr(&page, "<input type=\"hidden\" name=\"ticket\"", "value").unwrap();
+    let (status, e) = json_of(
+        http()
+            .post(format!("{}/oauth/authorize", gw.base))
+            .form(&[("ticket", ticket.as_str()), ("action", "approve")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn tampered_state_and_expired_code_are_refused() {
+    let idp = Idp::start();
+    let gw = Gw::start(&idp, "");
+    let client_id = public_client(&gw.base).await;
+    let p = pkce("tamper");
+
+    // Get a real upstream state from the approve redirect, then flip one character.
+    let mut browser = Browser::default();
+    let page = browser
+        .get(&authorize_url(&gw.base, &client_id, &p, &[]))
+        .await;
+    let ticket = attr(
+        &page.body,
+        "<input type=\"hidden\" name=\"ticket\"",
+        "value",
+    )
+    .unwrap();
+    let approved = browser
+        .post(
+            &format!("{}/oauth/authorize", gw.base),
+            &[("ticket", &ticket), ("action", "approve")],
+        )
+        .await;
+    let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
+    let mut chars: Vec<char> = state.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let r = http()
+        .get(format!("{}/oauth/callback", gw.base))
+        .query(&[("code", "x"), ("state", tampered.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let (status, e) = json_of(r).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+
+    // An authorization code sealed with the right secret but already past its 60 s.
+    let sealer = Sealer::new(SIGNING_SECRET.as_bytes()).unwrap();
+    let code = AuthorizationCode {
+        pending: Pending {
+            client: sha256_b64(&client_id),
+            redirect_uri: CLIENT_REDIRECT.into(),
+            redirect_explicit: true,
+            state: None,
+            code_challenge: p.challenge.clone(),
+            scope: None,
+            resource: None,
+        },
+        upstream_code: "irrelevant".into(),
+        verifier: "irrelevant".into(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = sealer
+        .seal(Kind::AuthorizationCode, &code, now - 1)
+        .unwrap();
+    let (status, e) = redeem(&gw.base, &client_id, &expired, &p.verifier).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    assert!(
+        e["error_description"].as_str().unwrap().contains("expired"),
+        "{e}"
+    );
+
+    // A state presented as a code is of the wrong kind.
+    let (status, e) = redeem(&gw.base, &client_id, &state, &p.verifier).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
+    let idp = Idp::start();
+    let gw = Gw::start(&idp, "");
+    let many: Vec<String> = (0..6)
+        .map(|i| format!("https://app.example.com/cb{i}"))
+        .collect();
+    let (status, e) = json_of(register(&gw.base, json!({"redirect_uris": many})).await).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_redirect_uri")),
+        "{e}"
+    );
+    let (status, e) = json_of(
+        register(
+            &gw.base,
+            json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "x".repeat(20_000)}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{e}"
+    );
+    let (status, e) = json_of(
+        register(
+            &gw.base,
+            json!({"redirect_uris": ["http://app.example.com/cb"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_redirect_uri")),
+        "{e}"
+    );
+
+    let (status, reg) =
+        json_of(register(&gw.base, json!({"redirect_uris": [CLIENT_REDIRECT]})).await).await;
+    assert_eq!(status, 201);
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
+    let id = reg["client_id"].as_str().unwrap();
+    // Without its secret, a confidential client gets invalid_client (401).
+    let (status, e) = token(
+        &gw.base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", id),
+            ("code_verifier", &"a".repeat(43)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{e}"
+    );
+    // With a wrong one over Basic: 401 with a Basic challenge.
+    let r = http()
+        .post(format!("{}/oauth/token", gw.base))
+        .basic_auth(id, Some("wrong"))
+        .form(&[("grant_type", "authorization_code"), ("code", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    // With the right one, the request gets as far as the code.
+    let secret = reg["client_secret"].as_str().unwrap();
+    let r = http()
+        .post(format!("{}/oauth/token", gw.base))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("code_verifier", &"a".repeat(43)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, e) = json_of(r).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+
+    let (status, e) = token(&gw.base, &[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("unsupported_grant_type")),
+        "{e}"
+    );
+}
