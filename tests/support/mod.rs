@@ -1,0 +1,3 @@
+//! Shared harnesses for the cross-crate integration tests.
+
+pub mod idp;
