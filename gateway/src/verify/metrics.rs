@@ -102,10 +102,14 @@ impl Metrics {
             RequestOutcome::Unauthorized,
             RequestOutcome::Unavailable,
         ] {
-            let _ = requests.get_or_create(&OutcomeLabel { outcome: outcome.label() });
+            let _ = requests.get_or_create(&OutcomeLabel {
+                outcome: outcome.label(),
+            });
         }
         for outcome in [FetchOutcome::Ok, FetchOutcome::Error] {
-            let _ = jwks_fetches.get_or_create(&OutcomeLabel { outcome: outcome.label() });
+            let _ = jwks_fetches.get_or_create(&OutcomeLabel {
+                outcome: outcome.label(),
+            });
         }
         Self {
             registry,
