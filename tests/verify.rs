@@ -14,7 +14,8 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use chmcp_tests::idp::{clients, temp_dir, Idp};
+use chmcp_tests::idp::{clients, Idp};
+use chmcp_tests::temp_dir;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -27,20 +28,14 @@ fn shared_idp() -> &'static Idp {
     IDP.get_or_init(|| Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}")))
 }
 
-/// `target/debug/deps/verify-<hash>` → `target/debug/chmcp-gateway`.
+/// The binary under test: `CHMCP_GATEWAY_BIN` when set (in a target dir shared by
+/// several checkouts, the binary next to this test may come from another branch), else
+/// the one beside the test executable.
 fn gateway_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let bin = dir.join(format!("chmcp-gateway{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p chmcp-gateway` (make test does)",
-        bin.display()
-    );
-    bin
+    match std::env::var_os("CHMCP_GATEWAY_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => chmcp_tests::binary(&format!("chmcp-gateway{}", std::env::consts::EXE_SUFFIX)),
+    }
 }
 
 /// A running verifier. Its stderr (the log) is kept for the no-token-in-logs check.
@@ -54,7 +49,7 @@ struct Verifier {
 
 impl Verifier {
     fn start(config_yaml: &str) -> Self {
-        let dir = temp_dir("chmcp-verify").expect("temp dir");
+        let dir = temp_dir("verify");
         let config = dir.join("verify.yaml");
         std::fs::write(&config, config_yaml).expect("write config");
         let spawned = Instant::now();

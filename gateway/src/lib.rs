@@ -3,8 +3,15 @@
 //! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
+pub mod app;
+pub mod catalog;
+pub mod clickhouse;
 pub mod config;
+pub mod identity;
+pub mod mcp;
 pub mod oauth;
 pub mod routing;
 pub mod serve;
+pub mod telemetry;
+pub mod tools;
 pub mod verify;

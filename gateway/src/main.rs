@@ -8,7 +8,11 @@ use chmcp_gateway::config::{self, LoadOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "chmcp-gateway", version, about = "MCP gateway for ClickHouse clusters")]
+#[command(
+    name = "chmcp-gateway",
+    version,
+    about = "MCP gateway for ClickHouse clusters"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -50,7 +54,9 @@ enum Command {
 fn load_options(args: &ServeArgs, file: Option<PathBuf>) -> Result<LoadOptions, String> {
     let mut overrides = Vec::new();
     for s in &args.set {
-        let (k, v) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
         overrides.push((k.trim().to_string(), v.to_string()));
     }
     if let Some(t) = &args.transport {
@@ -59,7 +65,10 @@ fn load_options(args: &ServeArgs, file: Option<PathBuf>) -> Result<LoadOptions, 
     if let Some(p) = args.port {
         overrides.push(("server.port".into(), p.to_string()));
     }
-    Ok(LoadOptions::from_process_env(file.or_else(|| args.config.clone()), overrides))
+    Ok(LoadOptions::from_process_env(
+        file.or_else(|| args.config.clone()),
+        overrides,
+    ))
 }
 
 fn main() -> ExitCode {

@@ -1,9 +1,269 @@
-//! `chmcp-gateway serve`: wires configuration, telemetry and transports together.
+//! `chmcp-gateway serve`: wires configuration, telemetry and transports together, and
+//! owns the process lifecycle (reload on SIGHUP, graceful stop on SIGTERM).
 
-use crate::config::LoadOptions;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Uri;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::{LoadOptions, Transport};
+use crate::mcp::http::{json_response, serve_mcp};
+use crate::oauth::gate::GateRejection;
+use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
+use crate::routing::{not_found_body, Cluster, Route};
+use crate::telemetry::{logging, Metrics};
+
+/// In-flight requests get this long to finish after SIGTERM (gateway.md).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often the config file is checked when `watch: true`.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     let loaded = crate::config::load(&opts)?;
-    let _ = loaded;
-    anyhow::bail!("serve is not built yet")
+    let log = logging::init(&loaded.config.logging);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let transport = loaded.config.server.transport;
+        let app = Arc::new(App::new(loaded.config, opts, Some(log))?);
+        spawn_reloaders(app.clone());
+        crate::catalog::CatalogCache::spawn_sweeper(app.catalogs.clone());
+        match transport {
+            Transport::Stdio => crate::mcp::stdio::run(app).await,
+            Transport::Http => serve_http(app).await,
+        }
+    })
+}
+
+async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
+    let rt = app.runtime();
+    let addr = format!("{}:{}", rt.config.server.address, rt.config.server.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("server.address/server.port: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
+    let router = router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        // MCP endpoints and their metadata are routed by `routing::Route`, which owns
+        // the cluster-name rules (and the 404-before-auth policy).
+        .fallback(mcp_routes)
+        .layer(middleware::from_fn_with_state(app.clone(), count_requests))
+        .with_state(app)
+}
+
+/// The route template a response is counted under (paths carry cluster names).
+#[derive(Clone, Copy)]
+struct RouteLabel(&'static str);
+
+fn labelled(mut r: Response, label: &'static str) -> Response {
+    r.extensions_mut().insert(RouteLabel(label));
+    r
+}
+
+async fn mcp_routes(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let rt = app.runtime();
+    let multi = rt.config.multicluster.enabled;
+    let route = if multi { Route::parse_multi(uri.path(), &app.allowlist) } else { Route::parse_single(uri.path()) };
+    let oauth = rt.config.server.oauth.enabled;
+    match route {
+        Route::Mcp(cluster) => {
+            let label = if multi { "/mcp/{cluster}" } else { "/mcp" };
+            let name = cluster.name().to_string();
+            let app2 = app.clone();
+            let r = serve_mcp(app, method, headers, body, move |h| {
+                let rt = app2.runtime();
+                if !rt.config.server.oauth.enabled {
+                    return Ok(app2.static_identity(&rt));
+                }
+                let cluster = if name.is_empty() { Cluster::Implicit } else { Cluster::Named(&name) };
+                app2.identify(&rt, h, cluster).map_err(|g| Box::new(gate_response(g)))
+            })
+            .await;
+            labelled(r, label)
+        }
+        Route::ResourceMetadata(cluster) if oauth => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Resource(cluster));
+            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource/mcp")
+        }
+        Route::RootMetadata if oauth => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Root);
+            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource")
+        }
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => {
+            labelled(json_response(StatusCode::NOT_FOUND, &not_found_body()), "not_found")
+        }
+        Route::Other => labelled(not_found().await, "unmatched"),
+    }
+}
+
+fn gate_response(g: GateRejection) -> Response {
+    let mut r = json_response(g.status_code(), &g.body);
+    if let Ok(v) = HeaderValue::from_str(&g.www_authenticate) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    }
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let rt = app.runtime();
+    let ready = app.readiness().await;
+    let stats = app.sync_metrics();
+    let body = json!({
+        "status": if ready.is_ok() { "ok" } else { "degraded" },
+        "ready": ready.is_ok(),
+        "reason": ready.err(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "mode": if rt.config.multicluster.enabled { "multi-cluster" } else { "single-cluster" },
+        "catalog_cache": stats,
+        "identity_probes": app.prober.probe_counts().iter().map(|p| json!({
+            "endpoint": p.endpoint, "method": p.method.as_str(), "outcome": p.outcome.as_str(), "count": p.count,
+        })).collect::<Vec<_>>(),
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.sync_metrics();
+    let mut r = app.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "not_found", "error_description": "No such endpoint. MCP is served at /mcp"}),
+    )
+}
+
+/// Counts every HTTP answer by route template and status.
+async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let response = next.run(req).await;
+    let route = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(l)) => l.to_string(),
+        None => matched.unwrap_or_else(|| "unmatched".into()),
+    };
+    Metrics::inc(
+        &app.metrics.http_requests,
+        &[("route", &route), ("status", response.status().as_str())],
+    );
+    response
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!(
+        "shutting down: finishing in-flight requests (up to {}s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    tokio::spawn(async {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!(
+            "in-flight requests did not finish within {}s; exiting",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        std::process::exit(0);
+    });
+}
+
+/// SIGHUP, and (with `watch: true`) file changes, reload the configuration.
+fn spawn_reloaders(app: Arc<App>) {
+    #[cfg(unix)]
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reload(&app, "SIGHUP");
+            }
+        });
+    }
+    if app.runtime().config.watch {
+        if let Some(path) = app.config_path() {
+            tokio::spawn(async move {
+                let mtime =
+                    |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                let mut last = mtime(&path);
+                loop {
+                    tokio::time::sleep(WATCH_EVERY).await;
+                    let now = mtime(&path);
+                    if now != last {
+                        last = now;
+                        reload(&app, "file change");
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn reload(app: &App, cause: &str) {
+    match app.reload() {
+        Ok(restart_only) => {
+            if restart_only.is_empty() {
+                tracing::info!(cause, "configuration reloaded");
+            } else {
+                tracing::warn!(cause, keys = %restart_only.join(", "), "configuration reloaded, but these keys only change on restart; their running values stay");
+            }
+        }
+        Err(e) => {
+            tracing::error!(cause, error = %e, "configuration reload rejected; the previous configuration keeps serving")
+        }
+    }
 }

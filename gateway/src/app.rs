@@ -1,0 +1,391 @@
+//! The running gateway's shared state: the current configuration generation, the
+//! ClickHouse client, metrics, the caller catalogs and in-flight requests.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::oneshot;
+
+use crate::catalog::{
+    CacheConfig, CatalogCache, CatalogKey, CatalogOutcome, ContentHash, DiscoveryError,
+};
+use crate::clickhouse::{ClickHouse, Credentials, Endpoint};
+use crate::config::{self, Config, LoadOptions, Secret};
+use crate::catalog::token_fingerprint;
+use crate::identity::claims::{username_from_claims, ClaimsError};
+use crate::identity::roles::RolePolicy;
+use crate::oauth::gate::{self, GateRejection, ServingContext};
+use crate::routing::{endpoint_for, Cluster};
+use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
+use crate::routing::ClusterAllowlist;
+use crate::telemetry::logging::LogHandle;
+use crate::telemetry::Metrics;
+use crate::tools::call::discover_catalog;
+use crate::tools::{schema::static_entries, Caller, Catalog, ToolContext};
+
+/// One configuration generation and what is built from it. Replaced whole on reload,
+/// so a request sees one consistent configuration from start to end.
+pub struct Runtime {
+    pub config: Config,
+    pub ch: ClickHouse,
+    /// The static catalog, shared by every caller when no rule asks for discovery.
+    pub static_catalog: Arc<Catalog>,
+}
+
+impl Runtime {
+    pub fn build(config: Config, previous: Option<&Runtime>) -> anyhow::Result<Self> {
+        // Keep the client (its pool and per-endpoint memory) unless its inputs changed.
+        let ch = match previous {
+            Some(p)
+                if p.config.clickhouse.tls == config.clickhouse.tls
+                    && p.config.clickhouse.http_headers == config.clickhouse.http_headers =>
+            {
+                p.ch.clone()
+            }
+            _ => ClickHouse::new(&config.clickhouse)?,
+        };
+        let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
+        Ok(Self {
+            config,
+            ch,
+            static_catalog,
+        })
+    }
+}
+
+/// Whose credentials a request carries.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Static user and password from the configuration (OAuth off).
+    Static(Credentials),
+    /// The caller's bearer: sent as Bearer or Basic, as the endpoint's probe found.
+    Token {
+        token: Secret,
+        /// The `oauth.username_claim` value, needed only for Basic.
+        username: Result<String, ClaimsError>,
+    },
+}
+
+/// Who a request runs as, and where.
+#[derive(Debug, Clone)]
+pub struct RequestIdentity {
+    pub cluster: String,
+    pub endpoint: Endpoint,
+    pub principal: Principal,
+    pub caller: Caller,
+    pub roles: Vec<String>,
+    /// Catalog cache key: bound to the credential itself, never to claims.
+    pub catalog_key: CatalogKey,
+    /// The token's `exp`: no cached catalog outlives it.
+    pub expires: Option<SystemTime>,
+}
+
+/// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
+pub const DEFAULT_CLUSTER: &str = "default";
+
+pub struct App {
+    runtime: RwLock<Arc<Runtime>>,
+    pub metrics: Metrics,
+    pub inflight: Inflight,
+    /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
+    pub catalogs: Arc<CatalogCache<Catalog>>,
+    pub prober: IdentityProber,
+    /// Cluster names served in multi-cluster mode (restart-only).
+    pub allowlist: ClusterAllowlist,
+    pub started: Instant,
+    pub load_options: LoadOptions,
+    log: Option<LogHandle>,
+    /// Whether the listener is on loopback (loopback origins are then trusted).
+    pub loopback_listener: bool,
+    readiness: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// `/readyz` asks ClickHouse at most this often.
+const READINESS_CACHE: Duration = Duration::from_secs(2);
+
+impl App {
+    pub fn new(
+        config: Config,
+        load_options: LoadOptions,
+        log: Option<LogHandle>,
+    ) -> anyhow::Result<Self> {
+        let loopback_listener = is_loopback_host(&config.server.address);
+        let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(&config.multicluster)));
+        let allowlist = ClusterAllowlist::from_config(&config.multicluster);
+        Ok(Self {
+            runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
+            metrics: Metrics::new(),
+            inflight: Inflight::default(),
+            catalogs,
+            prober: IdentityProber::new(),
+            allowlist,
+            started: Instant::now(),
+            load_options,
+            log,
+            loopback_listener,
+            readiness: Mutex::default(),
+        })
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.load_options.file.clone()
+    }
+
+    /// Re-reads the configuration (SIGHUP / file change). A file that no longer
+    /// validates is rejected and the old configuration keeps serving.
+    pub fn reload(&self) -> Result<Vec<String>, String> {
+        let mut opts = self.load_options.clone();
+        opts.env = std::env::vars().collect();
+        let loaded = config::load(&opts).map_err(|e| e.to_string())?;
+        let current = self.runtime();
+        let restart_only = config::restart_only_changes(&current.config, &loaded.config);
+        let mut next = loaded.config;
+        // Restart-only keys keep their running values.
+        next.server.transport = current.config.server.transport;
+        next.server.address = current.config.server.address.clone();
+        next.server.port = current.config.server.port;
+        next.multicluster = current.config.multicluster.clone();
+        next.watch = current.config.watch;
+        let rt = Runtime::build(next, Some(&current)).map_err(|e| e.to_string())?;
+        if let Some(log) = &self.log {
+            log.apply(&rt.config.logging);
+        }
+        if let Ok(mut w) = self.runtime.write() {
+            *w = Arc::new(rt);
+        }
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(restart_only)
+    }
+
+    /// The credentials for this request: static, or the caller's token presented the
+    /// way the endpoint accepts it (the Bearer/Basic probe, remembered per endpoint).
+    pub async fn credentials(&self, rt: &Runtime, id: &RequestIdentity) -> Result<Credentials, ProbeError> {
+        match &id.principal {
+            Principal::Static(c) => Ok(c.clone()),
+            Principal::Token { token, username } => {
+                let endpoint = id.endpoint.key();
+                self.prober
+                    .credentials(&endpoint, token, username, |creds| {
+                        let (ch, ep) = (rt.ch.clone(), id.endpoint.clone());
+                        async move {
+                            let opts = probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
+                            ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
+                        }
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// The caller's catalog: static, or discovered with their credentials and cached
+    /// per token and cluster. Never an error: any failure serves the static tools.
+    pub async fn catalog_for(&self, rt: &Runtime, id: &RequestIdentity) -> Arc<Catalog> {
+        if !crate::tools::dynamic::needs_discovery(&rt.config.server.tools) {
+            return rt.static_catalog.clone();
+        }
+        let outcome = self
+            .catalogs
+            .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
+                let creds = self.credentials(rt, id).await.map_err(|e| DiscoveryError {
+                    auth_class: e.is_auth_class(),
+                    message: e.to_string(),
+                })?;
+                let ctx = self.tool_context(rt, id, creds);
+                let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                let hash = ContentHash::of(serde_json::to_string(catalog.listed()).unwrap_or_default().as_bytes());
+                Ok((catalog, hash))
+            })
+            .await;
+        match outcome {
+            CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => c,
+            CatalogOutcome::Denied | CatalogOutcome::StaticOnly { .. } => rt.static_catalog.clone(),
+        }
+    }
+
+    pub fn tool_context<'a>(&self, rt: &'a Runtime, id: &RequestIdentity, creds: Credentials) -> ToolContext<'a> {
+        ToolContext {
+            ch: &rt.ch,
+            config: &rt.config,
+            endpoint: id.endpoint.clone(),
+            creds,
+            roles: id.roles.clone(),
+            cluster: id.cluster.clone(),
+            caller: id.caller.clone(),
+            auth_failed: Default::default(),
+        }
+    }
+
+    /// The identity of a request in static-credential mode (OAuth off).
+    pub fn static_identity(&self, rt: &Runtime) -> RequestIdentity {
+        let c = &rt.config.clickhouse;
+        RequestIdentity {
+            cluster: DEFAULT_CLUSTER.into(),
+            endpoint: Endpoint::from_config(c),
+            principal: Principal::Static(Credentials::Basic { user: c.username.clone(), password: c.password.clone() }),
+            caller: Caller { subject: c.username.clone(), email: None },
+            roles: Vec::new(),
+            catalog_key: CatalogKey::new(&format!("static\0{}\0{}", c.username, c.password.expose()), ""),
+            expires: None,
+        }
+    }
+
+    /// The gate and the identity of a request under OAuth: a bearer from the header
+    /// that is not expired, its username and roles, and where its cluster lives.
+    pub fn identify(&self, rt: &Runtime, headers: &axum::http::HeaderMap, cluster: Cluster<'_>) -> Result<RequestIdentity, GateRejection> {
+        let oauth = &rt.config.server.oauth;
+        let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ctx = ServingContext { request_scheme: "http", host, cluster };
+        let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
+        let claims = admitted.claims.clone().unwrap_or_default();
+        let roles = RolePolicy::from_config(oauth)
+            .and_then(|p| p.roles(&claims))
+            .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
+        let username = username_from_claims(&claims, &oauth.username_claim);
+        let endpoint = match cluster {
+            Cluster::Named(name) => endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster),
+            Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
+        };
+        let subject = claims.sub().map(str::to_string).unwrap_or_else(|| format!("token:{}", token_fingerprint(admitted.token)));
+        Ok(RequestIdentity {
+            cluster: match cluster {
+                Cluster::Named(n) => n.to_string(),
+                Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
+            },
+            endpoint,
+            caller: Caller { subject, email: claims.email().map(str::to_string) },
+            roles,
+            catalog_key: CatalogKey::new(admitted.token, cluster.name()),
+            expires: admitted.exp,
+            principal: Principal::Token { token: Secret::new(admitted.token), username },
+        })
+    }
+
+    /// Brings the Prometheus series that mirror the cache's and the prober's own
+    /// counters up to date (called when `/metrics` or `/health` is read).
+    pub fn sync_metrics(&self) -> crate::catalog::CacheStats {
+        let s = self.catalogs.stats();
+        let m = &self.metrics;
+        m.catalog_entries.set(s.entries as i64);
+        m.catalog_denied_entries.set(s.denied_entries as i64);
+        let catch_up = |family: &prometheus_client::metrics::family::Family<Vec<(&'static str, String)>, prometheus_client::metrics::counter::Counter>,
+                        labels: Vec<(&'static str, String)>,
+                        total: u64| {
+            let c = family.get_or_create(&labels);
+            let have = c.get();
+            if total > have {
+                c.inc_by(total - have);
+            }
+        };
+        let l = |k: &'static str, v: &str| vec![(k, v.to_string())];
+        catch_up(&m.catalog_lookups, l("result", "hit_ok"), s.hits_ok);
+        catch_up(&m.catalog_lookups, l("result", "hit_denied"), s.hits_denied);
+        catch_up(&m.catalog_lookups, l("result", "miss"), s.misses);
+        catch_up(&m.catalog_drops, l("kind", "ok"), s.full_drops_ok);
+        catch_up(&m.catalog_drops, l("kind", "denied"), s.full_drops_denied);
+        catch_up(&m.catalog_discoveries, l("outcome", "auth_error"), s.auth_errors);
+        catch_up(&m.catalog_discoveries, l("outcome", "transient_error"), s.transient_errors);
+        catch_up(&m.catalog_discoveries, l("outcome", "saturated"), s.saturations);
+        catch_up(&m.catalog_discoveries, l("outcome", "ok"), s.discoveries_ok);
+        for p in self.prober.probe_counts() {
+            let labels = vec![("endpoint", p.endpoint.clone()), ("method", p.method.as_str().to_string()), ("outcome", p.outcome.as_str().to_string())];
+            catch_up(&m.identity_probes, labels, p.count);
+        }
+        s
+    }
+
+    /// Readiness: configuration loaded and, with static credentials, ClickHouse answers.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let rt = self.runtime();
+        if rt.config.server.oauth.enabled {
+            return Ok(());
+        }
+        if let Ok(r) = self.readiness.lock() {
+            if let Some((at, res)) = r.as_ref() {
+                if at.elapsed() < READINESS_CACHE {
+                    return res.clone();
+                }
+            }
+        }
+        let id = self.static_identity(&rt);
+        let Principal::Static(creds) = &id.principal else { return Ok(()) };
+        let opts = crate::clickhouse::QueryOptions {
+            sql: "SELECT 1".into(),
+            query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
+            timeout: Duration::from_secs(3),
+            ..Default::default()
+        };
+        let res = rt
+            .ch
+            .query_all(&id.endpoint, creds, &opts, 1)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("ClickHouse at {} does not answer: {e}", id.endpoint.key()));
+        if let Ok(mut r) = self.readiness.lock() {
+            *r = Some((Instant::now(), res.clone()));
+        }
+        res
+    }
+}
+
+pub fn is_loopback_host(h: &str) -> bool {
+    matches!(h, "localhost" | "::1" | "[::1]") || h.starts_with("127.")
+}
+
+/// Requests that `notifications/cancelled` may stop, by caller scope and request id.
+#[derive(Default)]
+pub struct Inflight {
+    map: Mutex<HashMap<(String, String), oneshot::Sender<()>>>,
+}
+
+impl Inflight {
+    pub fn register(&self, scope: &str, request_id: &str) -> InflightGuard<'_> {
+        let (tx, rx) = oneshot::channel();
+        let key = (scope.to_string(), request_id.to_string());
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(key.clone(), tx);
+        }
+        InflightGuard {
+            owner: self,
+            key,
+            cancelled: Some(rx),
+        }
+    }
+
+    /// Returns whether a running request was found and told to stop.
+    pub fn cancel(&self, scope: &str, request_id: &str) -> bool {
+        let tx = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&(scope.to_string(), request_id.to_string())));
+        tx.map(|tx| tx.send(()).is_ok()).unwrap_or(false)
+    }
+}
+
+pub struct InflightGuard<'a> {
+    owner: &'a Inflight,
+    key: (String, String),
+    pub cancelled: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.owner.map.lock() {
+            m.remove(&self.key);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Talking to ClickHouse over its HTTP interface.
+
+pub mod client;
+pub mod error;
+pub mod sql;
+pub mod stream;
+pub mod types;
+
+pub use client::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions, RowsOutcome};
+pub use error::ServerError;

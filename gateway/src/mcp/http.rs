@@ -1,0 +1,401 @@
+//! Streamable HTTP, stateless: one POST carries one JSON-RPC message; the answer is
+//! `application/json`. The gateway owns this edge so every status code and header
+//! follows gateway.md (202/405/413/415, -32700, Origin, CORS).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::dispatch::{handle_request, RpcError, REQUEST_CANCELLED};
+use super::protocol;
+use super::{classify_message, Incoming};
+use crate::app::{App, RequestIdentity};
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn rpc_error(
+    status: StatusCode,
+    id: &Value,
+    code: i64,
+    message: impl Into<String>,
+    data: Option<Value>,
+) -> Response {
+    json_response(
+        status,
+        &RpcError {
+            code,
+            message: message.into(),
+            data,
+        }
+        .to_json(id),
+    )
+}
+
+/// What the Origin check decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OriginVerdict {
+    /// No Origin header (not a browser): allowed, no CORS headers.
+    Absent,
+    Allowed(String),
+    Denied(String),
+}
+
+/// DNS-rebinding defence (gateway.md): own public origin, loopback while listening on
+/// loopback, or `server.allowed_origins`.
+pub fn check_origin(
+    headers: &HeaderMap,
+    allowed: &[String],
+    public_origins: &[String],
+    loopback_listener: bool,
+) -> OriginVerdict {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return OriginVerdict::Absent;
+    };
+    let origin = origin.trim_end_matches('/').to_string();
+    let host = origin.split("://").nth(1).unwrap_or("");
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(host);
+    let ok = allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+        || public_origins
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&origin))
+        || (loopback_listener
+            && (origin.starts_with("http://") || origin.starts_with("https://"))
+            && crate::app::is_loopback_host(host));
+    if ok {
+        OriginVerdict::Allowed(origin)
+    } else {
+        OriginVerdict::Denied(origin)
+    }
+}
+
+/// `scheme://host[:port]` of a configured public URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+pub fn add_cors(r: &mut Response, origin: &str) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("WWW-Authenticate, Mcp-Protocol-Version"),
+        );
+    }
+}
+
+/// The per-request answer to "who is calling", from the gate (or static credentials).
+pub type IdentityResult = Result<RequestIdentity, Box<Response>>;
+
+/// Handles everything sent to an MCP endpoint. `identify` runs the gate for this route.
+pub async fn serve_mcp(
+    app: Arc<App>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+    identify: impl FnOnce(&HeaderMap) -> IdentityResult,
+) -> Response {
+    let rt = app.runtime();
+    let cfg = &rt.config;
+    let public: Vec<String> = [
+        &cfg.server.oauth.public_auth_server_url,
+        &cfg.server.oauth.public_resource_url,
+    ]
+    .into_iter()
+    .filter_map(|u| origin_of(u))
+    .collect();
+    let origin = match check_origin(
+        &headers,
+        &cfg.server.allowed_origins,
+        &public,
+        app.loopback_listener,
+    ) {
+        OriginVerdict::Denied(o) => {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "forbidden_origin", "error_description": format!("Origin {o} is not allowed; add it to server.allowed_origins")}),
+            )
+        }
+        OriginVerdict::Allowed(o) => Some(o),
+        OriginVerdict::Absent => None,
+    };
+    let mut response = match method {
+        Method::OPTIONS => preflight(),
+        Method::POST => post(&app, &rt, headers, body, identify).await,
+        _ => {
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method_not_allowed", "error_description": "This MCP endpoint is stateless: send JSON-RPC messages with POST. There is no GET stream and no session to DELETE."}),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            r
+        }
+    };
+    if let Some(o) = origin {
+        add_cors(&mut response, &o);
+    }
+    response
+}
+
+fn preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
+}
+
+async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Bytes, Response> {
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"error": "payload_too_large", "error_description": format!("The request body is over {limit} bytes (server.max_request_bytes)")}),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// Scope for `notifications/cancelled`: request ids are only unique per caller.
+fn cancel_scope(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::telemetry::token_tag)
+        .unwrap_or_else(|| "anonymous".into())
+}
+
+async fn post(
+    app: &Arc<App>,
+    rt: &Arc<crate::app::Runtime>,
+    headers: HeaderMap,
+    body: Body,
+    identify: impl FnOnce(&HeaderMap) -> IdentityResult,
+) -> Response {
+    let body = match read_body(body, rt.config.server.max_request_bytes, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!({"error": "unsupported_media_type", "error_description": "Send JSON-RPC with Content-Type: application/json"}),
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                protocol::PARSE_ERROR,
+                format!("Parse error: {e}"),
+                None,
+            )
+        }
+    };
+    let msg = match classify_message(value) {
+        Ok(m) => m,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                protocol::INVALID_REQUEST,
+                format!("Invalid Request: {e}"),
+                None,
+            )
+        }
+    };
+    // The gate runs on every MCP message, so clients re-authenticate instead of
+    // working with a stale or expired identity.
+    let identity = match identify(&headers) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    match msg {
+        Incoming::Response => StatusCode::ACCEPTED.into_response(),
+        Incoming::Notification { method, params } => {
+            if let Err(r) = protocol::classify(&headers, &method, params.as_ref(), false) {
+                return rpc_error(
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    &Value::Null,
+                    r.code,
+                    r.message,
+                    r.data,
+                );
+            }
+            if method == "notifications/cancelled" {
+                if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
+                    let found = app
+                        .inflight
+                        .cancel(&cancel_scope(&headers), &rid.to_string());
+                    tracing::debug!(request_id = %rid, found, "cancellation requested");
+                }
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        Incoming::Request { id, method, params } => {
+            let era = match protocol::classify(&headers, &method, params.as_ref(), true) {
+                Ok(e) => e,
+                Err(r) => {
+                    return rpc_error(
+                        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                        &id,
+                        r.code,
+                        r.message,
+                        r.data,
+                    )
+                }
+            };
+            let mut guard = app
+                .inflight
+                .register(&cancel_scope(&headers), &id.to_string());
+            let cancelled = guard.cancelled.take();
+            let work = handle_request(app, rt, &identity, era, &method, &params);
+            // Dropping `work` (cancellation, or the client hanging up and hyper dropping
+            // this future) kills any ClickHouse query it started.
+            let result = match cancelled {
+                Some(rx) => tokio::select! {
+                    r = work => r,
+                    _ = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+                },
+                None => work.await,
+            };
+            match result {
+                Ok(r) => json_response(
+                    StatusCode::OK,
+                    &json!({"jsonrpc": "2.0", "id": id, "result": r}),
+                ),
+                Err(e) => {
+                    let status = StatusCode::from_u16(protocol::error_status(era, e.code))
+                        .unwrap_or(StatusCode::OK);
+                    json_response(status, &e.to_json(&id))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_origin(o: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let none: [String; 0] = [];
+        assert_eq!(
+            check_origin(&HeaderMap::new(), &none, &none, false),
+            OriginVerdict::Absent
+        );
+        assert!(matches!(
+            check_origin(&with_origin("http://localhost:6274"), &none, &none, true),
+            OriginVerdict::Allowed(_)
+        ));
+        assert!(matches!(
+            check_origin(&with_origin("http://localhost:6274"), &none, &none, false),
+            OriginVerdict::Denied(_)
+        ));
+        assert!(matches!(
+            check_origin(&with_origin("http://evil.example"), &none, &none, true),
+            OriginVerdict::Denied(_)
+        ));
+        assert!(matches!(
+            check_origin(
+                &with_origin("http://localhost.evil.example"),
+                &none,
+                &none,
+                true
+            ),
+            OriginVerdict::Denied(_)
+        ));
+        let public = ["https://mcp.example.com".to_string()];
+        assert!(matches!(
+            check_origin(
+                &with_origin("https://mcp.example.com"),
+                &none,
+                &public,
+                false
+            ),
+            OriginVerdict::Allowed(_)
+        ));
+        let allowed = ["https://claude.ai".to_string()];
+        assert!(matches!(
+            check_origin(&with_origin("https://claude.ai"), &allowed, &none, false),
+            OriginVerdict::Allowed(_)
+        ));
+        assert!(matches!(
+            check_origin(
+                &with_origin("https://x.y"),
+                &["*".to_string()],
+                &none,
+                false
+            ),
+            OriginVerdict::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn origin_of_public_url() {
+        assert_eq!(
+            origin_of("https://mcp.example.com/mcp/"),
+            Some("https://mcp.example.com".into())
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080"),
+            Some("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(origin_of(""), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! stdio transport (local use): newline-delimited JSON-RPC on stdin/stdout, logs on
+//! stderr. Requests run concurrently so `notifications/cancelled` can stop one.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::dispatch::{handle_request, RpcError, REQUEST_CANCELLED};
+use super::protocol::{self, Era};
+use super::{classify_message, Incoming};
+use crate::app::App;
+
+const STDIO_SCOPE: &str = "stdio";
+
+pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<Value>(64);
+    let writer = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(v) = rx.recv().await {
+            let mut line = v.to_string();
+            line.push('\n');
+            if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = tx
+                    .send(
+                        RpcError::new(protocol::PARSE_ERROR, format!("Parse error: {e}"))
+                            .to_json(&Value::Null),
+                    )
+                    .await;
+                continue;
+            }
+        };
+        match classify_message(value) {
+            Err(e) => {
+                let _ = tx
+                    .send(
+                        RpcError::new(protocol::INVALID_REQUEST, format!("Invalid Request: {e}"))
+                            .to_json(&Value::Null),
+                    )
+                    .await;
+            }
+            Ok(Incoming::Response) => {}
+            Ok(Incoming::Notification { method, params }) => {
+                if method == "notifications/cancelled" {
+                    if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
+                        app.inflight.cancel(STDIO_SCOPE, &rid.to_string());
+                    }
+                }
+            }
+            Ok(Incoming::Request { id, method, params }) => {
+                let (app, tx) = (app.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let rt = app.runtime();
+                    let identity = app.static_identity(&rt);
+                    let era = if params
+                        .as_ref()
+                        .and_then(|p| p.get("_meta"))
+                        .and_then(|m| m.get(protocol::META_PROTOCOL_VERSION))
+                        .is_some()
+                    {
+                        Era::Stateless
+                    } else {
+                        Era::Initialize
+                    };
+                    let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
+                    let cancelled = guard.cancelled.take();
+                    let work = handle_request(&app, &rt, &identity, era, &method, &params);
+                    let result = match cancelled {
+                        Some(rx) => tokio::select! {
+                            r = work => r,
+                            _ = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+                        },
+                        None => work.await,
+                    };
+                    let answer = match result {
+                        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+                        Err(e) => e.to_json(&id),
+                    };
+                    let _ = tx.send(answer).await;
+                });
+            }
+        }
+    }
+    // stdin closed: the client is gone. Let answers in flight drain briefly.
+    drop(tx);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The tools a caller sees: the static ones, and dynamic ones made from ClickHouse
+//! views and tables. A [`Catalog`] is one caller's list; [`call`] runs one tool.
+
+pub mod call;
+pub mod dynamic;
+pub mod result;
+pub mod schema;
+
+use std::collections::HashMap;
+
+use rmcp::model::Tool;
+use serde_json::Value;
+
+pub use call::{call_tool, CallOutcome, Caller, ToolContext};
+
+/// What a tool does when called.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    ExecuteQuery,
+    WriteQuery,
+    ListDatabases,
+    ListTables,
+    DescribeTable,
+    /// `SELECT * FROM db.view(p = literal, ...)`.
+    View(dynamic::ViewTool),
+    /// `INSERT INTO db.table (...) VALUES (...)`.
+    Insert(dynamic::InsertTool),
+}
+
+impl Action {
+    /// Whether the tool only reads (drives `readonly=2` and the annotations).
+    pub fn is_read(&self) -> bool {
+        !matches!(self, Action::WriteQuery | Action::Insert(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub tool: Tool,
+    pub action: Action,
+}
+
+/// One caller's tools, in the order they are listed.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    /// The `tools/list` payload, serialized once: catalogs are listed far more often
+    /// than they are built.
+    listed: Vec<Value>,
+}
+
+impl Catalog {
+    pub fn new(entries: Vec<Entry>) -> Self {
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.tool.name.to_string(), i))
+            .collect();
+        let listed = entries
+            .iter()
+            .map(|e| serde_json::to_value(&e.tool).unwrap_or(Value::Null))
+            .collect();
+        Self {
+            entries,
+            index,
+            listed,
+        }
+    }
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.index.get(name).map(|i| &self.entries[*i])
+    }
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+    pub fn listed(&self) -> &[Value] {
+        &self.listed
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

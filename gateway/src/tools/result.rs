@@ -1,0 +1,228 @@
+//! Shaping a row result and enforcing the caps while it streams in.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::clickhouse::client::RowSink;
+use crate::clickhouse::stream::Column;
+use crate::clickhouse::types::JsonKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caps {
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncReason {
+    MaxResultRows,
+    MaxResultBytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Truncation {
+    pub reason: TruncReason,
+    pub limit: u64,
+    pub returned_rows: u64,
+    pub returned_bytes: u64,
+}
+
+/// Room kept for `row_count`, `elapsed_ms` and `truncated`, so the finished JSON stays
+/// within the byte cap and not only its rows.
+const ENVELOPE_RESERVE: u64 = 200;
+
+/// Collects rows until a cap would be passed, counting the bytes the client will get.
+#[derive(Debug, Default)]
+pub struct ResultBuilder {
+    caps: Caps,
+    columns: Vec<Column>,
+    kinds: Vec<JsonKind>,
+    rows: Vec<Value>,
+    bytes: u64,
+    truncated: Option<Truncation>,
+}
+
+impl ResultBuilder {
+    pub fn new(caps: Caps) -> Self {
+        Self {
+            caps,
+            ..Default::default()
+        }
+    }
+
+    pub fn truncation(&self) -> Option<&Truncation> {
+        self.truncated.as_ref()
+    }
+
+    /// The finished result: `{columns, rows, row_count, truncated?, elapsed_ms}`.
+    pub fn finish(self, elapsed_ms: u64) -> Value {
+        let mut v = json!({
+            "columns": self.columns,
+            "rows": self.rows,
+            "row_count": self.rows.len(),
+            "elapsed_ms": elapsed_ms,
+        });
+        if let Some(t) = self.truncated {
+            v["truncated"] = json!(t);
+        }
+        v
+    }
+}
+
+impl RowSink for ResultBuilder {
+    fn columns(&mut self, columns: Vec<Column>) {
+        self.kinds = columns.iter().map(|c| JsonKind::of(&c.ch_type)).collect();
+        self.bytes = serde_json::to_string(&columns)
+            .map(|s| s.len() as u64)
+            .unwrap_or(0)
+            + ENVELOPE_RESERVE;
+        self.columns = columns;
+    }
+
+    fn row(&mut self, row: Vec<Value>) -> bool {
+        let returned_rows = self.rows.len() as u64;
+        if let Some(limit) = self.caps.rows {
+            if returned_rows >= limit {
+                self.truncated = Some(Truncation {
+                    reason: TruncReason::MaxResultRows,
+                    limit,
+                    returned_rows,
+                    returned_bytes: self.bytes,
+                });
+                return false;
+            }
+        }
+        let row: Vec<Value> = row
+            .into_iter()
+            .zip(&self.kinds)
+            .map(|(v, k)| k.normalize(v))
+            .collect();
+        let row = Value::Array(row);
+        // The row's own JSON plus the comma that separates it from the next.
+        let size = serde_json::to_string(&row)
+            .map(|s| s.len() as u64 + 1)
+            .unwrap_or(0);
+        if let Some(limit) = self.caps.bytes {
+            if self.bytes + size > limit {
+                self.truncated = Some(Truncation {
+                    reason: TruncReason::MaxResultBytes,
+                    limit,
+                    returned_rows,
+                    returned_bytes: self.bytes,
+                });
+                return false;
+            }
+        }
+        self.bytes += size;
+        self.rows.push(row);
+        true
+    }
+}
+
+/// The second text block of a truncated result: how to ask for less.
+pub fn narrowing_hint(t: &Truncation) -> String {
+    let what = match t.reason {
+        TruncReason::MaxResultRows => format!("{} rows (max_result_rows)", t.limit),
+        TruncReason::MaxResultBytes => format!("{} bytes (max_result_bytes)", t.limit),
+    };
+    format!(
+        "The result was truncated at {what}; {} rows were returned. To see what you need, narrow the query: \
+         aggregate (GROUP BY, count(), sum(), uniq()), filter with WHERE, add a LIMIT, or select fewer columns.",
+        t.returned_rows
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> Vec<Column> {
+        vec![Column {
+            name: "n".into(),
+            ch_type: "UInt64".into(),
+        }]
+    }
+
+    #[test]
+    fn row_cap_stops_after_limit_rows() {
+        let mut b = ResultBuilder::new(Caps {
+            rows: Some(3),
+            bytes: None,
+        });
+        b.columns(cols());
+        let accepted = (0..10).take_while(|i| b.row(vec![json!(i)])).count();
+        assert_eq!(accepted, 3);
+        let t = b.truncation().cloned().unwrap();
+        assert_eq!(
+            (t.reason, t.limit, t.returned_rows),
+            (TruncReason::MaxResultRows, 3, 3)
+        );
+        let v = b.finish(1);
+        assert_eq!(v["row_count"], 3);
+        assert_eq!(v["rows"][0], json!(["0"]), "UInt64 values are strings");
+        assert_eq!(v["truncated"]["reason"], "max_result_rows");
+    }
+
+    #[test]
+    fn exact_fit_is_not_truncated() {
+        let mut b = ResultBuilder::new(Caps {
+            rows: Some(3),
+            bytes: None,
+        });
+        b.columns(cols());
+        assert!((0..3).all(|i| b.row(vec![json!(i)])));
+        assert!(b.truncation().is_none());
+        assert!(b.finish(0).get("truncated").is_none());
+    }
+
+    #[test]
+    fn byte_cap_keeps_the_whole_json_within_the_limit() {
+        let limit = 2_000;
+        let mut b = ResultBuilder::new(Caps {
+            rows: None,
+            bytes: Some(limit),
+        });
+        b.columns(vec![Column {
+            name: "s".into(),
+            ch_type: "String".into(),
+        }]);
+        let mut n = 0;
+        while b.row(vec![json!("x".repeat(50))]) {
+            n += 1;
+        }
+        let t = b.truncation().cloned().unwrap();
+        assert_eq!(t.reason, TruncReason::MaxResultBytes);
+        assert_eq!(t.returned_rows, n);
+        let text = serde_json::to_string(&b.finish(12345)).unwrap();
+        assert!(text.len() as u64 <= limit, "{} > {limit}", text.len());
+        assert!(
+            text.len() as u64 > limit - 200,
+            "cap should be nearly used: {}",
+            text.len()
+        );
+    }
+
+    #[test]
+    fn uncapped_takes_everything() {
+        let mut b = ResultBuilder::new(Caps::default());
+        b.columns(cols());
+        assert!((0..10_000).all(|i| b.row(vec![json!(i)])));
+        assert_eq!(b.finish(0)["row_count"], 10_000);
+    }
+
+    #[test]
+    fn hint_names_the_cap() {
+        let t = Truncation {
+            reason: TruncReason::MaxResultBytes,
+            limit: 50_000,
+            returned_rows: 10,
+            returned_bytes: 49_990,
+        };
+        let h = narrowing_hint(&t);
+        assert!(
+            h.contains("50000 bytes (max_result_bytes)") && h.contains("LIMIT"),
+            "{h}"
+        );
+    }
+}

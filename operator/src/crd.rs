@@ -1,0 +1,427 @@
+//! The `McpMultiCluster` custom resource (`chmcp.dev/v1alpha1`).
+//!
+//! Doc comments become the schema's descriptions, so they are written for
+//! `kubectl explain`. Validation rules come from `validate.rs`, where each CEL rule sits
+//! next to the Rust check that mirrors it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{
+    CEL_BROKER_SECRETS, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE, CEL_HTTPS,
+    CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
+};
+
+/// The API group of every chmcp resource.
+pub const GROUP: &str = "chmcp.dev";
+/// Upper bound on clusters per resource: it bounds the cost of the CEL rules that walk
+/// the list, which the API server refuses when unbounded.
+pub const MAX_CLUSTERS: u32 = 256;
+
+/// A gateway serving a fleet of ClickHouse clusters at `/mcp/<cluster>`, with single
+/// sign-on through the company's identity provider.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "chmcp.dev",
+    version = "v1alpha1",
+    kind = "McpMultiCluster",
+    doc = "A gateway serving a fleet of ClickHouse clusters at `/mcp/<cluster>`, with single sign-on through the company's identity provider. Status lists the connector URL of each cluster.",
+    plural = "mcpmulticlusters",
+    shortname = "mcpmc",
+    namespaced,
+    status = "McpMultiClusterStatus",
+    printcolumn = r#"{"name":"Clusters","type":"integer","description":"Number of ClickHouse clusters served","jsonPath":".status.clusters"}"#,
+    printcolumn = r#"{"name":"Ready Replicas","type":"integer","description":"Gateway pods ready to serve","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","description":"The Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": CEL_HOST_TEMPLATE.rule, "message": CEL_HOST_TEMPLATE.message},
+]))]
+pub struct McpMultiClusterSpec {
+    /// Gateway container image. Empty: the gateway image matching the operator's version.
+    #[serde(default)]
+    pub image: String,
+    /// Number of gateway pods. Replicas are stateless, so any number serves; above 1 a
+    /// PodDisruptionBudget keeps one pod up during node drains.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+    /// How the gateway reaches each cluster's ClickHouse over HTTP(S).
+    pub clickhouse: ClickHouseSpec,
+    /// The clusters served, each at `/mcp/<name>`. Names are unique RFC 1123 labels.
+    #[schemars(length(min = 1, max = 256))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub clusters: Vec<ClusterSpec>,
+    /// Sign-in: the upstream identity provider and the gateway's public address.
+    pub oauth: OAuthSpec,
+    /// The per-token catalog cache of each gateway pod.
+    #[serde(default)]
+    pub catalog_cache: CatalogCacheSpec,
+    /// Tool rules: which static tools are offered and which ClickHouse views or tables
+    /// become tools. Empty: the gateway's default tools.
+    #[serde(default)]
+    pub tools: Vec<ToolRuleSpec>,
+    /// The Ingress exposing the MCP and OAuth routes (never metrics).
+    #[serde(default)]
+    pub ingress: IngressSpec,
+    /// The Service in front of the gateway pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+    /// Compute resources of the gateway container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra annotations on the gateway pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+/// ClickHouse connection settings shared by every cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseSpec {
+    /// Host of each cluster's ClickHouse, with `{cluster}` replaced by the cluster name
+    /// (e.g. `chi-{cluster}-{cluster}-0-0.clickhouse.svc`). May omit `{cluster}` only when
+    /// every cluster sets its own host.
+    #[serde(default)]
+    #[schemars(length(max = 253))]
+    pub host_template: String,
+    /// ClickHouse HTTP(S) port.
+    #[serde(default = "default_ch_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// TLS towards ClickHouse.
+    #[serde(default)]
+    pub tls: ClickHouseTlsSpec,
+    /// Refuse writes through `execute_query` (ClickHouse grants still apply on top).
+    #[serde(default = "default_true")]
+    pub read_only: bool,
+    /// Caps applied to every query.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+fn default_ch_port() -> i32 {
+    8443
+}
+fn default_true() -> bool {
+    true
+}
+
+/// TLS towards ClickHouse.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseTlsSpec {
+    /// Use https to reach ClickHouse.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Extra CA certificate (PEM) to trust, mounted from this Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+impl Default for ClickHouseTlsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ca_secret_ref: None,
+        }
+    }
+}
+
+/// Result and time caps. `0` means the gateway's default; a negative number disables
+/// the row or byte cap.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LimitsSpec {
+    /// Most rows a tool result carries.
+    pub max_result_rows: i64,
+    /// Most bytes of JSON a tool result carries.
+    pub max_result_bytes: i64,
+    /// Seconds a query may run in ClickHouse.
+    #[schemars(range(min = 1))]
+    pub max_execution_time: i64,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        Self {
+            max_result_rows: 500,
+            max_result_bytes: 50_000,
+            max_execution_time: 120,
+        }
+    }
+}
+
+/// One ClickHouse cluster, served at `/mcp/<name>`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// The cluster's name: an RFC 1123 label, unique in the list; the URL path segment.
+    #[schemars(length(min = 1, max = 63), regex(pattern = CLUSTER_NAME_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": CEL_CLUSTER_NAME.rule, "message": CEL_CLUSTER_NAME.message},
+    ]))]
+    pub name: String,
+    /// This cluster's ClickHouse host, instead of the host template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub host: Option<String>,
+    /// This cluster's ClickHouse port, instead of `clickhouse.port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// A key of a Secret in the resource's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Sign-in settings. Secrets are referenced, never copied: they reach the gateway as
+/// environment variables from the Secrets.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": CEL_BROKER_SECRETS.rule, "message": CEL_BROKER_SECRETS.message},
+]))]
+pub struct OAuthSpec {
+    /// true: the gateway is the OAuth authorization server MCP clients see, and a client
+    /// of the upstream identity provider. false: clients get tokens from `issuer` directly.
+    #[serde(default = "default_true")]
+    pub broker: bool,
+    /// The upstream identity provider (https); OIDC discovery starts here.
+    #[schemars(length(max = 2048), regex(pattern = HTTPS_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": CEL_HTTPS.rule, "message": CEL_HTTPS.message}]))]
+    pub issuer: String,
+    /// What ClickHouse (or the verifier) expects in the token's `aud`.
+    #[serde(default)]
+    pub audience: String,
+    /// The gateway's public base URL (https), e.g. `https://mcp.example.com`. Connector
+    /// URLs are this plus `/mcp/<cluster>`.
+    #[schemars(length(max = 2048), regex(pattern = HTTPS_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": CEL_HTTPS.rule, "message": CEL_HTTPS.message}]))]
+    pub public_url: String,
+    /// The gateway's OAuth client id at the identity provider (broker mode).
+    #[serde(default)]
+    pub client_id: String,
+    /// The OAuth client secret (broker mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<SecretKeyRef>,
+    /// At least 32 random bytes; the broker derives its encryption keys from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_ref: Option<SecretKeyRef>,
+    /// The token claim that names the ClickHouse user.
+    #[serde(default = "default_username_claim")]
+    #[schemars(length(min = 1))]
+    pub username_claim: String,
+}
+
+fn default_username_claim() -> String {
+    "email".into()
+}
+
+/// The per-token catalog cache of each gateway pod.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CatalogCacheSpec {
+    /// Most cached catalogs per pod (at least 100).
+    #[schemars(range(min = 100))]
+    pub max_entries: i64,
+    /// How long a catalog is kept when ClickHouse gives no better hint (1m to 24h).
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": CEL_DURATION.rule, "message": CEL_DURATION.message}]))]
+    pub ttl_fallback: String,
+    /// How long a denied lookup is remembered (10s to 5m).
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": CEL_DURATION.rule, "message": CEL_DURATION.message}]))]
+    pub negative_ttl: String,
+}
+
+impl Default for CatalogCacheSpec {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            ttl_fallback: "15m".into(),
+            negative_ttl: "60s".into(),
+        }
+    }
+}
+
+/// A tool rule of the gateway (`server.tools`). Set exactly one of `name`,
+/// `viewRegexp`, `tableRegexp`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolRuleSpec {
+    /// `read` (queries, views) or `write` (inserts into tables).
+    #[serde(rename = "type")]
+    pub kind: ToolKindSpec,
+    /// A static tool by name (`execute_query`, `list_databases`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Regex over `database.view`: every matching view becomes a read tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_regexp: Option<String>,
+    /// Regex over `database.table`: every matching table becomes a write tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_regexp: Option<String>,
+    /// Write mode of a `tableRegexp` rule; only `insert` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WriteModeSpec>,
+    /// Prefix for the generated tool names (letters, digits, `_`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+}
+
+/// Kind of a tool rule.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKindSpec {
+    Read,
+    Write,
+}
+
+/// Write mode of a table rule.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteModeSpec {
+    Insert,
+}
+
+/// The Ingress in front of the gateway.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": CEL_INGRESS_HOST.rule, "message": CEL_INGRESS_HOST.message},
+]))]
+pub struct IngressSpec {
+    /// Create the Ingress.
+    pub enabled: bool,
+    /// IngressClass to use (e.g. `nginx`). Empty: the cluster's default class.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub class_name: String,
+    /// Public host name, normally the host of `oauth.publicUrl`.
+    pub host: String,
+    /// Secret holding the TLS certificate for `host`. Empty: no TLS section.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_secret_name: String,
+    /// Extra annotations on the Ingress (e.g. for cert-manager).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The Service in front of the gateway pods.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceSpec {
+    /// Service type.
+    #[serde(rename = "type")]
+    pub kind: ServiceType,
+    /// Port the Service listens on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            kind: ServiceType::ClusterIP,
+            port: 80,
+        }
+    }
+}
+
+/// Kubernetes Service type.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// What the operator last did, and where to connect.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpMultiClusterStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, each with a reason and a message.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Hash of the restart-only gateway configuration and the referenced Secrets'
+    /// versions; it changes exactly when the pods must restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// Gateway pods ready to serve.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Number of clusters served.
+    #[serde(default)]
+    pub clusters: i32,
+    /// The connector URL of each cluster, to paste into an MCP client.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One connector URL.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct Endpoint {
+    /// The cluster's name.
+    pub cluster: String,
+    /// `oauth.publicUrl` + `/mcp/<cluster>`.
+    pub url: String,
+}
+
+impl McpMultiClusterSpec {
+    /// Every Secret this resource references, with the field that references it.
+    pub fn secret_refs(&self) -> Vec<(&'static str, &SecretKeyRef)> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.clickhouse.tls.ca_secret_ref {
+            out.push(("spec.clickhouse.tls.caSecretRef", r));
+        }
+        if let Some(r) = &self.oauth.client_secret_ref {
+            out.push(("spec.oauth.clientSecretRef", r));
+        }
+        if let Some(r) = &self.oauth.signing_secret_ref {
+            out.push(("spec.oauth.signingSecretRef", r));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_fixtures {
+    use super::*;
+
+    pub fn spec_from_yaml(text: &str) -> McpMultiClusterSpec {
+        serde_yaml_ng::from_str(text).expect("fixture spec parses")
+    }
+}

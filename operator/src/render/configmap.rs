@@ -1,0 +1,272 @@
+//! The gateway configuration, built with the gateway's own types, and its ConfigMap.
+
+use std::collections::BTreeMap;
+
+use chmcp_gateway::config::{
+    ClusterOverride, Config, HumanDuration, Protocol, ToolKind, ToolRule, Transport, WriteMode,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{object_meta, Names, RenderError};
+use crate::crd::{McpMultiCluster, McpMultiClusterSpec, ToolKindSpec, WriteModeSpec};
+
+/// Key of the configuration file inside the ConfigMap.
+pub const CONFIG_KEY: &str = "config.yaml";
+/// Where the ConfigMap is mounted; a directory (not `subPath`) so kubelet refreshes
+/// the file in place and the gateway's `watch` picks up reloadable changes.
+pub const CONFIG_DIR: &str = "/etc/chmcp";
+/// Where the CA Secret key is mounted.
+pub const CA_DIR: &str = "/etc/chmcp-ca";
+pub const CA_FILE: &str = "ca.crt";
+/// The gateway's listening port inside the pod.
+pub const GATEWAY_PORT: u16 = 8080;
+
+/// The gateway configuration for this resource. Secrets are left empty: they arrive as
+/// environment variables (`CHMCP_SERVER_OAUTH_*`), which the gateway reads over the file.
+pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError> {
+    let mut c = Config {
+        watch: true,
+        ..Config::default()
+    };
+
+    let ch = &mut c.clickhouse;
+    ch.host = spec.clickhouse.host_template.clone();
+    ch.port = port(spec.clickhouse.port, "spec.clickhouse.port")?;
+    ch.protocol = Protocol::Http;
+    ch.tls.enabled = spec.clickhouse.tls.enabled;
+    if spec.clickhouse.tls.ca_secret_ref.is_some() {
+        ch.tls.ca_cert = format!("{CA_DIR}/{CA_FILE}");
+    }
+    ch.read_only = spec.clickhouse.read_only;
+    let limits = &spec.clickhouse.limits;
+    ch.max_result_rows = limits.max_result_rows;
+    ch.max_result_bytes = limits.max_result_bytes;
+    ch.max_execution_time =
+        u64::try_from(limits.max_execution_time).map_err(|_| RenderError::Field {
+            field: "spec.clickhouse.limits.maxExecutionTime".into(),
+            message: "must not be negative".into(),
+        })?;
+    // With a host template there is no sensible single-host default: leave the template as is.
+    if ch.host.is_empty() {
+        ch.host = "{cluster}".into();
+    }
+
+    let s = &mut c.server;
+    s.transport = Transport::Http;
+    s.address = "0.0.0.0".into();
+    s.port = GATEWAY_PORT;
+    s.tools = spec.tools.iter().map(tool_rule).collect();
+
+    let o = &mut s.oauth;
+    let base = spec.oauth.public_url.trim_end_matches('/').to_string();
+    o.enabled = true;
+    o.broker = spec.oauth.broker;
+    o.issuer = spec.oauth.issuer.clone();
+    o.audience = spec.oauth.audience.clone();
+    // One resource identifier shared by every cluster: the public base URL, which is
+    // what the audience normally names too (oauth.md's example).
+    o.public_resource_url = format!("{base}/");
+    o.public_auth_server_url = if spec.oauth.broker {
+        base
+    } else {
+        String::new()
+    };
+    o.client_id = spec.oauth.client_id.clone();
+    o.username_claim = spec.oauth.username_claim.clone();
+
+    let m = &mut c.multicluster;
+    m.enabled = true;
+    m.cluster_allowlist = spec.clusters.iter().map(|cl| cl.name.clone()).collect();
+    m.clusters = BTreeMap::new();
+    for (i, cl) in spec.clusters.iter().enumerate() {
+        let port = cl
+            .port
+            .map(|p| port(p, &format!("spec.clusters[{i}].port")))
+            .transpose()?;
+        if cl.host.is_some() || port.is_some() {
+            m.clusters.insert(
+                cl.name.clone(),
+                ClusterOverride {
+                    host: cl.host.clone(),
+                    port,
+                },
+            );
+        }
+    }
+    let cc = &spec.catalog_cache;
+    m.catalog_cache_max = usize::try_from(cc.max_entries).map_err(|_| RenderError::Field {
+        field: "spec.catalogCache.maxEntries".into(),
+        message: "must not be negative".into(),
+    })?;
+    m.catalog_ttl_fallback = duration(&cc.ttl_fallback, "spec.catalogCache.ttlFallback")?;
+    m.catalog_negative_ttl = duration(&cc.negative_ttl, "spec.catalogCache.negativeTtl")?;
+    Ok(c)
+}
+
+fn port(p: i32, field: &str) -> Result<u16, RenderError> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| RenderError::Field {
+            field: field.into(),
+            message: format!("{p} is not a port (1-65535)"),
+        })
+}
+
+fn duration(text: &str, field: &str) -> Result<HumanDuration, RenderError> {
+    text.parse().map_err(|message| RenderError::Field {
+        field: field.into(),
+        message,
+    })
+}
+
+fn tool_rule(t: &crate::crd::ToolRuleSpec) -> ToolRule {
+    ToolRule {
+        kind: match t.kind {
+            ToolKindSpec::Read => ToolKind::Read,
+            ToolKindSpec::Write => ToolKind::Write,
+        },
+        name: t.name.clone(),
+        view_regexp: t.view_regexp.clone(),
+        table_regexp: t.table_regexp.clone(),
+        mode: t.mode.map(|WriteModeSpec::Insert| WriteMode::Insert),
+        prefix: t.prefix.clone(),
+    }
+}
+
+/// The configuration as the gateway reads it.
+pub fn config_yaml(config: &Config) -> Result<String, RenderError> {
+    serde_yaml_ng::to_string(config).map_err(|e| RenderError::Serialize(e.to_string()))
+}
+
+pub fn config_map(mc: &McpMultiCluster, names: &Names, yaml: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: object_meta(mc, names, &names.gateway),
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), yaml.to_string())])),
+        ..ConfigMap::default()
+    }
+}
+
+/// Which field of the resource a gateway configuration key comes from, so the gateway's
+/// own validation can be reported in the resource's terms.
+pub fn spec_field_for(gateway_key: &str) -> &'static str {
+    const MAP: [(&str, &str); 12] = [
+        ("clickhouse.host", "spec.clickhouse.hostTemplate"),
+        ("clickhouse.port", "spec.clickhouse.port"),
+        (
+            "clickhouse.max_execution_time",
+            "spec.clickhouse.limits.maxExecutionTime",
+        ),
+        ("clickhouse.max_result", "spec.clickhouse.limits"),
+        ("server.tools", "spec.tools"),
+        ("server.oauth.issuer", "spec.oauth.issuer"),
+        (
+            "server.oauth.public_auth_server_url",
+            "spec.oauth.publicUrl",
+        ),
+        ("server.oauth.public_resource_url", "spec.oauth.publicUrl"),
+        ("server.oauth.client_id", "spec.oauth.clientId"),
+        ("server.oauth.username_claim", "spec.oauth.usernameClaim"),
+        ("multicluster.catalog", "spec.catalogCache"),
+        ("multicluster.clusters", "spec.clusters"),
+    ];
+    MAP.iter()
+        .find(|(k, _)| gateway_key.starts_with(k))
+        .map(|(_, f)| *f)
+        .unwrap_or("spec")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::test_fixtures::spec_from_yaml;
+    use chmcp_gateway::config::{parse_document, validate, Secret};
+
+    const SPEC: &str = r#"
+clickhouse:
+  hostTemplate: "chi-{cluster}.svc"
+  port: 8443
+  tls: {enabled: true, caSecretRef: {name: ch-ca, key: ca.crt}}
+  limits: {maxResultRows: 100, maxResultBytes: 2000, maxExecutionTime: 30}
+clusters: [{name: otel}, {name: antalya, host: ch-antalya.internal, port: 9443}]
+oauth:
+  issuer: https://accounts.example.com
+  audience: https://mcp.example.com/
+  publicUrl: https://mcp.example.com/
+  clientId: id
+  clientSecretRef: {name: s, key: a}
+  signingSecretRef: {name: s, key: b}
+  usernameClaim: preferred_username
+catalogCache: {maxEntries: 500, ttlFallback: 10m, negativeTtl: 30s}
+tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*", mode: insert}]
+"#;
+
+    #[test]
+    fn rendered_config_reads_back_and_validates_in_the_gateway() {
+        let config = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        let yaml = config_yaml(&config).unwrap();
+        assert!(
+            !yaml.contains("secret: x"),
+            "no secret values in the ConfigMap"
+        );
+        let mut back = parse_document(&yaml).unwrap();
+        assert_eq!(
+            back, config,
+            "round trip through the gateway's strict parser"
+        );
+        // Secrets come from the environment in the pod; stand them in for validation.
+        back.server.oauth.client_secret = Secret::new("dummy-client-secret");
+        back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let warnings = validate(&back).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn rendered_config_carries_every_setting() {
+        let c = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        assert!(c.multicluster.enabled && c.watch);
+        assert_eq!(c.multicluster.cluster_allowlist, vec!["otel", "antalya"]);
+        assert_eq!(
+            c.multicluster.clusters["antalya"],
+            ClusterOverride {
+                host: Some("ch-antalya.internal".into()),
+                port: Some(9443)
+            }
+        );
+        assert!(!c.multicluster.clusters.contains_key("otel"));
+        assert_eq!(c.multicluster.catalog_cache_max, 500);
+        assert_eq!(
+            c.multicluster.catalog_ttl_fallback,
+            HumanDuration::from_secs(600)
+        );
+        assert_eq!(c.clickhouse.host, "chi-{cluster}.svc");
+        assert_eq!(c.clickhouse.tls.ca_cert, "/etc/chmcp-ca/ca.crt");
+        assert!(c.clickhouse.read_only);
+        assert_eq!(
+            (
+                c.clickhouse.max_result_rows,
+                c.clickhouse.max_result_bytes,
+                c.clickhouse.max_execution_time
+            ),
+            (100, 2000, 30)
+        );
+        let o = &c.server.oauth;
+        assert!(o.enabled && o.broker);
+        assert_eq!(o.public_auth_server_url, "https://mcp.example.com");
+        assert_eq!(o.public_resource_url, "https://mcp.example.com/");
+        assert_eq!(o.username_claim, "preferred_username");
+        assert!(o.client_secret.is_empty() && o.signing_secret.is_empty());
+        assert_eq!(c.server.tools.len(), 2);
+        assert_eq!(c.server.tools[1].mode, Some(WriteMode::Insert));
+    }
+
+    #[test]
+    fn gateway_keys_map_to_resource_fields() {
+        assert_eq!(
+            spec_field_for("multicluster.catalog_ttl_fallback"),
+            "spec.catalogCache"
+        );
+        assert_eq!(spec_field_for("server.tools[0].view_regexp"), "spec.tools");
+        assert_eq!(spec_field_for("something.else"), "spec");
+    }
+}

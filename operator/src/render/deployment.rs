@@ -1,0 +1,344 @@
+//! The gateway Deployment: hardened pod, probes, secrets only through `secretKeyRef`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::configmap::{CA_DIR, CA_FILE, CONFIG_DIR, CONFIG_KEY, GATEWAY_PORT};
+use super::{labels, object_meta, selector_labels, Names, CONFIG_HASH_ANNOTATION};
+use crate::crd::{McpMultiCluster, SecretKeyRef};
+
+/// The gateway reads these over the (secret-free) configuration file.
+pub const ENV_CLIENT_SECRET: &str = "CHMCP_SERVER_OAUTH_CLIENT_SECRET";
+pub const ENV_SIGNING_SECRET: &str = "CHMCP_SERVER_OAUTH_SIGNING_SECRET";
+pub const ENV_CONFIG: &str = "CHMCP_CONFIG";
+/// An unprivileged uid that exists in distroless "nonroot" images.
+pub const RUN_AS_USER: i64 = 65532;
+pub const PORT_NAME: &str = "http";
+const CONTAINER_NAME: &str = "gateway";
+
+pub fn deployment(
+    mc: &McpMultiCluster,
+    names: &Names,
+    image: &str,
+    config_hash: &str,
+) -> Deployment {
+    let spec = &mc.spec;
+    let mut annotations: BTreeMap<String, String> = spec.pod_annotations.clone();
+    // The gateway serves /metrics on its one port; the Ingress never routes it.
+    annotations.insert("prometheus.io/scrape".into(), "true".into());
+    annotations.insert("prometheus.io/port".into(), GATEWAY_PORT.to_string());
+    annotations.insert("prometheus.io/path".into(), "/metrics".into());
+    annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.to_string());
+
+    let mut env = vec![EnvVar {
+        name: ENV_CONFIG.into(),
+        value: Some(format!("{CONFIG_DIR}/{CONFIG_KEY}")),
+        ..EnvVar::default()
+    }];
+    if let Some(r) = &spec.oauth.client_secret_ref {
+        env.push(secret_env(ENV_CLIENT_SECRET, r));
+    }
+    if let Some(r) = &spec.oauth.signing_secret_ref {
+        env.push(secret_env(ENV_SIGNING_SECRET, r));
+    }
+
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.gateway.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        // The root filesystem is read-only; give the process a scratch directory.
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+    ];
+    if let Some(r) = &spec.clickhouse.tls.ca_secret_ref {
+        volumes.push(Volume {
+            name: "clickhouse-ca".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(r.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: r.key.clone(),
+                    path: CA_FILE.into(),
+                    mode: None,
+                }]),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "clickhouse-ca".into(),
+            mount_path: CA_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+
+    let probe = |path: &str, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        ..Probe::default()
+    };
+
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(image.to_string()),
+        args: Some(vec!["serve".into()]),
+        env: Some(env),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: i32::from(GATEWAY_PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        liveness_probe: Some(probe("/livez", 10)),
+        readiness_probe: Some(probe("/readyz", 5)),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    Deployment {
+        metadata: object_meta(mc, names, &names.gateway),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(names)),
+                match_expressions: None,
+            },
+            // Never go below the desired count while rolling: surge one pod instead.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(names)),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    automount_service_account_token: Some(false),
+                    // Service links would inject `<SERVICE>_PORT`-style variables; for a
+                    // Service named `chmcp-...` they start with CHMCP_, and the gateway
+                    // refuses unknown CHMCP_* variables at startup.
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_USER),
+                        run_as_group: Some(RUN_AS_USER),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::render;
+    use super::*;
+
+    fn rendered() -> Deployment {
+        render(
+            &three_clusters(),
+            &secrets("1"),
+            "ghcr.io/chmcp/gateway:0.1.0",
+        )
+        .unwrap()
+        .deployment
+    }
+
+    fn container(d: &Deployment) -> Container {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .clone()
+    }
+
+    #[test]
+    fn pod_is_hardened() {
+        let d = rendered();
+        let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        assert_eq!(
+            pod.automount_service_account_token,
+            Some(false),
+            "the gateway never calls the API"
+        );
+        assert_eq!(
+            pod.enable_service_links,
+            Some(false),
+            "no stray CHMCP_* variables"
+        );
+        let sc = container(&d).security_context.unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    }
+
+    #[test]
+    fn probes_hit_livez_and_readyz() {
+        let c = container(&rendered());
+        let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(path(c.liveness_probe), "/livez");
+        assert_eq!(path(c.readiness_probe), "/readyz");
+    }
+
+    #[test]
+    fn secrets_arrive_only_as_secret_key_refs_and_the_ca_as_a_volume() {
+        let d = rendered();
+        let c = container(&d);
+        let env = c.env.unwrap();
+        let refs: Vec<(String, String, String)> = env
+            .iter()
+            .filter_map(|e| {
+                let s = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some((e.name.clone(), s.name.clone(), s.key.clone()))
+            })
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                (
+                    ENV_CLIENT_SECRET.into(),
+                    "mcp-oauth".into(),
+                    "client-secret".into()
+                ),
+                (
+                    ENV_SIGNING_SECRET.into(),
+                    "mcp-oauth".into(),
+                    "signing-secret".into()
+                ),
+            ]
+        );
+        assert!(
+            env.iter()
+                .all(|e| e.value.is_none() || e.name == ENV_CONFIG),
+            "no literal secret values"
+        );
+        let vols = d.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+        let ca = vols
+            .iter()
+            .find(|v| v.name == "clickhouse-ca")
+            .unwrap()
+            .secret
+            .clone()
+            .unwrap();
+        assert_eq!(ca.secret_name.as_deref(), Some("ch-ca"));
+        assert_eq!(ca.items.unwrap()[0].path, "ca.crt");
+    }
+
+    #[test]
+    fn pod_template_carries_hash_and_scrape_annotations() {
+        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let ann = r
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap();
+        assert_eq!(ann[CONFIG_HASH_ANNOTATION], r.config_hash);
+        assert_eq!(ann["prometheus.io/scrape"], "true");
+        assert_eq!(ann["prometheus.io/port"], "8080");
+        assert_eq!(ann["prometheus.io/path"], "/metrics");
+    }
+
+    #[test]
+    fn spec_image_wins_over_the_default() {
+        assert_eq!(
+            container(&rendered()).image.as_deref(),
+            Some("ghcr.io/chmcp/gateway:0.1.0")
+        );
+        let mut mc = three_clusters();
+        mc.spec.image = "registry.local/gw:dev".into();
+        let d = render(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0")
+            .unwrap()
+            .deployment;
+        assert_eq!(
+            container(&d).image.as_deref(),
+            Some("registry.local/gw:dev")
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Render: from a validated resource (and the versions of the Secrets it references) to
+//! every object the gateway needs. Pure: no client, no clock.
+
+pub mod configmap;
+pub mod deployment;
+pub mod ingress;
+pub mod pdb;
+pub mod service;
+
+use std::collections::BTreeMap;
+
+use chmcp_gateway::config::{restart_only_changes, Config};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+
+use crate::crd::{Endpoint, McpMultiCluster};
+
+/// The one field manager for everything the operator writes.
+pub const FIELD_MANAGER: &str = "chmcp-operator";
+/// Pod-template annotation whose change rolls the gateway pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "chmcp.dev/config-hash";
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const APP_NAME: &str = "chmcp-gateway";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error("the resource has no {0}")]
+    MissingMetadata(&'static str),
+    #[error("cannot serialize the gateway configuration: {0}")]
+    Serialize(String),
+}
+
+/// Names of the generated objects, derived once from the resource's name.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub instance: String,
+    pub namespace: String,
+    /// `<name>-gateway`: the ConfigMap, Deployment, Service, Ingress and PDB.
+    pub gateway: String,
+}
+
+impl Names {
+    pub fn of(mc: &McpMultiCluster) -> Result<Self, RenderError> {
+        let instance = mc
+            .meta()
+            .name
+            .clone()
+            .ok_or(RenderError::MissingMetadata("metadata.name"))?;
+        let namespace = mc
+            .meta()
+            .namespace
+            .clone()
+            .ok_or(RenderError::MissingMetadata("metadata.namespace"))?;
+        Ok(Self {
+            gateway: format!("{instance}-gateway"),
+            instance,
+            namespace,
+        })
+    }
+}
+
+/// Labels on every generated object; the instance label finds orphans.
+pub fn labels(names: &Names) -> BTreeMap<String, String> {
+    let mut l = selector_labels(names);
+    l.insert(LABEL_MANAGED_BY.into(), FIELD_MANAGER.into());
+    l.insert(LABEL_COMPONENT.into(), "gateway".into());
+    l
+}
+
+/// The subset that selects the gateway pods (immutable once a Deployment exists).
+pub fn selector_labels(names: &Names) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAME.into(), APP_NAME.into()),
+        (LABEL_INSTANCE.into(), names.instance.clone()),
+    ])
+}
+
+/// The label selector that lists every object generated for one resource.
+pub fn instance_selector(names: &Names) -> String {
+    format!(
+        "{LABEL_INSTANCE}={},{LABEL_MANAGED_BY}={FIELD_MANAGER}",
+        names.instance
+    )
+}
+
+fn object_meta(mc: &McpMultiCluster, names: &Names, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels(names)),
+        owner_references: mc.controller_owner_ref(&()).map(|r| vec![r]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `resourceVersion` of each referenced Secret, by Secret name.
+pub type SecretVersions = BTreeMap<String, String>;
+
+/// Everything one resource turns into.
+#[derive(Debug, Clone)]
+pub struct RenderedObjects {
+    pub config_map: ConfigMap,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub ingress: Option<Ingress>,
+    pub pdb: Option<PodDisruptionBudget>,
+    pub config_hash: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Renders every object. `default_image` is used when the spec names none.
+pub fn render(
+    mc: &McpMultiCluster,
+    secrets: &SecretVersions,
+    default_image: &str,
+) -> Result<RenderedObjects, RenderError> {
+    let names = Names::of(mc)?;
+    let spec = &mc.spec;
+    let config = configmap::gateway_config(spec)?;
+    let yaml = configmap::config_yaml(&config)?;
+    let config_hash = config_hash(&config, secrets);
+    let image = if spec.image.is_empty() {
+        default_image
+    } else {
+        spec.image.as_str()
+    };
+    Ok(RenderedObjects {
+        config_map: configmap::config_map(mc, &names, &yaml),
+        deployment: deployment::deployment(mc, &names, image, &config_hash),
+        service: service::service(mc, &names),
+        ingress: spec.ingress.enabled.then(|| ingress::ingress(mc, &names)),
+        pdb: (spec.replicas > 1).then(|| pdb::pdb(mc, &names)),
+        config_hash,
+        endpoints: endpoints(mc),
+    })
+}
+
+impl RenderedObjects {
+    /// All objects as one multi-document YAML stream, in apply order (for
+    /// `chmcp-operator render`, a dry run a person can read or pipe to a validator).
+    pub fn to_yaml(&self) -> Result<String, RenderError> {
+        let docs = [
+            serde_yaml_ng::to_string(&self.config_map),
+            serde_yaml_ng::to_string(&self.service),
+            serde_yaml_ng::to_string(&self.deployment),
+        ]
+        .into_iter()
+        .chain(self.ingress.iter().map(serde_yaml_ng::to_string))
+        .chain(self.pdb.iter().map(serde_yaml_ng::to_string));
+        let mut out = String::new();
+        for doc in docs {
+            out.push_str("---\n");
+            out.push_str(&doc.map_err(|e| RenderError::Serialize(e.to_string()))?);
+        }
+        Ok(out)
+    }
+}
+
+/// The connector URL of each cluster.
+pub fn endpoints(mc: &McpMultiCluster) -> Vec<Endpoint> {
+    let base = mc.spec.oauth.public_url.trim_end_matches('/');
+    mc.spec
+        .clusters
+        .iter()
+        .map(|c| Endpoint {
+            cluster: c.name.clone(),
+            url: format!("{base}/mcp/{}", c.name),
+        })
+        .collect()
+}
+
+/// sha256 over what only a restart applies: the restart-only keys of the gateway
+/// configuration (as the gateway itself defines them) and the referenced Secrets'
+/// versions (they reach the pod as environment variables, read once at start).
+/// Everything else in the file is reloaded by the running gateway (`watch: true`), so
+/// changing it must not roll the pods.
+pub fn config_hash(config: &Config, secrets: &SecretVersions) -> String {
+    let mut input = String::from("restart-only\n");
+    let tree = serde_json::to_value(config).unwrap_or(Value::Null);
+    // The gateway names the restart-only keys that differ from its defaults; together
+    // with their values that is a canonical description of the restart-only settings.
+    for key in restart_only_changes(&Config::default(), config) {
+        let value = key
+            .split('.')
+            .try_fold(&tree, |node, part| node.get(part))
+            .unwrap_or(&Value::Null);
+        input.push_str(&format!("{key}={value}\n"));
+    }
+    input.push_str("secrets\n");
+    for (name, version) in secrets {
+        input.push_str(&format!("{name}@{version}\n"));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `true` when `mc` is being deleted: owner references remove everything, so there is
+/// nothing to render or apply.
+pub fn is_being_deleted(mc: &McpMultiCluster) -> bool {
+    mc.meta().deletion_timestamp.is_some()
+}
+
+/// The resource's name, for messages.
+pub fn display_name(mc: &McpMultiCluster) -> String {
+    format!("{}/{}", mc.namespace().unwrap_or_default(), mc.name_any())
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub const THREE_CLUSTERS: &str = r#"
+apiVersion: chmcp.dev/v1alpha1
+kind: McpMultiCluster
+metadata: {name: analytics, namespace: mcp, uid: 1234-uid, generation: 3}
+spec:
+  replicas: 2
+  clickhouse:
+    hostTemplate: "chi-{cluster}-{cluster}-0-0.clickhouse.svc"
+    port: 8443
+    tls: {enabled: true, caSecretRef: {name: ch-ca, key: ca.crt}}
+  clusters: [{name: otel}, {name: antalya, host: ch-antalya.internal}, {name: logs}]
+  oauth:
+    broker: true
+    issuer: https://accounts.google.com
+    audience: https://mcp.example.com/
+    publicUrl: https://mcp.example.com
+    clientId: client.apps.googleusercontent.com
+    clientSecretRef: {name: mcp-oauth, key: client-secret}
+    signingSecretRef: {name: mcp-oauth, key: signing-secret}
+  ingress: {enabled: true, className: nginx, host: mcp.example.com, tlsSecretName: mcp-tls}
+"#;
+
+    pub fn resource(text: &str) -> McpMultiCluster {
+        serde_yaml_ng::from_str(text).expect("fixture parses")
+    }
+
+    pub fn three_clusters() -> McpMultiCluster {
+        resource(THREE_CLUSTERS)
+    }
+
+    pub fn secrets(version: &str) -> SecretVersions {
+        BTreeMap::from([
+            ("ch-ca".to_string(), "7".to_string()),
+            ("mcp-oauth".to_string(), version.to_string()),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    fn hash_of(mc: &McpMultiCluster, secrets: &SecretVersions) -> String {
+        render(mc, secrets, "img").unwrap().config_hash
+    }
+
+    #[test]
+    fn hash_changes_with_restart_only_settings_and_secret_versions() {
+        let base = three_clusters();
+        let h = hash_of(&base, &secrets("1"));
+        assert_eq!(h.len(), 64);
+        assert_eq!(h, hash_of(&base, &secrets("1")), "deterministic");
+
+        let mut removed = base.clone();
+        removed.spec.clusters.pop();
+        assert_ne!(
+            h,
+            hash_of(&removed, &secrets("1")),
+            "cluster list is restart-only"
+        );
+
+        let mut ttl = base.clone();
+        ttl.spec.catalog_cache.negative_ttl = "30s".into();
+        assert_ne!(
+            h,
+            hash_of(&ttl, &secrets("1")),
+            "catalog cache is restart-only"
+        );
+
+        let mut host = base.clone();
+        host.spec.clusters[0].host = Some("elsewhere".into());
+        assert_ne!(
+            h,
+            hash_of(&host, &secrets("1")),
+            "per-cluster override is restart-only"
+        );
+
+        assert_ne!(
+            h,
+            hash_of(&base, &secrets("2")),
+            "a new Secret version rolls the pods"
+        );
+    }
+
+    #[test]
+    fn hash_ignores_settings_the_gateway_reloads_and_deployment_shape() {
+        let base = three_clusters();
+        let h = hash_of(&base, &secrets("1"));
+        let mut m = base.clone();
+        m.spec.replicas = 5;
+        m.spec.clickhouse.limits.max_result_rows = 10;
+        m.spec.oauth.username_claim = "sub".into();
+        m.spec.ingress.enabled = false;
+        m.spec.pod_annotations.insert("team".into(), "data".into());
+        assert_eq!(h, hash_of(&m, &secrets("1")));
+    }
+
+    #[test]
+    fn pdb_only_above_one_replica_and_ingress_only_when_enabled() {
+        let mut mc = three_clusters();
+        let r = render(&mc, &secrets("1"), "img").unwrap();
+        assert!(r.pdb.is_some() && r.ingress.is_some());
+        mc.spec.replicas = 1;
+        mc.spec.ingress.enabled = false;
+        let r = render(&mc, &secrets("1"), "img").unwrap();
+        assert!(r.pdb.is_none() && r.ingress.is_none());
+    }
+
+    #[test]
+    fn every_object_is_owned_labelled_and_named_after_the_resource() {
+        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let metas = [
+            &r.config_map.metadata,
+            &r.deployment.metadata,
+            &r.service.metadata,
+            &r.ingress.as_ref().unwrap().metadata,
+            &r.pdb.as_ref().unwrap().metadata,
+        ];
+        for m in metas {
+            assert_eq!(m.name.as_deref(), Some("analytics-gateway"));
+            assert_eq!(m.namespace.as_deref(), Some("mcp"));
+            let owner = &m.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+                ("McpMultiCluster", "analytics", Some(true))
+            );
+            assert_eq!(m.labels.as_ref().unwrap()[LABEL_INSTANCE], "analytics");
+        }
+    }
+
+    #[test]
+    fn endpoints_are_public_url_plus_cluster_path() {
+        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let urls: Vec<&str> = r.endpoints.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://mcp.example.com/mcp/otel",
+                "https://mcp.example.com/mcp/antalya",
+                "https://mcp.example.com/mcp/logs"
+            ]
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Status: from what the reconcile step learned to the resource's status. Pure; the
+//! clock is passed in.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::crd::{Endpoint, McpMultiClusterStatus};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+/// What one reconciliation found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Everything applied; the rollout state comes from the Deployment.
+    Applied {
+        config_hash: String,
+        rollout: Rollout,
+        endpoints: Vec<Endpoint>,
+    },
+    /// Nothing applied, for a reason the user must fix (`reason` is PascalCase).
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The Deployment's progress towards the desired pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rollout {
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub available: i32,
+    /// The Deployment controller has seen the latest pod template.
+    pub observed: bool,
+}
+
+impl Rollout {
+    pub fn of(d: &Deployment) -> Self {
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let generation = d.metadata.generation.unwrap_or(0);
+        let st = d.status.clone().unwrap_or_default();
+        Self {
+            desired,
+            ready: st.ready_replicas.unwrap_or(0),
+            updated: st.updated_replicas.unwrap_or(0),
+            available: st.available_replicas.unwrap_or(0),
+            observed: st.observed_generation.unwrap_or(0) >= generation,
+        }
+    }
+
+    pub fn complete(&self) -> bool {
+        self.observed
+            && self.updated >= self.desired
+            && self.ready >= self.desired
+            && self.available >= self.desired
+    }
+}
+
+/// The new status. Conditions keep their `lastTransitionTime` unless their status flips.
+pub fn next_status(
+    prev: Option<&McpMultiClusterStatus>,
+    generation: Option<i64>,
+    clusters: usize,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> McpMultiClusterStatus {
+    let prev_conditions = prev.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let cond = |type_: &str, status: bool, reason: &str, message: String| {
+        let status = if status { "True" } else { "False" };
+        let since = prev_conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time: since,
+        }
+    };
+    let mut status = prev.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.clusters = i32::try_from(clusters).unwrap_or(i32::MAX);
+    match outcome {
+        Outcome::Applied {
+            config_hash,
+            rollout,
+            endpoints,
+        } => {
+            status.config_hash = Some(config_hash.clone());
+            status.ready_replicas = rollout.ready;
+            status.endpoints = endpoints.clone();
+            let progress = format!(
+                "{} of {} replicas ready and up to date",
+                rollout.ready.min(rollout.updated),
+                rollout.desired
+            );
+            status.conditions = if rollout.complete() {
+                vec![
+                    cond(
+                        READY,
+                        true,
+                        "Available",
+                        format!("{progress}; serving {clusters} clusters"),
+                    ),
+                    cond(PROGRESSING, false, "RolloutComplete", progress),
+                    cond(DEGRADED, false, "AsExpected", "all objects applied".into()),
+                ]
+            } else {
+                vec![
+                    cond(READY, false, "RollingOut", progress.clone()),
+                    cond(PROGRESSING, true, "RollingOut", progress),
+                    cond(DEGRADED, false, "AsExpected", "all objects applied".into()),
+                ]
+            };
+        }
+        // The previous gateway keeps running untouched, so hash, replicas and endpoints
+        // still describe it; only the conditions change.
+        Outcome::Blocked { reason, message } => {
+            status.conditions = vec![
+                cond(READY, false, reason, message.clone()),
+                cond(
+                    PROGRESSING,
+                    false,
+                    reason,
+                    "waiting for the resource to be fixed".into(),
+                ),
+                cond(DEGRADED, true, reason, message.clone()),
+            ];
+        }
+    }
+    status
+}
+
+/// The server-side-apply body for the status subresource.
+pub fn status_patch(status: &McpMultiClusterStatus) -> Value {
+    json!({
+        "apiVersion": "chmcp.dev/v1alpha1",
+        "kind": "McpMultiCluster",
+        "status": status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    fn applied(ready: i32) -> Outcome {
+        Outcome::Applied {
+            config_hash: "abc".into(),
+            rollout: Rollout {
+                desired: 2,
+                ready,
+                updated: ready,
+                available: ready,
+                observed: true,
+            },
+            endpoints: vec![Endpoint {
+                cluster: "otel".into(),
+                url: "https://m/mcp/otel".into(),
+            }],
+        }
+    }
+
+    fn condition<'a>(s: &'a McpMultiClusterStatus, type_: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn rollout_in_progress_then_ready() {
+        let s1 = next_status(None, Some(1), 1, &applied(1), t(100));
+        assert_eq!(condition(&s1, READY).status, "False");
+        assert_eq!(condition(&s1, PROGRESSING).status, "True");
+        assert_eq!(
+            condition(&s1, READY).message,
+            "1 of 2 replicas ready and up to date"
+        );
+        let s2 = next_status(Some(&s1), Some(1), 1, &applied(2), t(200));
+        assert_eq!(condition(&s2, READY).status, "True");
+        assert_eq!(condition(&s2, READY).last_transition_time, Time(t(200)));
+        assert_eq!(
+            condition(&s2, DEGRADED).last_transition_time,
+            Time(t(100)),
+            "unchanged condition keeps its time"
+        );
+        assert_eq!(
+            (
+                s2.ready_replicas,
+                s2.config_hash.as_deref(),
+                s2.observed_generation
+            ),
+            (2, Some("abc"), Some(1))
+        );
+        assert_eq!(s2.endpoints.len(), 1);
+    }
+
+    #[test]
+    fn blocked_sets_degraded_and_keeps_what_still_runs() {
+        let ok = next_status(None, Some(1), 1, &applied(2), t(100));
+        let blocked = Outcome::Blocked {
+            reason: "SecretMissing",
+            message: "spec.oauth.clientSecretRef: Secret mcp/x not found".into(),
+        };
+        let s = next_status(Some(&ok), Some(2), 1, &blocked, t(200));
+        let d = condition(&s, DEGRADED);
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "SecretMissing")
+        );
+        assert!(d.message.contains("spec.oauth.clientSecretRef"));
+        assert_eq!(condition(&s, READY).status, "False");
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(s.config_hash.as_deref(), Some("abc"));
+        assert_eq!(s.ready_replicas, 2);
+    }
+
+    #[test]
+    fn rollout_reads_the_deployment_status() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 3, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        let r = Rollout::of(&d);
+        assert!(
+            !r.observed && !r.complete(),
+            "an unobserved template is not complete"
+        );
+    }
+}

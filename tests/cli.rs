@@ -1,0 +1,91 @@
+//! The `chmcp-gateway` command line: check-config, version, stdio.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use chmcp_tests::binary;
+use chmcp_tests::clickhouse::ClickHouse;
+use serde_json::{json, Value};
+
+fn check_config(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = chmcp_tests::temp_dir("cli");
+    let file = dir.join("c.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(binary("chmcp-gateway"))
+        .arg("check-config")
+        .arg(&file)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(dir).ok();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_config_names_a_misspelt_key_and_fails() {
+    let (code, _, err) = check_config("clickhouse:\n  max_result_row: 5\n", &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("clickhouse.max_result_row: unknown key (did you mean `max_result_rows`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_prints_effective_config_with_secrets_redacted() {
+    let (code, out, err) = check_config(
+        "clickhouse:\n  password: hunter2\n",
+        &[("CHMCP_CLICKHOUSE_PORT", "9999")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("port: 9999"), "{out}");
+    assert!(
+        out.contains("<redacted>") && !out.contains("hunter2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn stdio_transport_speaks_newline_delimited_json_rpc() {
+    let ch = ClickHouse::start();
+    let mut child = Command::new(binary("chmcp-gateway"))
+        .args([
+            "serve",
+            "--transport",
+            "stdio",
+            "--set",
+            "clickhouse.host=127.0.0.1",
+            "--set",
+        ])
+        .arg(format!("clickhouse.port={}", ch.http_port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let init: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": "SELECT 40 + 2 AS answer"}}}),
+    );
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let r: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["id"], 2);
+    assert_eq!(r["result"]["structuredContent"]["rows"], json!([[42]]));
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,711 @@
+//! The gateway in single-cluster mode against a real ClickHouse server (Debian's 18.16).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use chmcp_tests::clickhouse::{ClickHouse, Users};
+use chmcp_tests::gateway::Gateway;
+use chmcp_tests::mcp::Mcp;
+use serde_json::{json, Value};
+
+fn seed(ch: &ClickHouse) {
+    ch.query("CREATE DATABASE IF NOT EXISTS analytics");
+    ch.query("CREATE TABLE analytics.events (id UInt64, kind String, amount Float64, at Date) ENGINE = MergeTree() ORDER BY id");
+    ch.query("INSERT INTO analytics.events SELECT number, if(number % 2 = 0, 'click', 'view'), number / 10, toDate('2026-01-01') + number % 30 FROM system.numbers LIMIT 20000");
+    ch.query("CREATE VIEW analytics.daily AS SELECT at, count() AS n FROM analytics.events GROUP BY at ORDER BY at");
+    ch.query("CREATE DATABASE IF NOT EXISTS many");
+    for i in 0..105 {
+        ch.query(&format!(
+            "CREATE TABLE many.t{i:03} (x UInt8) ENGINE = TinyLog"
+        ));
+    }
+}
+
+fn config(ch: &ClickHouse, extra: &str) -> String {
+    format!(
+        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n{extra}",
+        ch.http_port
+    )
+}
+
+fn structured(result: &Value) -> &Value {
+    assert_ne!(result["isError"], json!(true), "tool error: {result}");
+    &result["structuredContent"]
+}
+
+fn text_of(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_static_tool_answers_from_clickhouse() {
+    let ch = ClickHouse::start();
+    seed(&ch);
+    let gw = Gateway::start(&config(&ch, ""));
+    let mcp = Mcp::new(gw.mcp_url());
+
+    let init = mcp.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})).await;
+    assert_eq!(init.body["result"]["protocolVersion"], "2025-06-18");
+    assert!(
+        init.headers.get("mcp-session-id").is_none(),
+        "stateless: no session id"
+    );
+
+    assert_eq!(
+        mcp.tool_names().await,
+        [
+            "execute_query",
+            "write_query",
+            "list_databases",
+            "list_tables",
+            "describe_table"
+        ]
+    );
+
+    let dbs = mcp.call("list_databases", json!({})).await;
+    let names: Vec<&str> = structured(&dbs)["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"analytics") && names.contains(&"many"),
+        "{names:?}"
+    );
+
+    let page1 = mcp.call("list_tables", json!({"database": "many"})).await;
+    let s1 = structured(&page1);
+    assert_eq!(s1["tables"].as_array().unwrap().len(), 100);
+    let cursor = s1["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let page2 = mcp
+        .call("list_tables", json!({"database": "many", "cursor": cursor}))
+        .await;
+    let s2 = structured(&page2);
+    assert_eq!(s2["tables"].as_array().unwrap().len(), 5);
+    assert_eq!(s2["next_cursor"], Value::Null);
+    assert_eq!(s2["tables"][4]["name"], "t104");
+    let liked = mcp
+        .call(
+            "list_tables",
+            json!({"database": "analytics", "like": "ev%"}),
+        )
+        .await;
+    assert_eq!(structured(&liked)["tables"][0]["name"], "events");
+    assert_eq!(structured(&liked)["tables"][0]["engine"], "MergeTree");
+
+    let desc = mcp
+        .call(
+            "describe_table",
+            json!({"database": "analytics", "table": "events"}),
+        )
+        .await;
+    let cols = structured(&desc)["columns"].as_array().unwrap().clone();
+    assert_eq!(
+        cols.iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["id", "kind", "amount", "at"]
+    );
+    assert_eq!(cols[0]["type"], "UInt64");
+
+    let q = mcp.call("execute_query", json!({"query": "SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind"})).await;
+    let s = structured(&q);
+    assert_eq!(
+        s["columns"],
+        json!([{"name": "kind", "type": "String"}, {"name": "n", "type": "UInt64"}])
+    );
+    assert_eq!(
+        s["rows"],
+        json!([["click", "10000"], ["view", "10000"]]),
+        "UInt64 comes back as a string"
+    );
+    assert_eq!(s["row_count"], 2);
+    assert!(s.get("truncated").is_none());
+    assert_eq!(
+        serde_json::from_str::<Value>(&text_of(&q)).unwrap(),
+        *s,
+        "text block carries the same JSON"
+    );
+
+    let w = mcp
+        .call(
+            "write_query",
+            json!({"query": "CREATE TABLE analytics.notes (t String) ENGINE = TinyLog"}),
+        )
+        .await;
+    assert_ne!(w["isError"], json!(true), "{w}");
+    mcp.call(
+        "write_query",
+        json!({"query": "INSERT INTO analytics.notes VALUES ('hello')"}),
+    )
+    .await;
+    assert_eq!(ch.query("SELECT t FROM analytics.notes").trim(), "hello");
+
+    // Resources.
+    let res = mcp
+        .request(
+            "resources/read",
+            json!({"uri": "clickhouse://table/analytics/events"}),
+        )
+        .await;
+    let text = res.body["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("\"amount\""), "{text}");
+    let schema = mcp
+        .request("resources/read", json!({"uri": "clickhouse://schema"}))
+        .await;
+    assert!(schema.body["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("daily"));
+}
+
+#[tokio::test]
+async fn results_stop_at_the_row_cap_and_the_byte_cap() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, ""));
+    let mcp = Mcp::new(gw.mcp_url());
+
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT number FROM system.numbers LIMIT 10000"}),
+        )
+        .await;
+    let s = structured(&r);
+    assert_eq!(s["row_count"], 500);
+    assert_eq!(s["truncated"]["reason"], "max_result_rows");
+    assert_eq!(s["truncated"]["limit"], 500);
+    assert!(
+        text_of(&r).contains("LIMIT"),
+        "a hint on how to narrow the query"
+    );
+
+    let r = mcp.call("execute_query", json!({"query": "SELECT number, toString(range(150)) AS s FROM system.numbers LIMIT 400"})).await;
+    let s = structured(&r);
+    assert_eq!(s["truncated"]["reason"], "max_result_bytes");
+    assert_eq!(s["truncated"]["limit"], 50000);
+    let size = s.to_string().len();
+    assert!(
+        size <= 50_000 && size > 45_000,
+        "structured result is {size} bytes"
+    );
+    assert!(s["row_count"].as_u64().unwrap() < 400);
+
+    // Exactly the cap is not a truncation.
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT number FROM system.numbers LIMIT 500"}),
+        )
+        .await;
+    assert!(structured(&r).get("truncated").is_none());
+}
+
+#[tokio::test]
+async fn sql_errors_and_guard_refusals_are_tool_errors() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(
+        &ch,
+        "server:\n  blocked_query_clauses: [INTO OUTFILE]\n",
+    ));
+    let mcp = Mcp::new(gw.mcp_url());
+
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT * FROM nowhere.nothing"}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("ClickHouse error 81") && t.contains("nowhere"),
+        "{t}"
+    );
+
+    let r = mcp
+        .call("execute_query", json!({"query": "DROP TABLE x"}))
+        .await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(text_of(&r).contains("write_query"));
+
+    let r = mcp
+        .call("execute_query", json!({"query": "SELECT 1; SELECT 2"}))
+        .await;
+    assert!(text_of(&r).contains("exactly one statement"));
+
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT 1 INTO OUTFILE '/tmp/x'"}),
+        )
+        .await;
+    assert!(text_of(&r).contains("INTO OUTFILE"));
+
+    let r = mcp
+        .request(
+            "tools/call",
+            json!({"name": "no_such_tool", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(r.body["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn read_only_hides_write_query_and_a_view_rule_adds_a_tool() {
+    let ch = ClickHouse::start();
+    seed(&ch);
+    let extra = "  read_only: true\nserver:\n  tools:\n    - {type: read, view_regexp: 'analytics\\..*', prefix: 'ro_'}\n";
+    let gw = Gateway::start(&config(&ch, extra));
+    let mcp = Mcp::new(gw.mcp_url());
+    let names = mcp.tool_names().await;
+    assert!(!names.contains(&"write_query".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"execute_query".to_string()),
+        "view rules only add tools: {names:?}"
+    );
+    assert!(
+        names.contains(&"ro_analytics_daily".to_string()),
+        "{names:?}"
+    );
+    let r = mcp.call("ro_analytics_daily", json!({})).await;
+    let s = structured(&r);
+    assert_eq!(s["row_count"], 30);
+    assert_eq!(s["columns"][1]["name"], "n");
+
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "INSERT INTO analytics.events VALUES (1, 'x', 1, today())"}),
+        )
+        .await;
+    assert!(
+        text_of(&r).contains("writes are disabled"),
+        "{}",
+        text_of(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_readonly_profile_user_works_and_refused_settings_are_remembered() {
+    let ch = ClickHouse::start_with(Users::default().with("reader", "rpw", "ro"));
+    let gw = Gateway::start(&config(&ch, "  username: reader\n  password: rpw\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+    for _ in 0..2 {
+        let r = mcp
+            .call(
+                "execute_query",
+                json!({"query": "SELECT number FROM system.numbers LIMIT 600"}),
+            )
+            .await;
+        let s = structured(&r);
+        assert_eq!(
+            s["row_count"], 500,
+            "the gateway's own cap holds without ClickHouse settings"
+        );
+        assert_eq!(s["truncated"]["reason"], "max_result_rows");
+    }
+    assert!(
+        gw.log().contains("refused an optional setting"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        !gw.log().contains("rpw"),
+        "the password never reaches a log line"
+    );
+}
+
+/// Sends a tools/call over a raw socket and hangs up, like a client that goes away.
+fn start_and_abandon(port: u16, query: &str) {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "execute_query", "arguments": {"query": query}}}).to_string();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        s.read(&mut buf).is_err(),
+        "the query should still be running"
+    );
+    drop(s);
+}
+
+#[tokio::test]
+async fn a_query_abandoned_by_its_client_is_killed() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, ""));
+    let running = "SELECT count() FROM system.processes WHERE query LIKE '%sum(number)%' AND query NOT LIKE '%system.processes%'";
+    let port = gw.port;
+    let t = std::thread::spawn(move || {
+        start_and_abandon(port, "SELECT sum(number) FROM system.numbers")
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        ch.query(running).trim(),
+        "1",
+        "the long query runs in ClickHouse"
+    );
+    t.join().unwrap();
+    let started = Instant::now();
+    while ch.query(running).trim() != "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "query still in system.processes 5 s after the client left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn sighup_reload_changes_a_limit_without_restart() {
+    let ch = ClickHouse::start();
+    let base = config(&ch, "  max_result_rows: 5\n");
+    let gw = Gateway::start(&base);
+    let mcp = Mcp::new(gw.mcp_url());
+    let rows = |r: &Value| structured(r)["row_count"].as_u64().unwrap();
+    assert_eq!(
+        rows(
+            &mcp.call(
+                "execute_query",
+                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
+            )
+            .await
+        ),
+        5
+    );
+
+    std::fs::write(
+        &gw.config_path,
+        base.replace("max_result_rows: 5", "max_result_rows: 3")
+            + "multicluster:\n  catalog_cache_max: 200\n",
+    )
+    .unwrap();
+    gw.signal("HUP");
+    let started = Instant::now();
+    loop {
+        let r = mcp
+            .call(
+                "execute_query",
+                json!({"query": "SELECT number FROM system.numbers LIMIT 50"}),
+            )
+            .await;
+        if rows(&r) == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "reload did not apply"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gw.log().contains("multicluster.catalog_cache_max"),
+        "the restart-only key is named: {}",
+        gw.log()
+    );
+
+    // A file that no longer validates is rejected; the old config keeps serving.
+    std::fs::write(&gw.config_path, "clickhouse:\n  hots: x\n").unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rows(
+            &mcp.call(
+                "execute_query",
+                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
+            )
+            .await
+        ),
+        3
+    );
+    assert!(gw.log().contains("clickhouse.hots"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn http_transport_rules() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(
+        &ch,
+        "server:\n  max_request_bytes: 2048\n  allowed_origins: [\"https://claude.ai\"]\n",
+    ));
+    let mcp = Mcp::new(gw.mcp_url());
+    let http = reqwest::Client::new();
+
+    assert_eq!(http.get(gw.mcp_url()).send().await.unwrap().status(), 405);
+    assert_eq!(
+        http.delete(gw.mcp_url()).send().await.unwrap().status(),
+        405
+    );
+
+    let bad = http
+        .post(gw.mcp_url())
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["error"]["code"], -32700);
+
+    let big =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(4000)}});
+    assert_eq!(mcp.post_raw(&big, &[]).await.status, 413);
+
+    let note = mcp
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            &[],
+        )
+        .await;
+    assert_eq!(note.status, 202);
+    assert_eq!(note.body, Value::String(String::new()));
+
+    let unknown = mcp.request("no/such", json!({})).await;
+    assert_eq!(unknown.body["error"]["code"], -32601);
+
+    let evil = mcp
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(evil.status, 403);
+    let ok = mcp
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            &[("origin", "https://claude.ai")],
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "https://claude.ai"
+    );
+
+    let v = mcp
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            &[("mcp-protocol-version", "1999-01-01")],
+        )
+        .await;
+    assert_eq!(v.status, 400);
+    assert!(v.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2025-11-25"));
+
+    // The stateless 2026-07-28 era.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let h = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "server/discover"),
+    ];
+    let d = mcp.post_raw(&json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}), &h).await;
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    assert!(d.body["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("2026-07-28")));
+    let h = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "execute_query"),
+    ];
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"_meta": meta, "name": "execute_query", "arguments": {"query": "SELECT 1 AS one"}}});
+    let c = mcp.post_raw(&body, &h).await;
+    assert_eq!(c.body["result"]["resultType"], "complete");
+    assert_eq!(c.body["result"]["structuredContent"]["rows"], json!([[1]]));
+    let wrong = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "list_tables"),
+    ];
+    let m = mcp.post_raw(&body, &wrong).await;
+    assert_eq!(
+        (m.status, m.body["error"]["code"].clone()),
+        (400, json!(-32020))
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let mut ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, ""));
+    let http = reqwest::Client::new();
+    let mcp = Mcp::new(gw.mcp_url());
+    assert_eq!(
+        http.get(format!("{}/livez", gw.base()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{}/readyz", gw.base()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    mcp.call("execute_query", json!({"query": "SELECT 1"}))
+        .await;
+    let metrics = http
+        .get(format!("{}/metrics", gw.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("chmcp_tool_calls_total{tool=\"execute_query\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chmcp_http_requests_total{route=\"/mcp\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chmcp_clickhouse_query_duration_seconds_count{cluster=\"default\"} 1"),
+        "{metrics}"
+    );
+    let health: Value = http
+        .get(format!("{}/health", gw.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(health["catalog_cache"]["entries"].is_number());
+
+    ch.stop();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = http
+        .get(format!("{}/readyz", gw.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("does not answer"));
+    let q = mcp
+        .call("execute_query", json!({"query": "SELECT 1"}))
+        .await;
+    assert_eq!(
+        q["isError"],
+        json!(true),
+        "an outage is a tool error, not a crash"
+    );
+    ch.restart();
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly() {
+    let ch = ClickHouse::start();
+    let mut gw = Gateway::start(&config(&ch, ""));
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn a_table_rule_adds_an_insert_tool_that_writes_typed_rows() {
+    let ch = ClickHouse::start();
+    ch.query("CREATE DATABASE app");
+    ch.query("CREATE TABLE app.notes (id UInt64, body String, score Nullable(Float64), at Date DEFAULT today()) ENGINE = MergeTree() ORDER BY id");
+    let gw = Gateway::start(&config(&ch, "server:\n  tools:\n    - {type: write, table_regexp: 'app\\.notes', mode: insert, prefix: 'add_'}\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+    let tools = mcp.request("tools/list", json!({})).await.body["result"]["tools"].clone();
+    let add = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add_app_notes")
+        .expect("insert tool listed")
+        .clone();
+    assert_eq!(
+        add["inputSchema"]["required"],
+        json!(["id", "body", "score"])
+    );
+    assert_eq!(add["annotations"]["destructiveHint"], json!(true));
+    let r = mcp
+        .call(
+            "add_app_notes",
+            json!({"id": "7", "body": "it's here", "score": null}),
+        )
+        .await;
+    assert_eq!(structured(&r)["inserted_rows"], 1);
+    assert_eq!(
+        ch.query("SELECT id, body, isNull(score) FROM app.notes")
+            .trim(),
+        "7\tit\\'s here\t1"
+    );
+    let bad = mcp
+        .call(
+            "add_app_notes",
+            json!({"id": "seven", "body": "x", "score": 1.5}),
+        )
+        .await;
+    assert_eq!(bad["isError"], json!(true));
+    assert!(text_of(&bad).contains("argument `id`"), "{}", text_of(&bad));
+}
+
+#[tokio::test]
+async fn allowed_settings_pass_through_and_others_are_refused() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(
+        &ch,
+        "server:\n  tool_input_settings: [max_threads]\n",
+    ));
+    let mcp = Mcp::new(gw.mcp_url());
+    let r = mcp.call("execute_query", json!({"query": "SELECT value FROM system.settings WHERE name = 'max_threads'", "settings": {"max_threads": 3}})).await;
+    assert_eq!(structured(&r)["rows"], json!([["3"]]));
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT 1", "settings": {"max_memory_usage": 1}}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(text_of(&r).contains("max_memory_usage"), "{}", text_of(&r));
+}
+
+#[tokio::test]
+async fn max_execution_time_bounds_every_query() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, "  max_execution_time: 1\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+    let started = Instant::now();
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT sum(number) FROM system.numbers"}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        text_of(&r).contains("159") || text_of(&r).contains("max_execution_time"),
+        "{}",
+        text_of(&r)
+    );
+}

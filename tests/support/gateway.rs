@@ -1,0 +1,100 @@
+//! The `chmcp-gateway` binary, started with a given configuration on a free port.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{binary, free_port, temp_dir};
+
+pub struct Gateway {
+    pub port: u16,
+    pub config_path: PathBuf,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Gateway {
+    /// Starts `serve` with `config` (YAML); `server.address`/`port` are set here.
+    pub fn start(config: &str) -> Self {
+        let dir = temp_dir("gw");
+        let port = free_port();
+        let config_path = dir.join("gateway.yaml");
+        std::fs::write(&config_path, config).expect("write gateway config");
+        let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
+        let child = Command::new(binary("chmcp-gateway"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .args(["--set", "server.address=127.0.0.1", "--set"])
+            .arg(format!("server.port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn chmcp-gateway");
+        let gw = Self {
+            port,
+            config_path,
+            dir,
+            child,
+        };
+        gw.wait_live();
+        gw
+    }
+
+    fn wait_live(&self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("gateway did not listen within 15 s; log:\n{}", self.log());
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) with the system's `kill`.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

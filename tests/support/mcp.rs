@@ -1,0 +1,85 @@
+//! A minimal MCP client over HTTP for protocol-level assertions (status codes, headers,
+//! exact bodies). Interoperability with the official SDKs is tested in `e2e/`.
+
+use serde_json::{json, Value};
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+pub struct Mcp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub bearer: Option<String>,
+}
+
+impl Mcp {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            http: reqwest::Client::new(),
+            bearer: None,
+        }
+    }
+
+    pub async fn post_raw(&self, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(b) = &self.bearer {
+            req = req.bearer_auth(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST to gateway");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn request(&self, method: &str, params: Value) -> Reply {
+        self.post_raw(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+            &[],
+        )
+        .await
+    }
+
+    /// `tools/call`, returning the `result` (panics on a JSON-RPC error).
+    pub async fn call(&self, tool: &str, args: Value) -> Value {
+        let r = self
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        assert_eq!(r.status, 200, "tools/call {tool}: {:?}", r.body);
+        r.body
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {}", r.body))
+    }
+
+    pub async fn tool_names(&self) -> Vec<String> {
+        let r = self.request("tools/list", json!({})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["result"]["tools"]
+            .as_array()
+            .expect("tools array")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
