@@ -8,18 +8,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
+use crate::catalog::token_fingerprint;
 use crate::catalog::{
     CacheConfig, CatalogCache, CatalogKey, CatalogOutcome, ContentHash, DiscoveryError,
 };
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint};
 use crate::config::{self, Config, LoadOptions, Secret};
-use crate::catalog::token_fingerprint;
 use crate::identity::claims::{username_from_claims, ClaimsError};
+use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
 use crate::identity::roles::RolePolicy;
 use crate::oauth::gate::{self, GateRejection, ServingContext};
-use crate::routing::{endpoint_for, Cluster};
-use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
 use crate::routing::ClusterAllowlist;
+use crate::routing::{endpoint_for, Cluster};
 use crate::telemetry::logging::LogHandle;
 use crate::telemetry::Metrics;
 use crate::tools::call::discover_catalog;
@@ -112,7 +112,9 @@ impl App {
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
         let loopback_listener = is_loopback_host(&config.server.address);
-        let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(&config.multicluster)));
+        let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(
+            &config.multicluster,
+        )));
         let allowlist = ClusterAllowlist::from_config(&config.multicluster);
         Ok(Self {
             runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
@@ -170,7 +172,11 @@ impl App {
 
     /// The credentials for this request: static, or the caller's token presented the
     /// way the endpoint accepts it (the Bearer/Basic probe, remembered per endpoint).
-    pub async fn credentials(&self, rt: &Runtime, id: &RequestIdentity) -> Result<Credentials, ProbeError> {
+    pub async fn credentials(
+        &self,
+        rt: &Runtime,
+        id: &RequestIdentity,
+    ) -> Result<Credentials, ProbeError> {
         match &id.principal {
             Principal::Static(c) => Ok(c.clone()),
             Principal::Token { token, username } => {
@@ -179,7 +185,8 @@ impl App {
                     .credentials(&endpoint, token, username, |creds| {
                         let (ch, ep) = (rt.ch.clone(), id.endpoint.clone());
                         async move {
-                            let opts = probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
+                            let opts =
+                                probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
                             ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
                         }
                     })
@@ -202,11 +209,16 @@ impl App {
                     message: e.to_string(),
                 })?;
                 let ctx = self.tool_context(rt, id, creds);
-                let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+                let (catalog, warnings) =
+                    discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
-                let hash = ContentHash::of(serde_json::to_string(catalog.listed()).unwrap_or_default().as_bytes());
+                let hash = ContentHash::of(
+                    serde_json::to_string(catalog.listed())
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
                 Ok((catalog, hash))
             })
             .await;
@@ -216,7 +228,12 @@ impl App {
         }
     }
 
-    pub fn tool_context<'a>(&self, rt: &'a Runtime, id: &RequestIdentity, creds: Credentials) -> ToolContext<'a> {
+    pub fn tool_context<'a>(
+        &self,
+        rt: &'a Runtime,
+        id: &RequestIdentity,
+        creds: Credentials,
+    ) -> ToolContext<'a> {
         ToolContext {
             ch: &rt.ch,
             config: &rt.config,
@@ -235,20 +252,41 @@ impl App {
         RequestIdentity {
             cluster: DEFAULT_CLUSTER.into(),
             endpoint: Endpoint::from_config(c),
-            principal: Principal::Static(Credentials::Basic { user: c.username.clone(), password: c.password.clone() }),
-            caller: Caller { subject: c.username.clone(), email: None },
+            principal: Principal::Static(Credentials::Basic {
+                user: c.username.clone(),
+                password: c.password.clone(),
+            }),
+            caller: Caller {
+                subject: c.username.clone(),
+                email: None,
+            },
             roles: Vec::new(),
-            catalog_key: CatalogKey::new(&format!("static\0{}\0{}", c.username, c.password.expose()), ""),
+            catalog_key: CatalogKey::new(
+                &format!("static\0{}\0{}", c.username, c.password.expose()),
+                "",
+            ),
             expires: None,
         }
     }
 
     /// The gate and the identity of a request under OAuth: a bearer from the header
     /// that is not expired, its username and roles, and where its cluster lives.
-    pub fn identify(&self, rt: &Runtime, headers: &axum::http::HeaderMap, cluster: Cluster<'_>) -> Result<RequestIdentity, GateRejection> {
+    pub fn identify(
+        &self,
+        rt: &Runtime,
+        headers: &axum::http::HeaderMap,
+        cluster: Cluster<'_>,
+    ) -> Result<RequestIdentity, GateRejection> {
         let oauth = &rt.config.server.oauth;
-        let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let ctx = ServingContext { request_scheme: "http", host, cluster };
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ctx = ServingContext {
+            request_scheme: "http",
+            host,
+            cluster,
+        };
         let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
         let claims = admitted.claims.clone().unwrap_or_default();
         let roles = RolePolicy::from_config(oauth)
@@ -256,21 +294,32 @@ impl App {
             .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
         let username = username_from_claims(&claims, &oauth.username_claim);
         let endpoint = match cluster {
-            Cluster::Named(name) => endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster),
+            Cluster::Named(name) => {
+                endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster)
+            }
             Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
         };
-        let subject = claims.sub().map(str::to_string).unwrap_or_else(|| format!("token:{}", token_fingerprint(admitted.token)));
+        let subject = claims
+            .sub()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("token:{}", token_fingerprint(admitted.token)));
         Ok(RequestIdentity {
             cluster: match cluster {
                 Cluster::Named(n) => n.to_string(),
                 Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
             },
             endpoint,
-            caller: Caller { subject, email: claims.email().map(str::to_string) },
+            caller: Caller {
+                subject,
+                email: claims.email().map(str::to_string),
+            },
             roles,
             catalog_key: CatalogKey::new(admitted.token, cluster.name()),
             expires: admitted.exp,
-            principal: Principal::Token { token: Secret::new(admitted.token), username },
+            principal: Principal::Token {
+                token: Secret::new(admitted.token),
+                username,
+            },
         })
     }
 
@@ -281,7 +330,10 @@ impl App {
         let m = &self.metrics;
         m.catalog_entries.set(s.entries as i64);
         m.catalog_denied_entries.set(s.denied_entries as i64);
-        let catch_up = |family: &prometheus_client::metrics::family::Family<Vec<(&'static str, String)>, prometheus_client::metrics::counter::Counter>,
+        let catch_up = |family: &prometheus_client::metrics::family::Family<
+            Vec<(&'static str, String)>,
+            prometheus_client::metrics::counter::Counter,
+        >,
                         labels: Vec<(&'static str, String)>,
                         total: u64| {
             let c = family.get_or_create(&labels);
@@ -296,12 +348,28 @@ impl App {
         catch_up(&m.catalog_lookups, l("result", "miss"), s.misses);
         catch_up(&m.catalog_drops, l("kind", "ok"), s.full_drops_ok);
         catch_up(&m.catalog_drops, l("kind", "denied"), s.full_drops_denied);
-        catch_up(&m.catalog_discoveries, l("outcome", "auth_error"), s.auth_errors);
-        catch_up(&m.catalog_discoveries, l("outcome", "transient_error"), s.transient_errors);
-        catch_up(&m.catalog_discoveries, l("outcome", "saturated"), s.saturations);
+        catch_up(
+            &m.catalog_discoveries,
+            l("outcome", "auth_error"),
+            s.auth_errors,
+        );
+        catch_up(
+            &m.catalog_discoveries,
+            l("outcome", "transient_error"),
+            s.transient_errors,
+        );
+        catch_up(
+            &m.catalog_discoveries,
+            l("outcome", "saturated"),
+            s.saturations,
+        );
         catch_up(&m.catalog_discoveries, l("outcome", "ok"), s.discoveries_ok);
         for p in self.prober.probe_counts() {
-            let labels = vec![("endpoint", p.endpoint.clone()), ("method", p.method.as_str().to_string()), ("outcome", p.outcome.as_str().to_string())];
+            let labels = vec![
+                ("endpoint", p.endpoint.clone()),
+                ("method", p.method.as_str().to_string()),
+                ("outcome", p.outcome.as_str().to_string()),
+            ];
             catch_up(&m.identity_probes, labels, p.count);
         }
         s
@@ -321,7 +389,9 @@ impl App {
             }
         }
         let id = self.static_identity(&rt);
-        let Principal::Static(creds) = &id.principal else { return Ok(()) };
+        let Principal::Static(creds) = &id.principal else {
+            return Ok(());
+        };
         let opts = crate::clickhouse::QueryOptions {
             sql: "SELECT 1".into(),
             query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),

@@ -86,10 +86,20 @@ fn labelled(mut r: Response, label: &'static str) -> Response {
     r
 }
 
-async fn mcp_routes(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn mcp_routes(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let rt = app.runtime();
     let multi = rt.config.multicluster.enabled;
-    let route = if multi { Route::parse_multi(uri.path(), &app.allowlist) } else { Route::parse_single(uri.path()) };
+    let route = if multi {
+        Route::parse_multi(uri.path(), &app.allowlist)
+    } else {
+        Route::parse_single(uri.path())
+    };
     let oauth = rt.config.server.oauth.enabled;
     match route {
         Route::Mcp(cluster) => {
@@ -101,25 +111,53 @@ async fn mcp_routes(State(app): State<Arc<App>>, method: Method, uri: Uri, heade
                 if !rt.config.server.oauth.enabled {
                     return Ok(app2.static_identity(&rt));
                 }
-                let cluster = if name.is_empty() { Cluster::Implicit } else { Cluster::Named(&name) };
-                app2.identify(&rt, h, cluster).map_err(|g| Box::new(gate_response(g)))
+                let cluster = if name.is_empty() {
+                    Cluster::Implicit
+                } else {
+                    Cluster::Named(&name)
+                };
+                app2.identify(&rt, h, cluster)
+                    .map_err(|g| Box::new(gate_response(g)))
             })
             .await;
             labelled(r, label)
         }
         Route::ResourceMetadata(cluster) if oauth => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Resource(cluster));
-            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource/mcp")
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let doc = protected_resource_metadata(
+                &rt.config.server.oauth,
+                "http",
+                host,
+                MetadataSubject::Resource(cluster),
+            );
+            labelled(
+                json_response(StatusCode::OK, &doc.to_json()),
+                "/.well-known/oauth-protected-resource/mcp",
+            )
         }
         Route::RootMetadata if oauth => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, MetadataSubject::Root);
-            labelled(json_response(StatusCode::OK, &doc.to_json()), "/.well-known/oauth-protected-resource")
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let doc = protected_resource_metadata(
+                &rt.config.server.oauth,
+                "http",
+                host,
+                MetadataSubject::Root,
+            );
+            labelled(
+                json_response(StatusCode::OK, &doc.to_json()),
+                "/.well-known/oauth-protected-resource",
+            )
         }
-        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => {
-            labelled(json_response(StatusCode::NOT_FOUND, &not_found_body()), "not_found")
-        }
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => labelled(
+            json_response(StatusCode::NOT_FOUND, &not_found_body()),
+            "not_found",
+        ),
         Route::Other => labelled(not_found().await, "unmatched"),
     }
 }
@@ -177,7 +215,10 @@ async fn not_found() -> Response {
 
 /// Counts every HTTP answer by route template and status.
 async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let matched = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let response = next.run(req).await;
     let route = match response.extensions().get::<RouteLabel>() {
         Some(RouteLabel(l)) => l.to_string(),

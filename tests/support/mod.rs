@@ -4,6 +4,7 @@
 pub mod clickhouse;
 pub mod gateway;
 pub mod idp;
+pub mod jwt;
 pub mod mcp;
 
 use std::net::TcpListener;

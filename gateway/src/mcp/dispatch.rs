@@ -208,10 +208,12 @@ pub async fn handle_request(
         )),
         (_, "resources/read") => {
             let uri = required_str(&p, "uri")?;
-            let creds = app
-                .credentials(rt, id)
-                .await
-                .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, format!("ClickHouse did not accept your identity: {e}")))?;
+            let creds = app.credentials(rt, id).await.map_err(|e| {
+                RpcError::new(
+                    protocol::INTERNAL_ERROR,
+                    format!("ClickHouse did not accept your identity: {e}"),
+                )
+            })?;
             let ctx = app.tool_context(rt, id, creds);
             let not_found = |what: String| {
                 let code = if era == Era::Stateless {
@@ -255,7 +257,13 @@ pub async fn handle_request(
 /// Runs a tool with the caller's credentials. When a remembered identity method is
 /// refused (the endpoint changed scheme), the endpoint is re-probed (at most every
 /// 30 s) and the call runs once more.
-async fn run_tool(app: &App, rt: &Runtime, id: &RequestIdentity, entry: &Entry, args: &Map<String, Value>) -> CallOutcome {
+async fn run_tool(
+    app: &App,
+    rt: &Runtime,
+    id: &RequestIdentity,
+    entry: &Entry,
+    args: &Map<String, Value>,
+) -> CallOutcome {
     let creds = match app.credentials(rt, id).await {
         Ok(c) => c,
         Err(e) => return tool_error(format!("ClickHouse did not accept your identity: {e}")),
@@ -264,7 +272,9 @@ async fn run_tool(app: &App, rt: &Runtime, id: &RequestIdentity, entry: &Entry, 
     let out = call_tool(&ctx, entry, args).await;
     let retry = ctx.auth_failed()
         && matches!(id.principal, Principal::Token { .. })
-        && app.prober.note_auth_failure(&id.endpoint.key(), std::time::Instant::now());
+        && app
+            .prober
+            .note_auth_failure(&id.endpoint.key(), std::time::Instant::now());
     if !retry {
         return out;
     }

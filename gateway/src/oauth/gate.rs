@@ -266,8 +266,17 @@ pub fn insufficient_scope(
 /// `exp`. Anything else is `401` with the challenge.
 /// `403` for a token the gateway will not let through whatever its scopes (roles
 /// filtered to nothing, fail closed).
-pub fn forbidden(oauth: &OAuthConfig, ctx: &ServingContext<'_>, description: &str) -> GateRejection {
-    let www = challenge("insufficient_scope", description, &resource_metadata_url(oauth, ctx), &advertised_scopes(oauth));
+pub fn forbidden(
+    oauth: &OAuthConfig,
+    ctx: &ServingContext<'_>,
+    description: &str,
+) -> GateRejection {
+    let www = challenge(
+        "insufficient_scope",
+        description,
+        &resource_metadata_url(oauth, ctx),
+        &advertised_scopes(oauth),
+    );
     GateRejection {
         status: 403,
         www_authenticate: www,
