@@ -56,6 +56,14 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("server.address/server.port: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
+    let router = router(app.clone())?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
     let mut routes = Router::new();
     let rt = app.runtime();
@@ -68,7 +76,11 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         } else {
             crate::oauth::broker::single_cluster_resources(oauth)
         };
-        let broker = crate::oauth::broker::BrokerState::new(oauth, app.metrics.oauth_requests.clone(), serves)?;
+        let broker = crate::oauth::broker::BrokerState::new(
+            oauth,
+            app.metrics.oauth_requests.clone(),
+            serves,
+        )?;
         routes = routes.merge(crate::oauth::broker::routes(Arc::new(broker)));
     }
     Ok(routes

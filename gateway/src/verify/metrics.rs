@@ -6,7 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::oauth::FetchObserver;
+use crate::oauth::{FetchObserver, FetchOutcome};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -94,6 +94,23 @@ impl Metrics {
             "Verdicts that needed a full verification",
             cache_misses.clone(),
         );
+        // Every outcome shows from the start (at 0), so rate() and alerts work before
+        // the first request of each kind.
+        for outcome in [
+            RequestOutcome::Allowed,
+            RequestOutcome::Denied,
+            RequestOutcome::Unauthorized,
+            RequestOutcome::Unavailable,
+        ] {
+            let _ = requests.get_or_create(&OutcomeLabel {
+                outcome: outcome.label(),
+            });
+        }
+        for outcome in [FetchOutcome::Ok, FetchOutcome::Error] {
+            let _ = jwks_fetches.get_or_create(&OutcomeLabel {
+                outcome: outcome.label(),
+            });
+        }
         Self {
             registry,
             requests,
@@ -148,7 +165,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::FetchOutcome;
 
     #[test]
     fn metrics_page_has_the_documented_names() {
@@ -163,6 +179,8 @@ mod tests {
             "chmcp_verify_jwks_fetches_total{outcome=\"ok\"} 1",
             "chmcp_verify_cache_hits_total 1",
             "chmcp_verify_duration_seconds_count 1",
+            "chmcp_verify_requests_total{outcome=\"allowed\"} 0",
+            "chmcp_verify_jwks_fetches_total{outcome=\"error\"} 0",
         ] {
             assert!(page.contains(line), "{line} missing from:\n{page}");
         }

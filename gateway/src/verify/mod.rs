@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::oauth::jwks::require_https_or_loopback;
 use crate::oauth::{JwksCache, JwksSource};
 pub use config::VerifyConfig;
 pub use handler::{router, Answer, Verifier};
@@ -92,7 +93,18 @@ pub fn build(config: VerifyConfig) -> anyhow::Result<Arc<Verifier>> {
     } else {
         JwksSource::Url(config.oauth.jwks_url.clone())
     };
+    // A redirect must not downgrade the key fetch to plain http off loopback.
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 5
+            || require_https_or_loopback(attempt.url().as_str()).is_err()
+        {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
     let http = reqwest::Client::builder()
+        .redirect(redirects)
         .connect_timeout(Duration::from_secs(2))
         .user_agent(concat!("chmcp-verify/", env!("CARGO_PKG_VERSION")))
         .build()
