@@ -17,7 +17,7 @@ OUT="$ROOT/bench/results/latest.md"
 WORK=$(mktemp -d /tmp/chmcp-bench.XXXXXX)
 SAMPLER_PID=
 cleanup() {
-  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+  if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   svc_cleanup
   if [ "${KEEP_WORK:-0}" = 1 ] || [ "${FAILURES:-0}" -gt 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -92,9 +92,16 @@ stat() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.arg
 
 # RSS sampling of the gateway while a load runs: peak VmRSS in kB.
 sample_start() { (while :; do rss_kb "$GW_PID" >>"$WORK/rss-$1.samples" 2>/dev/null || true; sleep 0.25; done) & SAMPLER_PID=$!; }
-sample_stop() { kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=; sort -n "$WORK/rss-$1.samples" | tail -n 1; }
+# sample_stop NAME: stops the sampler; the peak goes to $WORK/rss-NAME.peak.
+sample_stop() {
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  wait "$SAMPLER_PID" 2>/dev/null || true
+  SAMPLER_PID=
+  sort -n "$WORK/rss-$1.samples" | tail -n 1 >"$WORK/rss-$1.peak"
+}
 
 # --- measurements ----------------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 sleep 1
 RSS_IDLE=$(rss_kb "$GW_PID")  # after start-up and /readyz, before any MCP request
 # Warm-up, not measured: the gateway's catalog and ClickHouse connection, the peer's chDB
@@ -108,17 +115,17 @@ for c in 1 16; do
   load "ch-select-c$c" "$c" "$CH_URL" "$WORK/ch.body" "1"
   sample_start "select-c$c"
   load "gw-select-c$c" "$c" "$GW_URL" "$WORK/gw-select.body" '"rows":[[1]]' "${GW_HDR[@]}"
-  RSS_SELECT[$c]=$(sample_stop "select-c$c")
+  sample_stop "select-c$c"
   load "peer-select-c$c" "$c" "$PEER_URL" "$WORK/peer-select.body" '"isError":false' "${PEER_HDR[@]}"
 done
 for c in 1 16 128; do
   sample_start "list-c$c"
   load "gw-list-c$c" "$c" "$GW_URL" "$WORK/gw-list.body" '"execute_query"' "${GW_HDR[@]}"
-  RSS_LIST[$c]=$(sample_stop "list-c$c")
+  sample_stop "list-c$c"
 done
 sleep 2
 RSS_AFTER=$(rss_kb "$GW_PID")
-RSS_LOAD=$(printf '%s\n' "${RSS_SELECT[@]}" "${RSS_LIST[@]}" | sort -n | tail -n 1)
+RSS_LOAD=$(cat "$WORK"/rss-*.peak | sort -n | tail -n 1)
 GW_ALIVE=yes
 kill -0 "$GW_PID" 2>/dev/null || { GW_ALIVE=no; FAILURES=$((FAILURES + 1)); }
 
@@ -150,6 +157,7 @@ Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {p
 Gateway $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') release build; ClickHouse $(ch_query 'SELECT version()' | tr -d '\n') (Debian); peer mcp-clickhouse $("$PEER_PY" -c 'import importlib.metadata as m; print(m.version("mcp-clickhouse") + " on chdb " + m.version("chdb"))').
 Load: wrk, 1 thread, ${D} s per run, one fixed POST body per run (unique JSON-RPC ids), every answer checked (HTTP 2xx and the expected content); bad answers: $FAILURES failed run(s).
 The peer runs its in-process chDB backend (its driver cannot talk to ClickHouse 18.16): no network hop, which favours the peer.
+Machine load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; anything above ~3 means other work shared the CPU and the ratios are noisy).
 Gateway still running at the end: $GW_ALIVE.
 TXT
 )

@@ -6,8 +6,9 @@
 # before, at peak and after; writes bench/results/soak.md.
 #
 # Fails when the gateway crashed, any connection was dropped, any answer was neither a
-# result, a tool error nor an HTTP status (a JSON-RPC error counts as a failure too), or
-# no request succeeded after ClickHouse came back.
+# result, a tool error nor an HTTP status (a JSON-RPC error counts as a failure too), a
+# (valid) query failed while ClickHouse was up, or no request succeeded after ClickHouse
+# came back.
 #
 # Environment: SOAK_SECONDS (total, default 180), SOAK_CLIENTS (default 64), SOAK_IDS
 # (unique | per-client, see soak_load.py), GATEWAY=path, KEEP_WORK=1.
@@ -35,7 +36,7 @@ fi
 WORK=$(mktemp -d /tmp/chmcp-soak.XXXXXX)
 SAMPLER_PID=
 cleanup() {
-  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+  if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   svc_cleanup
   if [ "${KEEP_WORK:-0}" = 1 ] || [ "${FAILED:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -55,6 +56,7 @@ log "ClickHouse on 127.0.0.1:$CH_PORT, gateway at $GW_URL; $CLIENTS clients for 
 curl -sf -o /dev/null "$GW_URL" -H 'Content-Type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 sleep 1
 RSS_BASE=$(rss_kb "$GW_PID")
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 (while :; do echo "$(date +%s) $(rss_kb "$GW_PID" 2>/dev/null || echo 0)" >>"$WORK/rss.samples"; sleep 1; done) &
 SAMPLER_PID=$!
 
@@ -89,12 +91,12 @@ READYZ=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/ready
 [ "$LOAD_RC" -eq 0 ] && [ -s "$WORK/load.json" ] || { cat "$WORK/load.log" >&2; FAILED=1; log "the load script failed"; exit 1; }
 
 FAILED=0
-python3 - "$WORK/load.json" "$OUT" "$RSS_BASE" "$RSS_PEAK" "$RSS_END" "$RSS_AFTER" "$ALIVE" "$LIVEZ" "$READYZ" "$ELAPSED" "$CH_PORT" <<'PY' || FAILED=1
+python3 - "$WORK/load.json" "$OUT" "$RSS_BASE" "$RSS_PEAK" "$RSS_END" "$RSS_AFTER" "$ALIVE" "$LIVEZ" "$READYZ" "$ELAPSED" "$LOAD_BEFORE" <<'PY' || FAILED=1
 import json, subprocess, sys, time
 load = json.load(open(sys.argv[1]))
 out = sys.argv[2]
 base, peak, end, after = (int(x) / 1024 for x in sys.argv[3:7])
-alive, livez, readyz, elapsed = sys.argv[7], sys.argv[8], sys.argv[9], sys.argv[10]
+alive, livez, readyz, elapsed, loadavg = sys.argv[7], sys.argv[8], sys.argv[9], sys.argv[10], sys.argv[11]
 t = load["totals"]
 
 def kind(o):
@@ -123,10 +125,12 @@ dropped = sum(v for o, v in t.items() if o.startswith("dropped"))
 jsonrpc = sum(v for o, v in t.items() if o.startswith("jsonrpc_error") or o == "bad_json")
 recovered = load["first_ok_after"].get("clickhouse_up")
 ok_after = load["phases"].get("clickhouse_up", {}).get("ok", 0)
+healthy_errors = load["phases"].get("before", {}).get("tool_error", 0) + load["phases"].get("clickhouse_up", {}).get("tool_error", 0)
 verdicts = [
     ("gateway process still running, /livez 200", alive == "yes" and livez == "yes", f"running: {alive}, /livez: {livez}, /readyz: {readyz}"),
     ("no dropped connection", dropped == 0, f"{dropped} dropped"),
     ("every error is a tool error or an HTTP status", jsonrpc == 0, f"{jsonrpc} JSON-RPC errors / unreadable answers"),
+    ("no tool error while ClickHouse is up (every query is valid)", healthy_errors == 0, f"{healthy_errors} tool errors before the fault and after the restart"),
     ("requests succeed again after ClickHouse restarts", ok_after > 0, f"first result {recovered} s after the restart" if recovered is not None else "none"),
 ]
 summary = [
@@ -151,7 +155,7 @@ with open(out, "w") as f:
     f.write("# chmcp soak (`make soak`)\n\n")
     f.write(f"Run {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, gateway {version} (release build), ClickHouse 18.16 on loopback; "
             f"ClickHouse sent SIGTERM at {ev.get('clickhouse_stopping', 0):.0f} s, gone at {ev.get('clickhouse_down', 0):.0f} s, "
-            f"started again at {ev.get('clickhouse_up', 0):.0f} s. Single-cluster mode (the multi-cluster variant waits for /mcp/{{cluster}}).\n\n")
+            f"started again at {ev.get('clickhouse_up', 0):.0f} s. Machine load average before the run: {loadavg} (2 cores). Single-cluster mode (the multi-cluster variant waits for /mcp/{{cluster}}).\n\n")
     f.write(text + "\n")
 print(text)
 sys.exit(0 if all(ok for _, ok, _ in verdicts) else 1)
