@@ -125,9 +125,8 @@ async def client(idx, deadline):
                 conn = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
             status, data, close = await asyncio.wait_for(http_post(conn, f"{host}:{port}", path, body), TIMEOUT)
             outcome, text = classify(status, data)
-            seen = samples.setdefault(outcome, {})
-            if text and len(seen) < 5:
-                seen.setdefault(text[:40], text)  # one text per distinct beginning
+            if text and len(samples.setdefault(outcome, {})) < 5:
+                samples[outcome].setdefault(text[:40], text)  # one text per distinct beginning
             if close:
                 conn[1].close()
                 conn = None
