@@ -202,7 +202,15 @@ YAML
   python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" &
   SVC_PIDS+=("$!")
   wait_http "http://127.0.0.1:$proxy_port/livez" 50 || true
-  local url="http://127.0.0.1:$proxy_port/mcp/$cluster"
+  local url="http://127.0.0.1:$proxy_port/mcp/$cluster" status
+  status=$(curl -s -o "$WORK/mc-probe.json" -w '%{http_code}' "$url" -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' || true)
+  if [ "$status" != 200 ]; then
+    echo "== /mcp/$cluster answered HTTP $status to tools/list: $(head -c 300 "$WORK/mc-probe.json")"
+    record "gateway serves /mcp/$cluster (multi-cluster mode)" 1 "HTTP $status; see $WORK/gateway-mc.log"
+    GW_URL=$saved_url
+    return 0
+  fi
   run_check "python sdk mode=legacy on /mcp/$cluster" "$WORK/python-mc.log" "$PY" "$HERE/python_client.py" "$url" legacy
   for v in "${VERSIONS[@]}"; do
     run_check "conformance $CONF_VERSION /mcp/$cluster --spec-version $v" "$WORK/conformance-cluster-$v.log" \

@@ -93,6 +93,8 @@ def main() -> int:
     try:
         asyncio.run(run(url, mode))
     except Exception as e:  # a transport or protocol failure is a failed check, with its reason
+        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]  # anyio task groups wrap the real error
         check("session", False, f"{type(e).__name__}: {e}")
     return min(failures, 100)
 
