@@ -155,7 +155,7 @@ row "RSS with 100 000 cached catalogs" "n/a (needs multi-cluster mode)" "" "" te
 META=$(cat <<TXT
 Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), loopback only.
 Gateway $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') release build; ClickHouse $(ch_query 'SELECT version()' | tr -d '\n') (Debian); peer mcp-clickhouse $("$PEER_PY" -c 'import importlib.metadata as m; print(m.version("mcp-clickhouse") + " on chdb " + m.version("chdb"))').
-Load: wrk, 1 thread, ${D} s per run, one fixed POST body per run (unique JSON-RPC ids), every answer checked (HTTP 2xx and the expected content); bad answers: $FAILURES failed run(s).
+Load: wrk, 1 thread, ${D} s per run, one fixed POST body per run (unique JSON-RPC ids), every answer checked (HTTP 2xx and the expected content); failed runs: $FAILURES.
 The peer runs its in-process chDB backend (its driver cannot talk to ClickHouse 18.16): no network hop, which favours the peer.
 Machine load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; anything above ~3 means other work shared the CPU and the ratios are noisy).
 Gateway still running at the end: $GW_ALIVE.
