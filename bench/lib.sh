@@ -120,6 +120,7 @@ YAML
 
 # gw_up BIN CONFIG LOG: start the gateway on a free port (GW_PORT, GW_PID, GW_URL) and
 # wait until /readyz answers 200.
+# shellcheck disable=SC2034 # GW_URL is for the callers
 gw_up() {
   local bin=$1 config=$2 logfile=$3
   GW_PORT=$(free_port)
@@ -156,7 +157,7 @@ svc_cleanup() {
 # --- pinned toolchains (idempotent; reinstall when the pin file changes) --------------
 # venv_for NAME REQUIREMENTS: a venv at $CHMCP_CACHE/NAME with exactly those pins; prints its python.
 venv_for() {
-  local name=$1 req=$2 dir="$CHMCP_CACHE/$1"
+  local req=$2 dir="$CHMCP_CACHE/$1"
   local stamp="$dir/.pins.sha256" want
   want=$(sha256sum "$req" | cut -d' ' -f1)
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -178,7 +179,7 @@ node22_bin() {
 # npm_for NAME DIR_WITH_PACKAGE_JSON: install that package.json (+ lock) into
 # $CHMCP_CACHE/NAME with Node 22's npm; prints the install dir.
 npm_for() {
-  local name=$1 src=$2 dir="$CHMCP_CACHE/$1" want
+  local src=$2 dir="$CHMCP_CACHE/$1" want
   want=$(cat "$src/package.json" "$src/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/.pins.sha256" 2>/dev/null)" != "$want" ]; then
     log "installing $src/package.json into $dir (npm)"

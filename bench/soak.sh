@@ -88,7 +88,9 @@ ALIVE=yes LIVEZ=no
 kill -0 "$GW_PID" 2>/dev/null || ALIVE=no
 curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/livez" && LIVEZ=yes
 READYZ=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_PORT/readyz" || true)
-[ "$LOAD_RC" -eq 0 ] && [ -s "$WORK/load.json" ] || { cat "$WORK/load.log" >&2; FAILED=1; log "the load script failed"; exit 1; }
+if [ "$LOAD_RC" -ne 0 ] || [ ! -s "$WORK/load.json" ]; then
+  cat "$WORK/load.log" >&2; FAILED=1; log "the load script failed"; exit 1
+fi
 
 FAILED=0
 python3 - "$WORK/load.json" "$OUT" "$RSS_BASE" "$RSS_PEAK" "$RSS_END" "$RSS_AFTER" "$ALIVE" "$LIVEZ" "$READYZ" "$ELAPSED" "$LOAD_BEFORE" <<'PY' || FAILED=1

@@ -132,7 +132,7 @@ run_check "conformance baseline lists a reason for every entry" "$WORK/baseline.
 # conformance URL LABEL VERSION: the whole suite (`--suite all`) at one revision, checked
 # against the baseline; prints the suite's own totals and what it flagged.
 conformance() {
-  local url=$1 label=$2 v=$3 out="$WORK/conformance-$2-$3" rc=0
+  local url=$1 v=$3 out="$WORK/conformance-$2-$3" rc=0
   "${CONFORMANCE[@]}" server --url "$url" --spec-version "$v" --suite all \
     --expected-failures "$BASELINE" -o "$out" >"$out.txt" 2>&1 || rc=$?
   python3 - "$out" <<'PY'
