@@ -36,9 +36,11 @@ fi
 WORK=$(mktemp -d /tmp/chmcp-soak.XXXXXX)
 SAMPLER_PID=
 cleanup() {
+  local rc=$?
+  set +e # stop everything even if one step fails
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
   svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "${FAILED:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ] || [ "${FAILED:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

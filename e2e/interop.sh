@@ -24,8 +24,10 @@ VERSIONS=(2025-03-26 2025-06-18 2025-11-25 2026-07-28)
 
 WORK=$(mktemp -d /tmp/chmcp-interop.XXXXXX)
 cleanup() {
+  local rc=$?
+  set +e # stop everything even if one step fails
   svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "${FAILED:-0}" -gt 0 ]; then
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ] || [ "${FAILED:-0}" -gt 0 ]; then
     echo "logs kept in $WORK" >&2
   else
     rm -rf "$WORK"
