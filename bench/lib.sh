@@ -1,0 +1,197 @@
+# Shared helpers for e2e/interop.sh, bench/run.sh and bench/soak.sh: a throwaway
+# ClickHouse and gateway on free loopback ports, and the pinned client toolchains.
+# Source it; it defines functions only. Callers own `set -euo pipefail` and their trap,
+# which should call `svc_cleanup`.
+
+CHMCP_CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+LIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$LIB_ROOT/target}"
+SVC_PIDS=()
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# A TCP port nobody listens on right now (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # URL [tries of 0.1 s]
+  local url=$1 tries=${2:-150}
+  for _ in $(seq "$tries"); do
+    curl -sf -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- ClickHouse (Debian 18.16) -------------------------------------------------------
+# ch_write_config DIR: a private server config under DIR with free ports (CH_PORT, CH_TCP_PORT).
+ch_write_config() {
+  local dir=$1
+  CH_DIR=$dir
+  CH_PORT=$(free_port)
+  CH_TCP_PORT=$(free_port)
+  mkdir -p "$dir/data" "$dir/tmp"
+  cat > "$dir/config.xml" <<XML
+<yandex>
+  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog></logger>
+  <http_port>$CH_PORT</http_port><tcp_port>$CH_TCP_PORT</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$dir/data/</path><tmp_path>$dir/tmp/</tmp_path>
+  <users_config>$dir/users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>5368709</mark_cache_size><timezone>UTC</timezone>
+  <max_concurrent_queries>500</max_concurrent_queries>
+</yandex>
+XML
+  cat > "$dir/users.xml" <<XML
+<yandex>
+  <profiles><default/></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default/></quotas>
+</yandex>
+XML
+}
+
+ch_query() { curl -sS --fail-with-body "http://127.0.0.1:$CH_PORT/" --data-binary "$1"; }
+
+# ch_up: start the server configured by ch_write_config (again, after ch_down) and wait.
+ch_up() {
+  /usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" >"$CH_DIR/stdout.log" 2>&1 &
+  CH_PID=$!
+  SVC_PIDS+=("$CH_PID")
+  for _ in $(seq 200); do
+    ch_query "SELECT 1" >/dev/null 2>&1 && return 0
+    kill -0 "$CH_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "ClickHouse did not start; see $CH_DIR/error.log"
+  tail -n 20 "$CH_DIR/error.log" >&2 2>/dev/null || true
+  return 1
+}
+
+# ch_down: stop the server (SIGTERM, then SIGKILL after 10 s) and wait for it to exit.
+ch_down() {
+  [ -n "${CH_PID:-}" ] || return 0
+  kill "$CH_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$CH_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$CH_PID" 2>/dev/null || true
+  wait "$CH_PID" 2>/dev/null || true
+  CH_PID=
+}
+
+# ch_seed: a little sample data (the demo's shape, smaller).
+ch_seed() {
+  ch_query "CREATE DATABASE IF NOT EXISTS analytics" >/dev/null
+  ch_query "CREATE TABLE IF NOT EXISTS analytics.events (id UInt64, at DateTime, user String, kind String, amount Float64) ENGINE = MergeTree() ORDER BY (at, id)" >/dev/null
+  ch_query "INSERT INTO analytics.events SELECT number, toDateTime('2026-01-01 00:00:00') + number * 37, concat('user', toString(number % 50)), ['click', 'view', 'buy'][number % 3 + 1], round((number % 1000) / 7, 2) FROM system.numbers LIMIT 10000" >/dev/null
+}
+
+# --- the gateway ---------------------------------------------------------------------
+# gw_binary debug|release: path of the binary, built if missing (cargo serializes builds).
+gw_binary() {
+  local profile=$1 flag=()
+  [ "$profile" = release ] && flag=(--release)
+  local bin="$CARGO_TARGET_DIR/$profile/chmcp-gateway"
+  if [ -n "${GATEWAY:-}" ]; then
+    bin=$GATEWAY
+  elif [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$LIB_ROOT" && cargo build -q "${flag[@]}" -p chmcp-gateway) >&2
+  fi
+  [ -x "$bin" ] || { log "no gateway binary at $bin"; return 1; }
+  echo "$bin"
+}
+
+# gw_write_config FILE [extra YAML lines appended under `server:`]
+gw_write_config() {
+  local file=$1
+  cat > "$file" <<YAML
+clickhouse:
+  host: 127.0.0.1
+  port: $CH_PORT
+  database: analytics
+server:
+  address: 127.0.0.1
+  port: 8080
+logging:
+  level: warn
+YAML
+}
+
+# gw_up BIN CONFIG LOG: start the gateway on a free port (GW_PORT, GW_PID, GW_URL) and
+# wait until /readyz answers 200.
+# shellcheck disable=SC2034 # GW_URL is for the callers
+gw_up() {
+  local bin=$1 config=$2 logfile=$3
+  GW_PORT=$(free_port)
+  # The gateway reads every CHMCP_* variable as configuration and rejects unknown keys,
+  # so variables of our own (CHMCP_CACHE) must not reach it.
+  local unset=() v
+  for v in $(compgen -e | grep '^CHMCP_' || true); do unset+=(-u "$v"); done
+  env "${unset[@]}" "$bin" serve --config "$config" --set "server.port=$GW_PORT" --set server.address=127.0.0.1 >"$logfile" 2>&1 &
+  GW_PID=$!
+  SVC_PIDS+=("$GW_PID")
+  GW_URL="http://127.0.0.1:$GW_PORT/mcp"
+  if ! wait_http "http://127.0.0.1:$GW_PORT/readyz" 200; then
+    log "gateway did not become ready; last log lines:"
+    tail -n 20 "$logfile" >&2 || true
+    return 1
+  fi
+}
+
+# rss_kb PID: resident set size in kB from /proc (VmRSS).
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# svc_cleanup: stop every process this script started (by PID, never by name).
+svc_cleanup() {
+  local pid
+  for pid in "${SVC_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SVC_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+
+# --- pinned toolchains (idempotent; reinstall when the pin file changes) --------------
+# venv_for NAME REQUIREMENTS: a venv at $CHMCP_CACHE/NAME with exactly those pins; prints its python.
+venv_for() {
+  local req=$2 dir="$CHMCP_CACHE/$1"
+  local stamp="$dir/.pins.sha256" want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing $(grep -v '^#' "$req" | xargs) into $dir (pip)"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check --cache-dir "$CHMCP_CACHE/pip" -r "$req" >&2
+    echo "$want" > "$stamp"
+  fi
+  echo "$dir/bin/python"
+}
+
+# node22: Node 22 on PATH (conformance and the Inspector need it); prints its bin dir.
+node22_bin() {
+  local node
+  node=$("$LIB_ROOT/scripts/deps.sh" node22)
+  dirname "$node"
+}
+
+# npm_for NAME DIR_WITH_PACKAGE_JSON: install that package.json (+ lock) into
+# $CHMCP_CACHE/NAME with Node 22's npm; prints the install dir.
+npm_for() {
+  local src=$2 dir="$CHMCP_CACHE/$1" want
+  want=$(cat "$src/package.json" "$src/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/.pins.sha256" 2>/dev/null)" != "$want" ]; then
+    log "installing $src/package.json into $dir (npm)"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$dir/"
+    if [ -f "$src/package-lock.json" ]; then
+      cp "$src/package-lock.json" "$dir/"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$CHMCP_CACHE/npm") >&2
+    else
+      (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --cache "$CHMCP_CACHE/npm") >&2
+    fi
+    echo "$want" > "$dir/.pins.sha256"
+  fi
+  echo "$dir"
+}
