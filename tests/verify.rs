@@ -32,7 +32,7 @@ fn shared_idp() -> &'static Idp {
 /// several checkouts, the binary next to this test may come from another branch), else
 /// the one beside the test executable.
 fn gateway_binary() -> PathBuf {
-    match std::env::var_os("CHMCP_GATEWAY_BIN") {
+    match std::env::var_os("GATEWAY_BIN") {
         Some(bin) => PathBuf::from(bin),
         None => chmcp_tests::binary(&format!("chmcp-gateway{}", std::env::consts::EXE_SUFFIX)),
     }

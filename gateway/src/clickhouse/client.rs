@@ -314,9 +314,11 @@ impl ClickHouse {
             if !opts.database.is_empty() {
                 params.push(("database", &opts.database));
             }
+            let mut sent: Vec<&str> = Vec::new();
             for (k, v) in &opts.optional_settings {
                 if !refused.contains(*k) {
                     params.push((k, v));
+                    sent.push(k);
                 }
             }
             for (k, v) in &opts.settings {
@@ -345,8 +347,15 @@ impl ClickHouse {
             let status = resp.status().as_u16();
             let body = resp.text().await.unwrap_or_default();
             let err = ServerError::parse(status, &body);
+            // Retry whenever the refused setting was one this attempt sent, even if a
+            // concurrent query already recorded the refusal.
             match err.refused_setting() {
-                Some(name) if self.remember_refusal(&key, &name, opts) => continue,
+                Some(name)
+                    if (name.is_empty() && !sent.is_empty()) || sent.contains(&name.as_str()) =>
+                {
+                    self.remember_refusal(&key, &name, &sent);
+                    continue;
+                }
                 _ => return Err(QueryError::Server(err)),
             }
         }
@@ -363,29 +372,25 @@ impl ClickHouse {
             .unwrap_or_default()
     }
 
-    /// Remembers that `endpoint` refuses `name` (an empty name: every optional setting).
-    /// Returns whether anything new was learnt, i.e. whether a retry can help.
-    fn remember_refusal(&self, key: &str, name: &str, opts: &QueryOptions) -> bool {
-        let sent: Vec<&str> = opts.optional_settings.iter().map(|(k, _)| *k).collect();
+    /// Remembers that `endpoint` refuses `name` (an empty name: every setting sent).
+    fn remember_refusal(&self, key: &str, name: &str, sent: &[&str]) {
         let Ok(mut map) = self.inner.refused.lock() else {
-            return false;
+            return;
         };
         let set = map.entry(key.to_string()).or_default();
         let before = set.len();
         if name.is_empty() {
             set.extend(sent.iter().map(|s| s.to_string()));
-        } else if sent.contains(&name) {
+        } else {
             set.insert(name.to_string());
         }
-        let learnt = set.len() > before;
-        if learnt {
+        if set.len() > before {
             tracing::info!(
                 endpoint = key,
                 setting = name,
                 "ClickHouse refused an optional setting; not sending it again"
             );
         }
-        learnt
     }
 
     /// Cancels a running query by id, in the background (`KILL QUERY ... ASYNC`).
@@ -444,8 +449,15 @@ async fn read_rows(
     }
 }
 
+/// The error and its causes, without the request URL (it carries the query parameters).
 fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
+    let mut msg = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg = format!("{msg}: {s}");

@@ -303,7 +303,7 @@ async fn post(
             let result = match cancelled {
                 Some(rx) => tokio::select! {
                     r = work => r,
-                    _ = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+                    Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
                 },
                 None => work.await,
             };

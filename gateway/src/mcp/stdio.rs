@@ -81,7 +81,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     let result = match cancelled {
                         Some(rx) => tokio::select! {
                             r = work => r,
-                            _ = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+                            Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
                         },
                         None => work.await,
                     };
