@@ -18,6 +18,7 @@ use crate::identity::claims::{username_from_claims, ClaimsError};
 use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
 use crate::identity::roles::RolePolicy;
 use crate::oauth::gate::{self, GateRejection, ServingContext};
+use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
 use crate::routing::{endpoint_for, Cluster};
 use crate::telemetry::logging::LogHandle;
@@ -92,6 +93,8 @@ pub struct App {
     /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
+    /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
+    jwks: Option<Arc<jwks::JwksCache>>,
     /// Cluster names served in multi-cluster mode (restart-only).
     pub allowlist: ClusterAllowlist,
     pub started: Instant,
@@ -116,12 +119,24 @@ impl App {
             &config.multicluster,
         )));
         let allowlist = ClusterAllowlist::from_config(&config.multicluster);
+        let o = &config.server.oauth;
+        let jwks = (o.enabled && o.validate_tokens).then(|| {
+            let source = if o.jwks_url.is_empty() {
+                jwks::JwksSource::Discovery {
+                    issuer: o.issuer.clone(),
+                }
+            } else {
+                jwks::JwksSource::Url(o.jwks_url.clone())
+            };
+            Arc::new(jwks::JwksCache::new(source, reqwest::Client::new()))
+        });
         Ok(Self {
             runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
             metrics: Metrics::new(),
             inflight: Inflight::default(),
             catalogs,
             prober: IdentityProber::new(),
+            jwks,
             allowlist,
             started: Instant::now(),
             load_options,
@@ -271,7 +286,7 @@ impl App {
 
     /// The gate and the identity of a request under OAuth: a bearer from the header
     /// that is not expired, its username and roles, and where its cluster lives.
-    pub fn identify(
+    pub async fn identify(
         &self,
         rt: &Runtime,
         headers: &axum::http::HeaderMap,
@@ -288,6 +303,10 @@ impl App {
             cluster,
         };
         let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
+        if oauth.validate_tokens {
+            self.validate_signature(oauth, &ctx, admitted.token).await?;
+            gate::check_required_scopes(oauth, &ctx, admitted.claims.as_ref())?;
+        }
         let claims = admitted.claims.clone().unwrap_or_default();
         let roles = RolePolicy::from_config(oauth)
             .and_then(|p| p.roles(&claims))
@@ -321,6 +340,47 @@ impl App {
                 username,
             },
         })
+    }
+
+    /// `validate_tokens`: signature (JWKS, refetched on an unknown `kid`, rate-limited),
+    /// `iss` and `aud`, before anything reaches ClickHouse. Fails closed.
+    async fn validate_signature(
+        &self,
+        oauth: &crate::config::OAuthConfig,
+        ctx: &ServingContext<'_>,
+        token: &str,
+    ) -> Result<(), GateRejection> {
+        let Some(jwks) = &self.jwks else {
+            return Err(gate::invalid_token(
+                oauth,
+                ctx,
+                "token validation is not available",
+            ));
+        };
+        let kid =
+            jwks::peek_kid(token).map_err(|e| gate::invalid_token(oauth, ctx, &e.to_string()))?;
+        let keys = jwks.keys_for(kid.as_deref()).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot load the IdP's keys; refusing the token");
+            gate::invalid_token(
+                oauth,
+                ctx,
+                "the identity provider's keys are unavailable; try again shortly",
+            )
+        })?;
+        let expect = jwks::Expectations {
+            issuer: oauth.issuer.clone(),
+            audience: oauth.audience.clone(),
+            leeway_secs: gate::EXP_LEEWAY.as_secs(),
+            // Scopes are judged by the gate, so a missing one is a 403, not a 401.
+            required_scopes: Vec::new(),
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        jwks::validate_jwt(token, &keys, &expect, now)
+            .map(|_| ())
+            .map_err(|e| gate::invalid_token(oauth, ctx, &e.to_string()))
     }
 
     /// Brings the Prometheus series that mirror the cache's and the prober's own

@@ -124,7 +124,7 @@ async fn mcp_routes(
             let label = if multi { "/mcp/{cluster}" } else { "/mcp" };
             let name = cluster.name().to_string();
             let app2 = app.clone();
-            let r = serve_mcp(app, method, headers, body, move |h| {
+            let r = serve_mcp(app, method, headers, body, move |h| async move {
                 let rt = app2.runtime();
                 if !rt.config.server.oauth.enabled {
                     return Ok(app2.static_identity(&rt));
@@ -134,7 +134,8 @@ async fn mcp_routes(
                 } else {
                     Cluster::Named(&name)
                 };
-                app2.identify(&rt, h, cluster)
+                app2.identify(&rt, &h, cluster)
+                    .await
                     .map_err(|g| Box::new(gate_response(g)))
             })
             .await;

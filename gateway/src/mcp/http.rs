@@ -107,12 +107,12 @@ pub fn add_cors(r: &mut Response, origin: &str) {
 pub type IdentityResult = Result<RequestIdentity, Box<Response>>;
 
 /// Handles everything sent to an MCP endpoint. `identify` runs the gate for this route.
-pub async fn serve_mcp(
+pub async fn serve_mcp<Fut: std::future::Future<Output = IdentityResult>>(
     app: Arc<App>,
     method: Method,
     headers: HeaderMap,
     body: Body,
-    identify: impl FnOnce(&HeaderMap) -> IdentityResult,
+    identify: impl FnOnce(HeaderMap) -> Fut,
 ) -> Response {
     let rt = app.runtime();
     let cfg = &rt.config;
@@ -203,12 +203,12 @@ fn cancel_scope(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "anonymous".into())
 }
 
-async fn post(
+async fn post<Fut: std::future::Future<Output = IdentityResult>>(
     app: &Arc<App>,
     rt: &Arc<crate::app::Runtime>,
     headers: HeaderMap,
     body: Body,
-    identify: impl FnOnce(&HeaderMap) -> IdentityResult,
+    identify: impl FnOnce(HeaderMap) -> Fut,
 ) -> Response {
     let body = match read_body(body, rt.config.server.max_request_bytes, &headers).await {
         Ok(b) => b,
@@ -254,7 +254,7 @@ async fn post(
     };
     // The gate runs on every MCP message, so clients re-authenticate instead of
     // working with a stale or expired identity.
-    let identity = match identify(&headers) {
+    let identity = match identify(headers.clone()).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
