@@ -443,7 +443,12 @@ async fn read_rows(
                         return Ok(true);
                     }
                 }
-                Event::End => return Ok(false),
+                Event::End => {
+                    // Read the small trailer (totals, statistics) so the connection goes
+                    // back to the pool instead of being closed with unread data.
+                    while let Ok(Some(_)) = resp.chunk().await {}
+                    return Ok(false);
+                }
             }
         }
     }
