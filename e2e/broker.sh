@@ -95,10 +95,9 @@ S_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$S_PORT" stand-in
 
-# The gateway in broker mode. Single-cluster /mcp for now; with the multi-cluster
-# routes merged, set MCP_PATH=/mcp/<cluster> and multicluster.enabled (see the README).
+# The gateway in multi-cluster broker mode: cluster `otel` lives behind the stand-in.
 G_PORT=$(free_port)
-MCP_PATH="${MCP_PATH:-/mcp}"
+MCP_PATH="/mcp/otel"
 cat >"$TMP/gateway.yaml" <<YAML
 server:
   address: 127.0.0.1
@@ -115,7 +114,10 @@ server:
     upstream_offline_access: true
 clickhouse:
   host: 127.0.0.1
-  port: $S_PORT
+multicluster:
+  enabled: true
+  cluster_allowlist: [otel]
+  clusters: {otel: {port: $S_PORT}}
 YAML
 "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
 PIDS+=($!)
