@@ -183,6 +183,14 @@ impl ToolContext<'_> {
     }
 }
 
+/// A text cell of a metadata row (empty when absent or not text).
+fn text_cell(row: &[Value], i: usize) -> String {
+    row.get(i)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s),
@@ -603,12 +611,7 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
         .await?
         .into_iter()
         .map(|r| {
-            let s = |i: usize| {
-                r.get(i)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let s = |i: usize| text_cell(&r, i);
             ObjectRow {
                 database: s(0),
                 name: s(1),
@@ -641,12 +644,7 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
                 .await?
                 .into_iter()
                 .map(|r| {
-                    let s = |i: usize| {
-                        r.get(i)
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string()
-                    };
+                    let s = |i: usize| text_cell(&r, i);
                     ColumnRow {
                         database: s(0),
                         table: s(1),
