@@ -199,7 +199,7 @@ fn cancel_scope(headers: &HeaderMap) -> String {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(crate::telemetry::token_tag)
+        .map(crate::catalog::token_fingerprint)
         .unwrap_or_else(|| "anonymous".into())
 }
 
