@@ -10,8 +10,8 @@
 # Environment:
 #   GATEWAY=path            use this gateway binary instead of building one
 #   SKIP_BUILD=1            use $CARGO_TARGET_DIR/debug/chmcp-gateway as it is
-#   INTEROP_MULTICLUSTER=1  also run conformance against /mcp/{cluster} (needs the
-#                           multi-cluster mode; off until it lands, see run_multicluster)
+#   INTEROP_MULTICLUSTER=0  skip the checks against /mcp/{cluster} (multi-cluster mode,
+#                           through the auth proxy; on by default, see run_multicluster)
 #   KEEP_WORK=1             keep the temporary directory with every log
 #
 # Ends with `interop: N passed, M failed`; exits non-zero when M > 0.
@@ -221,11 +221,11 @@ YAML
   done
   GW_URL=$saved_url
 }
-if [ "${INTEROP_MULTICLUSTER:-0}" = 1 ]; then
+if [ "${INTEROP_MULTICLUSTER:-1}" = 1 ]; then
   run_multicluster
 else
-  echo "== conformance /mcp/{cluster}: DISABLED until multi-cluster mode lands (set INTEROP_MULTICLUSTER=1 to run it)"
-  SUMMARY+=("  skip  conformance /mcp/{cluster}  (multi-cluster mode not built yet; INTEROP_MULTICLUSTER=1 enables it)")
+  echo "== conformance /mcp/{cluster}: skipped (INTEROP_MULTICLUSTER=0)"
+  SUMMARY+=("  skip  conformance /mcp/{cluster}  (INTEROP_MULTICLUSTER=0)")
 fi
 
 # --- summary ---------------------------------------------------------------------------
