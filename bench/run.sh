@@ -225,13 +225,13 @@ wait "$MC_PID" 2>/dev/null || true
 
 # (c) resident memory with CATALOGS cached entries: a fresh gateway, its idle RSS, then
 # CATALOGS distinct tokens (same grants: one shared catalog), half per cluster, at most
-# 8 at a time so that no request is served static-only (16 discoveries at once).
+# 12 at a time so that no request is served static-only (16 discoveries at once).
 gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc-fill.log"
 FILL_PID=$GW_PID FILL_BASE="http://127.0.0.1:$GW_PORT"
 sleep 1
 RSS_MC_IDLE=$(rss_kb "$FILL_PID")
 FILL_RC=0
-timeout "${BENCH_FILL_TIMEOUT:-900}" python3 "$ROOT/bench/mc_load.py" fill "$FILL_BASE/mcp/a,$FILL_BASE/mcp/b" "$CATALOGS" 8 "$WORK/fill.json" >"$WORK/fill.log" 2>&1 || FILL_RC=$?
+timeout "${BENCH_FILL_TIMEOUT:-900}" python3 "$ROOT/bench/mc_load.py" fill "$FILL_BASE/mcp/a,$FILL_BASE/mcp/b" "$CATALOGS" 12 "$WORK/fill.json" >"$WORK/fill.log" 2>&1 || FILL_RC=$?
 sleep 2
 RSS_MC_FULL=$(rss_kb "$FILL_PID" 2>/dev/null || echo 0)
 curl -sf "$FILL_BASE/health" >"$WORK/fill-health.json" || true

@@ -199,8 +199,9 @@ multicluster:
 logging:
   level: warn
 YAML
-  local saved_url=$GW_URL
+  local saved_url=$GW_URL saved_pid=$GW_PID
   gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc.log"
+  MC_GW_PID=$GW_PID
   proxy_port=$(free_port)
   python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" &
   SVC_PIDS+=("$!")
@@ -211,7 +212,7 @@ YAML
   if [ "$status" != 200 ]; then
     echo "== /mcp/$cluster answered HTTP $status to tools/list: $(head -c 300 "$WORK/mc-probe.json")"
     record "gateway serves /mcp/$cluster (multi-cluster mode)" 1 "HTTP $status; see $WORK/gateway-mc.log"
-    GW_URL=$saved_url
+    GW_URL=$saved_url GW_PID=$saved_pid
     return 0
   fi
   run_check "python sdk mode=legacy on /mcp/$cluster" "$WORK/python-mc.log" "$PY" "$HERE/python_client.py" "$url" legacy
@@ -219,7 +220,7 @@ YAML
     run_check "conformance $CONF_VERSION /mcp/$cluster --spec-version $v" "$WORK/conformance-cluster-$v.log" \
       conformance "$url" cluster "$v"
   done
-  GW_URL=$saved_url
+  GW_URL=$saved_url GW_PID=$saved_pid
 }
 if [ "${INTEROP_MULTICLUSTER:-1}" = 1 ]; then
   run_multicluster
@@ -232,6 +233,11 @@ fi
 gw_alive=0
 kill -0 "$GW_PID" 2>/dev/null || gw_alive=1
 record "gateway still running after all clients" "$gw_alive"
+if [ -n "${MC_GW_PID:-}" ]; then
+  gw_alive=0
+  kill -0 "$MC_GW_PID" 2>/dev/null || gw_alive=1
+  record "multi-cluster gateway still running after all clients" "$gw_alive"
+fi
 echo
 echo "interop summary (conformance $CONF_VERSION, inspector $INSPECTOR_VERSION, typescript sdk $TS_VERSION, python $(grep '^mcp==' "$HERE/requirements.txt")):"
 printf '%s\n' "${SUMMARY[@]}"
