@@ -203,7 +203,7 @@ YAML
   gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc.log"
   MC_GW_PID=$GW_PID
   proxy_port=$(free_port)
-  python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" &
+  python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" >"$WORK/auth-proxy.log" 2>&1 &
   SVC_PIDS+=("$!")
   wait_http "http://127.0.0.1:$proxy_port/livez" 50 || true
   local url="http://127.0.0.1:$proxy_port/mcp/$cluster" status
