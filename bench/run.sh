@@ -6,7 +6,11 @@
 # because a figure missed its target: the targets are columns, not assertions.
 #
 # Environment: BENCH_DURATION (seconds per load run, default 10), GATEWAY=path (skip the
-# release build), KEEP_WORK=1 (keep logs).
+# release build), KEEP_WORK=1 (keep logs). Multi-cluster rows (against the modern-ClickHouse
+# double): BENCH_MC_CONNS (warm tools/list and /livez connections, default 16),
+# BENCH_STORM_TOKENS (default 1000), BENCH_DOUBLE_DELAY_MS (per discovery query during the
+# storm, default 5), BENCH_CATALOGS (cached entries for the RSS figure, default 100000),
+# BENCH_FILL_TIMEOUT (seconds, default 900).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -11,7 +11,8 @@
 # came back.
 #
 # Environment: SOAK_SECONDS (total, default 180), SOAK_CLIENTS (default 64), SOAK_IDS
-# (unique | per-client, see soak_load.py), GATEWAY=path, KEEP_WORK=1.
+# (unique | per-client, see soak_load.py), GATEWAY=path, KEEP_WORK=1; SOAK_MULTICLUSTER=1
+# with SOAK_CLUSTERS (2..6, default 3) and SOAK_USERS (default 8), see below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
