@@ -1,6 +1,6 @@
 -- wrk script for bench/run.sh: POSTs one fixed body and checks every answer.
 --   wrk ... -s bench/post.lua URL -- BODY_FILE EXPECT [HEADER ...]
--- BODY_FILE: the request body; every `__ID__` in it becomes a JSON-RPC id unique to
+-- BODY_FILE: the request body (`-`: a GET without a body, e.g. for /livez); every `__ID__` in it becomes a JSON-RPC id unique to
 -- this run (thread number and counter), as independent clients would send; EXPECT: a substring every good answer contains;
 -- HEADER: "Name: value" pairs added to each request.
 -- done() prints one line of JSON: requests, seconds, rps, p50_ms, p99_ms, bad (status
@@ -14,9 +14,14 @@ function setup(thread)
 end
 
 function init(args)
-  local f = assert(io.open(args[1], "rb"))
-  local body = f:read("*a")
-  f:close()
+  local method, body = "POST", ""
+  if args[1] == "-" then
+    method = "GET"
+  else
+    local f = assert(io.open(args[1], "rb"))
+    body = f:read("*a")
+    f:close()
+  end
   expect = args[2]
   local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream" }
   for i = 3, #args do
@@ -25,7 +30,10 @@ function init(args)
   end
   bad = 0
   n = 0
-  if body:find("__ID__", 1, true) then
+  if method == "GET" then
+    headers["Content-Type"] = nil
+    req = wrk.format("GET", nil, headers)
+  elseif body:find("__ID__", 1, true) then
     template, hdrs = body, headers
   else
     req = wrk.format("POST", nil, headers, body)

@@ -6,7 +6,11 @@
 # because a figure missed its target: the targets are columns, not assertions.
 #
 # Environment: BENCH_DURATION (seconds per load run, default 10), GATEWAY=path (skip the
-# release build), KEEP_WORK=1 (keep logs).
+# release build), KEEP_WORK=1 (keep logs). Multi-cluster rows (against the modern-ClickHouse
+# double): BENCH_MC_CONNS (warm tools/list and /livez connections, default 16),
+# BENCH_STORM_TOKENS (default 1000), BENCH_DOUBLE_DELAY_MS (per discovery query during the
+# storm, default 5), BENCH_CATALOGS (cached entries for the RSS figure, default 100000),
+# BENCH_FILL_TIMEOUT (seconds, default 900).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -131,6 +135,120 @@ RSS_LOAD=$(cat "$WORK"/rss-*.peak | sort -n | tail -n 1)
 GW_ALIVE=yes
 kill -0 "$GW_PID" 2>/dev/null || { GW_ALIVE=no; FAILURES=$((FAILURES + 1)); }
 
+# --- multi-cluster: /mcp/{cluster} on the modern-ClickHouse double ---------------------
+# ClickHouse 18.16 refuses a Bearer header and has no token users, so thousands of distinct
+# users cannot reach it; two instances of bench/modern_clickhouse_double.py (an HTTP double
+# of a modern ClickHouse with a JWT token processor, not ClickHouse) stand for clusters `a`
+# and `b`. Each catalog: the static tools plus one `v_` tool per view of the double.
+STORM_TOKENS=${BENCH_STORM_TOKENS:-1000}
+CATALOGS=${BENCH_CATALOGS:-100000}
+DOUBLE_DELAY_MS=${BENCH_DOUBLE_DELAY_MS:-5}
+MC_CONNS=${BENCH_MC_CONNS:-16}
+DOUBLE_VIEWS=16 # one dynamic tool each, besides the static tools
+double_up() { # NAME: a double on a free port; sets DOUBLE_PORT
+  DOUBLE_PORT=$(free_port)
+  python3 "$ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" --views "$DOUBLE_VIEWS" >"$WORK/double-$1.log" 2>&1 &
+  SVC_PIDS+=("$!")
+  wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100 || { log "the double $1 did not start"; cat "$WORK/double-$1.log" >&2; exit 1; }
+}
+double_up a; DOUBLE_A=$DOUBLE_PORT
+double_up b; DOUBLE_B=$DOUBLE_PORT
+cat >"$WORK/gateway-mc.yaml" <<YAML
+clickhouse:
+  host: 127.0.0.1
+  database: analytics
+server:
+  address: 127.0.0.1
+  port: 8080
+  oauth:
+    enabled: true
+    broker: false
+    issuer: http://127.0.0.1:9/
+    username_claim: preferred_username
+  tools:
+    - {type: read, view_regexp: 'analytics\..*', prefix: 'v_'}
+multicluster:
+  enabled: true
+  cluster_allowlist: [a, b]
+  clusters:
+    a: {port: $DOUBLE_A}
+    b: {port: $DOUBLE_B}
+  catalog_cache_max: $((CATALOGS * 2 > 1000 ? CATALOGS * 2 : 1000))
+  catalog_ttl_fallback: 2h
+logging:
+  level: error
+YAML
+# figure FILE NAME [LABELS]: one value from a saved /metrics text (0 when absent).
+figure() {
+  local k=$2
+  [ -z "${3:-}" ] || k="$2{$3}"
+  awk -v k="$k" '$1 == k {v = $2} END {print v + 0}' "$1"
+}
+set_delay() { curl -sf -o /dev/null "http://127.0.0.1:$DOUBLE_A/double/config?delay_ms=$1" && curl -sf -o /dev/null "http://127.0.0.1:$DOUBLE_B/double/config?delay_ms=$1"; }
+
+# (b) the cold-cache storm, on a fresh gateway: STORM_TOKENS distinct tokens at once, half
+# on /mcp/a and half on /mcp/b (nothing cached, no endpoint probed yet).
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc.log"
+MC_PID=$GW_PID MC_BASE="http://127.0.0.1:$GW_PORT"
+set_delay "$DOUBLE_DELAY_MS"
+STORM_RC=0
+timeout 300 python3 "$ROOT/bench/mc_load.py" storm "$MC_BASE/mcp/a,$MC_BASE/mcp/b" "$STORM_TOKENS" "$WORK/storm.json" >"$WORK/storm.log" 2>&1 || STORM_RC=$?
+curl -sf "$MC_BASE/metrics" >"$WORK/storm.metrics" || true
+# storm KEY...: a figure from the storm's JSON (nested keys; 0 when absent).
+storm() {
+  python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    v = v.get(k, 0) if isinstance(v, dict) else 0
+print(v)' "$WORK/storm.json" "$@" 2>/dev/null || echo 0
+}
+if [ "$STORM_RC" -ne 0 ] || [ "$(storm failed)" != 0 ] || [ "$(storm answered)" != "$STORM_TOKENS" ]; then
+  FAILURES=$((FAILURES + 1)); log "cold-cache storm failed (rc $STORM_RC): $(cat "$WORK/storm.log")"
+fi
+log "storm: $(cat "$WORK/storm.json" 2>/dev/null)"
+SAT=$(figure "$WORK/storm.metrics" chmcp_catalog_discoveries_total 'outcome="saturated"')
+DISC_OK=$(figure "$WORK/storm.metrics" chmcp_catalog_discoveries_total 'outcome="ok"')
+DISC_TRANS=$(figure "$WORK/storm.metrics" chmcp_catalog_discoveries_total 'outcome="transient_error"')
+DISC_AUTH=$(figure "$WORK/storm.metrics" chmcp_catalog_discoveries_total 'outcome="auth_error"')
+STORM_ENTRIES=$(figure "$WORK/storm.metrics" chmcp_catalog_cache_entries)
+
+# (a) warm tools/list through /mcp/a beside /livez, same gateway, same load generator.
+set_delay 0
+WARM_TOKEN=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import mc_load; print(mc_load.token(0, "warm"))' "$ROOT/bench")
+curl -sf "$MC_BASE/mcp/a" "${MCP_HDRS[@]}" -H "Authorization: Bearer $WARM_TOKEN" -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/warm-list.json" || true
+WARM_TOOLS=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["result"]["tools"]; print(len(t), sum(x["name"].startswith("v_") for x in t))' "$WORK/warm-list.json" 2>/dev/null || echo "0 0")
+log "warm catalog: $WARM_TOOLS (tools, of which dynamic)"
+V_TOOL=$(python3 -c 'import json,sys; print(next(x["name"] for x in json.load(open(sys.argv[1]))["result"]["tools"] if x["name"].startswith("v_")))' "$WORK/warm-list.json" 2>/dev/null || echo v_)
+load "mc-list-c$MC_CONNS" "$MC_CONNS" "$MC_BASE/mcp/a" "$WORK/gw-list.body" "\"$V_TOOL\"" "${GW_HDR[@]}" "Authorization: Bearer $WARM_TOKEN"
+load "mc-livez-c$MC_CONNS" "$MC_CONNS" "$MC_BASE/livez" - "ok"
+MC_ALIVE=yes
+kill -0 "$MC_PID" 2>/dev/null || { MC_ALIVE=no; FAILURES=$((FAILURES + 1)); }
+kill "$MC_PID" 2>/dev/null || true
+wait "$MC_PID" 2>/dev/null || true
+
+# (c) resident memory with CATALOGS cached entries: a fresh gateway, its idle RSS, then
+# CATALOGS distinct tokens (same grants: one shared catalog), half per cluster, at most
+# 12 at a time so that no request is served static-only (16 discoveries at once).
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc-fill.log"
+FILL_PID=$GW_PID FILL_BASE="http://127.0.0.1:$GW_PORT"
+sleep 1
+RSS_MC_IDLE=$(rss_kb "$FILL_PID")
+FILL_RC=0
+timeout "${BENCH_FILL_TIMEOUT:-900}" python3 "$ROOT/bench/mc_load.py" fill "$FILL_BASE/mcp/a,$FILL_BASE/mcp/b" "$CATALOGS" 12 "$WORK/fill.json" >"$WORK/fill.log" 2>&1 || FILL_RC=$?
+sleep 2
+RSS_MC_FULL=$(rss_kb "$FILL_PID" 2>/dev/null || echo 0)
+curl -sf "$FILL_BASE/health" >"$WORK/fill-health.json" || true
+cache() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["catalog_cache"][sys.argv[2]])' "$WORK/fill-health.json" "$1" 2>/dev/null || echo 0; }
+FILL_ENTRIES=$(cache entries)
+FILL_DISTINCT=$(cache distinct_catalogs)
+log "fill: $(cat "$WORK/fill.json" 2>/dev/null); entries $FILL_ENTRIES, distinct catalogs $FILL_DISTINCT"
+if [ "$FILL_RC" -ne 0 ] || [ "$FILL_ENTRIES" != "$CATALOGS" ]; then
+  FAILURES=$((FAILURES + 1)); log "catalog fill failed (rc $FILL_RC, $FILL_ENTRIES entries): $(tail -n 5 "$WORK/fill.log")"
+fi
+FILL_SECS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/fill.json" 2>/dev/null || echo "?")
+kill -0 "$FILL_PID" 2>/dev/null || { MC_ALIVE=no; FAILURES=$((FAILURES + 1)); }
+
 # --- the table -------------------------------------------------------------------------
 # Each row is one line of arguments to python (see render below); a new measurement is
 # one more `row` call. Kinds: ratio rows compare gateway with ClickHouse and peer.
@@ -149,10 +267,17 @@ done
 row "gateway RSS idle (after start-up)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_IDLE/1024}")" "" "" text "< 20 MB"
 row "gateway RSS under load (peak of the runs above)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_LOAD/1024}")" "" "" text ""
 row "gateway RSS after load (2 s later)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_AFTER/1024}")" "" "" text ""
-# Multi-cluster rows: replace `n/a` with a measurement once /mcp/{cluster} exists
-# (a storm of 1 000 distinct bearer tokens on two cluster routes; then 100 000 catalogs).
-row "cold-cache storm: 1 000 tokens on two clusters" "n/a (needs multi-cluster mode)" "" "" text "every request answered, none failing"
-row "RSS with 100 000 cached catalogs" "n/a (needs multi-cluster mode)" "" "" text ""
+# Multi-cluster rows (¹: against bench/modern_clickhouse_double.py, see the note above the table).
+row "¹ warm tools/list via /mcp/a ($(echo "$WARM_TOOLS" | cut -d' ' -f1) tools), $MC_CONNS clients: req/s" "$(stat mc-list-c$MC_CONNS rps)" "" "" higher ""
+row "¹ gateway /livez, same run, $MC_CONNS clients: req/s" "$(stat mc-livez-c$MC_CONNS rps)" "" "" higher ""
+row "¹ warm tools/list ÷ /livez" "$(python3 -c 'import sys; a, b = (float(x or 0) for x in sys.argv[1:3]); print(f"{a / b:.2f}" if b else "failed")' "$(stat mc-list-c$MC_CONNS rps)" "$(stat mc-livez-c$MC_CONNS rps)")" "" "" text "≥ 0.5"
+row "¹ warm tools/list via /mcp/a, $MC_CONNS clients: median / p99 ms" "$(stat mc-list-c$MC_CONNS p50_ms) / $(stat mc-list-c$MC_CONNS p99_ms)" "" "" text ""
+row "¹ cold-cache storm: $STORM_TOKENS distinct tokens at once on /mcp/a + /mcp/b" "answered $(storm answered) of $STORM_TOKENS: $(storm outcomes full) full catalogs, $(storm outcomes static_only) static-only; failed $(storm failed)" "" "" text "every request answered, none failing"
+row "¹ cold-cache storm: /metrics chmcp_catalog_discoveries_total" "ok $DISC_OK, saturated $SAT, transient_error $DISC_TRANS, auth_error $DISC_AUTH; entries cached $STORM_ENTRIES" "" "" text ""
+row "¹ cold-cache storm: latency median / max ms (all answers)" "$(storm p50_ms) / $(storm max_ms)" "" "" text ""
+row "¹ RSS idle, multi-cluster gateway (fresh)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_IDLE/1024}")" "" "" text ""
+row "¹ RSS with $FILL_ENTRIES cached catalog entries ($FILL_DISTINCT distinct catalog(s); filled in $FILL_SECS s)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_FULL/1024}")" "" "" text ""
+row "¹ RSS for $FILL_ENTRIES entries: minus idle / per entry" "$(awk "BEGIN{d=$RSS_MC_FULL-$RSS_MC_IDLE; printf \"%.1f MB / %.0f bytes\", d/1024, ($FILL_ENTRIES>0 ? d*1024/$FILL_ENTRIES : 0)}")" "" "" text "≤ 100 MB in all"
 
 META=$(cat <<TXT
 Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), loopback only.
@@ -160,7 +285,8 @@ Gateway $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') release
 Load: wrk, 1 thread, ${D} s per run, one fixed POST body per run (unique JSON-RPC ids), every answer checked (HTTP 2xx and the expected content); failed runs: $FAILURES.
 The peer runs its in-process chDB backend (its driver cannot talk to ClickHouse 18.16): no network hop, which favours the peer.
 Machine load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; anything above ~3 means other work shared the CPU and the ratios are noisy).
-Gateway still running at the end: $GW_ALIVE.
+Gateway still running at the end: $GW_ALIVE (single-cluster), $MC_ALIVE (multi-cluster).
+¹ Multi-cluster rows: the gateway in multi-cluster mode (OAuth resource server, clusters \`a\` and \`b\`, one view rule) in front of two instances of \`bench/modern_clickhouse_double.py\`, an HTTP **double** of a modern ClickHouse with a JWT token processor (not ClickHouse: ClickHouse 18.16 refuses Bearer and has no token users). The double accepts any Bearer JWT, answers the identity probe and the discovery queries with fixed JSONCompact ($DOUBLE_VIEWS views) from precomputed bytes, with a ${DOUBLE_DELAY_MS} ms delay per discovery query during the storm and none elsewhere. A real modern ClickHouse would validate each JWT (signature, IdP round trips unless cached), plan and run every system-table query (typically a few ms each, more with many databases), and apply each user's grants, so real catalogs differ per user and share less; the storm's full/static-only split depends on that latency. Warm tools/list and /livez send nothing to ClickHouse, so those rows do not depend on the double.
 TXT
 )
 python3 - "$ROWS" "$OUT" "$META" <<'PY'

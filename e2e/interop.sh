@@ -10,8 +10,8 @@
 # Environment:
 #   GATEWAY=path            use this gateway binary instead of building one
 #   SKIP_BUILD=1            use $CARGO_TARGET_DIR/debug/chmcp-gateway as it is
-#   INTEROP_MULTICLUSTER=1  also run conformance against /mcp/{cluster} (needs the
-#                           multi-cluster mode; off until it lands, see run_multicluster)
+#   INTEROP_MULTICLUSTER=0  skip the checks against /mcp/{cluster} (multi-cluster mode,
+#                           through the auth proxy; on by default, see run_multicluster)
 #   KEEP_WORK=1             keep the temporary directory with every log
 #
 # Ends with `interop: N passed, M failed`; exits non-zero when M > 0.
@@ -199,10 +199,11 @@ multicluster:
 logging:
   level: warn
 YAML
-  local saved_url=$GW_URL
+  local saved_url=$GW_URL saved_pid=$GW_PID
   gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc.log"
+  MC_GW_PID=$GW_PID
   proxy_port=$(free_port)
-  python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" &
+  python3 "$HERE/auth_proxy.py" "$proxy_port" "$GW_PORT" "$token_file" >"$WORK/auth-proxy.log" 2>&1 &
   SVC_PIDS+=("$!")
   wait_http "http://127.0.0.1:$proxy_port/livez" 50 || true
   local url="http://127.0.0.1:$proxy_port/mcp/$cluster" status
@@ -211,7 +212,7 @@ YAML
   if [ "$status" != 200 ]; then
     echo "== /mcp/$cluster answered HTTP $status to tools/list: $(head -c 300 "$WORK/mc-probe.json")"
     record "gateway serves /mcp/$cluster (multi-cluster mode)" 1 "HTTP $status; see $WORK/gateway-mc.log"
-    GW_URL=$saved_url
+    GW_URL=$saved_url GW_PID=$saved_pid
     return 0
   fi
   run_check "python sdk mode=legacy on /mcp/$cluster" "$WORK/python-mc.log" "$PY" "$HERE/python_client.py" "$url" legacy
@@ -219,19 +220,24 @@ YAML
     run_check "conformance $CONF_VERSION /mcp/$cluster --spec-version $v" "$WORK/conformance-cluster-$v.log" \
       conformance "$url" cluster "$v"
   done
-  GW_URL=$saved_url
+  GW_URL=$saved_url GW_PID=$saved_pid
 }
-if [ "${INTEROP_MULTICLUSTER:-0}" = 1 ]; then
+if [ "${INTEROP_MULTICLUSTER:-1}" = 1 ]; then
   run_multicluster
 else
-  echo "== conformance /mcp/{cluster}: DISABLED until multi-cluster mode lands (set INTEROP_MULTICLUSTER=1 to run it)"
-  SUMMARY+=("  skip  conformance /mcp/{cluster}  (multi-cluster mode not built yet; INTEROP_MULTICLUSTER=1 enables it)")
+  echo "== conformance /mcp/{cluster}: skipped (INTEROP_MULTICLUSTER=0)"
+  SUMMARY+=("  skip  conformance /mcp/{cluster}  (INTEROP_MULTICLUSTER=0)")
 fi
 
 # --- summary ---------------------------------------------------------------------------
 gw_alive=0
 kill -0 "$GW_PID" 2>/dev/null || gw_alive=1
 record "gateway still running after all clients" "$gw_alive"
+if [ -n "${MC_GW_PID:-}" ]; then
+  gw_alive=0
+  kill -0 "$MC_GW_PID" 2>/dev/null || gw_alive=1
+  record "multi-cluster gateway still running after all clients" "$gw_alive"
+fi
 echo
 echo "interop summary (conformance $CONF_VERSION, inspector $INSPECTOR_VERSION, typescript sdk $TS_VERSION, python $(grep '^mcp==' "$HERE/requirements.txt")):"
 printf '%s\n' "${SUMMARY[@]}"
