@@ -229,11 +229,7 @@ impl App {
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
-                let hash = ContentHash::of(
-                    serde_json::to_string(catalog.listed())
-                        .unwrap_or_default()
-                        .as_bytes(),
-                );
+                let hash = ContentHash::of(catalog.listed_json().as_bytes());
                 Ok((catalog, hash))
             })
             .await;

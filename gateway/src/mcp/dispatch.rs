@@ -103,6 +103,26 @@ fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
     result
 }
 
+/// A result, as a JSON tree or as text already serialized (the catalog's tool list is
+/// serialized once per catalog, not per request: `tools/list` is the hottest call).
+#[derive(Debug)]
+pub enum Answer {
+    Json(Value),
+    Raw(String),
+}
+
+impl Answer {
+    /// The whole JSON-RPC response for request `id`.
+    pub fn response_text(&self, id: &Value) -> String {
+        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+        let result = match self {
+            Answer::Json(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
+            Answer::Raw(s) => s.clone(),
+        };
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}")
+    }
+}
+
 /// Answers one request. Tool failures are results (`isError`), never errors here.
 pub async fn handle_request(
     app: &App,
@@ -111,8 +131,43 @@ pub async fn handle_request(
     era: Era,
     method: &str,
     params: &Option<Value>,
-) -> Result<Value, RpcError> {
+) -> Result<Answer, RpcError> {
     Metrics::inc(&app.metrics.mcp_requests, &[("method", method)]);
+    if method == "tools/list" {
+        let p = params_obj(params)?;
+        if p.get("cursor")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty())
+        {
+            return Err(RpcError::new(
+                protocol::INVALID_PARAMS,
+                "params.cursor: tools/list has a single page; there is no next cursor",
+            ));
+        }
+        let catalog = app.catalog_for(rt, id).await;
+        // `{"tools": [...]}` plus the era's decoration, spliced as text.
+        let extra =
+            serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into());
+        let rest = extra.strip_prefix('{').unwrap_or("}");
+        let sep = if rest == "}" { "" } else { "," };
+        return Ok(Answer::Raw(format!(
+            "{{\"tools\":{}{sep}{rest}",
+            catalog.listed_json()
+        )));
+    }
+    handle_value(app, rt, id, era, method, params)
+        .await
+        .map(Answer::Json)
+}
+
+async fn handle_value(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Value, RpcError> {
     let p = params_obj(params)?;
     match (era, method) {
         (Era::Initialize, "initialize") => {
@@ -136,19 +191,6 @@ pub async fn handle_request(
             }),
             true,
         )),
-        (_, "tools/list") => {
-            if p.get("cursor")
-                .and_then(Value::as_str)
-                .is_some_and(|c| !c.is_empty())
-            {
-                return Err(RpcError::new(
-                    protocol::INVALID_PARAMS,
-                    "params.cursor: tools/list has a single page; there is no next cursor",
-                ));
-            }
-            let catalog = app.catalog_for(rt, id).await;
-            Ok(decorate(era, json!({"tools": catalog.listed()}), true))
-        }
         (_, "tools/call") => {
             let name = required_str(&p, "name")?;
             let args = match p.get("arguments") {

@@ -15,7 +15,12 @@ use super::{classify_message, Incoming};
 use crate::app::{App, RequestIdentity};
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+    text_response(status, serde_json::to_string(body).unwrap_or_default())
+}
+
+/// A response whose body is JSON text already.
+pub fn text_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -308,10 +313,7 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
                 None => work.await,
             };
             match result {
-                Ok(r) => json_response(
-                    StatusCode::OK,
-                    &json!({"jsonrpc": "2.0", "id": id, "result": r}),
-                ),
+                Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
                 Err(e) => {
                     let status = StatusCode::from_u16(protocol::error_status(era, e.code))
                         .unwrap_or(StatusCode::OK);

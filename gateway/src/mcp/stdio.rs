@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -15,11 +15,10 @@ use crate::app::App;
 const STDIO_SCOPE: &str = "stdio";
 
 pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<Value>(64);
+    let (tx, mut rx) = mpsc::channel::<String>(64);
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::stdout();
-        while let Some(v) = rx.recv().await {
-            let mut line = v.to_string();
+        while let Some(mut line) = rx.recv().await {
             line.push('\n');
             if out.write_all(line.as_bytes()).await.is_err() || out.flush().await.is_err() {
                 break;
@@ -37,7 +36,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                 let _ = tx
                     .send(
                         RpcError::new(protocol::PARSE_ERROR, format!("Parse error: {e}"))
-                            .to_json(&Value::Null),
+                            .to_json(&Value::Null)
+                            .to_string(),
                     )
                     .await;
                 continue;
@@ -48,7 +48,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                 let _ = tx
                     .send(
                         RpcError::new(protocol::INVALID_REQUEST, format!("Invalid Request: {e}"))
-                            .to_json(&Value::Null),
+                            .to_json(&Value::Null)
+                            .to_string(),
                     )
                     .await;
             }
@@ -86,8 +87,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                         None => work.await,
                     };
                     let answer = match result {
-                        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
-                        Err(e) => e.to_json(&id),
+                        Ok(answer) => answer.response_text(&id),
+                        Err(e) => e.to_json(&id).to_string(),
                     };
                     let _ = tx.send(answer).await;
                 });

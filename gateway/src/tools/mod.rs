@@ -9,7 +9,6 @@ pub mod schema;
 use std::collections::HashMap;
 
 use rmcp::model::Tool;
-use serde_json::Value;
 
 pub use call::{call_tool, CallOutcome, Caller, ToolContext};
 
@@ -45,9 +44,9 @@ pub struct Entry {
 pub struct Catalog {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
-    /// The `tools/list` payload, serialized once: catalogs are listed far more often
-    /// than they are built.
-    listed: Vec<Value>,
+    /// The `tools/list` payload, serialized once (a JSON array): catalogs are listed
+    /// far more often than they are built.
+    listed_json: String,
 }
 
 impl Catalog {
@@ -57,14 +56,13 @@ impl Catalog {
             .enumerate()
             .map(|(i, e)| (e.tool.name.to_string(), i))
             .collect();
-        let listed = entries
-            .iter()
-            .map(|e| serde_json::to_value(&e.tool).unwrap_or(Value::Null))
-            .collect();
+        let listed_json =
+            serde_json::to_string(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into());
         Self {
             entries,
             index,
-            listed,
+            listed_json,
         }
     }
     pub fn get(&self, name: &str) -> Option<&Entry> {
@@ -73,8 +71,8 @@ impl Catalog {
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
-    pub fn listed(&self) -> &[Value] {
-        &self.listed
+    pub fn listed_json(&self) -> &str {
+        &self.listed_json
     }
     pub fn len(&self) -> usize {
         self.entries.len()
