@@ -10,7 +10,7 @@ use super::protocol::{self, Era, LIST_TTL_MS};
 use crate::app::{App, Principal, RequestIdentity, Runtime};
 use crate::telemetry::Metrics;
 use crate::tools::call::{describe, schema_overview, tool_error, CallOutcome};
-use crate::tools::{call_tool, Entry};
+use crate::tools::{call_tool, Catalog, Entry};
 
 /// A JSON-RPC error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,21 +103,39 @@ fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
     result
 }
 
-/// A result, as a JSON tree or as text already serialized (the catalog's tool list is
-/// serialized once per catalog, not per request: `tools/list` is the hottest call).
+/// A result, as a JSON tree or (for `tools/list`, the hottest call) the catalog's tool
+/// list serialized once per catalog and spliced into the response text.
 #[derive(Debug)]
 pub enum Answer {
     Json(Value),
-    Raw(String),
+    Tools {
+        catalog: Arc<Catalog>,
+        /// The era's extra result fields as a JSON object (`{}` when none).
+        extra: String,
+    },
 }
 
 impl Answer {
-    /// The whole JSON-RPC response for request `id`.
-    pub fn response_text(&self, id: &Value) -> String {
+    /// The whole JSON-RPC response for request `id`, built in one buffer.
+    pub fn response_text(self, id: &Value) -> String {
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
         let result = match self {
-            Answer::Json(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
-            Answer::Raw(s) => s.clone(),
+            Answer::Json(v) => serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()),
+            Answer::Tools { catalog, extra } => {
+                let tools = catalog.listed_json();
+                let rest = extra.strip_prefix('{').unwrap_or("}");
+                let mut r = String::with_capacity(tools.len() + extra.len() + 96 + id.len());
+                r.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+                r.push_str(&id);
+                r.push_str(",\"result\":{\"tools\":");
+                r.push_str(tools);
+                if rest != "}" {
+                    r.push(',');
+                }
+                r.push_str(rest);
+                r.push('}');
+                return r;
+            }
         };
         format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}")
     }
@@ -145,15 +163,10 @@ pub async fn handle_request(
             ));
         }
         let catalog = app.catalog_for(rt, id).await;
-        // `{"tools": [...]}` plus the era's decoration, spliced as text.
+        // The era's decoration, spliced after the tool list when the response is written.
         let extra =
             serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into());
-        let rest = extra.strip_prefix('{').unwrap_or("}");
-        let sep = if rest == "}" { "" } else { "," };
-        return Ok(Answer::Raw(format!(
-            "{{\"tools\":{}{sep}{rest}",
-            catalog.listed_json()
-        )));
+        return Ok(Answer::Tools { catalog, extra });
     }
     handle_value(app, rt, id, era, method, params)
         .await
@@ -365,6 +378,29 @@ mod tests {
             true,
         );
         assert_eq!(legacy, json!({"tools": []}));
+    }
+
+    #[test]
+    fn tool_list_answer_is_valid_json_in_both_eras() {
+        let catalog = Arc::new(Catalog::new(crate::tools::schema::static_entries(
+            &crate::config::Config::default(),
+        )));
+        for era in [Era::Initialize, Era::Stateless] {
+            let extra = serde_json::to_string(&decorate(era, json!({}), true)).unwrap();
+            let text = Answer::Tools {
+                catalog: catalog.clone(),
+                extra,
+            }
+            .response_text(&json!(7));
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(v["id"], 7);
+            assert_eq!(v["result"]["tools"][0]["name"], "execute_query");
+            assert_eq!(
+                v["result"].get("resultType").is_some(),
+                era == Era::Stateless,
+                "{text}"
+            );
+        }
     }
 
     #[test]
