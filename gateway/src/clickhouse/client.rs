@@ -142,6 +142,12 @@ pub struct RowsOutcome {
     pub elapsed: Duration,
 }
 
+/// A system table's columns and when they were read.
+type SeenColumns = (Instant, Arc<Vec<String>>);
+
+/// How long a server's system-table layout is trusted (it changes only on upgrade).
+const SYSTEM_COLUMNS_TTL: Duration = Duration::from_secs(600);
+
 /// A cheap handle; clones share the connection pool and per-endpoint memory.
 #[derive(Clone)]
 pub struct ClickHouse {
@@ -153,6 +159,9 @@ struct Inner {
     headers: HeaderMap,
     /// Optional settings each endpoint refused (by `host:port`).
     refused: Mutex<HashMap<String, HashSet<String>>>,
+    /// Columns each endpoint's `system.<table>` has (they differ by server version, not
+    /// by user), by (`host:port`, table), with when they were read.
+    system_columns: Mutex<HashMap<(String, String), SeenColumns>>,
     connect: Arc<ConnectResolver>,
 }
 
@@ -224,6 +233,7 @@ impl ClickHouse {
                 http,
                 headers,
                 refused: Mutex::default(),
+                system_columns: Mutex::default(),
                 connect,
             }),
         })
@@ -391,6 +401,29 @@ impl ClickHouse {
                 "ClickHouse refused an optional setting; not sending it again"
             );
         }
+    }
+
+    /// What an endpoint's `system.<table>` columns were last seen to be, if recently.
+    pub fn known_system_columns(&self, ep: &Endpoint, table: &str) -> Option<Arc<Vec<String>>> {
+        let map = self.inner.system_columns.lock().ok()?;
+        let (at, cols) = map.get(&(ep.key(), table.to_string()))?;
+        (at.elapsed() < SYSTEM_COLUMNS_TTL).then(|| cols.clone())
+    }
+
+    pub fn remember_system_columns(
+        &self,
+        ep: &Endpoint,
+        table: &str,
+        cols: Vec<String>,
+    ) -> Arc<Vec<String>> {
+        let cols = Arc::new(cols);
+        if let Ok(mut map) = self.inner.system_columns.lock() {
+            map.insert(
+                (ep.key(), table.to_string()),
+                (Instant::now(), cols.clone()),
+            );
+        }
+        cols
     }
 
     /// Cancels a running query by id, in the background (`KILL QUERY ... ASYNC`).

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -169,17 +170,22 @@ impl ToolContext<'_> {
     }
 
     /// Columns that `system.<table>` has on this server (older servers lack some).
-    async fn system_columns(&self, table: &str) -> Result<Vec<String>, QueryError> {
+    /// Read once per endpoint and remembered: it depends on the server version only.
+    async fn system_columns(&self, table: &str) -> Result<Arc<Vec<String>>, QueryError> {
+        if let Some(cols) = self.ch.known_system_columns(&self.endpoint, table) {
+            return Ok(cols);
+        }
         let sql = format!(
             "SELECT name FROM system.columns WHERE database = 'system' AND table = {}",
             quote_string(table)
         );
-        Ok(self
+        let cols = self
             .metadata("system_columns", sql)
             .await?
             .into_iter()
             .filter_map(|r| r.first()?.as_str().map(str::to_string))
-            .collect())
+            .collect();
+        Ok(self.ch.remember_system_columns(&self.endpoint, table, cols))
     }
 }
 
