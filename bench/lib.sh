@@ -195,3 +195,31 @@ npm_for() {
   fi
   echo "$dir"
 }
+
+# mc_gateway_yaml NAME=PORT...: a multi-cluster gateway (OAuth resource server, one view
+# rule) in front of the given clusters on 127.0.0.1; ends inside `multicluster:`, so the
+# caller may append more multicluster keys, then other sections.
+mc_gateway_yaml() {
+  local names=() pair
+  for pair in "$@"; do names+=("${pair%%=*}"); done
+  cat <<YAML
+clickhouse:
+  host: 127.0.0.1
+  database: analytics
+server:
+  address: 127.0.0.1
+  port: 8080
+  oauth:
+    enabled: true
+    broker: false
+    issuer: http://127.0.0.1:9/
+    username_claim: preferred_username
+  tools:
+    - {type: read, view_regexp: 'analytics\\..*', prefix: 'v_'}
+multicluster:
+  enabled: true
+  cluster_allowlist: [$(IFS=,; echo "${names[*]}" | sed 's/,/, /g')]
+  clusters:
+YAML
+  for pair in "$@"; do echo "    ${pair%%=*}: {port: ${pair#*=}}"; done
+}

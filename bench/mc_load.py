@@ -24,6 +24,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from http1 import read_response
+
 TIMEOUT = 60.0
 EXP = int(time.time()) + 6 * 3600
 HEAD = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').rstrip(b"=").decode()
@@ -40,37 +42,6 @@ def request(host, port, path, tok, rid):
     return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n"
             f"Authorization: Bearer {tok}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-async def read_response(reader):
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("closed before a status line")
-    status = int(status_line.split()[1])
-    length, chunked = None, False
-    while True:
-        line = await reader.readline()
-        if not line:
-            raise ConnectionError("closed in headers")
-        if line in (b"\r\n", b"\n"):
-            break
-        k, _, v = line.decode("latin-1").partition(":")
-        if k.strip().lower() == "content-length":
-            length = int(v.strip())
-        elif k.strip().lower() == "transfer-encoding" and "chunked" in v.lower():
-            chunked = True
-    if chunked:
-        data = b""
-        while True:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            if size == 0:
-                await reader.readline()
-                break
-            data += await reader.readexactly(size)
-            await reader.readline()
-    else:
-        data = await reader.readexactly(length or 0)
-    return status, data
 
 
 def classify(status, data):
@@ -139,7 +110,7 @@ async def storm(urls, n, out):
         try:
             w.write(request(host, port, path, token(i, run), i))
             await w.drain()
-            status, data = await asyncio.wait_for(read_response(r), TIMEOUT)
+            status, data, _ = await asyncio.wait_for(read_response(r), TIMEOUT)
             outcome, count = classify(status, data)
         except asyncio.TimeoutError:
             outcome, count = "timeout", 0
@@ -171,7 +142,7 @@ async def fill(urls, n, conns, out):
                     r, w = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
                 w.write(request(host, port, path, token(i, run), i))
                 await w.drain()
-                status, data = await asyncio.wait_for(read_response(r), TIMEOUT)
+                status, data, _ = await asyncio.wait_for(read_response(r), TIMEOUT)
                 outcome, count = classify(status, data)
             except asyncio.TimeoutError:
                 outcome, count, w = "timeout", 0, None

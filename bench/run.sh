@@ -153,31 +153,11 @@ double_up() { # NAME: a double on a free port; sets DOUBLE_PORT
 }
 double_up a; DOUBLE_A=$DOUBLE_PORT
 double_up b; DOUBLE_B=$DOUBLE_PORT
-cat >"$WORK/gateway-mc.yaml" <<YAML
-clickhouse:
-  host: 127.0.0.1
-  database: analytics
-server:
-  address: 127.0.0.1
-  port: 8080
-  oauth:
-    enabled: true
-    broker: false
-    issuer: http://127.0.0.1:9/
-    username_claim: preferred_username
-  tools:
-    - {type: read, view_regexp: 'analytics\..*', prefix: 'v_'}
-multicluster:
-  enabled: true
-  cluster_allowlist: [a, b]
-  clusters:
-    a: {port: $DOUBLE_A}
-    b: {port: $DOUBLE_B}
-  catalog_cache_max: $((CATALOGS * 2 > 1000 ? CATALOGS * 2 : 1000))
-  catalog_ttl_fallback: 2h
-logging:
-  level: error
-YAML
+{
+  mc_gateway_yaml "a=$DOUBLE_A" "b=$DOUBLE_B"
+  printf '  catalog_cache_max: %s\n  catalog_ttl_fallback: 2h\nlogging:\n  level: error\n' \
+    "$((CATALOGS * 2 > 1000 ? CATALOGS * 2 : 1000))"
+} >"$WORK/gateway-mc.yaml"
 # figure FILE NAME [LABELS]: one value from a saved /metrics text (0 when absent).
 figure() {
   local k=$2

@@ -82,26 +82,7 @@ PY
     CH_DIRS[$c]=$CH_DIR CH_PORTS[$c]=$CH_PORT CH_PIDS[$c]=$CH_PID
   done
   {
-    cat <<YAML
-clickhouse:
-  host: 127.0.0.1
-  database: analytics
-server:
-  address: 127.0.0.1
-  port: 8080
-  oauth:
-    enabled: true
-    broker: false
-    issuer: http://127.0.0.1:9/
-    username_claim: preferred_username
-  tools:
-    - {type: read, view_regexp: 'analytics\\..*', prefix: 'v_'}
-multicluster:
-  enabled: true
-  cluster_allowlist: [$(IFS=,; echo "${CLUSTERS[*]}" | sed 's/,/, /g')]
-  clusters:
-YAML
-    for c in "${CLUSTERS[@]}"; do echo "    $c: {port: ${CH_PORTS[$c]}}"; done
+    mc_gateway_yaml $(for c in "${CLUSTERS[@]}"; do echo "$c=${CH_PORTS[$c]}"; done)
     printf 'logging:\n  level: warn\n'
   } >"$WORK/gateway.yaml"
   gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"

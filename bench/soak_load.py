@@ -24,6 +24,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from http1 import read_response
+
 URLS = sys.argv[1].split(",")
 CLIENTS, SECONDS = int(sys.argv[2]), float(sys.argv[3])
 EVENTS, OUT = sys.argv[4], sys.argv[5]
@@ -45,10 +47,6 @@ records = []  # (t_end, outcome, latency_s, route index)
 samples = {}  # outcome -> a few answer texts, to say what the errors were
 
 
-class Dropped(Exception):
-    pass
-
-
 async def http_post(conn, host, path, body, token=None):
     reader, writer = conn
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
@@ -57,40 +55,7 @@ async def http_post(conn, host, path, body, token=None):
             f"{auth}Content-Length: {len(body)}\r\n\r\n").encode()
     writer.write(head + body)
     await writer.drain()
-    status_line = await reader.readline()
-    if not status_line:
-        raise Dropped("connection closed before a status line")
-    status = int(status_line.split()[1])
-    length, chunked, close = None, False, False
-    while True:
-        line = await reader.readline()
-        if not line:
-            raise Dropped("connection closed in headers")
-        if line in (b"\r\n", b"\n"):
-            break
-        k, _, v = line.decode("latin-1").partition(":")
-        k, v = k.strip().lower(), v.strip()
-        if k == "content-length":
-            length = int(v)
-        elif k == "transfer-encoding" and "chunked" in v.lower():
-            chunked = True
-        elif k == "connection" and v.lower() == "close":
-            close = True
-    if chunked:
-        data = b""
-        while True:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            if size == 0:
-                await reader.readline()
-                break
-            data += await reader.readexactly(size)
-            await reader.readline()
-    elif length is not None:
-        data = await reader.readexactly(length)
-    else:
-        data = await reader.read()
-        close = True
-    return status, data, close
+    return await read_response(reader)
 
 
 def classify(status, data):
@@ -141,7 +106,7 @@ async def client(idx, deadline):
                 conn = None
         except ConnectionRefusedError:
             outcome, conn = "dropped_connection_refused", None
-        except (Dropped, ConnectionError, asyncio.IncompleteReadError) as e:
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
             outcome = "dropped_connection"
             conn = None
         except asyncio.TimeoutError:
