@@ -33,6 +33,8 @@ pub struct Runtime {
     pub ch: ClickHouse,
     /// The static catalog, shared by every caller when no rule asks for discovery.
     pub static_catalog: Arc<Catalog>,
+    /// `oauth.role_claim` / `role_filter`, compiled once per generation (not per request).
+    pub roles: RolePolicy,
 }
 
 impl Runtime {
@@ -48,10 +50,12 @@ impl Runtime {
             _ => ClickHouse::new(&config.clickhouse)?,
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
+        let roles = RolePolicy::from_config(&config.server.oauth)?;
         Ok(Self {
             config,
             ch,
             static_catalog,
+            roles,
         })
     }
 }
@@ -304,8 +308,9 @@ impl App {
             gate::check_required_scopes(oauth, &ctx, admitted.claims.as_ref())?;
         }
         let claims = admitted.claims.clone().unwrap_or_default();
-        let roles = RolePolicy::from_config(oauth)
-            .and_then(|p| p.roles(&claims))
+        let roles = rt
+            .roles
+            .roles(&claims)
             .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
         let username = username_from_claims(&claims, &oauth.username_claim);
         let endpoint = match cluster {
