@@ -10,10 +10,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 PY="$(scripts/deps.sh python)"
-scripts/deps.sh clickhouse >/dev/null
-if [ ! -d e2e/idp/node_modules/oidc-provider ]; then
-  (cd e2e/idp && npm ci --silent --no-audit --no-fund)
-fi
+scripts/deps.sh clickhouse idp >/dev/null
 if [ -z "${GATEWAY_BIN:-}" ]; then
   cargo build -q -p chmcp-gateway
   GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"

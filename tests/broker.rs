@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,23 +33,9 @@ struct Idp {
     dir: PathBuf,
 }
 
-fn idp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/idp")
-}
-
 impl Idp {
     fn start() -> Self {
-        let dir = idp_dir();
-        if !dir.join("node_modules/oidc-provider").exists() {
-            let ok = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--silent"])
-                .current_dir(&dir)
-                .status();
-            assert!(
-                ok.map(|s| s.success()).unwrap_or(false),
-                "npm ci in e2e/idp failed"
-            );
-        }
+        let dir = chmcp_tests::idp::ensure_installed().unwrap_or_else(|e| panic!("{e:#}"));
         let state = temp_dir("idp");
         let mut child = Command::new("node")
             .arg(dir.join("server.js"))

@@ -71,12 +71,21 @@ fn require_tool(name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `npm ci` in e2e/idp unless `node_modules/oidc-provider` is already there.
+/// True when a previous `npm ci` ran to its end. npm writes `node_modules/.package-lock.json`
+/// last, so a half-finished or interrupted install (which leaves `oidc-provider/package.json`
+/// without its `lib/`) does not count as installed.
+fn installed(dir: &Path) -> bool {
+    dir.join("node_modules/.package-lock.json").exists()
+        && dir.join("node_modules/oidc-provider/lib/index.js").exists()
+}
+
+/// `npm ci` in e2e/idp unless a complete install is already there. Every test that needs the
+/// IdP goes through here: concurrent `npm ci` runs in one directory delete each other's files.
 pub fn ensure_installed() -> anyhow::Result<PathBuf> {
     let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = idp_dir();
     require_tool("node")?;
-    if dir.join("node_modules/oidc-provider/package.json").exists() {
+    if installed(&dir) {
         return Ok(dir);
     }
     require_tool("npm")?;
