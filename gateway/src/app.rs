@@ -24,6 +24,7 @@ use crate::routing::{endpoint_for, Cluster};
 use crate::telemetry::logging::LogHandle;
 use crate::telemetry::Metrics;
 use crate::tools::call::discover_catalog;
+use crate::tools::dynamic::ToolRules;
 use crate::tools::{schema::static_entries, Caller, Catalog, ToolContext};
 
 /// One configuration generation and what is built from it. Replaced whole on reload,
@@ -35,6 +36,8 @@ pub struct Runtime {
     pub static_catalog: Arc<Catalog>,
     /// `oauth.role_claim` / `role_filter`, compiled once per generation (not per request).
     pub roles: RolePolicy,
+    /// `server.tools` discovery rules, compiled once per generation (not per discovery).
+    pub tool_rules: ToolRules,
 }
 
 impl Runtime {
@@ -51,11 +54,13 @@ impl Runtime {
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
         let roles = RolePolicy::from_config(&config.server.oauth)?;
+        let tool_rules = ToolRules::compile(&config.server.tools);
         Ok(Self {
             config,
             ch,
             static_catalog,
             roles,
+            tool_rules,
         })
     }
 }
@@ -217,7 +222,7 @@ impl App {
     /// The caller's catalog: static, or discovered with their credentials and cached
     /// per token and cluster. Never an error: any failure serves the static tools.
     pub async fn catalog_for(&self, rt: &Runtime, id: &RequestIdentity) -> Arc<Catalog> {
-        if !crate::tools::dynamic::needs_discovery(&rt.config.server.tools) {
+        if !rt.tool_rules.need_discovery() {
             return rt.static_catalog.clone();
         }
         let outcome = self
@@ -252,6 +257,7 @@ impl App {
         ToolContext {
             ch: &rt.ch,
             config: &rt.config,
+            tool_rules: &rt.tool_rules,
             endpoint: id.endpoint.clone(),
             creds,
             roles: id.roles.clone(),

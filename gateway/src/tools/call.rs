@@ -9,7 +9,7 @@ use base64::Engine;
 use rmcp::model::{CallToolResult, ContentBlock as Content};
 use serde_json::{json, Map, Value};
 
-use super::dynamic::{self, ColumnRow, ObjectRow};
+use super::dynamic::{self, ColumnRow, ObjectRow, ToolRules};
 use super::result::{narrowing_hint, Caps, ResultBuilder};
 use super::schema::{static_entries, LIST_TABLES_PAGE};
 use super::{Action, Catalog, Entry};
@@ -35,6 +35,7 @@ pub struct Caller {
 pub struct ToolContext<'a> {
     pub ch: &'a ClickHouse,
     pub config: &'a Config,
+    pub tool_rules: &'a ToolRules,
     pub endpoint: Endpoint,
     pub creds: Credentials,
     pub roles: Vec<String>,
@@ -598,8 +599,8 @@ async fn run_insert(
 /// views and tables the caller's grants let them see.
 pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<String>), QueryError> {
     let statics = static_entries(ctx.config);
-    let rules = &ctx.config.server.tools;
-    if !dynamic::needs_discovery(rules) {
+    let rules = ctx.tool_rules;
+    if !rules.need_discovery() {
         return Ok((Catalog::new(statics), Vec::new()));
     }
     let has_comment = ctx
@@ -627,7 +628,7 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
             }
         })
         .collect();
-    let columns = if rules.iter().any(|r| r.table_regexp.is_some()) || has_comment {
+    let columns = if rules.want_tables() || has_comment {
         let has_col_comment = ctx
             .system_columns("columns")
             .await?

@@ -131,10 +131,62 @@ pub fn view_params(create_query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One discovery rule with its regex compiled: a view rule (read tools) or a table rule
+/// (insert tools).
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    prefix: String,
+    /// Anchored: the whole `database.name` must match.
+    matcher: Regex,
+    want_view: bool,
+}
+
+/// The `server.tools` rules that drive discovery, compiled once per configuration
+/// generation: a discovery runs for every new token, and compiling the regexes there
+/// cost more CPU than the rest of building the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct ToolRules(Vec<CompiledRule>);
+
+impl ToolRules {
+    /// Rules without a view or table regexp (the static tools' rules) are not kept.
+    /// Config validation has already rejected a regexp that does not compile; should one
+    /// slip through, its rule matches nothing rather than failing every discovery.
+    pub fn compile(rules: &[ToolRule]) -> Self {
+        let compiled = rules
+            .iter()
+            .filter_map(|rule| {
+                let (pattern, want_view) = match (rule.kind, &rule.view_regexp, &rule.table_regexp)
+                {
+                    (ToolKind::Read, Some(p), _) => (p, true),
+                    (ToolKind::Write, _, Some(p)) => (p, false),
+                    _ => return None,
+                };
+                let matcher = Regex::new(&format!("^(?:{pattern})$")).ok()?;
+                Some(CompiledRule {
+                    prefix: rule.prefix.clone(),
+                    matcher,
+                    want_view,
+                })
+            })
+            .collect();
+        Self(compiled)
+    }
+
+    /// Whether any rule asks for discovery at all (else the catalog is static).
+    pub fn need_discovery(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether insert tools are wanted, which need the tables' columns.
+    pub fn want_tables(&self) -> bool {
+        self.0.iter().any(|r| !r.want_view)
+    }
+}
+
 /// Builds the dynamic tools from what discovery read. Pure; `taken` holds names
 /// already in use (the static tools) and gains the new ones. Returns warnings too.
 pub fn build(
-    rules: &[ToolRule],
+    rules: &ToolRules,
     objects: &[ObjectRow],
     columns: &[ColumnRow],
     taken: &mut HashMap<String, String>,
@@ -150,15 +202,8 @@ pub fn build(
             .iter()
             .filter(move |c| c.database == db && c.table == t)
     }
-    for rule in rules {
-        let (pattern, want_view) = match (rule.kind, &rule.view_regexp, &rule.table_regexp) {
-            (ToolKind::Read, Some(p), _) => (p, true),
-            (ToolKind::Write, _, Some(p)) => (p, false),
-            _ => continue,
-        };
-        let Ok(re) = Regex::new(&format!("^(?:{pattern})$")) else {
-            continue;
-        };
+    for rule in &rules.0 {
+        let want_view = rule.want_view;
         for o in objects {
             let is_view = o.engine == "View";
             let is_table = !is_view
@@ -168,7 +213,7 @@ pub fn build(
                 );
             if (want_view && !is_view)
                 || (!want_view && !is_table)
-                || !re.is_match(&format!("{}.{}", o.database, o.name))
+                || !rule.matcher.is_match(&format!("{}.{}", o.database, o.name))
             {
                 continue;
             }
@@ -276,13 +321,6 @@ pub fn build(
     (entries, warnings)
 }
 
-/// Whether any rule asks for discovery at all (else the catalog is static).
-pub fn needs_discovery(rules: &[ToolRule]) -> bool {
-    rules
-        .iter()
-        .any(|r| r.view_regexp.is_some() || r.table_regexp.is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,7 +360,7 @@ mod tests {
     fn parameterized_view_gives_typed_required_params() {
         let objs = [view("analytics", "by_day", "CREATE VIEW analytics.by_day AS SELECT * FROM t WHERE d = {day:Date} AND n > {min_n:UInt32} AND d2 = {day:Date}", None)];
         let (entries, warnings) = build(
-            &[read_rule("analytics\\..*", "ro_")],
+            &ToolRules::compile(&[read_rule("analytics\\..*", "ro_")]),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -346,7 +384,12 @@ mod tests {
     fn json_comment_supplies_title_description_and_param_text() {
         let comment = r#"{"title": "Daily users", "description": "Users per day", "params": {"day": "The day"}}"#;
         let objs = [view("a", "v", "SELECT {day:Date}", Some(comment))];
-        let (entries, _) = build(&[read_rule("a\\.v", "")], &objs, &[], &mut HashMap::new());
+        let (entries, _) = build(
+            &ToolRules::compile(&[read_rule("a\\.v", "")]),
+            &objs,
+            &[],
+            &mut HashMap::new(),
+        );
         assert_eq!(entries[0].tool.title.as_deref(), Some("Daily users"));
         assert_eq!(
             entries[0].tool.description.as_deref(),
@@ -371,7 +414,7 @@ mod tests {
             },
         ];
         let (entries, _) = build(
-            &[read_rule("analytics\\..*", "")],
+            &ToolRules::compile(&[read_rule("analytics\\..*", "")]),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -382,7 +425,12 @@ mod tests {
     #[test]
     fn collisions_are_skipped_with_a_warning_naming_both() {
         let objs = [view("a", "b_c", "", None), view("a_b", "c", "", None)];
-        let (entries, warnings) = build(&[read_rule(".*", "")], &objs, &[], &mut HashMap::new());
+        let (entries, warnings) = build(
+            &ToolRules::compile(&[read_rule(".*", "")]),
+            &objs,
+            &[],
+            &mut HashMap::new(),
+        );
         assert_eq!(entries.len(), 1);
         assert!(
             warnings[0].contains("a_b.c") && warnings[0].contains("a.b_c"),
@@ -395,7 +443,7 @@ mod tests {
         let mut taken =
             HashMap::from([("execute_query".to_string(), "the static tool".to_string())]);
         let (entries, warnings) = build(
-            &[read_rule(".*", "")],
+            &ToolRules::compile(&[read_rule(".*", "")]),
             &[view("execute", "query", "", None)],
             &[],
             &mut taken,
@@ -434,7 +482,12 @@ mod tests {
             mode: None,
             prefix: "add_".into(),
         };
-        let (entries, warnings) = build(&[rule], &objs, &cols, &mut HashMap::new());
+        let (entries, warnings) = build(
+            &ToolRules::compile(&[rule]),
+            &objs,
+            &cols,
+            &mut HashMap::new(),
+        );
         let e = &entries[0];
         assert_eq!(e.tool.name, "add_app_events");
         assert_eq!(e.tool.input_schema["required"], json!(["id"]));
