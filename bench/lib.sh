@@ -1,5 +1,5 @@
-# Shared helpers for e2e/interop.sh, bench/run.sh and bench/soak.sh: a throwaway
-# ClickHouse and gateway on free loopback ports, and the pinned client toolchains.
+# Shared helpers for scripts/demo.sh, e2e/interop.sh, bench/run.sh and bench/soak.sh: a
+# throwaway ClickHouse and gateway on loopback ports, and the pinned client toolchains.
 # Source it; it defines functions only. Callers own `set -euo pipefail` and their trap,
 # which should call `svc_cleanup`.
 
@@ -25,11 +25,12 @@ wait_http() { # URL [tries of 0.1 s]
 }
 
 # --- ClickHouse (Debian 18.16) -------------------------------------------------------
-# ch_write_config DIR: a private server config under DIR with free ports (CH_PORT, CH_TCP_PORT).
+# ch_write_config DIR [HTTP_PORT]: a private server config under DIR (CH_PORT, CH_TCP_PORT);
+# free ports unless HTTP_PORT is given.
 ch_write_config() {
   local dir=$1
   CH_DIR=$dir
-  CH_PORT=$(free_port)
+  CH_PORT=${2:-$(free_port)}
   CH_TCP_PORT=$(free_port)
   mkdir -p "$dir/data" "$dir/tmp"
   cat > "$dir/config.xml" <<XML
@@ -80,11 +81,12 @@ ch_down() {
   CH_PID=
 }
 
-# ch_seed: a little sample data (the demo's shape, smaller).
+# ch_seed [ROWS]: sample data, analytics.events with ROWS rows (default 10 000).
 ch_seed() {
+  local rows=${1:-10000}
   ch_query "CREATE DATABASE IF NOT EXISTS analytics" >/dev/null
   ch_query "CREATE TABLE IF NOT EXISTS analytics.events (id UInt64, at DateTime, user String, kind String, amount Float64) ENGINE = MergeTree() ORDER BY (at, id)" >/dev/null
-  ch_query "INSERT INTO analytics.events SELECT number, toDateTime('2026-01-01 00:00:00') + number * 37, concat('user', toString(number % 50)), ['click', 'view', 'buy'][number % 3 + 1], round((number % 1000) / 7, 2) FROM system.numbers LIMIT 10000" >/dev/null
+  ch_query "INSERT INTO analytics.events SELECT number, toDateTime('2026-01-01 00:00:00') + number * 37, concat('user', toString(number % 50)), ['click', 'view', 'buy'][number % 3 + 1], round((number % 1000) / 7, 2) FROM system.numbers LIMIT $rows" >/dev/null
 }
 
 # --- the gateway ---------------------------------------------------------------------
