@@ -4,17 +4,15 @@
 //! their RFC 6749 errors, and two gateway processes sharing only the signing secret.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chmcp_gateway::oauth::broker::authorize::Pending;
 use chmcp_gateway::oauth::broker::callback::AuthorizationCode;
 use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
-use chmcp_tests::{binary, free_port, temp_dir};
+use chmcp_tests::free_port;
+use chmcp_tests::gateway::Gateway;
+use chmcp_tests::idp::Idp;
 use serde_json::{json, Value};
 
 const SIGNING_SECRET: &str = "broker-test-signing-secret-0123456789abcdef";
@@ -23,144 +21,24 @@ const AUDIENCE: &str = "https://mcp.example.com/";
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 // ---------------------------------------------------------------------------------------
-// The IdP
-
-struct Idp {
-    issuer: String,
-    client_id: String,
-    client_secret: String,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Idp {
-    fn start() -> Self {
-        let dir = chmcp_tests::idp::ensure_installed().unwrap_or_else(|e| panic!("{e:#}"));
-        let state = temp_dir("idp");
-        let mut child = Command::new("node")
-            .arg(dir.join("server.js"))
-            .arg(&state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node e2e/idp/server.js");
-        let stdout = child.stdout.take().expect("idp stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read IDP_READY");
-        // Keep reading: the IdP dies of EPIPE if its stdout is closed while it still writes.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
-        let ready: Value = serde_json::from_str(
-            line.trim()
-                .strip_prefix("IDP_READY ")
-                .unwrap_or_else(|| panic!("unexpected idp output: {line}")),
-        )
-        .expect("IDP_READY json");
-        Self {
-            issuer: ready["issuer"].as_str().unwrap().to_string(),
-            client_id: ready["broker_client_id"]
-                .as_str()
-                .expect("broker_client_id: e2e/idp too old")
-                .to_string(),
-            client_secret: ready["client_secret"].as_str().unwrap().to_string(),
-            child,
-            dir: state,
-        }
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The gateway, on a port chosen before it starts (its public URL names the port)
-
-struct Gw {
-    base: String,
-    child: Child,
-    dir: PathBuf,
-}
-
-/// `BROKER_GATEWAY_BIN` overrides the binary next to the test executable (a build
-/// directory shared between checkouts may hold another checkout's binary).
-fn gateway_binary() -> PathBuf {
-    std::env::var_os("BROKER_GATEWAY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| binary("chmcp-gateway"))
-}
 
 fn broker_config(idp: &Idp, public_url: &str, extra: &str) -> String {
     format!(
         "clickhouse:\n  host: 127.0.0.1\n  port: 9\nserver:\n  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: {AUDIENCE}\n    public_auth_server_url: {public_url}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: {SIGNING_SECRET}\n    upstream_offline_access: true\n{extra}",
         issuer = idp.issuer,
-        cid = idp.client_id,
+        cid = idp.broker_client_id,
         secret = idp.client_secret,
     )
 }
 
-impl Gw {
-    fn start_on(port: u16, config: &str) -> Self {
-        let dir = temp_dir("broker-gw");
-        let path = dir.join("gateway.yaml");
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-        let child = Command::new(gateway_binary())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .args(["--set", "server.address=127.0.0.1", "--set"])
-            .arg(format!("server.port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn chmcp-gateway");
-        let gw = Self {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            dir,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "gateway did not listen; log:\n{}",
-                gw.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        gw
-    }
-
-    fn start(idp: &Idp, extra: &str) -> Self {
-        let port = free_port();
-        Self::start_on(
-            port,
-            &broker_config(idp, &format!("http://127.0.0.1:{port}"), extra),
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A broker-mode gateway whose public URL is its own address.
+fn broker_gateway(idp: &Idp, extra: &str) -> Gateway {
+    let port = free_port();
+    Gateway::start_on(
+        port,
+        &broker_config(idp, &format!("http://127.0.0.1:{port}"), extra),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -475,25 +353,25 @@ async fn redeem(base: &str, client_id: &str, code: &str, verifier: &str) -> (u16
 
 #[tokio::test]
 async fn metadata_names_the_broker_endpoints_at_both_well_known_paths() {
-    let idp = Idp::start();
-    let gw = Gw::start(&idp, "");
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
         let (status, m) = json_of(
             http()
-                .get(format!("{}{path}", gw.base))
+                .get(format!("{}{path}", gw.base()))
                 .send()
                 .await
                 .unwrap(),
         )
         .await;
         assert_eq!(status, 200);
-        assert_eq!(m["issuer"], gw.base.as_str());
+        assert_eq!(m["issuer"], gw.base().as_str());
         assert_eq!(
             m["registration_endpoint"],
-            format!("{}/oauth/register", gw.base)
+            format!("{}/oauth/register", gw.base())
         );
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(m["client_id_metadata_document_supported"], json!(true));
@@ -502,19 +380,19 @@ async fn metadata_names_the_broker_endpoints_at_both_well_known_paths() {
 
 #[tokio::test]
 async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
-    let idp = Idp::start();
-    let gw = Gw::start(&idp, "");
-    let client_id = public_client(&gw.base).await;
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    let client_id = public_client(&gw.base()).await;
     let p = pkce("full");
-    let back = sign_in(&idp, &gw.base, &gw.base, &client_id, &p).await;
+    let back = sign_in(&idp, &gw.base(), &gw.base(), &client_id, &p).await;
     assert!(back.starts_with(CLIENT_REDIRECT), "{back}");
     let q = query_of(&back);
     assert_eq!(q["state"], "client-state-1");
-    assert_eq!(q["iss"], gw.base);
+    assert_eq!(q["iss"], gw.base());
     let code = &q["code"];
 
     // A wrong verifier is refused without spending the upstream code...
-    let (status, e) = redeem(&gw.base, &client_id, code, &pkce("wrong").verifier).await;
+    let (status, e) = redeem(&gw.base(), &client_id, code, &pkce("wrong").verifier).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -522,7 +400,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     );
 
     // ...so the right one still redeems it.
-    let (status, t) = redeem(&gw.base, &client_id, code, &p.verifier).await;
+    let (status, t) = redeem(&gw.base(), &client_id, code, &p.verifier).await;
     assert_eq!(status, 200, "{t}\n{}", gw.log());
     assert_eq!(t["token_type"], "Bearer");
     assert!(t["expires_in"].as_u64().unwrap() > 0);
@@ -538,7 +416,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
 
     // Refresh: a fresh set from the IdP.
     let (status, r) = token(
-        &gw.base,
+        &gw.base(),
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", &refresh),
@@ -554,9 +432,9 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     assert!(r["refresh_token"].is_string());
 
     // A refresh token is bound to its client.
-    let other = public_client(&gw.base).await;
+    let other = public_client(&gw.base()).await;
     let (status, e) = token(
-        &gw.base,
+        &gw.base(),
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", &refresh),
@@ -572,7 +450,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
 
     // The upstream code is single-use: replaying ours fails upstream. (Last: the IdP
     // then also revokes what it issued for that code, as RFC 6749 §4.1.2 advises.)
-    let (status, e) = redeem(&gw.base, &client_id, code, &p.verifier).await;
+    let (status, e) = redeem(&gw.base(), &client_id, code, &p.verifier).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -580,7 +458,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     );
 
     let metrics = http()
-        .get(format!("{}/metrics", gw.base))
+        .get(format!("{}/metrics", gw.base()))
         .send()
         .await
         .unwrap()
@@ -614,31 +492,31 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
 
 #[tokio::test]
 async fn two_gateways_sharing_only_the_signing_secret_serve_one_flow() {
-    let idp = Idp::start();
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
     // Both replicas sit behind one public URL (A's); the test is the load balancer that
     // routes the callback and the token request to B.
     let port_a = free_port();
     let public = format!("http://127.0.0.1:{port_a}");
-    let a = Gw::start_on(port_a, &broker_config(&idp, &public, ""));
-    let b = Gw::start_on(free_port(), &broker_config(&idp, &public, ""));
-    let client_id = public_client(&a.base).await;
+    let a = Gateway::start_on(port_a, &broker_config(&idp, &public, ""));
+    let b = Gateway::start_on(free_port(), &broker_config(&idp, &public, ""));
+    let client_id = public_client(&a.base()).await;
     let p = pkce("replicas");
-    let back = sign_in(&idp, &a.base, &b.base, &client_id, &p).await;
+    let back = sign_in(&idp, &a.base(), &b.base(), &client_id, &p).await;
     let q = query_of(&back);
-    let (status, t) = redeem(&b.base, &client_id, &q["code"], &p.verifier).await;
+    let (status, t) = redeem(&b.base(), &client_id, &q["code"], &p.verifier).await;
     assert_eq!(status, 200, "{t}\nA:\n{}\nB:\n{}", a.log(), b.log());
     assert!(t["access_token"].is_string());
 }
 
 #[tokio::test]
 async fn authorize_refusals_carry_the_right_errors() {
-    let idp = Idp::start();
-    let gw = Gw::start(&idp, "");
-    let client_id = public_client(&gw.base).await;
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    let client_id = public_client(&gw.base()).await;
     let p = pkce("refusals");
 
     // Unregistered redirect URI: never redirected to; answered directly.
-    let mut u = authorize_url(&gw.base, &client_id, &p, &[]);
+    let mut u = authorize_url(&gw.base(), &client_id, &p, &[]);
     u = u.replace("127.0.0.1%3A9%2Fcb", "127.0.0.1%3A9%2Fother");
     let (status, e) = json_of(http().get(&u).send().await.unwrap()).await;
     assert_eq!(
@@ -650,7 +528,7 @@ async fn authorize_refusals_carry_the_right_errors() {
     // A resource of another server: invalid_target, at the (valid) redirect URI.
     let r = http()
         .get(authorize_url(
-            &gw.base,
+            &gw.base(),
             &client_id,
             &p,
             &[("resource", "https://other.example.com/mcp")],
@@ -662,10 +540,10 @@ async fn authorize_refusals_carry_the_right_errors() {
     let q = query_of(r.headers()["location"].to_str().unwrap());
     assert_eq!(q["error"], "invalid_target");
     assert_eq!(q["state"], "client-state-1");
-    assert_eq!(q["iss"], gw.base);
+    assert_eq!(q["iss"], gw.base());
 
     // No PKCE: invalid_request at the redirect URI.
-    let u = authorize_url(&gw.base, &client_id, &p, &[])
+    let u = authorize_url(&gw.base(), &client_id, &p, &[])
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     let r = http().get(&u).send().await.unwrap();
     assert_eq!(
@@ -676,7 +554,7 @@ async fn authorize_refusals_carry_the_right_errors() {
     // An unknown client id.
     let (status, e) = json_of(
         http()
-            .get(authorize_url(&gw.base, "not-ours", &p, &[]))
+            .get(authorize_url(&gw.base(), "not-ours", &p, &[]))
             .send()
             .await
             .unwrap(),
@@ -696,7 +574,7 @@ async fn authorize_refusals_carry_the_right_errors() {
     ] {
         let (status, e) = json_of(
             http()
-                .get(authorize_url(&gw.base, cimd, &p, &[]))
+                .get(authorize_url(&gw.base(), cimd, &p, &[]))
                 .send()
                 .await
                 .unwrap(),
@@ -711,7 +589,7 @@ async fn authorize_refusals_carry_the_right_errors() {
 
     // A consent POST without the browser's cookie (a cross-site replay) is refused.
     let page = http()
-        .get(authorize_url(&gw.base, &client_id, &p, &[]))
+        .get(authorize_url(&gw.base(), &client_id, &p, &[]))
         .send()
         .await
         .unwrap()
@@ -721,7 +599,7 @@ async fn authorize_refusals_carry_the_right_errors() {
     let ticket = attr(&page, "<input type=\"hidden\" name=\"ticket\"", "value").unwrap();
     let (status, e) = json_of(
         http()
-            .post(format!("{}/oauth/authorize", gw.base))
+            .post(format!("{}/oauth/authorize", gw.base()))
             .form(&[("ticket", ticket.as_str()), ("action", "approve")])
             .send()
             .await
@@ -737,15 +615,15 @@ async fn authorize_refusals_carry_the_right_errors() {
 
 #[tokio::test]
 async fn tampered_state_and_expired_code_are_refused() {
-    let idp = Idp::start();
-    let gw = Gw::start(&idp, "");
-    let client_id = public_client(&gw.base).await;
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    let client_id = public_client(&gw.base()).await;
     let p = pkce("tamper");
 
     // Get a real upstream state from the approve redirect, then flip one character.
     let mut browser = Browser::default();
     let page = browser
-        .get(&authorize_url(&gw.base, &client_id, &p, &[]))
+        .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
     let ticket = attr(
         &page.body,
@@ -755,7 +633,7 @@ async fn tampered_state_and_expired_code_are_refused() {
     .unwrap();
     let approved = browser
         .post(
-            &format!("{}/oauth/authorize", gw.base),
+            &format!("{}/oauth/authorize", gw.base()),
             &[("ticket", &ticket), ("action", "approve")],
         )
         .await;
@@ -765,7 +643,7 @@ async fn tampered_state_and_expired_code_are_refused() {
     chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
     let tampered: String = chars.into_iter().collect();
     let r = http()
-        .get(format!("{}/oauth/callback", gw.base))
+        .get(format!("{}/oauth/callback", gw.base()))
         .query(&[("code", "x"), ("state", tampered.as_str())])
         .send()
         .await
@@ -799,7 +677,7 @@ async fn tampered_state_and_expired_code_are_refused() {
     let expired = sealer
         .seal(Kind::AuthorizationCode, &code, now - 1)
         .unwrap();
-    let (status, e) = redeem(&gw.base, &client_id, &expired, &p.verifier).await;
+    let (status, e) = redeem(&gw.base(), &client_id, &expired, &p.verifier).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -811,7 +689,7 @@ async fn tampered_state_and_expired_code_are_refused() {
     );
 
     // A state presented as a code is of the wrong kind.
-    let (status, e) = redeem(&gw.base, &client_id, &state, &p.verifier).await;
+    let (status, e) = redeem(&gw.base(), &client_id, &state, &p.verifier).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -821,12 +699,12 @@ async fn tampered_state_and_expired_code_are_refused() {
 
 #[tokio::test]
 async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
-    let idp = Idp::start();
-    let gw = Gw::start(&idp, "");
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
     let many: Vec<String> = (0..6)
         .map(|i| format!("https://app.example.com/cb{i}"))
         .collect();
-    let (status, e) = json_of(register(&gw.base, json!({"redirect_uris": many})).await).await;
+    let (status, e) = json_of(register(&gw.base(), json!({"redirect_uris": many})).await).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("invalid_redirect_uri")),
@@ -834,7 +712,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     );
     let (status, e) = json_of(
         register(
-            &gw.base,
+            &gw.base(),
             json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "x".repeat(20_000)}),
         )
         .await,
@@ -847,7 +725,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     );
     let (status, e) = json_of(
         register(
-            &gw.base,
+            &gw.base(),
             json!({"redirect_uris": ["http://app.example.com/cb"]}),
         )
         .await,
@@ -860,13 +738,13 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     );
 
     let (status, reg) =
-        json_of(register(&gw.base, json!({"redirect_uris": [CLIENT_REDIRECT]})).await).await;
+        json_of(register(&gw.base(), json!({"redirect_uris": [CLIENT_REDIRECT]})).await).await;
     assert_eq!(status, 201);
     assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
     let id = reg["client_id"].as_str().unwrap();
     // Without its secret, a confidential client gets invalid_client (401).
     let (status, e) = token(
-        &gw.base,
+        &gw.base(),
         &[
             ("grant_type", "authorization_code"),
             ("code", "x"),
@@ -882,7 +760,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     );
     // With a wrong one over Basic: 401 with a Basic challenge.
     let r = http()
-        .post(format!("{}/oauth/token", gw.base))
+        .post(format!("{}/oauth/token", gw.base()))
         .basic_auth(id, Some("wrong"))
         .form(&[("grant_type", "authorization_code"), ("code", "x")])
         .send()
@@ -893,7 +771,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     // With the right one, the request gets as far as the code.
     let secret = reg["client_secret"].as_str().unwrap();
     let r = http()
-        .post(format!("{}/oauth/token", gw.base))
+        .post(format!("{}/oauth/token", gw.base()))
         .basic_auth(id, Some(secret))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -910,7 +788,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         "{e}"
     );
 
-    let (status, e) = token(&gw.base, &[("grant_type", "password")]).await;
+    let (status, e) = token(&gw.base(), &[("grant_type", "password")]).await;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("unsupported_grant_type")),

@@ -28,16 +28,6 @@ fn shared_idp() -> &'static Idp {
     IDP.get_or_init(|| Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}")))
 }
 
-/// The binary under test: `CHMCP_GATEWAY_BIN` when set (in a target dir shared by
-/// several checkouts, the binary next to this test may come from another branch), else
-/// the one beside the test executable.
-fn gateway_binary() -> PathBuf {
-    match std::env::var_os("GATEWAY_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => chmcp_tests::binary(&format!("chmcp-gateway{}", std::env::consts::EXE_SUFFIX)),
-    }
-}
-
 /// A running verifier. Its stderr (the log) is kept for the no-token-in-logs check.
 struct Verifier {
     child: Child,
@@ -53,7 +43,7 @@ impl Verifier {
         let config = dir.join("verify.yaml");
         std::fs::write(&config, config_yaml).expect("write config");
         let spawned = Instant::now();
-        let mut child = Command::new(gateway_binary())
+        let mut child = Command::new(chmcp_tests::gateway_binary())
             .arg("verify")
             .arg("--config")
             .arg(&config)

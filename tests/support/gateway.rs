@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{binary, free_port, temp_dir};
+use super::{free_port, gateway_binary, temp_dir};
 
 pub struct Gateway {
     pub port: u16,
@@ -14,14 +14,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `serve` with `config` (YAML); `server.address`/`port` are set here.
+    /// Starts `serve` with `config` (YAML) on a free port; `server.address`/`port` are set here.
     pub fn start(config: &str) -> Self {
+        Self::start_on(free_port(), config)
+    }
+
+    /// Starts `serve` on `port`, for configurations that must name their own URL.
+    pub fn start_on(port: u16, config: &str) -> Self {
         let dir = temp_dir("gw");
-        let port = free_port();
         let config_path = dir.join("gateway.yaml");
         std::fs::write(&config_path, config).expect("write gateway config");
         let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
-        let child = Command::new(binary("chmcp-gateway"))
+        let child = Command::new(gateway_binary())
             .args(["serve", "--config"])
             .arg(&config_path)
             .args(["--set", "server.address=127.0.0.1", "--set"])

@@ -36,7 +36,10 @@ pub struct Idp {
     pub audience: String,
     /// A second resource indicator, for wrong-audience tokens.
     pub other_audience: String,
-    client_secret: String,
+    /// The secret of every test client.
+    pub client_secret: String,
+    /// The client registered for the gateway's broker mode (authorization code flow).
+    pub broker_client_id: String,
 }
 
 /// The test clients of `e2e/idp/server.js`, each bound to one account.
@@ -157,6 +160,7 @@ impl Idp {
             audience: field("audience")?,
             other_audience: field("other_audience")?,
             client_secret: field("client_secret")?,
+            broker_client_id: field("broker_client_id")?,
             child,
             _stdin: stdin,
             dir,

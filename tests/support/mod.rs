@@ -41,6 +41,16 @@ fn fastrand_u64() -> u64 {
     h.finish()
 }
 
+/// The gateway binary under test: `GATEWAY_BIN` when set (in a target directory shared by
+/// several checkouts, the binary next to this test may come from another branch), else
+/// the one beside the test executable.
+pub fn gateway_binary() -> PathBuf {
+    match std::env::var_os("GATEWAY_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => binary(&format!("chmcp-gateway{}", std::env::consts::EXE_SUFFIX)),
+    }
+}
+
 /// Path of a workspace binary next to the running test executable
 /// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
 pub fn binary(name: &str) -> PathBuf {
