@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
-use crate::app::App;
+use crate::app::{App, Runtime};
 use crate::config::{LoadOptions, Transport};
 use crate::mcp::http::{json_response, serve_mcp};
 use crate::oauth::gate::GateRejection;
@@ -141,44 +141,39 @@ async fn mcp_routes(
             .await;
             labelled(r, label)
         }
-        Route::ResourceMetadata(cluster) if oauth => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let doc = protected_resource_metadata(
-                &rt.config.server.oauth,
-                "http",
-                host,
-                MetadataSubject::Resource(cluster),
-            );
-            labelled(
-                json_response(StatusCode::OK, &doc.to_json()),
-                "/.well-known/oauth-protected-resource/mcp",
-            )
-        }
-        Route::RootMetadata if oauth => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let doc = protected_resource_metadata(
-                &rt.config.server.oauth,
-                "http",
-                host,
-                MetadataSubject::Root,
-            );
-            labelled(
-                json_response(StatusCode::OK, &doc.to_json()),
-                "/.well-known/oauth-protected-resource",
-            )
-        }
+        Route::ResourceMetadata(cluster) if oauth => metadata_response(
+            &rt,
+            &headers,
+            MetadataSubject::Resource(cluster),
+            "/.well-known/oauth-protected-resource/mcp",
+        ),
+        Route::RootMetadata if oauth => metadata_response(
+            &rt,
+            &headers,
+            MetadataSubject::Root,
+            "/.well-known/oauth-protected-resource",
+        ),
         Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => labelled(
             json_response(StatusCode::NOT_FOUND, &not_found_body()),
             "not_found",
         ),
         Route::Other => labelled(not_found().await, "unmatched"),
     }
+}
+
+/// A protected-resource metadata document, its URLs built from the serving host.
+fn metadata_response(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    subject: MetadataSubject<'_>,
+    label: &'static str,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, subject);
+    labelled(json_response(StatusCode::OK, &doc.to_json()), label)
 }
 
 fn gate_response(g: GateRejection) -> Response {
