@@ -154,7 +154,7 @@ fn parse_tree(tree: Value) -> Result<Config, ConfigError> {
     serde_path_to_error::deserialize::<_, Config>(tree).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        if let Some((field, expected)) = parse_unknown_field(&message) {
+        if let Some((field, expected)) = unknown_field(&message) {
             let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
             let parent = if path.ends_with(&field) {
                 parent
@@ -175,9 +175,12 @@ fn parse_tree(tree: Value) -> Result<Config, ConfigError> {
     })
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`" → (x, [a, b]).
-fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
+/// serde's "unknown field `x`, expected one of `a`, `b`" → (x, [a, b]). Searched for, not
+/// matched at the start: serde_yaml_ng (the verifier's parser) wraps it in a path prefix
+/// and a position suffix.
+pub(crate) fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    const MARK: &str = "unknown field `";
+    let rest = &message[message.find(MARK)? + MARK.len()..];
     let (field, rest) = rest.split_once('`')?;
     let expected = rest
         .split('`')

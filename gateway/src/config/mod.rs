@@ -20,7 +20,7 @@ pub use reload::restart_only_changes;
 pub use secret::Secret;
 pub use validate::{validate, Warning};
 // The verifier's configuration names unknown keys the same way.
-pub(crate) use load::closest;
+pub(crate) use load::{closest, unknown_field};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

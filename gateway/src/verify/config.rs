@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{closest, ConfigError, HumanDuration};
+use crate::config::{closest, unknown_field, ConfigError, HumanDuration};
 use crate::oauth::jwks::{require_https_or_loopback, Expectations, DEFAULT_LEEWAY_SECS};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
@@ -246,21 +246,6 @@ pub fn parse(text: &str, origin: &str) -> Result<VerifyConfig, ConfigError> {
             .unwrap_or(message);
         ConfigError::Invalid { key: path, message }
     })
-}
-
-/// serde's "unknown field `x`, expected one of `a`, `b`" → (x, [a, b]). serde_yaml_ng
-/// wraps it in a path prefix and a position suffix, so it is searched for.
-fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    const MARK: &str = "unknown field `";
-    let rest = &message[message.find(MARK)? + MARK.len()..];
-    let (field, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    Some((field.to_string(), expected))
 }
 
 /// Every problem, each naming its key and the fix.
