@@ -302,7 +302,7 @@ async fn read_only_hides_write_query_and_a_view_rule_adds_a_tool() {
 }
 
 #[tokio::test]
-async fn a_readonly_profile_user_works_and_refused_settings_are_remembered() {
+async fn a_readonly_profile_user_runs_under_its_profile_and_the_probe_learns_it_once() {
     let ch = ClickHouse::start_with(Users::default().with("reader", "rpw", "ro"));
     let gw = Gateway::start(&config(&ch, "  username: reader\n  password: rpw\n"));
     let mcp = Mcp::new(gw.mcp_url());
@@ -320,10 +320,16 @@ async fn a_readonly_profile_user_works_and_refused_settings_are_remembered() {
         );
         assert_eq!(s["truncated"]["reason"], "max_result_rows");
     }
+    let log = gw.log();
+    assert_eq!(
+        log.matches("learned which of the gateway's settings")
+            .count(),
+        1,
+        "the gateway's own probe learns it once, then remembers: {log}"
+    );
     assert!(
-        gw.log().contains("refused an optional setting"),
-        "{}",
-        gw.log()
+        log.contains("profile_readonly=Some(1)"),
+        "readonly is refused only because the profile is already read-only: {log}"
     );
     assert!(
         !gw.log().contains("rpw"),

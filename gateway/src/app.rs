@@ -28,7 +28,9 @@ use crate::tools::dynamic::ToolRules;
 use crate::tools::{schema::static_entries, Caller, Catalog, ToolContext};
 
 /// One configuration generation and what is built from it. Replaced whole on reload,
-/// so a request sees one consistent configuration from start to end.
+/// so a request sees one consistent configuration from start to end. Everything built
+/// from `server.oauth` lives here too (JWKS, the broker), so OAuth settings change on
+/// reload instead of silently keeping their start-up values.
 pub struct Runtime {
     pub config: Config,
     pub ch: ClickHouse,
@@ -38,10 +40,24 @@ pub struct Runtime {
     pub roles: RolePolicy,
     /// `server.tools` discovery rules, compiled once per generation (not per discovery).
     pub tool_rules: ToolRules,
+    /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
+    pub jwks: Option<Arc<jwks::JwksCache>>,
+    /// The OAuth broker's routes (broker mode), served by `serve::router`'s broker paths.
+    pub broker: Option<axum::Router>,
+}
+
+/// What a generation's builders take from the process rather than the configuration.
+pub struct ProcessParts<'a> {
+    pub oauth_requests: &'a crate::oauth::broker::OAuthRequests,
+    pub allowlist: &'a ClusterAllowlist,
 }
 
 impl Runtime {
-    pub fn build(config: Config, previous: Option<&Runtime>) -> anyhow::Result<Self> {
+    pub fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        process: &ProcessParts<'_>,
+    ) -> anyhow::Result<Self> {
         // Keep the client (its pool and per-endpoint memory) unless its inputs changed.
         let ch = match previous {
             Some(p)
@@ -54,15 +70,59 @@ impl Runtime {
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
         let roles = RolePolicy::from_config(&config.server.oauth)?;
-        let tool_rules = ToolRules::compile(&config.server.tools);
+        let tool_rules = ToolRules::compile(&config.server.tools, config.clickhouse.read_only);
+        let o = &config.server.oauth;
+        // Keys already fetched stay while the source is the same.
+        let jwks = match previous {
+            Some(p) if jwks_inputs(&p.config) == jwks_inputs(&config) => p.jwks.clone(),
+            _ => (o.enabled && o.validate_tokens).then(|| {
+                let source = if o.jwks_url.is_empty() {
+                    jwks::JwksSource::Discovery {
+                        issuer: o.issuer.clone(),
+                    }
+                } else {
+                    jwks::JwksSource::Url(o.jwks_url.clone())
+                };
+                Arc::new(jwks::JwksCache::new(source, reqwest::Client::new()))
+            }),
+        };
+        let broker = match previous {
+            Some(p) if p.config.server.oauth == config.server.oauth => p.broker.clone(),
+            _ => build_broker(&config, process)?,
+        };
         Ok(Self {
             config,
             ch,
             static_catalog,
             roles,
             tool_rules,
+            jwks,
+            broker,
         })
     }
+}
+
+/// What the JWKS cache is built from.
+fn jwks_inputs(c: &Config) -> (bool, &str, &str) {
+    let o = &c.server.oauth;
+    (o.enabled && o.validate_tokens, &o.issuer, &o.jwks_url)
+}
+
+/// The broker's routes for this configuration (broker mode), else none.
+fn build_broker(c: &Config, process: &ProcessParts<'_>) -> anyhow::Result<Option<axum::Router>> {
+    let oauth = &c.server.oauth;
+    if !(oauth.enabled && oauth.broker) {
+        return Ok(None);
+    }
+    let serves = if c.multicluster.enabled {
+        let allow = process.allowlist.clone();
+        crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c))
+    } else {
+        crate::oauth::broker::single_cluster_resources(oauth)
+    };
+    let broker =
+        crate::oauth::broker::BrokerState::new(oauth, process.oauth_requests.clone(), serves)?;
+    Ok(Some(crate::oauth::broker::routes(Arc::new(broker))))
 }
 
 /// Whose credentials a request carries.
@@ -102,8 +162,6 @@ pub struct App {
     /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
-    /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
-    jwks: Option<Arc<jwks::JwksCache>>,
     /// Cluster names served in multi-cluster mode (restart-only).
     pub allowlist: ClusterAllowlist,
     pub started: Instant,
@@ -128,24 +186,18 @@ impl App {
             &config.multicluster,
         )));
         let allowlist = ClusterAllowlist::from_config(&config.multicluster);
-        let o = &config.server.oauth;
-        let jwks = (o.enabled && o.validate_tokens).then(|| {
-            let source = if o.jwks_url.is_empty() {
-                jwks::JwksSource::Discovery {
-                    issuer: o.issuer.clone(),
-                }
-            } else {
-                jwks::JwksSource::Url(o.jwks_url.clone())
-            };
-            Arc::new(jwks::JwksCache::new(source, reqwest::Client::new()))
-        });
+        let metrics = Metrics::new();
+        let process = ProcessParts {
+            oauth_requests: &metrics.oauth_requests,
+            allowlist: &allowlist,
+        };
+        let runtime = Runtime::build(config, None, &process)?;
         Ok(Self {
-            runtime: RwLock::new(Arc::new(Runtime::build(config, None)?)),
-            metrics: Metrics::new(),
+            runtime: RwLock::new(Arc::new(runtime)),
+            metrics,
             inflight: Inflight::default(),
             catalogs,
             prober: IdentityProber::new(),
-            jwks,
             allowlist,
             started: Instant::now(),
             load_options,
@@ -166,29 +218,37 @@ impl App {
         self.load_options.file.clone()
     }
 
-    /// Re-reads the configuration (SIGHUP / file change). A file that no longer
-    /// validates is rejected and the old configuration keeps serving.
+    /// Re-reads the configuration (SIGHUP / file change). What is validated is the
+    /// configuration as it will run: the new file with the restart-only keys kept at
+    /// their running values, so a reload cannot produce a combination that a fresh start
+    /// would refuse (say, multi-cluster routing with OAuth off). A configuration that
+    /// does not validate is rejected and the old one keeps serving.
     pub fn reload(&self) -> Result<Vec<String>, String> {
         let mut opts = self.load_options.clone();
         opts.env = std::env::vars().collect();
         let loaded = config::load(&opts).map_err(|e| e.to_string())?;
         let current = self.runtime();
         let restart_only = config::restart_only_changes(&current.config, &loaded.config);
-        let mut next = loaded.config;
-        // Restart-only keys keep their running values.
-        next.server.transport = current.config.server.transport;
-        next.server.address = current.config.server.address.clone();
-        next.server.port = current.config.server.port;
-        next.multicluster = current.config.multicluster.clone();
-        next.watch = current.config.watch;
-        let rt = Runtime::build(next, Some(&current)).map_err(|e| e.to_string())?;
+        let next = config::keep_restart_only(&current.config, loaded.config);
+        let warnings = config::validate(&next).map_err(|errors| {
+            format!(
+                "the configuration as it would run (restart-only keys at their running values) is invalid: {}",
+                errors.join("; ")
+            )
+        })?;
+        let process = ProcessParts {
+            oauth_requests: &self.metrics.oauth_requests,
+            allowlist: &self.allowlist,
+        };
+        let rt = Runtime::build(next, Some(&current), &process).map_err(|e| e.to_string())?;
         if let Some(log) = &self.log {
             log.apply(&rt.config.logging);
         }
         if let Ok(mut w) = self.runtime.write() {
             *w = Arc::new(rt);
         }
-        for w in &loaded.warnings {
+        // `loaded.warnings` are the file's alone; these are the configuration as it runs.
+        for w in &warnings {
             tracing::warn!("{w}");
         }
         Ok(restart_only)
@@ -310,7 +370,7 @@ impl App {
         };
         let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
         if oauth.validate_tokens {
-            self.validate_signature(oauth, &ctx, admitted.token).await?;
+            Self::validate_signature(rt, oauth, &ctx, admitted.token).await?;
             gate::check_required_scopes(oauth, &ctx, admitted.claims.as_ref())?;
         }
         let claims = admitted.claims.clone().unwrap_or_default();
@@ -352,12 +412,12 @@ impl App {
     /// `validate_tokens`: signature (JWKS, refetched on an unknown `kid`, rate-limited),
     /// `iss` and `aud`, before anything reaches ClickHouse. Fails closed.
     async fn validate_signature(
-        &self,
+        rt: &Runtime,
         oauth: &crate::config::OAuthConfig,
         ctx: &ServingContext<'_>,
         token: &str,
     ) -> Result<(), GateRejection> {
-        let Some(jwks) = &self.jwks else {
+        let Some(jwks) = &rt.jwks else {
             return Err(gate::invalid_token(
                 oauth,
                 ctx,

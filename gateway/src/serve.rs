@@ -10,9 +10,10 @@ use axum::http::Uri;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use serde_json::json;
+use tower::ServiceExt;
 
 use crate::app::{App, Runtime};
 use crate::config::{LoadOptions, Transport};
@@ -66,22 +67,10 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
 
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
     let mut routes = Router::new();
-    let rt = app.runtime();
-    let oauth = &rt.config.server.oauth;
-    if oauth.enabled && oauth.broker {
-        // Broker mode (oauth.md): the OAuth routes. Built once at startup.
-        let serves = if rt.config.multicluster.enabled {
-            let allow = app.allowlist.clone();
-            crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c))
-        } else {
-            crate::oauth::broker::single_cluster_resources(oauth)
-        };
-        let broker = crate::oauth::broker::BrokerState::new(
-            oauth,
-            app.metrics.oauth_requests.clone(),
-            serves,
-        )?;
-        routes = routes.merge(crate::oauth::broker::routes(Arc::new(broker)));
+    // The broker's paths are always routed; the current configuration generation
+    // decides whether a broker answers them, so OAuth settings change on reload.
+    for path in crate::oauth::broker::PATHS {
+        routes = routes.route(path, any(broker));
     }
     Ok(routes
         .route("/livez", get(|| async { "ok" }))
@@ -93,6 +82,17 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         .fallback(mcp_routes)
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app))
+}
+
+/// A broker path: answered by this generation's broker, or 404 outside broker mode.
+async fn broker(State(app): State<Arc<App>>, req: Request) -> Response {
+    let Some(broker) = app.runtime().broker.clone() else {
+        return not_found().await;
+    };
+    match broker.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
 }
 
 /// The route template a response is counted under (paths carry cluster names).

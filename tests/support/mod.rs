@@ -3,6 +3,7 @@
 
 pub mod clickhouse;
 pub mod gateway;
+pub mod http_double;
 pub mod idp;
 pub mod jwt;
 pub mod mcp;

@@ -1,6 +1,7 @@
-//! The HTTP client for ClickHouse: one query at a time, streamed, with the optional
-//! settings a server refuses remembered per endpoint, and the query killed whenever
-//! the gateway stops reading before the end (cap, timeout, caller gone).
+//! The HTTP client for ClickHouse: one query at a time, streamed, sent with the
+//! gateway's own settings that the gateway's probe found the server takes for this
+//! identity (`settings`), and killed whenever the gateway stops reading before the end
+//! (cap, timeout, caller gone).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde_json::Value;
 
 use super::error::ServerError;
+use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTINGS};
 use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
@@ -69,6 +71,20 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Whom ClickHouse applies a profile to: the user for Basic; for Bearer the server
+    /// maps the token to a user, so each token is its own class (by its full sha256:
+    /// two identities must never share what was learned about one of them).
+    pub fn identity_class(&self) -> String {
+        match self {
+            Credentials::Basic { user, .. } => format!("user:{user}"),
+            Credentials::Bearer(t) => {
+                let d = ring::digest::digest(&ring::digest::SHA256, t.expose().as_bytes());
+                let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                format!("token:{hex}")
+            }
+        }
+    }
+
     fn header(&self) -> Option<HeaderValue> {
         let text = match self {
             Credentials::Basic { user, password } => {
@@ -92,8 +108,11 @@ pub struct QueryOptions {
     pub sql: String,
     pub database: String,
     pub query_id: String,
-    /// Settings the gateway adds on its own; dropped (and remembered) when refused.
-    pub optional_settings: Vec<(&'static str, String)>,
+    /// Settings the gateway adds on its own (never `readonly`: see `read_only`); those
+    /// the gateway's probe found refused for this identity are not sent.
+    pub gateway_settings: Vec<(&'static str, String)>,
+    /// Whether the query must run read-only (`readonly=2`, or a read-only profile).
+    pub read_only: ReadOnly,
     /// Settings the caller asked for; a refusal is the caller's error.
     pub settings: Vec<(String, String)>,
     pub roles: Vec<String>,
@@ -111,6 +130,8 @@ pub enum QueryError {
     Timeout(Duration),
     #[error("{0}")]
     Format(String),
+    #[error("{0}")]
+    Settings(SettingsError),
 }
 
 impl QueryError {
@@ -145,6 +166,17 @@ pub struct RowsOutcome {
 /// A system table's columns and when they were read.
 type SeenColumns = (Instant, Arc<Vec<String>>);
 
+/// How long what a probe learned about an identity's settings is trusted. Profiles
+/// change rarely; a query refused for a setting forgets it sooner (`FORGET_AFTER`).
+const ACCEPTANCE_TTL: Duration = Duration::from_secs(600);
+/// A setting error on a query makes the gateway re-probe, but at most this often per
+/// identity, so a caller cannot turn every call into several probe queries.
+const FORGET_AFTER: Duration = Duration::from_secs(30);
+/// Bound on remembered identities; past it, expired entries go, then all.
+const MAX_ACCEPTANCES: usize = 10_000;
+/// ClickHouse's UNKNOWN_SETTING: the server version lacks the setting for everyone.
+const UNKNOWN_SETTING: u32 = 115;
+
 /// How long a server's system-table layout is trusted (it changes only on upgrade).
 const SYSTEM_COLUMNS_TTL: Duration = Duration::from_secs(600);
 
@@ -157,8 +189,11 @@ pub struct ClickHouse {
 struct Inner {
     http: reqwest::Client,
     headers: HeaderMap,
-    /// Optional settings each endpoint refused (by `host:port`).
-    refused: Mutex<HashMap<String, HashSet<String>>>,
+    /// What the settings probe learned, by (`host:port`, identity class).
+    acceptance: Mutex<HashMap<(String, String), (Instant, Arc<Acceptance>)>>,
+    /// Settings an endpoint's server version does not know at all (by `host:port`):
+    /// true for every identity, so later probes skip them.
+    unknown_settings: Mutex<HashMap<String, HashSet<&'static str>>>,
     /// Columns each endpoint's `system.<table>` has (they differ by server version, not
     /// by user), by (`host:port`, table), with when they were read.
     system_columns: Mutex<HashMap<(String, String), SeenColumns>>,
@@ -232,7 +267,8 @@ impl ClickHouse {
             inner: Arc::new(Inner {
                 http,
                 headers,
-                refused: Mutex::default(),
+                acceptance: Mutex::default(),
+                unknown_settings: Mutex::default(),
                 system_columns: Mutex::default(),
                 connect,
             }),
@@ -304,7 +340,9 @@ impl ClickHouse {
         Ok((sink.0, sink.1))
     }
 
-    /// Sends the query; retries without any optional setting the server refuses.
+    /// Sends the query once, with the gateway's settings that this identity may set on
+    /// this server. A refusal is never retried with fewer settings: a caller's query
+    /// can make ClickHouse say anything, so its errors teach the gateway nothing.
     async fn send(
         &self,
         ep: &Endpoint,
@@ -314,92 +352,224 @@ impl ClickHouse {
         if let Some(connect) = &ep.connect_host {
             self.inner.connect.map(&ep.host, connect);
         }
-        let key = ep.key();
-        for _ in 0..=opts.optional_settings.len() {
-            let refused = self.refused(&key);
-            let mut params: Vec<(&str, &str)> = vec![
-                ("query_id", &opts.query_id),
-                ("default_format", "JSONCompact"),
-            ];
-            if !opts.database.is_empty() {
-                params.push(("database", &opts.database));
-            }
-            let mut sent: Vec<&str> = Vec::new();
-            for (k, v) in &opts.optional_settings {
-                if !refused.contains(*k) {
-                    params.push((k, v));
-                    sent.push(k);
-                }
-            }
-            for (k, v) in &opts.settings {
-                params.push((k, v));
-            }
-            for r in &opts.roles {
-                params.push(("role", r));
-            }
-            let mut req = self
-                .inner
-                .http
-                .post(ep.url())
-                .query(&params)
-                .headers(self.inner.headers.clone())
-                .body(opts.sql.clone());
-            if let Some(h) = creds.header() {
-                req = req.header(AUTHORIZATION, h);
-            }
-            let resp = req.send().await.map_err(|e| QueryError::Unreachable {
-                endpoint: key.clone(),
-                message: describe_reqwest(&e),
-            })?;
-            if resp.status().is_success() {
-                return Ok(resp);
-            }
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            let err = ServerError::parse(status, &body);
-            // Retry whenever the refused setting was one this attempt sent, even if a
-            // concurrent query already recorded the refusal.
-            match err.refused_setting() {
-                Some(name)
-                    if (name.is_empty() && !sent.is_empty()) || sent.contains(&name.as_str()) =>
-                {
-                    self.remember_refusal(&key, &name, &sent);
-                    continue;
-                }
-                _ => return Err(QueryError::Server(err)),
-            }
-        }
-        Err(QueryError::Format(
-            "ClickHouse kept refusing the gateway's optional settings".into(),
-        ))
-    }
-
-    fn refused(&self, key: &str) -> HashSet<String> {
-        self.inner
-            .refused
-            .lock()
-            .map(|m| m.get(key).cloned().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Remembers that `endpoint` refuses `name` (an empty name: every setting sent).
-    fn remember_refusal(&self, key: &str, name: &str, sent: &[&str]) {
-        let Ok(mut map) = self.inner.refused.lock() else {
-            return;
-        };
-        let set = map.entry(key.to_string()).or_default();
-        let before = set.len();
-        if name.is_empty() {
-            set.extend(sent.iter().map(|s| s.to_string()));
+        let ours = if opts.gateway_settings.is_empty() && opts.read_only == ReadOnly::Off {
+            Vec::new()
         } else {
-            set.insert(name.to_string());
+            let acceptance = self.acceptance(ep, creds).await?;
+            settings::plan(&acceptance, &opts.gateway_settings, opts.read_only)
+                .map_err(QueryError::Settings)?
+        };
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(ours.len() + 4);
+        params.extend(ours.iter().copied());
+        for (k, v) in &opts.settings {
+            params.push((k, v));
         }
-        if set.len() > before {
-            tracing::info!(
-                endpoint = key,
-                setting = name,
-                "ClickHouse refused an optional setting; not sending it again"
-            );
+        for r in &opts.roles {
+            params.push(("role", r));
+        }
+        match self
+            .post(
+                ep,
+                creds,
+                &opts.sql,
+                &opts.query_id,
+                &opts.database,
+                &params,
+            )
+            .await
+        {
+            Err(QueryError::Server(e)) if !ours.is_empty() && e.refused_setting().is_some() => {
+                // The profile may have changed since the probe: probe again soon. Only
+                // the gateway's own probe decides what is sent next time.
+                self.forget_acceptance(ep, creds);
+                Err(QueryError::Server(e))
+            }
+            other => other,
+        }
+    }
+
+    /// One POST; a non-2xx answer is the server's error.
+    async fn post(
+        &self,
+        ep: &Endpoint,
+        creds: &Credentials,
+        sql: &str,
+        query_id: &str,
+        database: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<reqwest::Response, QueryError> {
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(settings.len() + 3);
+        params.push(("query_id", query_id));
+        params.push(("default_format", "JSONCompact"));
+        if !database.is_empty() {
+            params.push(("database", database));
+        }
+        params.extend_from_slice(settings);
+        let mut req = self
+            .inner
+            .http
+            .post(ep.url())
+            .query(&params)
+            .headers(self.inner.headers.clone())
+            .body(sql.to_string());
+        if let Some(h) = creds.header() {
+            req = req.header(AUTHORIZATION, h);
+        }
+        let resp = req.send().await.map_err(|e| QueryError::Unreachable {
+            endpoint: ep.key(),
+            message: describe_reqwest(&e),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(QueryError::Server(ServerError::parse(status, &body)))
+    }
+
+    /// What this identity may set on this endpoint: remembered, or probed now.
+    async fn acceptance(
+        &self,
+        ep: &Endpoint,
+        creds: &Credentials,
+    ) -> Result<Arc<Acceptance>, QueryError> {
+        let key = (ep.key(), creds.identity_class());
+        if let Some(a) = self.known_acceptance(&key) {
+            return Ok(a);
+        }
+        let learned = Arc::new(self.probe_settings(ep, creds).await?);
+        if let Ok(mut map) = self.inner.acceptance.lock() {
+            if map.len() >= MAX_ACCEPTANCES {
+                map.retain(|_, (at, _)| at.elapsed() < ACCEPTANCE_TTL);
+                if map.len() >= MAX_ACCEPTANCES {
+                    map.clear();
+                }
+            }
+            map.insert(key, (Instant::now(), learned.clone()));
+        }
+        Ok(learned)
+    }
+
+    fn known_acceptance(&self, key: &(String, String)) -> Option<Arc<Acceptance>> {
+        let map = self.inner.acceptance.lock().ok()?;
+        let (at, a) = map.get(key)?;
+        (at.elapsed() < ACCEPTANCE_TTL).then(|| a.clone())
+    }
+
+    fn forget_acceptance(&self, ep: &Endpoint, creds: &Credentials) {
+        if let Ok(mut map) = self.inner.acceptance.lock() {
+            let key = (ep.key(), creds.identity_class());
+            if map
+                .get(&key)
+                .is_some_and(|(at, _)| at.elapsed() >= FORGET_AFTER)
+            {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// The gateway's own probe: `SELECT 1` with every gateway setting (one round trip
+    /// when all are taken); on a refusal, each setting alone, and the identity's own
+    /// `readonly` level when `readonly` itself is refused.
+    async fn probe_settings(
+        &self,
+        ep: &Endpoint,
+        creds: &Credentials,
+    ) -> Result<Acceptance, QueryError> {
+        let unknown: HashSet<&'static str> = self
+            .inner
+            .unknown_settings
+            .lock()
+            .map(|m| m.get(&ep.key()).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        let names: Vec<&'static str> = GATEWAY_SETTINGS
+            .into_iter()
+            .filter(|n| !unknown.contains(n))
+            .collect();
+        let all: Vec<(&str, &str)> = names
+            .iter()
+            .map(|n| (*n, settings::probe_value(n)))
+            .collect();
+        match self.probe_post(ep, creds, "SELECT 1", &all).await {
+            Ok(()) => {
+                return Ok(Acceptance::from_probe(
+                    unknown.iter().map(|n| n.to_string()),
+                    None,
+                ))
+            }
+            Err(QueryError::Server(e)) if !e.is_auth_class() => {}
+            Err(e) => return Err(e),
+        }
+        // One at a time: this runs once per identity, and only when a setting is refused.
+        let mut refused: Vec<String> = unknown.iter().map(|n| n.to_string()).collect();
+        for name in names {
+            let one = [(name, settings::probe_value(name))];
+            match self.probe_post(ep, creds, "SELECT 1", &one).await {
+                Ok(()) => {}
+                Err(QueryError::Server(e)) if !e.is_auth_class() => {
+                    if e.code == Some(UNKNOWN_SETTING) {
+                        self.remember_unknown(ep, name);
+                    }
+                    refused.push(name.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let profile = if refused.iter().any(|n| n == settings::READONLY) {
+            let opts = QueryOptions {
+                sql: format!(
+                    "SELECT value FROM system.settings WHERE name = {}",
+                    quote_string(settings::READONLY)
+                ),
+                query_id: probe_query_id(),
+                timeout: PROBE_TIMEOUT,
+                ..Default::default()
+            };
+            // Boxed: this goes back through `send`, which (with no settings) skips the probe.
+            let (_, rows) = Box::pin(self.query_all(ep, creds, &opts, 1)).await?;
+            let value = rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Some(settings::parse_profile_readonly(value.as_deref()))
+        } else {
+            None
+        };
+        tracing::info!(
+            endpoint = %ep.key(),
+            refused = ?refused,
+            profile_readonly = ?profile,
+            "learned which of the gateway's settings this identity may set"
+        );
+        Ok(Acceptance::from_probe(refused, profile))
+    }
+
+    async fn probe_post(
+        &self,
+        ep: &Endpoint,
+        creds: &Credentials,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<(), QueryError> {
+        let run = async {
+            let resp = self
+                .post(ep, creds, sql, &probe_query_id(), "", settings)
+                .await?;
+            // Drain the tiny body so the connection returns to the pool.
+            let _ = resp.bytes().await;
+            Ok(())
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, run)
+            .await
+            .unwrap_or(Err(QueryError::Timeout(PROBE_TIMEOUT)))
+    }
+
+    fn remember_unknown(&self, ep: &Endpoint, name: &'static str) {
+        if let Ok(mut map) = self.inner.unknown_settings.lock() {
+            if map.entry(ep.key()).or_default().insert(name) {
+                tracing::info!(endpoint = %ep.key(), setting = name, "the server does not know this setting; not sending it");
+            }
         }
     }
 
@@ -450,6 +620,13 @@ impl ClickHouse {
             }
         });
     }
+}
+
+/// Bound on each settings-probe query.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn probe_query_id() -> String {
+    format!("chmcp-settings-probe-{:016x}", fastrand::u64(..))
 }
 
 /// Reads the stream into the sink; `Ok(true)` when the sink stopped early.

@@ -13,6 +13,40 @@ const RESTART_ONLY: [&str; 5] = [
     "watch",
 ];
 
+/// `new` with every restart-only key at its running value in `running`: the
+/// configuration a reload actually puts into service. Driven by `RESTART_ONLY` itself,
+/// so a key added to the list is kept without another line here.
+pub fn keep_restart_only(running: &Config, new: Config) -> Config {
+    let (old_tree, mut tree) = (to_value(running), to_value(&new));
+    for key in RESTART_ONLY {
+        let path: Vec<&str> = key.split('.').collect();
+        if let Some(v) = get_path(&old_tree, &path) {
+            set_path(&mut tree, &path, v.clone());
+        }
+    }
+    serde_json::from_value(tree).unwrap_or(new)
+}
+
+fn get_path<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+fn set_path(v: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = v;
+    for k in parents {
+        match cur.get_mut(k) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(obj) = cur.as_object_mut() {
+        obj.insert((*last).to_string(), value);
+    }
+}
+
 /// The restart-only keys whose values differ between `old` and `new`, by full path.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -65,6 +99,24 @@ pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_restart_only_restores_every_listed_key() {
+        let running = Config::default();
+        let mut new = Config::default();
+        new.server.address = "10.1.2.3".into();
+        new.server.port = 9999;
+        new.multicluster.enabled = !running.multicluster.enabled;
+        new.watch = !running.watch;
+        new.clickhouse.max_result_rows = 7;
+        assert!(!restart_only_changes(&running, &new).is_empty());
+        let kept = keep_restart_only(&running, new);
+        assert!(restart_only_changes(&running, &kept).is_empty());
+        assert_eq!(
+            kept.clickhouse.max_result_rows, 7,
+            "reloadable keys take the new value"
+        );
+    }
     use crate::config::{ClusterOverride, HumanDuration};
 
     #[test]

@@ -91,6 +91,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
                 &format!("server.tool_input_settings[{i}]"),
                 format!("`{name}` is not a ClickHouse setting name"),
             );
+        } else if name.eq_ignore_ascii_case(crate::clickhouse::settings::READONLY) {
+            // Read-only is the gateway's promise to every user; no caller may weaken it.
+            err(
+                &format!("server.tool_input_settings[{i}]"),
+                "`readonly` cannot be left to callers: execute_query always runs read-only".into(),
+            );
         }
     }
     for (i, clause) in s.blocked_query_clauses.iter().enumerate() {

@@ -692,7 +692,12 @@ mod tests {
     fn the_probe_query_carries_no_roles_or_settings() {
         let q = probe_query("q1".into());
         assert_eq!(q.sql, "SELECT 1");
-        assert!(q.roles.is_empty() && q.settings.is_empty() && q.optional_settings.is_empty());
+        assert!(
+            q.roles.is_empty()
+                && q.settings.is_empty()
+                && q.gateway_settings.is_empty()
+                && q.read_only == crate::clickhouse::settings::ReadOnly::Off
+        );
         assert_eq!(q.timeout, PROBE_TIMEOUT);
     }
 

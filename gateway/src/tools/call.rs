@@ -13,6 +13,7 @@ use super::dynamic::{self, ColumnRow, ObjectRow, ToolRules};
 use super::result::{narrowing_hint, Caps, ResultBuilder};
 use super::schema::{static_entries, LIST_TABLES_PAGE};
 use super::{Action, Catalog, Entry};
+use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::sql::{self, quote_ident, quote_string};
 use crate::clickhouse::types::JsonKind;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
@@ -102,26 +103,24 @@ impl ToolContext<'_> {
     }
 
     /// Options for one query, with the settings the gateway adds on its own.
-    fn options(&self, tool: &str, sql: String, read: bool, caps: Caps) -> QueryOptions {
+    fn options(&self, tool: &str, sql: String, read_only: ReadOnly, caps: Caps) -> QueryOptions {
         let ch = &self.config.clickhouse;
         let log_comment = json!({"tool": tool, "cluster": self.cluster, "sub": self.caller.subject, "email": self.caller.email});
-        let mut optional: Vec<(&'static str, String)> = vec![
+        let mut ours: Vec<(&'static str, String)> = vec![
             ("log_comment", log_comment.to_string()),
             ("max_execution_time", ch.max_execution_time.to_string()),
         ];
-        if read {
-            optional.push(("readonly", "2".into()));
-        }
         if let Some(rows) = caps.rows {
             // One more than the cap, so the gateway can tell "exactly the cap" from "more".
-            optional.push(("max_result_rows", (rows + 1).to_string()));
-            optional.push(("result_overflow_mode", "break".into()));
+            ours.push(("max_result_rows", (rows + 1).to_string()));
+            ours.push(("result_overflow_mode", "break".into()));
         }
         QueryOptions {
             sql,
             database: ch.database.clone(),
             query_id: self.query_id(),
-            optional_settings: optional,
+            gateway_settings: ours,
+            read_only,
             settings: Vec::new(),
             roles: self.roles.clone(),
             timeout: Duration::from_secs(ch.max_execution_time) + TIMEOUT_GRACE,
@@ -163,7 +162,7 @@ impl ToolContext<'_> {
 
     /// A metadata query read whole (listings, discovery).
     async fn metadata(&self, tool: &str, sql: String) -> Result<Vec<Vec<Value>>, QueryError> {
-        let opts = self.options(tool, sql, true, Caps::default());
+        let opts = self.options(tool, sql, ReadOnly::Preferred, Caps::default());
         self.ch
             .query_all(&self.endpoint, &self.creds, &opts, MAX_METADATA_ROWS)
             .await
@@ -268,7 +267,12 @@ async fn execute_query(
     let query = str_arg(args, "query")?;
     guard(ctx, query)?;
     sql::check_read_only(query, !ctx.config.clickhouse.read_only).map_err(|e| e.to_string())?;
-    let mut opts = ctx.options("execute_query", query.to_string(), true, ctx.caps());
+    let mut opts = ctx.options(
+        "execute_query",
+        query.to_string(),
+        ReadOnly::Required,
+        ctx.caps(),
+    );
     if let Some(settings) = args.get("settings") {
         let Value::Object(settings) = settings else {
             return Err("argument `settings` must be an object".into());
@@ -302,7 +306,7 @@ async fn write_query(
     let query = str_arg(args, "query")?;
     guard(ctx, query)?;
     sql::check_single_statement(query).map_err(|e| e.to_string())?;
-    let opts = ctx.options("write_query", query.to_string(), false, ctx.caps());
+    let opts = ctx.options("write_query", query.to_string(), ReadOnly::Off, ctx.caps());
     Ok(ctx.rows("write_query", opts).await)
 }
 
@@ -552,7 +556,7 @@ async fn run_view(
         }
         sql.push_str(&format!("({})", parts.join(", ")));
     }
-    let opts = ctx.options(tool, sql, true, ctx.caps());
+    let opts = ctx.options(tool, sql, ReadOnly::Required, ctx.caps());
     Ok(ctx.rows(tool, opts).await)
 }
 
@@ -587,7 +591,7 @@ async fn run_insert(
         names.join(", "),
         values.join(", ")
     );
-    let opts = ctx.options(tool, sql, false, Caps::default());
+    let opts = ctx.options(tool, sql, ReadOnly::Off, Caps::default());
     if let Err(e) = ctx.ch.query_all(&ctx.endpoint, &ctx.creds, &opts, 1).await {
         ctx.note(&e);
         return Err(e.to_string());

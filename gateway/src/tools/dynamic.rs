@@ -148,17 +148,18 @@ struct CompiledRule {
 pub struct ToolRules(Vec<CompiledRule>);
 
 impl ToolRules {
-    /// Rules without a view or table regexp (the static tools' rules) are not kept.
+    /// Rules without a view or table regexp (the static tools' rules) are not kept, nor
+    /// are write rules when `read_only` (`clickhouse.read_only`: no insert tool is listed).
     /// Config validation has already rejected a regexp that does not compile; should one
     /// slip through, its rule matches nothing rather than failing every discovery.
-    pub fn compile(rules: &[ToolRule]) -> Self {
+    pub fn compile(rules: &[ToolRule], read_only: bool) -> Self {
         let compiled = rules
             .iter()
             .filter_map(|rule| {
                 let (pattern, want_view) = match (rule.kind, &rule.view_regexp, &rule.table_regexp)
                 {
                     (ToolKind::Read, Some(p), _) => (p, true),
-                    (ToolKind::Write, _, Some(p)) => (p, false),
+                    (ToolKind::Write, _, Some(p)) if !read_only => (p, false),
                     _ => return None,
                 };
                 let matcher = Regex::new(&format!("^(?:{pattern})$")).ok()?;
@@ -360,7 +361,7 @@ mod tests {
     fn parameterized_view_gives_typed_required_params() {
         let objs = [view("analytics", "by_day", "CREATE VIEW analytics.by_day AS SELECT * FROM t WHERE d = {day:Date} AND n > {min_n:UInt32} AND d2 = {day:Date}", None)];
         let (entries, warnings) = build(
-            &ToolRules::compile(&[read_rule("analytics\\..*", "ro_")]),
+            &ToolRules::compile(&[read_rule("analytics\\..*", "ro_")], false),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -385,7 +386,7 @@ mod tests {
         let comment = r#"{"title": "Daily users", "description": "Users per day", "params": {"day": "The day"}}"#;
         let objs = [view("a", "v", "SELECT {day:Date}", Some(comment))];
         let (entries, _) = build(
-            &ToolRules::compile(&[read_rule("a\\.v", "")]),
+            &ToolRules::compile(&[read_rule("a\\.v", "")], false),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -414,7 +415,7 @@ mod tests {
             },
         ];
         let (entries, _) = build(
-            &ToolRules::compile(&[read_rule("analytics\\..*", "")]),
+            &ToolRules::compile(&[read_rule("analytics\\..*", "")], false),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -426,7 +427,7 @@ mod tests {
     fn collisions_are_skipped_with_a_warning_naming_both() {
         let objs = [view("a", "b_c", "", None), view("a_b", "c", "", None)];
         let (entries, warnings) = build(
-            &ToolRules::compile(&[read_rule(".*", "")]),
+            &ToolRules::compile(&[read_rule(".*", "")], false),
             &objs,
             &[],
             &mut HashMap::new(),
@@ -443,13 +444,32 @@ mod tests {
         let mut taken =
             HashMap::from([("execute_query".to_string(), "the static tool".to_string())]);
         let (entries, warnings) = build(
-            &ToolRules::compile(&[read_rule(".*", "")]),
+            &ToolRules::compile(&[read_rule(".*", "")], false),
             &[view("execute", "query", "", None)],
             &[],
             &mut taken,
         );
         assert!(entries.is_empty());
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn read_only_servers_list_no_insert_tools() {
+        let write = ToolRule {
+            kind: ToolKind::Write,
+            name: None,
+            view_regexp: None,
+            table_regexp: Some(".*".into()),
+            mode: None,
+            prefix: "add_".into(),
+        };
+        let read_only = ToolRules::compile(&[write.clone(), read_rule(".*", "ro_")], true);
+        assert!(
+            !read_only.want_tables(),
+            "clickhouse.read_only drops write rules"
+        );
+        assert!(read_only.need_discovery(), "read rules stay");
+        assert!(ToolRules::compile(&[write], false).want_tables());
     }
 
     #[test]
@@ -483,7 +503,7 @@ mod tests {
             prefix: "add_".into(),
         };
         let (entries, warnings) = build(
-            &ToolRules::compile(&[rule]),
+            &ToolRules::compile(&[rule], false),
             &objs,
             &cols,
             &mut HashMap::new(),

@@ -247,6 +247,16 @@ pub fn now() -> u64 {
 }
 
 /// The broker's routes, with their state applied: merge them into the server's router.
+/// Every path `routes` serves (the gateway routes these to the current broker).
+pub const PATHS: [&str; 6] = [
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    "/oauth/register",
+    "/oauth/token",
+    "/oauth/authorize",
+    "/oauth/callback",
+];
+
 pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<BrokerState>) -> Router<S> {
     // Metadata, registration and token endpoints are called by browser-based MCP clients
     // too; they use no cookies, so any origin may call them. Authorize and callback are
