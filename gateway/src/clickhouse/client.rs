@@ -163,6 +163,9 @@ pub struct RowsOutcome {
     pub elapsed: Duration,
 }
 
+/// (`host:port`, identity class): whose settings acceptance was learned where.
+type IdentityKey = (String, String);
+
 /// A system table's columns and when they were read.
 type SeenColumns = (Instant, Arc<Vec<String>>);
 
@@ -190,7 +193,7 @@ struct Inner {
     http: reqwest::Client,
     headers: HeaderMap,
     /// What the settings probe learned, by (`host:port`, identity class).
-    acceptance: Mutex<HashMap<(String, String), (Instant, Arc<Acceptance>)>>,
+    acceptance: Mutex<HashMap<IdentityKey, (Instant, Arc<Acceptance>)>>,
     /// Settings an endpoint's server version does not know at all (by `host:port`):
     /// true for every identity, so later probes skip them.
     unknown_settings: Mutex<HashMap<String, HashSet<&'static str>>>,
@@ -450,7 +453,7 @@ impl ClickHouse {
         Ok(learned)
     }
 
-    fn known_acceptance(&self, key: &(String, String)) -> Option<Arc<Acceptance>> {
+    fn known_acceptance(&self, key: &IdentityKey) -> Option<Arc<Acceptance>> {
         let map = self.inner.acceptance.lock().ok()?;
         let (at, a) = map.get(key)?;
         (at.elapsed() < ACCEPTANCE_TTL).then(|| a.clone())
