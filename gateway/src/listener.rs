@@ -9,8 +9,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
@@ -135,6 +135,9 @@ struct Activity {
     in_flight: AtomicU64,
     /// Bumped whenever a request begins or ends, so the IO notices a new idle period.
     generation: AtomicU64,
+    /// The connection task, as last seen reading while a request was in flight: woken
+    /// when the request ends so the idle deadline starts even if hyper read first.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl Activity {
@@ -150,8 +153,14 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.0.generation.fetch_add(1, Ordering::SeqCst);
+        if before == 1 {
+            let waker = self.0.reader.lock().ok().and_then(|mut w| w.take());
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -330,6 +339,11 @@ impl AsyncRead for BoundedIo {
         let read = Pin::new(&mut self.inner).poll_read(cx, buf);
         if self.activity.in_flight.load(Ordering::SeqCst) > 0 {
             self.waiting = None;
+            if read.is_pending() {
+                if let Ok(mut w) = self.activity.reader.lock() {
+                    *w = Some(cx.waker().clone());
+                }
+            }
             return read;
         }
         let now = Instant::now();
