@@ -14,7 +14,7 @@ use chmcp_tests::clickhouse::ClickHouse;
 use chmcp_tests::free_port;
 use chmcp_tests::gateway::Gateway;
 use chmcp_tests::mcp::Mcp;
-use serde_json::{json, Value};
+use serde_json::json;
 
 // ---------------------------------------------------------------- hostile results
 
@@ -241,7 +241,11 @@ fn beyond_max_connections_new_ones_get_503_while_established_ones_are_served() {
 
     for (s, r) in &mut held {
         s.write_all(LIVEZ).unwrap();
-        assert_eq!(read_response(r).map(|x| x.0), Some(200), "established ones keep being served");
+        assert_eq!(
+            read_response(r).map(|x| x.0),
+            Some(200),
+            "established ones keep being served"
+        );
     }
 
     // A closed connection frees its slot.
@@ -254,7 +258,10 @@ fn beyond_max_connections_new_ones_get_503_while_established_ones_are_served() {
         if read_response(&mut r).map(|x| x.0) == Some(200) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "slot never freed");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slot never freed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -288,5 +295,4 @@ fn a_body_slower_than_body_read_timeout_is_cut_off() {
     let mut rest = Vec::new();
     let _ = r.read_to_end(&mut rest);
     assert!(rest.is_empty(), "the connection closes after the 408");
-    let _: Option<Value> = None;
 }

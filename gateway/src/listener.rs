@@ -414,7 +414,10 @@ mod tests {
     fn the_over_capacity_answer_declares_its_body_length() {
         let text = std::str::from_utf8(OVER_CAPACITY).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
         assert!(head.starts_with("HTTP/1.1 503") && head.contains("Retry-After: 1"));
         serde_json::from_str::<serde_json::Value>(body).unwrap();
     }
