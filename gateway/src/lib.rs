@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clickhouse;
 pub mod config;
 pub mod identity;
+pub mod listener;
 pub mod mcp;
 pub mod oauth;
 pub mod routing;

@@ -58,9 +58,8 @@ async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
     let router = router(app.clone())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = crate::listener::ConnectionLimits::from_config(&rt.config.server);
+    crate::listener::serve(listener, router, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

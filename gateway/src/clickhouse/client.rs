@@ -154,6 +154,13 @@ impl From<StreamError> for QueryError {
 pub trait RowSink {
     fn columns(&mut self, columns: Vec<Column>);
     fn row(&mut self, row: Vec<Value>) -> bool;
+    /// How many bytes of JSON the next row may take before `row` would refuse it;
+    /// `None`: no byte bound. Lets a row that cannot fit be abandoned while it arrives.
+    fn room(&self) -> Option<u64> {
+        None
+    }
+    /// The row in progress already needs more than `room`; reading stops after this.
+    fn row_too_large(&mut self, _min_bytes: u64) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +186,14 @@ const FORGET_AFTER: Duration = Duration::from_secs(30);
 const MAX_ACCEPTANCES: usize = 10_000;
 /// ClickHouse's UNKNOWN_SETTING: the server version lacks the setting for everyone.
 const UNKNOWN_SETTING: u32 = 115;
+
+/// Metadata and discovery results are collected whole; this bounds their JSON so a
+/// hostile or huge catalog costs a bounded amount of memory.
+const MAX_COLLECT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// After the rows, only statistics follow; more than this is not worth reading to
+/// keep the connection pooled.
+const MAX_TRAILER_BYTES: usize = 64 * 1024;
 
 /// How long a server's system-table layout is trusted (it changes only on upgrade).
 const SYSTEM_COLUMNS_TTL: Duration = Duration::from_secs(600);
@@ -320,7 +335,8 @@ impl ClickHouse {
         }
     }
 
-    /// Runs a small query and collects it whole (discovery, listings), at most `max_rows`.
+    /// Runs a small query and collects it whole (discovery, listings), at most
+    /// `max_rows` rows and `MAX_COLLECT_BYTES` of JSON.
     pub async fn query_all(
         &self,
         ep: &Endpoint,
@@ -328,19 +344,44 @@ impl ClickHouse {
         opts: &QueryOptions,
         max_rows: usize,
     ) -> Result<(Vec<Column>, Vec<Vec<Value>>), QueryError> {
-        struct Collect(Vec<Column>, Vec<Vec<Value>>, usize);
+        struct Collect {
+            columns: Vec<Column>,
+            rows: Vec<Vec<Value>>,
+            max_rows: usize,
+            bytes: u64,
+        }
         impl RowSink for Collect {
             fn columns(&mut self, c: Vec<Column>) {
-                self.0 = c;
+                self.columns = c;
             }
             fn row(&mut self, r: Vec<Value>) -> bool {
-                self.1.push(r);
-                self.1.len() < self.2
+                let size = serde_json::to_string(&r).map_or(0, |s| s.len() as u64);
+                if self.bytes + size > MAX_COLLECT_BYTES {
+                    return false;
+                }
+                self.bytes += size;
+                self.rows.push(r);
+                self.rows.len() < self.max_rows
+            }
+            fn room(&self) -> Option<u64> {
+                Some(MAX_COLLECT_BYTES.saturating_sub(self.bytes))
             }
         }
-        let mut sink = Collect(Vec::new(), Vec::new(), max_rows);
-        self.query_rows(ep, creds, opts, &mut sink).await?;
-        Ok((sink.0, sink.1))
+        let mut sink = Collect {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            max_rows,
+            bytes: 0,
+        };
+        let outcome = self.query_rows(ep, creds, opts, &mut sink).await?;
+        if outcome.stopped_early && sink.rows.len() < max_rows {
+            tracing::warn!(
+                query_id = %opts.query_id,
+                limit = MAX_COLLECT_BYTES,
+                "a metadata query's result was cut at the byte bound"
+            );
+        }
+        Ok((sink.columns, sink.rows))
     }
 
     /// Sends the query once, with the gateway's settings that this identity may set on
@@ -632,7 +673,8 @@ fn probe_query_id() -> String {
     format!("chmcp-settings-probe-{:016x}", fastrand::u64(..))
 }
 
-/// Reads the stream into the sink; `Ok(true)` when the sink stopped early.
+/// Reads the stream into the sink; `Ok(true)` when the sink stopped early (a row
+/// refused, or a row in progress that cannot fit the sink's room).
 async fn read_rows(
     mut resp: reqwest::Response,
     sink: &mut (dyn RowSink + Send),
@@ -659,11 +701,25 @@ async fn read_rows(
                 Event::End => {
                     // Read the small trailer (totals, statistics) so the connection goes
                     // back to the pool instead of being closed with unread data.
-                    while let Ok(Some(_)) = resp.chunk().await {}
+                    let mut trailer = 0;
+                    while let Ok(Some(c)) = resp.chunk().await {
+                        trailer += c.len();
+                        if trailer > MAX_TRAILER_BYTES {
+                            break;
+                        }
+                    }
                     return Ok(false);
                 }
             }
         }
+        let pending = reader.pending_row_min_bytes();
+        if sink.room().is_some_and(|room| pending > room) {
+            sink.row_too_large(pending);
+            return Ok(true);
+        }
+        // Parsing is CPU work and the body may always be ready: yield between chunks
+        // so the query's timeout (polled after this future) can fire.
+        tokio::task::yield_now().await;
     }
 }
 

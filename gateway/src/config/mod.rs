@@ -141,6 +141,14 @@ pub struct ServerConfig {
     /// Origins allowed besides the gateway's own; `"*"` allows all.
     pub allowed_origins: Vec<String>,
     pub max_request_bytes: usize,
+    /// A client that has not sent complete request headers by then is disconnected.
+    pub header_read_timeout: HumanDuration,
+    /// A request body must arrive whole within this, counted from its headers.
+    pub body_read_timeout: HumanDuration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: HumanDuration,
+    /// Connections beyond this are answered 503 at once and closed.
+    pub max_connections: usize,
     pub tools: Vec<ToolRule>,
     /// ClickHouse settings a caller may pass through `execute_query`'s `settings`.
     pub tool_input_settings: Vec<String>,
@@ -157,6 +165,10 @@ impl Default for ServerConfig {
             port: 8080,
             allowed_origins: Vec::new(),
             max_request_bytes: 1024 * 1024,
+            header_read_timeout: HumanDuration::from_secs(10),
+            body_read_timeout: HumanDuration::from_secs(30),
+            idle_timeout: HumanDuration::from_secs(60),
+            max_connections: 10_000,
             tools: Vec::new(),
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),

@@ -5,10 +5,15 @@ use serde_json::Value;
 use super::Config;
 
 /// Keys whose new values only take effect after a restart (gateway.md, Reload).
-const RESTART_ONLY: [&str; 5] = [
+const RESTART_ONLY: [&str; 9] = [
     "server.transport",
     "server.address",
     "server.port",
+    // The listener's connection bounds are read once, when it starts.
+    "server.header_read_timeout",
+    "server.body_read_timeout",
+    "server.idle_timeout",
+    "server.max_connections",
     "multicluster",
     "watch",
 ];
@@ -125,6 +130,7 @@ mod tests {
         let mut new = old.clone();
         new.clickhouse.max_result_rows = 10;
         new.server.port = 9000;
+        new.server.idle_timeout = HumanDuration::from_secs(5);
         new.multicluster.catalog_negative_ttl = HumanDuration::from_secs(30);
         new.multicluster.clusters.insert(
             "a".into(),
@@ -138,6 +144,7 @@ mod tests {
             vec![
                 "multicluster.catalog_negative_ttl",
                 "multicluster.clusters.a.host",
+                "server.idle_timeout",
                 "server.port"
             ]
         );

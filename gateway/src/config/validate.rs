@@ -21,6 +21,14 @@ pub const CATALOG_TTL_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(24 * 3600));
 pub const NEGATIVE_TTL_RANGE: (Duration, Duration) =
     (Duration::from_secs(10), Duration::from_secs(300));
+/// Listener bounds: below a second real clients on slow links fail; above, an idle or
+/// stalled connection holds its slot longer than any client needs.
+pub const HEADER_READ_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
+pub const BODY_READ_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
+pub const IDLE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
 /// Broker mode derives every encryption key from this secret; shorter is guessable.
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 
@@ -76,6 +84,27 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             "server.max_request_bytes",
             format!("{} is below the minimum of 1024", s.max_request_bytes),
         );
+    }
+    check_range(
+        &mut err,
+        "server.header_read_timeout",
+        s.header_read_timeout.get(),
+        HEADER_READ_TIMEOUT_RANGE,
+    );
+    check_range(
+        &mut err,
+        "server.body_read_timeout",
+        s.body_read_timeout.get(),
+        BODY_READ_TIMEOUT_RANGE,
+    );
+    check_range(
+        &mut err,
+        "server.idle_timeout",
+        s.idle_timeout.get(),
+        IDLE_TIMEOUT_RANGE,
+    );
+    if s.max_connections == 0 {
+        err("server.max_connections", "must be at least 1".into());
     }
     for (i, origin) in s.allowed_origins.iter().enumerate() {
         if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
@@ -384,6 +413,22 @@ mod tests {
     #[test]
     fn default_config_is_valid_without_warnings() {
         assert_eq!(validate(&Config::default()), Ok(vec![]));
+    }
+
+    #[test]
+    fn connection_bounds_are_checked_by_key() {
+        let mut c = Config::default();
+        c.server.header_read_timeout = HumanDuration(Duration::from_millis(500));
+        c.server.idle_timeout = HumanDuration::from_secs(2 * 3600);
+        c.server.max_connections = 0;
+        assert_eq!(
+            errors_of(&c),
+            vec![
+                "server.header_read_timeout: 500ms is below the minimum of 1s",
+                "server.idle_timeout: 2h is above the maximum of 1h",
+                "server.max_connections: must be at least 1",
+            ]
+        );
     }
 
     #[test]

@@ -118,6 +118,23 @@ impl RowSink for ResultBuilder {
         self.rows.push(row);
         true
     }
+
+    fn room(&self) -> Option<u64> {
+        // A row costs its JSON plus a separating comma.
+        let limit = self.caps.bytes?;
+        Some(limit.saturating_sub(self.bytes + 1))
+    }
+
+    fn row_too_large(&mut self, _min_bytes: u64) {
+        if let Some(limit) = self.caps.bytes {
+            self.truncated = Some(Truncation {
+                reason: TruncReason::MaxResultBytes,
+                limit,
+                returned_rows: self.rows.len() as u64,
+                returned_bytes: self.bytes,
+            });
+        }
+    }
 }
 
 /// The second text block of a truncated result: how to ask for less.
@@ -224,5 +241,24 @@ mod tests {
             h.contains("50000 bytes (max_result_bytes)") && h.contains("LIMIT"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn room_is_what_a_row_may_still_take_and_a_too_large_row_truncates() {
+        let mut b = ResultBuilder::new(Caps {
+            rows: None,
+            bytes: Some(1_000),
+        });
+        b.columns(cols());
+        let before = b.room().unwrap();
+        assert!(b.row(vec![json!(1)]));
+        assert_eq!(b.room(), Some(before - 6), "`[\"1\"]` and its comma");
+        b.row_too_large(5_000);
+        let t = b.truncation().cloned().unwrap();
+        assert_eq!(
+            (t.reason, t.limit, t.returned_rows),
+            (TruncReason::MaxResultBytes, 1_000, 1)
+        );
+        assert_eq!(ResultBuilder::new(Caps::default()).room(), None);
     }
 }
