@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod lexer;
 pub mod sql;
 pub mod stream;
 pub mod types;
