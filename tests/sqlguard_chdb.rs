@@ -180,17 +180,70 @@ const TABLE_FUNCTIONS: &[&str] = &[
 ];
 
 const COMMENTS: &[&str] = &[
-    "/* c */", "/* /* n */ */", "/* /* */", "/*", "*/", "-- c\n", "// c\n", "# c\n", "#!c\n",
-    "#c", "--", "//", "# ", "-- '\n", "// '\n", "# '\n", "/* ' */", "/* \" */", "/* ` */",
-    "/* $$ */", "-- ;\n", "/**/", "/*/ x */", "// \"\n", "-- $$\n", "/* \u{2018} */",
+    "/* c */",
+    "/* /* n */ */",
+    "/* /* */",
+    "/*",
+    "*/",
+    "-- c\n",
+    "// c\n",
+    "# c\n",
+    "#!c\n",
+    "#c",
+    "--",
+    "//",
+    "# ",
+    "-- '\n",
+    "// '\n",
+    "# '\n",
+    "/* ' */",
+    "/* \" */",
+    "/* ` */",
+    "/* $$ */",
+    "-- ;\n",
+    "/**/",
+    "/*/ x */",
+    "// \"\n",
+    "-- $$\n",
+    "/* \u{2018} */",
 ];
 
 const LITERALS: &[&str] = &[
-    "'a'", "'it''s'", "'a\\'b'", "'; DROP TABLE t; '", "'-- x'", "'/*'", "'\\\\'", "$$ SELECT $$",
-    "$$", "$a$", "$a$ ' $a$", "$a$x$b$", "x'41'", "b'01'", "X'4G'", "x'", "\u{2018}str\u{2019}",
-    "\u{2018}", "\u{2019}", "\u{201C}id\u{201D}", "\u{201C}", "\u{201D}", "'", "\"", "`",
-    "\"a\\\"b\"", "`a``b`", "$", "\\", "\\G", "'\\'", "'SETTINGS readonly = 0'", "$$;$$",
-    "`url`", "\"FORMAT x\"",
+    "'a'",
+    "'it''s'",
+    "'a\\'b'",
+    "'; DROP TABLE t; '",
+    "'-- x'",
+    "'/*'",
+    "'\\\\'",
+    "$$ SELECT $$",
+    "$$",
+    "$a$",
+    "$a$ ' $a$",
+    "$a$x$b$",
+    "x'41'",
+    "b'01'",
+    "X'4G'",
+    "x'",
+    "\u{2018}str\u{2019}",
+    "\u{2018}",
+    "\u{2019}",
+    "\u{201C}id\u{201D}",
+    "\u{201C}",
+    "\u{201D}",
+    "'",
+    "\"",
+    "`",
+    "\"a\\\"b\"",
+    "`a``b`",
+    "$",
+    "\\",
+    "\\G",
+    "'\\'",
+    "'SETTINGS readonly = 0'",
+    "$$;$$",
+    "`url`",
+    "\"FORMAT x\"",
 ];
 
 const SPACES: &[&str] = &[
@@ -208,8 +261,28 @@ const CLAUSES: &[&str] = &[
 ];
 
 const TAILS: &[&str] = &[
-    ";", "; DROP TABLE t", ";;", "; SELECT 2", ";\n-- c", "DROP TABLE t", "(", ")", ",",
-    "url(", "`url`(", "file", "\u{2212}1", "1", ".5", "e", "!", "!=", "<=>", "0x", "1e", "SELECT",
+    ";",
+    "; DROP TABLE t",
+    ";;",
+    "; SELECT 2",
+    ";\n-- c",
+    "DROP TABLE t",
+    "(",
+    ")",
+    ",",
+    "url(",
+    "`url`(",
+    "file",
+    "\u{2212}1",
+    "1",
+    ".5",
+    "e",
+    "!",
+    "!=",
+    "<=>",
+    "0x",
+    "1e",
+    "SELECT",
 ];
 
 /// Characters that open or close something in one lexer and not in another.
@@ -386,9 +459,13 @@ fn guard_never_accepts_what_clickhouse_reads_as_a_write_a_blocked_clause_or_an_o
         let guard = guard(sql);
         let formatted = v.get("formatted").and_then(Value::as_str);
         let multi = v.get("multi").and_then(Value::as_bool).unwrap_or(false);
-        let functions: Option<Vec<String>> = v.get("functions").and_then(Value::as_array).map(
-            |a| a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        );
+        let functions: Option<Vec<String>> =
+            v.get("functions").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            });
         let clauses: Vec<&str> = v
             .get("clauses")
             .and_then(Value::as_array)
@@ -457,7 +534,10 @@ fn guard_never_accepts_what_clickhouse_reads_as_a_write_a_blocked_clause_or_an_o
     );
     // The generator must reach both sides of the boundary, or the test proves nothing.
     assert!(accepted > 500, "only {accepted} statements were accepted");
-    assert!(parsed_reads > 500, "only {parsed_reads} statements parsed as clean reads");
+    assert!(
+        parsed_reads > 500,
+        "only {parsed_reads} statements parsed as clean reads"
+    );
     let share = false_positives.len() as f64 / parsed_reads as f64;
     assert!(
         share <= MAX_FALSE_POSITIVE_SHARE,

@@ -12,6 +12,9 @@
 //! The lexer works on bytes (as ClickHouse does) but only ever ends a token after an ASCII
 //! byte or a whole UTF-8 sequence, so every token's range is a valid `str` range.
 
+// Network text: no indexing or slicing that could panic (get() and iterators only).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 /// What a token is. Operators and brackets that the guards never look at are `Operator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -356,7 +359,9 @@ impl Lexer<'_> {
     fn unicode_quoted(&mut self, close: u8, ok: TokenKind, unclosed: LexError) -> TokenKind {
         self.pos += 3;
         while self.pos + 2 < self.len() {
-            if self.is(self.pos, 0xE2) && self.is(self.pos + 1, 0x80) && self.is(self.pos + 2, close)
+            if self.is(self.pos, 0xE2)
+                && self.is(self.pos + 1, 0x80)
+                && self.is(self.pos + 2, close)
             {
                 self.pos += 3;
                 return ok;
@@ -453,8 +458,8 @@ impl Lexer<'_> {
             while self.at(self.pos).is_some_and(is_word_char) {
                 self.pos += 1;
             }
-            let all_word = (start..self.pos)
-                .all(|i| self.at(i).is_some_and(|c| is_word_char(c) || c == b'$'));
+            let all_word =
+                (start..self.pos).all(|i| self.at(i).is_some_and(|c| is_word_char(c) || c == b'$'));
             return if all_word {
                 TokenKind::BareWord
             } else {
@@ -508,7 +513,10 @@ impl Lexer<'_> {
             return self.hex_or_bin_string();
         }
         if self.at(start).is_some_and(|c| is_word_char(c) || c == b'$') {
-            while self.at(self.pos).is_some_and(|c| is_word_char(c) || c == b'$') {
+            while self
+                .at(self.pos)
+                .is_some_and(|c| is_word_char(c) || c == b'$')
+            {
                 self.pos += 1;
             }
             return TokenKind::BareWord;
@@ -593,6 +601,7 @@ impl Lexer<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use TokenKind::*;
@@ -637,14 +646,20 @@ mod tests {
             );
         }
         // A line comment runs to the end of the query without a newline.
-        assert_eq!(lex("1 --'"), vec![(Number, "1"), (Whitespace, " "), (Comment, "--'")]);
+        assert_eq!(
+            lex("1 --'"),
+            vec![(Number, "1"), (Whitespace, " "), (Comment, "--'")]
+        );
     }
 
     #[test]
     fn hash_without_space_or_bang_is_an_error() {
         assert_eq!(kinds("#x"), vec![Error(LexError::Unrecognized), BareWord]);
         assert_eq!(kinds("#"), vec![Error(LexError::Unrecognized)]);
-        assert_eq!(kinds("#\tx"), vec![Error(LexError::Unrecognized), Whitespace, BareWord]);
+        assert_eq!(
+            kinds("#\tx"),
+            vec![Error(LexError::Unrecognized), Whitespace, BareWord]
+        );
     }
 
     #[test]
@@ -672,11 +687,23 @@ mod tests {
     #[test]
     fn string_literals_take_backslash_escapes_and_doubled_quotes() {
         assert_eq!(lex(r"'a\'b'"), vec![(StringLiteral, r"'a\'b'")]);
-        assert_eq!(lex("'a''b'c"), vec![(StringLiteral, "'a''b'"), (BareWord, "c")]);
-        assert_eq!(lex(r"'\\'x"), vec![(StringLiteral, r"'\\'"), (BareWord, "x")]);
+        assert_eq!(
+            lex("'a''b'c"),
+            vec![(StringLiteral, "'a''b'"), (BareWord, "c")]
+        );
+        assert_eq!(
+            lex(r"'\\'x"),
+            vec![(StringLiteral, r"'\\'"), (BareWord, "x")]
+        );
         assert_eq!(lex("'-- /*'"), vec![(StringLiteral, "'-- /*'")]);
-        assert_eq!(kinds(r"'abc\'"), vec![Error(LexError::SingleQuoteIsNotClosed)]);
-        assert_eq!(kinds("'abc\\"), vec![Error(LexError::SingleQuoteIsNotClosed)]);
+        assert_eq!(
+            kinds(r"'abc\'"),
+            vec![Error(LexError::SingleQuoteIsNotClosed)]
+        );
+        assert_eq!(
+            kinds("'abc\\"),
+            vec![Error(LexError::SingleQuoteIsNotClosed)]
+        );
         // A backslash before a multi-byte character escapes all of it.
         assert_eq!(lex("'\\é'"), vec![(StringLiteral, "'\\é'")]);
     }
@@ -710,7 +737,10 @@ mod tests {
     #[test]
     fn unicode_quotes_are_strings_and_identifiers() {
         assert_eq!(lex("‘a'b’"), vec![(StringLiteral, "‘a'b’")]);
-        assert_eq!(lex("“url”("), vec![(QuotedIdentifier, "“url”"), (OpeningRoundBracket, "(")]);
+        assert_eq!(
+            lex("“url”("),
+            vec![(QuotedIdentifier, "“url”"), (OpeningRoundBracket, "(")]
+        );
         assert_eq!(kinds("‘abc"), vec![Error(LexError::SingleQuoteIsNotClosed)]);
         // Without room for both quotes it is no quote at all.
         assert_eq!(kinds("‘a"), vec![Error(LexError::Unrecognized), BareWord]);
@@ -720,12 +750,18 @@ mod tests {
     #[test]
     fn heredocs_end_at_the_same_delimiter() {
         assert_eq!(lex("$$a'b$$"), vec![(HereDoc, "$$a'b$$")]);
-        assert_eq!(lex("$x$ $$ $x$;"), vec![(HereDoc, "$x$ $$ $x$"), (Semicolon, ";")]);
+        assert_eq!(
+            lex("$x$ $$ $x$;"),
+            vec![(HereDoc, "$x$ $$ $x$"), (Semicolon, ";")]
+        );
         // The name is anything up to the next `$`.
         assert_eq!(lex("$ ' $ a $ ' $"), vec![(HereDoc, "$ ' $ a $ ' $")]);
         // Unclosed: a lone `$` or a bare word with `$`.
         assert_eq!(kinds("$ a"), vec![Operator, Whitespace, BareWord]);
-        assert_eq!(lex("$a $b"), vec![(BareWord, "$a"), (Whitespace, " "), (BareWord, "$b")]);
+        assert_eq!(
+            lex("$a $b"),
+            vec![(BareWord, "$a"), (Whitespace, " "), (BareWord, "$b")]
+        );
         assert_eq!(lex("a$b"), vec![(BareWord, "a$b")]);
     }
 
@@ -736,7 +772,12 @@ mod tests {
             '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}', '\u{2060}', '\u{3000}', '\u{feff}',
         ] {
             let sql = format!("a{ws}b");
-            assert_eq!(kinds(&sql), vec![BareWord, Whitespace, BareWord], "U+{:04X}", ws as u32);
+            assert_eq!(
+                kinds(&sql),
+                vec![BareWord, Whitespace, BareWord],
+                "U+{:04X}",
+                ws as u32
+            );
         }
         for not_ws in ['\u{1680}', '\u{200e}', 'é', '\u{2061}', '\u{3001}'] {
             let sql = format!("a{not_ws}b");
@@ -748,7 +789,10 @@ mod tests {
             );
         }
         // Control characters other than ASCII whitespace are not whitespace.
-        assert_eq!(kinds("a\0b"), vec![BareWord, Error(LexError::Unrecognized), BareWord]);
+        assert_eq!(
+            kinds("a\0b"),
+            vec![BareWord, Error(LexError::Unrecognized), BareWord]
+        );
     }
 
     #[test]
@@ -766,7 +810,16 @@ mod tests {
 
     #[test]
     fn dots_are_qualifiers_after_operands_and_numbers_otherwise() {
-        assert_eq!(lex("t.1.1"), vec![(BareWord, "t"), (Dot, "."), (Number, "1"), (Dot, "."), (Number, "1")]);
+        assert_eq!(
+            lex("t.1.1"),
+            vec![
+                (BareWord, "t"),
+                (Dot, "."),
+                (Number, "1"),
+                (Dot, "."),
+                (Number, "1")
+            ]
+        );
         assert_eq!(lex(".5"), vec![(Number, ".5")]);
         assert_eq!(lex("1 + .5e3")[4], (Number, ".5e3"));
         assert_eq!(lex("a.b")[1], (Dot, "."));
@@ -800,5 +853,50 @@ mod tests {
         assert_eq!(kinds("\\G"), vec![Operator]);
         assert_eq!(kinds("\\x"), vec![Error(LexError::Unrecognized), BareWord]);
         assert_eq!(kinds("a/b"), vec![BareWord, Operator, BareWord]);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text rich in the characters that start or end tokens, so the lexer's edges are hit.
+    fn sqlish() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "'", "\"", "`", "$", "$$", "$a$", "/*", "*/", "--", "//", "#", "# ", "#!", "\\", "\n",
+            " ", "x'", "b'", "0x", "1", ".", "e", "_", "a", ";", "(", ")", "!", "<", "=",
+            "\u{2018}", "\u{2019}", "\u{201C}", "\u{201D}", "\u{2212}", "\u{a0}", "\u{3000}",
+            "\u{feff}", "é", "\u{e2}",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+    }
+
+    fn assert_tiles(sql: &str) {
+        let mut at = 0;
+        for t in tokenize(sql) {
+            assert_eq!(t.start, at, "{sql:?}");
+            assert!(t.end > t.start, "{sql:?}");
+            assert!(sql.get(t.start..t.end).is_some(), "{sql:?}: {t:?}");
+            at = t.end;
+        }
+        assert_eq!(at, sql.len(), "{sql:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_tokenizes_into_char_aligned_tiles(sql in any::<String>()) {
+            assert_tiles(&sql);
+        }
+
+        #[test]
+        fn sql_like_strings_tokenize_into_char_aligned_tiles(sql in sqlish()) {
+            assert_tiles(&sql);
+        }
+
+        #[test]
+        fn any_bytes_read_as_utf8_tokenize(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            assert_tiles(&String::from_utf8_lossy(&bytes));
+        }
     }
 }

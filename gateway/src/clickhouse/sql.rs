@@ -3,6 +3,9 @@
 //! literal, a quoted identifier, a heredoc or a comment counts, and anything the gateway
 //! cannot tokenize with certainty is refused.
 
+// Network text: no indexing or slicing that could panic (get() and iterators only).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 use super::lexer::{self, Token, TokenKind};
 
 /// Statement keywords `execute_query` accepts (gateway.md, read-only guard).
@@ -109,11 +112,10 @@ impl<'a> TokenizedQuery<'a> {
                         offset: token.start,
                     })
                 }
-                TokenKind::Semicolon => {
-                    if !current.is_empty() {
-                        statements.push(std::mem::take(&mut current));
-                    }
+                TokenKind::Semicolon if !current.is_empty() => {
+                    statements.push(std::mem::take(&mut current));
                 }
+                TokenKind::Semicolon => {}
                 _ if token.is_significant() => current.push(token),
                 _ => {}
             }
@@ -170,8 +172,7 @@ impl<'a> TokenizedQuery<'a> {
             let found = self.statements.iter().any(|statement| {
                 statement.windows(needle.len()).any(|window| {
                     window.iter().zip(&needle).all(|(t, word)| {
-                        t.kind == TokenKind::BareWord
-                            && t.text(self.sql).eq_ignore_ascii_case(word)
+                        t.kind == TokenKind::BareWord && t.text(self.sql).eq_ignore_ascii_case(word)
                     })
                 })
             });
@@ -239,10 +240,7 @@ fn unquote_identifier(text: &str) -> Option<String> {
         return Some(inner.to_string());
     }
     for quote in ['"', '`'] {
-        if let Some(inner) = text
-            .strip_prefix(quote)
-            .and_then(|t| t.strip_suffix(quote))
-        {
+        if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
             let doubled = format!("{quote}{quote}");
             return Some(inner.replace(&doubled, &quote.to_string()));
         }
@@ -314,6 +312,7 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -539,10 +538,19 @@ mod tests {
             ("SELECT * FROM remote -- c\n('h', db.t)", "remote"),
             ("SELECT * FROM `url`('http://x')", "url"),
             ("SELECT * FROM \"s3\"('http://x')", "s3"),
-            ("SELECT * FROM \u{201C}mysql\u{201D}('h', 'd', 't', 'u', 'p')", "mysql"),
-            ("SELECT * FROM icebergS3Cluster('c', 'x')", "icebergS3Cluster"),
+            (
+                "SELECT * FROM \u{201C}mysql\u{201D}('h', 'd', 't', 'u', 'p')",
+                "mysql",
+            ),
+            (
+                "SELECT * FROM icebergS3Cluster('c', 'x')",
+                "icebergS3Cluster",
+            ),
             ("SELECT * FROM deltaLakeAzure('x')", "deltaLakeAzure"),
-            ("SELECT * FROM clusterAllReplicas('c', db.t)", "clusterAllReplicas"),
+            (
+                "SELECT * FROM clusterAllReplicas('c', db.t)",
+                "clusterAllReplicas",
+            ),
             ("INSERT INTO FUNCTION url('http://x', CSV) SELECT 1", "url"),
             ("SELECT file('/etc/passwd')", "file"),
         ] {
@@ -573,7 +581,11 @@ mod tests {
             "SELECT * FROM t WHERE s = $$remote('x')$$",
             "SELECT URLHierarchy('http://x/y')",
         ] {
-            assert_eq!(check_table_functions(q, &no_table_functions()), Ok(()), "{q}");
+            assert_eq!(
+                check_table_functions(q, &no_table_functions()),
+                Ok(()),
+                "{q}"
+            );
         }
     }
 
@@ -593,5 +605,50 @@ mod tests {
             check_table_functions("SELECT * FROM icebergS3Cluster('c', 'x')", &allowed),
             Err(SqlError::TableFunction("icebergS3Cluster".into()))
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sqlish() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "SELECT", "DROP", "url", "`url`", "(", ")", ";", "'", "\"", "`", "$$", "/*", "*/",
+            "--", "//", "# ", "\n", " ", "SETTINGS", "INTO", "OUTFILE", "\\", "\u{201C}",
+            "\u{201D}", "\u{2018}", "\u{2019}", "\u{a0}", "x'", "1", ".",
+        ]);
+        prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat())
+    }
+
+    fn run_every_guard(sql: &str) {
+        let clauses = vec!["INTO OUTFILE".to_string(), "SETTINGS".to_string()];
+        let allowed = vec!["s3".to_string()];
+        let _ = check_read_only(sql, true);
+        let _ = check_read_only(sql, false);
+        let _ = check_single_statement(sql);
+        let _ = check_blocked_clauses(sql, &clauses);
+        let _ = check_table_functions(sql, &allowed);
+        let _ = check_length(sql, Some(16));
+    }
+
+    proptest! {
+        #[test]
+        fn guards_never_panic_on_any_string(sql in any::<String>()) {
+            run_every_guard(&sql);
+        }
+
+        #[test]
+        fn guards_never_panic_on_sql_like_strings(sql in sqlish()) {
+            run_every_guard(&sql);
+        }
+
+        /// A single read passes, and a second statement after it is always refused.
+        #[test]
+        fn a_second_statement_is_never_accepted(tail in sqlish()) {
+            let sql = format!("SELECT 1; DROP TABLE t {tail}");
+            prop_assert!(check_read_only(&sql, true).is_err());
+        }
     }
 }
