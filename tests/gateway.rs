@@ -715,3 +715,45 @@ async fn max_execution_time_bounds_every_query() {
         text_of(&r)
     );
 }
+
+#[tokio::test]
+async fn outside_table_functions_are_refused_unless_allowed() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, "server:\n  allowed_table_functions: [url]\n"));
+    let mcp = Mcp::new(gw.mcp_url());
+
+    // 18.16 accepts a back-quoted table function name as the function itself.
+    for query in [
+        "SELECT * FROM file('x.csv', CSV, 'a UInt8')",
+        "SELECT * FROM `remote`('127.0.0.1', system.one)",
+    ] {
+        let r = mcp.call("execute_query", json!({ "query": query })).await;
+        assert_eq!(r["isError"], json!(true), "{query}");
+        assert!(
+            text_of(&r).contains("server.allowed_table_functions"),
+            "{query}: {}",
+            text_of(&r)
+        );
+    }
+    let r = mcp
+        .call(
+            "write_query",
+            json!({"query": "INSERT INTO FUNCTION file('x.csv', CSV, 'a UInt8') SELECT 1"}),
+        )
+        .await;
+    assert!(text_of(&r).contains("server.allowed_table_functions"));
+
+    // The listed one passes the guard and reaches ClickHouse.
+    let url = format!("http://127.0.0.1:{}/?query=SELECT+7", ch.http_port);
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({ "query": format!("SELECT * FROM url('{url}', CSV, 'a UInt8')") }),
+        )
+        .await;
+    assert!(
+        !text_of(&r).contains("allowed_table_functions"),
+        "{}",
+        text_of(&r)
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod lexer;
 pub mod settings;
 pub mod sql;
 pub mod stream;

@@ -1,18 +1,70 @@
-//! SQL guards and literal escaping. A small lexer that knows comments, string
-//! literals and quoted identifiers is enough: the guards only need to see the
-//! statement's own keywords, never text inside literals or comments.
+//! SQL guards and literal escaping. The guards read a query as ClickHouse's own lexer
+//! does (see `lexer.rs`): they look only at significant tokens, so nothing inside a
+//! literal, a quoted identifier, a heredoc or a comment counts, and anything the gateway
+//! cannot tokenize with certainty is refused.
+
+// Network text: no indexing or slicing that could panic (get() and iterators only).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
+use super::lexer::{self, Token, TokenKind};
 
 /// Statement keywords `execute_query` accepts (gateway.md, read-only guard).
 pub const READ_ONLY_KEYWORDS: [&str; 7] = [
     "SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN",
 ];
 
+/// Table functions that reach outside the server (gateway.md: the spec's list, the
+/// `...Cluster`/`...Secure` variants of its members, and the other functions of current
+/// ClickHouse that read remote storage or the server's files), lower-case: ClickHouse
+/// resolves many function names case-insensitively, so the guard compares them so too.
+pub const OUTSIDE_TABLE_FUNCTIONS: [&str; 34] = [
+    "url",
+    "urlcluster",
+    "file",
+    "filecluster",
+    "filesystem",
+    "remote",
+    "remotesecure",
+    "cluster",
+    "clusterallreplicas",
+    "s3",
+    "s3cluster",
+    "gcs",
+    "oss",
+    "cosn",
+    "hdfs",
+    "hdfscluster",
+    "azureblobstorage",
+    "azureblobstoragecluster",
+    "mysql",
+    "postgresql",
+    "mongodb",
+    "redis",
+    "sqlite",
+    "jdbc",
+    "odbc",
+    "executable",
+    "input",
+    "hive",
+    "ytsaurus",
+    "arrowflight",
+    "bigquery",
+    "python",
+    "catboostpool",
+    "prometheusquery",
+];
+
+/// Families whose every member reaches outside (`icebergS3`, `deltaLakeAzureCluster`, ...).
+pub const OUTSIDE_TABLE_FUNCTION_PREFIXES: [&str; 4] = ["iceberg", "deltalake", "hudi", "paimon"];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
     #[error("the query is empty")]
     Empty,
-    #[error("unterminated {0} in the query")]
-    Unterminated(&'static str),
+    #[error("the query has {what} at byte {offset}; the gateway refuses what it cannot tokenize exactly as ClickHouse does")]
+    Untokenizable { what: &'static str, offset: usize },
+    #[error("the query has a /* comment nested in another at byte {offset}; ClickHouse versions disagree on where it ends, so the gateway refuses it")]
+    NestedComment { offset: usize },
     #[error(
         "execute_query runs exactly one statement; this query has {0}. Send them one at a time"
     )]
@@ -21,149 +73,208 @@ pub enum SqlError {
     NotReadOnlyUseWrite(String),
     #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); `{0}` changes data or schema, and writes are disabled on this server")]
     NotReadOnlyWritesDisabled(String),
+    #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); this query does not start with a statement keyword")]
+    NoStatementKeyword,
     #[error("write_query runs exactly one statement; this query has {0}")]
     MultipleWriteStatements(usize),
     #[error("the clause `{0}` is not allowed on this server (server.blocked_query_clauses)")]
     BlockedClause(String),
+    #[error("the table function `{0}` reaches outside the server and is not allowed here (server.allowed_table_functions)")]
+    TableFunction(String),
+    #[error("the function name {0} is quoted with escape sequences; the gateway cannot tell which function it names, so it refuses it")]
+    EscapedFunctionName(String),
     #[error("the query is {len} bytes, over the limit of {limit} (clickhouse.max_query_length)")]
     TooLong { len: usize, limit: u64 },
 }
 
-/// The statements of a query with comments removed and every string literal and
-/// quoted identifier replaced by an empty placeholder (`''`, `""`).
-pub fn skeleton(sql: &str) -> Result<Vec<String>, SqlError> {
-    let b = sql.as_bytes();
-    let mut statements = Vec::new();
-    let mut cur = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'-' if b.get(i + 1) == Some(&b'-') => i = skip_line(b, i),
-            b'#' if matches!(b.get(i + 1), Some(b' ' | b'!')) => i = skip_line(b, i),
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = sql[i + 2..]
-                    .find("*/")
-                    .ok_or(SqlError::Unterminated("comment"))?;
-                i += 2 + end + 2;
-                cur.push(' ');
-            }
-            b'\'' | b'"' | b'`' => {
-                i = skip_quoted(b, i, c)?;
-                cur.push(c as char);
-                cur.push(c as char);
-            }
-            b';' => {
-                statements.push(std::mem::take(&mut cur));
-                i += 1;
-            }
-            _ => {
-                // Multi-byte UTF-8 is copied whole; only ASCII drives the lexer.
-                let len = utf8_len(c);
-                cur.push_str(&sql[i..i + len]);
-                i += len;
+/// A query as ClickHouse tokenizes it: the significant tokens of each non-empty
+/// statement. Built only from a query with no error token and no ambiguous comment.
+#[derive(Debug, Clone)]
+pub struct TokenizedQuery<'a> {
+    sql: &'a str,
+    statements: Vec<Vec<Token>>,
+}
+
+impl<'a> TokenizedQuery<'a> {
+    pub fn new(sql: &'a str) -> Result<Self, SqlError> {
+        let mut statements = Vec::new();
+        let mut current = Vec::new();
+        for token in lexer::tokenize(sql) {
+            match token.kind {
+                TokenKind::Error(e) => {
+                    return Err(SqlError::Untokenizable {
+                        what: e.describe(),
+                        offset: token.start,
+                    })
+                }
+                TokenKind::Comment if is_nested_block_comment(token.text(sql)) => {
+                    return Err(SqlError::NestedComment {
+                        offset: token.start,
+                    })
+                }
+                TokenKind::Semicolon if !current.is_empty() => {
+                    statements.push(std::mem::take(&mut current));
+                }
+                TokenKind::Semicolon => {}
+                _ if token.is_significant() => current.push(token),
+                _ => {}
             }
         }
+        if !current.is_empty() {
+            statements.push(current);
+        }
+        Ok(Self { sql, statements })
     }
-    statements.push(cur);
-    Ok(statements
-        .into_iter()
-        .filter(|s| !s.trim().is_empty())
-        .collect())
-}
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
-}
-
-fn skip_line(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i] != b'\n' {
-        i += 1;
-    }
-    i
-}
-
-/// Skips a quoted token starting at `start`; handles backslash escapes and doubled quotes.
-fn skip_quoted(b: &[u8], start: usize, q: u8) -> Result<usize, SqlError> {
-    let mut i = start + 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            c if c == q && b.get(i + 1) == Some(&q) => i += 2,
-            c if c == q => return Ok(i + 1),
-            _ => i += 1,
+    /// The read-only guard of `execute_query`.
+    pub fn check_read_only(&self, writes_enabled: bool) -> Result<(), SqlError> {
+        let statement = match self.statements.as_slice() {
+            [] => return Err(SqlError::Empty),
+            [one] => one,
+            more => return Err(SqlError::MultipleStatements(more.len())),
+        };
+        // `(SELECT 1) UNION ALL (SELECT 2)`: the keyword may follow opening brackets.
+        let first = statement
+            .iter()
+            .find(|t| t.kind != TokenKind::OpeningRoundBracket)
+            .filter(|t| t.kind == TokenKind::BareWord)
+            .ok_or(SqlError::NoStatementKeyword)?;
+        let keyword = first.text(self.sql).to_ascii_uppercase();
+        if READ_ONLY_KEYWORDS.contains(&keyword.as_str()) {
+            Ok(())
+        } else if writes_enabled {
+            Err(SqlError::NotReadOnlyUseWrite(keyword))
+        } else {
+            Err(SqlError::NotReadOnlyWritesDisabled(keyword))
         }
     }
-    Err(SqlError::Unterminated(if q == b'\'' {
-        "string literal"
-    } else {
-        "quoted identifier"
-    }))
+
+    /// `write_query` takes any statement, but only one.
+    pub fn check_single_statement(&self) -> Result<(), SqlError> {
+        match self.statements.len() {
+            0 => Err(SqlError::Empty),
+            1 => Ok(()),
+            n => Err(SqlError::MultipleWriteStatements(n)),
+        }
+    }
+
+    /// The first of `clauses` the query uses: its words as consecutive bare words (any
+    /// whitespace or comments between them), case-insensitively.
+    pub fn check_blocked_clauses(&self, clauses: &[String]) -> Result<(), SqlError> {
+        for clause in clauses {
+            let needle: Vec<String> = clause
+                .split_whitespace()
+                .map(str::to_ascii_uppercase)
+                .collect();
+            if needle.is_empty() {
+                continue;
+            }
+            let found = self.statements.iter().any(|statement| {
+                statement.windows(needle.len()).any(|window| {
+                    window.iter().zip(&needle).all(|(t, word)| {
+                        t.kind == TokenKind::BareWord && t.text(self.sql).eq_ignore_ascii_case(word)
+                    })
+                })
+            });
+            if found {
+                return Err(SqlError::BlockedClause(clause.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a call of a table function that reaches outside the server unless
+    /// `allowed` names it: a bare or quoted name followed by `(` (ClickHouse accepts
+    /// `` `url`(...) `` and `"url"(...)` as `url(...)`).
+    pub fn check_table_functions(&self, allowed: &[String]) -> Result<(), SqlError> {
+        for statement in &self.statements {
+            for pair in statement.windows(2) {
+                let [name, next] = pair else { continue };
+                if next.kind != TokenKind::OpeningRoundBracket {
+                    continue;
+                }
+                let Some(function) = self.function_name(*name)? else {
+                    continue;
+                };
+                if is_outside_table_function(&function)
+                    && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&function))
+                {
+                    return Err(SqlError::TableFunction(function));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The name a bare word or quoted identifier stands for, or None for other tokens.
+    fn function_name(&self, token: Token) -> Result<Option<String>, SqlError> {
+        let text = token.text(self.sql);
+        match token.kind {
+            TokenKind::BareWord => Ok(Some(text.to_string())),
+            TokenKind::QuotedIdentifier => unquote_identifier(text)
+                .map(Some)
+                .ok_or_else(|| SqlError::EscapedFunctionName(text.to_string())),
+            _ => Ok(None),
+        }
+    }
 }
 
-fn first_keyword(statement: &str) -> String {
-    statement
-        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
+/// A `/* */` comment with another `/*` inside: current ClickHouse ends it at the matching
+/// `*/`, older versions (18.16, tested) at the first one.
+fn is_nested_block_comment(comment: &str) -> bool {
+    comment
+        .strip_prefix("/*")
+        .is_some_and(|body| body.contains("/*"))
+}
+
+/// The name inside `"..."`, `` `...` `` or `“...”`, with doubled quotes undoubled; None
+/// when it holds a backslash (escape sequences such as `\x72` can spell any name).
+fn unquote_identifier(text: &str) -> Option<String> {
+    if text.contains('\\') {
+        return None;
+    }
+    if let Some(inner) = text
+        .strip_prefix('\u{201C}')
+        .and_then(|t| t.strip_suffix('\u{201D}'))
+    {
+        return Some(inner.to_string());
+    }
+    for quote in ['"', '`'] {
+        if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
+            let doubled = format!("{quote}{quote}");
+            return Some(inner.replace(&doubled, &quote.to_string()));
+        }
+    }
+    None
+}
+
+/// Whether `name` (any case) is a table function that reaches outside the server.
+pub fn is_outside_table_function(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    OUTSIDE_TABLE_FUNCTIONS.contains(&lower.as_str())
+        || OUTSIDE_TABLE_FUNCTION_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
 }
 
 /// The read-only guard of `execute_query`.
 pub fn check_read_only(sql: &str, writes_enabled: bool) -> Result<(), SqlError> {
-    let statements = skeleton(sql)?;
-    match statements.len() {
-        0 => return Err(SqlError::Empty),
-        1 => {}
-        n => return Err(SqlError::MultipleStatements(n)),
-    }
-    let kw = first_keyword(&statements[0]);
-    if READ_ONLY_KEYWORDS.contains(&kw.as_str()) {
-        Ok(())
-    } else if writes_enabled {
-        Err(SqlError::NotReadOnlyUseWrite(kw))
-    } else {
-        Err(SqlError::NotReadOnlyWritesDisabled(kw))
-    }
+    TokenizedQuery::new(sql)?.check_read_only(writes_enabled)
 }
 
 /// `write_query` takes any statement, but only one.
 pub fn check_single_statement(sql: &str) -> Result<(), SqlError> {
-    match skeleton(sql)?.len() {
-        0 => Err(SqlError::Empty),
-        1 => Ok(()),
-        n => Err(SqlError::MultipleWriteStatements(n)),
-    }
+    TokenizedQuery::new(sql)?.check_single_statement()
 }
 
 /// The first of `clauses` that the query uses outside literals and comments.
-/// Clauses match as whole words with any whitespace between them, case-insensitively.
 pub fn check_blocked_clauses(sql: &str, clauses: &[String]) -> Result<(), SqlError> {
-    if clauses.is_empty() {
-        return Ok(());
-    }
-    let words: Vec<String> = skeleton(sql)?
-        .join(" ; ")
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase)
-        .collect();
-    for clause in clauses {
-        let needle: Vec<String> = clause
-            .split_whitespace()
-            .map(str::to_ascii_uppercase)
-            .collect();
-        if !needle.is_empty() && words.windows(needle.len()).any(|w| w == needle.as_slice()) {
-            return Err(SqlError::BlockedClause(clause.clone()));
-        }
-    }
-    Ok(())
+    TokenizedQuery::new(sql)?.check_blocked_clauses(clauses)
+}
+
+/// Table functions that reach outside the server, unless `allowed` lists them.
+pub fn check_table_functions(sql: &str, allowed: &[String]) -> Result<(), SqlError> {
+    TokenizedQuery::new(sql)?.check_table_functions(allowed)
 }
 
 pub fn check_length(sql: &str, limit: Option<u64>) -> Result<(), SqlError> {
@@ -201,6 +312,7 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -277,11 +389,17 @@ mod tests {
     fn unterminated_tokens_are_errors() {
         assert_eq!(
             check_read_only("SELECT 'abc", true),
-            Err(SqlError::Unterminated("string literal"))
+            Err(SqlError::Untokenizable {
+                what: "an unclosed string literal",
+                offset: 7
+            })
         );
         assert_eq!(
             check_read_only("SELECT 1 /* x", true),
-            Err(SqlError::Unterminated("comment"))
+            Err(SqlError::Untokenizable {
+                what: "an unclosed /* comment",
+                offset: 9
+            })
         );
         assert_eq!(
             check_read_only("  ;  -- nothing", true),
@@ -325,5 +443,212 @@ mod tests {
             Err(SqlError::TooLong { len: 9, limit: 8 })
         );
         assert!(check_length("SELECT 12", None).is_ok());
+    }
+
+    // Issue 10, class 2: the guard's lexer must end every comment, literal and identifier
+    // where ClickHouse does. Each query below read differently by the old guard.
+
+    fn settings_blocked() -> Vec<String> {
+        vec!["SETTINGS".to_string()]
+    }
+
+    #[test]
+    fn a_double_slash_comment_cannot_hide_a_blocked_clause() {
+        // The guard saw a literal from `'` to `'`, ClickHouse sees two comments.
+        let q = "SELECT 1 // '\nSETTINGS readonly=0 -- '";
+        assert_eq!(
+            check_blocked_clauses(q, &settings_blocked()),
+            Err(SqlError::BlockedClause("SETTINGS".into()))
+        );
+    }
+
+    #[test]
+    fn a_nested_block_comment_cannot_hide_a_write() {
+        // Current ClickHouse: a comment, then DROP; the old guard: a comment, then SELECT.
+        assert!(check_read_only("/* /* */ SELECT 1 */ DROP TABLE t", true).is_err());
+        assert!(check_read_only("/* /* */ SELECT 1 */ DROP TABLE t", false).is_err());
+    }
+
+    #[test]
+    fn a_heredoc_cannot_hide_a_blocked_clause() {
+        // `$$'$$` is a heredoc to ClickHouse; the old guard saw `'` open a literal.
+        let q = "SELECT $$'$$, 1 SETTINGS readonly=0 --'";
+        assert_eq!(
+            check_blocked_clauses(q, &settings_blocked()),
+            Err(SqlError::BlockedClause("SETTINGS".into()))
+        );
+    }
+
+    #[test]
+    fn unicode_quotes_cannot_hide_a_blocked_clause() {
+        for q in [
+            "SELECT \u{2018}'\u{2019} SETTINGS readonly=0 --'",
+            "SELECT \u{201C}\"\u{201D} SETTINGS readonly=0 --\"",
+        ] {
+            assert_eq!(
+                check_blocked_clauses(q, &settings_blocked()),
+                Err(SqlError::BlockedClause("SETTINGS".into())),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_semicolon_inside_a_heredoc_is_not_a_second_statement() {
+        assert_eq!(check_read_only("SELECT $$;$$", true), Ok(()));
+        assert_eq!(check_read_only("SELECT $a$ ; ' $a$", true), Ok(()));
+    }
+
+    #[test]
+    fn unicode_whitespace_is_whitespace() {
+        for q in [
+            "\u{FEFF}SELECT 1",
+            "\u{2060}SELECT\u{3000}1",
+            "\u{00A0}SHOW\u{2003}TABLES",
+        ] {
+            assert_eq!(check_read_only(q, true), Ok(()), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn characters_clickhouse_cannot_tokenize_are_refused() {
+        for q in ["SELECT 1 #x", "SELECT 'a' é", "SELECT 1 \\ 2", "SELECT !1"] {
+            assert!(
+                matches!(
+                    check_read_only(q, true),
+                    Err(SqlError::Untokenizable { .. })
+                ),
+                "{q:?}"
+            );
+        }
+    }
+
+    // Issue 10, class 8: table functions that reach outside the server.
+
+    fn no_table_functions() -> Vec<String> {
+        Vec::new()
+    }
+
+    #[test]
+    fn outside_table_functions_are_refused_in_any_spelling() {
+        for (q, name) in [
+            ("SELECT * FROM url('http://x', CSV, 'a String')", "url"),
+            ("SELECT * FROM URL ('http://x', CSV)", "URL"),
+            ("SELECT * FROM file/* c */('a.csv')", "file"),
+            ("SELECT * FROM remote -- c\n('h', db.t)", "remote"),
+            ("SELECT * FROM `url`('http://x')", "url"),
+            ("SELECT * FROM \"s3\"('http://x')", "s3"),
+            (
+                "SELECT * FROM \u{201C}mysql\u{201D}('h', 'd', 't', 'u', 'p')",
+                "mysql",
+            ),
+            (
+                "SELECT * FROM icebergS3Cluster('c', 'x')",
+                "icebergS3Cluster",
+            ),
+            ("SELECT * FROM deltaLakeAzure('x')", "deltaLakeAzure"),
+            (
+                "SELECT * FROM clusterAllReplicas('c', db.t)",
+                "clusterAllReplicas",
+            ),
+            ("INSERT INTO FUNCTION url('http://x', CSV) SELECT 1", "url"),
+            ("SELECT file('/etc/passwd')", "file"),
+        ] {
+            assert_eq!(
+                check_table_functions(q, &no_table_functions()),
+                Err(SqlError::TableFunction(name.into())),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_quoted_function_name_with_escapes_is_refused() {
+        let q = r"SELECT * FROM `u\x72l`('http://x')";
+        assert!(matches!(
+            check_table_functions(q, &no_table_functions()),
+            Err(SqlError::EscapedFunctionName(_))
+        ));
+    }
+
+    #[test]
+    fn table_function_names_elsewhere_are_not_calls() {
+        for q in [
+            "SELECT url, file FROM t",
+            "SELECT 'url(' FROM t",
+            "SELECT 1 -- url(\n",
+            "SELECT * FROM numbers(10)",
+            "SELECT * FROM t WHERE s = $$remote('x')$$",
+            "SELECT URLHierarchy('http://x/y')",
+        ] {
+            assert_eq!(
+                check_table_functions(q, &no_table_functions()),
+                Ok(()),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_table_functions_pass_case_insensitively() {
+        let allowed = vec!["URL".to_string(), "icebergS3".to_string()];
+        assert_eq!(
+            check_table_functions("SELECT * FROM url('http://x')", &allowed),
+            Ok(())
+        );
+        assert_eq!(
+            check_table_functions("SELECT * FROM icebergs3('x')", &allowed),
+            Ok(())
+        );
+        // Only the functions named: the rest of the family stays refused.
+        assert_eq!(
+            check_table_functions("SELECT * FROM icebergS3Cluster('c', 'x')", &allowed),
+            Err(SqlError::TableFunction("icebergS3Cluster".into()))
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sqlish() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "SELECT", "DROP", "url", "`url`", "(", ")", ";", "'", "\"", "`", "$$", "/*", "*/",
+            "--", "//", "# ", "\n", " ", "SETTINGS", "INTO", "OUTFILE", "\\", "\u{201C}",
+            "\u{201D}", "\u{2018}", "\u{2019}", "\u{a0}", "x'", "1", ".",
+        ]);
+        prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat())
+    }
+
+    fn run_every_guard(sql: &str) {
+        let clauses = vec!["INTO OUTFILE".to_string(), "SETTINGS".to_string()];
+        let allowed = vec!["s3".to_string()];
+        let _ = check_read_only(sql, true);
+        let _ = check_read_only(sql, false);
+        let _ = check_single_statement(sql);
+        let _ = check_blocked_clauses(sql, &clauses);
+        let _ = check_table_functions(sql, &allowed);
+        let _ = check_length(sql, Some(16));
+    }
+
+    proptest! {
+        #[test]
+        fn guards_never_panic_on_any_string(sql in any::<String>()) {
+            run_every_guard(&sql);
+        }
+
+        #[test]
+        fn guards_never_panic_on_sql_like_strings(sql in sqlish()) {
+            run_every_guard(&sql);
+        }
+
+        /// A single read passes, and a second statement after it is always refused.
+        #[test]
+        fn a_second_statement_is_never_accepted(tail in sqlish()) {
+            let sql = format!("SELECT 1; DROP TABLE t {tail}");
+            prop_assert!(check_read_only(&sql, true).is_err());
+        }
     }
 }

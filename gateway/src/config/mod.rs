@@ -154,6 +154,9 @@ pub struct ServerConfig {
     pub tool_input_settings: Vec<String>,
     /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
     pub blocked_query_clauses: Vec<String>,
+    /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
+    /// queries may still call; every other one is refused by the SQL guard.
+    pub allowed_table_functions: Vec<String>,
     pub oauth: OAuthConfig,
 }
 
@@ -172,6 +175,7 @@ impl Default for ServerConfig {
             tools: Vec::new(),
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
+            allowed_table_functions: Vec::new(),
             oauth: OAuthConfig::default(),
         }
     }

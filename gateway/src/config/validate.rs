@@ -136,6 +136,15 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             );
         }
     }
+    for (i, name) in s.allowed_table_functions.iter().enumerate() {
+        // Names only: the guard compares whole names, so a pattern would silently match nothing.
+        if !is_setting_name(name) {
+            err(
+                &format!("server.allowed_table_functions[{i}]"),
+                format!("`{name}` is not a table function name (letters, digits and _ only)"),
+            );
+        }
+    }
     for (i, rule) in s.tools.iter().enumerate() {
         let key = format!("server.tools[{i}]");
         let set = [
@@ -504,6 +513,16 @@ mod tests {
         assert!(
             errs[1].starts_with("server.tools[1].name: `drop_everything` is not a static tool"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn allowed_table_functions_are_names_only() {
+        let mut c = Config::default();
+        c.server.allowed_table_functions = vec!["url".into(), "iceberg*".into()];
+        assert_eq!(
+            errors_of(&c),
+            vec!["server.allowed_table_functions[1]: `iceberg*` is not a table function name (letters, digits and _ only)"]
         );
     }
 

@@ -253,11 +253,20 @@ pub async fn call_tool(
     r.unwrap_or_else(tool_error)
 }
 
-fn guard(ctx: &ToolContext<'_>, query: &str) -> Result<(), String> {
+/// The checks both `execute_query` and `write_query` pass, on the query as ClickHouse
+/// tokenizes it. Table functions are checked for writes too: `INSERT ... SELECT FROM
+/// url(...)` and `INSERT INTO FUNCTION url(...)` reach outside as a read would.
+fn guard<'q>(ctx: &ToolContext<'_>, query: &'q str) -> Result<sql::TokenizedQuery<'q>, String> {
     sql::check_length(query, ctx.config.clickhouse.query_length_cap())
         .map_err(|e| e.to_string())?;
-    sql::check_blocked_clauses(query, &ctx.config.server.blocked_query_clauses)
-        .map_err(|e| e.to_string())
+    let tokens = sql::TokenizedQuery::new(query).map_err(|e| e.to_string())?;
+    tokens
+        .check_blocked_clauses(&ctx.config.server.blocked_query_clauses)
+        .map_err(|e| e.to_string())?;
+    tokens
+        .check_table_functions(&ctx.config.server.allowed_table_functions)
+        .map_err(|e| e.to_string())?;
+    Ok(tokens)
 }
 
 async fn execute_query(
@@ -265,8 +274,9 @@ async fn execute_query(
     args: &Map<String, Value>,
 ) -> Result<CallOutcome, String> {
     let query = str_arg(args, "query")?;
-    guard(ctx, query)?;
-    sql::check_read_only(query, !ctx.config.clickhouse.read_only).map_err(|e| e.to_string())?;
+    guard(ctx, query)?
+        .check_read_only(!ctx.config.clickhouse.read_only)
+        .map_err(|e| e.to_string())?;
     let mut opts = ctx.options(
         "execute_query",
         query.to_string(),
@@ -304,8 +314,9 @@ async fn write_query(
         return Err("writes are disabled on this server (clickhouse.read_only)".into());
     }
     let query = str_arg(args, "query")?;
-    guard(ctx, query)?;
-    sql::check_single_statement(query).map_err(|e| e.to_string())?;
+    guard(ctx, query)?
+        .check_single_statement()
+        .map_err(|e| e.to_string())?;
     let opts = ctx.options("write_query", query.to_string(), ReadOnly::Off, ctx.caps());
     Ok(ctx.rows("write_query", opts).await)
 }
