@@ -17,6 +17,7 @@ use crate::config::{self, Config, LoadOptions, Secret};
 use crate::identity::claims::{username_from_claims, ClaimsError};
 use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
 use crate::identity::roles::RolePolicy;
+use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
@@ -38,6 +39,9 @@ pub struct Runtime {
     pub roles: RolePolicy,
     /// `server.tools` discovery rules, compiled once per generation (not per discovery).
     pub tool_rules: ToolRules,
+    /// The origins browsers may call from (`server.allowed_origins`, the public URLs,
+    /// loopback while listening on loopback), parsed once per generation.
+    pub origins: OriginPolicy,
 }
 
 impl Runtime {
@@ -55,12 +59,22 @@ impl Runtime {
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
         let roles = RolePolicy::from_config(&config.server.oauth)?;
         let tool_rules = ToolRules::compile(&config.server.tools);
+        let oauth = &config.server.oauth;
+        let origins = OriginPolicy::new(
+            &config.server.allowed_origins,
+            [
+                oauth.public_auth_server_url.as_str(),
+                oauth.public_resource_url.as_str(),
+            ],
+            is_loopback_address(&config.server.address),
+        );
         Ok(Self {
             config,
             ch,
             static_catalog,
             roles,
             tool_rules,
+            origins,
         })
     }
 }
@@ -109,8 +123,6 @@ pub struct App {
     pub started: Instant,
     pub load_options: LoadOptions,
     log: Option<LogHandle>,
-    /// Whether the listener is on loopback (loopback origins are then trusted).
-    pub loopback_listener: bool,
     readiness: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -123,7 +135,6 @@ impl App {
         load_options: LoadOptions,
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
-        let loopback_listener = is_loopback_host(&config.server.address);
         let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(
             &config.multicluster,
         )));
@@ -150,7 +161,6 @@ impl App {
             started: Instant::now(),
             load_options,
             log,
-            loopback_listener,
             readiness: Mutex::default(),
         })
     }
@@ -476,10 +486,6 @@ impl App {
         }
         res
     }
-}
-
-pub fn is_loopback_host(h: &str) -> bool {
-    matches!(h, "localhost" | "::1" | "[::1]") || h.starts_with("127.")
 }
 
 /// One registered request: its ticket number and the sender that cancels it.

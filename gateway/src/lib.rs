@@ -9,6 +9,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod identity;
 pub mod mcp;
+pub mod net;
 pub mod oauth;
 pub mod routing;
 pub mod serve;
