@@ -199,7 +199,7 @@ impl App {
             *w = Arc::new(rt);
         }
         for w in &loaded.warnings {
-            tracing::warn!("{w}");
+            tracing::warn!(warning = ?w, "configuration warning");
         }
         Ok(restart_only)
     }
@@ -245,8 +245,9 @@ impl App {
                 let ctx = self.tool_context(rt, id, creds);
                 let (catalog, warnings) =
                     discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+                // Warnings name ClickHouse objects: escaped fields, never the message.
                 for w in warnings {
-                    tracing::warn!("{w}");
+                    tracing::warn!(warning = ?w, "tool discovery warning");
                 }
                 let hash = ContentHash::of(catalog.listed_json().as_bytes());
                 Ok((catalog, hash))
@@ -377,7 +378,7 @@ impl App {
         let kid =
             jwks::peek_kid(token).map_err(|e| gate::invalid_token(oauth, ctx, &e.to_string()))?;
         let keys = jwks.keys_for(kid.as_deref()).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot load the IdP's keys; refusing the token");
+            tracing::warn!(error = ?e.to_string(), "cannot load the IdP's keys; refusing the token");
             gate::invalid_token(
                 oauth,
                 ctx,

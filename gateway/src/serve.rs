@@ -34,7 +34,7 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     let log = logging::init(&loaded.config.logging);
     logging::log_panics();
     for w in &loaded.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!(warning = ?w, "configuration warning");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -360,7 +360,7 @@ fn reload(app: &App, cause: &str) {
             }
         }
         Err(e) => {
-            tracing::error!(cause, error = %e, "configuration reload rejected; the previous configuration keeps serving")
+            tracing::error!(cause, error = ?e, "configuration reload rejected; the previous configuration keeps serving")
         }
     }
 }

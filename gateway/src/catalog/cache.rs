@@ -573,13 +573,13 @@ impl<T> CatalogCache<T> {
             Ok(Err(e)) if e.auth_class => tracing::debug!(
                 cluster,
                 token,
-                error = %e.message,
+                error = ?e.message,
                 "catalog discovery refused; caching the denial"
             ),
             Ok(Err(e)) => tracing::warn!(
                 cluster,
                 token,
-                error = %e.message,
+                error = ?e.message,
                 "catalog discovery failed; serving the static tools"
             ),
             Err(_) => tracing::warn!(

@@ -223,6 +223,7 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
                     let found = app
                         .inflight
                         .cancel(&cancel_scope(&headers), &rid.to_string());
+                    // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
             }

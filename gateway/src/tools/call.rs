@@ -155,7 +155,8 @@ impl ToolContext<'_> {
             }
             Err(e) => {
                 self.note(&e);
-                tracing::info!(tool, query_id = %opts.query_id, error = %e, "query failed");
+                // ClickHouse's message quotes the query: an escaped field (`?`).
+                tracing::info!(tool, query_id = %opts.query_id, error = ?e.to_string(), "query failed");
                 tool_error(e.to_string())
             }
         }

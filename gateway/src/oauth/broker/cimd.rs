@@ -201,7 +201,7 @@ impl CimdResolver {
             Err(e) => (Err(e), FAILURE_TTL),
         };
         if let Err(e) = &result {
-            tracing::info!(client_id, error = %e, "client metadata document refused");
+            tracing::info!(client_id, error = ?e.to_string(), "client metadata document refused");
         }
         self.store(client_id, &result, ttl);
         result

@@ -304,7 +304,7 @@ fn upstream_failure(e: UpstreamError) -> OAuthError {
             "the identity provider is unreachable",
         ),
         other => {
-            tracing::warn!(error = %other, "upstream token request failed");
+            tracing::warn!(error = ?other.to_string(), "upstream token request failed");
             OAuthError::new(
                 ErrorCode::ServerError,
                 "the identity provider did not complete the request",
@@ -321,7 +321,7 @@ async fn check_id_token(
 ) -> Result<(), OAuthError> {
     match t.id_token.as_deref() {
         Some(id) => b.id_tokens.verify(id).await.map(|_| ()).map_err(|why| {
-            tracing::warn!(reason = %why, "upstream id_token refused");
+            tracing::warn!(reason = ?why, "upstream id_token refused");
             OAuthError::new(
                 ErrorCode::ServerError,
                 format!("the identity provider's id_token is not valid: {why}"),
