@@ -308,7 +308,9 @@ impl<T> State<T> {
             return false;
         }
         let slot = fastrand::usize(..self.denied.len());
-        let key = self.denied[slot].clone();
+        let Some(key) = self.denied.get(slot).cloned() else {
+            return false;
+        };
         self.entries.remove(&key);
         self.forget_denied_slot(slot);
         true

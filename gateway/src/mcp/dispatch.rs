@@ -32,9 +32,11 @@ impl RpcError {
         }
     }
     pub fn to_json(&self, id: &Value) -> Value {
-        let mut e = json!({"code": self.code, "message": self.message});
+        let mut e = Map::new();
+        e.insert("code".into(), json!(self.code));
+        e.insert("message".into(), json!(self.message));
         if let Some(d) = &self.data {
-            e["data"] = d.clone();
+            e.insert("data".into(), d.clone());
         }
         json!({"jsonrpc": "2.0", "id": id, "error": e})
     }

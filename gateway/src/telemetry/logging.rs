@@ -57,7 +57,12 @@ pub fn init(c: &LoggingConfig) -> LogHandle {
 /// a panic message may quote request text, so it is logged as an escaped field.
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let message = info.payload_as_str().unwrap_or("(no message)");
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))

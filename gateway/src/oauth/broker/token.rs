@@ -346,8 +346,10 @@ fn answer(
     let (access_token, expires_in) =
         pick_token(b.settings.upstream_token, t, &b.settings.audience, now())
             .map_err(|m| OAuthError::new(ErrorCode::ServerError, m))?;
-    let mut out =
-        json!({"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in});
+    let mut out = serde_json::Map::new();
+    out.insert("access_token".into(), json!(access_token));
+    out.insert("token_type".into(), json!("Bearer"));
+    out.insert("expires_in".into(), json!(expires_in));
     // The IdP may rotate refresh tokens; when it does not, the old one stays valid.
     if let Some(upstream) = t.refresh_token.as_deref().or(previous_refresh) {
         let wrapper = RefreshWrapper {
@@ -363,9 +365,9 @@ fn answer(
                 now() + REFRESH_WRAPPER_TTL_SECS,
             )
             .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?;
-        out["refresh_token"] = json!(sealed);
+        out.insert("refresh_token".into(), json!(sealed));
     }
-    Ok(out)
+    Ok(Value::Object(out))
 }
 
 async fn code_grant(
