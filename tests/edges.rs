@@ -8,11 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chmcp_tests::clickhouse::ClickHouse;
+use chmcp_tests::free_port;
 use chmcp_tests::gateway::Gateway;
 use chmcp_tests::gateway_binary;
 use chmcp_tests::idp::Idp;
 use chmcp_tests::mcp::Mcp;
-use chmcp_tests::free_port;
 use serde_json::{json, Value};
 
 /// A table URI whose last segment splits a `%XX` escape with a two-byte UTF-8 character:
@@ -122,7 +122,12 @@ fn resource_read_of_a_split_escape_is_answered_over_stdio() {
         .expect("resources/read was never answered");
     assert_eq!(answer["id"], 7, "{answer}");
     assert!(answer["error"]["code"].is_i64(), "{answer}");
-    writeln!(stdin, "{}", json!({"jsonrpc": "2.0", "id": 8, "method": "ping"})).expect("write");
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "id": 8, "method": "ping"})
+    )
+    .expect("write");
     let pong = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the stdio loop stopped serving");

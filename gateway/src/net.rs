@@ -300,7 +300,10 @@ mod tests {
     #[test]
     fn listed_and_public_origins_match_as_values() {
         let policy = OriginPolicy::new(
-            &["https://claude.ai/".to_string(), "not an origin".to_string()],
+            &[
+                "https://claude.ai/".to_string(),
+                "not an origin".to_string(),
+            ],
             ["https://mcp.example.com/mcp/", ""],
             false,
         );
@@ -343,7 +346,10 @@ mod tests {
         let policy = OriginPolicy::new(&["*".to_string()], [], true);
         assert_eq!(policy.check(std::iter::empty()), OriginVerdict::Absent);
         assert_eq!(
-            policy.check([b"http://localhost".as_slice(), b"http://localhost".as_slice()]),
+            policy.check([
+                b"http://localhost".as_slice(),
+                b"http://localhost".as_slice()
+            ]),
             OriginVerdict::Denied(OriginRefusal::Repeated)
         );
         assert!(matches!(

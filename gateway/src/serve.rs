@@ -386,8 +386,14 @@ mod tests {
         let app = Arc::new(App::new(Default::default(), Default::default(), None).unwrap());
         // Test fixtures: handlers with a bug, one on an MCP path and one elsewhere.
         let routes = Router::new()
-            .route("/mcp", post(|| async { panic!("handler bug") as &'static str }))
-            .route("/livez", get(|| async { panic!("handler bug") as &'static str }));
+            .route(
+                "/mcp",
+                post(|| async { panic!("handler bug") as &'static str }),
+            )
+            .route(
+                "/livez",
+                get(|| async { panic!("handler bug") as &'static str }),
+            );
         let base = serve_guarded(app.clone(), routes).await;
         let http = reqwest::Client::new();
 

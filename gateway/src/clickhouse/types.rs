@@ -99,7 +99,8 @@ impl JsonKind {
             JsonKind::Uuid => json!({"type": "string", "format": "uuid"}),
             JsonKind::Nullable(inner) => {
                 let mut s = inner.schema();
-                if let (Some(Value::String(t)), Value::Object(m)) = (s.get("type").cloned(), &mut s) {
+                if let (Some(Value::String(t)), Value::Object(m)) = (s.get("type").cloned(), &mut s)
+                {
                     m.insert("type".into(), json!([t, "null"]));
                     s
                 } else {

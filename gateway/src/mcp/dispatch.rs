@@ -339,9 +339,7 @@ async fn handle_value(
                     .await
                     .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e))?
             } else if let Some(TableUri { database, table }) = TableUri::parse(&uri) {
-                describe(&ctx, &database, &table)
-                    .await
-                    .map_err(not_found)?
+                describe(&ctx, &database, &table).await.map_err(not_found)?
             } else {
                 return Err(not_found(format!("Resource not found: {uri}")));
             };
@@ -493,14 +491,20 @@ mod tests {
     #[test]
     fn table_uri_segments_are_percent_decoded() {
         let t = |d: &str, n: &str| Some((d.to_string(), n.to_string()));
-        assert_eq!(table("clickhouse://table/db/my%20table"), t("db", "my table"));
+        assert_eq!(
+            table("clickhouse://table/db/my%20table"),
+            t("db", "my table")
+        );
         assert_eq!(table("clickhouse://table/db/plain"), t("db", "plain"));
         assert_eq!(table("clickhouse://table/db/bad%zz"), t("db", "bad%zz"));
         assert_eq!(table("clickhouse://table/db/end%2"), t("db", "end%2"));
         assert_eq!(table("clickhouse://table/d%2Fb/a/b"), t("d/b", "a/b"));
         // A `%` followed by a multi-byte character: once a panic (byte slicing).
         assert_eq!(table("clickhouse://table/x/%a\u{e9}"), t("x", "%a\u{e9}"));
-        assert_eq!(table("clickhouse://table/x/%\u{e9}\u{e9}"), t("x", "%\u{e9}\u{e9}"));
+        assert_eq!(
+            table("clickhouse://table/x/%\u{e9}\u{e9}"),
+            t("x", "%\u{e9}\u{e9}")
+        );
         // Escapes that decode to invalid UTF-8 name no table.
         assert_eq!(table("clickhouse://table/x/%ff"), None);
         assert_eq!(table("clickhouse://table/only-db"), None);

@@ -49,7 +49,10 @@ fn rpc_error(
 
 /// The `Origin` header values of a request, all of them (a repeated header is refused).
 pub fn origin_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers.get_all(header::ORIGIN).iter().map(HeaderValue::as_bytes)
+    headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .map(HeaderValue::as_bytes)
 }
 
 pub fn add_cors(r: &mut Response, origin: &str) {

@@ -321,7 +321,6 @@ pub fn build(
     (entries, warnings)
 }
 
-
 /// Adds a `description` to a property schema (always an object, from `JsonKind::schema`).
 fn with_description(schema: &mut Value, text: &str) {
     if let Value::Object(m) = schema {

@@ -159,8 +159,8 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
             "a redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters"
         ));
     }
-    let u = crate::net::Url::parse(uri)
-        .map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
+    let u =
+        crate::net::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
     if u.fragment().is_some() {
         return Err(format!("`{uri}` has a fragment"));
     }
