@@ -17,6 +17,7 @@ use crate::config::{self, Config, LoadOptions, Secret};
 use crate::identity::claims::{username_from_claims, ClaimsError};
 use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
 use crate::identity::roles::RolePolicy;
+use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
@@ -44,6 +45,9 @@ pub struct Runtime {
     pub jwks: Option<Arc<jwks::JwksCache>>,
     /// The OAuth broker's routes (broker mode), served by `serve::router`'s broker paths.
     pub broker: Option<axum::Router>,
+    /// The origins browsers may call from (`server.allowed_origins`, the public URLs,
+    /// loopback while listening on loopback), parsed once per generation.
+    pub origins: OriginPolicy,
 }
 
 /// What a generation's builders take from the process rather than the configuration.
@@ -90,6 +94,15 @@ impl Runtime {
             Some(p) if p.config.server.oauth == config.server.oauth => p.broker.clone(),
             _ => build_broker(&config, process)?,
         };
+        let oauth = &config.server.oauth;
+        let origins = OriginPolicy::new(
+            &config.server.allowed_origins,
+            [
+                oauth.public_auth_server_url.as_str(),
+                oauth.public_resource_url.as_str(),
+            ],
+            is_loopback_address(&config.server.address),
+        );
         Ok(Self {
             config,
             ch,
@@ -98,6 +111,7 @@ impl Runtime {
             tool_rules,
             jwks,
             broker,
+            origins,
         })
     }
 }
@@ -167,8 +181,6 @@ pub struct App {
     pub started: Instant,
     pub load_options: LoadOptions,
     log: Option<LogHandle>,
-    /// Whether the listener is on loopback (loopback origins are then trusted).
-    pub loopback_listener: bool,
     readiness: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -181,7 +193,6 @@ impl App {
         load_options: LoadOptions,
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
-        let loopback_listener = is_loopback_host(&config.server.address);
         let catalogs = Arc::new(CatalogCache::new(CacheConfig::from_config(
             &config.multicluster,
         )));
@@ -202,7 +213,6 @@ impl App {
             started: Instant::now(),
             load_options,
             log,
-            loopback_listener,
             readiness: Mutex::default(),
         })
     }
@@ -249,7 +259,7 @@ impl App {
         }
         // `loaded.warnings` are the file's alone; these are the configuration as it runs.
         for w in &warnings {
-            tracing::warn!("{w}");
+            tracing::warn!(warning = ?w, "configuration warning");
         }
         Ok(restart_only)
     }
@@ -295,8 +305,9 @@ impl App {
                 let ctx = self.tool_context(rt, id, creds);
                 let (catalog, warnings) =
                     discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+                // Warnings name ClickHouse objects: escaped fields, never the message.
                 for w in warnings {
-                    tracing::warn!("{w}");
+                    tracing::warn!(warning = ?w, "tool discovery warning");
                 }
                 let hash = ContentHash::of(catalog.listed_json().as_bytes());
                 Ok((catalog, hash))
@@ -427,7 +438,7 @@ impl App {
         let kid =
             jwks::peek_kid(token).map_err(|e| gate::invalid_token(oauth, ctx, &e.to_string()))?;
         let keys = jwks.keys_for(kid.as_deref()).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot load the IdP's keys; refusing the token");
+            tracing::warn!(error = ?e.to_string(), "cannot load the IdP's keys; refusing the token");
             gate::invalid_token(
                 oauth,
                 ctx,
@@ -536,10 +547,6 @@ impl App {
         }
         res
     }
-}
-
-pub fn is_loopback_host(h: &str) -> bool {
-    matches!(h, "localhost" | "::1" | "[::1]") || h.starts_with("127.")
 }
 
 /// One registered request: its ticket number and the sender that cancels it.

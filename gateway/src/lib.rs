@@ -3,6 +3,20 @@
 //! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
+// Input from the network must never reach code that can panic (gateway.md, Health,
+// metrics, logs): no slicing or indexing by offsets, no unwrap/expect, no panic!. A
+// site that provably cannot fail carries `#[allow(clippy::...)]` and says why.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub mod app;
 pub mod catalog;
 pub mod clickhouse;
@@ -10,6 +24,7 @@ pub mod config;
 pub mod identity;
 pub mod listener;
 pub mod mcp;
+pub mod net;
 pub mod oauth;
 pub mod routing;
 pub mod serve;

@@ -1,6 +1,18 @@
 //! `chmcp-gateway`: serve | verify | check-config | version. Argument parsing and exit
 //! codes only; everything else lives in the library.
 
+// The same no-panic rule as the library (lib.rs).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

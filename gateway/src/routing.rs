@@ -21,8 +21,8 @@ pub fn is_valid_cluster_name(name: &str) -> bool {
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty()
         && b.len() <= 63
-        && ok(&b[0])
-        && ok(&b[b.len() - 1])
+        && b.first().is_some_and(ok)
+        && b.last().is_some_and(ok)
         && b.iter().all(|c| ok(c) || *c == b'-')
 }
 
@@ -142,7 +142,9 @@ impl<'a> Route<'a> {
         let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
         match tail {
             "" => named(name, Route::Mcp),
-            t if t == &RESOURCE_METADATA_SUFFIX[1..] => named(name, Route::ResourceMetadata),
+            t if Some(t) == RESOURCE_METADATA_SUFFIX.strip_prefix('/') => {
+                named(name, Route::ResourceMetadata)
+            }
             _ => Route::NotFound,
         }
     }

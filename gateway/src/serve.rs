@@ -1,6 +1,7 @@
 //! `chmcp-gateway serve`: wires configuration, telemetry and transports together, and
 //! owns the process lifecycle (reload on SIGHUP, graceful stop on SIGTERM).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use futures::FutureExt;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -31,8 +33,9 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     let loaded = crate::config::load(&opts)?;
     let log = logging::init(&loaded.config.logging);
+    logging::log_panics();
     for w in &loaded.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!(warning = ?w, "configuration warning");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,6 +82,8 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         // MCP endpoints and their metadata are routed by `routing::Route`, which owns
         // the cluster-name rules (and the 404-before-auth policy).
         .fallback(mcp_routes)
+        // Innermost first: a panic becomes a 500 before it is counted.
+        .layer(middleware::from_fn_with_state(app.clone(), catch_panics))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .with_state(app))
 }
@@ -91,6 +96,47 @@ async fn broker(State(app): State<Arc<App>>, req: Request) -> Response {
     match broker.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
+    }
+}
+
+/// Which MCP route a path is, by the mode's rules (`routing::Route`).
+fn route_of<'a>(app: &App, rt: &Runtime, path: &'a str) -> Route<'a> {
+    if rt.config.multicluster.enabled {
+        Route::parse_multi(path, &app.allowlist)
+    } else {
+        Route::parse_single(path)
+    }
+}
+
+/// A panic in any handler (a bug) is answered, never a dropped connection: a JSON-RPC
+/// internal error on MCP routes, a plain 500 elsewhere, and `chmcp_panics_total` counts
+/// it. (MCP request handling has its own guard that answers with the request's id.)
+async fn catch_panics(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let mcp_label = match route_of(&app, &app.runtime(), req.uri().path()) {
+        Route::Mcp(Cluster::Named(_)) => Some("/mcp/{cluster}"),
+        Route::Mcp(Cluster::Implicit) => Some("/mcp"),
+        _ => None,
+    };
+    // AssertUnwindSafe: shared state sits behind locks whose poisoning every user
+    // tolerates, so an unwound handler leaves nothing that later requests misread.
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            app.metrics.panics.inc();
+            match mcp_label {
+                Some(label) => labelled(
+                    json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),
+                    ),
+                    label,
+                ),
+                None => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": "internal_error", "error_description": "the gateway failed while handling this request"}),
+                ),
+            }
+        }
     }
 }
 
@@ -112,11 +158,7 @@ async fn mcp_routes(
 ) -> Response {
     let rt = app.runtime();
     let multi = rt.config.multicluster.enabled;
-    let route = if multi {
-        Route::parse_multi(uri.path(), &app.allowlist)
-    } else {
-        Route::parse_single(uri.path())
-    };
+    let route = route_of(&app, &rt, uri.path());
     let oauth = rt.config.server.oauth.enabled;
     match route {
         Route::Mcp(cluster) => {
@@ -317,7 +359,55 @@ fn reload(app: &App, cause: &str) {
             }
         }
         Err(e) => {
-            tracing::error!(cause, error = %e, "configuration reload rejected; the previous configuration keeps serving")
+            tracing::error!(cause, error = ?e, "configuration reload rejected; the previous configuration keeps serving")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+
+    /// Serves `routes` behind the panic guard on a loopback port; returns its base URL.
+    async fn serve_guarded(app: Arc<App>, routes: Router<Arc<App>>) -> String {
+        let router = routes
+            .layer(middleware::from_fn_with_state(app.clone(), catch_panics))
+            .with_state(app);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_and_counted() {
+        let app = Arc::new(App::new(Default::default(), Default::default(), None).unwrap());
+        // Test fixtures: handlers with a bug, one on an MCP path and one elsewhere.
+        let routes = Router::new()
+            .route(
+                "/mcp",
+                post(|| async { panic!("handler bug") as &'static str }),
+            )
+            .route(
+                "/livez",
+                get(|| async { panic!("handler bug") as &'static str }),
+            );
+        let base = serve_guarded(app.clone(), routes).await;
+        let http = reqwest::Client::new();
+
+        let r = http.post(format!("{base}/mcp")).send().await.unwrap();
+        assert_eq!(r.status(), 500);
+        let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], crate::mcp::protocol::INTERNAL_ERROR);
+        assert_eq!(body["jsonrpc"], "2.0");
+
+        let r = http.get(format!("{base}/livez")).send().await.unwrap();
+        assert_eq!(r.status(), 500);
+        let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "internal_error");
+
+        assert_eq!(app.metrics.panics.get(), 2);
+        assert!(app.metrics.render().contains("chmcp_panics_total 2"));
     }
 }

@@ -308,7 +308,9 @@ impl<T> State<T> {
             return false;
         }
         let slot = fastrand::usize(..self.denied.len());
-        let key = self.denied[slot].clone();
+        let Some(key) = self.denied.get(slot).cloned() else {
+            return false;
+        };
         self.entries.remove(&key);
         self.forget_denied_slot(slot);
         true
@@ -573,13 +575,13 @@ impl<T> CatalogCache<T> {
             Ok(Err(e)) if e.auth_class => tracing::debug!(
                 cluster,
                 token,
-                error = %e.message,
+                error = ?e.message,
                 "catalog discovery refused; caching the denial"
             ),
             Ok(Err(e)) => tracing::warn!(
                 cluster,
                 token,
-                error = %e.message,
+                error = ?e.message,
                 "catalog discovery failed; serving the static tools"
             ),
             Err(_) => tracing::warn!(

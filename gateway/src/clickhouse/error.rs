@@ -23,7 +23,7 @@ impl ServerError {
     /// Parses a response body; anything unrecognised is kept verbatim as the message.
     pub fn parse(status: u16, body: &str) -> Self {
         let body = body.trim();
-        let Some(rest) = body.find("Code: ").map(|i| &body[i + 6..]) else {
+        let Some((_, rest)) = body.split_once("Code: ") else {
             return Self {
                 status,
                 code: None,
@@ -33,7 +33,8 @@ impl ServerError {
         };
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         let code = digits.parse().ok();
-        let mut msg = rest[digits.len()..]
+        let mut msg = rest
+            .trim_start_matches(|c: char| c.is_ascii_digit())
             .trim_start_matches(['.', ','])
             .trim_start();
         msg = msg.strip_prefix("e.displayText() = ").unwrap_or(msg);
@@ -47,18 +48,20 @@ impl ServerError {
             msg.truncate(i);
         }
         let mut name = None;
-        if msg.ends_with(')') {
-            if let Some(open) = msg.rfind(" (") {
-                let candidate = &msg[open + 2..msg.len() - 1];
-                if !candidate.is_empty()
+        // A trailing " (NAME)" is the exception name.
+        let named = msg
+            .strip_suffix(')')
+            .and_then(|m| m.rsplit_once(" ("))
+            .filter(|(_, candidate)| {
+                !candidate.is_empty()
                     && candidate
                         .chars()
                         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                {
-                    name = Some(candidate.to_string());
-                    msg.truncate(open);
-                }
-            }
+            })
+            .map(|(head, candidate)| (head.to_string(), candidate.to_string()));
+        if let Some((head, candidate)) = named {
+            name = Some(candidate);
+            msg = head;
         }
         Self {
             status,
@@ -125,9 +128,12 @@ impl fmt::Display for ServerError {
 }
 
 fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(MAX_MESSAGE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
     }
 }
 

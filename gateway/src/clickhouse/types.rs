@@ -99,8 +99,9 @@ impl JsonKind {
             JsonKind::Uuid => json!({"type": "string", "format": "uuid"}),
             JsonKind::Nullable(inner) => {
                 let mut s = inner.schema();
-                if let Some(Value::String(t)) = s.get("type").cloned() {
-                    s["type"] = json!([t, "null"]);
+                if let (Some(Value::String(t)), Value::Object(m)) = (s.get("type").cloned(), &mut s)
+                {
+                    m.insert("type".into(), json!([t, "null"]));
                     s
                 } else {
                     json!({"anyOf": [s, {"type": "null"}]})

@@ -180,7 +180,7 @@ fn parse_tree(tree: Value) -> Result<Config, ConfigError> {
 /// and a position suffix.
 pub(crate) fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     const MARK: &str = "unknown field `";
-    let rest = &message[message.find(MARK)? + MARK.len()..];
+    let (_, rest) = message.split_once(MARK)?;
     let (field, rest) = rest.split_once('`')?;
     let expected = rest
         .split('`')
@@ -254,17 +254,24 @@ fn typed(raw: &str, default: &Value, key: &str) -> Result<Value, ConfigError> {
 }
 
 fn set_path(tree: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut node = tree;
-    for part in &path[..path.len() - 1] {
-        if !node.get(*part).is_some_and(Value::is_object) {
-            if let Value::Object(m) = node {
-                m.insert((*part).to_string(), Value::Object(Map::new()));
-            }
+    for part in parents {
+        let Value::Object(m) = node else {
+            return;
+        };
+        let child = m
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !child.is_object() {
+            *child = Value::Object(Map::new());
         }
-        node = &mut node[*part];
+        node = child;
     }
     if let Value::Object(m) = node {
-        m.insert(path[path.len() - 1].to_string(), value);
+        m.insert((*last).to_string(), value);
     }
 }
 
@@ -282,15 +289,16 @@ fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        // Per column: `diag` = prev[j], `up` = prev[j + 1], `left` = cur[j].
+        for ((cb, diag), up) in b.iter().zip(&prev).zip(prev.iter().skip(1)) {
+            let left = cur.last().copied().unwrap_or(i + 1);
+            cur.push((diag + usize::from(ca != *cb)).min(up + 1).min(left + 1));
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]

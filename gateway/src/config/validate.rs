@@ -107,7 +107,7 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
         err("server.max_connections", "must be at least 1".into());
     }
     for (i, origin) in s.allowed_origins.iter().enumerate() {
-        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+        if origin != "*" && crate::net::WebOrigin::parse(origin).is_err() {
             err(
                 &format!("server.allowed_origins[{i}]"),
                 format!("`{origin}` is not an origin (scheme://host[:port]) or \"*\""),
@@ -391,23 +391,9 @@ fn is_setting_name(s: &str) -> bool {
 
 /// `https`, or `http` on a loopback host (local use and tests).
 pub fn check_secure_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = match authority.rsplit_once(':') {
-            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => authority,
-        };
-        if matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.") {
-            return Ok(());
-        }
-        return Err(format!(
-            "`{url}` must be https (http is allowed only on loopback)"
-        ));
-    }
-    Err(format!("`{url}` is not an http(s) URL"))
+    crate::net::parse_secure_url(url)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -482,6 +468,8 @@ mod tests {
         assert!(check_secure_url("http://localhost").is_ok());
         assert!(check_secure_url("http://idp.example.com").is_err());
         assert!(check_secure_url("http://localhost.evil.com").is_err());
+        assert!(check_secure_url("http://127.evil.example").is_err());
+        assert!(check_secure_url("https://").is_err());
     }
 
     #[test]

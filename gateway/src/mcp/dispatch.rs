@@ -1,8 +1,11 @@
 //! JSON-RPC methods → gateway behaviour. Transport-independent: HTTP and stdio both
 //! call [`handle_request`] with a request already classified by era.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use rmcp::model::Implementation;
 use serde_json::{json, Map, Value};
 
@@ -29,9 +32,11 @@ impl RpcError {
         }
     }
     pub fn to_json(&self, id: &Value) -> Value {
-        let mut e = json!({"code": self.code, "message": self.message});
+        let mut e = Map::new();
+        e.insert("code".into(), json!(self.code));
+        e.insert("message".into(), json!(self.message));
         if let Some(d) = &self.data {
-            e["data"] = d.clone();
+            e.insert("data".into(), d.clone());
         }
         json!({"jsonrpc": "2.0", "id": id, "error": e})
     }
@@ -41,6 +46,7 @@ impl RpcError {
 pub const REQUEST_CANCELLED: i64 = -32800;
 const SCHEMA_URI: &str = "clickhouse://schema";
 const TABLE_TEMPLATE: &str = "clickhouse://table/{database}/{table}";
+const TABLE_URI_PREFIX: &str = "clickhouse://table/";
 /// Pre-2026 code for an unknown resource; 2026-07-28 uses -32602 (SEP-2164).
 const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 
@@ -141,6 +147,49 @@ impl Answer {
     }
 }
 
+/// The methods this gateway serves: the only values the `method` label of
+/// `chmcp_mcp_requests_total` takes besides `other` (a label value is never request text).
+pub const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// The metric label for a JSON-RPC method name.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Runs the handling of one request so that a panic inside it (a bug) becomes a
+/// JSON-RPC internal error for that request, counted in `chmcp_panics_total`, instead
+/// of a dropped connection (HTTP) or a request never answered (stdio).
+pub async fn contain_panics<F>(metrics: &Metrics, work: F) -> Result<Answer, RpcError>
+where
+    F: Future<Output = Result<Answer, RpcError>>,
+{
+    // AssertUnwindSafe: what requests share sits behind locks whose poisoning every
+    // user tolerates, so an unwound request leaves no state that others misread.
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            metrics.panics.inc();
+            Err(RpcError::new(
+                protocol::INTERNAL_ERROR,
+                "Internal error: the gateway failed while handling this request",
+            ))
+        }
+    }
+}
+
 /// Answers one request. Tool failures are results (`isError`), never errors here.
 pub async fn handle_request(
     app: &App,
@@ -150,7 +199,10 @@ pub async fn handle_request(
     method: &str,
     params: &Option<Value>,
 ) -> Result<Answer, RpcError> {
-    Metrics::inc(&app.metrics.mcp_requests, &[("method", method)]);
+    Metrics::inc(
+        &app.metrics.mcp_requests,
+        &[("method", method_label(method))],
+    );
     if method == "tools/list" {
         let p = params_obj(params)?;
         if p.get("cursor")
@@ -286,13 +338,8 @@ async fn handle_value(
                 schema_overview(&ctx)
                     .await
                     .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e))?
-            } else if let Some((db, table)) = uri
-                .strip_prefix("clickhouse://table/")
-                .and_then(|r| r.split_once('/'))
-            {
-                let db = percent_decode(db);
-                let table = percent_decode(table);
-                describe(&ctx, &db, &table).await.map_err(not_found)?
+            } else if let Some(TableUri { database, table }) = TableUri::parse(&uri) {
+                describe(&ctx, &database, &table).await.map_err(not_found)?
             } else {
                 return Err(not_found(format!("Resource not found: {uri}")));
             };
@@ -302,10 +349,14 @@ async fn handle_value(
                 true,
             ))
         }
-        _ => Err(RpcError::new(
-            protocol::METHOD_NOT_FOUND,
-            format!("Method not found: {method}"),
-        )),
+        _ => {
+            // `?`: the name is request text, logged escaped.
+            tracing::debug!(method = ?method, "unknown JSON-RPC method");
+            Err(RpcError::new(
+                protocol::METHOD_NOT_FOUND,
+                format!("Method not found: {method}"),
+            ))
+        }
     }
 }
 
@@ -339,23 +390,30 @@ async fn run_tool(
     }
 }
 
-/// `%XX` escapes in resource URI segments (table names may hold any character).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
+/// A `clickhouse://table/{database}/{table}` resource URI, its segments decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableUri {
+    pub database: String,
+    pub table: String,
+}
+
+impl TableUri {
+    /// `None` when the URI is not a table URI, or a segment does not decode to UTF-8.
+    /// Segments are `%XX`-escaped (table names may hold any character, `/` included);
+    /// a `%` not followed by two hex digits stays as written.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let (db, table) = uri.strip_prefix(TABLE_URI_PREFIX)?.split_once('/')?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        Some(Self {
+            database: decode(db)?,
+            table: decode(table)?,
+        })
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -404,10 +462,52 @@ mod tests {
     }
 
     #[test]
-    fn percent_escapes_decode() {
-        assert_eq!(percent_decode("my%20table"), "my table");
-        assert_eq!(percent_decode("plain"), "plain");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-        assert_eq!(percent_decode("end%2"), "end%2");
+    fn method_labels_are_known_names_or_other() {
+        for m in KNOWN_METHODS {
+            assert_eq!(method_label(m), *m);
+        }
+        assert_eq!(method_label("x\nFORGED"), "other");
+        assert_eq!(method_label("Tools/List"), "other");
+        assert_eq!(method_label(""), "other");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_request_is_an_internal_error_and_counted() {
+        let metrics = Metrics::new();
+        // A stand-in for a handler with a bug.
+        let panicking = async { panic!("handler bug") as Result<Answer, RpcError> };
+        let r = contain_panics(&metrics, panicking).await;
+        assert_eq!(r.map_err(|e| e.code).err(), Some(protocol::INTERNAL_ERROR));
+        assert_eq!(metrics.panics.get(), 1);
+        let fine = contain_panics(&metrics, async { Ok(Answer::Json(json!({}))) }).await;
+        assert!(fine.is_ok());
+        assert_eq!(metrics.panics.get(), 1);
+    }
+
+    fn table(uri: &str) -> Option<(String, String)> {
+        TableUri::parse(uri).map(|t| (t.database, t.table))
+    }
+
+    #[test]
+    fn table_uri_segments_are_percent_decoded() {
+        let t = |d: &str, n: &str| Some((d.to_string(), n.to_string()));
+        assert_eq!(
+            table("clickhouse://table/db/my%20table"),
+            t("db", "my table")
+        );
+        assert_eq!(table("clickhouse://table/db/plain"), t("db", "plain"));
+        assert_eq!(table("clickhouse://table/db/bad%zz"), t("db", "bad%zz"));
+        assert_eq!(table("clickhouse://table/db/end%2"), t("db", "end%2"));
+        assert_eq!(table("clickhouse://table/d%2Fb/a/b"), t("d/b", "a/b"));
+        // A `%` followed by a multi-byte character: once a panic (byte slicing).
+        assert_eq!(table("clickhouse://table/x/%a\u{e9}"), t("x", "%a\u{e9}"));
+        assert_eq!(
+            table("clickhouse://table/x/%\u{e9}\u{e9}"),
+            t("x", "%\u{e9}\u{e9}")
+        );
+        // Escapes that decode to invalid UTF-8 name no table.
+        assert_eq!(table("clickhouse://table/x/%ff"), None);
+        assert_eq!(table("clickhouse://table/only-db"), None);
+        assert_eq!(table("clickhouse://schema"), None);
     }
 }

@@ -9,10 +9,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::dispatch::{handle_request, RpcError, REQUEST_CANCELLED};
+use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
 use super::protocol;
 use super::{classify_message, Incoming};
 use crate::app::{App, RequestIdentity};
+use crate::net::OriginVerdict;
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
     text_response(status, serde_json::to_string(body).unwrap_or_default())
@@ -46,54 +47,12 @@ fn rpc_error(
     )
 }
 
-/// What the Origin check decided.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OriginVerdict {
-    /// No Origin header (not a browser): allowed, no CORS headers.
-    Absent,
-    Allowed(String),
-    Denied(String),
-}
-
-/// DNS-rebinding defence (gateway.md): own public origin, loopback while listening on
-/// loopback, or `server.allowed_origins`.
-pub fn check_origin(
-    headers: &HeaderMap,
-    allowed: &[String],
-    public_origins: &[String],
-    loopback_listener: bool,
-) -> OriginVerdict {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return OriginVerdict::Absent;
-    };
-    let origin = origin.trim_end_matches('/').to_string();
-    let host = origin.split("://").nth(1).unwrap_or("");
-    let host = host
-        .rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(host);
-    let ok = allowed
+/// The `Origin` header values of a request, all of them (a repeated header is refused).
+pub fn origin_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::ORIGIN)
         .iter()
-        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
-        || public_origins
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(&origin))
-        || (loopback_listener
-            && (origin.starts_with("http://") || origin.starts_with("https://"))
-            && crate::app::is_loopback_host(host));
-    if ok {
-        OriginVerdict::Allowed(origin)
-    } else {
-        OriginVerdict::Denied(origin)
-    }
-}
-
-/// `scheme://host[:port]` of a configured public URL.
-pub fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+        .map(HeaderValue::as_bytes)
 }
 
 pub fn add_cors(r: &mut Response, origin: &str) {
@@ -120,24 +79,11 @@ pub async fn serve_mcp<Fut: std::future::Future<Output = IdentityResult>>(
     identify: impl FnOnce(HeaderMap) -> Fut,
 ) -> Response {
     let rt = app.runtime();
-    let cfg = &rt.config;
-    let public: Vec<String> = [
-        &cfg.server.oauth.public_auth_server_url,
-        &cfg.server.oauth.public_resource_url,
-    ]
-    .into_iter()
-    .filter_map(|u| origin_of(u))
-    .collect();
-    let origin = match check_origin(
-        &headers,
-        &cfg.server.allowed_origins,
-        &public,
-        app.loopback_listener,
-    ) {
-        OriginVerdict::Denied(o) => {
+    let origin = match rt.origins.check(origin_values(&headers)) {
+        OriginVerdict::Denied(why) => {
             return json_response(
                 StatusCode::FORBIDDEN,
-                &json!({"error": "forbidden_origin", "error_description": format!("Origin {o} is not allowed; add it to server.allowed_origins")}),
+                &json!({"error": "forbidden_origin", "error_description": why.to_string()}),
             )
         }
         OriginVerdict::Allowed(o) => Some(o),
@@ -280,6 +226,7 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
                     let found = app
                         .inflight
                         .cancel(&cancel_scope(&headers), &rid.to_string());
+                    // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
             }
@@ -302,7 +249,10 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
                 .inflight
                 .register(&cancel_scope(&headers), &id.to_string());
             let cancelled = guard.cancelled.take();
-            let work = handle_request(app, rt, &identity, era, &method, &params);
+            let work = contain_panics(
+                &app.metrics,
+                handle_request(app, rt, &identity, era, &method, &params),
+            );
             // Dropping `work` (cancellation, or the client hanging up and hyper dropping
             // this future) kills any ClickHouse query it started.
             let result = match cancelled {
@@ -327,77 +277,21 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::OriginPolicy;
 
-    fn with_origin(o: &str) -> HeaderMap {
+    #[test]
+    fn every_origin_header_is_judged() {
         let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
-        h
-    }
-
-    #[test]
-    fn origin_rules() {
-        let none: [String; 0] = [];
-        assert_eq!(
-            check_origin(&HeaderMap::new(), &none, &none, false),
-            OriginVerdict::Absent
-        );
+        h.append(header::ORIGIN, HeaderValue::from_static("http://localhost"));
+        let policy = OriginPolicy::new(&[], [], true);
         assert!(matches!(
-            check_origin(&with_origin("http://localhost:6274"), &none, &none, true),
+            policy.check(origin_values(&h)),
             OriginVerdict::Allowed(_)
         ));
+        h.append(header::ORIGIN, HeaderValue::from_static("http://localhost"));
         assert!(matches!(
-            check_origin(&with_origin("http://localhost:6274"), &none, &none, false),
+            policy.check(origin_values(&h)),
             OriginVerdict::Denied(_)
         ));
-        assert!(matches!(
-            check_origin(&with_origin("http://evil.example"), &none, &none, true),
-            OriginVerdict::Denied(_)
-        ));
-        assert!(matches!(
-            check_origin(
-                &with_origin("http://localhost.evil.example"),
-                &none,
-                &none,
-                true
-            ),
-            OriginVerdict::Denied(_)
-        ));
-        let public = ["https://mcp.example.com".to_string()];
-        assert!(matches!(
-            check_origin(
-                &with_origin("https://mcp.example.com"),
-                &none,
-                &public,
-                false
-            ),
-            OriginVerdict::Allowed(_)
-        ));
-        let allowed = ["https://claude.ai".to_string()];
-        assert!(matches!(
-            check_origin(&with_origin("https://claude.ai"), &allowed, &none, false),
-            OriginVerdict::Allowed(_)
-        ));
-        assert!(matches!(
-            check_origin(
-                &with_origin("https://x.y"),
-                &["*".to_string()],
-                &none,
-                false
-            ),
-            OriginVerdict::Allowed(_)
-        ));
-    }
-
-    #[test]
-    fn origin_of_public_url() {
-        assert_eq!(
-            origin_of("https://mcp.example.com/mcp/"),
-            Some("https://mcp.example.com".into())
-        );
-        assert_eq!(
-            origin_of("http://127.0.0.1:8080"),
-            Some("http://127.0.0.1:8080".into())
-        );
-        assert_eq!(origin_of(""), None);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::dispatch::{handle_request, RpcError, REQUEST_CANCELLED};
+use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
 use super::protocol::{self, Era};
 use super::{classify_message, Incoming};
 use crate::app::App;
@@ -78,7 +78,10 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     };
                     let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
                     let cancelled = guard.cancelled.take();
-                    let work = handle_request(&app, &rt, &identity, era, &method, &params);
+                    let work = contain_panics(
+                        &app.metrics,
+                        handle_request(&app, &rt, &identity, era, &method, &params),
+                    );
                     let result = match cancelled {
                         Some(rx) => tokio::select! {
                             r = work => r,

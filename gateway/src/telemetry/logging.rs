@@ -53,6 +53,24 @@ pub fn init(c: &LoggingConfig) -> LogHandle {
     }
 }
 
+/// Sends panic reports through `tracing` instead of the default hook's raw stderr line:
+/// a panic message may quote request text, so it is logged as an escaped field.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = ?message, location = %location, "a thread panicked (a bug)");
+    }));
+}
+
 impl LogHandle {
     pub fn apply(&self, c: &LoggingConfig) {
         if let Err(e) = self.level.reload(level(c.level)) {

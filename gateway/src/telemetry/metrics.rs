@@ -22,6 +22,8 @@ pub struct Metrics {
     pub catalog_discoveries: Family<Labels, Counter>,
     pub identity_probes: Family<Labels, Counter>,
     pub oauth_requests: Family<Labels, Counter>,
+    /// Request handlers that panicked (a bug), each answered 500 or `-32603`.
+    pub panics: Counter,
 }
 
 fn query_histogram() -> Histogram {
@@ -52,6 +54,7 @@ impl Metrics {
             catalog_discoveries: Family::default(),
             identity_probes: Family::default(),
             oauth_requests: Family::default(),
+            panics: Counter::default(),
             registry: Registry::default(),
         };
         // Counters get `_total` appended by the encoder.
@@ -110,6 +113,11 @@ impl Metrics {
             "OAuth broker requests by step and outcome",
             m.oauth_requests.clone(),
         );
+        registry.register(
+            "panics",
+            "Request handlers that panicked, answered with HTTP 500 or JSON-RPC -32603",
+            m.panics.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -152,5 +160,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("chmcp_catalog_cache_entries 0"), "{text}");
+        assert!(text.contains("chmcp_panics_total 0"), "{text}");
     }
 }

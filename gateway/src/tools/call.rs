@@ -154,7 +154,8 @@ impl ToolContext<'_> {
             }
             Err(e) => {
                 self.note(&e);
-                tracing::info!(tool, query_id = %opts.query_id, error = %e, "query failed");
+                // ClickHouse's message quotes the query: an escaped field (`?`).
+                tracing::info!(tool, query_id = %opts.query_id, error = ?e.to_string(), "query failed");
                 tool_error(e.to_string())
             }
         }
@@ -341,11 +342,13 @@ async fn list_databases(ctx: &ToolContext<'_>) -> Result<CallOutcome, String> {
     let dbs: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let mut d = json!({"name": r.first(), "engine": r.get(1)});
+            let mut d = Map::new();
+            d.insert("name".into(), json!(r.first()));
+            d.insert("engine".into(), json!(r.get(1)));
             if let Some(c) = r.get(2).and_then(Value::as_str).filter(|c| !c.is_empty()) {
-                d["comment"] = json!(c);
+                d.insert("comment".into(), json!(c));
             }
-            d
+            Value::Object(d)
         })
         .collect();
     Ok(structured(json!({"databases": dbs})))
@@ -415,16 +418,18 @@ async fn list_tables(
     let tables: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let mut t = json!({"name": r.first(), "engine": r.get(1)});
+            let mut t = Map::new();
+            t.insert("name".into(), json!(r.first()));
+            t.insert("engine".into(), json!(r.get(1)));
             if let Some(c) = r.get(2).and_then(Value::as_str).filter(|c| !c.is_empty()) {
-                t["comment"] = json!(c);
+                t.insert("comment".into(), json!(c));
             }
             for (i, key) in [(3, "total_rows"), (4, "total_bytes")] {
                 if let Some(v) = r.get(i).filter(|v| !v.is_null()) {
-                    t[key] = JsonKind::of("UInt64").normalize(v.clone());
+                    t.insert(key.into(), JsonKind::of("UInt64").normalize(v.clone()));
                 }
             }
-            t
+            Value::Object(t)
         })
         .collect();
     let next = more.then(|| encode_cursor(database, like, offset + LIST_TABLES_PAGE));

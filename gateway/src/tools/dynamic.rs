@@ -240,7 +240,7 @@ pub fn build(
                             .map(String::as_str)
                             .or_else(|| col_comments.get(p.as_str()).copied())
                         {
-                            s["description"] = json!(text);
+                            with_description(&mut s, text);
                         }
                         (p.as_str(), s)
                     })
@@ -290,7 +290,7 @@ pub fn build(
                         .or(c.comment.as_ref())
                         .filter(|t| !t.is_empty())
                     {
-                        s["description"] = json!(text);
+                        with_description(&mut s, text);
                     }
                     props.push((c.name.clone(), s));
                     cols.push((c.name.clone(), c.ch_type.clone(), c.default_kind.is_empty()));
@@ -320,6 +320,13 @@ pub fn build(
         }
     }
     (entries, warnings)
+}
+
+/// Adds a `description` to a property schema (always an object, from `JsonKind::schema`).
+fn with_description(schema: &mut Value, text: &str) {
+    if let Value::Object(m) = schema {
+        m.insert("description".into(), json!(text));
+    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ impl Catalog {
         }
     }
     pub fn get(&self, name: &str) -> Option<&Entry> {
-        self.index.get(name).map(|i| &self.entries[*i])
+        self.index.get(name).and_then(|i| self.entries.get(*i))
     }
     pub fn entries(&self) -> &[Entry] {
         &self.entries

@@ -1,3 +1,11 @@
+// lint pass pending merge
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 //! Shaping a row result and enforcing the caps while it streams in.
 
 use serde::Serialize;

@@ -141,7 +141,7 @@ impl Verifier {
         let (verdict, exp) = match self.judge(&credentials, now).await {
             Ok(judged) => judged,
             Err(e) => {
-                tracing::warn!(token = %digest.short(), user = ?credentials.username, error = %e, "cannot verify: no keys");
+                tracing::warn!(token = %digest.short(), user = ?credentials.username, error = ?e.to_string(), "cannot verify: no keys");
                 return Answer::Unavailable(e);
             }
         };

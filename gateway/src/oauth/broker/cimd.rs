@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::header;
 use serde_json::Value;
 
-use super::client::{is_loopback_name, AuthMethod, Client, ClientSource};
+use super::client::{AuthMethod, Client, ClientSource};
 use super::register::validate_metadata;
 
 /// oauth.md: 3 s timeout, 5 KiB body, cached at most 1 h, failures briefly.
@@ -57,14 +57,13 @@ pub fn check_document_url(url: &str, dev_insecure: bool) -> Result<reqwest::Url,
     if u.query().is_some() || u.fragment().is_some() {
         return Err(bad("it has a query or fragment"));
     }
-    let host = u.host_str().unwrap_or_default();
-    if host.is_empty() {
+    if u.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
     }
     match u.scheme() {
         "https" if u.port_or_known_default() == Some(443) => {}
         "https" => return Err(bad("only port 443 is allowed")),
-        "http" if dev_insecure && is_loopback_name(host) => {}
+        "http" if dev_insecure && crate::net::is_loopback_url(&u) => {}
         "http" => return Err(bad("it must be https")),
         _ => return Err(bad("it must be https")),
     }
@@ -202,7 +201,7 @@ impl CimdResolver {
             Err(e) => (Err(e), FAILURE_TTL),
         };
         if let Err(e) = &result {
-            tracing::info!(client_id, error = %e, "client metadata document refused");
+            tracing::info!(client_id, error = ?e.to_string(), "client metadata document refused");
         }
         self.store(client_id, &result, ttl);
         result

@@ -107,7 +107,7 @@ pub fn client_binding(client_id: &str) -> String {
 
 /// A client id that names a Client ID Metadata Document rather than a registration.
 pub fn is_metadata_document_id(client_id: &str) -> bool {
-    client_id.starts_with("https://") || client_id.starts_with("http://")
+    crate::net::parse_http_url(client_id).is_ok()
 }
 
 /// Seals a registration into its `client_id` (never expires: clients keep their ids),
@@ -159,29 +159,21 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
             "a redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters"
         ));
     }
-    let u = reqwest::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
+    let u =
+        crate::net::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
     if u.fragment().is_some() {
         return Err(format!("`{uri}` has a fragment"));
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(format!("`{uri}` carries credentials"));
     }
-    match (u.scheme(), u.host_str()) {
-        ("https", Some(h)) if !h.is_empty() => Ok(()),
-        ("http", Some(h)) if is_loopback_name(h) => Ok(()),
-        ("http", _) => Err(format!(
+    match crate::net::parse_secure_url(uri) {
+        Ok(_) => Ok(()),
+        Err(crate::net::UrlError::Insecure(_)) => Err(format!(
             "`{uri}`: plain http is allowed only on a loopback host"
         )),
-        _ => Err(format!("`{uri}` must be https (or http on loopback)")),
+        Err(_) => Err(format!("`{uri}` must be https (or http on loopback)")),
     }
-}
-
-/// Loopback host as written in a URL (`url` keeps brackets around IPv6 hosts).
-pub fn is_loopback_name(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host of a redirect URI, for the consent page and the trusted-host list.

@@ -151,7 +151,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     no_frames(&mut r);
-    let secure = if b.settings.issuer.starts_with("https://") {
+    let secure = if crate::net::is_https_url(&b.settings.issuer) {
         "; Secure"
     } else {
         ""
@@ -177,11 +177,11 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A browser sends `Origin` on a form POST; when it does, it must be this server.
 pub fn origin_allowed(headers: &HeaderMap, issuer: &str) -> bool {
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
-        Some(o) => crate::mcp::http::origin_of(issuer)
-            .is_some_and(|mine| mine.eq_ignore_ascii_case(o.trim_end_matches('/'))),
-    }
+    let mine = crate::net::OriginPolicy::new(&[], [issuer], false);
+    !matches!(
+        mine.check(crate::mcp::http::origin_values(headers)),
+        crate::net::OriginVerdict::Denied(_)
+    )
 }
 
 /// Opens the ticket and checks it belongs to this browser.

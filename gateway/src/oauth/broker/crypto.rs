@@ -140,6 +140,13 @@ impl Sealer {
         })
     }
 
+    /// The key derived for `kind`.
+    // `new` derives one key per `Kind::ALL`, in `index` order: the index is always in range.
+    #[allow(clippy::indexing_slicing)]
+    fn key(&self, kind: Kind) -> &LessSafeKey {
+        &self.keys[kind.index()]
+    }
+
     /// Seals `payload` as `kind`, valid until `exp` (Unix seconds; 0 = no expiry).
     pub fn seal<T: Serialize>(
         &self,
@@ -154,7 +161,7 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
         let header = [FORMAT_VERSION, kind.tag()];
-        self.keys[kind.index()]
+        self.key(kind)
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(header),
@@ -182,18 +189,19 @@ impl Sealer {
             .decode(sealed)
             .map_err(|_| SealError::Malformed)?;
         if raw.len() < HEADER_LEN + NONCE_LEN + aead::AES_256_GCM.tag_len()
-            || raw[0] != FORMAT_VERSION
+            || raw.first() != Some(&FORMAT_VERSION)
         {
             return Err(SealError::Malformed);
         }
-        if raw[1] != kind.tag() {
+        if raw.get(1) != Some(&kind.tag()) {
             return Err(SealError::WrongKind);
         }
         let (header, rest) = raw.split_at(HEADER_LEN);
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Malformed)?;
         let mut buf = ciphertext.to_vec();
-        let plain = self.keys[kind.index()]
+        let plain = self
+            .key(kind)
             .open_in_place(nonce, Aad::from(header), &mut buf)
             .map_err(|_| SealError::Tampered)?;
         let env: Envelope<T> = serde_json::from_slice(plain).map_err(|_| SealError::Payload)?;

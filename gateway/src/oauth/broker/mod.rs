@@ -191,7 +191,7 @@ impl BrokerState {
     /// Counts, logs (code and description only) and answers an error.
     pub fn fail(&self, step: Step, e: OAuthError) -> Response {
         self.count(step, e.code.as_str());
-        tracing::info!(step = step.as_str(), error = e.code.as_str(), description = %e.description, "oauth request refused");
+        tracing::info!(step = step.as_str(), error = e.code.as_str(), description = ?e.description, "oauth request refused");
         e.into_response()
     }
 }

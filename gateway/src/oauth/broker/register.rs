@@ -126,26 +126,31 @@ pub fn registration_response(
     secret: Option<&str>,
     reg: &RegisteredClient,
 ) -> Value {
-    let mut out = json!({
-        "client_id": client_id,
-        "client_id_issued_at": reg.issued_at,
-        "redirect_uris": reg.redirect_uris,
-        "token_endpoint_auth_method": reg.auth_method.as_str(),
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-    });
+    let mut out = serde_json::Map::new();
+    out.insert("client_id".into(), json!(client_id));
+    out.insert("client_id_issued_at".into(), json!(reg.issued_at));
+    out.insert("redirect_uris".into(), json!(reg.redirect_uris));
+    out.insert(
+        "token_endpoint_auth_method".into(),
+        json!(reg.auth_method.as_str()),
+    );
+    out.insert(
+        "grant_types".into(),
+        json!(["authorization_code", "refresh_token"]),
+    );
+    out.insert("response_types".into(), json!(["code"]));
     if let Some(name) = &reg.client_name {
-        out["client_name"] = json!(name);
+        out.insert("client_name".into(), json!(name));
     }
     if let Some(scope) = &reg.scope {
-        out["scope"] = json!(scope);
+        out.insert("scope".into(), json!(scope));
     }
     if let Some(secret) = secret {
-        out["client_secret"] = json!(secret);
+        out.insert("client_secret".into(), json!(secret));
         // 0: the secret does not expire (RFC 7591 §3.2.1).
-        out["client_secret_expires_at"] = json!(0);
+        out.insert("client_secret_expires_at".into(), json!(0));
     }
-    out
+    Value::Object(out)
 }
 
 #[cfg(test)]

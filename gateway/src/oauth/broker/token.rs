@@ -54,23 +54,23 @@ pub fn single_params(pairs: Vec<(String, String)>) -> Result<HashMap<String, Str
 }
 
 /// Percent-decoding for the Basic credentials (RFC 6749 §2.3.1 form-encodes them).
+/// `None` when a `%` is not followed by two hex digits, or the result is not UTF-8.
 pub fn form_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
+    let well_formed = s.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    // `+` is a space in form encoding; an escaped plus (`%2B`) decodes after this.
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// The client a token request is from, after authentication.
@@ -304,7 +304,7 @@ fn upstream_failure(e: UpstreamError) -> OAuthError {
             "the identity provider is unreachable",
         ),
         other => {
-            tracing::warn!(error = %other, "upstream token request failed");
+            tracing::warn!(error = ?other.to_string(), "upstream token request failed");
             OAuthError::new(
                 ErrorCode::ServerError,
                 "the identity provider did not complete the request",
@@ -321,7 +321,7 @@ async fn check_id_token(
 ) -> Result<(), OAuthError> {
     match t.id_token.as_deref() {
         Some(id) => b.id_tokens.verify(id).await.map(|_| ()).map_err(|why| {
-            tracing::warn!(reason = %why, "upstream id_token refused");
+            tracing::warn!(reason = ?why, "upstream id_token refused");
             OAuthError::new(
                 ErrorCode::ServerError,
                 format!("the identity provider's id_token is not valid: {why}"),
@@ -346,8 +346,10 @@ fn answer(
     let (access_token, expires_in) =
         pick_token(b.settings.upstream_token, t, &b.settings.audience, now())
             .map_err(|m| OAuthError::new(ErrorCode::ServerError, m))?;
-    let mut out =
-        json!({"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in});
+    let mut out = serde_json::Map::new();
+    out.insert("access_token".into(), json!(access_token));
+    out.insert("token_type".into(), json!("Bearer"));
+    out.insert("expires_in".into(), json!(expires_in));
     // The IdP may rotate refresh tokens; when it does not, the old one stays valid.
     if let Some(upstream) = t.refresh_token.as_deref().or(previous_refresh) {
         let wrapper = RefreshWrapper {
@@ -363,9 +365,9 @@ fn answer(
                 now() + REFRESH_WRAPPER_TTL_SECS,
             )
             .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?;
-        out["refresh_token"] = json!(sealed);
+        out.insert("refresh_token".into(), json!(sealed));
     }
-    Ok(out)
+    Ok(Value::Object(out))
 }
 
 async fn code_grant(

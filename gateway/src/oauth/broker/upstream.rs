@@ -296,14 +296,9 @@ pub fn endpoints_from_discovery(
 }
 
 fn secure_url(url: &str) -> Result<(), String> {
-    let u = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    match (u.scheme(), u.host_str()) {
-        ("https", _) => Ok(()),
-        ("http", Some(h)) if super::client::is_loopback_name(h) => Ok(()),
-        _ => Err(format!(
-            "`{url}` must be https (plain http only on loopback)"
-        )),
-    }
+    crate::net::parse_secure_url(url)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,274 @@
+//! The network edge against the real gateway binary: the `Origin` check compares hosts
+//! exactly, input that once panicked a handler is answered (HTTP and stdio), request
+//! text cannot forge a log line, and request text never becomes a metric label.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chmcp_tests::clickhouse::ClickHouse;
+use chmcp_tests::free_port;
+use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway_binary;
+use chmcp_tests::idp::Idp;
+use chmcp_tests::mcp::Mcp;
+use serde_json::{json, Value};
+
+/// A table URI whose last segment splits a `%XX` escape with a two-byte UTF-8 character:
+/// a decoder that slices by byte offsets panics on it.
+const SPLIT_ESCAPE_URI: &str = "clickhouse://table/x/%a\u{e9}";
+
+fn config(ch_port: u16, extra: &str) -> String {
+    format!("clickhouse:\n  host: 127.0.0.1\n  port: {ch_port}\n{extra}")
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+async fn post_with_origins(gw: &Gateway, origins: &[&str]) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(gw.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json");
+    for o in origins {
+        // reqwest appends: two calls send the header twice.
+        req = req.header("origin", *o);
+    }
+    req.body(initialize().to_string())
+        .send()
+        .await
+        .expect("POST to gateway")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn origin_hosts_are_compared_exactly_over_http() {
+    // Nothing here reaches ClickHouse: the Origin check runs before the gate.
+    let gw = Gateway::start(&config(9, ""));
+    for (origins, want) in [
+        (vec![], 200),
+        (vec!["http://127.0.0.1:3000"], 200),
+        (vec!["http://localhost:6274"], 200),
+        (vec!["http://[::1]:3000"], 200),
+        (vec!["http://127.evil.example"], 403),
+        (vec!["http://127.0.0.1.evil.example"], 403),
+        (vec!["http://localhost.evil.example"], 403),
+        (vec!["null"], 403),
+        (vec!["http://localhost:6274", "http://localhost:6274"], 403),
+    ] {
+        assert_eq!(
+            post_with_origins(&gw, &origins).await,
+            want,
+            "Origin {origins:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resource_read_of_a_split_escape_is_answered_over_http() {
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(ch.http_port, ""));
+    let mcp = Mcp::new(gw.mcp_url());
+    // Before the fix the handler panicked and the connection was dropped (no reply).
+    let r = mcp
+        .request("resources/read", json!({"uri": SPLIT_ESCAPE_URI}))
+        .await;
+    assert_eq!(r.body["id"], 1, "{:?}", r.body);
+    assert!(r.body["error"]["code"].is_i64(), "{:?}", r.body);
+    // The gateway still serves.
+    let init = mcp.post_raw(&initialize(), &[]).await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+}
+
+#[test]
+fn resource_read_of_a_split_escape_is_answered_over_stdio() {
+    let ch = ClickHouse::start();
+    let mut child = Command::new(gateway_binary())
+        .args([
+            "serve",
+            "--transport",
+            "stdio",
+            "--set",
+            "clickhouse.host=127.0.0.1",
+            "--set",
+        ])
+        .arg(format!("clickhouse.port={}", ch.http_port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chmcp-gateway");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    // Lines arrive on a channel so a request that is never answered fails the test
+    // instead of hanging it.
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let read = json!({"jsonrpc": "2.0", "id": 7, "method": "resources/read", "params": {"uri": SPLIT_ESCAPE_URI}});
+    writeln!(stdin, "{read}").expect("write");
+    let answer = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("resources/read was never answered");
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert!(answer["error"]["code"].is_i64(), "{answer}");
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "id": 8, "method": "ping"})
+    )
+    .expect("write");
+    let pong = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the stdio loop stopped serving");
+    assert_eq!(pong, json!({"jsonrpc": "2.0", "id": 8, "result": {}}));
+    drop(stdin);
+    let _ = child.wait();
+}
+
+fn broker_config(ch_port: u16, idp: &Idp, port: u16, format: &str) -> String {
+    format!(
+        "clickhouse:\n  host: 127.0.0.1\n  port: {ch_port}\nlogging:\n  level: debug\n  format: {format}\nserver:\n  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: https://mcp.example.com/\n    public_auth_server_url: http://127.0.0.1:{port}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: edges-test-signing-secret-0123456789abcdef\n",
+        issuer = idp.issuer,
+        cid = idp.broker_client_id,
+        secret = idp.client_secret,
+    )
+}
+
+/// Text that carries a newline, sent every way it could reach a static-credential
+/// gateway's log: a JSON-RPC method name, and a query whose ClickHouse error quotes it.
+async fn forge_through_mcp(mcp: &Mcp) {
+    let r = mcp.request("x\nFORGED method line", json!({})).await;
+    assert_eq!(r.body["error"]["code"], -32601, "{:?}", r.body);
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT 1 2\nFORGED query line"}),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+}
+
+/// The same at the broker's unauthenticated endpoints: a token form key, and a client id.
+async fn forge_through_broker(gw: &Gateway) {
+    let http = reqwest::Client::new();
+    // A form key, repeated so the token endpoint refuses it by name.
+    let token = http
+        .post(format!("{}/oauth/token", gw.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a%0AFORGED+form+line=1&a%0AFORGED+form+line=2")
+        .send()
+        .await
+        .expect("POST /oauth/token");
+    assert_eq!(token.status().as_u16(), 400);
+    // A metadata-document client id with a query, which the CIMD rules refuse.
+    let _ = http
+        .get(format!(
+            "{}/oauth/authorize?response_type=code&client_id=https%3A%2F%2Fx.example%2Fc.json%3F%0AFORGED+client+line&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code_challenge=x&code_challenge_method=S256",
+            gw.base()
+        ))
+        .send()
+        .await
+        .expect("GET /oauth/authorize");
+}
+
+/// Asserts the attempts reached the log (or the test would prove nothing) and that
+/// none of them starts a line of its own.
+async fn assert_no_forged_lines(gw: &Gateway, what: &str, markers: &[&str]) {
+    // stderr is written as events happen; give the last ones a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = gw.log();
+    for marker in markers {
+        assert!(
+            log.contains(marker),
+            "{what}: `{marker}` must reach the log for this test to prove anything:\n{log}"
+        );
+    }
+    for line in log.lines() {
+        assert!(
+            !line.trim_start().starts_with("FORGED"),
+            "{what}: a request forged a log line: {line:?}\nfull log:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_and_clickhouse_text_cannot_forge_log_lines() {
+    let ch = ClickHouse::start();
+    let idp = Idp::start().expect("IdP");
+    for format in ["text", "json"] {
+        let logging = format!("logging:\n  level: debug\n  format: {format}\n");
+        let gw = Gateway::start(&config(ch.http_port, &logging));
+        forge_through_mcp(&Mcp::new(gw.mcp_url())).await;
+        assert_no_forged_lines(
+            &gw,
+            &format!("mcp, {format}"),
+            &["FORGED method line", "FORGED query line"],
+        )
+        .await;
+
+        let port = free_port();
+        let gw = Gateway::start_on(port, &broker_config(ch.http_port, &idp, port, format));
+        forge_through_broker(&gw).await;
+        assert_no_forged_lines(
+            &gw,
+            &format!("broker, {format}"),
+            &["FORGED form line", "FORGED client line"],
+        )
+        .await;
+    }
+}
+
+fn mcp_request_series(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("chmcp_mcp_requests_total{"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn bogus_methods_are_one_metric_series() {
+    let gw = Gateway::start(&config(9, ""));
+    let mcp = Mcp::new(gw.mcp_url());
+    let http = reqwest::Client::new();
+    let scrape = || async {
+        http.get(format!("{}/metrics", gw.base()))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    mcp.request("bogus/first", json!({})).await;
+    let before = mcp_request_series(&scrape().await);
+    for i in 0..50 {
+        let r = mcp.request(&format!("bogus/{i}\nx"), json!({})).await;
+        assert_eq!(r.body["error"]["code"], -32601, "{:?}", r.body);
+    }
+    let metrics = scrape().await;
+    let after = mcp_request_series(&metrics);
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "distinct bogus methods added series:\n{metrics}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|l| l == "chmcp_mcp_requests_total{method=\"other\"} 51"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("bogus"), "{metrics}");
+}
