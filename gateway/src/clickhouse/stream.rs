@@ -1,11 +1,3 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 //! An incremental reader of ClickHouse's `JSONCompact` output, so rows can be counted
 //! (and the query stopped) while the response is still arriving.
 //!
@@ -128,7 +120,7 @@ impl CompactReader {
     /// Call at end of input: an error if the document stopped early.
     /// An empty body (statements that return nothing) is a clean end.
     pub fn finish(&self) -> Result<bool, StreamError> {
-        let rest = &self.buf[self.pos..];
+        let rest = tail(&self.buf, self.pos);
         match self.state {
             State::Done => Ok(true),
             State::Header if rest.trim_ascii().is_empty() => Ok(false),
@@ -138,11 +130,11 @@ impl CompactReader {
 
     /// What went wrong from `from` on: a server exception if the text carries one.
     fn failure(&self, from: usize) -> StreamError {
-        let text = &self.buf[from..];
+        let text = tail(&self.buf, from);
         // An exception is appended after whatever was sent; read it from its code on.
         let code_at = find(text, b"Code: ");
         if code_at.is_some() || find(text, b"Exception").is_some() {
-            let message: String = String::from_utf8_lossy(&text[code_at.unwrap_or(0)..])
+            let message: String = String::from_utf8_lossy(tail(text, code_at.unwrap_or(0)))
                 .chars()
                 .take(FAILURE_TEXT)
                 .collect();
@@ -160,10 +152,10 @@ impl CompactReader {
         const DATA: &[u8] = b"\"data\":";
         // Resume the search where the last push left it (minus a needle's overlap).
         let from = self.header_scanned.max(self.pos);
-        let found = find(&self.buf[from..], DATA).map(|i| from + i);
+        let found = find(tail(&self.buf, from), DATA).map(|i| from + i);
         self.examined += (self.buf.len() - from) as u64;
         let Some(data_at) = found else {
-            let text = &self.buf[self.pos..];
+            let text = tail(&self.buf, self.pos);
             if text.len() > MAX_HEADER
                 || (!text.is_empty() && !text.trim_ascii_start().starts_with(b"{"))
             {
@@ -172,18 +164,18 @@ impl CompactReader {
             self.header_scanned = self.buf.len().saturating_sub(DATA.len() - 1);
             return Ok(None);
         };
-        let after_data = &self.buf[data_at + DATA.len()..];
+        let after_data = tail(&self.buf, data_at + DATA.len());
         let Some(open) = after_data.iter().position(|b| !b.is_ascii_whitespace()) else {
             self.header_scanned = data_at;
             return Ok(None);
         };
-        if after_data[open] != b'[' {
+        if after_data.get(open) != Some(&b'[') {
             return Err(self.failure(self.pos));
         }
-        let text = &self.buf[self.pos..data_at];
+        let text = self.buf.get(self.pos..data_at).unwrap_or_default();
         let meta_at = find(text, b"\"meta\":").ok_or_else(|| self.failure(self.pos))?;
-        let mut it =
-            serde_json::Deserializer::from_slice(&text[meta_at + 7..]).into_iter::<Vec<Column>>();
+        let mut it = serde_json::Deserializer::from_slice(tail(text, meta_at + 7))
+            .into_iter::<Vec<Column>>();
         let columns = match it.next() {
             Some(Ok(c)) => c,
             _ => return Err(StreamError::Format("unreadable column list".into())),
@@ -197,8 +189,10 @@ impl CompactReader {
         let mut scan = match self.row {
             Some(scan) => scan,
             None => {
-                while self.pos < self.buf.len()
-                    && (self.buf[self.pos].is_ascii_whitespace() || self.buf[self.pos] == b',')
+                while self
+                    .buf
+                    .get(self.pos)
+                    .is_some_and(|b| b.is_ascii_whitespace() || *b == b',')
                 {
                     self.pos += 1;
                 }
@@ -225,7 +219,7 @@ impl CompactReader {
             return Ok(None);
         };
         self.row = None;
-        let raw = &self.buf[scan.start..end];
+        let raw = self.buf.get(scan.start..end).unwrap_or_default();
         self.examined += raw.len() as u64;
         match serde_json::from_slice::<Vec<Value>>(raw) {
             Ok(row) => {
@@ -237,12 +231,17 @@ impl CompactReader {
     }
 }
 
+/// `buf` from `from` on (empty past the end): offsets come from the scanner's own
+/// arithmetic, and a slip must never panic on network input.
+fn tail(buf: &[u8], from: usize) -> &[u8] {
+    buf.get(from..).unwrap_or_default()
+}
+
 /// Advances `scan` over `buf`; the offset just past the row's closing `]` once found.
 /// Also counts the least JSON the bytes seen can become once re-serialized: whitespace
 /// outside strings is dropped, an escape may shrink to one byte, a number to one digit.
 fn scan_row(buf: &[u8], scan: &mut RowScan) -> Option<usize> {
-    while scan.at < buf.len() {
-        let b = buf[scan.at];
+    while let Some(&b) = buf.get(scan.at) {
         scan.at += 1;
         if scan.in_string {
             if scan.hex_left > 0 {

@@ -1,11 +1,3 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 //! Shaping a row result and enforcing the caps while it streams in.
 
 use serde::Serialize;
@@ -71,8 +63,8 @@ impl ResultBuilder {
             "row_count": self.rows.len(),
             "elapsed_ms": elapsed_ms,
         });
-        if let Some(t) = self.truncated {
-            v["truncated"] = json!(t);
+        if let (Some(t), Some(obj)) = (self.truncated, v.as_object_mut()) {
+            obj.insert("truncated".into(), json!(t));
         }
         v
     }
