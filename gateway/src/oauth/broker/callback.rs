@@ -100,18 +100,18 @@ pub async fn callback(
     Query(p): Query<CallbackParams>,
 ) -> Response {
     let Some(state) = p.state.as_deref() else {
-        return b.fail(Step::Callback, invalid_request("state is missing"));
+        return b.fail_page(Step::Callback, invalid_request("state is missing"));
     };
     // A state that does not open names no redirect URI we could trust: answer directly.
     let opened: UpstreamState = match b.sealer.open(Kind::State, state, now()) {
         Ok(s) => s,
         Err(SealError::Expired) => {
-            return b.fail(
+            return b.fail_page(
                 Step::Callback,
                 invalid_request("the sign-in took too long: start again"),
             )
         }
-        Err(e) => return b.fail(Step::Callback, invalid_request(format!("state: {e}"))),
+        Err(e) => return b.fail_page(Step::Callback, invalid_request(format!("state: {e}"))),
     };
     match decide(p, opened, &b.settings.upstream_issuer) {
         CallbackOutcome::Code(code) => {
@@ -142,7 +142,7 @@ pub async fn callback(
                     b.count(Step::Callback, "ok");
                     redirect(StatusCode::FOUND, &loc)
                 }
-                None => b.fail(
+                None => b.fail_page(
                     Step::Callback,
                     OAuthError::new(ErrorCode::ServerError, "the redirect URI cannot be built"),
                 ),
