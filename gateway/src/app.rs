@@ -619,13 +619,10 @@ mod tests {
         assert_eq!(id.caller.email, None);
         assert_eq!(id.expires, None);
         // A role policy on an unverified token fails closed.
-        assert!(TokenIdentity::of(
-            None,
-            "t",
-            &oauth(),
-            &RolePolicy::new("groups", "").unwrap()
-        )
-        .is_err());
+        assert!(
+            TokenIdentity::of(None, "t", &oauth(), &RolePolicy::new("groups", "").unwrap())
+                .is_err()
+        );
     }
 
     #[test]

@@ -497,7 +497,9 @@ mod tests {
         let warnings = validate(&c).expect("accepted");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].0.contains("server.oauth.validate_tokens is false"),
+            warnings[0]
+                .0
+                .contains("server.oauth.validate_tokens is false"),
             "{warnings:?}"
         );
     }
@@ -511,7 +513,8 @@ mod tests {
         c.server.oauth.required_scopes = vec!["mcp:read".into()];
         let errs = errors_of(&c);
         assert!(
-            errs.iter().any(|e| e.starts_with("server.oauth.role_claim:"))
+            errs.iter()
+                .any(|e| e.starts_with("server.oauth.role_claim:"))
                 && errs
                     .iter()
                     .any(|e| e.starts_with("server.oauth.required_scopes:")),

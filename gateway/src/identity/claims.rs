@@ -419,7 +419,9 @@ mod tests {
             "both: union, no repeats"
         );
         assert!(claims(json!({})).scopes().is_empty());
-        assert!(claims(json!({"scope": 5, "scp": {"a": 1}})).scopes().is_empty());
+        assert!(claims(json!({"scope": 5, "scp": {"a": 1}}))
+            .scopes()
+            .is_empty());
     }
 
     #[test]
@@ -430,7 +432,11 @@ mod tests {
             "https://a.example/email": "a@x.io",
         }));
         assert!(c.email_verified());
-        assert_eq!(c.str_or_namespaced("email"), Some("a@x.io"), "first by name");
+        assert_eq!(
+            c.str_or_namespaced("email"),
+            Some("a@x.io"),
+            "first by name"
+        );
         assert!(!claims(json!({"email_verified": false})).email_verified());
         assert!(!claims(json!({})).email_verified());
     }

@@ -303,11 +303,7 @@ pub fn validate_jwt(
         return Err(TokenRejection::NotYetValid);
     }
     let granted = claims.scopes();
-    if let Some(missing) = expect
-        .required_scopes
-        .iter()
-        .find(|s| !granted.contains(s))
-    {
+    if let Some(missing) = expect.required_scopes.iter().find(|s| !granted.contains(s)) {
         return Err(TokenRejection::MissingScope(missing.clone()));
     }
     Ok(claims)

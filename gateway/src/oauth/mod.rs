@@ -10,6 +10,6 @@ pub mod metadata;
 
 pub use crate::identity::claims::Claims;
 pub use jwks::{
-    validate_jwt, Expectations, FetchObserver, FetchOutcome, JwksCache, JwksError,
-    JwksSource, KeySet, TokenRejection,
+    validate_jwt, Expectations, FetchObserver, FetchOutcome, JwksCache, JwksError, JwksSource,
+    KeySet, TokenRejection,
 };

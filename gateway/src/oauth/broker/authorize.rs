@@ -511,10 +511,7 @@ mod tests {
             Refusal::Direct(_)
         ));
         assert_eq!(
-            redirected_code(Err(before_consent(
-                refusal,
-                &["app.example.com".into()]
-            ))),
+            redirected_code(Err(before_consent(refusal, &["app.example.com".into()]))),
             ErrorCode::UnsupportedResponseType
         );
         // A direct refusal stays direct whatever is trusted.
