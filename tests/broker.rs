@@ -42,7 +42,8 @@ fn broker_gateway(idp: &Idp, extra: &str) -> Gateway {
 }
 
 // ---------------------------------------------------------------------------------------
-// A headless browser: follows nothing by itself, keeps cookies per host:port
+// A headless browser: follows nothing by itself, keeps cookies per host (as browsers do:
+// cookies are not isolated by port, RFC 6265 §8.5)
 
 #[derive(Default)]
 struct Browser {
@@ -50,12 +51,11 @@ struct Browser {
 }
 
 fn host_of(url: &str) -> String {
-    let u = reqwest::Url::parse(url).unwrap();
-    format!(
-        "{}:{}",
-        u.host_str().unwrap(),
-        u.port_or_known_default().unwrap()
-    )
+    reqwest::Url::parse(url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string()
 }
 
 fn http() -> reqwest::Client {
@@ -770,6 +770,53 @@ async fn tampered_state_and_expired_code_are_refused() {
         (400, Some("invalid_grant")),
         "{e}"
     );
+}
+
+/// After consent an upstream error is sent back to the client, but only to the browser
+/// that consented: a `state` obtained by consenting for one's own client does not make
+/// the callback a redirector for anyone else.
+#[tokio::test]
+async fn callback_errors_redirect_only_the_browser_that_consented() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    let client_id = public_client(&gw.base()).await;
+    let p = pkce("callback");
+    let mut browser = Browser::default();
+    let page = browser
+        .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
+        .await;
+    let ticket = attr(
+        &page.body,
+        "<input type=\"hidden\" name=\"ticket\"",
+        "value",
+    )
+    .unwrap();
+    let approved = browser
+        .post(
+            &format!("{}/oauth/authorize", gw.base()),
+            &[("ticket", &ticket), ("action", "approve")],
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
+    let callback = format!(
+        "{}/oauth/callback?error=access_denied&state={}",
+        gw.base(),
+        url_encoded(&state)
+    );
+
+    // Someone else's browser, with the same state: a page, not a redirect.
+    let r = http().get(&callback).send().await.unwrap();
+    assert_eq!(error_page_of(r).await, (400, "invalid_request".to_string()));
+
+    // The browser that consented is told, at the client's redirect URI.
+    let back = browser.get(&callback).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let loc = back.location.unwrap();
+    assert!(loc.starts_with(CLIENT_REDIRECT), "{loc}");
+    let q = query_of(&loc);
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "client-state-1");
 }
 
 #[tokio::test]

@@ -192,9 +192,7 @@ server:
     // The relay works: the real token gets through to ClickHouse as alice.
     let mut m = Mcp::new(gw.mcp_url());
     m.bearer = Some(real);
-    let r = m
-        .call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
     assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     assert!(relay.connections() > 0);
 }

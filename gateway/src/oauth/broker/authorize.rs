@@ -193,7 +193,7 @@ pub fn check_request(
 /// `Settings`), compared as a parsed host, exactly.
 pub fn is_trusted_redirect(trusted_hosts: &[String], redirect_uri: &str) -> bool {
     let host = redirect_host(redirect_uri);
-    !host.is_empty() && trusted_hosts.iter().any(|h| *h == host)
+    !host.is_empty() && trusted_hosts.contains(&host)
 }
 
 /// A refusal found before the person consented (oauth.md, `/oauth/authorize`; RFC 9700
@@ -290,13 +290,41 @@ pub async fn resolve_client(b: &BrokerState, client_id: &str) -> Result<Client, 
         .map_err(|_| invalid_client("client_id is not one this server issued"))
 }
 
-/// Sealed upstream `state`: the pending request and the gateway's PKCE verifier.
+/// Sealed upstream `state`: the pending request, the gateway's PKCE verifier, and the
+/// browser that started the sign-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamState {
     #[serde(rename = "q")]
     pub pending: Pending,
     #[serde(rename = "v")]
     pub verifier: String,
+    /// sha256 of the nonce in this sign-in's flow cookie ([`flow_cookie_name`]): the
+    /// callback redirects (a code, or an error) only for the browser that consented, so
+    /// a `state` someone obtained by consenting for their own client cannot turn the
+    /// callback into a redirector for other people.
+    #[serde(rename = "b")]
+    pub browser: String,
+}
+
+/// Prefix of the cookie that binds an upstream sign-in to its browser.
+pub const FLOW_COOKIE_PREFIX: &str = "chmcp_flow_";
+/// Characters of the browser hash in the cookie's name: concurrent sign-ins in one
+/// browser (one per cluster, say) keep separate cookies.
+const FLOW_COOKIE_ID_CHARS: usize = 12;
+
+/// The flow cookie's name for a browser hash (base64url, so any prefix is a valid name).
+pub fn flow_cookie_name(browser_hash: &str) -> String {
+    let id: String = browser_hash.chars().take(FLOW_COOKIE_ID_CHARS).collect();
+    format!("{FLOW_COOKIE_PREFIX}{id}")
+}
+
+/// Cookies carry `Secure` when the gateway's public URL is https.
+pub fn cookie_secure_attr(issuer: &str) -> &'static str {
+    if issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// Sends the browser to the upstream IdP for `pending`.
@@ -326,9 +354,21 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
         Err(e) => return fail(b, &pending, e.to_string()),
     };
     let challenge = sha256_b64(&verifier);
+    let nonce = match b.sealer.random_token(16) {
+        Ok(v) => v,
+        Err(e) => return fail(b, &pending, e.to_string()),
+    };
+    let browser = sha256_b64(&nonce);
+    // SameSite=Lax: the IdP's redirect to the callback is a cross-site top-level GET.
+    let cookie = format!(
+        "{}={nonce}; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age={STATE_TTL_SECS}{}",
+        flow_cookie_name(&browser),
+        cookie_secure_attr(&b.settings.issuer)
+    );
     let sealed = UpstreamState {
         pending: pending.clone(),
         verifier,
+        browser,
     };
     let state = match b.sealer.seal(Kind::State, &sealed, now() + STATE_TTL_SECS) {
         Ok(s) => s,
@@ -337,7 +377,11 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
     match upstream::authorization_url(&b.settings, &endpoints.authorization, &state, &challenge) {
         Ok(url) => {
             b.count(Step::Authorize, "ok");
-            redirect(status, &url)
+            let mut r = redirect(status, &url);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
         }
         Err(e) => fail(b, &pending, e),
     }

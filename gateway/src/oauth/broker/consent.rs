@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{go_upstream, redirect_error, Pending};
+use super::authorize::{cookie_secure_attr, go_upstream, redirect_error, Pending};
 use super::client::{redirect_host, Client, ClientSource};
 use super::crypto::{constant_time_eq, sha256_b64, Kind};
 use super::error::{html_escape, invalid_request, no_frames, ErrorCode, OAuthError};
@@ -122,11 +122,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     no_frames(&mut r);
-    let secure = if b.settings.issuer.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = cookie_secure_attr(&b.settings.issuer);
     let cookie = format!("{COOKIE}={nonce}; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age={TICKET_TTL_SECS}{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -135,7 +131,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
     r
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
