@@ -198,9 +198,52 @@ npm_for() {
   echo "$dir"
 }
 
+# idp_up WORK: the test OpenID provider (npm oidc-provider, e2e/idp) on a free loopback
+# port, stopped with the other services. Sets IDP_ISSUER, IDP_AUDIENCE, IDP_KID and
+# IDP_KEY (the PEM it signs with). The gateway validates tokens by default, so test
+# tokens are signed with the IdP's own key (idp_sign).
+idp_up() {
+  local dir=$1/idp ready field
+  mkdir -p "$dir"
+  "$LIB_ROOT/scripts/deps.sh" idp >/dev/null
+  mkfifo "$dir/stdin"
+  (cd "$LIB_ROOT/e2e/idp" && exec node server.js "$dir/state" <"$dir/stdin" >"$dir/log" 2>&1) &
+  SVC_PIDS+=("$!")
+  # The IdP exits when its stdin closes: this shell holds it open until it exits.
+  exec 7>"$dir/stdin"
+  for _ in $(seq 1 300); do grep -q '^IDP_READY ' "$dir/log" 2>/dev/null && break; sleep 0.1; done
+  ready=$(grep '^IDP_READY ' "$dir/log" | head -1 | cut -d' ' -f2-)
+  [ -n "$ready" ] || { log "the test IdP did not start: $(tail -5 "$dir/log")"; return 1; }
+  field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$ready" "$1"; }
+  IDP_ISSUER=$(field issuer) IDP_AUDIENCE=$(field audience) IDP_KID=$(field kid) IDP_KEY=$(field signing_key)
+}
+
+# idp_sign PREFIX FIRST LAST: one RS256 JWT per line for users PREFIX<FIRST>..PREFIX<LAST>
+# (`preferred_username`), signed with the test IdP's key, valid for 12 hours.
+idp_sign() {
+  node -e '
+const crypto = require("node:crypto"), fs = require("node:fs");
+const [key, kid, iss, aud, prefix, first, last] = process.argv.slice(1);
+const pem = fs.readFileSync(key);
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+const now = Math.floor(Date.now() / 1000);
+const head = b64({ alg: "RS256", typ: "JWT", kid });
+const out = [];
+for (let i = Number(first); i <= Number(last); i++) {
+  const body = b64({ iss, aud, sub: `${prefix}-${i}`, preferred_username: `${prefix}${i}`, iat: now, exp: now + 12 * 3600 });
+  const sig = crypto.sign("sha256", Buffer.from(`${head}.${body}`), pem).toString("base64url");
+  out.push(`${head}.${body}.${sig}`);
+}
+console.log(out.join("\n"));
+' "$IDP_KEY" "$IDP_KID" "$IDP_ISSUER" "$IDP_AUDIENCE" "$1" "$2" "$3"
+}
+
 # mc_gateway_yaml NAME=PORT...: a multi-cluster gateway (OAuth resource server, one view
 # rule) in front of the given clusters on 127.0.0.1; ends inside `multicluster:`, so the
-# caller may append more multicluster keys, then other sections.
+# caller may append more multicluster keys, then other sections. With IDP_ISSUER set
+# (idp_up) the gateway validates tokens against that IdP; without it, it validates none
+# and says so (validate_tokens: false with trust_clickhouse_token_checks): only for
+# clusters that check every token themselves (the modern ClickHouse double).
 mc_gateway_yaml() {
   local names=() pair
   for pair in "$@"; do names+=("${pair%%=*}"); done
@@ -214,8 +257,12 @@ server:
   oauth:
     enabled: true
     broker: false
-    issuer: http://127.0.0.1:9/
     username_claim: preferred_username
+$(if [ -n "${IDP_ISSUER:-}" ]; then
+    printf '    issuer: %s\n    audience: %s\n' "$IDP_ISSUER" "$IDP_AUDIENCE"
+  else
+    printf '    issuer: http://127.0.0.1:9/\n    validate_tokens: false\n    trust_clickhouse_token_checks: true\n'
+  fi)
   tools:
     - {type: read, view_regexp: 'analytics\\..*', prefix: 'v_'}
 multicluster:

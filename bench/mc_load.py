@@ -12,8 +12,10 @@ Usage:
 Every answer is classified: `full` (HTTP 200, a tools list with dynamic `v_` tools),
 `static_only` (HTTP 200, a tools list without them: discovery was saturated or failed),
 or a failure (any other status, a JSON-RPC error, a dropped connection, a timeout).
-Tokens are unsigned test JWTs (the gateway reads claims; it checks signatures only with
-`validate_tokens`) with the same claims bar `sub`, so all of them have the same grants.
+Tokens are unsigned test JWTs with the same claims bar `sub`, so all of them have the same
+grants: the bench gateway runs with `validate_tokens: false` and
+`trust_clickhouse_token_checks: true` (bench/lib.sh), as in front of a ClickHouse whose token
+processor checks every token, and then sends them as Bearer only and reads none of their claims.
 Standard library only; bounded by a timeout on every step.
 """
 

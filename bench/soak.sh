@@ -56,13 +56,14 @@ scripts/deps.sh clickhouse
 BIN=$(gw_binary release)
 cp "$BIN" "$WORK/chmcp-gateway"
 if [ "$MC" = 1 ]; then
-  # The test JWTs, and the ClickHouse users whose passwords they are.
-  python3 - "$NUSERS" "$WORK/tokens" "$WORK/users-fragment.xml" <<'PY'
-import base64, json, sys, time
-n, tokens, fragment = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=").decode()
-toks = [b64({"alg": "RS256", "typ": "JWT"}) + "." + b64({"sub": f"soak-{i}", "preferred_username": f"soak{i}", "exp": int(time.time()) + 6 * 3600}) + ".c2lnbmF0dXJl" for i in range(1, n + 1)]
-open(tokens, "w").write("\n".join(toks) + "\n")
+  # The test JWTs (signed by the test IdP's key: the gateway validates tokens), and the
+  # ClickHouse users whose passwords they are.
+  idp_up "$WORK"
+  idp_sign soak 1 "$NUSERS" >"$WORK/tokens"
+  python3 - "$WORK/tokens" "$WORK/users-fragment.xml" <<'PY'
+import sys
+tokens, fragment = sys.argv[1], sys.argv[2]
+toks = [t for t in open(tokens).read().split() if t]
 open(fragment, "w").write("".join(f"<soak{i}><password>{t}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></soak{i}>" for i, t in enumerate(toks, 1)))
 PY
   declare -A CH_DIRS CH_PORTS CH_PIDS

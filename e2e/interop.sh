@@ -160,22 +160,19 @@ done
 # --- conformance on /mcp/{cluster} (multi-cluster mode) ----------------------------------
 # The route needs the multi-cluster mode, which needs OAuth: every request carries a bearer
 # (multicluster.md). The suite cannot send one, so a loopback proxy (auth_proxy.py) adds it.
-# The bearer is a fixed JWT whose `preferred_username` names a ClickHouse user whose
-# password is that same JWT (testing.md, "Basic-with-JWT against the real 18.16").
+# The bearer is a JWT signed by the test IdP's key (the gateway validates tokens) whose
+# `preferred_username` names a ClickHouse user whose password is that same JWT
+# (testing.md, "Basic-with-JWT against the real 18.16").
 run_multicluster() {
   local token_file="$WORK/mc-token" proxy_port cluster=interop
-  python3 - "$token_file" <<'PY'
-import base64, json, sys, time
-b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=").decode()
-claims = {"sub": "conformance", "preferred_username": "conformance", "exp": int(time.time()) + 3600}
-open(sys.argv[1], "w").write(b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(claims) + ".c2lnbmF0dXJl")
-PY
+  idp_up "$WORK"
+  idp_sign conformance 1 1 >"$token_file"
   # The JWT user on ClickHouse (users.xml is re-read within seconds).
   python3 - "$CH_DIR/users.xml" "$token_file" <<'PY'
 import sys
 path, token = sys.argv[1], open(sys.argv[2]).read().strip()
 xml = open(path).read()
-user = f"<conformance><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></conformance>"
+user = f"<conformance1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></conformance1>"
 open(path, "w").write(xml.replace("</users>", user + "</users>"))
 PY
   sleep 6
@@ -190,8 +187,8 @@ server:
   oauth:
     enabled: true
     broker: false
-    issuer: http://127.0.0.1:9/
-    jwks_url: http://127.0.0.1:9/jwks
+    issuer: $IDP_ISSUER
+    audience: $IDP_AUDIENCE
     username_claim: preferred_username
 multicluster:
   enabled: true

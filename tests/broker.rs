@@ -42,7 +42,8 @@ fn broker_gateway(idp: &Idp, extra: &str) -> Gateway {
 }
 
 // ---------------------------------------------------------------------------------------
-// A headless browser: follows nothing by itself, keeps cookies per host:port
+// A headless browser: follows nothing by itself, keeps cookies per host (as browsers do:
+// cookies are not isolated by port, RFC 6265 §8.5)
 
 #[derive(Default)]
 struct Browser {
@@ -50,12 +51,11 @@ struct Browser {
 }
 
 fn host_of(url: &str) -> String {
-    let u = reqwest::Url::parse(url).unwrap();
-    format!(
-        "{}:{}",
-        u.host_str().unwrap(),
-        u.port_or_known_default().unwrap()
-    )
+    reqwest::Url::parse(url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string()
 }
 
 fn http() -> reqwest::Client {
@@ -234,6 +234,41 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})),
     )
+}
+
+/// A refusal shown to the person as a page: status, the error code on the page, and
+/// whether it was framable or a redirect (it must be neither).
+async fn error_page_of(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let h = r.headers().clone();
+    let body = r.text().await.unwrap();
+    assert!(
+        h.get("location").is_none(),
+        "a page, not a redirect: {body}"
+    );
+    assert_eq!(
+        h.get("x-frame-options").map(|v| v.to_str().unwrap()),
+        Some("DENY")
+    );
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"),
+        "{h:?}"
+    );
+    assert!(
+        h["content-type"].to_str().unwrap().starts_with("text/html"),
+        "{h:?}"
+    );
+    let marker = "<code id=\"error\">";
+    let code = body
+        .find(marker)
+        .map(|i| &body[i + marker.len()..])
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no error code on the page: {body}"))
+        .to_string();
+    (status, code)
 }
 
 async fn public_client(base: &str) -> String {
@@ -515,17 +550,14 @@ async fn authorize_refusals_carry_the_right_errors() {
     let client_id = public_client(&gw.base()).await;
     let p = pkce("refusals");
 
-    // Unregistered redirect URI: never redirected to; answered directly.
+    // Unregistered redirect URI: never redirected to; a page for the person.
     let mut u = authorize_url(&gw.base(), &client_id, &p, &[]);
     u = u.replace("127.0.0.1%3A9%2Fcb", "127.0.0.1%3A9%2Fother");
-    let (status, e) = json_of(http().get(&u).send().await.unwrap()).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{e}"
-    );
+    let (status, e) = error_page_of(http().get(&u).send().await.unwrap()).await;
+    assert_eq!((status, e.as_str()), (400, "invalid_request"));
 
-    // A resource of another server: invalid_target, at the (valid) redirect URI.
+    // A resource of another server: invalid_target, before consent, so a page too
+    // (the redirect host is not trusted).
     let r = http()
         .get(authorize_url(
             &gw.base(),
@@ -536,35 +568,21 @@ async fn authorize_refusals_carry_the_right_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 302);
-    let q = query_of(r.headers()["location"].to_str().unwrap());
-    assert_eq!(q["error"], "invalid_target");
-    assert_eq!(q["state"], "client-state-1");
-    assert_eq!(q["iss"], gw.base());
+    assert_eq!(error_page_of(r).await, (400, "invalid_target".to_string()));
 
-    // No PKCE: invalid_request at the redirect URI.
+    // No PKCE: invalid_request, a page.
     let u = authorize_url(&gw.base(), &client_id, &p, &[])
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     let r = http().get(&u).send().await.unwrap();
-    assert_eq!(
-        query_of(r.headers()["location"].to_str().unwrap())["error"],
-        "invalid_request"
-    );
+    assert_eq!(error_page_of(r).await, (400, "invalid_request".to_string()));
 
     // An unknown client id.
-    let (status, e) = json_of(
-        http()
-            .get(authorize_url(&gw.base(), "not-ours", &p, &[]))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_client")),
-        "{e}"
-    );
+    let r = http()
+        .get(authorize_url(&gw.base(), "not-ours", &p, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_page_of(r).await, (400, "invalid_client".to_string()));
 
     // Client ID Metadata Documents on a private address, or over http: refused before any fetch.
     for cimd in [
@@ -572,18 +590,15 @@ async fn authorize_refusals_carry_the_right_errors() {
         "https://127.0.0.1/client.json",
         "http://127.0.0.1:9/client.json",
     ] {
-        let (status, e) = json_of(
-            http()
-                .get(authorize_url(&gw.base(), cimd, &p, &[]))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let r = http()
+            .get(authorize_url(&gw.base(), cimd, &p, &[]))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
-            (status, e["error"].as_str()),
-            (400, Some("invalid_client")),
-            "{cimd}: {e}"
+            error_page_of(r).await,
+            (400, "invalid_client".to_string()),
+            "{cimd}"
         );
     }
 
@@ -597,20 +612,85 @@ async fn authorize_refusals_carry_the_right_errors() {
         .await
         .unwrap();
     let ticket = attr(&page, "<input type=\"hidden\" name=\"ticket\"", "value").unwrap();
-    let (status, e) = json_of(
-        http()
-            .post(format!("{}/oauth/authorize", gw.base()))
-            .form(&[("ticket", ticket.as_str()), ("action", "approve")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{e}"
-    );
+    let r = http()
+        .post(format!("{}/oauth/authorize", gw.base()))
+        .form(&[("ticket", ticket.as_str()), ("action", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_page_of(r).await, (400, "invalid_request".to_string()));
+}
+
+/// RFC 9700 §4.11.2: anyone can register any redirect URI, so an error found before the
+/// person consented is a page at the gateway, not a redirect to that URI — unless its
+/// host is in `trusted_redirect_hosts`.
+#[tokio::test]
+async fn pre_consent_errors_are_pages_unless_the_redirect_host_is_trusted() {
+    const EVIL: &str = "https://evil.example/cb";
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let p = pkce("evil");
+    let attempts = |base: &str, client_id: &str| {
+        let good = authorize_url(base, client_id, &p, &[])
+            .replace(&url_encoded(CLIENT_REDIRECT), &url_encoded(EVIL));
+        vec![
+            (
+                good.replace("response_type=code", "response_type=token"),
+                "unsupported_response_type",
+            ),
+            (
+                good.replace(&format!("&code_challenge={}", p.challenge), ""),
+                "invalid_request",
+            ),
+            (
+                good.replace("scope=openid+email", &format!("scope={}", "x".repeat(600))),
+                "invalid_scope",
+            ),
+            (
+                format!("{good}&resource=https%3A%2F%2Fother.example.com%2Fmcp"),
+                "invalid_target",
+            ),
+        ]
+    };
+    let evil_client = |base: String| async move {
+        let (status, reg) = json_of(
+            register(
+                &base,
+                json!({"redirect_uris": [EVIL], "token_endpoint_auth_method": "none"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{reg}");
+        reg["client_id"].as_str().unwrap().to_string()
+    };
+
+    let gw = broker_gateway(&idp, "");
+    let client_id = evil_client(gw.base()).await;
+    for (url, code) in attempts(&gw.base(), &client_id) {
+        let r = http().get(&url).send().await.unwrap();
+        assert_eq!(error_page_of(r).await, (400, code.to_string()), "{url}");
+    }
+
+    let trusting = broker_gateway(&idp, "    trusted_redirect_hosts: [evil.example]\n");
+    let client_id = evil_client(trusting.base()).await;
+    for (url, code) in attempts(&trusting.base(), &client_id) {
+        let r = http().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{url}");
+        let loc = r.headers()["location"].to_str().unwrap();
+        assert!(loc.starts_with(EVIL), "{loc}");
+        let q = query_of(loc);
+        assert_eq!(q["error"], code, "{loc}");
+        assert_eq!(q["iss"], trusting.base());
+    }
+}
+
+fn url_encoded(s: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", &[("v", s)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .trim_start_matches("v=")
+        .to_string()
 }
 
 #[tokio::test]
@@ -648,12 +728,7 @@ async fn tampered_state_and_expired_code_are_refused() {
         .send()
         .await
         .unwrap();
-    let (status, e) = json_of(r).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{e}"
-    );
+    assert_eq!(error_page_of(r).await, (400, "invalid_request".to_string()));
 
     // An authorization code sealed with the right secret but already past its 60 s.
     let sealer = Sealer::new(SIGNING_SECRET.as_bytes()).unwrap();
@@ -695,6 +770,53 @@ async fn tampered_state_and_expired_code_are_refused() {
         (400, Some("invalid_grant")),
         "{e}"
     );
+}
+
+/// After consent an upstream error is sent back to the client, but only to the browser
+/// that consented: a `state` obtained by consenting for one's own client does not make
+/// the callback a redirector for anyone else.
+#[tokio::test]
+async fn callback_errors_redirect_only_the_browser_that_consented() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    let client_id = public_client(&gw.base()).await;
+    let p = pkce("callback");
+    let mut browser = Browser::default();
+    let page = browser
+        .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
+        .await;
+    let ticket = attr(
+        &page.body,
+        "<input type=\"hidden\" name=\"ticket\"",
+        "value",
+    )
+    .unwrap();
+    let approved = browser
+        .post(
+            &format!("{}/oauth/authorize", gw.base()),
+            &[("ticket", &ticket), ("action", "approve")],
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
+    let callback = format!(
+        "{}/oauth/callback?error=access_denied&state={}",
+        gw.base(),
+        url_encoded(&state)
+    );
+
+    // Someone else's browser, with the same state: a page, not a redirect.
+    let r = http().get(&callback).send().await.unwrap();
+    assert_eq!(error_page_of(r).await, (400, "invalid_request".to_string()));
+
+    // The browser that consented is told, at the client's redirect URI.
+    let back = browser.get(&callback).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let loc = back.location.unwrap();
+    assert!(loc.starts_with(CLIENT_REDIRECT), "{loc}");
+    let q = query_of(&loc);
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "client-state-1");
 }
 
 #[tokio::test]

@@ -89,3 +89,36 @@ fn stdio_transport_speaks_newline_delimited_json_rpc() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+const UNVERIFIED: &str = "server:
+  oauth:
+    enabled: true
+    broker: false
+    issuer: https://idp.example.com
+    validate_tokens: false
+";
+
+#[test]
+fn validate_tokens_false_alone_is_refused_naming_both_keys() {
+    let (code, _, err) = check_config(UNVERIFIED, &[]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("server.oauth.validate_tokens")
+            && err.contains("server.oauth.trust_clickhouse_token_checks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_tokens_false_with_the_trust_statement_is_accepted_with_a_warning() {
+    let (code, out, err) = check_config(
+        &format!("{UNVERIFIED}    trust_clickhouse_token_checks: true\n"),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: server.oauth.validate_tokens is false"),
+        "{err}"
+    );
+    assert!(out.contains("trust_clickhouse_token_checks: true"), "{out}");
+}

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use chmcp_tests::gateway::Gateway;
+use chmcp_tests::idp::Idp;
 use chmcp_tests::jwt;
 use chmcp_tests::mcp::Mcp;
 use serde_json::json;
@@ -76,18 +77,24 @@ impl ModernClickHouseDouble {
     }
 }
 
-fn gateway(double: &ModernClickHouseDouble) -> Gateway {
+fn idp() -> Idp {
+    Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"))
+}
+
+/// The gateway in front of the double, validating tokens against the test IdP (the
+/// default); `oauth_extra` adds `server.oauth` keys.
+fn gateway(double: &ModernClickHouseDouble, idp: &Idp, oauth_extra: &str) -> Gateway {
     Gateway::start(&format!(
         "clickhouse:
   host: 127.0.0.1
 server:
-  oauth: {{enabled: true, broker: false, issuer: 'http://127.0.0.1:9/', username_claim: preferred_username}}
+  oauth: {{enabled: true, broker: false, issuer: '{}', audience: '{}', username_claim: preferred_username{oauth_extra}}}
 multicluster:
   enabled: true
   cluster_allowlist: [m]
   clusters: {{m: {{port: {}}}}}
 ",
-        double.port
+        idp.issuer, idp.audience, double.port
     ))
 }
 
@@ -117,9 +124,10 @@ fn text(r: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
-    let token = jwt::for_user("alice");
+    let idp = idp();
+    let token = jwt::for_user(&idp, "alice");
     let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
-    let gw = gateway(&double);
+    let gw = gateway(&double, &idp, "");
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(token);
     for _ in 0..3 {
@@ -139,10 +147,11 @@ async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
 
 #[tokio::test]
 async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
+    let idp = idp();
     let double = ModernClickHouseDouble::start(vec![]).await;
-    let gw = gateway(&double);
+    let gw = gateway(&double, &idp, "");
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(jwt::for_user("mallory"));
+    m.bearer = Some(jwt::for_user(&idp, "mallory"));
     let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
     assert_eq!(r["isError"], json!(true));
     let t = text(&r);
@@ -161,9 +170,10 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
 
 #[tokio::test]
 async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
-    let token = jwt::for_user("alice");
+    let idp = idp();
+    let token = jwt::for_user(&idp, "alice");
     let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
-    let gw = gateway(&double);
+    let gw = gateway(&double, &idp, "");
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(token);
     m.call("execute_query", json!({"query": "SELECT 1"})).await;
@@ -191,4 +201,38 @@ async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
     )
     .await;
     assert_eq!(probes(&gw, "bearer", "ok").await, 2);
+}
+
+/// `validate_tokens: false` with `trust_clickhouse_token_checks: true`: the gateway uses
+/// no claim of the token, so a refused Bearer is never retried as Basic with a username
+/// the token merely claims.
+#[tokio::test]
+async fn double_unverified_tokens_are_sent_as_bearer_only() {
+    let idp = idp();
+    let accepted = jwt::unsigned(&jwt::claims_for(&idp, "alice"));
+    let double = ModernClickHouseDouble::start(vec![accepted.clone()]).await;
+    let gw = gateway(
+        &double,
+        &idp,
+        ", validate_tokens: false, trust_clickhouse_token_checks: true",
+    );
+    assert!(
+        gw.log().contains("validate_tokens is false"),
+        "a startup warning: {}",
+        gw.log()
+    );
+    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
+    m.bearer = Some(jwt::unsigned(&jwt::claims_for(&idp, "mallory")));
+    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(text(&r).contains("validate_tokens"), "{}", text(&r));
+
+    m.bearer = Some(accepted);
+    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
+    assert_eq!(
+        probes(&gw, "basic", "auth_rejected").await + probes(&gw, "basic", "ok").await,
+        0,
+        "Basic is never tried with an unverified claim"
+    );
 }

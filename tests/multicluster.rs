@@ -1,9 +1,11 @@
 //! Multi-cluster mode against two real ClickHouse 18.16 servers acting as clusters
-//! `a` and `b`, with OAuth on in resource-server mode. 18.16 has no token processors:
-//! each user's password is their (test) JWT, so the Basic identity path is real.
+//! `a` and `b`, with OAuth on in resource-server mode and the gateway validating tokens
+//! against the real test IdP (the default). 18.16 has no token processors: each user's
+//! password is their JWT, so the Basic identity path is real.
 
 use chmcp_tests::clickhouse::{ClickHouse, Users};
 use chmcp_tests::gateway::Gateway;
+use chmcp_tests::idp::{clients, Idp};
 use chmcp_tests::jwt;
 use chmcp_tests::mcp::Mcp;
 use serde_json::{json, Value};
@@ -12,11 +14,17 @@ struct Fleet {
     a: ClickHouse,
     b: ClickHouse,
     gw: Gateway,
+    idp: Idp,
     token: String,
 }
 
-fn fleet(extra: &str) -> Fleet {
-    let token = jwt::for_user("alice");
+async fn fleet(extra: &str) -> Fleet {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    // A token the IdP issued; its `preferred_username` is `alice`.
+    let token = idp
+        .token(clients::ALICE, "mcp:read", &idp.audience)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let users = Users::default().with("alice", &token, "default");
     let (a, b) = (
         ClickHouse::start_with(users.clone()),
@@ -34,7 +42,8 @@ server:
   oauth:
     enabled: true
     broker: false
-    issuer: http://127.0.0.1:9/
+    issuer: {}
+    audience: {}
     username_claim: preferred_username
   tools:
     - {{type: read, view_regexp: 'default\\..*', prefix: 'v_'}}
@@ -45,10 +54,16 @@ multicluster:
     a: {{port: {}}}
     b: {{port: {}}}
 {extra}",
-        a.http_port, b.http_port
+        idp.issuer, idp.audience, a.http_port, b.http_port
     );
     let gw = Gateway::start(&config);
-    Fleet { a, b, gw, token }
+    Fleet {
+        a,
+        b,
+        gw,
+        idp,
+        token,
+    }
 }
 
 fn client(f: &Fleet, cluster: &str) -> Mcp {
@@ -76,7 +91,7 @@ fn metric(text: &str, prefix: &str) -> u64 {
 
 #[tokio::test]
 async fn one_token_reaches_each_cluster_by_path() {
-    let f = fleet("");
+    let f = fleet("").await;
     for cluster in ["a", "b"] {
         let r = client(&f, cluster)
             .call(
@@ -95,7 +110,7 @@ async fn one_token_reaches_each_cluster_by_path() {
 
 #[tokio::test]
 async fn bearer_is_refused_by_18_16_then_basic_is_remembered() {
-    let f = fleet("");
+    let f = fleet("").await;
     let mcp = client(&f, "a");
     mcp.call("execute_query", json!({"query": "SELECT 1"}))
         .await;
@@ -125,7 +140,7 @@ async fn bearer_is_refused_by_18_16_then_basic_is_remembered() {
 
 #[tokio::test]
 async fn unknown_or_malformed_cluster_is_404_before_auth() {
-    let f = fleet("");
+    let f = fleet("").await;
     let http = reqwest::Client::new();
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let mut replies = Vec::new();
@@ -152,7 +167,7 @@ async fn unknown_or_malformed_cluster_is_404_before_auth() {
 
 #[tokio::test]
 async fn missing_or_expired_bearer_gets_the_exact_challenge() {
-    let f = fleet("");
+    let f = fleet("").await;
     let mut anon = Mcp::new(format!("{}/mcp/a", f.gw.base()));
     let r = anon.request("tools/list", json!({})).await;
     assert_eq!(r.status, 401);
@@ -162,9 +177,9 @@ async fn missing_or_expired_bearer_gets_the_exact_challenge() {
     );
     assert_eq!(r.headers["www-authenticate"], expected.as_str());
 
-    anon.bearer = Some(jwt::unsigned(
-        &json!({"sub": "x", "preferred_username": "alice", "exp": jwt::now() - 120}),
-    ));
+    let mut expired = jwt::claims_for(&f.idp, "alice");
+    expired["exp"] = json!(jwt::now() - 120);
+    anon.bearer = Some(jwt::signed_by(&f.idp, &expired));
     for method in ["tools/list", "initialize", "ping"] {
         let r = anon.request(method, json!({})).await;
         assert_eq!(
@@ -184,7 +199,7 @@ async fn missing_or_expired_bearer_gets_the_exact_challenge() {
 
 #[tokio::test]
 async fn protected_resource_metadata_at_all_three_paths() {
-    let f = fleet("");
+    let f = fleet("").await;
     let get = |path: &str| {
         let url = format!("{}{path}", f.gw.base());
         async move {
@@ -203,7 +218,7 @@ async fn protected_resource_metadata_at_all_three_paths() {
         let (status, doc) = get(path).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(doc["resource"], format!("{base}/mcp/a"));
-        assert_eq!(doc["authorization_servers"], json!(["http://127.0.0.1:9/"]));
+        assert_eq!(doc["authorization_servers"], json!([f.idp.issuer]));
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
         assert!(doc["resource_name"].as_str().unwrap().contains('a'));
     }
@@ -218,7 +233,7 @@ async fn protected_resource_metadata_at_all_three_paths() {
 
 #[tokio::test]
 async fn catalogs_are_cached_per_token_and_denied_entries_only_for_auth_failures() {
-    let f = fleet("");
+    let f = fleet("").await;
     let mcp = client(&f, "a");
     for _ in 0..3 {
         let names = mcp.tool_names().await;
@@ -236,9 +251,15 @@ async fn catalogs_are_cached_per_token_and_denied_entries_only_for_auth_failures
         "{m}"
     );
 
-    // A token ClickHouse does not accept: static tools, one denied entry, and a tool error.
+    // A valid token ClickHouse does not accept (no user `eve`): static tools, one denied
+    // entry, and a tool error.
     let mut stranger = client(&f, "a");
-    stranger.bearer = Some(jwt::for_user("mallory"));
+    stranger.bearer = Some(
+        f.idp
+            .token(clients::EVE, "mcp:read", &f.idp.audience)
+            .await
+            .unwrap(),
+    );
     let names = stranger.tool_names().await;
     assert!(
         names.contains(&"execute_query".to_string())

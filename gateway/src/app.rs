@@ -14,9 +14,9 @@ use crate::catalog::{
 };
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint};
 use crate::config::{self, Config, LoadOptions, Secret};
-use crate::identity::claims::{username_from_claims, ClaimsError};
+use crate::identity::claims::{username_from_claims, Claims, ClaimsError};
 use crate::identity::probe::{probe_query, IdentityProber, ProbeError};
-use crate::identity::roles::RolePolicy;
+use crate::identity::roles::{RoleError, RolePolicy};
 use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
@@ -164,6 +164,54 @@ pub struct RequestIdentity {
     pub catalog_key: CatalogKey,
     /// The token's `exp`: no cached catalog outlives it.
     pub expires: Option<SystemTime>,
+}
+
+/// What the gateway takes from a caller's token: everything from verified claims, and
+/// from an unverified token (`validate_tokens: false`) nothing at all — no Basic
+/// username (so only Bearer is sent: ClickHouse judges the token itself), no roles, no
+/// name in log lines (a fingerprint instead), no cache lifetime (oauth.md, "The gate").
+#[derive(Debug, Clone)]
+pub struct TokenIdentity {
+    pub caller: Caller,
+    pub roles: Vec<String>,
+    /// The Basic username; `Err` when the token names none, or was not verified.
+    pub username: Result<String, ClaimsError>,
+    /// The verified `exp`.
+    pub expires: Option<SystemTime>,
+}
+
+impl TokenIdentity {
+    /// Pure: `verified` is `Some` only with claims the JWKS check returned.
+    pub fn of(
+        verified: Option<&Claims>,
+        token: &str,
+        oauth: &crate::config::OAuthConfig,
+        roles: &RolePolicy,
+    ) -> Result<Self, RoleError> {
+        let anonymous = || format!("token:{}", token_fingerprint(token));
+        match verified {
+            Some(claims) => Ok(Self {
+                caller: Caller {
+                    subject: claims.sub().map(str::to_string).unwrap_or_else(anonymous),
+                    email: claims.email().map(str::to_string),
+                },
+                roles: roles.roles(claims)?,
+                username: username_from_claims(claims, &oauth.username_claim),
+                expires: claims.expires_at(),
+            }),
+            None => Ok(Self {
+                caller: Caller {
+                    subject: anonymous(),
+                    email: None,
+                },
+                // A role policy fails closed on a token it cannot read (the
+                // configuration refuses role_claim without validate_tokens anyway).
+                roles: roles.roles(&Claims::default())?,
+                username: Err(ClaimsError::Unverified),
+                expires: None,
+            }),
+        }
+    }
 }
 
 /// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
@@ -380,54 +428,47 @@ impl App {
             cluster,
         };
         let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
-        if oauth.validate_tokens {
-            Self::validate_signature(rt, oauth, &ctx, admitted.token).await?;
-            gate::check_required_scopes(oauth, &ctx, admitted.claims.as_ref())?;
-        }
-        let claims = admitted.claims.clone().unwrap_or_default();
-        let roles = rt
-            .roles
-            .roles(&claims)
+        let verified = if oauth.validate_tokens {
+            let claims = Self::validate_signature(rt, oauth, &ctx, admitted.token).await?;
+            gate::check_required_scopes(oauth, &ctx, &claims)?;
+            Some(claims)
+        } else {
+            None
+        };
+        let known = TokenIdentity::of(verified.as_ref(), admitted.token, oauth, &rt.roles)
             .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
-        let username = username_from_claims(&claims, &oauth.username_claim);
         let endpoint = match cluster {
             Cluster::Named(name) => {
                 endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster)
             }
             Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
         };
-        let subject = claims
-            .sub()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("token:{}", token_fingerprint(admitted.token)));
         Ok(RequestIdentity {
             cluster: match cluster {
                 Cluster::Named(n) => n.to_string(),
                 Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
             },
             endpoint,
-            caller: Caller {
-                subject,
-                email: claims.email().map(str::to_string),
-            },
-            roles,
+            caller: known.caller,
+            roles: known.roles,
             catalog_key: CatalogKey::new(admitted.token, cluster.name()),
-            expires: admitted.exp,
+            expires: known.expires,
             principal: Principal::Token {
                 token: Secret::new(admitted.token),
-                username,
+                username: known.username,
             },
         })
     }
 
     /// `validate_tokens`: signature (JWKS, refetched on an unknown `kid`, rate-limited),
-    /// `iss` and `aud`, before anything reaches ClickHouse. Fails closed.
+    /// `iss`, `aud` and `exp`, before anything reaches ClickHouse. Fails closed; the
+    /// claims it returns are the only ones the gateway ever reads.
     async fn validate_signature(
         rt: &Runtime,
         oauth: &crate::config::OAuthConfig,
         ctx: &ServingContext<'_>,
         token: &str,
-    ) -> Result<(), GateRejection> {
+    ) -> Result<Claims, GateRejection> {
         let Some(jwks) = &rt.jwks else {
             return Err(gate::invalid_token(
                 oauth,
@@ -457,7 +498,6 @@ impl App {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         jwks::validate_jwt(token, &keys, &expect, now)
-            .map(|_| ())
             .map_err(|e| gate::invalid_token(oauth, ctx, &e.to_string()))
     }
 
@@ -618,6 +658,65 @@ impl Drop for InflightGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn oauth() -> crate::config::OAuthConfig {
+        crate::config::OAuthConfig {
+            username_claim: "preferred_username".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_unverified_token_names_nobody() {
+        // What a forged token claims must not become a Basic username, a role, a
+        // logged subject or a cache lifetime.
+        let id = TokenIdentity::of(
+            None,
+            "forged.token.sig",
+            &oauth(),
+            &RolePolicy::new("", "").unwrap(),
+        )
+        .expect("no role policy");
+        assert!(matches!(id.username, Err(ClaimsError::Unverified)));
+        assert!(id.roles.is_empty());
+        assert_eq!(
+            id.caller.subject,
+            format!("token:{}", token_fingerprint("forged.token.sig"))
+        );
+        assert_eq!(id.caller.email, None);
+        assert_eq!(id.expires, None);
+        // A role policy on an unverified token fails closed.
+        assert!(
+            TokenIdentity::of(None, "t", &oauth(), &RolePolicy::new("groups", "").unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_verified_token_names_its_user_roles_and_expiry() {
+        let claims = Claims::from_map(
+            serde_json::json!({"sub": "u1", "email": "a@x.io", "preferred_username": "alice",
+                               "groups": ["analyst"], "exp": 1_800_000_000})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        let id = TokenIdentity::of(
+            Some(&claims),
+            "t",
+            &oauth(),
+            &RolePolicy::new("groups", "").unwrap(),
+        )
+        .expect("roles");
+        assert_eq!(id.username.as_deref(), Ok("alice"));
+        assert_eq!(id.roles, ["analyst"]);
+        assert_eq!(id.caller.subject, "u1");
+        assert_eq!(id.caller.email.as_deref(), Some("a@x.io"));
+        assert_eq!(
+            id.expires,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        );
+    }
 
     #[test]
     fn requests_sharing_an_id_do_not_cancel_each_other() {

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chmcp_gateway::config::{parse_document, validate};
-use chmcp_gateway::identity::claims::Claims;
+use chmcp_gateway::identity::claims::UnverifiedPayload;
 use chmcp_gateway::mcp::dispatch::TableUri;
 use chmcp_gateway::mcp::{classify_message, protocol, Incoming};
 use chmcp_gateway::net::{parse_secure_url, OriginPolicy, WebOrigin};
@@ -109,7 +109,7 @@ proptest! {
         };
         for token in [shaped.as_str(), raw.as_str()] {
             let _ = peek_kid(token);
-            let _ = Claims::decode_unverified(token);
+            let _ = UnverifiedPayload::decode(token).map(|p| (p.exp(), p.audience_contains("aud")));
             if let Some(keys) = &keys {
                 let _ = validate_jwt(token, keys, &expect, 0);
             }

@@ -1,8 +1,12 @@
-//! Unsigned-by-any-IdP JWTs for tests where the gateway only reads claims (it never
-//! checks signatures unless `validate_tokens` is on; ClickHouse or the verifier do).
+//! JWTs for tests: tokens signed with the test IdP's own key (the gateway validates
+//! tokens by default, so anything that must get past the gate is signed), and unsigned
+//! or forged ones for the tests that prove they are refused.
 
 use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+
+use crate::idp::Idp;
 
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -11,9 +15,12 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A JWT with these claims and a placeholder signature.
+fn b64(v: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// A JWT with these claims and a placeholder signature nobody signed.
 pub fn unsigned(claims: &Value) -> String {
-    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     format!(
         "{}.{}.c2lnbmF0dXJl",
         b64(&json!({"alg": "RS256", "typ": "JWT"})),
@@ -21,9 +28,44 @@ pub fn unsigned(claims: &Value) -> String {
     )
 }
 
-/// A token for `user` that expires in an hour.
-pub fn for_user(user: &str) -> String {
-    unsigned(
-        &json!({"sub": format!("id-{user}"), "preferred_username": user, "email": format!("{user}@example.com"), "exp": now() + 3600}),
+/// An `alg: none` JWT (RFC 7519 §6): no signature at all.
+pub fn alg_none(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
     )
+}
+
+/// The claims of a token for `user` that the test IdP could have issued: its issuer, the
+/// gateway's audience, an hour to live.
+pub fn claims_for(idp: &Idp, user: &str) -> Value {
+    json!({
+        "iss": idp.issuer,
+        "aud": idp.audience,
+        "sub": format!("id-{user}"),
+        "preferred_username": user,
+        "email": format!("{user}@example.com"),
+        "email_verified": true,
+        "scope": "mcp:read",
+        "iat": now(),
+        "exp": now() + 3600,
+    })
+}
+
+/// `claims` signed with the test IdP's own key (RS256, its `kid`): what the IdP would
+/// issue for an account it does not have (`mallory`), or with claims it will not set
+/// (already expired).
+pub fn signed_by(idp: &Idp, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(idp.kid.clone());
+    let key = EncodingKey::from_rsa_pem(&idp.signing_key_pem)
+        .unwrap_or_else(|e| panic!("the IdP's signing key does not load: {e}"));
+    jsonwebtoken::encode(&header, claims, &key)
+        .unwrap_or_else(|e| panic!("cannot sign a test token: {e}"))
+}
+
+/// A token for `user`, signed by the test IdP's key.
+pub fn for_user(idp: &Idp, user: &str) -> String {
+    signed_by(idp, &claims_for(idp, user))
 }

@@ -250,7 +250,11 @@ pub struct OAuthConfig {
     pub username_claim: String,
     pub role_claim: String,
     pub role_filter: String,
+    /// The gateway checks each bearer's signature, `iss`, `aud`, `exp` and scopes.
     pub validate_tokens: bool,
+    /// The explicit statement that every ClickHouse endpoint checks every token itself:
+    /// the only way `validate_tokens: false` is accepted (oauth.md, "The gate").
+    pub trust_clickhouse_token_checks: bool,
     pub upstream_token: UpstreamToken,
     pub trusted_redirect_hosts: Vec<String>,
     /// Development only: allow Client ID Metadata Documents over http on loopback.
@@ -280,7 +284,8 @@ impl Default for OAuthConfig {
             username_claim: "email".into(),
             role_claim: String::new(),
             role_filter: String::new(),
-            validate_tokens: false,
+            validate_tokens: true,
+            trust_clickhouse_token_checks: false,
             upstream_token: UpstreamToken::Auto,
             trusted_redirect_hosts: Vec::new(),
             dev_allow_insecure_client_metadata: false,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Config, ToolKind, Transport};
+use super::{Config, OAuthConfig, ToolKind, Transport};
 use crate::routing::is_valid_cluster_name;
 
 /// Something worth saying at startup that does not stop it.
@@ -240,6 +240,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
                 "is required when validate_tokens is on".into(),
             );
         }
+        for problem in unverified_token_problems(o) {
+            match problem {
+                Ok(w) => warnings.push(w),
+                Err((key, m)) => err(key, m),
+            }
+        }
         if !o.role_filter.is_empty() {
             if let Err(e) = regex::Regex::new(&format!("^(?:{})$", o.role_filter)) {
                 err("server.oauth.role_filter", format!("invalid regex: {e}"));
@@ -396,6 +402,45 @@ pub fn check_secure_url(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// `validate_tokens: false` is a statement that ClickHouse checks every token itself;
+/// it must be made explicitly, and nothing may depend on a claim the gateway did not
+/// verify (oauth.md, "The gate"). `Ok`: a warning; `Err`: (key, message).
+fn unverified_token_problems(o: &OAuthConfig) -> Vec<Result<Warning, (&'static str, String)>> {
+    if o.validate_tokens {
+        return Vec::new();
+    }
+    if !o.trust_clickhouse_token_checks {
+        return vec![Err((
+            "server.oauth.validate_tokens",
+            "false is accepted only with server.oauth.trust_clickhouse_token_checks: true \
+             (every ClickHouse endpoint checks every token itself); otherwise remove \
+             validate_tokens: false so the gateway checks tokens"
+                .into(),
+        ))];
+    }
+    let mut out = vec![Ok(Warning(
+        "server.oauth.validate_tokens is false (server.oauth.trust_clickhouse_token_checks: true): \
+         the gateway does not check tokens and uses none of their claims; tokens reach \
+         ClickHouse as `Authorization: Bearer` only, and every ClickHouse endpoint must verify them"
+            .into(),
+    ))];
+    if !o.role_claim.is_empty() {
+        out.push(Err((
+            "server.oauth.role_claim",
+            "roles cannot come from tokens the gateway does not verify (validate_tokens: false)"
+                .into(),
+        )));
+    }
+    if !o.required_scopes.is_empty() {
+        out.push(Err((
+            "server.oauth.required_scopes",
+            "cannot be enforced on tokens the gateway does not verify (validate_tokens: false)"
+                .into(),
+        )));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,10 +500,72 @@ mod tests {
         c.server.oauth.client_id = "id".into();
         c.server.oauth.client_secret = crate::config::Secret::new("s");
         c.server.oauth.public_auth_server_url = "https://mcp.example.com".into();
+        c.server.oauth.audience = "https://mcp.example.com/".into();
         c.server.oauth.signing_secret = crate::config::Secret::new("short");
         let errs = errors_of(&c);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].starts_with("server.oauth.signing_secret: must be at least 32 bytes"));
+    }
+
+    fn resource_server() -> Config {
+        let mut c = Config::default();
+        c.server.oauth.enabled = true;
+        c.server.oauth.broker = false;
+        c.server.oauth.issuer = "https://idp.example.com".into();
+        c.server.oauth.audience = "https://mcp.example.com/".into();
+        c
+    }
+
+    #[test]
+    fn tokens_are_validated_by_default() {
+        assert!(Config::default().server.oauth.validate_tokens);
+        assert_eq!(validate(&resource_server()), Ok(vec![]));
+    }
+
+    #[test]
+    fn validate_tokens_false_alone_is_refused_naming_both_keys() {
+        let mut c = resource_server();
+        c.server.oauth.validate_tokens = false;
+        let errs = errors_of(&c);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("server.oauth.validate_tokens: ")
+                && errs[0].contains("server.oauth.trust_clickhouse_token_checks: true"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn validate_tokens_false_with_the_trust_statement_starts_with_a_warning() {
+        let mut c = resource_server();
+        c.server.oauth.validate_tokens = false;
+        c.server.oauth.trust_clickhouse_token_checks = true;
+        let warnings = validate(&c).expect("accepted");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .0
+                .contains("server.oauth.validate_tokens is false"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_may_depend_on_unverified_claims() {
+        let mut c = resource_server();
+        c.server.oauth.validate_tokens = false;
+        c.server.oauth.trust_clickhouse_token_checks = true;
+        c.server.oauth.role_claim = "groups".into();
+        c.server.oauth.required_scopes = vec!["mcp:read".into()];
+        let errs = errors_of(&c);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("server.oauth.role_claim:"))
+                && errs
+                    .iter()
+                    .any(|e| e.starts_with("server.oauth.required_scopes:")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -1,16 +1,12 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-//! Reading a JWT's claims without verifying it.
+//! A token's claims: one type, one reading of each claim, shared by the gate, the broker
+//! and the verifier (so a token gets the same answer everywhere).
 //!
-//! Verification is someone else's job (ClickHouse's token processors, the verifier, or
-//! the gate with `validate_tokens`); the gateway reads claims only to route and label a
-//! request: `exp` for the cache and the gate, the username for the Basic path, roles.
+//! [`Claims`] are what a signature check returned (`oauth::jwks::validate_jwt`): nothing
+//! else in the library builds them from a token. A payload nobody has verified is an
+//! [`UnverifiedPayload`], which can say only when the token expires (a pre-check that may
+//! reject, never admit) and whom it is for (the broker's choice between tokens it
+//! received straight from the IdP). It cannot become `Claims`: no claim of an unverified
+//! token names a user, a role, a log field or a cache lifetime (oauth.md, "The gate").
 
 use std::time::{Duration, SystemTime};
 
@@ -40,38 +36,22 @@ pub enum ClaimsError {
     MissingUsername { claim: String },
     #[error("the token's `{claim}` claim is not a non-empty string")]
     BadUsername { claim: String },
+    #[error(
+        "the gateway does not verify tokens (server.oauth.validate_tokens: false), so no claim \
+         names a ClickHouse user: only `Authorization: Bearer` is sent, and the endpoint must \
+         accept it (a JWT token processor)"
+    )]
+    Unverified,
 }
 
-/// The payload of a JWT, unverified.
+/// The claims of a token whose signature, `iss`, `aud` and `exp` were checked.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Claims {
     map: Map<String, Value>,
 }
 
 impl Claims {
-    /// Decodes the payload of `header.payload.signature`. Padding is tolerated because
-    /// some issuers emit it; anything else malformed is an error.
-    pub fn decode_unverified(token: &str) -> Result<Self, ClaimsError> {
-        let mut parts = token.split('.');
-        let (Some(_header), Some(payload), Some(_sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ClaimsError::NotAJwt);
-        };
-        if payload.is_empty() {
-            return Err(ClaimsError::NotAJwt);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .map_err(|_| ClaimsError::NotAJwt)?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(Self { map }),
-            Ok(_) => Err(ClaimsError::BadPayload("not an object".into())),
-            Err(e) => Err(ClaimsError::BadPayload(e.to_string())),
-        }
-    }
-
-    /// Claims from an already-parsed JSON object (tests, the verifier).
+    /// The payload of a verified token (`validate_jwt`), or test claims.
     pub fn from_map(map: Map<String, Value>) -> Self {
         Self { map }
     }
@@ -93,35 +73,33 @@ impl Claims {
         self.get_str("email")
     }
 
-    /// `exp` as a point in time. `Ok(None)` when absent; `Err` when present but not a
-    /// non-negative number of seconds (a token that cannot say when it expires).
-    pub fn exp(&self) -> Result<Option<SystemTime>, ClaimsError> {
-        match self.map.get("exp") {
-            None => Ok(None),
-            Some(v) => {
-                let secs = v
-                    .as_f64()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| {
-                        ClaimsError::BadPayload("`exp` is not a number of seconds".into())
-                    })?;
-                // Far-future values saturate rather than overflow the clock.
-                let exp = Duration::try_from_secs_f64(secs)
-                    .ok()
-                    .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d));
-                Ok(Some(exp.unwrap_or(
-                    SystemTime::UNIX_EPOCH + Duration::from_secs(YEAR_9999_SECS),
-                )))
-            }
-        }
+    /// The claim `name`, or when absent the first claim (by name) whose name ends in
+    /// `/name`: Auth0 and others only allow custom claims namespaced by a URL
+    /// (`https://example.com/email`).
+    pub fn get_or_namespaced(&self, name: &str) -> Option<&Value> {
+        self.map
+            .get(name)
+            .or_else(|| namespaced(&self.map, name).map(|(_, v)| v))
     }
 
-    /// Granted scopes: `scope` (space-separated string, RFC 8693) or `scp` (a list, or
-    /// a space-separated string, as Entra and Okta write it).
+    pub fn str_or_namespaced(&self, name: &str) -> Option<&str> {
+        self.get_or_namespaced(name).and_then(Value::as_str)
+    }
+
+    /// `aud` is this audience, or an array containing it (RFC 7519 §4.1.3).
+    pub fn audience_contains(&self, audience: &str) -> bool {
+        audience_contains(&self.map, audience)
+    }
+
+    /// Granted scopes: the union, in order and without repeats, of the space-separated
+    /// `scope` string (RFC 8693 §4.2, RFC 9068) and `scp` as a list (Okta) or a
+    /// space-separated string (Entra ID). A union, not "scope else scp": both are claims
+    /// the IdP signed, and an IdP that writes both means both; reading one and ignoring
+    /// the other would let the gate and the verifier disagree about one token.
     pub fn scopes(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for name in ["scope", "scp"] {
-            for s in string_list(self.map.get(name), &[' ']) {
+            for s in scope_list(self.map.get(name)) {
                 if !out.contains(&s) {
                     out.push(s);
                 }
@@ -130,17 +108,135 @@ impl Claims {
         out
     }
 
-    /// A namespaced email claim (`.../email`), the first by name for determinism.
-    fn namespaced_email(&self) -> Option<(&str, &Value)> {
-        let mut names: Vec<&String> = self
-            .map
-            .keys()
-            .filter(|k| k.ends_with(NAMESPACED_EMAIL_SUFFIX))
-            .collect();
-        names.sort();
-        names
-            .first()
-            .and_then(|k| self.map.get(k.as_str()).map(|v| (k.as_str(), v)))
+    /// `exp` in Unix seconds; `None` when absent or not a NumericDate.
+    pub fn exp(&self) -> Option<u64> {
+        self.map.get("exp").and_then(numeric_date)
+    }
+
+    /// `nbf` in Unix seconds; `None` when absent or not a NumericDate.
+    pub fn nbf(&self) -> Option<u64> {
+        self.map.get("nbf").and_then(numeric_date)
+    }
+
+    /// `exp` as a point in time (the catalog cache never keeps an entry past it).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.map
+            .get("exp")
+            .and_then(|v| expiry_time(v).ok())
+            .flatten()
+    }
+
+    /// `email_verified` is `true` (or the string `"true"`, as Cognito sends it).
+    pub fn email_verified(&self) -> bool {
+        match self.get_or_namespaced("email_verified") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
+    }
+}
+
+/// A JWT payload that nobody has verified. Deliberately narrow: it answers only "when
+/// does this token expire" and "is it for this audience", never who the caller is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnverifiedPayload {
+    map: Map<String, Value>,
+}
+
+impl UnverifiedPayload {
+    /// Decodes the payload of `header.payload.signature`. Padding is tolerated because
+    /// some issuers emit it; anything else malformed is an error.
+    pub fn decode(token: &str) -> Result<Self, ClaimsError> {
+        let mut parts = token.split('.');
+        let (Some(_header), Some(payload), Some(_sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ClaimsError::NotAJwt);
+        };
+        if payload.is_empty() {
+            return Err(ClaimsError::NotAJwt);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|_| ClaimsError::NotAJwt)?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self { map }),
+            Ok(_) => Err(ClaimsError::BadPayload("not an object".into())),
+            Err(e) => Err(ClaimsError::BadPayload(e.to_string())),
+        }
+    }
+
+    /// `exp` as a point in time. `Ok(None)` when absent; `Err` when present but not a
+    /// non-negative number of seconds (a token that cannot say when it expires).
+    pub fn expires_at(&self) -> Result<Option<SystemTime>, ClaimsError> {
+        match self.map.get("exp") {
+            None => Ok(None),
+            Some(v) => expiry_time(v),
+        }
+    }
+
+    /// `exp` in Unix seconds, when it is a NumericDate.
+    pub fn exp(&self) -> Option<u64> {
+        self.map.get("exp").and_then(numeric_date)
+    }
+
+    pub fn audience_contains(&self, audience: &str) -> bool {
+        audience_contains(&self.map, audience)
+    }
+}
+
+fn audience_contains(map: &Map<String, Value>, audience: &str) -> bool {
+    match map.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
+/// A NumericDate: seconds, possibly fractional (RFC 7519 §2).
+fn numeric_date(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// A NumericDate as a point in time; far-future values saturate rather than overflow.
+fn expiry_time(v: &Value) -> Result<Option<SystemTime>, ClaimsError> {
+    let secs = v
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| ClaimsError::BadPayload("`exp` is not a number of seconds".into()))?;
+    let exp = Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d));
+    Ok(Some(exp.unwrap_or(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(YEAR_9999_SECS),
+    )))
+}
+
+/// The first claim, by name, whose name ends in `/name` (deterministic whatever order
+/// the map keeps).
+fn namespaced<'a>(map: &'a Map<String, Value>, name: &str) -> Option<(&'a str, &'a Value)> {
+    let suffix = format!("/{name}");
+    map.iter()
+        .filter(|(k, _)| k.ends_with(&suffix))
+        .min_by(|a, b| a.0.cmp(b.0))
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+/// Scope values: a space-separated string (any ASCII whitespace tolerated) or a list.
+fn scope_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(str::split_ascii_whitespace)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -155,7 +251,7 @@ pub fn username_from_claims(claims: &Claims, username_claim: &str) -> Result<Str
     };
     let found = match claims.get(claim) {
         Some(v) => Some((claim, v)),
-        None if claim == DEFAULT_USERNAME_CLAIM => claims.namespaced_email(),
+        None if claim == DEFAULT_USERNAME_CLAIM => namespaced(&claims.map, claim),
         None => None,
     };
     let Some((name, value)) = found else {
@@ -198,7 +294,7 @@ pub(crate) mod test_tokens {
     use base64::Engine;
     use serde_json::Value;
 
-    /// An unsigned-looking JWT with this payload (the signature is not checked here).
+    /// A JWT with this payload and a made-up signature (nothing here checks it).
     pub fn jwt(payload: &Value) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let body = URL_SAFE_NO_PAD.encode(payload.to_string());
@@ -214,83 +310,135 @@ mod tests {
     use super::*;
 
     fn claims(v: Value) -> Claims {
-        Claims::decode_unverified(&jwt(&v)).expect("decodes")
+        match v {
+            Value::Object(map) => Claims::from_map(map),
+            _ => unreachable!("test claims are objects"),
+        }
+    }
+
+    fn payload(v: Value) -> UnverifiedPayload {
+        UnverifiedPayload::decode(&jwt(&v)).expect("decodes")
     }
 
     #[test]
-    fn decodes_standard_claims_without_verifying() {
+    fn standard_claims_are_read() {
         let c = claims(
             json!({"sub": "u1", "email": "a@b.c", "exp": 1_800_000_000, "tenant": {"id": 7}}),
         );
         assert_eq!(c.sub(), Some("u1"));
         assert_eq!(c.email(), Some("a@b.c"));
+        assert_eq!(c.exp(), Some(1_800_000_000));
         assert_eq!(
-            c.exp(),
-            Ok(Some(
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-            ))
+            c.expires_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
         );
         assert_eq!(c.get("tenant"), Some(&json!({"id": 7})));
         assert_eq!(c.get("nope"), None);
     }
 
     #[test]
+    fn an_unverified_payload_says_only_when_it_expires_and_for_whom() {
+        let p = payload(json!({"sub": "u1", "exp": 1_800_000_000, "aud": ["x", "y"]}));
+        assert_eq!(
+            p.expires_at(),
+            Ok(Some(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+            ))
+        );
+        assert_eq!(p.exp(), Some(1_800_000_000));
+        assert!(p.audience_contains("y") && !p.audience_contains("z"));
+    }
+
+    #[test]
     fn padded_payloads_are_tolerated() {
         let header = URL_SAFE_NO_PAD.encode(b"{}");
-        let body = base64::engine::general_purpose::URL_SAFE.encode(br#"{"sub":"x"}"#);
-        let c = Claims::decode_unverified(&format!("{header}.{body}.sig")).expect("decodes");
-        assert_eq!(c.sub(), Some("x"));
+        let body = base64::engine::general_purpose::URL_SAFE.encode(br#"{"exp":5}"#);
+        let p = UnverifiedPayload::decode(&format!("{header}.{body}.sig")).expect("decodes");
+        assert_eq!(p.exp(), Some(5));
     }
 
     #[test]
     fn opaque_and_malformed_tokens_are_not_jwts() {
         for t in ["", "opaque-token", "a.b", "a.b.c.d", "a..c", "a.!!!.c"] {
             assert_eq!(
-                Claims::decode_unverified(t),
+                UnverifiedPayload::decode(t),
                 Err(ClaimsError::NotAJwt),
                 "{t}"
             );
         }
         let not_json = format!("a.{}.c", URL_SAFE_NO_PAD.encode(b"hello"));
         assert!(matches!(
-            Claims::decode_unverified(&not_json),
+            UnverifiedPayload::decode(&not_json),
             Err(ClaimsError::BadPayload(_))
         ));
         let array = format!("a.{}.c", URL_SAFE_NO_PAD.encode(b"[1]"));
         assert!(matches!(
-            Claims::decode_unverified(&array),
+            UnverifiedPayload::decode(&array),
             Err(ClaimsError::BadPayload(_))
         ));
     }
 
     #[test]
     fn exp_absent_fractional_and_malformed() {
-        assert_eq!(claims(json!({})).exp(), Ok(None));
+        assert_eq!(payload(json!({})).expires_at(), Ok(None));
         assert_eq!(
-            claims(json!({"exp": 10.5})).exp(),
+            payload(json!({"exp": 10.5})).expires_at(),
             Ok(Some(SystemTime::UNIX_EPOCH + Duration::from_millis(10_500)))
         );
-        assert!(claims(json!({"exp": "tomorrow"})).exp().is_err());
-        assert!(claims(json!({"exp": -1})).exp().is_err());
-        assert!(claims(json!({"exp": 1e300}))
-            .exp()
+        assert!(payload(json!({"exp": "tomorrow"})).expires_at().is_err());
+        assert!(payload(json!({"exp": -1})).expires_at().is_err());
+        assert!(payload(json!({"exp": 1e300}))
+            .expires_at()
             .expect("saturates")
             .is_some());
+        assert_eq!(claims(json!({"exp": "tomorrow"})).exp(), None);
+        assert_eq!(claims(json!({"exp": 10.5})).exp(), Some(10));
+    }
+
+    /// The one scope rule (gate, broker and verifier all call this).
+    #[test]
+    fn scopes_are_the_union_of_scope_and_scp() {
+        assert_eq!(
+            claims(json!({"scope": "openid  email\tmcp:read "})).scopes(),
+            ["openid", "email", "mcp:read"],
+            "scope only"
+        );
+        assert_eq!(
+            claims(json!({"scp": ["a", "b", 3]})).scopes(),
+            ["a", "b"],
+            "scp list only"
+        );
+        assert_eq!(
+            claims(json!({"scp": "a b"})).scopes(),
+            ["a", "b"],
+            "scp string"
+        );
+        assert_eq!(
+            claims(json!({"scope": "openid", "scp": ["mcp:read", "openid"]})).scopes(),
+            ["openid", "mcp:read"],
+            "both: union, no repeats"
+        );
+        assert!(claims(json!({})).scopes().is_empty());
+        assert!(claims(json!({"scope": 5, "scp": {"a": 1}}))
+            .scopes()
+            .is_empty());
     }
 
     #[test]
-    fn scopes_come_from_scope_string_or_scp_list() {
+    fn namespaced_claims_and_email_verified() {
+        let c = claims(json!({
+            "https://z.example/email_verified": "TRUE",
+            "https://b.example/email": "b@x.io",
+            "https://a.example/email": "a@x.io",
+        }));
+        assert!(c.email_verified());
         assert_eq!(
-            claims(json!({"scope": "openid  email mcp:read"})).scopes(),
-            ["openid", "email", "mcp:read"]
+            c.str_or_namespaced("email"),
+            Some("a@x.io"),
+            "first by name"
         );
-        assert_eq!(claims(json!({"scp": ["a", "b", 3]})).scopes(), ["a", "b"]);
-        assert_eq!(claims(json!({"scp": "a b"})).scopes(), ["a", "b"]);
-        assert_eq!(
-            claims(json!({"scope": "a b", "scp": ["b", "c"]})).scopes(),
-            ["a", "b", "c"]
-        );
-        assert!(claims(json!({})).scopes().is_empty());
+        assert!(!claims(json!({"email_verified": false})).email_verified());
+        assert!(!claims(json!({})).email_verified());
     }
 
     #[test]

@@ -616,6 +616,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unverified_token_is_only_ever_sent_as_bearer() {
+        // validate_tokens: false. No claim names a user, so Basic is never attempted:
+        // a forged token naming a password-less ClickHouse user gets nowhere.
+        let prober = IdentityProber::new();
+        let server = Server::new(
+            || Err(bearer_unsupported()),
+            || panic!("no Basic for an unverified token"),
+        );
+        let err = prober
+            .credentials(EP, &token(), &Err(ClaimsError::Unverified), |c| {
+                server.run(c)
+            })
+            .await
+            .expect_err("refused");
+        assert!(err.is_auth_class());
+        assert!(matches!(
+            err,
+            ProbeError::NoUsername {
+                reason: ClaimsError::Unverified,
+                bearer: Some(_)
+            }
+        ));
+        assert_eq!(server.calls(), 1, "Bearer only");
+        assert_eq!(prober.remembered(EP), None);
+
+        let accepting = Server::new(|| Ok(()), || panic!("no Basic"));
+        let c = prober
+            .credentials(EP, &token(), &Err(ClaimsError::Unverified), |c| {
+                accepting.run(c)
+            })
+            .await
+            .expect("bearer");
+        assert!(matches!(c, Credentials::Bearer(_)));
+    }
+
+    #[tokio::test]
     async fn remembered_basic_without_username_is_refused_without_a_round_trip() {
         let prober = IdentityProber::new();
         prober.remember(EP, Method::Basic);

@@ -1,11 +1,3 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 //! The IdP's signing keys, and the pure JWT validation that uses them.
 //!
 //! Two halves that meet only through [`KeySet`]:
@@ -27,6 +19,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+
+use crate::identity::claims::Claims;
 
 /// Clock skew tolerated on `exp` and `nbf` (the spec's 60 s).
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
@@ -177,84 +171,6 @@ fn verification_key(raw: Value) -> Option<VerificationKey> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Claims
-
-/// A verified token's claims. Accessors are lenient about the shapes real IdPs emit
-/// (`scope` string vs `scp` array, `email_verified` as a string, namespaced claims).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Claims(Map<String, Value>);
-
-impl Claims {
-    pub fn new(map: Map<String, Value>) -> Self {
-        Self(map)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
-    }
-
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
-    }
-
-    /// The claim `name`, or when absent the first claim whose name ends in `/name`:
-    /// Auth0 and others only allow custom claims namespaced by a URL
-    /// (`https://example.com/email`).
-    pub fn get_or_namespaced(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).or_else(|| {
-            let suffix = format!("/{name}");
-            self.0
-                .iter()
-                .find(|(k, _)| k.ends_with(&suffix))
-                .map(|(_, v)| v)
-        })
-    }
-
-    pub fn str_or_namespaced(&self, name: &str) -> Option<&str> {
-        self.get_or_namespaced(name).and_then(Value::as_str)
-    }
-
-    /// Granted scopes: the space-separated `scope` string (RFC 9068), else `scp` as an
-    /// array (Okta) or a space-separated string (Entra ID).
-    pub fn scopes(&self) -> Vec<&str> {
-        if let Some(s) = self.str("scope") {
-            return s.split_ascii_whitespace().collect();
-        }
-        match self.0.get("scp") {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            Some(Value::String(s)) => s.split_ascii_whitespace().collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    pub fn exp(&self) -> Option<u64> {
-        self.0.get("exp").and_then(numeric_date)
-    }
-
-    pub fn nbf(&self) -> Option<u64> {
-        self.0.get("nbf").and_then(numeric_date)
-    }
-
-    /// `email_verified` is `true` (or the string `"true"`, as Cognito sends it).
-    pub fn email_verified(&self) -> bool {
-        match self.get_or_namespaced("email_verified") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        }
-    }
-}
-
-/// A NumericDate: seconds, possibly fractional (RFC 7519 §2).
-fn numeric_date(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| f as u64)
-    })
-}
-
-// ---------------------------------------------------------------------------------------
 // Validation
 
 /// What a token must say to be accepted. Independent of any configuration file so the
@@ -348,7 +264,7 @@ pub fn validate_jwt(
         any_candidate = true;
         match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
             Ok(data) => {
-                claims = Some(Claims(data.claims));
+                claims = Some(Claims::from_map(data.claims));
                 break;
             }
             Err(e) => match e.kind() {
@@ -369,17 +285,10 @@ pub fn validate_jwt(
         None => return Err(TokenRejection::UnknownKey),
     };
 
-    if claims.str("iss") != Some(expect.issuer.as_str()) {
+    if claims.get_str("iss") != Some(expect.issuer.as_str()) {
         return Err(TokenRejection::WrongIssuer);
     }
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => *aud == expect.audience,
-        Some(Value::Array(auds)) => auds
-            .iter()
-            .any(|a| a.as_str() == Some(expect.audience.as_str())),
-        _ => false,
-    };
-    if !audience_ok {
+    if !claims.audience_contains(&expect.audience) {
         return Err(TokenRejection::WrongAudience);
     }
     // Without exp a token (and its cached verdict) would be valid forever.
@@ -394,11 +303,7 @@ pub fn validate_jwt(
         return Err(TokenRejection::NotYetValid);
     }
     let granted = claims.scopes();
-    if let Some(missing) = expect
-        .required_scopes
-        .iter()
-        .find(|s| !granted.contains(&s.as_str()))
-    {
+    if let Some(missing) = expect.required_scopes.iter().find(|s| !granted.contains(s)) {
         return Err(TokenRejection::MissingScope(missing.clone()));
     }
     Ok(claims)
@@ -760,7 +665,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(claims.str("email"), Some("a@example.com"));
+        assert_eq!(claims.get_str("email"), Some("a@example.com"));
         assert_eq!(claims.exp(), Some(NOW + 600));
     }
 
@@ -844,8 +749,54 @@ mod tests {
             let claims = with(without(good_claims(), "scope"), "scp", scopes);
             validate_jwt(&sign(&key, Some("k1"), &claims), &keys, &expect(), NOW).unwrap();
         }
-        let c = Claims::new(json!({"scope": "  a\tb  c "}).as_object().unwrap().clone());
+        let c = Claims::from_map(json!({"scope": "  a\tb  c "}).as_object().unwrap().clone());
         assert_eq!(c.scopes(), ["a", "b", "c"]);
+    }
+
+    /// One token, one scope answer: the gate (JWKS check, then `check_required_scopes`)
+    /// and the verifier (`validate_jwt` with required scopes) read scopes by the same rule.
+    #[test]
+    fn gate_and_verifier_agree_on_scopes() {
+        use crate::config::OAuthConfig;
+        use crate::oauth::gate::{check_required_scopes, ServingContext};
+        use crate::routing::Cluster;
+
+        let (key, jwk) = es256_key("k1");
+        let keys = keyset(&[&jwk]);
+        let gate_config = OAuthConfig {
+            required_scopes: vec!["mcp:read".into()],
+            ..OAuthConfig::default()
+        };
+        let ctx = ServingContext {
+            request_scheme: "https",
+            host: "gw.example.com",
+            cluster: Cluster::Implicit,
+        };
+        let variants = [
+            (json!({"scope": "openid mcp:read"}), true),
+            (json!({"scope": "openid"}), false),
+            (json!({"scp": ["openid", "mcp:read"]}), true),
+            (json!({"scp": ["openid"]}), false),
+            (json!({"scp": "openid mcp:read"}), true),
+            (json!({"scope": "openid", "scp": ["mcp:read"]}), true),
+            (json!({"scope": "mcp:read", "scp": "openid"}), true),
+            (json!({"scope": "openid", "scp": "email"}), false),
+        ];
+        for (scopes, granted) in variants {
+            let mut claims = without(good_claims(), "scope");
+            for (k, v) in scopes.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            let token = sign(&key, Some("k1"), &claims);
+            let verifier = validate_jwt(&token, &keys, &expect(), NOW).is_ok();
+            let gate_expect = Expectations {
+                required_scopes: Vec::new(),
+                ..expect()
+            };
+            let verified = validate_jwt(&token, &keys, &gate_expect, NOW).unwrap();
+            let gate = check_required_scopes(&gate_config, &ctx, &verified).is_ok();
+            assert_eq!((gate, verifier), (granted, granted), "{scopes}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ pub mod gate;
 pub mod jwks;
 pub mod metadata;
 
+pub use crate::identity::claims::Claims;
 pub use jwks::{
-    validate_jwt, Claims, Expectations, FetchObserver, FetchOutcome, JwksCache, JwksError,
-    JwksSource, KeySet, TokenRejection,
+    validate_jwt, Expectations, FetchObserver, FetchOutcome, JwksCache, JwksError, JwksSource,
+    KeySet, TokenRejection,
 };

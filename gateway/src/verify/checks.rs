@@ -1,11 +1,3 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 //! The verifier's decisions that are not about the token's signature: reading the Basic
 //! header, the identity policy (email verified, domain, username binding) and the
 //! session settings. All pure.
@@ -171,10 +163,10 @@ pub fn username_matches(claim_value: &str, username: &str, mode: MatchMode) -> b
 
 /// The settings for a token's granted scopes: entries apply in configuration order, so
 /// on a conflict the scope listed later wins.
-pub fn session_settings(config: &ScopeSettings, granted: &[&str]) -> Settings {
+pub fn session_settings<S: AsRef<str>>(config: &ScopeSettings, granted: &[S]) -> Settings {
     let mut out = Settings::new();
     for (scope, settings) in &config.0 {
-        if granted.contains(&scope.as_str()) {
+        if granted.iter().any(|g| g.as_ref() == scope) {
             out.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
@@ -213,7 +205,7 @@ mod tests {
 
     fn claims(v: serde_json::Value) -> Claims {
         match v {
-            serde_json::Value::Object(m) => Claims::new(m),
+            serde_json::Value::Object(m) => Claims::from_map(m),
             _ => unreachable!("test claims are objects"),
         }
     }

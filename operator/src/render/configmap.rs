@@ -62,10 +62,16 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     o.enabled = true;
     o.broker = spec.oauth.broker;
     o.issuer = spec.oauth.issuer.clone();
-    o.audience = spec.oauth.audience.clone();
     // One resource identifier shared by every cluster: the public base URL, which is
-    // what the audience normally names too (oauth.md's example).
+    // what the audience normally names too (oauth.md's example). The gateway validates
+    // every token's `aud` (validate_tokens is on by default), so an unset audience
+    // means that identifier rather than a configuration the gateway refuses.
     o.public_resource_url = format!("{base}/");
+    o.audience = if spec.oauth.audience.is_empty() {
+        o.public_resource_url.clone()
+    } else {
+        spec.oauth.audience.clone()
+    };
     o.public_auth_server_url = if spec.oauth.broker {
         base
     } else {

@@ -1,11 +1,3 @@
-// lint pass pending merge
-#![allow(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 //! `GET /oauth/authorize`: checks the client's request, then shows the consent page (or,
 //! for a trusted redirect host, goes straight on) and sends the browser to the upstream
 //! IdP with the gateway's own PKCE pair and a sealed `state`.
@@ -21,7 +13,7 @@ use super::client::{
     is_metadata_document_id, open_registered, redirect_host, Client, MAX_SCOPE_LEN,
 };
 use super::crypto::{sha256_b64, Kind};
-use super::error::{invalid_client, invalid_request, ErrorCode, OAuthError};
+use super::error::{error_page, invalid_client, invalid_request, ErrorCode, OAuthError};
 use super::{consent, now, upstream, BrokerState, Step};
 
 /// oauth.md: the upstream `state` lives 10 minutes (time to sign in at the IdP).
@@ -95,9 +87,11 @@ pub struct Pending {
 /// Why a request cannot proceed, and whether the client may be told by redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The redirect URI is not (yet) trusted: answer the browser directly.
+    /// Shown to the person as a page: the redirect URI is not validated, or (see
+    /// [`before_consent`]) nobody has vouched for it yet.
     Direct(OAuthError),
-    /// The redirect URI is validated: send the error back to the client (RFC 6749 §4.1.2.1).
+    /// The redirect URI is registered for the client: the error may go back to it
+    /// (RFC 6749 §4.1.2.1), once the person consented or its host is trusted.
     Redirect {
         redirect_uri: String,
         state: Option<String>,
@@ -195,6 +189,28 @@ pub fn check_request(
     })
 }
 
+/// Whether `redirect_uri`'s host is in `trusted_redirect_hosts` (already lowercased by
+/// `Settings`), compared as a parsed host, exactly.
+pub fn is_trusted_redirect(trusted_hosts: &[String], redirect_uri: &str) -> bool {
+    let host = redirect_host(redirect_uri);
+    !host.is_empty() && trusted_hosts.contains(&host)
+}
+
+/// A refusal found before the person consented (oauth.md, `/oauth/authorize`; RFC 9700
+/// §4.11.2): anyone can register any redirect URI, so an automatic error redirect would
+/// make the gateway an open redirector. Only a trusted redirect host is told by
+/// redirect; everything else becomes a page the person sees.
+pub fn before_consent(r: Refusal, trusted_hosts: &[String]) -> Refusal {
+    match r {
+        Refusal::Redirect {
+            redirect_uri,
+            error,
+            ..
+        } if !is_trusted_redirect(trusted_hosts, &redirect_uri) => Refusal::Direct(error),
+        other => other,
+    }
+}
+
 fn is_base64url_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
@@ -246,7 +262,7 @@ pub fn redirect_error(
 
 pub fn refusal_response(b: &BrokerState, status: StatusCode, r: Refusal) -> Response {
     match r {
-        Refusal::Direct(e) => e.into_response(),
+        Refusal::Direct(e) => error_page(&e),
         Refusal::Redirect {
             redirect_uri,
             state,
@@ -274,13 +290,41 @@ pub async fn resolve_client(b: &BrokerState, client_id: &str) -> Result<Client, 
         .map_err(|_| invalid_client("client_id is not one this server issued"))
 }
 
-/// Sealed upstream `state`: the pending request and the gateway's PKCE verifier.
+/// Sealed upstream `state`: the pending request, the gateway's PKCE verifier, and the
+/// browser that started the sign-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamState {
     #[serde(rename = "q")]
     pub pending: Pending,
     #[serde(rename = "v")]
     pub verifier: String,
+    /// sha256 of the nonce in this sign-in's flow cookie ([`flow_cookie_name`]): the
+    /// callback redirects (a code, or an error) only for the browser that consented, so
+    /// a `state` someone obtained by consenting for their own client cannot turn the
+    /// callback into a redirector for other people.
+    #[serde(rename = "b")]
+    pub browser: String,
+}
+
+/// Prefix of the cookie that binds an upstream sign-in to its browser.
+pub const FLOW_COOKIE_PREFIX: &str = "chmcp_flow_";
+/// Characters of the browser hash in the cookie's name: concurrent sign-ins in one
+/// browser (one per cluster, say) keep separate cookies.
+const FLOW_COOKIE_ID_CHARS: usize = 12;
+
+/// The flow cookie's name for a browser hash (base64url, so any prefix is a valid name).
+pub fn flow_cookie_name(browser_hash: &str) -> String {
+    let id: String = browser_hash.chars().take(FLOW_COOKIE_ID_CHARS).collect();
+    format!("{FLOW_COOKIE_PREFIX}{id}")
+}
+
+/// Cookies carry `Secure` when the gateway's public URL is https.
+pub fn cookie_secure_attr(issuer: &str) -> &'static str {
+    if crate::net::is_https_url(issuer) {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// Sends the browser to the upstream IdP for `pending`.
@@ -310,9 +354,21 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
         Err(e) => return fail(b, &pending, e.to_string()),
     };
     let challenge = sha256_b64(&verifier);
+    let nonce = match b.sealer.random_token(16) {
+        Ok(v) => v,
+        Err(e) => return fail(b, &pending, e.to_string()),
+    };
+    let browser = sha256_b64(&nonce);
+    // SameSite=Lax: the IdP's redirect to the callback is a cross-site top-level GET.
+    let cookie = format!(
+        "{}={nonce}; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age={STATE_TTL_SECS}{}",
+        flow_cookie_name(&browser),
+        cookie_secure_attr(&b.settings.issuer)
+    );
     let sealed = UpstreamState {
         pending: pending.clone(),
         verifier,
+        browser,
     };
     let state = match b.sealer.seal(Kind::State, &sealed, now() + STATE_TTL_SECS) {
         Ok(s) => s,
@@ -321,7 +377,11 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
     match upstream::authorization_url(&b.settings, &endpoints.authorization, &state, &challenge) {
         Ok(url) => {
             b.count(Step::Authorize, "ok");
-            redirect(status, &url)
+            let mut r = redirect(status, &url);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
         }
         Err(e) => fail(b, &pending, e),
     }
@@ -332,28 +392,25 @@ pub async fn authorize_get(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    // Everything here happens before the person consented: errors are pages unless the
+    // redirect host is trusted (`before_consent`).
     let params = match AuthorizeParams::from_pairs(&pairs) {
         Ok(p) => p,
-        Err(e) => return b.fail(Step::Authorize, e),
+        Err(e) => return b.fail_page(Step::Authorize, e),
     };
     let client_id = match client_id_of(&params) {
         Ok(c) => c,
-        Err(e) => return b.fail(Step::Authorize, e),
+        Err(e) => return b.fail_page(Step::Authorize, e),
     };
     let client = match resolve_client(&b, client_id).await {
-        // 400, not 401: there is no authentication scheme a browser could answer with.
         Ok(c) => c,
-        Err(e) => {
-            b.count(Step::Authorize, e.code.as_str());
-            let mut r = e.into_response();
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            return r;
-        }
+        Err(e) => return b.fail_page(Step::Authorize, e),
     };
     let serves = b.serves.clone();
     let pending = match check_request(&params, &client, &*serves) {
         Ok(p) => p,
         Err(r) => {
+            let r = before_consent(r, &b.settings.trusted_redirect_hosts);
             let code = match &r {
                 Refusal::Direct(e) | Refusal::Redirect { error: e, .. } => e.code.as_str(),
             };
@@ -361,12 +418,7 @@ pub async fn authorize_get(
             return refusal_response(&b, StatusCode::FOUND, r);
         }
     };
-    let host = redirect_host(&pending.redirect_uri);
-    if b.settings
-        .trusted_redirect_hosts
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(&host))
-    {
+    if is_trusted_redirect(&b.settings.trusted_redirect_hosts, &pending.redirect_uri) {
         return go_upstream(&b, StatusCode::FOUND, pending).await;
     }
     consent::show(&b, &headers, &client, pending)
@@ -487,6 +539,46 @@ mod tests {
             redirected_code(check_request(&p, &client(), &serves)),
             ErrorCode::InvalidTarget
         );
+    }
+
+    #[test]
+    fn pre_consent_errors_are_pages_unless_the_redirect_host_is_trusted() {
+        let mut p = params();
+        p.response_type = Some("token".into());
+        let refusal = check_request(&p, &client(), &serves).unwrap_err();
+        assert!(
+            matches!(before_consent(refusal.clone(), &[]), Refusal::Direct(e) if e.code == ErrorCode::UnsupportedResponseType),
+            "an untrusted redirect host is never redirected to"
+        );
+        assert!(matches!(
+            before_consent(refusal.clone(), &["other.example.com".into()]),
+            Refusal::Direct(_)
+        ));
+        assert_eq!(
+            redirected_code(Err(before_consent(refusal, &["app.example.com".into()]))),
+            ErrorCode::UnsupportedResponseType
+        );
+        // A direct refusal stays direct whatever is trusted.
+        let direct = Refusal::Direct(invalid_request("x"));
+        assert_eq!(
+            before_consent(direct.clone(), &["app.example.com".into()]),
+            direct
+        );
+    }
+
+    #[test]
+    fn trusted_hosts_are_compared_as_parsed_hosts() {
+        let trusted = ["app.example.com".to_string()];
+        assert!(is_trusted_redirect(&trusted, "https://APP.example.com/cb"));
+        assert!(!is_trusted_redirect(
+            &trusted,
+            "https://app.example.com.evil.example/cb"
+        ));
+        assert!(!is_trusted_redirect(
+            &trusted,
+            "https://evil.example/cb?app.example.com"
+        ));
+        assert!(!is_trusted_redirect(&[String::new()], "not a url"));
     }
 
     #[test]

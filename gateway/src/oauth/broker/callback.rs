@@ -5,12 +5,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{redirect, redirect_error, redirect_with, Pending, UpstreamState};
-use super::crypto::{Kind, SealError};
+use super::authorize::{
+    flow_cookie_name, redirect, redirect_error, redirect_with, Pending, UpstreamState,
+};
+use super::consent::cookie_value;
+use super::crypto::{constant_time_eq, sha256_b64, Kind, SealError};
 use super::error::{invalid_request, ErrorCode, OAuthError};
 use super::{now, BrokerState, Step};
 
@@ -95,24 +98,42 @@ pub fn decide(p: CallbackParams, opened: UpstreamState, upstream_issuer: &str) -
     }
 }
 
+/// Whether this request comes from the browser that started the sign-in: it carries the
+/// flow cookie whose hash the sealed `state` holds.
+pub fn same_browser(headers: &HeaderMap, browser_hash: &str) -> bool {
+    cookie_value(headers, &flow_cookie_name(browser_hash))
+        .is_some_and(|nonce| constant_time_eq(&sha256_b64(nonce), browser_hash))
+}
+
 pub async fn callback(
     State(b): State<Arc<BrokerState>>,
+    headers: HeaderMap,
     Query(p): Query<CallbackParams>,
 ) -> Response {
     let Some(state) = p.state.as_deref() else {
-        return b.fail(Step::Callback, invalid_request("state is missing"));
+        return b.fail_page(Step::Callback, invalid_request("state is missing"));
     };
     // A state that does not open names no redirect URI we could trust: answer directly.
     let opened: UpstreamState = match b.sealer.open(Kind::State, state, now()) {
         Ok(s) => s,
         Err(SealError::Expired) => {
-            return b.fail(
+            return b.fail_page(
                 Step::Callback,
                 invalid_request("the sign-in took too long: start again"),
             )
         }
-        Err(e) => return b.fail(Step::Callback, invalid_request(format!("state: {e}"))),
+        Err(e) => return b.fail_page(Step::Callback, invalid_request(format!("state: {e}"))),
     };
+    // Only the person who consented may be sent on to the redirect URI (RFC 9700
+    // §4.11.2): anyone else gets a page, whatever the parameters say.
+    if !same_browser(&headers, &opened.browser) {
+        return b.fail_page(
+            Step::Callback,
+            invalid_request(
+                "this sign-in was started in another browser: start again from your application",
+            ),
+        );
+    }
     match decide(p, opened, &b.settings.upstream_issuer) {
         CallbackOutcome::Code(code) => {
             let sealed = match b
@@ -142,7 +163,7 @@ pub async fn callback(
                     b.count(Step::Callback, "ok");
                     redirect(StatusCode::FOUND, &loc)
                 }
-                None => b.fail(
+                None => b.fail_page(
                     Step::Callback,
                     OAuthError::new(ErrorCode::ServerError, "the redirect URI cannot be built"),
                 ),
@@ -181,7 +202,23 @@ mod tests {
                 resource: None,
             },
             verifier: "v".into(),
+            browser: sha256_b64("nonce"),
         }
+    }
+
+    #[test]
+    fn only_the_browser_with_the_flow_cookie_is_the_same_browser() {
+        use axum::http::{header, HeaderValue};
+        let hash = sha256_b64("nonce");
+        let mut h = HeaderMap::new();
+        assert!(!same_browser(&h, &hash), "no cookie");
+        let cookie = |v: &str| {
+            HeaderValue::from_str(&format!("a=1; {}={v}", flow_cookie_name(&hash))).unwrap()
+        };
+        h.insert(header::COOKIE, cookie("other"));
+        assert!(!same_browser(&h, &hash), "another nonce");
+        h.insert(header::COOKIE, cookie("nonce"));
+        assert!(same_browser(&h, &hash));
     }
 
     #[test]

@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{go_upstream, redirect_error, Pending};
+use super::authorize::{cookie_secure_attr, go_upstream, redirect_error, Pending};
 use super::client::{redirect_host, Client, ClientSource};
 use super::crypto::{constant_time_eq, sha256_b64, Kind};
-use super::error::{invalid_request, ErrorCode, OAuthError};
+use super::error::{html_escape, invalid_request, no_frames, ErrorCode, OAuthError};
 use super::{now, BrokerState, Step};
 
 /// A consent page is answered within this time, or the flow starts over.
@@ -40,21 +40,6 @@ pub struct ConsentForm {
     pub ticket: String,
     #[serde(default)]
     pub action: String,
-}
-
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The page itself: plain HTML, no script, one form with `approve` and `deny`.
@@ -103,20 +88,6 @@ pub fn shown_scopes(pending: &Pending, configured: &[String]) -> Vec<String> {
     }
 }
 
-fn no_frames(r: &mut Response) {
-    let h = r.headers_mut();
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-}
-
 /// Shows the consent page for a checked request.
 pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pending) -> Response {
     let built = (|| {
@@ -133,7 +104,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
     let (nonce, sealed) = match built {
         Ok(x) => x,
         Err(e) => {
-            return b.fail(
+            return b.fail_page(
                 Step::Authorize,
                 OAuthError::new(ErrorCode::ServerError, e.to_string()),
             )
@@ -151,11 +122,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     no_frames(&mut r);
-    let secure = if crate::net::is_https_url(&b.settings.issuer) {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = cookie_secure_attr(&b.settings.issuer);
     let cookie = format!("{COOKIE}={nonce}; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age={TICKET_TTL_SECS}{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -164,7 +131,7 @@ pub fn show(b: &BrokerState, _headers: &HeaderMap, client: &Client, pending: Pen
     r
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -211,14 +178,14 @@ pub async fn authorize_post(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     if !origin_allowed(&headers, &b.settings.issuer) {
-        return b.fail(
+        return b.fail_page(
             Step::Authorize,
             OAuthError::new(ErrorCode::AccessDenied, "cross-origin consent is refused"),
         );
     }
     let pending = match check_ticket(&b, &headers, &form.ticket) {
         Ok(p) => p,
-        Err(e) => return b.fail(Step::Authorize, e),
+        Err(e) => return b.fail_page(Step::Authorize, e),
     };
     match form.action.as_str() {
         "approve" => go_upstream(&b, StatusCode::SEE_OTHER, pending).await,
@@ -233,7 +200,7 @@ pub async fn authorize_post(
                 &e,
             )
         }
-        _ => b.fail(
+        _ => b.fail_page(
             Step::Authorize,
             invalid_request("action must be approve or deny"),
         ),

@@ -109,9 +109,111 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// The error page a person sees in the browser at `/oauth/authorize` or
+/// `/oauth/callback` when the error cannot be sent back to the client: before consent
+/// (RFC 9700 §4.11.2: anyone can register a redirect URI, so an automatic error
+/// redirect would make the gateway an open redirector) or with no redirect URI we can
+/// trust. Escaped, unframeable, never a redirect; 400 for anything the request got wrong.
+pub fn error_page(e: &OAuthError) -> Response {
+    let status = match e.code.status() {
+        // No authentication scheme a browser could answer with: a plain bad request.
+        StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
+        s => s,
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in error</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\
+<h1>This sign-in request cannot continue</h1>\
+<p>Error: <code id=\"error\">{code}</code></p><p id=\"error_description\">{description}</p>\
+<p>Close this window and start again from your application.</p></body></html>\n",
+        code = html_escape(e.code.as_str()),
+        description = html_escape(&e.description),
+    );
+    let mut r = (status, html).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    no_frames(&mut r);
+    r
+}
+
+/// Text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Headers of every HTML page the broker serves: never framed (clickjacking), never
+/// cached, no referrer (the URL may carry a client's `state`).
+pub fn no_frames(r: &mut Response) {
+    let h = r.headers_mut();
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_page_is_escaped_unframeable_and_never_a_redirect() {
+        let e = OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "<script>alert(1)</script>",
+        );
+        let r = error_page(&e);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let h = r.headers();
+        assert!(h.get(header::LOCATION).is_none());
+        assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
+        assert!(h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        assert!(h
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert_eq!(
+            error_page(&invalid_client("x")).status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn the_error_page_body_escapes_the_description() {
+        let e = OAuthError::new(ErrorCode::InvalidRequest, "<b>\"x\"</b>");
+        let body = axum::body::to_bytes(error_page(&e).into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("&lt;b&gt;&quot;x&quot;&lt;/b&gt;"), "{body}");
+        assert!(!body.contains("<b>"), "{body}");
+        assert!(body.contains("<code id=\"error\">invalid_request</code>"));
+    }
 
     #[test]
     fn invalid_client_over_basic_challenges_with_basic() {

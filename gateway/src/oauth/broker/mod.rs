@@ -190,9 +190,19 @@ impl BrokerState {
 
     /// Counts, logs (code and description only) and answers an error.
     pub fn fail(&self, step: Step, e: OAuthError) -> Response {
+        self.note_refusal(step, &e);
+        e.into_response()
+    }
+
+    /// [`Self::fail`] for a person in a browser: the HTML error page, never a redirect.
+    pub fn fail_page(&self, step: Step, e: OAuthError) -> Response {
+        self.note_refusal(step, &e);
+        error::error_page(&e)
+    }
+
+    fn note_refusal(&self, step: Step, e: &OAuthError) {
         self.count(step, e.code.as_str());
         tracing::info!(step = step.as_str(), error = e.code.as_str(), description = ?e.description, "oauth request refused");
-        e.into_response()
     }
 }
 

@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::callback::AuthorizationCode;
 use super::client::{client_binding, is_metadata_document_id, open_registered, secret_matches};
@@ -23,6 +23,7 @@ use super::error::{
 use super::upstream::{UpstreamError, UpstreamTokens};
 use super::{now, BrokerState, Step};
 use crate::config::UpstreamToken;
+use crate::identity::claims::UnverifiedPayload;
 
 /// Our wrapper around an upstream refresh token expires after this long even if the
 /// upstream one would not: an unused grant should not live forever in a client.
@@ -214,24 +215,12 @@ fn check_resource(
     Ok(())
 }
 
-/// A JWT's payload, read without verification: only to decide which token to hand out
-/// (the chosen one was issued to us directly by the IdP over TLS, and ClickHouse or the
-/// verifier check it cryptographically on every query).
-pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?).ok()
-}
-
-fn aud_contains(claims: &Map<String, Value>, audience: &str) -> bool {
-    match claims.get("aud") {
-        Some(Value::String(a)) => a == audience,
-        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(audience)),
-        _ => false,
-    }
+/// An upstream token's payload, unverified. Read only to choose which token to hand out
+/// and for how long: both came to us straight from the IdP's token endpoint over TLS,
+/// and whoever receives the chosen one (the gate, ClickHouse, the verifier) checks its
+/// signature before trusting anything in it.
+fn upstream_payload(token: &str) -> Option<UnverifiedPayload> {
+    UnverifiedPayload::decode(token).ok()
 }
 
 /// Which upstream token the client gets, and for how long (oauth.md, `upstream_token`).
@@ -242,8 +231,8 @@ pub fn pick_token(
     now: u64,
 ) -> Result<(String, u64), &'static str> {
     let from_exp = |tok: &str| {
-        unverified_claims(tok)
-            .and_then(|c| c.get("exp").and_then(Value::as_u64))
+        upstream_payload(tok)
+            .and_then(|p| p.exp())
             .map(|e| e.saturating_sub(now))
     };
     let access = |t: &UpstreamTokens| {
@@ -272,8 +261,8 @@ pub fn pick_token(
             let audience_jwt = !audience.is_empty()
                 && t.access_token
                     .as_deref()
-                    .and_then(unverified_claims)
-                    .is_some_and(|c| aud_contains(&c, audience));
+                    .and_then(upstream_payload)
+                    .is_some_and(|p| p.audience_contains(audience));
             if audience_jwt {
                 access(t)
             } else {
@@ -477,6 +466,7 @@ pub async fn token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn jwt(claims: Value) -> String {
         format!(
@@ -571,13 +561,12 @@ mod tests {
     }
 
     #[test]
-    fn unverified_claims_need_three_parts() {
-        assert!(unverified_claims("a.b").is_none());
-        assert!(unverified_claims("opaque").is_none());
-        assert_eq!(
-            unverified_claims(&jwt(json!({"aud": "x"}))).unwrap()["aud"],
-            "x"
-        );
+    fn upstream_payloads_need_three_parts() {
+        assert!(upstream_payload("a.b").is_none());
+        assert!(upstream_payload("opaque").is_none());
+        assert!(upstream_payload(&jwt(json!({"aud": "x"})))
+            .unwrap()
+            .audience_contains("x"));
     }
 }
 
