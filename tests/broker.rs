@@ -295,6 +295,22 @@ fn authorize_url(base: &str, client_id: &str, p: &Pkce, extra: &[(&str, &str)]) 
     u.to_string()
 }
 
+/// Approves on the consent page `consent_html` (its form's ticket), as the person would.
+async fn approve(browser: &mut Browser, auth_base: &str, consent_html: &str) -> Page {
+    let ticket = attr(
+        consent_html,
+        "<input type=\"hidden\" name=\"ticket\"",
+        "value",
+    )
+    .expect("the consent page carries a ticket");
+    browser
+        .post(
+            &format!("{auth_base}/oauth/authorize"),
+            &[("ticket", &ticket), ("action", "approve")],
+        )
+        .await
+}
+
 /// Runs authorize → consent → IdP → callback on `auth_base`, with the callback served by
 /// `callback_base` (another replica, or the same). Returns the client's redirect URL.
 async fn sign_in(
@@ -327,18 +343,7 @@ async fn sign_in(
         "{}",
         consent.body
     );
-    let ticket = attr(
-        &consent.body,
-        "<input type=\"hidden\" name=\"ticket\"",
-        "value",
-    )
-    .expect("ticket");
-    let approved = browser
-        .post(
-            &format!("{auth_base}/oauth/authorize"),
-            &[("ticket", &ticket), ("action", "approve")],
-        )
-        .await;
+    let approved = approve(&mut browser, auth_base, &consent.body).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
     assert!(approved
         .location
@@ -705,18 +710,7 @@ async fn tampered_state_and_expired_code_are_refused() {
     let page = browser
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
-    let ticket = attr(
-        &page.body,
-        "<input type=\"hidden\" name=\"ticket\"",
-        "value",
-    )
-    .unwrap();
-    let approved = browser
-        .post(
-            &format!("{}/oauth/authorize", gw.base()),
-            &[("ticket", &ticket), ("action", "approve")],
-        )
-        .await;
+    let approved = approve(&mut browser, &gw.base(), &page.body).await;
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
     let mut chars: Vec<char> = state.chars().collect();
     let i = chars.len() / 2;
@@ -785,18 +779,7 @@ async fn callback_errors_redirect_only_the_browser_that_consented() {
     let page = browser
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
-    let ticket = attr(
-        &page.body,
-        "<input type=\"hidden\" name=\"ticket\"",
-        "value",
-    )
-    .unwrap();
-    let approved = browser
-        .post(
-            &format!("{}/oauth/authorize", gw.base()),
-            &[("ticket", &ticket), ("action", "approve")],
-        )
-        .await;
+    let approved = approve(&mut browser, &gw.base(), &page.body).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
     let callback = format!(

@@ -1,10 +1,11 @@
 //! The `chmcp-gateway` command line: check-config, version, stdio.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use chmcp_tests::binary;
 use chmcp_tests::clickhouse::ClickHouse;
+use chmcp_tests::gateway::spawn_stdio;
 use serde_json::{json, Value};
 
 fn check_config(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
@@ -52,21 +53,7 @@ fn check_config_prints_effective_config_with_secrets_redacted() {
 #[test]
 fn stdio_transport_speaks_newline_delimited_json_rpc() {
     let ch = ClickHouse::start();
-    let mut child = Command::new(binary("chmcp-gateway"))
-        .args([
-            "serve",
-            "--transport",
-            "stdio",
-            "--set",
-            "clickhouse.host=127.0.0.1",
-            "--set",
-        ])
-        .arg(format!("clickhouse.port={}", ch.http_port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_stdio(ch.http_port);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();

@@ -3,14 +3,12 @@
 //! text cannot forge a log line, and request text never becomes a metric label.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use chmcp_tests::clickhouse::ClickHouse;
 use chmcp_tests::free_port;
-use chmcp_tests::gateway::Gateway;
-use chmcp_tests::gateway_binary;
+use chmcp_tests::gateway::{spawn_stdio, Gateway};
 use chmcp_tests::idp::Idp;
 use chmcp_tests::mcp::Mcp;
 use serde_json::{json, Value};
@@ -86,21 +84,7 @@ async fn resource_read_of_a_split_escape_is_answered_over_http() {
 #[test]
 fn resource_read_of_a_split_escape_is_answered_over_stdio() {
     let ch = ClickHouse::start();
-    let mut child = Command::new(gateway_binary())
-        .args([
-            "serve",
-            "--transport",
-            "stdio",
-            "--set",
-            "clickhouse.host=127.0.0.1",
-            "--set",
-        ])
-        .arg(format!("clickhouse.port={}", ch.http_port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chmcp-gateway");
+    let mut child = spawn_stdio(ch.http_port);
     let mut stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     // Lines arrive on a channel so a request that is never answered fails the test

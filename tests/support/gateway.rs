@@ -102,3 +102,23 @@ impl Drop for Gateway {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `serve --transport stdio` against ClickHouse on `clickhouse_port`, with piped stdin
+/// and stdout (newline-delimited JSON-RPC) and stderr discarded.
+pub fn spawn_stdio(clickhouse_port: u16) -> std::process::Child {
+    Command::new(gateway_binary())
+        .args([
+            "serve",
+            "--transport",
+            "stdio",
+            "--set",
+            "clickhouse.host=127.0.0.1",
+            "--set",
+        ])
+        .arg(format!("clickhouse.port={clickhouse_port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chmcp-gateway")
+}
