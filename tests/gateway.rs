@@ -267,14 +267,18 @@ async fn sql_errors_and_guard_refusals_are_tool_errors() {
 }
 
 #[tokio::test]
-async fn read_only_hides_write_query_and_a_view_rule_adds_a_tool() {
+async fn read_only_hides_write_query_and_insert_tools_and_a_view_rule_adds_a_tool() {
     let ch = ClickHouse::start();
     seed(&ch);
-    let extra = "  read_only: true\nserver:\n  tools:\n    - {type: read, view_regexp: 'analytics\\..*', prefix: 'ro_'}\n";
+    let extra = "  read_only: true\nserver:\n  tools:\n    - {type: read, view_regexp: 'analytics\\..*', prefix: 'ro_'}\n    - {type: write, table_regexp: 'analytics\\.events', mode: insert, prefix: 'add_'}\n";
     let gw = Gateway::start(&config(&ch, extra));
     let mcp = Mcp::new(gw.mcp_url());
     let names = mcp.tool_names().await;
     assert!(!names.contains(&"write_query".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("add_")),
+        "clickhouse.read_only lists no insert tool: {names:?}"
+    );
     assert!(
         names.contains(&"execute_query".to_string()),
         "view rules only add tools: {names:?}"
