@@ -5,75 +5,41 @@
 //! server would also check the JWT's signature and apply the user's grants; the double
 //! only compares the token with a list and denies one table by name.
 
-use std::sync::Arc;
-
 use chmcp_tests::gateway::Gateway;
+use chmcp_tests::http_double::{HttpDouble, Reply};
 use chmcp_tests::idp::Idp;
 use chmcp_tests::jwt;
 use chmcp_tests::mcp::Mcp;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 struct ModernClickHouseDouble {
     port: u16,
+    _server: HttpDouble,
 }
 
 impl ModernClickHouseDouble {
     async fn start(accepted: Vec<String>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(accepted);
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let accepted = accepted.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let (head, body) = loop {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                            let len = head
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                                })
-                                .unwrap_or(0);
-                            if body.len() >= len {
-                                break (head.to_string(), body.to_string());
-                            }
-                        }
-                    };
-                    let bearer = head
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("authorization: Bearer ")
-                                .or_else(|| l.strip_prefix("Authorization: Bearer "))
-                        })
-                        .map(str::to_string);
-                    let (status, text) = match bearer {
-                        Some(t) if accepted.contains(&t) => {
-                            if body.contains("secret_table") {
-                                ("403 Forbidden", "Code: 497. DB::Exception: alice: Not enough privileges. To execute this query, it's necessary to have the grant SELECT ON default.secret_table. (ACCESS_DENIED) (version 25.8.1.1)\n".to_string())
-                            } else {
-                                ("200 OK", "{\"meta\": [{\"name\": \"1\", \"type\": \"UInt8\"}], \"data\": [[1]], \"rows\": 1}\n".to_string())
-                            }
-                        }
-                        _ => ("403 Forbidden", "Code: 516. DB::Exception: alice: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED) (version 25.8.1.1)\n".to_string()),
-                    };
-                    let resp = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
-                    let _ = sock.write_all(resp.as_bytes()).await;
-                });
+        let server = HttpDouble::start(move |req| {
+            let bearer = req.head.lines().find_map(|l| {
+                l.strip_prefix("authorization: Bearer ")
+                    .or_else(|| l.strip_prefix("Authorization: Bearer "))
+            });
+            match bearer {
+                Some(t) if accepted.iter().any(|a| a == t) => {
+                    if req.body.contains("secret_table") {
+                        Reply::new(403, "Code: 497. DB::Exception: alice: Not enough privileges. To execute this query, it's necessary to have the grant SELECT ON default.secret_table. (ACCESS_DENIED) (version 25.8.1.1)\n")
+                    } else {
+                        Reply::new(200, "{\"meta\": [{\"name\": \"1\", \"type\": \"UInt8\"}], \"data\": [[1]], \"rows\": 1}\n")
+                    }
+                }
+                _ => Reply::new(403, "Code: 516. DB::Exception: alice: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED) (version 25.8.1.1)\n"),
             }
-        });
-        Self { port }
+        })
+        .await;
+        Self {
+            port: server.port,
+            _server: server,
+        }
     }
 }
 
