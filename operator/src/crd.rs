@@ -38,6 +38,8 @@ pub const MAX_CLUSTERS: u32 = 256;
     printcolumn = r#"{"name":"Clusters","type":"integer","description":"Number of ClickHouse clusters served","jsonPath":".status.clusters"}"#,
     printcolumn = r#"{"name":"Ready Replicas","type":"integer","description":"Gateway pods ready to serve","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"The Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","description":"Why the resource is (not) Ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","description":"The first connector URL","jsonPath":".status.endpoints[0].url"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -372,7 +374,8 @@ pub struct McpMultiClusterStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing` and `Degraded`, each with a reason and a message.
+    /// `Ready`, `Progressing`, `Degraded` and `Stalled` (kstatus: no progress without a
+    /// change), each with a reason and a message.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
