@@ -4,7 +4,7 @@
 # end-to-end checks in e2e/ (each starts and stops its own services).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh clickhouse idp
+scripts/deps.sh clickhouse idp lua
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
 for script in e2e/*.sh; do
