@@ -135,10 +135,6 @@ pub struct McpMultiClusterSpec {
     /// fields keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
-    /// Prometheus Operator objects for scraping the gateways' `/metrics` (the
-    /// `prometheus.io/*` pod annotations are set either way).
-    #[serde(default)]
-    pub monitoring: MonitoringSpec,
 }
 
 /// The gateway's logging.
@@ -172,23 +168,7 @@ pub enum LogFormatSpec {
     Json,
 }
 
-/// Prometheus Operator scraping of the gateway pods. Each object is rendered only when
-/// its API (`monitoring.coreos.com/v1`) is served by the cluster.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase", default)]
-pub struct MonitoringSpec {
-    /// A PodMonitor selecting the gateway pods.
-    pub pod_monitor: bool,
-    /// A ServiceMonitor selecting the gateway Service.
-    pub service_monitor: bool,
-    /// Scrape interval, e.g. `30s`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
-    pub interval: String,
-    /// Extra labels on the monitor objects (for a Prometheus `podMonitorSelector`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
+
 
 fn default_replicas() -> i32 {
     2

@@ -229,13 +229,6 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
             );
         }
     }
-    let interval = &spec.monitoring.interval;
-    if !interval.is_empty() && !is_duration_text(interval) {
-        err(
-            "spec.monitoring.interval".into(),
-            format!("`{interval}` {}", CEL_DURATION.message),
-        );
-    }
     if !(1..=65535).contains(&spec.service.port) {
         err(
             "spec.service.port".into(),

@@ -161,3 +161,21 @@ fn a_generation_the_operator_has_not_seen_is_progressing_even_if_ready_before() 
     let (status, _) = health(&resource(1, None));
     assert_eq!(status, "Progressing", "no status yet");
 }
+
+#[test]
+fn the_check_in_the_docs_is_the_tested_file() {
+    let file = std::fs::read_to_string(script()).unwrap();
+    let code: Vec<&str> = file.lines().filter(|l| !l.starts_with("--")).collect();
+    let docs = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/operator.md"),
+    )
+    .unwrap();
+    let block: Vec<&str> = docs
+        .lines()
+        .skip_while(|l| !l.contains("resource.customizations.health.chmcp.dev_McpMultiCluster: |"))
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    assert_eq!(block, code, "docs/operator.md's Argo CD block differs from operator/argocd/health.lua");
+}
