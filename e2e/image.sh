@@ -104,9 +104,11 @@ if missing or wrong:
     sys.exit(f"missing {missing}, wrong {wrong}")
 PY
   # `id -u` inside would need a shell: the process's own view of its uid instead.
-  local status
-  status=$("${RUN[@]}" --entrypoint /usr/local/bin/"${ref##*/}" "$ref" --version 2>&1 | head -n1)
+  local name=${ref##*/} status
+  name=${name%%:*}
+  status=$("${RUN[@]}" "$ref" --version 2>&1 | head -n1)
   echo "runs: $status"
+  [ "$status" = "$name $VERSION" ] || { echo "expected \"$name $VERSION\""; return 1; }
   local rc=0
   "${RUN[@]}" --entrypoint /bin/sh "$ref" -c true >/dev/null 2>&1 || rc=$?
   echo "/bin/sh exit code: $rc"

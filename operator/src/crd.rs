@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{
-    CEL_BROKER_SECRETS, CEL_CLIENT_CERT_PAIR, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE, CEL_HTTPS,
-    CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
+    CEL_BROKER_SECRETS, CEL_CLIENT_CERT_PAIR, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE,
+    CEL_HTTPS, CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
 };
 
 /// The API group of every chmcp resource.
@@ -167,8 +167,6 @@ pub enum LogFormatSpec {
     #[default]
     Json,
 }
-
-
 
 fn default_replicas() -> i32 {
     2

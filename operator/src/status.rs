@@ -135,7 +135,12 @@ pub fn next_status(
                 );
                 vec![
                     cond(READY, false, PROGRESS_DEADLINE_EXCEEDED, message.clone()),
-                    cond(PROGRESSING, false, PROGRESS_DEADLINE_EXCEEDED, message.clone()),
+                    cond(
+                        PROGRESSING,
+                        false,
+                        PROGRESS_DEADLINE_EXCEEDED,
+                        message.clone(),
+                    ),
                     cond(DEGRADED, true, PROGRESS_DEADLINE_EXCEEDED, message.clone()),
                     cond(STALLED, true, PROGRESS_DEADLINE_EXCEEDED, message),
                 ]

@@ -145,8 +145,14 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
     let tls = &spec.clickhouse.tls;
     for (field, r) in [
         ("spec.clickhouse.tls.caSecretRef", &tls.ca_secret_ref),
-        ("spec.clickhouse.tls.clientCertSecretRef", &tls.client_cert_secret_ref),
-        ("spec.clickhouse.tls.clientKeySecretRef", &tls.client_key_secret_ref),
+        (
+            "spec.clickhouse.tls.clientCertSecretRef",
+            &tls.client_cert_secret_ref,
+        ),
+        (
+            "spec.clickhouse.tls.clientKeySecretRef",
+            &tls.client_key_secret_ref,
+        ),
     ] {
         if let Some(r) = r {
             check_ref(&mut err, field, r);

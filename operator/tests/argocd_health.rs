@@ -45,7 +45,13 @@ fn lua_literal(v: &Value) -> String {
         Value::Object(map) => {
             let inner: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("[{}] = {}", lua_literal(&Value::String(k.clone())), lua_literal(v)))
+                .map(|(k, v)| {
+                    format!(
+                        "[{}] = {}",
+                        lua_literal(&Value::String(k.clone())),
+                        lua_literal(v)
+                    )
+                })
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
@@ -57,7 +63,10 @@ fn health(obj: &Value) -> (String, String) {
     let dir = std::env::temp_dir().join(format!("chmcp-argocd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // One file per fixture, so tests running in parallel never share a harness.
-    let harness = dir.join(format!("harness-{:016x}.lua", fnv1a(obj.to_string().as_bytes())));
+    let harness = dir.join(format!(
+        "harness-{:016x}.lua",
+        fnv1a(obj.to_string().as_bytes())
+    ));
     let script = script();
     std::fs::write(
         &harness,
@@ -68,9 +77,12 @@ fn health(obj: &Value) -> (String, String) {
         ),
     )
     .unwrap();
-    let out = Command::new(LUA).arg(&harness).output().unwrap_or_else(|e| {
-        panic!("cannot run {LUA} ({e}): install it with `scripts/deps.sh lua`")
-    });
+    let out = Command::new(LUA)
+        .arg(&harness)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {LUA} ({e}): install it with `scripts/deps.sh lua`")
+        });
     assert!(
         out.status.success(),
         "lua failed: {}",
@@ -177,5 +189,8 @@ fn the_check_in_the_docs_is_the_tested_file() {
         .take_while(|l| *l != "```")
         .map(|l| l.strip_prefix("    ").unwrap_or(l))
         .collect();
-    assert_eq!(block, code, "docs/operator.md's Argo CD block differs from operator/argocd/health.lua");
+    assert_eq!(
+        block, code,
+        "docs/operator.md's Argo CD block differs from operator/argocd/health.lua"
+    );
 }

@@ -117,7 +117,14 @@ fn schema_carries_the_cel_rules_list_map_and_printer_columns() {
         .collect();
     assert_eq!(
         columns,
-        ["Clusters", "Ready Replicas", "Ready", "Reason", "URL", "Age"]
+        [
+            "Clusters",
+            "Ready Replicas",
+            "Ready",
+            "Reason",
+            "URL",
+            "Age"
+        ]
     );
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
     assert_eq!(

@@ -206,7 +206,10 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
         ("clickhouse.database", "spec.clickhouse.database"),
         ("clickhouse.http_headers", "spec.clickhouse.httpHeaders"),
         ("clickhouse.tls.client", "spec.clickhouse.tls"),
-        ("clickhouse.max_query_length", "spec.clickhouse.limits.maxQueryLength"),
+        (
+            "clickhouse.max_query_length",
+            "spec.clickhouse.limits.maxQueryLength",
+        ),
         ("server.tool_input_settings", "spec.toolInputSettings"),
         ("server.blocked_query_clauses", "spec.blockedQueryClauses"),
         ("server.allowed_origins", "spec.allowedOrigins"),
@@ -214,7 +217,10 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
         ("server.oauth.required_scopes", "spec.oauth.requiredScopes"),
         ("server.oauth.role_claim", "spec.oauth.roleClaim"),
         ("server.oauth.role_filter", "spec.oauth.roleFilter"),
-        ("server.oauth.trusted_redirect_hosts", "spec.oauth.trustedRedirectHosts"),
+        (
+            "server.oauth.trusted_redirect_hosts",
+            "spec.oauth.trustedRedirectHosts",
+        ),
         ("clickhouse.port", "spec.clickhouse.port"),
         (
             "clickhouse.max_execution_time",
@@ -377,7 +383,10 @@ logging: {level: debug, format: text}
         assert!(o.upstream_offline_access && o.validate_tokens);
         assert_eq!(o.upstream_token, UpstreamToken::AccessToken);
         assert_eq!(o.trusted_redirect_hosts, ["claude.ai"]);
-        assert_eq!((o.role_claim.as_str(), o.role_filter.as_str()), ("roles", "^mcp_"));
+        assert_eq!(
+            (o.role_claim.as_str(), o.role_filter.as_str()),
+            ("roles", "^mcp_")
+        );
         assert_eq!(o.username_claim, "preferred_username");
         assert_eq!(
             o.jwks_url,

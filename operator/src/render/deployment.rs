@@ -449,7 +449,10 @@ securityContext: {readOnlyRootFilesystem: false}
         let pod = template.spec.unwrap();
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
         assert_eq!(pod.node_selector.unwrap()["pool"], "mcp");
-        assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("dedicated"));
+        assert_eq!(
+            pod.tolerations.unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
         assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
         assert_eq!(pod.topology_spread_constraints.unwrap()[0].max_skew, 1);
         assert_eq!(pod.priority_class_name.as_deref(), Some("mcp-critical"));
@@ -481,12 +484,18 @@ securityContext: {readOnlyRootFilesystem: false}
             key: "key.pem".into(),
         });
         let r = render(&mc, &secrets("1"), "img").unwrap();
-        let config: chmcp_gateway::config::Config = chmcp_gateway::config::parse_document(
-            &r.config_map.data.unwrap()[CONFIG_KEY],
-        )
-        .unwrap();
+        let config: chmcp_gateway::config::Config =
+            chmcp_gateway::config::parse_document(&r.config_map.data.unwrap()[CONFIG_KEY]).unwrap();
         let mounts = container(&r.deployment).volume_mounts.unwrap();
-        let vols = r.deployment.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+        let vols = r
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .volumes
+            .unwrap();
         for (path, key) in [
             (&config.clickhouse.tls.client_cert, "cert.pem"),
             (&config.clickhouse.tls.client_key, "key.pem"),

@@ -338,7 +338,8 @@ mod tests {
     }
 
     fn node_mut<'a>(tree: &'a mut Value, path: &str) -> Option<&'a mut Value> {
-        path.split('.').try_fold(tree, |node, part| node.get_mut(part))
+        path.split('.')
+            .try_fold(tree, |node, part| node.get_mut(part))
     }
 
     fn is_restart_only(path: &str) -> bool {
