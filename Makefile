@@ -1,6 +1,6 @@
 # The entry points a person types. `make demo` runs the product locally; `make test`
 # runs every test, installing what is missing first.
-.PHONY: demo test unit integration e2e lint fmt build release crds bench soak clean
+.PHONY: demo test unit integration e2e lint fmt build image release crds bench soak clean
 
 CARGO ?= cargo
 
@@ -10,8 +10,14 @@ demo:
 build:
 	$(CARGO) build --workspace --all-targets
 
+# OCI archives of chmcp-gateway and chmcp-operator under target/images (buildah, no
+# Docker daemon, nothing pulled).
+image:
+	images/build.sh --profile release --out target/images
+
+# Binaries, image archives, the packaged chart, the CRD and SHA256SUMS, from a clean tree.
 release:
-	$(CARGO) build --release -p chmcp-gateway -p chmcp-operator
+	images/release.sh
 
 test:
 	scripts/test.sh

@@ -108,9 +108,19 @@ def main():
         "an unparseable duration": variant(lambda s: s["catalogCache"].update(ttlFallback="15 minutes")),
         "broker mode without a signing secret": variant(lambda s: s["oauth"].pop("signingSecretRef")),
         "an enabled ingress without host": variant(lambda s: s["ingress"].update(host="")),
+        "a client certificate without its key": variant(
+            lambda s: s["clickhouse"]["tls"].update(clientCertSecretRef={"name": "ch-client", "key": "tls.crt"})
+        ),
+        "an unknown upstreamToken": variant(lambda s: s["oauth"].update(upstreamToken="refreshToken")),
     }
     good = {
         "the example": example,
+        "mutual TLS with certificate and key": variant(
+            lambda s: s["clickhouse"]["tls"].update(
+                clientCertSecretRef={"name": "ch-client", "key": "tls.crt"},
+                clientKeySecretRef={"name": "ch-client", "key": "tls.key"},
+            )
+        ),
         "a template without {cluster} when every cluster has a host": variant(
             lambda s: (s["clickhouse"].update(hostTemplate=""), [c.setdefault("host", c["name"] + ".internal") for c in s["clusters"]])
         ),

@@ -60,6 +60,14 @@ fail() { failures=$((failures + 1)); printf 'FAIL %s\n' "$*"; }
 
 log "helm lint --strict"
 if "$HELM" lint --strict "$CHART"; then pass "helm lint --strict"; else fail "helm lint --strict"; fi
+# values.schema.json: a misspelt or ill-typed value is an error, not silently ignored.
+for bad in "imagee.tag=1.0" "log.format=xml" "leaderElection.enable=false" "watchNamespaces={Team_A}" "replicaCount=0"; do
+    if "$HELM" lint --strict "$CHART" --set "$bad" >"$OUT/lint-bad.txt" 2>&1; then
+        fail "helm lint --strict refuses --set $bad"
+    else
+        pass "helm lint --strict refuses --set $bad ($(grep -m1 -o 'values don.t meet.*\|Additional property.*\|must be.*' "$OUT/lint-bad.txt" | head -c 120))"
+    fi
+done
 
 # name | extra helm flags
 variants=(
@@ -67,6 +75,8 @@ variants=(
     "namespaced-ha|--set replicaCount=2 --set watchNamespaces={team-a,team-b} --set log.format=text"
     "no-leader-election|--set leaderElection.enabled=false --set gatewayImage=registry.local/gw:dev"
     "servicemonitor|--set serviceMonitor.enabled=true --set serviceAccount.annotations.team=data"
+    "crd-templated|--set crds.templated=true"
+    "scheduling|--set priorityClassName=system-cluster-critical --set nodeSelector.pool=ops --set-json tolerations=[{\"key\":\"ops\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}] --set-json topologySpreadConstraints=[{\"maxSkew\":1,\"topologyKey\":\"kubernetes.io/hostname\",\"whenUnsatisfiable\":\"ScheduleAnyway\",\"labelSelector\":{\"matchLabels\":{\"app.kubernetes.io/name\":\"chmcp-operator\"}}}] --set securityContext.readOnlyRootFilesystem=true"
 )
 for v in "${variants[@]}"; do
     name="${v%%|*}"
@@ -101,6 +111,46 @@ grep -q 'kind: ServiceMonitor' "$OUT/servicemonitor.yaml" && pass "serviceMonito
     fail "no Lease Role without leader election"
 grep -q 'value: "team-a,team-b"' "$OUT/namespaced-ha.yaml" && pass "watchNamespaces reach the operator" ||
     fail "watchNamespaces reach the operator"
+# RBAC modes: cluster-wide without watchNamespaces; otherwise a Role and RoleBinding in
+# each watched namespace and nothing cluster-wide (the Lease Role stays in the release
+# namespace).
+rbac_mode() { # FILE EXPECTED
+    "$VENV/bin/python" - "$1" "$2" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = sorted((d["kind"], d["metadata"].get("namespace", "-")) for d in docs
+               if d["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+               and not d["metadata"]["name"].endswith("-leader-election"))
+want = {
+    "cluster": [("ClusterRole", "-"), ("ClusterRoleBinding", "-")],
+    "namespaced": [("Role", "team-a"), ("Role", "team-b"), ("RoleBinding", "team-a"), ("RoleBinding", "team-b")],
+}[sys.argv[2]]
+print(kinds)
+sys.exit(0 if kinds == want else 1)
+PY
+}
+rbac_mode "$OUT/defaults.yaml" cluster && pass "RBAC: ClusterRole when watchNamespaces is empty" ||
+    fail "RBAC: ClusterRole when watchNamespaces is empty"
+rbac_mode "$OUT/namespaced-ha.yaml" namespaced && pass "RBAC: a Role and RoleBinding per watched namespace, nothing cluster-wide" ||
+    fail "RBAC: a Role and RoleBinding per watched namespace, nothing cluster-wide"
+grep -q 'kind: CustomResourceDefinition' "$OUT/crd-templated.yaml" && grep -q 'helm.sh/resource-policy: keep' "$OUT/crd-templated.yaml" &&
+    pass "crds.templated renders the CRD (kept on uninstall)" || fail "crds.templated renders the CRD (kept on uninstall)"
+! grep -q 'kind: CustomResourceDefinition' "$OUT/defaults.yaml" && pass "no templated CRD by default (crds/ installs it)" ||
+    fail "no templated CRD by default (crds/ installs it)"
+grep -q 'helm.sh/hook: test' "$OUT/defaults.yaml" && grep -q -- '- check-ready' "$OUT/defaults.yaml" &&
+    pass "helm test pod checks the operator's /readyz" || fail "helm test pod checks the operator's /readyz"
+grep -q 'topologySpreadConstraints:' "$OUT/scheduling.yaml" && grep -q 'priorityClassName: system-cluster-critical' "$OUT/scheduling.yaml" &&
+    pass "scheduling values reach the operator pod" || fail "scheduling values reach the operator pod"
+# The images `make image` builds carry exactly the tags the chart and the operator use.
+VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
+APP_VERSION="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")"
+CHART_VERSION="$(sed -n 's/^version: *//p' "$CHART/Chart.yaml")"
+[ "$APP_VERSION" = "$VERSION" ] && [ "$CHART_VERSION" = "$VERSION" ] &&
+    pass "Chart version and appVersion ($APP_VERSION) equal the workspace version ($VERSION)" ||
+    fail "Chart version ($CHART_VERSION) and appVersion ($APP_VERSION) must equal the workspace version ($VERSION)"
+grep -q "image: \"ghcr.io/chmcp/chmcp-operator:$VERSION\"" "$OUT/defaults.yaml" &&
+    pass "the chart's default operator image is ghcr.io/chmcp/chmcp-operator:$VERSION (images/build.sh's tag)" ||
+    fail "the chart's default operator image is ghcr.io/chmcp/chmcp-operator:$VERSION (images/build.sh's tag)"
 if "$HELM" template chmcp "$CHART" --set replicaCount=2 --set leaderElection.enabled=false >/dev/null 2>&1; then
     fail "two replicas without leader election are refused"
 else

@@ -6,6 +6,9 @@
 #   scripts/deps.sh idp          the test IdP's npm packages (oidc-provider) in e2e/idp
 #   scripts/deps.sh chdb         PyPI chdb (modern ClickHouse in-process) in the same venv,
 #                                the judge of the SQL guard's differential test
+#   scripts/deps.sh images       buildah, podman, runc (OCI images without a Docker daemon),
+#                                musl-tools and the rustup musl target (static binaries)
+#   scripts/deps.sh lua          lua5.4 (runs the Argo CD health check against fixtures)
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -65,6 +68,17 @@ for what in "$@"; do
         echo "installing the test IdP (npm ci in e2e/idp)" >&2
         (cd "$IDP_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
       fi
+      ;;
+    images)
+      apt_install buildah podman runc musl-tools
+      # The images are FROM scratch: a static musl binary needs no libc in the image.
+      if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        echo "installing the rust target x86_64-unknown-linux-musl (rustup)" >&2
+        rustup target add x86_64-unknown-linux-musl >/dev/null
+      fi
+      ;;
+    lua)
+      command -v lua5.4 >/dev/null || apt_install lua5.4
       ;;
     *) echo "unknown dependency: $what" >&2; exit 2 ;;
   esac

@@ -2,14 +2,16 @@
 # End-to-end test of the operator on a real (kind) Kubernetes cluster.
 #
 # THIS SCRIPT CANNOT RUN ON THE CI MACHINES OF THIS PROJECT: they have no Docker engine,
-# so there is no kind cluster there. It is for a developer machine (or a CI runner) with
+# so there is no kind cluster there. It has not been run here either: it is still on paper. It is for a developer machine (or a CI runner) with
 # Docker, kind, kubectl and helm on PATH. What it proves that the rest of the suite
 # cannot: the API server accepts the CRD (CEL cost limits, structural schema), server-side
 # apply and owner references behave, RBAC is sufficient, pods start under the hardened
 # security context, and the resource reaches Ready.
 #
-# Steps: build the operator and gateway images, create a kind cluster, load the images,
-# install the chart, create the Secrets, apply the example and wait for Ready. ClickHouse
+# Steps: build the operator and gateway images with `make image` (buildah, the same OCI
+# archives a release ships; no Docker build), create a kind cluster, load the archives
+# (`kind load image-archive`), install the chart with its default image names (the
+# archives carry exactly those tags), create the Secrets, apply the example and wait for Ready. ClickHouse
 # and the identity provider are not deployed: the gateway's /readyz does not need them in
 # OAuth mode (no static credentials to probe).
 #
@@ -18,9 +20,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER="${KIND_CLUSTER:-chmcp-e2e}"
-TAG="e2e-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo dev)"
-OPERATOR_IMAGE="chmcp/chmcp-operator:$TAG"
-GATEWAY_IMAGE="chmcp/chmcp-gateway:$TAG"
+VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
+IMAGES="${IMAGES_DIR:-$ROOT/target/images}"
 NS=mcp
 
 for tool in docker kind kubectl helm; do
@@ -33,19 +34,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> building images"
-docker build -f "$ROOT/operator/Dockerfile" --build-arg BIN=chmcp-operator -t "$OPERATOR_IMAGE" "$ROOT"
-docker build -f "$ROOT/operator/Dockerfile" --build-arg BIN=chmcp-gateway -t "$GATEWAY_IMAGE" "$ROOT"
+echo "==> building the image archives (make image)"
+[ -n "${IMAGES_DIR:-}" ] || make -C "$ROOT" image
 
 echo "==> kind cluster $CLUSTER"
 kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 120s
-kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$GATEWAY_IMAGE"
+for name in chmcp-operator chmcp-gateway; do
+    kind load image-archive --name "$CLUSTER" "$IMAGES/$name-$VERSION.oci.tar"
+done
 
 echo "==> installing the chart"
 helm upgrade --install chmcp-operator "$ROOT/charts/chmcp-operator" \
     --namespace chmcp-system --create-namespace \
-    --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="$TAG" --set image.pullPolicy=Never \
-    --set gatewayImage="$GATEWAY_IMAGE" --set replicaCount=2 --wait --timeout 180s
+    --set image.pullPolicy=Never --set replicaCount=2 --wait --timeout 180s
+helm test chmcp-operator --namespace chmcp-system --timeout 60s
 
 echo "==> secrets and the example resource"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -

@@ -6,15 +6,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
+    Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{
-    CEL_BROKER_SECRETS, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE, CEL_HTTPS,
-    CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
+    CEL_BROKER_SECRETS, CEL_CLIENT_CERT_PAIR, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE,
+    CEL_HTTPS, CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
 };
 
 /// The API group of every chmcp resource.
@@ -38,6 +41,8 @@ pub const MAX_CLUSTERS: u32 = 256;
     printcolumn = r#"{"name":"Clusters","type":"integer","description":"Number of ClickHouse clusters served","jsonPath":".status.clusters"}"#,
     printcolumn = r#"{"name":"Ready Replicas","type":"integer","description":"Gateway pods ready to serve","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"The Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","description":"Why the resource is (not) Ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","description":"The first connector URL","jsonPath":".status.endpoints[0].url"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +73,20 @@ pub struct McpMultiClusterSpec {
     /// become tools. Empty: the gateway's default tools.
     #[serde(default)]
     pub tools: Vec<ToolRuleSpec>,
+    /// ClickHouse settings a caller may pass through `execute_query`'s `settings`
+    /// (e.g. `max_threads`). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_input_settings: Vec<String>,
+    /// SQL clauses refused outside literals and comments, e.g. `INTO OUTFILE`,
+    /// `SETTINGS`, `FORMAT`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_query_clauses: Vec<String>,
+    /// Browser origins allowed besides the gateway's own (`"*"`: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// The gateway's log level and format (always on stderr).
+    #[serde(default)]
+    pub logging: LoggingSpec,
     /// The Ingress exposing the MCP and OAuth routes (never metrics).
     #[serde(default)]
     pub ingress: IngressSpec,
@@ -80,6 +99,73 @@ pub struct McpMultiClusterSpec {
     /// Extra annotations on the gateway pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
+    /// Extra labels on the gateway pods (the operator's own `app.kubernetes.io/name` and
+    /// `app.kubernetes.io/instance` cannot be overridden: they select the pods).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Secrets for pulling the gateway image from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Node labels the gateway pods must run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the gateway pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity of the gateway pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the gateway pods spread across zones or nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the gateway pods.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority_class_name: String,
+    /// ServiceAccount the gateway pods run as (e.g. for workload identity). Empty: the
+    /// namespace's default. The gateway never calls the Kubernetes API, so no token is
+    /// mounted either way.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account_name: String,
+    /// Fields set here override the gateway pod's hardened security context (non-root
+    /// 65532, RuntimeDefault seccomp); unset fields keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// Fields set here override the gateway container's hardened security context
+    /// (read-only root, no privilege escalation, all capabilities dropped); unset
+    /// fields keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// The gateway's logging.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoggingSpec {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: LogLevelSpec,
+    /// `text` or `json`.
+    pub format: LogFormatSpec,
+}
+
+/// Log level.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevelSpec {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+/// Log format.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatSpec {
+    Text,
+    #[default]
+    Json,
 }
 
 fn default_replicas() -> i32 {
@@ -103,6 +189,18 @@ pub struct ClickHouseSpec {
     /// TLS towards ClickHouse.
     #[serde(default)]
     pub tls: ClickHouseTlsSpec,
+    /// Address to dial instead of the host (a template with `{cluster}` too); the Host
+    /// header and TLS server name keep the host. Empty: dial the host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253))]
+    pub connect_host: String,
+    /// Default database for queries.
+    #[serde(default = "default_database")]
+    #[schemars(length(min = 1))]
+    pub database: String,
+    /// Extra HTTP headers sent to ClickHouse with every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_headers: BTreeMap<String, String>,
     /// Refuse writes through `execute_query` (ClickHouse grants still apply on top).
     #[serde(default = "default_true")]
     pub read_only: bool,
@@ -114,6 +212,9 @@ pub struct ClickHouseSpec {
 fn default_ch_port() -> i32 {
     8443
 }
+fn default_database() -> String {
+    "default".into()
+}
 fn default_true() -> bool {
     true
 }
@@ -121,6 +222,9 @@ fn default_true() -> bool {
 /// TLS towards ClickHouse.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": CEL_CLIENT_CERT_PAIR.rule, "message": CEL_CLIENT_CERT_PAIR.message},
+]))]
 pub struct ClickHouseTlsSpec {
     /// Use https to reach ClickHouse.
     #[serde(default = "default_true")]
@@ -128,6 +232,13 @@ pub struct ClickHouseTlsSpec {
     /// Extra CA certificate (PEM) to trust, mounted from this Secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Client certificate (PEM) for mutual TLS, mounted from this Secret key. Needs
+    /// `clientKeySecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret_ref: Option<SecretKeyRef>,
+    /// Private key (PEM) of the client certificate, mounted from this Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_secret_ref: Option<SecretKeyRef>,
 }
 
 impl Default for ClickHouseTlsSpec {
@@ -135,6 +246,8 @@ impl Default for ClickHouseTlsSpec {
         Self {
             enabled: true,
             ca_secret_ref: None,
+            client_cert_secret_ref: None,
+            client_key_secret_ref: None,
         }
     }
 }
@@ -151,6 +264,8 @@ pub struct LimitsSpec {
     /// Seconds a query may run in ClickHouse.
     #[schemars(range(min = 1))]
     pub max_execution_time: i64,
+    /// Longer SQL is refused before it is sent. `0`: the gateway's default (10 MiB).
+    pub max_query_length: i64,
 }
 
 impl Default for LimitsSpec {
@@ -159,6 +274,7 @@ impl Default for LimitsSpec {
             max_result_rows: 500,
             max_result_bytes: 50_000,
             max_execution_time: 120,
+            max_query_length: 0,
         }
     }
 }
@@ -231,6 +347,52 @@ pub struct OAuthSpec {
     #[serde(default = "default_username_claim")]
     #[schemars(length(min = 1))]
     pub username_claim: String,
+    /// Scopes the gateway asks the identity provider for (broker mode). Entra selects
+    /// the API through a scope here (`api://<app-id>/mcp.access`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Scopes every token must carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
+    /// Ask the identity provider for offline access and hand out refresh tokens.
+    #[serde(default)]
+    pub upstream_offline_access: bool,
+    /// What MCP clients receive as their bearer: `auto` (the upstream access token when
+    /// it is a JWT for `audience`, else the id_token), `idToken` or `accessToken`.
+    #[serde(default)]
+    pub upstream_token: UpstreamTokenSpec,
+    /// Redirect hosts whose clients skip the gateway's consent page (e.g. `claude.ai`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_redirect_hosts: Vec<String>,
+    /// Check every token's signature, issuer, audience and expiry in the gateway too,
+    /// not only in ClickHouse (or the verifier).
+    #[serde(default)]
+    pub validate_tokens: bool,
+    /// The token claim that lists the user's roles (sent to ClickHouse as its roles).
+    /// Empty: no roles.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role_claim: String,
+    /// Regex the roles from `roleClaim` must match to be used.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role_filter: String,
+    /// The identity provider's JWKS URL. Empty: from OIDC discovery.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 2048))]
+    pub jwks_url: String,
+}
+
+/// What MCP clients receive as their bearer in broker mode.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UpstreamTokenSpec {
+    #[default]
+    Auto,
+    IdToken,
+    AccessToken,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into()]
 }
 
 fn default_username_claim() -> String {
@@ -372,7 +534,8 @@ pub struct McpMultiClusterStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing` and `Degraded`, each with a reason and a message.
+    /// `Ready`, `Progressing`, `Degraded` and `Stalled` (kstatus: no progress without a
+    /// change), each with a reason and a message.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -404,8 +567,15 @@ impl McpMultiClusterSpec {
     /// Every Secret this resource references, with the field that references it.
     pub fn secret_refs(&self) -> Vec<(&'static str, &SecretKeyRef)> {
         let mut out = Vec::new();
-        if let Some(r) = &self.clickhouse.tls.ca_secret_ref {
+        let tls = &self.clickhouse.tls;
+        if let Some(r) = &tls.ca_secret_ref {
             out.push(("spec.clickhouse.tls.caSecretRef", r));
+        }
+        if let Some(r) = &tls.client_cert_secret_ref {
+            out.push(("spec.clickhouse.tls.clientCertSecretRef", r));
+        }
+        if let Some(r) = &tls.client_key_secret_ref {
+            out.push(("spec.clickhouse.tls.clientKeySecretRef", r));
         }
         if let Some(r) = &self.oauth.client_secret_ref {
             out.push(("spec.oauth.clientSecretRef", r));

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod crd;
 pub mod error;
 pub mod leader;
+pub mod probe;
 pub mod reconcile;
 pub mod render;
 pub mod status;

@@ -33,6 +33,12 @@ enum Command {
         /// The McpMultiCluster YAML file.
         file: std::path::PathBuf,
     },
+    /// GET a URL once and succeed on a 2xx (the chart's `helm test`; the image has no
+    /// shell or curl).
+    CheckReady {
+        /// e.g. http://chmcp-operator-metrics.chmcp-system.svc:8080/readyz
+        url: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -76,6 +82,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Render { file } => {
             print!("{}", render_file(&file)?);
+            Ok(())
+        }
+        Command::CheckReady { url } => {
+            let status = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(chmcp_operator::probe::check_ready(&url))?;
+            println!("{url}: HTTP {status}");
             Ok(())
         }
         Command::Run(run_args) => {

@@ -11,6 +11,12 @@ use crate::crd::{Endpoint, McpMultiClusterStatus};
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// kstatus (Flux, `kubectl wait`-style tools): `Stalled=True` means no progress is possible
+/// without a change, so a GitOps tool reports failure instead of waiting for its timeout.
+pub const STALLED: &str = "Stalled";
+/// What the Deployment controller sets when a rollout stops making progress (image pull
+/// failures, crash loops) for `progressDeadlineSeconds`.
+const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 /// What one reconciliation found.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +43,8 @@ pub struct Rollout {
     pub available: i32,
     /// The Deployment controller has seen the latest pod template.
     pub observed: bool,
+    /// The Deployment gave up progressing (`Progressing=False, ProgressDeadlineExceeded`).
+    pub deadline_exceeded: bool,
 }
 
 impl Rollout {
@@ -50,6 +58,11 @@ impl Rollout {
             updated: st.updated_replicas.unwrap_or(0),
             available: st.available_replicas.unwrap_or(0),
             observed: st.observed_generation.unwrap_or(0) >= generation,
+            deadline_exceeded: st.conditions.unwrap_or_default().iter().any(|c| {
+                c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
+            }),
         }
     }
 
@@ -113,12 +126,30 @@ pub fn next_status(
                     ),
                     cond(PROGRESSING, false, "RolloutComplete", progress),
                     cond(DEGRADED, false, "AsExpected", "all objects applied".into()),
+                    cond(STALLED, false, "AsExpected", "all objects applied".into()),
+                ]
+            } else if rollout.deadline_exceeded {
+                let message = format!(
+                    "{progress}; the gateway Deployment stopped progressing (see its pods' \
+                     events: image pull, crash loop, scheduling)"
+                );
+                vec![
+                    cond(READY, false, PROGRESS_DEADLINE_EXCEEDED, message.clone()),
+                    cond(
+                        PROGRESSING,
+                        false,
+                        PROGRESS_DEADLINE_EXCEEDED,
+                        message.clone(),
+                    ),
+                    cond(DEGRADED, true, PROGRESS_DEADLINE_EXCEEDED, message.clone()),
+                    cond(STALLED, true, PROGRESS_DEADLINE_EXCEEDED, message),
                 ]
             } else {
                 vec![
                     cond(READY, false, "RollingOut", progress.clone()),
                     cond(PROGRESSING, true, "RollingOut", progress),
                     cond(DEGRADED, false, "AsExpected", "all objects applied".into()),
+                    cond(STALLED, false, "AsExpected", "all objects applied".into()),
                 ]
             };
         }
@@ -134,6 +165,8 @@ pub fn next_status(
                     "waiting for the resource to be fixed".into(),
                 ),
                 cond(DEGRADED, true, reason, message.clone()),
+                // Only a change (to the spec or the Secret) can unblock it.
+                cond(STALLED, true, reason, message.clone()),
             ];
         }
     }
@@ -166,6 +199,7 @@ mod tests {
                 updated: ready,
                 available: ready,
                 observed: true,
+                deadline_exceeded: false,
             },
             endpoints: vec![Endpoint {
                 cluster: "otel".into(),
@@ -221,9 +255,49 @@ mod tests {
         );
         assert!(d.message.contains("spec.oauth.clientSecretRef"));
         assert_eq!(condition(&s, READY).status, "False");
+        let stalled = condition(&s, STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "SecretMissing"),
+            "kstatus: a blocked spec is Stalled, so Flux fails fast"
+        );
         assert_eq!(s.observed_generation, Some(2));
         assert_eq!(s.config_hash.as_deref(), Some("abc"));
         assert_eq!(s.ready_replicas, 2);
+    }
+
+    #[test]
+    fn progressing_and_ready_resources_are_not_stalled() {
+        for ready in [1, 2] {
+            let s = next_status(None, Some(1), 1, &applied(ready), t(100));
+            assert_eq!(condition(&s, STALLED).status, "False", "ready={ready}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_past_its_progress_deadline_is_stalled_and_degraded() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "readyReplicas": 0, "updatedReplicas": 1,
+                "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}
+        }))
+        .unwrap();
+        let outcome = Outcome::Applied {
+            config_hash: "abc".into(),
+            rollout: Rollout::of(&d),
+            endpoints: vec![],
+        };
+        let s = next_status(None, Some(2), 1, &outcome, t(100));
+        for type_ in [STALLED, DEGRADED] {
+            let c = condition(&s, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("True", "ProgressDeadlineExceeded"),
+                "{type_}"
+            );
+        }
+        assert_eq!(condition(&s, READY).status, "False");
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub const CEL_BROKER_SECRETS: CelRule = CelRule {
     message: "broker mode needs clientId, clientSecretRef and signingSecretRef",
 };
 
+pub const CEL_CLIENT_CERT_PAIR: CelRule = CelRule {
+    rule: "has(self.clientCertSecretRef) == has(self.clientKeySecretRef)",
+    message: "clientCertSecretRef and clientKeySecretRef are set together (mutual TLS needs both)",
+};
+
 pub const CEL_INGRESS_HOST: CelRule = CelRule {
     rule: "!self.enabled || self.host != ''",
     message: "spec.ingress.host is required when the ingress is enabled",
@@ -137,8 +142,28 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
                 .replace("spec.clickhouse.hostTemplate ", ""),
         );
     }
-    if let Some(r) = &spec.clickhouse.tls.ca_secret_ref {
-        check_ref(&mut err, "spec.clickhouse.tls.caSecretRef", r);
+    let tls = &spec.clickhouse.tls;
+    for (field, r) in [
+        ("spec.clickhouse.tls.caSecretRef", &tls.ca_secret_ref),
+        (
+            "spec.clickhouse.tls.clientCertSecretRef",
+            &tls.client_cert_secret_ref,
+        ),
+        (
+            "spec.clickhouse.tls.clientKeySecretRef",
+            &tls.client_key_secret_ref,
+        ),
+    ] {
+        if let Some(r) = r {
+            check_ref(&mut err, field, r);
+        }
+    }
+    // CEL_CLIENT_CERT_PAIR
+    if tls.client_cert_secret_ref.is_some() != tls.client_key_secret_ref.is_some() {
+        err(
+            "spec.clickhouse.tls".into(),
+            CEL_CLIENT_CERT_PAIR.message.into(),
+        );
     }
 
     // CEL_HTTPS
@@ -200,6 +225,15 @@ pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
             "spec.ingress.host".into(),
             "is required when the ingress is enabled".into(),
         );
+    }
+    // The operator's selector labels: a pod label cannot take them over.
+    for key in [crate::render::LABEL_NAME, crate::render::LABEL_INSTANCE] {
+        if spec.pod_labels.contains_key(key) {
+            err(
+                format!("spec.podLabels.{key}"),
+                "is set by the operator (it selects the gateway pods)".into(),
+            );
+        }
     }
     if !(1..=65535).contains(&spec.service.port) {
         err(

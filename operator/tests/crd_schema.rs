@@ -115,7 +115,17 @@ fn schema_carries_the_cel_rules_list_map_and_printer_columns() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Clusters", "Ready Replicas", "Ready", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            "Clusters",
+            "Ready Replicas",
+            "Ready",
+            "Reason",
+            "URL",
+            "Age"
+        ]
+    );
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
     assert_eq!(
         crd["spec"]["names"]["shortNames"],

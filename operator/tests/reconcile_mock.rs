@@ -334,8 +334,8 @@ async fn first_apply_creates_every_object_then_reports_progress() {
     );
     assert_eq!(
         routes(&calls[5].body).len(),
-        13,
-        "3 clusters x 3 routes + 4 shared"
+        16,
+        "3 clusters x 4 routes + 4 shared"
     );
     assert_eq!(calls[6].body["spec"]["maxUnavailable"], 1);
 
@@ -394,7 +394,7 @@ async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_route
     );
     let routes = routes(&calls[5].body);
     assert!(routes.iter().all(|r| !r.contains("antalya")), "{routes:?}");
-    assert_eq!(routes.len(), 10);
+    assert_eq!(routes.len(), 12, "2 clusters x 4 routes + 4 shared");
 
     let status = &calls[7].body;
     assert_eq!(status["status"]["observedGeneration"], 2);

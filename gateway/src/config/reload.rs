@@ -52,6 +52,12 @@ fn set_path(v: &mut Value, path: &[&str], value: Value) {
     }
 }
 
+/// The restart-only keys (dotted paths; a key covers everything below it). Shared with
+/// the operator, whose config hash must cover exactly these.
+pub fn restart_only_keys() -> &'static [&'static str] {
+    &RESTART_ONLY
+}
+
 /// The restart-only keys whose values differ between `old` and `new`, by full path.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let (mut a, mut b) = (Vec::new(), Vec::new());

@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
-    ClusterOverride, Config, HumanDuration, Protocol, ToolKind, ToolRule, Transport, WriteMode,
+    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, Protocol, ToolKind, ToolRule,
+    Transport, UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{object_meta, Names, RenderError};
-use crate::crd::{McpMultiCluster, McpMultiClusterSpec, ToolKindSpec, WriteModeSpec};
+use crate::crd::{
+    LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, ToolKindSpec,
+    UpstreamTokenSpec, WriteModeSpec,
+};
 
 /// Key of the configuration file inside the ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -18,6 +22,12 @@ pub const CONFIG_DIR: &str = "/etc/chmcp";
 /// Where the CA Secret key is mounted.
 pub const CA_DIR: &str = "/etc/chmcp-ca";
 pub const CA_FILE: &str = "ca.crt";
+/// Where the client certificate and key for mutual TLS are mounted (one directory each:
+/// they may come from different Secrets).
+pub const CLIENT_CERT_DIR: &str = "/etc/chmcp-client-cert";
+pub const CLIENT_CERT_FILE: &str = "tls.crt";
+pub const CLIENT_KEY_DIR: &str = "/etc/chmcp-client-key";
+pub const CLIENT_KEY_FILE: &str = "tls.key";
 /// The gateway's listening port inside the pod.
 pub const GATEWAY_PORT: u16 = 8080;
 
@@ -34,9 +44,19 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     ch.port = port(spec.clickhouse.port, "spec.clickhouse.port")?;
     ch.protocol = Protocol::Http;
     ch.tls.enabled = spec.clickhouse.tls.enabled;
-    if spec.clickhouse.tls.ca_secret_ref.is_some() {
+    let tls = &spec.clickhouse.tls;
+    if tls.ca_secret_ref.is_some() {
         ch.tls.ca_cert = format!("{CA_DIR}/{CA_FILE}");
     }
+    if tls.client_cert_secret_ref.is_some() {
+        ch.tls.client_cert = format!("{CLIENT_CERT_DIR}/{CLIENT_CERT_FILE}");
+    }
+    if tls.client_key_secret_ref.is_some() {
+        ch.tls.client_key = format!("{CLIENT_KEY_DIR}/{CLIENT_KEY_FILE}");
+    }
+    ch.connect_host = spec.clickhouse.connect_host.clone();
+    ch.database = spec.clickhouse.database.clone();
+    ch.http_headers = spec.clickhouse.http_headers.clone();
     ch.read_only = spec.clickhouse.read_only;
     let limits = &spec.clickhouse.limits;
     ch.max_result_rows = limits.max_result_rows;
@@ -46,6 +66,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
             field: "spec.clickhouse.limits.maxExecutionTime".into(),
             message: "must not be negative".into(),
         })?;
+    ch.max_query_length = limits.max_query_length;
     // With a host template there is no sensible single-host default: leave the template as is.
     if ch.host.is_empty() {
         ch.host = "{cluster}".into();
@@ -56,6 +77,9 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     s.address = "0.0.0.0".into();
     s.port = GATEWAY_PORT;
     s.tools = spec.tools.iter().map(tool_rule).collect();
+    s.tool_input_settings = spec.tool_input_settings.clone();
+    s.blocked_query_clauses = spec.blocked_query_clauses.clone();
+    s.allowed_origins = spec.allowed_origins.clone();
 
     let o = &mut s.oauth;
     let base = spec.oauth.public_url.trim_end_matches('/').to_string();
@@ -79,6 +103,32 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     };
     o.client_id = spec.oauth.client_id.clone();
     o.username_claim = spec.oauth.username_claim.clone();
+    let so = &spec.oauth;
+    o.scopes = so.scopes.clone();
+    o.required_scopes = so.required_scopes.clone();
+    o.upstream_offline_access = so.upstream_offline_access;
+    o.upstream_token = match so.upstream_token {
+        UpstreamTokenSpec::Auto => UpstreamToken::Auto,
+        UpstreamTokenSpec::IdToken => UpstreamToken::IdToken,
+        UpstreamTokenSpec::AccessToken => UpstreamToken::AccessToken,
+    };
+    o.trusted_redirect_hosts = so.trusted_redirect_hosts.clone();
+    o.validate_tokens = so.validate_tokens;
+    o.role_claim = so.role_claim.clone();
+    o.role_filter = so.role_filter.clone();
+    o.jwks_url = so.jwks_url.clone();
+
+    c.logging.level = match spec.logging.level {
+        LogLevelSpec::Trace => LogLevel::Trace,
+        LogLevelSpec::Debug => LogLevel::Debug,
+        LogLevelSpec::Info => LogLevel::Info,
+        LogLevelSpec::Warn => LogLevel::Warn,
+        LogLevelSpec::Error => LogLevel::Error,
+    };
+    c.logging.format = match spec.logging.format {
+        LogFormatSpec::Text => LogFormat::Text,
+        LogFormatSpec::Json => LogFormat::Json,
+    };
 
     let m = &mut c.multicluster;
     m.enabled = true;
@@ -156,8 +206,27 @@ pub fn config_map(mc: &McpMultiCluster, names: &Names, yaml: &str) -> ConfigMap 
 /// Which field of the resource a gateway configuration key comes from, so the gateway's
 /// own validation can be reported in the resource's terms.
 pub fn spec_field_for(gateway_key: &str) -> &'static str {
-    const MAP: [(&str, &str); 12] = [
+    const MAP: &[(&str, &str)] = &[
         ("clickhouse.host", "spec.clickhouse.hostTemplate"),
+        ("clickhouse.connect_host", "spec.clickhouse.connectHost"),
+        ("clickhouse.database", "spec.clickhouse.database"),
+        ("clickhouse.http_headers", "spec.clickhouse.httpHeaders"),
+        ("clickhouse.tls.client", "spec.clickhouse.tls"),
+        (
+            "clickhouse.max_query_length",
+            "spec.clickhouse.limits.maxQueryLength",
+        ),
+        ("server.tool_input_settings", "spec.toolInputSettings"),
+        ("server.blocked_query_clauses", "spec.blockedQueryClauses"),
+        ("server.allowed_origins", "spec.allowedOrigins"),
+        ("server.oauth.scopes", "spec.oauth.scopes"),
+        ("server.oauth.required_scopes", "spec.oauth.requiredScopes"),
+        ("server.oauth.role_claim", "spec.oauth.roleClaim"),
+        ("server.oauth.role_filter", "spec.oauth.roleFilter"),
+        (
+            "server.oauth.trusted_redirect_hosts",
+            "spec.oauth.trustedRedirectHosts",
+        ),
         ("clickhouse.port", "spec.clickhouse.port"),
         (
             "clickhouse.max_execution_time",
@@ -264,6 +333,97 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
         assert!(o.client_secret.is_empty() && o.signing_secret.is_empty());
         assert_eq!(c.server.tools.len(), 2);
         assert_eq!(c.server.tools[1].mode, Some(WriteMode::Insert));
+    }
+
+    /// Every setting README documents for a fleet, set through the resource (an Entra
+    /// set-up with refresh tokens and roles, mutual TLS, query policy, logging).
+    const FLEET: &str = r#"
+clickhouse:
+  hostTemplate: "chi-{cluster}.svc"
+  connectHost: "{cluster}.lb.internal"
+  database: analytics
+  httpHeaders: {X-Team: data}
+  tls:
+    enabled: true
+    caSecretRef: {name: ch-ca, key: ca.crt}
+    clientCertSecretRef: {name: ch-client, key: tls.crt}
+    clientKeySecretRef: {name: ch-client, key: tls.key}
+  limits: {maxResultRows: 100, maxResultBytes: 2000, maxExecutionTime: 30, maxQueryLength: 65536}
+clusters: [{name: otel}]
+oauth:
+  issuer: https://login.microsoftonline.com/tenant/v2.0
+  audience: app-id
+  publicUrl: https://mcp.example.com
+  clientId: app-id
+  clientSecretRef: {name: s, key: a}
+  signingSecretRef: {name: s, key: b}
+  usernameClaim: preferred_username
+  scopes: [openid, email, "api://app-id/mcp.access"]
+  requiredScopes: [mcp.access]
+  upstreamOfflineAccess: true
+  upstreamToken: accessToken
+  trustedRedirectHosts: [claude.ai]
+  validateTokens: true
+  roleClaim: roles
+  roleFilter: "^mcp_"
+  jwksUrl: https://login.microsoftonline.com/tenant/discovery/v2.0/keys
+toolInputSettings: [max_threads]
+blockedQueryClauses: [INTO OUTFILE, SETTINGS]
+allowedOrigins: [https://claude.ai]
+logging: {level: debug, format: text}
+"#;
+
+    #[test]
+    fn every_readme_fleet_setting_reaches_the_gateway_config() {
+        let c = gateway_config(&spec_from_yaml(FLEET)).unwrap();
+        let ch = &c.clickhouse;
+        assert_eq!(ch.connect_host, "{cluster}.lb.internal");
+        assert_eq!(ch.database, "analytics");
+        assert_eq!(ch.http_headers["X-Team"], "data");
+        assert_eq!(ch.tls.client_cert, "/etc/chmcp-client-cert/tls.crt");
+        assert_eq!(ch.tls.client_key, "/etc/chmcp-client-key/tls.key");
+        assert_eq!(ch.max_query_length, 65536);
+        let o = &c.server.oauth;
+        assert_eq!(o.scopes, ["openid", "email", "api://app-id/mcp.access"]);
+        assert_eq!(o.required_scopes, ["mcp.access"]);
+        assert!(o.upstream_offline_access && o.validate_tokens);
+        assert_eq!(o.upstream_token, UpstreamToken::AccessToken);
+        assert_eq!(o.trusted_redirect_hosts, ["claude.ai"]);
+        assert_eq!(
+            (o.role_claim.as_str(), o.role_filter.as_str()),
+            ("roles", "^mcp_")
+        );
+        assert_eq!(o.username_claim, "preferred_username");
+        assert_eq!(
+            o.jwks_url,
+            "https://login.microsoftonline.com/tenant/discovery/v2.0/keys"
+        );
+        assert_eq!(c.server.tool_input_settings, ["max_threads"]);
+        assert_eq!(c.server.blocked_query_clauses, ["INTO OUTFILE", "SETTINGS"]);
+        assert_eq!(c.server.allowed_origins, ["https://claude.ai"]);
+        assert_eq!(
+            (c.logging.level, c.logging.format),
+            (LogLevel::Debug, LogFormat::Text)
+        );
+
+        // And the gateway itself reads the file back unchanged and accepts it.
+        let yaml = config_yaml(&c).unwrap();
+        let mut back = parse_document(&yaml).unwrap();
+        assert_eq!(back, c);
+        back.server.oauth.client_secret = Secret::new("dummy-client-secret");
+        back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
+        validate(&back).unwrap();
+    }
+
+    #[test]
+    fn defaults_match_the_gateway_where_the_resource_says_nothing() {
+        let c = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        let d = Config::default();
+        assert_eq!(c.server.oauth.scopes, d.server.oauth.scopes);
+        assert_eq!(c.server.oauth.upstream_token, d.server.oauth.upstream_token);
+        assert_eq!(c.clickhouse.max_query_length, 0, "0: the gateway's default");
+        assert_eq!(c.clickhouse.database, d.clickhouse.database);
+        assert_eq!(c.logging.format, LogFormat::Json, "json on Kubernetes");
     }
 
     #[test]

@@ -13,7 +13,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::configmap::{CA_DIR, CA_FILE, CONFIG_DIR, CONFIG_KEY, GATEWAY_PORT};
+use super::configmap::{
+    CA_DIR, CA_FILE, CLIENT_CERT_DIR, CLIENT_CERT_FILE, CLIENT_KEY_DIR, CLIENT_KEY_FILE,
+    CONFIG_DIR, CONFIG_KEY, GATEWAY_PORT,
+};
 use super::{labels, object_meta, selector_labels, Names, CONFIG_HASH_ANNOTATION};
 use crate::crd::{McpMultiCluster, SecretKeyRef};
 
@@ -81,23 +84,27 @@ pub fn deployment(
             ..VolumeMount::default()
         },
     ];
-    if let Some(r) = &spec.clickhouse.tls.ca_secret_ref {
-        volumes.push(Volume {
-            name: "clickhouse-ca".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(r.name.clone()),
-                items: Some(vec![KeyToPath {
-                    key: r.key.clone(),
-                    path: CA_FILE.into(),
-                    mode: None,
-                }]),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
+    let tls = &spec.clickhouse.tls;
+    for (volume, r, dir, file) in [
+        ("clickhouse-ca", &tls.ca_secret_ref, CA_DIR, CA_FILE),
+        (
+            "clickhouse-client-cert",
+            &tls.client_cert_secret_ref,
+            CLIENT_CERT_DIR,
+            CLIENT_CERT_FILE,
+        ),
+        (
+            "clickhouse-client-key",
+            &tls.client_key_secret_ref,
+            CLIENT_KEY_DIR,
+            CLIENT_KEY_FILE,
+        ),
+    ] {
+        let Some(r) = r else { continue };
+        volumes.push(secret_file_volume(volume, r, file));
         mounts.push(VolumeMount {
-            name: "clickhouse-ca".into(),
-            mount_path: CA_DIR.into(),
+            name: volume.into(),
+            mount_path: dir.into(),
             read_only: Some(true),
             ..VolumeMount::default()
         });
@@ -128,18 +135,24 @@ pub fn deployment(
         readiness_probe: Some(probe("/readyz", 5)),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(overlay(
+            SecurityContext {
+                run_as_non_root: Some(true),
+                read_only_root_filesystem: Some(true),
+                allow_privilege_escalation: Some(false),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".into()]),
+                    add: None,
+                }),
+                ..SecurityContext::default()
+            },
+            spec.security_context.as_ref(),
+        )),
         ..Container::default()
     };
+    let mut pod_labels = spec.pod_labels.clone();
+    // The operator's labels last: they select the pods and find the objects.
+    pod_labels.extend(labels(names));
 
     Deployment {
         metadata: object_meta(mc, names, &names.gateway),
@@ -159,7 +172,7 @@ pub fn deployment(
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(names)),
+                    labels: Some(pod_labels),
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
@@ -171,22 +184,93 @@ pub fn deployment(
                     // Service named `chmcp-...` they start with CHMCP_, and the gateway
                     // refuses unknown CHMCP_* variables at startup.
                     enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS_USER),
-                        run_as_group: Some(RUN_AS_USER),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
+                    security_context: Some(overlay(
+                        PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            run_as_user: Some(RUN_AS_USER),
+                            run_as_group: Some(RUN_AS_USER),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".into(),
+                                localhost_profile: None,
+                            }),
+                            ..PodSecurityContext::default()
+                        },
+                        spec.pod_security_context.as_ref(),
+                    )),
+                    image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+                    node_selector: (!spec.node_selector.is_empty())
+                        .then(|| spec.node_selector.clone()),
+                    tolerations: non_empty(spec.tolerations.clone()),
+                    affinity: spec.affinity.clone(),
+                    topology_spread_constraints: non_empty(
+                        spec.topology_spread_constraints.clone(),
+                    ),
+                    priority_class_name: (!spec.priority_class_name.is_empty())
+                        .then(|| spec.priority_class_name.clone()),
+                    service_account_name: (!spec.service_account_name.is_empty())
+                        .then(|| spec.service_account_name.clone()),
                     ..PodSpec::default()
                 }),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// `base` with every field that `overrides` sets replaced (recursively for nested
+/// objects): a user's `fsGroup` keeps the hardened `runAsNonRoot`.
+fn overlay<T>(base: T, overrides: Option<&T>) -> T
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone,
+{
+    fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+        match (base, over) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+                for (k, v) in o {
+                    if v.is_null() {
+                        continue;
+                    }
+                    match b.get_mut(k) {
+                        Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                        _ => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (slot, v) => *slot = v.clone(),
+        }
+    }
+    let Some(overrides) = overrides else {
+        return base;
+    };
+    let (Ok(mut tree), Ok(over)) = (serde_json::to_value(&base), serde_json::to_value(overrides))
+    else {
+        return base;
+    };
+    merge(&mut tree, &over);
+    serde_json::from_value(tree).unwrap_or(base)
+}
+
+/// One Secret key as a file named `file` in its own volume.
+fn secret_file_volume(name: &str, r: &SecretKeyRef, file: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(r.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: r.key.clone(),
+                path: file.into(),
+                mode: None,
+            }]),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
     }
 }
 
@@ -323,6 +407,105 @@ mod tests {
         assert_eq!(ann["prometheus.io/scrape"], "true");
         assert_eq!(ann["prometheus.io/port"], "8080");
         assert_eq!(ann["prometheus.io/path"], "/metrics");
+    }
+
+    #[test]
+    fn placement_and_identity_come_from_the_spec() {
+        let mut mc = three_clusters();
+        let extra: crate::crd::McpMultiClusterSpec = serde_yaml_ng::from_str(
+            r#"
+clickhouse: {hostTemplate: "{cluster}"}
+clusters: [{name: a}]
+oauth: {issuer: "https://i", publicUrl: "https://p", broker: false}
+imagePullSecrets: [{name: regcred}]
+nodeSelector: {pool: mcp}
+tolerations: [{key: dedicated, operator: Equal, value: mcp, effect: NoSchedule}]
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app.kubernetes.io/name: chmcp-gateway}}}
+topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}]
+priorityClassName: mcp-critical
+serviceAccountName: mcp-gateway
+podLabels: {team: data}
+podSecurityContext: {fsGroup: 2000}
+securityContext: {readOnlyRootFilesystem: false}
+"#,
+        )
+        .unwrap();
+        mc.spec.image_pull_secrets = extra.image_pull_secrets;
+        mc.spec.node_selector = extra.node_selector;
+        mc.spec.tolerations = extra.tolerations;
+        mc.spec.affinity = extra.affinity;
+        mc.spec.topology_spread_constraints = extra.topology_spread_constraints;
+        mc.spec.priority_class_name = extra.priority_class_name;
+        mc.spec.service_account_name = extra.service_account_name;
+        mc.spec.pod_labels = extra.pod_labels;
+        mc.spec.pod_security_context = extra.pod_security_context;
+        mc.spec.security_context = extra.security_context;
+        let d = render(&mc, &secrets("1"), "img").unwrap().deployment;
+        let template = d.spec.clone().unwrap().template;
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        assert_eq!(pod.node_selector.unwrap()["pool"], "mcp");
+        assert_eq!(
+            pod.tolerations.unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+        assert_eq!(pod.topology_spread_constraints.unwrap()[0].max_skew, 1);
+        assert_eq!(pod.priority_class_name.as_deref(), Some("mcp-critical"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("mcp-gateway"));
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["team"], "data");
+        assert_eq!(labels[crate::render::LABEL_INSTANCE], "analytics");
+        // Overrides change what they name and keep the rest of the hardening.
+        let psc = pod.security_context.unwrap();
+        assert_eq!(
+            (psc.fs_group, psc.run_as_non_root, psc.run_as_user),
+            (Some(2000), Some(true), Some(RUN_AS_USER))
+        );
+        let sc = container(&d).security_context.unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(false));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    }
+
+    #[test]
+    fn client_certificate_and_key_are_mounted_where_the_config_points() {
+        let mut mc = three_clusters();
+        mc.spec.clickhouse.tls.client_cert_secret_ref = Some(SecretKeyRef {
+            name: "ch-client".into(),
+            key: "cert.pem".into(),
+        });
+        mc.spec.clickhouse.tls.client_key_secret_ref = Some(SecretKeyRef {
+            name: "ch-client".into(),
+            key: "key.pem".into(),
+        });
+        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let config: chmcp_gateway::config::Config =
+            chmcp_gateway::config::parse_document(&r.config_map.data.unwrap()[CONFIG_KEY]).unwrap();
+        let mounts = container(&r.deployment).volume_mounts.unwrap();
+        let vols = r
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .volumes
+            .unwrap();
+        for (path, key) in [
+            (&config.clickhouse.tls.client_cert, "cert.pem"),
+            (&config.clickhouse.tls.client_key, "key.pem"),
+        ] {
+            let (dir, file) = path.rsplit_once('/').unwrap();
+            let m = mounts.iter().find(|m| m.mount_path == dir).unwrap();
+            let v = vols.iter().find(|v| v.name == m.name).unwrap();
+            let item = &v.secret.as_ref().unwrap().items.as_ref().unwrap()[0];
+            assert_eq!((item.key.as_str(), item.path.as_str()), (key, file));
+        }
     }
 
     #[test]

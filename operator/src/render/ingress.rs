@@ -31,7 +31,10 @@ pub fn routes(mc: &McpMultiCluster) -> Vec<Route> {
     let mut out = Vec::new();
     for c in &mc.spec.clusters {
         let n = &c.name;
+        // Clients paste the connector URL with or without a trailing slash; the gateway
+        // serves both, and an Exact rule matches only one of them.
         out.push(Route::exact(format!("/mcp/{n}")));
+        out.push(Route::exact(format!("/mcp/{n}/")));
         out.push(Route::exact(format!(
             "/mcp/{n}/.well-known/oauth-protected-resource"
         )));
@@ -124,12 +127,15 @@ mod tests {
         let exact = |p: &str| (p.to_string(), "Exact".to_string());
         let want = vec![
             exact("/mcp/otel"),
+            exact("/mcp/otel/"),
             exact("/mcp/otel/.well-known/oauth-protected-resource"),
             exact("/.well-known/oauth-protected-resource/mcp/otel"),
             exact("/mcp/antalya"),
+            exact("/mcp/antalya/"),
             exact("/mcp/antalya/.well-known/oauth-protected-resource"),
             exact("/.well-known/oauth-protected-resource/mcp/antalya"),
             exact("/mcp/logs"),
+            exact("/mcp/logs/"),
             exact("/mcp/logs/.well-known/oauth-protected-resource"),
             exact("/.well-known/oauth-protected-resource/mcp/logs"),
             exact("/.well-known/oauth-protected-resource"),
@@ -150,7 +156,7 @@ mod tests {
         let mut mc = three_clusters();
         mc.spec.oauth.broker = false;
         let got = paths(&ingress_of(&mc));
-        assert_eq!(got.len(), 10);
+        assert_eq!(got.len(), 13, "4 per cluster and the shared metadata");
         assert!(got
             .iter()
             .all(|(p, _)| !p.starts_with("/oauth") && !p.contains("openid")));
@@ -162,7 +168,37 @@ mod tests {
         mc.spec.clusters.retain(|c| c.name != "antalya");
         let got = paths(&ingress_of(&mc));
         assert!(got.iter().all(|(p, _)| !p.contains("antalya")), "{got:?}");
-        assert_eq!(got.len(), 10);
+        assert_eq!(got.len(), 12);
+    }
+
+    #[test]
+    fn mcp_routes_match_with_and_without_the_trailing_slash() {
+        let got = paths(&ingress_of(&three_clusters()));
+        for c in ["otel", "antalya", "logs"] {
+            for p in [format!("/mcp/{c}"), format!("/mcp/{c}/")] {
+                assert!(
+                    got.contains(&(p.clone(), "Exact".to_string())),
+                    "{p} is routed: {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_cluster_route_is_one_the_gateway_serves() {
+        use chmcp_gateway::routing::{ClusterAllowlist, Route as GatewayRoute};
+        let mc = three_clusters();
+        let allow = ClusterAllowlist::new(mc.spec.clusters.iter().map(|c| c.name.clone()));
+        for r in routes(&mc) {
+            if r.path.starts_with("/mcp/") || r.path.starts_with("/.well-known/oauth-protected") {
+                assert_ne!(
+                    GatewayRoute::parse_multi(&r.path, &allow),
+                    GatewayRoute::NotFound,
+                    "{} is routed by the Ingress but not served by the gateway",
+                    r.path
+                );
+            }
+        }
     }
 
     #[test]

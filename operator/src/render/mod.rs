@@ -9,7 +9,7 @@ pub mod service;
 
 use std::collections::BTreeMap;
 
-use chmcp_gateway::config::{restart_only_changes, Config};
+use chmcp_gateway::config::{restart_only_keys, Config};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -128,7 +128,7 @@ pub fn render(
     let spec = &mc.spec;
     let config = configmap::gateway_config(spec)?;
     let yaml = configmap::config_yaml(&config)?;
-    let config_hash = config_hash(&config, secrets);
+    let config_hash = config_hash(&config, secrets)?;
     let image = if spec.image.is_empty() {
         default_image
     } else {
@@ -179,20 +179,23 @@ pub fn endpoints(mc: &McpMultiCluster) -> Vec<Endpoint> {
         .collect()
 }
 
-/// sha256 over what only a restart applies: the restart-only keys of the gateway
-/// configuration (as the gateway itself defines them) and the referenced Secrets'
+/// sha256 over what only a restart applies: the gateway configuration at each of the
+/// gateway's own restart-only keys ([`restart_only_keys`]) and the referenced Secrets'
 /// versions (they reach the pod as environment variables, read once at start).
 /// Everything else in the file is reloaded by the running gateway (`watch: true`), so
 /// changing it must not roll the pods.
-pub fn config_hash(config: &Config, secrets: &SecretVersions) -> String {
+pub fn config_hash(config: &Config, secrets: &SecretVersions) -> Result<String, RenderError> {
+    let tree = serde_json::to_value(config).map_err(|e| RenderError::Serialize(e.to_string()))?;
+    Ok(restart_only_hash(&tree, secrets))
+}
+
+/// [`config_hash`] over the configuration as a JSON tree (what the gateway's keys name).
+fn restart_only_hash(tree: &Value, secrets: &SecretVersions) -> String {
     let mut input = String::from("restart-only\n");
-    let tree = serde_json::to_value(config).unwrap_or(Value::Null);
-    // The gateway names the restart-only keys that differ from its defaults; together
-    // with their values that is a canonical description of the restart-only settings.
-    for key in restart_only_changes(&Config::default(), config) {
+    for key in restart_only_keys() {
         let value = key
             .split('.')
-            .try_fold(&tree, |node, part| node.get(part))
+            .try_fold(tree, |node, part| node.get(part))
             .unwrap_or(&Value::Null);
         input.push_str(&format!("{key}={value}\n"));
     }
@@ -315,6 +318,71 @@ mod tests {
         m.spec.ingress.enabled = false;
         m.spec.pod_annotations.insert("team".into(), "data".into());
         assert_eq!(h, hash_of(&m, &secrets("1")));
+    }
+
+    /// Every leaf of a JSON tree with its dotted path (arrays and empty objects are leaves).
+    fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, child) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    fn node_mut<'a>(tree: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+        path.split('.')
+            .try_fold(tree, |node, part| node.get_mut(part))
+    }
+
+    fn is_restart_only(path: &str) -> bool {
+        restart_only_keys()
+            .iter()
+            .any(|k| path == *k || path.starts_with(&format!("{k}.")))
+    }
+
+    #[test]
+    fn every_restart_only_key_rolls_the_pods_and_no_other_key_does() {
+        let config = configmap::gateway_config(&three_clusters().spec).unwrap();
+        let tree = serde_json::to_value(&config).unwrap();
+        let base = restart_only_hash(&tree, &secrets("1"));
+        assert_eq!(base, config_hash(&config, &secrets("1")).unwrap());
+
+        // Each key the gateway reads only at start, as a whole (new entries included).
+        for key in restart_only_keys() {
+            let mut changed = tree.clone();
+            let node = node_mut(&mut changed, key)
+                .unwrap_or_else(|| panic!("restart-only key {key} is not in the rendered config"));
+            *node = Value::String(format!("changed {key}"));
+            assert_ne!(
+                base,
+                restart_only_hash(&changed, &secrets("1")),
+                "{key} is restart-only: changing it must roll the pods"
+            );
+        }
+        // Each leaf of the rendered configuration: rolls exactly when it is restart-only.
+        let mut paths = Vec::new();
+        leaves("", &tree, &mut paths);
+        assert!(paths.len() > 40, "the walk sees the whole configuration");
+        for path in &paths {
+            let mut changed = tree.clone();
+            let node = node_mut(&mut changed, path).unwrap();
+            *node = Value::String(format!("changed {path}"));
+            let rolled = restart_only_hash(&changed, &secrets("1")) != base;
+            assert_eq!(
+                rolled,
+                is_restart_only(path),
+                "{path}: rolls the pods = {rolled}, restart-only = {}",
+                is_restart_only(path)
+            );
+        }
     }
 
     #[test]
