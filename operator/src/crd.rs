@@ -81,6 +81,10 @@ pub struct McpMultiClusterSpec {
     /// `SETTINGS`, `FORMAT`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked_query_clauses: Vec<String>,
+    /// Table functions that reach outside ClickHouse (`url`, `file`, `remote`, `s3`, ...)
+    /// that queries may call. Empty: all of them are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_table_functions: Vec<String>,
     /// Browser origins allowed besides the gateway's own (`"*"`: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
@@ -364,10 +368,16 @@ pub struct OAuthSpec {
     /// Redirect hosts whose clients skip the gateway's consent page (e.g. `claude.ai`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_redirect_hosts: Vec<String>,
-    /// Check every token's signature, issuer, audience and expiry in the gateway too,
-    /// not only in ClickHouse (or the verifier).
-    #[serde(default)]
+    /// The gateway checks every token's signature, issuer, audience, expiry and scopes
+    /// before anything reaches ClickHouse (the default). `false` is accepted only with
+    /// `trustClickhouseTokenChecks: true`.
+    #[serde(default = "default_true")]
     pub validate_tokens: bool,
+    /// States that every ClickHouse endpoint checks every token itself (token processors
+    /// or the verifier); required to turn `validateTokens` off. Tokens are then sent as
+    /// Bearer only and no claim of theirs is used.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_clickhouse_token_checks: bool,
     /// The token claim that lists the user's roles (sent to ClickHouse as its roles).
     /// Empty: no roles.
     #[serde(default, skip_serializing_if = "String::is_empty")]

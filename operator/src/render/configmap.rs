@@ -79,6 +79,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     s.tools = spec.tools.iter().map(tool_rule).collect();
     s.tool_input_settings = spec.tool_input_settings.clone();
     s.blocked_query_clauses = spec.blocked_query_clauses.clone();
+    s.allowed_table_functions = spec.allowed_table_functions.clone();
     s.allowed_origins = spec.allowed_origins.clone();
 
     let o = &mut s.oauth;
@@ -114,6 +115,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     };
     o.trusted_redirect_hosts = so.trusted_redirect_hosts.clone();
     o.validate_tokens = so.validate_tokens;
+    o.trust_clickhouse_token_checks = so.trust_clickhouse_token_checks;
     o.role_claim = so.role_claim.clone();
     o.role_filter = so.role_filter.clone();
     o.jwks_url = so.jwks_url.clone();
@@ -218,6 +220,15 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
         ),
         ("server.tool_input_settings", "spec.toolInputSettings"),
         ("server.blocked_query_clauses", "spec.blockedQueryClauses"),
+        (
+            "server.allowed_table_functions",
+            "spec.allowedTableFunctions",
+        ),
+        ("server.oauth.validate_tokens", "spec.oauth.validateTokens"),
+        (
+            "server.oauth.trust_clickhouse_token_checks",
+            "spec.oauth.trustClickhouseTokenChecks",
+        ),
         ("server.allowed_origins", "spec.allowedOrigins"),
         ("server.oauth.scopes", "spec.oauth.scopes"),
         ("server.oauth.required_scopes", "spec.oauth.requiredScopes"),
