@@ -15,12 +15,26 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `serve` with `config` (YAML) on a free port; `server.address`/`port` are set here.
+    /// A port taken by another test between `free_port` and the gateway's bind is retried
+    /// with a new one.
     pub fn start(config: &str) -> Self {
-        Self::start_on(free_port(), config)
+        for _ in 0..5 {
+            match Self::try_start_on(free_port(), config) {
+                Ok(gw) => return gw,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("the gateway exited before listening; log:\n{log}"),
+            }
+        }
+        panic!("no free port could be bound in five tries")
     }
 
     /// Starts `serve` on `port`, for configurations that must name their own URL.
     pub fn start_on(port: u16, config: &str) -> Self {
+        Self::try_start_on(port, config)
+            .unwrap_or_else(|log| panic!("the gateway exited before listening; log:\n{log}"))
+    }
+
+    fn try_start_on(port: u16, config: &str) -> Result<Self, String> {
         let dir = temp_dir("gw");
         let config_path = dir.join("gateway.yaml");
         std::fs::write(&config_path, config).expect("write gateway config");
@@ -35,21 +49,26 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("spawn chmcp-gateway");
-        let gw = Self {
+        let mut gw = Self {
             port,
             config_path,
             dir,
             child,
         };
-        gw.wait_live();
-        gw
+        gw.wait_listening()?;
+        Ok(gw)
     }
 
-    fn wait_live(&self) {
+    /// Waits for the gateway's own "listening" line: a successful connect alone could
+    /// reach another test's server that took the port first.
+    fn wait_listening(&mut self) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(15) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if self.log().contains("chmcp gateway listening") {
+                return Ok(());
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -660,7 +660,9 @@ impl ClickHouse {
                     let _ = resp.bytes().await;
                     tracing::debug!(query_id, "cancelled ClickHouse query");
                 }
-                Err(e) => tracing::warn!(query_id, error = %e, "could not cancel ClickHouse query"),
+                Err(e) => {
+                    tracing::warn!(query_id, error = ?e.to_string(), "could not cancel ClickHouse query")
+                }
             }
         });
     }

@@ -480,7 +480,7 @@ impl JwksCache {
             Err(e) => {
                 // The IdP may have moved its keys: discover again next time.
                 state.jwks_uri = None;
-                tracing::warn!(error = %e, "JWKS fetch failed");
+                tracing::warn!(error = ?e.to_string(), "JWKS fetch failed");
                 Err(e)
             }
         }
@@ -570,7 +570,7 @@ pub fn require_https_or_loopback(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(&parsed) => Ok(()),
+        "http" if crate::net::is_loopback_url(&parsed) => Ok(()),
         "http" => Err(format!(
             "`{url}` must use https (plain http is allowed only on loopback)"
         )),
@@ -578,19 +578,6 @@ pub fn require_https_or_loopback(url: &str) -> Result<(), String> {
             "`{url}`: scheme {other} is not supported (use https)"
         )),
     }
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    // IPv6 hosts come bracketed (`[::1]`).
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -330,7 +330,7 @@ pub fn cookie_secure_attr(issuer: &str) -> &'static str {
 /// Sends the browser to the upstream IdP for `pending`.
 pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) -> Response {
     let fail = |b: &BrokerState, pending: &Pending, d: String| {
-        tracing::warn!(error = %d, "cannot start the upstream sign-in");
+        tracing::warn!(error = ?d.to_string(), "cannot start the upstream sign-in");
         b.count(Step::Authorize, "server_error");
         let e = OAuthError::new(
             ErrorCode::ServerError,
