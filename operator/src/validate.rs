@@ -287,6 +287,20 @@ pub fn validate_with_gateway(spec: &McpMultiClusterSpec) -> Result<(), Vec<Field
     if spec.oauth.signing_secret_ref.is_some() {
         config.server.oauth.signing_secret = Secret::new("s".repeat(64));
     }
+    if spec.verifier.enabled {
+        // The verifier's own checks, in the resource's terms, so a bad identity setting
+        // blocks the spec instead of failing every render.
+        let verifier = crate::render::verifier::verify_config(spec, &config);
+        chmcp_gateway::verify::config::validate(&verifier).map_err(|messages| {
+            messages
+                .into_iter()
+                .map(|m| FieldError {
+                    field: "spec.verifier".into(),
+                    message: format!("the verifier rejects {m}"),
+                })
+                .collect::<Vec<_>>()
+        })?;
+    }
     gateway_validate(&config)
         .map(|_warnings| ())
         .map_err(|messages| {
