@@ -352,6 +352,25 @@ oauth:
     }
 
     #[test]
+    fn a_verifier_setting_the_verifier_refuses_blocks_the_spec() {
+        let mut s = spec_from_yaml(BASE);
+        s.verifier.enabled = true;
+        assert_eq!(validate_with_gateway(&s), Ok(()));
+        s.verifier.identity.allowed_email_domains = vec!["@example.com".into()];
+        let errs = validate_with_gateway(&s).unwrap_err();
+        assert_eq!(errs[0].field, "spec.verifier");
+        assert!(
+            errs[0]
+                .message
+                .starts_with("the verifier rejects identity.allowed_email_domains[0]"),
+            "{errs:?}"
+        );
+        // Disabled, its settings are not checked (nothing renders from them).
+        s.verifier.enabled = false;
+        assert_eq!(validate_with_gateway(&s), Ok(()));
+    }
+
+    #[test]
     fn a_minimal_spec_is_valid() {
         assert_eq!(validate(&spec_from_yaml(BASE)), Ok(()));
     }

@@ -68,10 +68,17 @@ mod tests {
             sm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             "chmcp-operator"
         );
-        assert_eq!(sm["metadata"]["ownerReferences"][0]["kind"], "McpMultiCluster");
+        assert_eq!(
+            sm["metadata"]["ownerReferences"][0]["kind"],
+            "McpMultiCluster"
+        );
         let ep = &sm["spec"]["endpoints"][0];
         assert_eq!(
-            (ep["port"].as_str(), ep["path"].as_str(), ep["interval"].as_str()),
+            (
+                ep["port"].as_str(),
+                ep["path"].as_str(),
+                ep["interval"].as_str()
+            ),
             (Some("http"), Some("/metrics"), Some("15s"))
         );
         // The selector picks exactly the gateway Service (the same labels it carries).

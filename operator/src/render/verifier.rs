@@ -231,10 +231,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_string(),
-                        hash,
-                    )])),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -331,9 +328,12 @@ mod tests {
         let parsed =
             chmcp_gateway::verify::config::parse(&data[VERIFY_CONFIG_KEY], "verify.yaml").unwrap();
         chmcp_gateway::verify::config::validate(&parsed).unwrap();
-        assert_eq!(parsed, verify_config(&mc.spec, &{
-            super::super::configmap::gateway_config(&mc.spec).unwrap()
-        }));
+        assert_eq!(
+            parsed,
+            verify_config(&mc.spec, &{
+                super::super::configmap::gateway_config(&mc.spec).unwrap()
+            })
+        );
         // Derived from spec.oauth: the same expectations as the gateway.
         assert_eq!(parsed.oauth.issuer, "https://accounts.google.com");
         assert_eq!(parsed.oauth.audience, "https://mcp.example.com/");
@@ -348,7 +348,10 @@ mod tests {
             .map(|(s, _)| s.as_str())
             .collect();
         assert_eq!(scopes, ["mcp:write", "mcp:read"], "order kept: later wins");
-        assert_eq!(parsed.settings_from_scope.0[1].1["max_result_rows"], "10000");
+        assert_eq!(
+            parsed.settings_from_scope.0[1].1["max_result_rows"],
+            "10000"
+        );
     }
 
     #[test]
@@ -373,7 +376,10 @@ mod tests {
     fn sidecar_mode_renders_only_the_config_map_pointing_at_loopback() {
         let v = objects(&with_verifier(SIDECAR));
         assert!(v.deployment.is_none() && v.service.is_none());
-        assert_eq!(v.config_map.metadata.name.as_deref(), Some("analytics-verify"));
+        assert_eq!(
+            v.config_map.metadata.name.as_deref(),
+            Some("analytics-verify")
+        );
         let labels = v.config_map.metadata.labels.as_ref().unwrap();
         assert_eq!(labels[LABEL_COMPONENT], "verifier");
         assert_eq!(labels[LABEL_INSTANCE], "analytics");
@@ -422,7 +428,14 @@ mod tests {
         assert_eq!(c.security_context, gpod.containers[0].security_context);
         assert_eq!(pod.automount_service_account_token, Some(false));
         // Its pods are never selected by the gateway Service, and vice versa.
-        let sel = d.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
+        let sel = d
+            .spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .match_labels
+            .clone()
+            .unwrap();
         assert_eq!(sel[LABEL_NAME], VERIFY_APP_NAME);
         let s = v.service.unwrap();
         assert_eq!(s.spec.as_ref().unwrap().selector.as_ref(), Some(&sel));
@@ -436,7 +449,9 @@ mod tests {
         );
         let err = render(&mc, &secrets("1"), "img").unwrap_err().to_string();
         assert!(
-            err.starts_with("spec.verifier: the verifier rejects identity.allowed_email_domains[0]"),
+            err.starts_with(
+                "spec.verifier: the verifier rejects identity.allowed_email_domains[0]"
+            ),
             "{err}"
         );
     }
