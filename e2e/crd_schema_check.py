@@ -112,6 +112,14 @@ def main():
             lambda s: s["clickhouse"]["tls"].update(clientCertSecretRef={"name": "ch-client", "key": "tls.crt"})
         ),
         "an unknown upstreamToken": variant(lambda s: s["oauth"].update(upstreamToken="refreshToken")),
+        "an unknown verifier mode": variant(lambda s: s.update(verifier={"enabled": True, "mode": "daemonset"})),
+        "a verifier port out of range": variant(lambda s: s.update(verifier={"enabled": True, "port": 70000})),
+        "a scope setting without its scope": variant(
+            lambda s: s.update(verifier={"enabled": True, "settingsFromScope": [{"settings": {"readonly": "2"}}]})
+        ),
+        "an unparseable ServiceMonitor interval": variant(
+            lambda s: s.update(monitoring={"serviceMonitor": {"enabled": True, "interval": "every minute"}})
+        ),
     }
     good = {
         "the example": example,
@@ -123,6 +131,24 @@ def main():
         ),
         "a template without {cluster} when every cluster has a host": variant(
             lambda s: (s["clickhouse"].update(hostTemplate=""), [c.setdefault("host", c["name"] + ".internal") for c in s["clusters"]])
+        ),
+        "a service-mode verifier with identity and scope settings": variant(
+            lambda s: s.update(
+                verifier={
+                    "enabled": True,
+                    "mode": "service",
+                    "port": 9100,
+                    "settingsFromScope": [{"scope": "mcp:read", "settings": {"readonly": "2"}}],
+                    "identity": {
+                        "usernameClaim": "preferred_username",
+                        "allowedEmailDomains": ["example.com"],
+                        "requireEmailVerified": False,
+                    },
+                }
+            )
+        ),
+        "a ServiceMonitor with interval and labels": variant(
+            lambda s: s.update(monitoring={"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}}})
         ),
         "the smallest resource (defaults fill the rest)": {
             "apiVersion": "chmcp.dev/v1alpha1",

@@ -139,6 +139,125 @@ pub struct McpMultiClusterSpec {
     /// fields keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// The token verifier ClickHouse calls to check each user's token (the design's
+    /// per-cluster sidecar). Its issuer, audience, JWKS URL and required scopes come
+    /// from `oauth`, so the verifier and the gateway can never disagree.
+    #[serde(default)]
+    pub verifier: VerifierSpec,
+    /// Prometheus Operator objects for the gateway's metrics.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+/// The verifier (`chmcp-gateway verify`) that ClickHouse's `http_authentication_servers`
+/// calls.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VerifierSpec {
+    /// Render the `<name>-verify` ConfigMap (`verify.yaml` and the ClickHouse fragment
+    /// `clickhouse-http-auth.xml`).
+    pub enabled: bool,
+    /// `sidecar`: you add the verifier container to the ClickHouse pods (see
+    /// docs/operator.md) and ClickHouse calls it on loopback. `service`: the operator
+    /// runs it as a Deployment + Service `<name>-verify` and ClickHouse calls that.
+    pub mode: VerifierMode,
+    /// Port the verifier listens on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Scope → ClickHouse settings applied to the session when the token has the scope;
+    /// when several granted scopes set the same setting, the later entry wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings_from_scope: Vec<ScopeSettingsSpec>,
+    /// How the ClickHouse user name is matched against the token.
+    pub identity: VerifierIdentitySpec,
+}
+
+impl Default for VerifierSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            mode: VerifierMode::Sidecar,
+            port: 9999,
+            settings_from_scope: Vec::new(),
+            identity: VerifierIdentitySpec::default(),
+        }
+    }
+}
+
+/// Where the verifier runs.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierMode {
+    #[default]
+    Sidecar,
+    Service,
+}
+
+/// ClickHouse settings granted by one scope.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct ScopeSettingsSpec {
+    /// The scope, e.g. `mcp:read`.
+    #[schemars(length(min = 1))]
+    pub scope: String,
+    /// Setting name → value, e.g. `readonly: "2"`.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// The verifier's identity checks.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VerifierIdentitySpec {
+    /// The claim the ClickHouse user name must equal. Empty: `oauth.usernameClaim`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub username_claim: String,
+    /// Email domains accepted (e.g. `example.com`). Empty: any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_email_domains: Vec<String>,
+    /// Refuse tokens whose `email_verified` is not true.
+    pub require_email_verified: bool,
+}
+
+impl Default for VerifierIdentitySpec {
+    fn default() -> Self {
+        Self {
+            username_claim: String::new(),
+            allowed_email_domains: Vec::new(),
+            require_email_verified: true,
+        }
+    }
+}
+
+/// Prometheus Operator objects for the gateway (it ignores `prometheus.io` annotations).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MonitoringSpec {
+    /// A `monitoring.coreos.com/v1` ServiceMonitor scraping the gateway Service.
+    pub service_monitor: ServiceMonitorSpec,
+}
+
+/// The gateway's ServiceMonitor.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceMonitorSpec {
+    /// Create the ServiceMonitor `<name>-gateway`. If the Prometheus Operator's CRD is
+    /// not installed, the `ServiceMonitor` condition says so and the rest still applies.
+    pub enabled: bool,
+    /// Scrape interval.
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    pub interval: String,
+    /// Extra labels on the ServiceMonitor (e.g. the `release` a Prometheus selects).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for ServiceMonitorSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: "30s".into(),
+            labels: BTreeMap::new(),
+        }
+    }
 }
 
 /// The gateway's logging.
@@ -562,6 +681,32 @@ pub struct McpMultiClusterStatus {
     /// The connector URL of each cluster, to paste into an MCP client.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// What to mount where for the verifier (when `spec.verifier.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<VerifierStatus>,
+    /// The gateway's ServiceMonitor, once applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_monitor: Option<String>,
+}
+
+/// Where the rendered verifier configuration is, and how ClickHouse reaches it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifierStatus {
+    /// `sidecar` or `service`.
+    pub mode: VerifierMode,
+    /// The ConfigMap holding both keys.
+    pub config_map: String,
+    /// Key with the verifier's configuration; mount it at `mountPath` and run
+    /// `chmcp-gateway verify --config <mountPath>/<configKey>`.
+    pub config_key: String,
+    /// Key with the `<http_authentication_servers>` fragment; mount it into ClickHouse's
+    /// `config.d/`.
+    pub clickhouse_config_key: String,
+    /// Where the verifier container expects its configuration directory.
+    pub mount_path: String,
+    /// The URL ClickHouse calls (loopback for a sidecar, the Service in `service` mode).
+    pub verify_url: String,
 }
 
 /// One connector URL.

@@ -20,11 +20,14 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use crate::apply::{apply_all, apply_params};
-use crate::crd::{McpMultiCluster, McpMultiClusterSpec};
+use crate::apply::{apply_all, apply_params, Previously};
+use crate::crd::{McpMultiCluster, McpMultiClusterSpec, VerifierMode};
 use crate::error::Error;
 use crate::render::{display_name, is_being_deleted, render, Names, SecretVersions, FIELD_MANAGER};
-use crate::status::{next_status, status_patch, Outcome, Rollout};
+use crate::status::{
+    next_status, status_patch, Outcome, Rollout, ServiceMonitorState,
+    REASON_SERVICE_MONITOR_CRD_MISSING, SERVICE_MONITOR_CRD_MISSING_MESSAGE,
+};
 use crate::telemetry::Metrics;
 use crate::validate::{summarize, validate_with_gateway};
 
@@ -95,14 +98,26 @@ async fn reconcile_steps(mc: &McpMultiCluster, ctx: &Context) -> Result<Action, 
         Err(message) => return blocked(mc, ctx, &names, REASON_SECRET_MISSING, message).await,
     };
     let objects = render(mc, &secrets, &ctx.default_image)?;
-    let deployment = apply_all(&ctx.client, &names, &objects).await?;
+    let applied = apply_all(&ctx.client, &names, &objects, previously(mc)).await?;
 
-    let rollout = Rollout::of(&deployment);
+    let rollout = Rollout::of(&applied.deployment);
     let outcome = Outcome::Applied {
         config_hash: objects.config_hash.clone(),
         rollout,
         endpoints: objects.endpoints.clone(),
+        verifier: objects.verifier.as_ref().map(|v| v.status.clone()),
+        service_monitor: applied.service_monitor.clone(),
     };
+    if applied.service_monitor == ServiceMonitorState::CrdMissing {
+        publish(
+            ctx,
+            mc,
+            EventType::Warning,
+            REASON_SERVICE_MONITOR_CRD_MISSING,
+            SERVICE_MONITOR_CRD_MISSING_MESSAGE.into(),
+        )
+        .await;
+    }
     let previous_hash = mc.status.as_ref().and_then(|s| s.config_hash.clone());
     write_status(mc, ctx, &names, &outcome).await?;
     if previous_hash.as_deref() != Some(objects.config_hash.as_str()) {
@@ -123,6 +138,18 @@ async fn reconcile_steps(mc: &McpMultiCluster, ctx: &Context) -> Result<Action, 
     } else {
         ROLLOUT_POLL
     }))
+}
+
+/// What the last status says was applied: the optional objects to look for when they
+/// are no longer rendered.
+pub fn previously(mc: &McpMultiCluster) -> Previously {
+    let status = mc.status.as_ref();
+    let verifier = status.and_then(|s| s.verifier.as_ref());
+    Previously {
+        verifier: verifier.is_some(),
+        verifier_service: verifier.is_some_and(|v| v.mode == VerifierMode::Service),
+        service_monitor: status.is_some_and(|s| s.service_monitor.is_some()),
+    }
 }
 
 fn short(hash: &str) -> &str {

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::crd::{Endpoint, McpMultiClusterStatus};
+use crate::crd::{Endpoint, McpMultiClusterStatus, VerifierStatus};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -18,6 +18,25 @@ pub const STALLED: &str = "Stalled";
 /// failures, crash loops) for `progressDeadlineSeconds`.
 const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
+/// A condition that is `True` while something asked for could not be done, without
+/// stopping the rest (e.g. the ServiceMonitor when its CRD is not installed).
+pub const WARNING: &str = "Warning";
+pub const REASON_SERVICE_MONITOR_CRD_MISSING: &str = "ServiceMonitorCRDMissing";
+pub const SERVICE_MONITOR_CRD_MISSING_MESSAGE: &str = "spec.monitoring.serviceMonitor: \
+    monitoring.coreos.com/v1 ServiceMonitor is not served by this cluster (install the \
+    Prometheus Operator, or disable the ServiceMonitor); everything else is applied";
+
+/// The ServiceMonitor's fate (its CRD may be absent from the cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ServiceMonitorState {
+    #[default]
+    NotRequested,
+    /// Applied under this name.
+    Applied(String),
+    /// `monitoring.coreos.com/v1` is not served: the Prometheus Operator is not installed.
+    CrdMissing,
+}
+
 /// What one reconciliation found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -26,6 +45,8 @@ pub enum Outcome {
         config_hash: String,
         rollout: Rollout,
         endpoints: Vec<Endpoint>,
+        verifier: Option<VerifierStatus>,
+        service_monitor: ServiceMonitorState,
     },
     /// Nothing applied, for a reason the user must fix (`reason` is PascalCase).
     Blocked {
@@ -107,8 +128,15 @@ pub fn next_status(
             config_hash,
             rollout,
             endpoints,
+            verifier,
+            service_monitor,
         } => {
             status.config_hash = Some(config_hash.clone());
+            status.verifier = verifier.clone();
+            status.service_monitor = match service_monitor {
+                ServiceMonitorState::Applied(name) => Some(name.clone()),
+                _ => None,
+            };
             status.ready_replicas = rollout.ready;
             status.endpoints = endpoints.clone();
             let progress = format!(
@@ -152,6 +180,14 @@ pub fn next_status(
                     cond(STALLED, false, "AsExpected", "all objects applied".into()),
                 ]
             };
+            if *service_monitor == ServiceMonitorState::CrdMissing {
+                status.conditions.push(cond(
+                    WARNING,
+                    true,
+                    REASON_SERVICE_MONITOR_CRD_MISSING,
+                    SERVICE_MONITOR_CRD_MISSING_MESSAGE.into(),
+                ));
+            }
         }
         // The previous gateway keeps running untouched, so hash, replicas and endpoints
         // still describe it; only the conditions change.
@@ -205,6 +241,8 @@ mod tests {
                 cluster: "otel".into(),
                 url: "https://m/mcp/otel".into(),
             }],
+            verifier: None,
+            service_monitor: ServiceMonitorState::NotRequested,
         }
     }
 
@@ -287,6 +325,8 @@ mod tests {
             config_hash: "abc".into(),
             rollout: Rollout::of(&d),
             endpoints: vec![],
+            verifier: None,
+            service_monitor: ServiceMonitorState::NotRequested,
         };
         let s = next_status(None, Some(2), 1, &outcome, t(100));
         for type_ in [STALLED, DEGRADED] {
@@ -298,6 +338,72 @@ mod tests {
             );
         }
         assert_eq!(condition(&s, READY).status, "False");
+    }
+
+    #[test]
+    fn a_missing_service_monitor_crd_warns_without_degrading() {
+        let Outcome::Applied {
+            config_hash,
+            rollout,
+            endpoints,
+            ..
+        } = applied(2)
+        else {
+            unreachable!()
+        };
+        let outcome = |service_monitor| Outcome::Applied {
+            config_hash: config_hash.clone(),
+            rollout,
+            endpoints: endpoints.clone(),
+            verifier: None,
+            service_monitor,
+        };
+        let s = next_status(
+            None,
+            Some(1),
+            1,
+            &outcome(ServiceMonitorState::CrdMissing),
+            t(100),
+        );
+        let w = condition(&s, WARNING);
+        assert_eq!(
+            (w.status.as_str(), w.reason.as_str()),
+            ("True", "ServiceMonitorCRDMissing")
+        );
+        assert!(w.message.contains("spec.monitoring.serviceMonitor"));
+        assert_eq!(condition(&s, READY).status, "True");
+        assert_eq!(condition(&s, DEGRADED).status, "False");
+        assert_eq!(condition(&s, STALLED).status, "False");
+        // Installing the CRD clears it.
+        let s = next_status(
+            Some(&s),
+            Some(1),
+            1,
+            &outcome(ServiceMonitorState::Applied("a-gateway".into())),
+            t(200),
+        );
+        assert!(s.conditions.iter().all(|c| c.type_ != WARNING));
+        assert_eq!(s.service_monitor.as_deref(), Some("a-gateway"));
+    }
+
+    #[test]
+    fn the_verifier_block_follows_the_last_apply() {
+        let v = VerifierStatus {
+            mode: crate::crd::VerifierMode::Sidecar,
+            config_map: "a-verify".into(),
+            config_key: "verify.yaml".into(),
+            clickhouse_config_key: "clickhouse-http-auth.xml".into(),
+            mount_path: "/etc/chmcp".into(),
+            verify_url: "http://127.0.0.1:9999/verify".into(),
+        };
+        let mut with = applied(2);
+        if let Outcome::Applied { verifier, .. } = &mut with {
+            *verifier = Some(v.clone());
+        }
+        let s = next_status(None, Some(1), 1, &with, t(100));
+        assert_eq!(s.verifier.as_ref(), Some(&v));
+        let s = next_status(Some(&s), Some(2), 1, &applied(2), t(200));
+        assert_eq!(s.verifier, None, "disabling removes the block");
     }
 
     #[test]

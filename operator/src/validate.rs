@@ -287,6 +287,20 @@ pub fn validate_with_gateway(spec: &McpMultiClusterSpec) -> Result<(), Vec<Field
     if spec.oauth.signing_secret_ref.is_some() {
         config.server.oauth.signing_secret = Secret::new("s".repeat(64));
     }
+    if spec.verifier.enabled {
+        // The verifier's own checks, in the resource's terms, so a bad identity setting
+        // blocks the spec instead of failing every render.
+        let verifier = crate::render::verifier::verify_config(spec, &config);
+        chmcp_gateway::verify::config::validate(&verifier).map_err(|messages| {
+            messages
+                .into_iter()
+                .map(|m| FieldError {
+                    field: "spec.verifier".into(),
+                    message: format!("the verifier rejects {m}"),
+                })
+                .collect::<Vec<_>>()
+        })?;
+    }
     gateway_validate(&config)
         .map(|_warnings| ())
         .map_err(|messages| {
@@ -335,6 +349,25 @@ oauth:
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn a_verifier_setting_the_verifier_refuses_blocks_the_spec() {
+        let mut s = spec_from_yaml(BASE);
+        s.verifier.enabled = true;
+        assert_eq!(validate_with_gateway(&s), Ok(()));
+        s.verifier.identity.allowed_email_domains = vec!["@example.com".into()];
+        let errs = validate_with_gateway(&s).unwrap_err();
+        assert_eq!(errs[0].field, "spec.verifier");
+        assert!(
+            errs[0]
+                .message
+                .starts_with("the verifier rejects identity.allowed_email_domains[0]"),
+            "{errs:?}"
+        );
+        // Disabled, its settings are not checked (nothing renders from them).
+        s.verifier.enabled = false;
+        assert_eq!(validate_with_gateway(&s), Ok(()));
     }
 
     #[test]

@@ -127,6 +127,8 @@ fn applied(ready: i32) -> Outcome {
             cluster: "otel".into(),
             url: "https://mcp.example.com/mcp/otel".into(),
         }],
+        verifier: None,
+        service_monitor: Default::default(),
     }
 }
 

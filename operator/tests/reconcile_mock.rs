@@ -563,3 +563,138 @@ async fn an_api_error_on_apply_is_an_apply_error() {
     );
     assert!(metrics.render().contains("reason=\"ApplyFailed\""));
 }
+
+const VERIFY_CONFIGMAP: &str = "/api/v1/namespaces/mcp/configmaps/analytics-verify";
+const VERIFY_SERVICE: &str = "/api/v1/namespaces/mcp/services/analytics-verify";
+const VERIFY_DEPLOYMENT: &str = "/apis/apps/v1/namespaces/mcp/deployments/analytics-verify";
+const SERVICE_MONITORS: &str = "/apis/monitoring.coreos.com/v1/namespaces/mcp/servicemonitors";
+
+#[tokio::test]
+async fn service_mode_verifier_is_applied_and_a_missing_service_monitor_crd_only_warns() {
+    let mut mc = resource();
+    mc.spec.verifier.enabled = true;
+    mc.spec.verifier.mode = chmcp_operator::crd::VerifierMode::Service;
+    mc.spec.monitoring.service_monitor.enabled = true;
+    let mut steps = secrets_present("11");
+    steps.extend([
+        apply(CONFIGMAP),
+        apply(SERVICE),
+        apply_deployment(2),
+        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
+        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
+        apply(VERIFY_CONFIGMAP),
+        apply(VERIFY_SERVICE),
+        apply(VERIFY_DEPLOYMENT),
+        // The Prometheus Operator is not installed: the API server does not serve the kind.
+        step(
+            "PATCH",
+            format!("{SERVICE_MONITORS}/analytics-gateway"),
+            |_: &Call| not_found("the server could not find the requested resource"),
+        ),
+        event(),
+        status_patch(),
+        event(),
+    ]);
+    let (result, calls, _) = run(mc, steps).await;
+    result.expect("a missing ServiceMonitor CRD does not fail the reconcile");
+    for c in &calls[7..=10] {
+        c.assert_applied_by_the_operator();
+    }
+    let cm = &calls[7].body;
+    assert!(cm["data"]["clickhouse-http-auth.xml"]
+        .as_str()
+        .unwrap()
+        .contains("<uri>http://analytics-verify.mcp.svc:9999/verify</uri>"));
+    assert_eq!(
+        calls[9].body["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["verify", "--config", "/etc/chmcp/verify.yaml"])
+    );
+    assert_eq!(calls[10].body["kind"], "ServiceMonitor");
+    assert_eq!(calls[11].body["type"], "Warning");
+    assert_eq!(calls[11].body["reason"], "ServiceMonitorCRDMissing");
+    let status = &calls[12].body;
+    let warning = condition(status, "Warning");
+    assert_eq!(
+        (warning["status"].as_str(), warning["reason"].as_str()),
+        (Some("True"), Some("ServiceMonitorCRDMissing"))
+    );
+    assert_eq!(condition(status, "Ready")["status"], "True");
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(
+        status["status"]["verifier"],
+        json!({"mode": "service", "configMap": "analytics-verify", "configKey": "verify.yaml",
+               "clickhouseConfigKey": "clickhouse-http-auth.xml", "mountPath": "/etc/chmcp",
+               "verifyUrl": "http://analytics-verify.mcp.svc:9999/verify"})
+    );
+    assert!(status["status"].get("serviceMonitor").is_none());
+}
+
+#[tokio::test]
+async fn disabling_the_verifier_and_service_monitor_removes_them_by_label() {
+    let mut mc = resource();
+    // The last status recorded a service-mode verifier and an applied ServiceMonitor.
+    mc.status = Some(
+        serde_json::from_value(json!({
+            "verifier": {"mode": "service", "configMap": "analytics-verify",
+                         "configKey": "verify.yaml", "clickhouseConfigKey": "clickhouse-http-auth.xml",
+                         "mountPath": "/etc/chmcp", "verifyUrl": "http://analytics-verify.mcp.svc:9999/verify"},
+            "serviceMonitor": "analytics-gateway",
+        }))
+        .unwrap(),
+    );
+    let list = |name: &'static str| {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
+               "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                          "metadata": {"name": name, "namespace": NS}}]})
+    };
+    let deleted =
+        || json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200});
+    // Only the verifier's objects: never the gateway's ConfigMap, Service or Deployment.
+    let verifier_selector = |c: &Call| {
+        assert!(
+            c.query.contains("app.kubernetes.io%2Fcomponent%3Dverifier"),
+            "{}",
+            c.query
+        );
+    };
+    let list_step = move |path: &'static str, name: &'static str, check: bool| {
+        step("GET", path, move |c: &Call| {
+            if check {
+                verifier_selector(c);
+            }
+            (200, list(name))
+        })
+    };
+    let delete = move |path: String| step("DELETE", path, move |_: &Call| (200, deleted()));
+    let mut steps = secrets_present("11");
+    steps.extend([
+        apply(CONFIGMAP),
+        apply(SERVICE),
+        apply_deployment(2),
+        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
+        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
+        list_step(
+            "/api/v1/namespaces/mcp/configmaps",
+            "analytics-verify",
+            true,
+        ),
+        delete(VERIFY_CONFIGMAP.into()),
+        list_step("/api/v1/namespaces/mcp/services", "analytics-verify", true),
+        delete(VERIFY_SERVICE.into()),
+        list_step(
+            "/apis/apps/v1/namespaces/mcp/deployments",
+            "analytics-verify",
+            true,
+        ),
+        delete(VERIFY_DEPLOYMENT.into()),
+        list_step(SERVICE_MONITORS, "analytics-gateway", false),
+        delete(format!("{SERVICE_MONITORS}/analytics-gateway")),
+        status_patch(),
+        event(),
+    ]);
+    let (result, calls, _) = run(mc, steps).await;
+    result.unwrap();
+    let status = &calls[calls.len() - 2].body["status"];
+    assert!(status.get("verifier").is_none(), "{status}");
+    assert!(status.get("serviceMonitor").is_none(), "{status}");
+}

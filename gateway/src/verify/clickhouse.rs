@@ -20,7 +20,12 @@ pub fn verify_uri(listen: SocketAddr) -> String {
 
 /// The fragment for ClickHouse's `config.d/`, with the matching `CREATE USER` as a comment.
 pub fn fragment(listen: SocketAddr) -> String {
-    let uri = verify_uri(listen);
+    fragment_for_uri(&verify_uri(listen))
+}
+
+/// [`fragment`] for a verifier ClickHouse reaches at `uri` (e.g. a Kubernetes Service
+/// in front of it rather than a sidecar on loopback).
+pub fn fragment_for_uri(uri: &str) -> String {
     format!(
         r#"<!-- chmcp verifier: ClickHouse asks it whether a user's password (their JWT) is valid.
      Put this file in config.d/, then create each user with:

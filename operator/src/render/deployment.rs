@@ -18,7 +18,7 @@ use super::configmap::{
     CONFIG_DIR, CONFIG_KEY, GATEWAY_PORT,
 };
 use super::{labels, object_meta, selector_labels, Names, CONFIG_HASH_ANNOTATION};
-use crate::crd::{McpMultiCluster, SecretKeyRef};
+use crate::crd::{McpMultiCluster, McpMultiClusterSpec, SecretKeyRef};
 
 /// The gateway reads these over the (secret-free) configuration file.
 pub const ENV_CLIENT_SECRET: &str = "CHMCP_SERVER_OAUTH_CLIENT_SECRET";
@@ -135,19 +135,7 @@ pub fn deployment(
         readiness_probe: Some(probe("/readyz", 5)),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
-        security_context: Some(overlay(
-            SecurityContext {
-                run_as_non_root: Some(true),
-                read_only_root_filesystem: Some(true),
-                allow_privilege_escalation: Some(false),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".into()]),
-                    add: None,
-                }),
-                ..SecurityContext::default()
-            },
-            spec.security_context.as_ref(),
-        )),
+        security_context: Some(container_security_context(spec)),
         ..Container::default()
     };
     let mut pod_labels = spec.pod_labels.clone();
@@ -184,19 +172,7 @@ pub fn deployment(
                     // Service named `chmcp-...` they start with CHMCP_, and the gateway
                     // refuses unknown CHMCP_* variables at startup.
                     enable_service_links: Some(false),
-                    security_context: Some(overlay(
-                        PodSecurityContext {
-                            run_as_non_root: Some(true),
-                            run_as_user: Some(RUN_AS_USER),
-                            run_as_group: Some(RUN_AS_USER),
-                            seccomp_profile: Some(SeccompProfile {
-                                type_: "RuntimeDefault".into(),
-                                localhost_profile: None,
-                            }),
-                            ..PodSecurityContext::default()
-                        },
-                        spec.pod_security_context.as_ref(),
-                    )),
+                    security_context: Some(pod_security_context(spec)),
                     image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
                     node_selector: (!spec.node_selector.is_empty())
                         .then(|| spec.node_selector.clone()),
@@ -218,7 +194,43 @@ pub fn deployment(
     }
 }
 
-fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+/// The hardened container security context with the spec's overrides; the verifier's
+/// Deployment shares it, so both run under the same policy.
+pub(super) fn container_security_context(spec: &McpMultiClusterSpec) -> SecurityContext {
+    overlay(
+        SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        },
+        spec.security_context.as_ref(),
+    )
+}
+
+/// The hardened pod security context with the spec's overrides (shared with the
+/// verifier's Deployment).
+pub(super) fn pod_security_context(spec: &McpMultiClusterSpec) -> PodSecurityContext {
+    overlay(
+        PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            run_as_group: Some(RUN_AS_USER),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..PodSecurityContext::default()
+        },
+        spec.pod_security_context.as_ref(),
+    )
+}
+
+pub(super) fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 

@@ -4,8 +4,10 @@
 pub mod configmap;
 pub mod deployment;
 pub mod ingress;
+pub mod monitoring;
 pub mod pdb;
 pub mod service;
+pub mod verifier;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
@@ -45,8 +48,12 @@ pub enum RenderError {
 pub struct Names {
     pub instance: String,
     pub namespace: String,
-    /// `<name>-gateway`: the ConfigMap, Deployment, Service, Ingress and PDB.
+    /// `<name>-gateway`: the ConfigMap, Deployment, Service, Ingress, PDB and
+    /// ServiceMonitor.
     pub gateway: String,
+    /// `<name>-verify`: the verifier's ConfigMap (and Deployment and Service in
+    /// `service` mode).
+    pub verifier: String,
 }
 
 impl Names {
@@ -63,6 +70,7 @@ impl Names {
             .ok_or(RenderError::MissingMetadata("metadata.namespace"))?;
         Ok(Self {
             gateway: format!("{instance}-gateway"),
+            verifier: format!("{instance}-verify"),
             instance,
             namespace,
         })
@@ -114,6 +122,10 @@ pub struct RenderedObjects {
     pub service: Service,
     pub ingress: Option<Ingress>,
     pub pdb: Option<PodDisruptionBudget>,
+    /// When `spec.verifier.enabled`.
+    pub verifier: Option<verifier::VerifierObjects>,
+    /// When `spec.monitoring.serviceMonitor.enabled`.
+    pub service_monitor: Option<DynamicObject>,
     pub config_hash: String,
     pub endpoints: Vec<Endpoint>,
 }
@@ -140,6 +152,12 @@ pub fn render(
         service: service::service(mc, &names),
         ingress: spec.ingress.enabled.then(|| ingress::ingress(mc, &names)),
         pdb: (spec.replicas > 1).then(|| pdb::pdb(mc, &names)),
+        verifier: verifier::verifier_objects(mc, &names, &config, image)?,
+        service_monitor: if spec.monitoring.service_monitor.enabled {
+            Some(monitoring::service_monitor(mc, &names)?)
+        } else {
+            None
+        },
         config_hash,
         endpoints: endpoints(mc),
     })
@@ -156,7 +174,17 @@ impl RenderedObjects {
         ]
         .into_iter()
         .chain(self.ingress.iter().map(serde_yaml_ng::to_string))
-        .chain(self.pdb.iter().map(serde_yaml_ng::to_string));
+        .chain(self.pdb.iter().map(serde_yaml_ng::to_string))
+        .chain(self.verifier.iter().flat_map(|v| {
+            [
+                Some(serde_yaml_ng::to_string(&v.config_map)),
+                v.service.as_ref().map(serde_yaml_ng::to_string),
+                v.deployment.as_ref().map(serde_yaml_ng::to_string),
+            ]
+            .into_iter()
+            .flatten()
+        }))
+        .chain(self.service_monitor.iter().map(serde_yaml_ng::to_string));
         let mut out = String::new();
         for doc in docs {
             out.push_str("---\n");
