@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::HumanDuration;
 pub use load::{load, parse_document, ConfigError, LoadOptions, Loaded};
-pub use reload::{keep_restart_only, restart_only_changes, restart_only_keys};
+pub use reload::{flatten, keep_restart_only, restart_only_changes, restart_only_keys};
 pub use secret::Secret;
 pub use validate::{validate, Warning};
 // The verifier's configuration names unknown keys the same way.

@@ -91,7 +91,7 @@ fn to_value(c: &Config) -> Value {
 }
 
 /// Leaf paths of a JSON tree (`a.b.c`), arrays and scalars being leaves.
-pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(map) if !map.is_empty() => {
             for (k, child) in map {

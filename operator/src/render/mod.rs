@@ -348,23 +348,6 @@ mod tests {
         assert_eq!(h, hash_of(&m, &secrets("1")));
     }
 
-    /// Every leaf of a JSON tree with its dotted path (arrays and empty objects are leaves).
-    fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) if !map.is_empty() => {
-                for (k, child) in map {
-                    let path = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    leaves(&path, child, out);
-                }
-            }
-            _ => out.push(prefix.to_string()),
-        }
-    }
-
     fn node_mut<'a>(tree: &'a mut Value, path: &str) -> Option<&'a mut Value> {
         path.split('.')
             .try_fold(tree, |node, part| node.get_mut(part))
@@ -396,8 +379,9 @@ mod tests {
             );
         }
         // Each leaf of the rendered configuration: rolls exactly when it is restart-only.
-        let mut paths = Vec::new();
-        leaves("", &tree, &mut paths);
+        let mut leaves = Vec::new();
+        chmcp_gateway::config::flatten("", &tree, &mut leaves);
+        let paths: Vec<String> = leaves.into_iter().map(|(path, _)| path).collect();
         assert!(paths.len() > 40, "the walk sees the whole configuration");
         for path in &paths {
             let mut changed = tree.clone();

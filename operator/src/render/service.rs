@@ -1,6 +1,9 @@
 //! The Service in front of the gateway pods.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::deployment::PORT_NAME;
@@ -8,15 +11,32 @@ use super::{object_meta, selector_labels, Names};
 use crate::crd::McpMultiCluster;
 
 pub fn service(mc: &McpMultiCluster, names: &Names) -> Service {
+    one_port_service(
+        object_meta(mc, names, &names.gateway),
+        mc.spec.service.kind.as_str(),
+        selector_labels(names),
+        PORT_NAME,
+        mc.spec.service.port,
+    )
+}
+
+/// A Service with one named TCP port that targets the pods' port of the same name.
+pub fn one_port_service(
+    metadata: ObjectMeta,
+    kind: &str,
+    selector: BTreeMap<String, String>,
+    port_name: &str,
+    port: i32,
+) -> Service {
     Service {
-        metadata: object_meta(mc, names, &names.gateway),
+        metadata,
         spec: Some(ServiceSpec {
-            type_: Some(mc.spec.service.kind.as_str().into()),
-            selector: Some(selector_labels(names)),
+            type_: Some(kind.into()),
+            selector: Some(selector),
             ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port: mc.spec.service.port,
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
+                name: Some(port_name.into()),
+                port,
+                target_port: Some(IntOrString::String(port_name.into())),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),

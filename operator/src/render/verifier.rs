@@ -12,8 +12,7 @@ use chmcp_gateway::verify::config::{Identity, OAuth, ScopeSettings, VerifyConfig
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -271,22 +270,13 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
 }
 
 fn service(mc: &McpMultiCluster, names: &Names) -> Service {
-    Service {
-        metadata: meta(mc, names),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(selector(names)),
-            ports: Some(vec![ServicePort {
-                name: Some(VERIFY_PORT_NAME.into()),
-                port: mc.spec.verifier.port,
-                target_port: Some(IntOrString::String(VERIFY_PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
+    super::service::one_port_service(
+        meta(mc, names),
+        "ClusterIP",
+        selector(names),
+        VERIFY_PORT_NAME,
+        mc.spec.verifier.port,
+    )
 }
 
 #[cfg(test)]
