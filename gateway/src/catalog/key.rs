@@ -78,6 +78,12 @@ pub fn token_fingerprint(raw_bearer: &str) -> String {
     hex(&sha256(raw_bearer.as_bytes())[..4])
 }
 
+/// The full sha256 of `bytes` in hex: an identity key that never collides in practice
+/// (a short fingerprint may, and must then only ever name, never decide).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&sha256(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

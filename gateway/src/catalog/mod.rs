@@ -11,4 +11,4 @@ pub use cache::{
     StaticReason, DISCOVERY_BUDGET, EVICT_FROM_FILL, MAX_CONCURRENT_DISCOVERIES,
     SATURATION_WARN_EVERY, SWEEP_EVERY,
 };
-pub use key::{token_fingerprint, CatalogKey, ContentHash};
+pub use key::{sha256_hex, token_fingerprint, CatalogKey, ContentHash};

@@ -78,9 +78,10 @@ impl Credentials {
         match self {
             Credentials::Basic { user, .. } => format!("user:{user}"),
             Credentials::Bearer(t) => {
-                let d = ring::digest::digest(&ring::digest::SHA256, t.expose().as_bytes());
-                let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                format!("token:{hex}")
+                format!(
+                    "token:{}",
+                    crate::catalog::sha256_hex(t.expose().as_bytes())
+                )
             }
         }
     }

@@ -110,15 +110,7 @@ pub fn deployment(
         });
     }
 
-    let probe = |path: &str, period: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String(PORT_NAME.into()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        ..Probe::default()
-    };
+    let probe = |path: &str, period: i32| http_probe(path, PORT_NAME, period);
 
     let container = Container {
         name: CONTAINER_NAME.into(),
@@ -298,6 +290,19 @@ fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
+    }
+}
+
+/// An HTTP GET probe on a named container port.
+pub(super) fn http_probe(path: &str, port_name: &str, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(port_name.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        ..Probe::default()
     }
 }
 

@@ -231,7 +231,12 @@ fn restart_only_hash(tree: &Value, secrets: &SecretVersions) -> String {
     for (name, version) in secrets {
         input.push_str(&format!("{name}@{version}\n"));
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
+    sha256_hex(&input)
+}
+
+/// sha256 of `text` in hex: the pod-rolling annotations of the gateway and the verifier.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

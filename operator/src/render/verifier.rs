@@ -11,13 +11,12 @@ use chmcp_gateway::verify::clickhouse::{fragment_for_uri, verify_uri};
 use chmcp_gateway::verify::config::{Identity, OAuth, ScopeSettings, VerifyConfig};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, PodSpec,
+    PodTemplateSpec, Service, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::deployment::{container_security_context, non_empty, pod_security_context};
+use super::deployment::{container_security_context, http_probe, non_empty, pod_security_context};
 use super::{
     object_meta, Names, RenderError, CONFIG_HASH_ANNOTATION, LABEL_COMPONENT, LABEL_INSTANCE,
     LABEL_NAME,
@@ -174,17 +173,8 @@ pub fn verifier_selector(names: &Names) -> String {
 fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> Deployment {
     let spec = &mc.spec;
     // The verifier reads its file only at start: a new file must roll its pods.
-    let digest = ring::digest::digest(&ring::digest::SHA256, yaml.as_bytes());
-    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let probe = |path: &str, period: i32| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String(VERIFY_PORT_NAME.into()),
-            ..HTTPGetAction::default()
-        }),
-        period_seconds: Some(period),
-        ..Probe::default()
-    };
+    let hash = super::sha256_hex(yaml);
+    let probe = |path: &str, period: i32| http_probe(path, VERIFY_PORT_NAME, period);
     let container = Container {
         name: COMPONENT.into(),
         image: Some(image.to_string()),
