@@ -142,6 +142,18 @@ fn apply_deployment(ready: i32) -> Step {
     })
 }
 
+/// The gateway's own objects, applied in order: ConfigMap, Service, Deployment (with
+/// `ready` replicas), Ingress, PodDisruptionBudget.
+fn gateway_applied(ready: i32) -> [Step; 5] {
+    [
+        apply(CONFIGMAP),
+        apply(SERVICE),
+        apply_deployment(ready),
+        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
+        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
+    ]
+}
+
 fn status_patch() -> Step {
     step("PATCH", STATUS, |c: &Call| {
         let mut obj = serde_json::to_value(resource()).unwrap();
@@ -276,15 +288,8 @@ fn secrets_present(oauth_version: &'static str) -> Vec<Step> {
 #[tokio::test]
 async fn first_apply_creates_every_object_then_reports_progress() {
     let mut steps = secrets_present("11");
-    steps.extend([
-        apply(CONFIGMAP),
-        apply(SERVICE),
-        apply_deployment(0),
-        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
-        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
-        status_patch(),
-        event(),
-    ]);
+    steps.extend(gateway_applied(0));
+    steps.extend([status_patch(), event()]);
     let (result, calls, metrics) = run(resource(), steps).await;
     let action = result.unwrap();
     assert_eq!(
@@ -374,15 +379,8 @@ async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_route
     mc.metadata.generation = Some(2);
 
     let mut steps = secrets_present("12");
-    steps.extend([
-        apply(CONFIGMAP),
-        apply(SERVICE),
-        apply_deployment(2),
-        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
-        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
-        status_patch(),
-        event(),
-    ]);
+    steps.extend(gateway_applied(2));
+    steps.extend([status_patch(), event()]);
     let (result, calls, _) = run(mc.clone(), steps).await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(300)));
 
@@ -576,12 +574,8 @@ async fn service_mode_verifier_is_applied_and_a_missing_service_monitor_crd_only
     mc.spec.verifier.mode = chmcp_operator::crd::VerifierMode::Service;
     mc.spec.monitoring.service_monitor.enabled = true;
     let mut steps = secrets_present("11");
+    steps.extend(gateway_applied(2));
     steps.extend([
-        apply(CONFIGMAP),
-        apply(SERVICE),
-        apply_deployment(2),
-        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
-        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
         apply(VERIFY_CONFIGMAP),
         apply(VERIFY_SERVICE),
         apply(VERIFY_DEPLOYMENT),
@@ -667,12 +661,8 @@ async fn disabling_the_verifier_and_service_monitor_removes_them_by_label() {
     };
     let delete = move |path: String| step("DELETE", path, move |_: &Call| (200, deleted()));
     let mut steps = secrets_present("11");
+    steps.extend(gateway_applied(2));
     steps.extend([
-        apply(CONFIGMAP),
-        apply(SERVICE),
-        apply_deployment(2),
-        apply("/apis/networking.k8s.io/v1/namespaces/mcp/ingresses/analytics-gateway"),
-        apply("/apis/policy/v1/namespaces/mcp/poddisruptionbudgets/analytics-gateway"),
         list_step(
             "/api/v1/namespaces/mcp/configmaps",
             "analytics-verify",
