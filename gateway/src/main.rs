@@ -1,4 +1,4 @@
-//! `chmcp-gateway`: serve | verify | check-config | version. Argument parsing and exit
+//! `chmcp-gateway`: serve | verify | doctor | check-config | version. Argument parsing and exit
 //! codes only; everything else lives in the library.
 
 // The same no-panic rule as the library (lib.rs).
@@ -54,6 +54,10 @@ enum Command {
     Serve,
     /// Run the ClickHouse-side token verifier (HTTP authentication server).
     Verify(chmcp_gateway::verify::VerifyArgs),
+    /// Check from the outside that MCP clients (claude.ai, ChatGPT, Claude Code) can sign
+    /// in at URL: challenge, metadata, registration, PKCE, CORS, TLS, clock. Exit code 0
+    /// only when every check passes.
+    Doctor(chmcp_gateway::doctor::DoctorArgs),
     /// Validate a configuration and print the effective result, secrets redacted.
     CheckConfig {
         /// The file to check (default: --config).
@@ -114,6 +118,12 @@ fn main() -> ExitCode {
         Command::Verify(args) => match chmcp_gateway::verify::main(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("{e:#}")),
+        },
+        Command::Doctor(args) => match chmcp_gateway::doctor::main(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            // A finding about the server (1) is told apart from a doctor that could not run (2).
+            Ok(false) => ExitCode::from(1),
+            Err(e) => fail(&e.to_string()),
         },
         Command::Serve => {
             let opts = match load_options(&cli.serve, None) {

@@ -1,0 +1,450 @@
+//! `chmcp-gateway doctor URL` against a real gateway binary in broker mode with the real
+//! IdP (npm `oidc-provider`, `e2e/idp`): green when everything is right, and for each
+//! deliberately broken set-up a failure that names the broken link. Where the gateway
+//! cannot be broken by configuration, a labelled PROXY DOUBLE stands in front of the real
+//! gateway and changes exactly one answer (see [`ProxyDouble`]).
+
+use std::process::Command;
+use std::sync::Arc;
+
+use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway_binary;
+use chmcp_tests::idp::Idp;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const SIGNING_SECRET: &str = "doctor-test-signing-secret-0123456789abcdef";
+const AUDIENCE: &str = "https://mcp.example.com/";
+const CLAUDE: &str = "  allowed_origins: [\"https://claude.ai\"]\n";
+
+/// A broker-mode gateway (the demo set-up of the README) whose public URL is `public_url`.
+/// `oauth_extra` lands under `server.oauth`, `server_extra` under `server`.
+fn broker_config(idp: &Idp, public_url: &str, oauth_extra: &str, server_extra: &str) -> String {
+    format!(
+        "clickhouse:\n  host: 127.0.0.1\n  port: 9\nserver:\n{server_extra}  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: {AUDIENCE}\n    public_auth_server_url: {public_url}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: {SIGNING_SECRET}\n{oauth_extra}",
+        issuer = idp.issuer,
+        cid = idp.broker_client_id,
+        secret = idp.client_secret,
+    )
+}
+
+fn broker_gateway(idp: &Idp, oauth_extra: &str, server_extra: &str) -> Gateway {
+    let port = chmcp_tests::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    Gateway::start_on(port, &broker_config(idp, &base, oauth_extra, server_extra))
+}
+
+/// The doctor's run: exit code, the JSON report, and the same run's text form.
+struct Run {
+    code: Option<i32>,
+    json: Value,
+    text: String,
+}
+
+impl Run {
+    fn check(&self, id: &str) -> &Value {
+        self.json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id} in {}", self.json))
+    }
+
+    fn failed(&self) -> Vec<String> {
+        self.json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+async fn doctor(url: &str) -> Run {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let run = |json: bool| {
+            let mut cmd = Command::new(gateway_binary());
+            cmd.args(["doctor", &url]);
+            if json {
+                cmd.arg("--json");
+            }
+            cmd.output().expect("run chmcp-gateway doctor")
+        };
+        let json = run(true);
+        let text = run(false);
+        assert_eq!(json.status.code(), text.status.code());
+        Run {
+            code: json.status.code(),
+            json: serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "not JSON ({e}): {}{}",
+                    String::from_utf8_lossy(&json.stdout),
+                    String::from_utf8_lossy(&json.stderr)
+                )
+            }),
+            text: String::from_utf8_lossy(&text.stdout).to_string(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The proxy double
+
+/// One answer of the real gateway, as the double may change it.
+struct Upstream {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+type Rewrite = dyn Fn(&str, Upstream) -> Upstream + Send + Sync;
+
+/// A PROXY DOUBLE: forwards every request (method, headers including `Host`, body) to the
+/// real gateway and passes its answer back through `rewrite(path, answer)`. What a real
+/// deployment does differently: nothing, except the one answer the test's `rewrite`
+/// changes, standing for a proxy or server that serves that link wrongly.
+struct ProxyDouble {
+    port: u16,
+    listener: Option<TcpListener>,
+}
+
+impl ProxyDouble {
+    async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self {
+            port: listener.local_addr().unwrap().port(),
+            listener: Some(listener),
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self, upstream_port: u16, rewrite: Arc<Rewrite>) {
+        let listener = self.listener.take().unwrap();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let rewrite = rewrite.clone();
+                tokio::spawn(async move {
+                    let _ = forward(sock, upstream_port, &*rewrite).await;
+                });
+            }
+        });
+    }
+}
+
+async fn forward(
+    mut sock: tokio::net::TcpStream,
+    upstream_port: u16,
+    rewrite: &Rewrite,
+) -> Option<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head, body) = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at]).to_string();
+            let len = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < at + 4 + len {
+                let n = sock.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            break (head, buf[at + 4..at + 4 + len].to_vec());
+        }
+    };
+    let mut lines = head.lines();
+    let mut request_line = lines.next()?.split_whitespace();
+    let (method, target) = (request_line.next()?, request_line.next()?);
+    let mut req = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .request(
+            method.parse().ok()?,
+            format!("http://127.0.0.1:{upstream_port}{target}"),
+        )
+        .body(body);
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        if !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("connection") {
+            req = req.header(k.trim(), v.trim());
+        }
+    }
+    let resp = req.send().await.ok()?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection"))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.bytes().await.ok()?.to_vec();
+    let path = target.split('?').next().unwrap_or(target);
+    let out = rewrite(path, Upstream { status, headers, body });
+    let mut wire = format!("HTTP/1.1 {} X\r\n", out.status);
+    for (k, v) in &out.headers {
+        wire.push_str(&format!("{k}: {v}\r\n"));
+    }
+    wire.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        out.body.len()
+    ));
+    let mut bytes = wire.into_bytes();
+    bytes.extend_from_slice(&out.body);
+    sock.write_all(&bytes).await.ok()
+}
+
+/// A gateway behind a proxy double: the gateway's public URL is the double's.
+async fn behind_double(
+    idp: &Idp,
+    server_extra: &str,
+    rewrite: Arc<Rewrite>,
+) -> (Gateway, ProxyDouble) {
+    let mut double = ProxyDouble::bind().await;
+    let gw = Gateway::start(&broker_config(idp, &double.base(), "", server_extra));
+    double.start(gw.port, rewrite);
+    (gw, double)
+}
+
+// ---------------------------------------------------------------------------------------
+// Green
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_is_green_against_the_broker_with_the_real_idp() {
+    let idp = Idp::start().unwrap();
+    let gw = broker_gateway(&idp, "", CLAUDE);
+    let run = doctor(&gw.mcp_url()).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    assert_eq!(run.json["ok"], true);
+    assert!(run.failed().is_empty(), "{:?}", run.failed());
+    for id in [
+        "challenge",
+        "resource_metadata.challenge_url",
+        "resource_metadata.path_inserted",
+        "auth_server_metadata",
+        "pkce",
+        "registration",
+        "registration.claude_ai",
+        "registration.chatgpt",
+        "registration.claude_code",
+        "cors.preflight",
+        "cors.challenge",
+    ] {
+        assert_eq!(run.check(id)["level"], "pass", "{id}: {}", run.check(id));
+    }
+    assert_eq!(run.check("tls")["level"], "skip");
+    assert!(run.text.contains("✔ challenge"), "{}", run.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_is_green_through_a_pass_through_proxy_double() {
+    // The double's baseline: passing every answer through unchanged breaks nothing,
+    // so the failures in the tests below come from their one change.
+    let idp = Idp::start().unwrap();
+    let (_gw, double) = behind_double(&idp, CLAUDE, Arc::new(|_, up| up)).await;
+    let run = doctor(&format!("{}/mcp", double.base())).await;
+    assert_eq!(run.code, Some(0), "{}", run.text);
+}
+
+// ---------------------------------------------------------------------------------------
+// Broken, one link at a time
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_public_resource_url_fails_the_metadata_and_names_the_difference() {
+    let idp = Idp::start().unwrap();
+    let gw = broker_gateway(
+        &idp,
+        "    public_resource_url: https://mcp.example.com/\n",
+        CLAUDE,
+    );
+    let run = doctor(&gw.mcp_url()).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let c = run.check("resource_metadata.path_inserted");
+    assert_eq!(c["ok"], false);
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("resource \"https://mcp.example.com/\""),
+        "{c}"
+    );
+    assert!(
+        c["cause"].as_str().unwrap().contains("scheme differs"),
+        "{c}"
+    );
+    assert!(
+        c["fix"].as_str().unwrap().contains("public_resource_url"),
+        "{c}"
+    );
+    assert_eq!(run.check("resource_metadata.challenge_url")["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_slash_mismatch_is_named_as_one() {
+    let idp = Idp::start().unwrap();
+    let port = chmcp_tests::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let gw = Gateway::start_on(
+        port,
+        &broker_config(
+            &idp,
+            &base,
+            &format!("    public_resource_url: {base}/mcp/\n"),
+            CLAUDE,
+        ),
+    );
+    let run = doctor(&gw.mcp_url()).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let c = run.check("resource_metadata.path_inserted");
+    assert!(
+        c["cause"]
+            .as_str()
+            .unwrap()
+            .contains("only by a trailing slash: the server's has it, yours does not"),
+        "{c}"
+    );
+    assert!(run.text.contains("✘ resource_metadata.path_inserted"), "{}", run.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_metadata_path_fails_that_form_only() {
+    let idp = Idp::start().unwrap();
+    let (_gw, double) = behind_double(
+        &idp,
+        CLAUDE,
+        Arc::new(|path, up| {
+            if path == "/.well-known/oauth-protected-resource/mcp" {
+                Upstream {
+                    status: 404,
+                    headers: vec![],
+                    body: b"not here".to_vec(),
+                }
+            } else {
+                up
+            }
+        }),
+    )
+    .await;
+    let run = doctor(&format!("{}/mcp", double.base())).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    assert_eq!(run.failed(), ["resource_metadata.path_inserted"], "{}", run.text);
+    let c = run.check("resource_metadata.path_inserted");
+    assert!(c["detail"].as_str().unwrap().ends_with(": 404"), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_off_server_fails_the_challenge() {
+    // The same URL served with OAuth off: no challenge, and no metadata behind it.
+    let gw = Gateway::start("clickhouse:\n  host: 127.0.0.1\n  port: 9\n");
+    let run = doctor(&gw.mcp_url()).await;
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let c = run.check("challenge");
+    assert!(c["detail"].as_str().unwrap().contains(": 200"), "{c}");
+    assert!(c["fix"].as_str().unwrap().contains("server.oauth.enabled"), "{c}");
+    assert_eq!(run.check("resource_metadata.path_inserted")["ok"], false);
+    assert_eq!(run.check("auth_server_metadata")["level"], "blocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_without_registration_fails_registration() {
+    // The gateway always offers both DCR and client ID metadata documents; the double
+    // removes both from the authorization-server metadata, as a server without them has.
+    let idp = Idp::start().unwrap();
+    let (_gw, double) = behind_double(
+        &idp,
+        CLAUDE,
+        Arc::new(|path, mut up| {
+            if path == "/.well-known/oauth-authorization-server" {
+                let mut doc: Value = serde_json::from_slice(&up.body).unwrap();
+                let m = doc.as_object_mut().unwrap();
+                m.remove("registration_endpoint");
+                m.remove("client_id_metadata_document_supported");
+                up.body = doc.to_string().into_bytes();
+            }
+            up
+        }),
+    )
+    .await;
+    let run = doctor(&format!("{}/mcp", double.base())).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let c = run.check("registration");
+    assert_eq!(c["level"], "fail");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("neither registration_endpoint nor client_id_metadata_document_supported"),
+        "{c}"
+    );
+    assert_eq!(run.check("registration.claude_ai")["level"], "blocked");
+    assert_eq!(run.check("pkce")["level"], "pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_origin_fails_cors_and_names_allowed_origins() {
+    // server.allowed_origins does not list https://claude.ai.
+    let idp = Idp::start().unwrap();
+    let gw = broker_gateway(
+        &idp,
+        "",
+        "  allowed_origins: [\"https://chatgpt.com\"]\n",
+    );
+    let run = doctor(&gw.mcp_url()).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let c = run.check("cors.preflight");
+    assert_eq!(c["ok"], false);
+    assert!(c["detail"].as_str().unwrap().contains("403"), "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("server.allowed_origins"),
+        "{c}"
+    );
+    assert_eq!(run.check("cors.challenge")["ok"], false);
+    assert_eq!(run.check("challenge")["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_fails_the_first_link_and_blocks_the_rest() {
+    let port = chmcp_tests::free_port();
+    let run = doctor(&format!("http://127.0.0.1:{port}/mcp")).await;
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    assert_eq!(run.check("challenge")["ok"], false);
+    assert_eq!(run.check("pkce")["level"], "blocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_that_is_not_one_is_a_usage_error() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(gateway_binary())
+            .args(["doctor", "mcp.example.com/mcp"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mcp.example.com/mcp"));
+}
