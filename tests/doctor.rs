@@ -193,12 +193,24 @@ async fn forward(
     let headers = resp
         .headers()
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "content-length" | "transfer-encoding" | "connection"
+            )
+        })
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let body = resp.bytes().await.ok()?.to_vec();
     let path = target.split('?').next().unwrap_or(target);
-    let out = rewrite(path, Upstream { status, headers, body });
+    let out = rewrite(
+        path,
+        Upstream {
+            status,
+            headers,
+            body,
+        },
+    );
     let mut wire = format!("HTTP/1.1 {} X\r\n", out.status);
     for (k, v) in &out.headers {
         wire.push_str(&format!("{k}: {v}\r\n"));
@@ -324,11 +336,15 @@ async fn a_trailing_slash_mismatch_is_named_as_one() {
             .contains("only by a trailing slash: the server's has it, yours does not"),
         "{c}"
     );
-    assert!(run.text.contains("✘ resource_metadata.path_inserted"), "{}", run.text);
+    assert!(
+        run.text.contains("✘ resource_metadata.path_inserted"),
+        "{}",
+        run.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_metadata_path_fails_that_form_only() {
+async fn a_missing_metadata_path_fails_the_links_that_use_it() {
     let idp = Idp::start().unwrap();
     let (_gw, double) = behind_double(
         &idp,
@@ -349,7 +365,18 @@ async fn a_missing_metadata_path_fails_that_form_only() {
     let run = doctor(&format!("{}/mcp", double.base())).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(1), "{}", run.text);
-    assert_eq!(run.failed(), ["resource_metadata.path_inserted"], "{}", run.text);
+    // In single-cluster mode the challenge names this very path, so both links break;
+    // the root form still works and nothing after discovery is affected.
+    assert_eq!(
+        run.failed(),
+        [
+            "resource_metadata.challenge_url",
+            "resource_metadata.path_inserted"
+        ],
+        "{}",
+        run.text
+    );
+    assert_eq!(run.check("resource_metadata.root")["level"], "pass");
     let c = run.check("resource_metadata.path_inserted");
     assert!(c["detail"].as_str().unwrap().ends_with(": 404"), "{c}");
 }
@@ -362,7 +389,10 @@ async fn an_oauth_off_server_fails_the_challenge() {
     assert_eq!(run.code, Some(1), "{}", run.text);
     let c = run.check("challenge");
     assert!(c["detail"].as_str().unwrap().contains(": 200"), "{c}");
-    assert!(c["fix"].as_str().unwrap().contains("server.oauth.enabled"), "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("server.oauth.enabled"),
+        "{c}"
+    );
     assert_eq!(run.check("resource_metadata.path_inserted")["ok"], false);
     assert_eq!(run.check("auth_server_metadata")["level"], "blocked");
 }
@@ -407,11 +437,7 @@ async fn a_broker_without_registration_fails_registration() {
 async fn a_foreign_origin_fails_cors_and_names_allowed_origins() {
     // server.allowed_origins does not list https://claude.ai.
     let idp = Idp::start().unwrap();
-    let gw = broker_gateway(
-        &idp,
-        "",
-        "  allowed_origins: [\"https://chatgpt.com\"]\n",
-    );
+    let gw = broker_gateway(&idp, "", "  allowed_origins: [\"https://chatgpt.com\"]\n");
     let run = doctor(&gw.mcp_url()).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(1), "{}", run.text);
@@ -419,7 +445,10 @@ async fn a_foreign_origin_fails_cors_and_names_allowed_origins() {
     assert_eq!(c["ok"], false);
     assert!(c["detail"].as_str().unwrap().contains("403"), "{c}");
     assert!(
-        c["fix"].as_str().unwrap().contains("server.allowed_origins"),
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("server.allowed_origins"),
         "{c}"
     );
     assert_eq!(run.check("cors.challenge")["ok"], false);

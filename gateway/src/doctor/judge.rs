@@ -338,7 +338,10 @@ pub fn resource_metadata(
         let detail = format!("GET {url}: {}", r.status);
         if lenient {
             return (
-                Check::pass(id, format!("{detail} (fine: clients read the path form first, and it works)")),
+                Check::pass(
+                    id,
+                    format!("{detail} (fine: clients read the path form first, and it works)"),
+                ),
                 None,
             );
         }
@@ -368,11 +371,19 @@ pub fn resource_metadata(
             None,
         );
     };
-    let resource = doc.get("resource").and_then(Value::as_str).unwrap_or_default();
+    let resource = doc
+        .get("resource")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let strings = |key: &str| -> Vec<String> {
         doc.get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let servers = strings("authorization_servers");
@@ -498,7 +509,10 @@ pub fn auth_server_metadata(
             missing.push(format!("{variant} {url}: {why}"));
             continue;
         };
-        let got = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        let got = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let also = if missing.is_empty() {
             String::new()
         } else {
@@ -547,7 +561,10 @@ pub fn pkce(doc: &Value) -> Check {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if methods.contains(&"S256") {
-        Check::pass(ID, format!("code_challenge_methods_supported: {}", methods.join(", ")))
+        Check::pass(
+            ID,
+            format!("code_challenge_methods_supported: {}", methods.join(", ")),
+        )
     } else {
         Check::fail(
             ID,
@@ -639,9 +656,11 @@ pub fn registered(client: &KnownClient, endpoint: &str, outcome: &Outcome) -> Ch
         Ok(r) => r,
         Err(e) => return unreachable_check(client.id, "POST", endpoint, e),
     };
-    let id = r
-        .json()
-        .and_then(|v| v.get("client_id").and_then(Value::as_str).map(str::to_string));
+    let id = r.json().and_then(|v| {
+        v.get("client_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     match (r.status, id) {
         (200 | 201, Some(_)) => Check::pass(
             client.id,
@@ -726,7 +745,10 @@ pub fn preflight(url: &str, outcome: &Outcome) -> Check {
     }
     Check::pass(
         ID,
-        format!("{said}, origin and headers {} allowed", BROWSER_REQUEST_HEADERS.join(", ")),
+        format!(
+            "{said}, origin and headers {} allowed",
+            BROWSER_REQUEST_HEADERS.join(", ")
+        ),
     )
 }
 
@@ -756,7 +778,10 @@ pub fn cross_origin_challenge(url: &str, outcome: &Outcome) -> Check {
             "add Access-Control-Expose-Headers: WWW-Authenticate",
         );
     }
-    Check::pass(ID, format!("{said}, origin allowed, WWW-Authenticate exposed"))
+    Check::pass(
+        ID,
+        format!("{said}, origin allowed, WWW-Authenticate exposed"),
+    )
 }
 
 /// A metadata document read from a browser needs `Access-Control-Allow-Origin`.
@@ -787,7 +812,10 @@ pub fn tls(url: &Url, peer_certificate: Option<&[u8]>, now: i64) -> Check {
     const ID: &str = "tls";
     if url.scheme() != "https" {
         return if is_loopback_url(url) {
-            Check::skip(ID, "plain http on loopback: no TLS to check (local use only)")
+            Check::skip(
+                ID,
+                "plain http on loopback: no TLS to check (local use only)",
+            )
         } else {
             Check::fail(
                 ID,
@@ -819,11 +847,16 @@ pub fn tls(url: &Url, peer_certificate: Option<&[u8]>, now: i64) -> Check {
         return Check::warn(
             ID,
             format!("certificate valid until {until}: {days_left} day(s) left"),
-            format!("it expires in under {CERT_WARN_DAYS} days; then every client fails to connect"),
+            format!(
+                "it expires in under {CERT_WARN_DAYS} days; then every client fails to connect"
+            ),
             "renew it now and check that automatic renewal (cert-manager, certbot) runs",
         );
     }
-    Check::pass(ID, format!("certificate valid until {until} ({days_left} days left)"))
+    Check::pass(
+        ID,
+        format!("certificate valid until {until} ({days_left} days left)"),
+    )
 }
 
 /// A connection that failed in the TLS handshake (untrusted chain, wrong name, expired).
@@ -839,9 +872,15 @@ pub fn tls_failure(url: &str, error: &str) -> Check {
 /// Whether a transport error's text is about TLS (so the report names TLS, not the network).
 pub fn is_tls_error(error: &str) -> bool {
     let e = error.to_ascii_lowercase();
-    ["certificate", "tls", "handshake", "unknownissuer", "notvalidforname"]
-        .iter()
-        .any(|w| e.contains(w))
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "notvalidforname",
+    ]
+    .iter()
+    .any(|w| e.contains(w))
 }
 
 fn fmt_unix(secs: i64) -> String {
@@ -878,7 +917,11 @@ pub fn clock(date: Option<&str>, now: i64) -> Check {
         );
     };
     let skew = server - now;
-    let said = format!("server clock {} s {} this machine's", skew.abs(), if skew < 0 { "behind" } else { "ahead of" });
+    let said = format!(
+        "server clock {} s {} this machine's",
+        skew.abs(),
+        if skew < 0 { "behind" } else { "ahead of" }
+    );
     if skew.abs() > MAX_CLOCK_SKEW_SECS {
         Check::warn(
             ID,
@@ -919,7 +962,14 @@ mod tests {
     #[test]
     fn a_401_with_a_bearer_challenge_naming_the_metadata_passes_and_yields_its_url() {
         let (c, url) = challenge(
-            &reply(401, &[("www-authenticate", &format!("Bearer error=\"invalid_token\", resource_metadata=\"{PRM}\""))], "{}"),
+            &reply(
+                401,
+                &[(
+                    "www-authenticate",
+                    &format!("Bearer error=\"invalid_token\", resource_metadata=\"{PRM}\""),
+                )],
+                "{}",
+            ),
             MCP,
         );
         assert_eq!(c.level, Level::Pass, "{c:?}");
@@ -935,7 +985,10 @@ mod tests {
         assert!(c.cause.unwrap().contains("nothing is served"));
         let (c, _) = challenge(&reply(401, &[], ""), MCP);
         assert!(c.detail.contains("no WWW-Authenticate"), "{c:?}");
-        let (c, _) = challenge(&reply(401, &[("www-authenticate", "Basic realm=\"x\"")], ""), MCP);
+        let (c, _) = challenge(
+            &reply(401, &[("www-authenticate", "Basic realm=\"x\"")], ""),
+            MCP,
+        );
         assert!(c.cause.unwrap().contains("no Bearer challenge"));
         let (c, _) = challenge(&Err("connection refused".into()), MCP);
         assert_eq!(c.cause.as_deref(), Some("connection refused"));
@@ -943,16 +996,26 @@ mod tests {
 
     #[test]
     fn a_challenge_without_resource_metadata_is_a_warning() {
-        let (c, url) = challenge(&reply(401, &[("www-authenticate", "Bearer realm=\"mcp\"")], ""), MCP);
+        let (c, url) = challenge(
+            &reply(401, &[("www-authenticate", "Bearer realm=\"mcp\"")], ""),
+            MCP,
+        );
         assert_eq!(c.level, Level::Warn);
         assert_eq!(url, None);
     }
 
     #[test]
     fn well_known_resource_urls_insert_the_path_and_drop_the_query() {
-        let (inserted, root) = resource_metadata_urls(&Url::parse("https://h.example/mcp/otel?x=1").unwrap());
-        assert_eq!(inserted.unwrap().as_str(), "https://h.example/.well-known/oauth-protected-resource/mcp/otel");
-        assert_eq!(root.as_str(), "https://h.example/.well-known/oauth-protected-resource");
+        let (inserted, root) =
+            resource_metadata_urls(&Url::parse("https://h.example/mcp/otel?x=1").unwrap());
+        assert_eq!(
+            inserted.unwrap().as_str(),
+            "https://h.example/.well-known/oauth-protected-resource/mcp/otel"
+        );
+        assert_eq!(
+            root.as_str(),
+            "https://h.example/.well-known/oauth-protected-resource"
+        );
         let (inserted, _) = resource_metadata_urls(&Url::parse("https://h.example/").unwrap());
         assert_eq!(inserted, None);
     }
@@ -961,7 +1024,8 @@ mod tests {
         reply(
             200,
             &[],
-            &json!({"resource": resource, "authorization_servers": ["https://mcp.example.com"]}).to_string(),
+            &json!({"resource": resource, "authorization_servers": ["https://mcp.example.com"]})
+                .to_string(),
         )
     }
 
@@ -969,24 +1033,40 @@ mod tests {
     fn metadata_naming_exactly_the_pasted_url_passes() {
         let (c, doc) = resource_metadata(MetadataForm::PathInserted, PRM, &prm(MCP), MCP, false);
         assert_eq!(c.level, Level::Pass, "{c:?}");
-        assert_eq!(doc.unwrap().authorization_servers, ["https://mcp.example.com"]);
+        assert_eq!(
+            doc.unwrap().authorization_servers,
+            ["https://mcp.example.com"]
+        );
     }
 
     #[test]
     fn a_trailing_slash_mismatch_is_named_as_such_both_ways() {
-        let (c, _) = resource_metadata(MetadataForm::PathInserted, PRM, &prm("https://mcp.example.com/mcp/"), MCP, false);
+        let (c, _) = resource_metadata(
+            MetadataForm::PathInserted,
+            PRM,
+            &prm("https://mcp.example.com/mcp/"),
+            MCP,
+            false,
+        );
         assert_eq!(c.level, Level::Fail);
         let cause = c.cause.unwrap();
-        assert!(cause.contains("only by a trailing slash: the server's has it, yours does not"), "{cause}");
+        assert!(
+            cause.contains("only by a trailing slash: the server's has it, yours does not"),
+            "{cause}"
+        );
         assert!(c.fix.unwrap().contains("public_resource_url"));
-        assert!(url_difference("https://h/mcp", "https://h/mcp/").contains("yours has it, the server's does not"));
+        assert!(url_difference("https://h/mcp", "https://h/mcp/")
+            .contains("yours has it, the server's does not"));
     }
 
     #[test]
     fn scheme_host_and_path_mismatches_are_named() {
-        assert!(url_difference("http://h/mcp", "https://h/mcp").contains("scheme differs (http vs https): TLS probably ends at a proxy"));
-        assert!(url_difference("https://other.example/mcp", "https://h/mcp").contains("host differs (other.example vs h)"));
-        assert!(url_difference("https://h/", "https://h/mcp/otel").contains("path differs (/ vs /mcp/otel)"));
+        assert!(url_difference("http://h/mcp", "https://h/mcp")
+            .contains("scheme differs (http vs https): TLS probably ends at a proxy"));
+        assert!(url_difference("https://other.example/mcp", "https://h/mcp")
+            .contains("host differs (other.example vs h)"));
+        assert!(url_difference("https://h/", "https://h/mcp/otel")
+            .contains("path differs (/ vs /mcp/otel)"));
     }
 
     #[test]
@@ -1003,29 +1083,56 @@ mod tests {
 
     #[test]
     fn missing_html_and_serverless_metadata_fail() {
-        let (c, _) = resource_metadata(MetadataForm::PathInserted, PRM, &reply(404, &[], ""), MCP, false);
+        let (c, _) = resource_metadata(
+            MetadataForm::PathInserted,
+            PRM,
+            &reply(404, &[], ""),
+            MCP,
+            false,
+        );
         assert_eq!(c.level, Level::Fail);
         assert!(c.detail.contains(": 404"));
-        let (c, _) = resource_metadata(MetadataForm::Challenge, PRM, &reply(200, &[], "<html>login</html>"), MCP, false);
+        let (c, _) = resource_metadata(
+            MetadataForm::Challenge,
+            PRM,
+            &reply(200, &[], "<html>login</html>"),
+            MCP,
+            false,
+        );
         assert!(c.detail.contains("not a JSON object"));
-        let (c, _) = resource_metadata(MetadataForm::Challenge, PRM, &reply(200, &[], &json!({"resource": MCP}).to_string()), MCP, false);
+        let (c, _) = resource_metadata(
+            MetadataForm::Challenge,
+            PRM,
+            &reply(200, &[], &json!({"resource": MCP}).to_string()),
+            MCP,
+            false,
+        );
         assert!(c.detail.contains("no `authorization_servers`"));
     }
 
     #[test]
     fn auth_server_metadata_urls_follow_the_mcp_discovery_order() {
         let urls = |i: &str| -> Vec<String> {
-            auth_server_metadata_urls(&Url::parse(i).unwrap()).into_iter().map(|(_, u)| u.to_string()).collect()
+            auth_server_metadata_urls(&Url::parse(i).unwrap())
+                .into_iter()
+                .map(|(_, u)| u.to_string())
+                .collect()
         };
-        assert_eq!(urls("https://as.example"), [
-            "https://as.example/.well-known/oauth-authorization-server",
-            "https://as.example/.well-known/openid-configuration",
-        ]);
-        assert_eq!(urls("https://as.example/tenant/1/"), [
-            "https://as.example/.well-known/oauth-authorization-server/tenant/1",
-            "https://as.example/.well-known/openid-configuration/tenant/1",
-            "https://as.example/tenant/1/.well-known/openid-configuration",
-        ]);
+        assert_eq!(
+            urls("https://as.example"),
+            [
+                "https://as.example/.well-known/oauth-authorization-server",
+                "https://as.example/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            urls("https://as.example/tenant/1/"),
+            [
+                "https://as.example/.well-known/oauth-authorization-server/tenant/1",
+                "https://as.example/.well-known/openid-configuration/tenant/1",
+                "https://as.example/tenant/1/.well-known/openid-configuration",
+            ]
+        );
     }
 
     #[test]
@@ -1044,21 +1151,33 @@ mod tests {
         let (c, _) = auth_server_metadata(issuer, &tried);
         assert_eq!(c.level, Level::Fail);
         assert!(c.cause.unwrap().contains("trailing slash"));
-        let (c, _) = auth_server_metadata(issuer, &[("RFC 8414", "u1".to_string(), Err("timeout".into()))]);
+        let (c, _) = auth_server_metadata(
+            issuer,
+            &[("RFC 8414", "u1".to_string(), Err("timeout".into()))],
+        );
         assert!(c.detail.contains("RFC 8414 u1: timeout"), "{c:?}");
     }
 
     #[test]
     fn pkce_needs_s256() {
-        assert_eq!(pkce(&json!({"code_challenge_methods_supported": ["plain", "S256"]})).level, Level::Pass);
-        assert_eq!(pkce(&json!({"code_challenge_methods_supported": ["plain"]})).level, Level::Fail);
+        assert_eq!(
+            pkce(&json!({"code_challenge_methods_supported": ["plain", "S256"]})).level,
+            Level::Pass
+        );
+        assert_eq!(
+            pkce(&json!({"code_challenge_methods_supported": ["plain"]})).level,
+            Level::Fail
+        );
         assert!(pkce(&json!({})).detail.contains("missing"));
     }
 
     #[test]
     fn registration_needs_dcr_or_cimd() {
         let (c, e) = registration(&json!({"registration_endpoint": "https://as.example/register"}));
-        assert_eq!((c.level, e.as_deref()), (Level::Pass, Some("https://as.example/register")));
+        assert_eq!(
+            (c.level, e.as_deref()),
+            (Level::Pass, Some("https://as.example/register"))
+        );
         let (c, e) = registration(&json!({"client_id_metadata_document_supported": true}));
         assert_eq!((c.level, e), (Level::Pass, None));
         let (c, _) = registration(&json!({"client_id_metadata_document_supported": false}));
@@ -1070,49 +1189,107 @@ mod tests {
         let client = &KNOWN_CLIENTS[0];
         let ok = registered(client, "e", &reply(201, &[], r#"{"client_id":"x"}"#));
         assert_eq!(ok.level, Level::Pass);
-        let no = registered(client, "e", &reply(400, &[], r#"{"error":"invalid_redirect_uri","error_description":"https only"}"#));
+        let no = registered(
+            client,
+            "e",
+            &reply(
+                400,
+                &[],
+                r#"{"error":"invalid_redirect_uri","error_description":"https only"}"#,
+            ),
+        );
         assert_eq!(no.level, Level::Fail);
         assert!(no.detail.contains("https://claude.ai/api/mcp/auth_callback refused: 400 invalid_redirect_uri: https only"), "{}", no.detail);
-        assert_eq!(registration_request(client)["redirect_uris"], json!([client.redirect_uri]));
+        assert_eq!(
+            registration_request(client)["redirect_uris"],
+            json!([client.redirect_uri])
+        );
     }
 
     #[test]
     fn a_preflight_must_allow_the_origin_and_name_authorization() {
-        let good = reply(204, &[
-            ("access-control-allow-origin", BROWSER_ORIGIN),
-            ("access-control-allow-headers", "Content-Type, Authorization, MCP-Protocol-Version"),
-        ], "");
+        let good = reply(
+            204,
+            &[
+                ("access-control-allow-origin", BROWSER_ORIGIN),
+                (
+                    "access-control-allow-headers",
+                    "Content-Type, Authorization, MCP-Protocol-Version",
+                ),
+            ],
+            "",
+        );
         assert_eq!(preflight(MCP, &good).level, Level::Pass);
-        let star = reply(204, &[("access-control-allow-origin", "*"), ("access-control-allow-headers", "*")], "");
+        let star = reply(
+            204,
+            &[
+                ("access-control-allow-origin", "*"),
+                ("access-control-allow-headers", "*"),
+            ],
+            "",
+        );
         let c = preflight(MCP, &star);
         assert_eq!(c.level, Level::Fail);
         assert!(c.cause.unwrap().contains("may not send authorization"));
-        let refused = reply(403, &[], r#"{"error":"forbidden_origin","error_description":"Origin https://claude.ai is not allowed"}"#);
+        let refused = reply(
+            403,
+            &[],
+            r#"{"error":"forbidden_origin","error_description":"Origin https://claude.ai is not allowed"}"#,
+        );
         let c = preflight(MCP, &refused);
         assert!(c.detail.contains("403 (forbidden_origin"), "{c:?}");
         assert!(c.fix.unwrap().contains("server.allowed_origins"));
-        let other = reply(204, &[("access-control-allow-origin", "https://evil.example")], "");
-        assert!(preflight(MCP, &other).detail.contains("is https://evil.example, not https://claude.ai"));
+        let other = reply(
+            204,
+            &[("access-control-allow-origin", "https://evil.example")],
+            "",
+        );
+        assert!(preflight(MCP, &other)
+            .detail
+            .contains("is https://evil.example, not https://claude.ai"));
     }
 
     #[test]
     fn a_cross_origin_401_must_expose_the_challenge() {
-        let h = [("access-control-allow-origin", BROWSER_ORIGIN), ("access-control-expose-headers", "WWW-Authenticate")];
-        assert_eq!(cross_origin_challenge(MCP, &reply(401, &h, "")).level, Level::Pass);
+        let h = [
+            ("access-control-allow-origin", BROWSER_ORIGIN),
+            ("access-control-expose-headers", "WWW-Authenticate"),
+        ];
+        assert_eq!(
+            cross_origin_challenge(MCP, &reply(401, &h, "")).level,
+            Level::Pass
+        );
         let c = cross_origin_challenge(MCP, &reply(401, &h[..1], ""));
         assert_eq!(c.level, Level::Fail);
     }
 
     #[test]
     fn metadata_without_cors_is_only_a_warning() {
-        assert_eq!(metadata_cors("cors.x", PRM, &reply(200, &[], "")).level, Level::Warn);
-        assert_eq!(metadata_cors("cors.x", PRM, &reply(200, &[("access-control-allow-origin", "*")], "")).level, Level::Pass);
+        assert_eq!(
+            metadata_cors("cors.x", PRM, &reply(200, &[], "")).level,
+            Level::Warn
+        );
+        assert_eq!(
+            metadata_cors(
+                "cors.x",
+                PRM,
+                &reply(200, &[("access-control-allow-origin", "*")], "")
+            )
+            .level,
+            Level::Pass
+        );
     }
 
     #[test]
     fn tls_is_skipped_on_loopback_http_and_required_elsewhere() {
-        assert_eq!(tls(&Url::parse("http://127.0.0.1:1/mcp").unwrap(), None, 0).level, Level::Skip);
-        assert_eq!(tls(&Url::parse("http://mcp.example.com/mcp").unwrap(), None, 0).level, Level::Fail);
+        assert_eq!(
+            tls(&Url::parse("http://127.0.0.1:1/mcp").unwrap(), None, 0).level,
+            Level::Skip
+        );
+        assert_eq!(
+            tls(&Url::parse("http://mcp.example.com/mcp").unwrap(), None, 0).level,
+            Level::Fail
+        );
         assert!(is_tls_error("invalid peer certificate: Expired"));
         assert!(!is_tls_error("connection refused"));
     }
@@ -1121,13 +1298,22 @@ mod tests {
     fn a_certificate_close_to_expiry_warns_and_an_expired_one_fails() {
         use base64::Engine;
         let der = base64::engine::general_purpose::STANDARD
-            .decode(include_str!("testdata/cert.der.b64").split_whitespace().collect::<String>())
+            .decode(
+                include_str!("testdata/cert.der.b64")
+                    .split_whitespace()
+                    .collect::<String>(),
+            )
             .unwrap();
         let https = Url::parse("https://mcp.example.com/mcp").unwrap();
         let not_after = crate::doctor::cert::unix_seconds(2054, 4, 19, 0, 30, 2);
         let c = tls(&https, Some(&der), not_after - 100 * 86_400);
         assert_eq!(c.level, Level::Pass, "{c:?}");
-        assert!(c.detail.contains("Sun, 19 Apr 2054 00:30:02 GMT (100 days left)"), "{}", c.detail);
+        assert!(
+            c.detail
+                .contains("Sun, 19 Apr 2054 00:30:02 GMT (100 days left)"),
+            "{}",
+            c.detail
+        );
         let c = tls(&https, Some(&der), not_after - 3 * 86_400);
         assert_eq!(c.level, Level::Warn);
         assert!(c.detail.contains("3 day(s) left"));

@@ -56,7 +56,10 @@ fn random_b64(bytes: usize) -> Result<String, Stop> {
 
 /// The S256 challenge of a PKCE verifier (RFC 7636 §4.2).
 pub fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 fn endpoint(doc: &Value, name: &str) -> Result<String, Stop> {
@@ -85,9 +88,13 @@ async fn flow(pasted: &str, found: &Discovered, notes: &mut Vec<String>) -> Resu
         )
     })?;
 
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| stop("cannot listen on loopback", e.to_string(), "free a loopback port"))?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| {
+        stop(
+            "cannot listen on loopback",
+            e.to_string(),
+            "free a loopback port",
+        )
+    })?;
     let port = listener
         .local_addr()
         .map_err(|e| stop("cannot listen on loopback", e.to_string(), "retry"))?
@@ -122,7 +129,11 @@ async fn flow(pasted: &str, found: &Discovered, notes: &mut Vec<String>) -> Resu
     let verifier = random_b64(32)?;
     let state = random_b64(16)?;
     let mut url = Url::parse(&authorize).map_err(|e| {
-        stop("authorization_endpoint is not a URL", e.to_string(), "fix the metadata")
+        stop(
+            "authorization_endpoint is not a URL",
+            e.to_string(),
+            "fix the metadata",
+        )
     })?;
     {
         let mut q = url.query_pairs_mut();
@@ -138,7 +149,10 @@ async fn flow(pasted: &str, found: &Discovered, notes: &mut Vec<String>) -> Resu
         }
     }
     let line = format!("Open this URL in a browser to sign in:\n  {url}");
-    eprintln!("{line}\nWaiting up to {} s for the redirect to {redirect_uri} ...", SIGN_IN_TIMEOUT.as_secs());
+    eprintln!(
+        "{line}\nWaiting up to {} s for the redirect to {redirect_uri} ...",
+        SIGN_IN_TIMEOUT.as_secs()
+    );
     notes.push(line);
 
     let query = tokio::time::timeout(SIGN_IN_TIMEOUT, callback(&listener))
@@ -165,7 +179,10 @@ async fn flow(pasted: &str, found: &Discovered, notes: &mut Vec<String>) -> Resu
             "return the client's state unchanged",
         ));
     }
-    let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+    let issuer = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let Some(iss) = param("iss").filter(|i| i != issuer) {
         return Err(stop(
             format!("the redirect names issuer {iss}"),
@@ -174,7 +191,11 @@ async fn flow(pasted: &str, found: &Discovered, notes: &mut Vec<String>) -> Resu
         ));
     }
     let code = param("code").ok_or_else(|| {
-        stop("the redirect has no code", "no code parameter", "return the authorization code")
+        stop(
+            "the redirect has no code",
+            "no code parameter",
+            "return the authorization code",
+        )
     })?;
 
     let token = walk::send(client.post(&token_endpoint).form(&[
@@ -217,7 +238,10 @@ fn describe(outcome: &judge::Outcome) -> String {
         Ok(r) => format!(
             "{} {}",
             r.status,
-            String::from_utf8_lossy(&r.body).chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&r.body)
+                .chars()
+                .take(300)
+                .collect::<String>()
         ),
         Err(e) => e.clone(),
     }
@@ -249,7 +273,9 @@ async fn callback(listener: &TcpListener) -> Result<Vec<(String, String)>, Stop>
         let parsed = Url::parse(&format!("http://127.0.0.1{target}")).ok();
         let Some(url) = parsed.filter(|u| u.path() == "/callback") else {
             let _ = sock
-                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
                 .await;
             continue;
         };
@@ -298,7 +324,9 @@ async fn list_tools(client: &reqwest::Client, url: &str, token: &str) -> Result<
         }
         req
     };
-    let init = walk::send(post(judge::initialize_request(), None)).await.outcome;
+    let init = walk::send(post(judge::initialize_request(), None))
+        .await
+        .outcome;
     let version = init
         .as_ref()
         .ok()
@@ -360,8 +388,16 @@ mod tests {
             body: body.as_bytes().to_vec(),
         };
         let json = fetched(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{},{}]}}"#);
-        assert_eq!(rpc_result(&json).unwrap()["tools"].as_array().unwrap().len(), 2);
-        let sse = fetched("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[]}}\n\n");
+        assert_eq!(
+            rpc_result(&json).unwrap()["tools"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let sse = fetched(
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[]}}\n\n",
+        );
         assert_eq!(rpc_result(&sse).unwrap()["tools"], json!([]));
         assert_eq!(rpc_result(&fetched("nope")), None);
     }

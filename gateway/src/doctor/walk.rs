@@ -179,7 +179,8 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     let mut path_doc = None;
     if let Some(u) = &inserted {
         let o = fetcher.get(u.as_str()).await;
-        let (c, d) = judge::resource_metadata(MetadataForm::PathInserted, u.as_str(), &o, pasted, false);
+        let (c, d) =
+            judge::resource_metadata(MetadataForm::PathInserted, u.as_str(), &o, pasted, false);
         path_check = Some(c);
         path_doc = d.map(|d| (u.to_string(), d));
     }
@@ -190,7 +191,10 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
             (c, d.map(|d| (u.clone(), d)))
         }
         None => (
-            Check::skip(MetadataForm::Challenge.id(), "the challenge names no metadata URL"),
+            Check::skip(
+                MetadataForm::Challenge.id(),
+                "the challenge names no metadata URL",
+            ),
             None,
         ),
     };
@@ -204,7 +208,10 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     );
     checks.push(challenge_check);
     checks.push(path_check.unwrap_or_else(|| {
-        Check::skip(MetadataForm::PathInserted.id(), "the URL has no path: the root form is the one")
+        Check::skip(
+            MetadataForm::PathInserted.id(),
+            "the URL has no path: the root form is the one",
+        )
     }));
     checks.push(root_check);
     // The document a client goes on with: the challenge's, else the path form, else root.
@@ -222,7 +229,11 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
             }
         }
         Some((_, prm)) => {
-            let issuer = prm.authorization_servers.first().cloned().unwrap_or_default();
+            let issuer = prm
+                .authorization_servers
+                .first()
+                .cloned()
+                .unwrap_or_default();
             match Url::parse(&issuer) {
                 Err(e) => {
                     checks.push(Check::fail(
@@ -281,12 +292,22 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     let cross = send(initialize(&client, &url).header(ORIGIN, BROWSER_ORIGIN)).await;
     checks.push(judge::cross_origin_challenge(pasted, &cross.outcome));
     for (id, doc_url, needs) in [
-        ("cors.resource_metadata", chosen.as_ref().map(|(u, _)| u.clone()), "protected-resource metadata"),
-        ("cors.auth_server_metadata", as_doc.as_ref().and(as_doc_url), "authorization-server metadata"),
+        (
+            "cors.resource_metadata",
+            chosen.as_ref().map(|(u, _)| u.clone()),
+            "protected-resource metadata",
+        ),
+        (
+            "cors.auth_server_metadata",
+            as_doc.as_ref().and(as_doc_url),
+            "authorization-server metadata",
+        ),
     ] {
         checks.push(match doc_url {
             Some(u) => {
-                let o = send(client.get(&u).header(ORIGIN, BROWSER_ORIGIN)).await.outcome;
+                let o = send(client.get(&u).header(ORIGIN, BROWSER_ORIGIN))
+                    .await
+                    .outcome;
                 judge::metadata_cors(id, &u, &o)
             }
             None => Check::blocked(id, needs),
@@ -294,9 +315,17 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     }
 
     // 7-8. TLS and clock, from the first answer.
-    checks.push(judge::tls(&url, first.peer_certificate.as_deref(), first.at));
+    checks.push(judge::tls(
+        &url,
+        first.peer_certificate.as_deref(),
+        first.at,
+    ));
     let date = match &first.outcome {
-        Ok(r) => r.headers.get("date").and_then(|v| v.to_str().ok()).map(str::to_string),
+        Ok(r) => r
+            .headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         Err(_) => None,
     };
     checks.push(judge::clock(date.as_deref(), first.at));
@@ -348,7 +377,10 @@ async fn registrations(client: &reqwest::Client, doc: &Value) -> Vec<Check> {
             _ if failed => Check::blocked(known.id, "a way to register"),
             None => Check::skip(
                 known.id,
-                format!("no dynamic registration: {} uses a client ID metadata document", known.name),
+                format!(
+                    "no dynamic registration: {} uses a client ID metadata document",
+                    known.name
+                ),
             ),
             Some(e) => {
                 let o = send(
