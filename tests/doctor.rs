@@ -477,3 +477,180 @@ async fn a_url_that_is_not_one_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mcp.example.com/mcp"));
 }
+
+// ---------------------------------------------------------------------------------------
+// --login: the whole flow, the person played by an HTTP client that keeps cookies
+
+/// What a person's browser does here: follows redirects by hand, keeps cookies per host,
+/// approves the gateway's consent page, and signs in at the IdP as alice.
+#[derive(Default)]
+struct Person {
+    cookies: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+/// The value of `name="value"` inside the first `<tag ...>` that contains `marker`.
+fn attribute(html: &str, marker: &str, name: &str) -> Option<String> {
+    let at = html.find(marker)?;
+    let start = html[..=at].rfind('<')?;
+    let tag = &html[start..start + html[start..].find('>')?];
+    let key = format!("{name}=\"");
+    let from = tag.find(&key)? + key.len();
+    let value = &tag[from..from + tag[from..].find('"')?];
+    Some(value.replace("&amp;", "&").replace("&quot;", "\""))
+}
+
+impl Person {
+    async fn go(
+        &mut self,
+        method: &str,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        let parsed = reqwest::Url::parse(url).unwrap();
+        let host = parsed.host_str().unwrap().to_string();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut req = if method == "POST" {
+            client.post(url).form(form)
+        } else {
+            client.get(url)
+        };
+        if let Some(jar) = self.cookies.get(&host) {
+            let line: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header("cookie", line.join("; "));
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        for sc in resp.headers().get_all("set-cookie") {
+            let first = sc.to_str().unwrap().split(';').next().unwrap();
+            if let Some((k, v)) = first.split_once('=') {
+                let jar = self.cookies.entry(host.clone()).or_default();
+                jar.retain(|(name, _)| name != k.trim());
+                jar.push((k.trim().to_string(), v.to_string()));
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| parsed.join(l.to_str().unwrap()).unwrap().to_string());
+        (status, location, resp.text().await.unwrap_or_default())
+    }
+
+    /// From the authorization URL to the client's redirect, answering every page.
+    async fn sign_in(&mut self, authorize: &str, stop_at: &str) -> String {
+        let (mut status, mut location, mut body) = self.go("GET", authorize, &[]).await;
+        let mut url = authorize.to_string();
+        for _ in 0..25 {
+            if let Some(next) = location.take() {
+                if next.starts_with(stop_at) {
+                    return next;
+                }
+                url = next;
+                (status, location, body) = self.go("GET", &url, &[]).await;
+                continue;
+            }
+            assert_eq!(status, 200, "{url}: {body}");
+            if let Some(ticket) = attribute(&body, "name=\"ticket\"", "value") {
+                // The gateway's consent page.
+                let action = reqwest::Url::parse(&url)
+                    .unwrap()
+                    .join("/oauth/authorize")
+                    .unwrap();
+                (status, location, body) = self
+                    .go(
+                        "POST",
+                        action.as_str(),
+                        &[("ticket", &ticket), ("action", "approve")],
+                    )
+                    .await;
+                continue;
+            }
+            let action =
+                attribute(&body, "<form", "action").unwrap_or_else(|| panic!("no form: {body}"));
+            let action = reqwest::Url::parse(&url)
+                .unwrap()
+                .join(&action)
+                .unwrap()
+                .to_string();
+            let form: &[(&str, &str)] = if body.contains("name=\"login\"") {
+                &[("prompt", "login"), ("login", "alice"), ("password", "any")]
+            } else {
+                &[("prompt", "consent")]
+            };
+            url = action.clone();
+            (status, location, body) = self.go("POST", &action, form).await;
+        }
+        panic!("the sign-in did not finish in 25 steps");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_signs_in_through_the_real_idp_and_lists_the_tools() {
+    use std::io::{BufRead, BufReader};
+    let idp = Idp::start().unwrap();
+    let gw = broker_gateway(&idp, "", CLAUDE);
+    let mut child = Command::new(gateway_binary())
+        .args(["doctor", &gw.mcp_url(), "--login", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let authorize = tokio::task::spawn_blocking(move || loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the doctor printed no authorization URL");
+        if let Some(url) = line.trim().strip_prefix("http") {
+            break format!("http{url}");
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        authorize.starts_with(&format!("{}/oauth/authorize?", gw.base())),
+        "{authorize}"
+    );
+    let redirect_uri = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:"),
+        "{redirect_uri}"
+    );
+    let back = Person::default().sign_in(&authorize, &redirect_uri).await;
+    // The browser lands on the doctor's loopback listener.
+    let page = reqwest::get(&back).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Signed in"));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let login = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "login")
+        .unwrap()
+        .clone();
+    assert_eq!(login["level"], "pass", "{login}\n{}", gw.log());
+    let detail = login["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("tools/list with the new token:"),
+        "{detail}"
+    );
+    assert!(!detail.contains(": 0 tool(s)"), "{detail}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+}
