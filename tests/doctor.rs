@@ -268,6 +268,35 @@ async fn doctor_is_green_against_the_broker_with_the_real_idp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_is_green_on_a_cluster_url_in_multi_cluster_mode() {
+    // Each cluster URL is its own resource; the root document describes the gateway
+    // (another resource), which is fine because the path form matches.
+    let idp = Idp::start().unwrap();
+    let port = chmcp_tests::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = format!(
+        "{}multicluster:\n  enabled: true\n  cluster_allowlist: [otel, antalya]\n",
+        broker_config(&idp, &base, "", CLAUDE)
+    );
+    let _gw = Gateway::start_on(port, &config);
+    let run = doctor(&format!("{base}/mcp/otel")).await;
+    println!("{}", run.text);
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    let root = run.check("resource_metadata.root");
+    assert!(
+        root["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another resource"),
+        "{root}"
+    );
+    assert_eq!(
+        run.check("resource_metadata.path_inserted")["level"],
+        "pass"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_is_green_through_a_pass_through_proxy_double() {
     // The double's baseline: passing every answer through unchanged breaks nothing,
     // so the failures in the tests below come from their one change.

@@ -254,9 +254,7 @@ pub fn url_difference(got: &str, want: &str) -> String {
         } else {
             ("yours", "the server's")
         };
-        return format!(
-            "they differ only by a trailing slash: {with} has it, {without} does not; clients compare the two exactly"
-        );
+        return format!("they differ only by a trailing slash: {with} has it, {without} does not");
     }
     match (Url::parse(got), Url::parse(want)) {
         (Ok(g), Ok(w)) if g.scheme() != w.scheme() => format!(
@@ -274,8 +272,13 @@ pub fn url_difference(got: &str, want: &str) -> String {
             crate::net::authority(&g).unwrap_or_default(),
             crate::net::authority(&w).unwrap_or_default()
         ),
+        (Ok(g), Ok(w)) if w.path().starts_with(g.path().trim_end_matches('/')) => format!(
+            "the server names a parent path ({} vs {}): one shared identifier for several endpoints; the official SDKs tolerate a parent, RFC 9728 §3.3 and stricter clients do not",
+            g.path(),
+            w.path()
+        ),
         (Ok(g), Ok(w)) => format!(
-            "the path differs ({} vs {}): one shared identifier for several endpoints, or the wrong endpoint pasted",
+            "the path differs ({} vs {}): the wrong endpoint pasted, or the server names another one",
             g.path(),
             w.path()
         ),
@@ -414,10 +417,10 @@ pub fn resource_metadata(
                 id,
                 detail,
                 format!(
-                    "{}; clients refuse metadata for another resource (RFC 9728 §3.3)",
+                    "{}; clients compare exactly and refuse metadata for another resource (RFC 9728 §3.3)",
                     url_difference(resource, pasted)
                 ),
-                RESOURCE_FIX,
+                format!("{RESOURCE_FIX}; or, if \"{resource}\" is the address people should use, paste that"),
             ),
             None,
         );
@@ -1066,7 +1069,11 @@ mod tests {
         assert!(url_difference("https://other.example/mcp", "https://h/mcp")
             .contains("host differs (other.example vs h)"));
         assert!(url_difference("https://h/", "https://h/mcp/otel")
-            .contains("path differs (/ vs /mcp/otel)"));
+            .contains("parent path (/ vs /mcp/otel)"));
+        assert!(
+            url_difference("https://h/mcp/antalya", "https://h/mcp/otel")
+                .contains("path differs (/mcp/antalya vs /mcp/otel)")
+        );
     }
 
     #[test]

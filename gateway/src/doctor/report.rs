@@ -93,7 +93,7 @@ impl Check {
     pub fn blocked(id: &'static str, needs: &str) -> Self {
         Self::fail(
             id,
-            "not checked",
+            format!("not checked: needs {needs}"),
             format!("it needs {needs}, which failed above"),
             "fix the first ✘ above and run the doctor again",
         )
@@ -135,6 +135,10 @@ impl Report {
                 c.id,
                 c.detail
             ));
+            // A blocked line's cause and fix are the first ✘'s: said once, there.
+            if c.level == Level::Blocked {
+                continue;
+            }
             if let Some(cause) = &c.cause {
                 out.push_str(&format!("  {:<width$}  cause: {cause}\n", ""));
             }
@@ -213,6 +217,12 @@ mod tests {
         assert!(text.contains("cause: the cause"), "{text}");
         assert!(text.contains("fix:   the fix"), "{text}");
         assert!(text.contains("1 passed, 0 warning(s), 1 failed"), "{text}");
+        let blocked = report(vec![Check::blocked("pkce", "the metadata")]).to_text();
+        assert!(
+            blocked.contains("– pkce  not checked: needs the metadata\n"),
+            "{blocked}"
+        );
+        assert!(!blocked.contains("cause:"), "{blocked}");
     }
 
     #[test]
