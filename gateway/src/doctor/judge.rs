@@ -334,6 +334,17 @@ pub fn resource_metadata(
     let id = form.id();
     let r = match outcome {
         Ok(r) => r,
+        Err(e) if url.starts_with("https:") && pasted.starts_with("http:") && is_tls_error(e) => {
+            return (
+                Check::fail(
+                    id,
+                    format!("GET {url}: no TLS there"),
+                    format!("the metadata URL is https but you pasted an http URL, and TLS to it failed ({e})"),
+                    "name the metadata with the scheme clients reach the server by (chmcp: the challenge says https whenever public_resource_url or public_auth_server_url is https, for TLS ending at a proxy: paste the proxy's https URL)",
+                ),
+                None,
+            )
+        }
         Err(e) => return (unreachable_check(id, "GET", url, e), None),
     };
     let lenient = form == MetadataForm::Root && path_form_ok;
@@ -875,7 +886,10 @@ pub fn tls_failure(url: &str, error: &str) -> Check {
 /// Whether a transport error's text is about TLS (so the report names TLS, not the network).
 pub fn is_tls_error(error: &str) -> bool {
     let e = error.to_ascii_lowercase();
+    // rustls's words: a bad chain names the certificate; plain http where TLS was
+    // expected is a "corrupt message".
     [
+        "corrupt message",
         "certificate",
         "tls",
         "handshake",
@@ -1030,6 +1044,21 @@ mod tests {
             &json!({"resource": resource, "authorization_servers": ["https://mcp.example.com"]})
                 .to_string(),
         )
+    }
+
+    #[test]
+    fn an_https_metadata_url_for_an_http_paste_names_the_scheme() {
+        let (c, _) = resource_metadata(
+            MetadataForm::Challenge,
+            "https://127.0.0.1:1/.well-known/oauth-protected-resource/mcp",
+            &Err("error sending request for url (https://127.0.0.1:1/.well-known/oauth-protected-resource/mcp): client error (Connect): received corrupt message of type InvalidContentType".into()),
+            "http://127.0.0.1:1/mcp",
+            false,
+        );
+        assert!(c
+            .cause
+            .unwrap()
+            .contains("the metadata URL is https but you pasted an http URL"));
     }
 
     #[test]

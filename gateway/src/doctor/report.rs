@@ -149,13 +149,18 @@ impl Report {
         for n in &self.notes {
             out.push_str(&format!("{n}\n"));
         }
-        let failed = self.count(Level::Fail) + self.count(Level::Blocked);
+        let failed = self.count(Level::Fail);
+        let blocked = self.count(Level::Blocked);
         out.push_str(&format!(
-            "{} passed, {} warning(s), {} failed{}\n",
+            "{} passed, {} warning(s), {failed} failed{}{}\n",
             self.count(Level::Pass),
             self.count(Level::Warn),
-            failed,
-            if failed == 0 {
+            if blocked == 0 {
+                String::new()
+            } else {
+                format!(", {blocked} not checked")
+            },
+            if failed + blocked == 0 {
                 ": a client should connect"
             } else {
                 ": fix the first ✘ first, the later ones often follow from it"
@@ -223,6 +228,10 @@ mod tests {
             "{blocked}"
         );
         assert!(!blocked.contains("cause:"), "{blocked}");
+        assert!(
+            blocked.contains("0 passed, 0 warning(s), 0 failed, 1 not checked"),
+            "{blocked}"
+        );
     }
 
     #[test]
