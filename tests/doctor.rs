@@ -683,3 +683,30 @@ async fn login_signs_in_through_the_real_idp_and_lists_the_tools() {
     assert!(!detail.contains(": 0 tool(s)"), "{detail}");
     assert_eq!(out.status.code(), Some(0), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_url_on_a_plain_http_port_fails_tls_in_rustls_words() {
+    // A TEST DOUBLE of a plain-HTTP server where the URL says https: it answers every
+    // connection with an HTTP 400 at once, as real HTTP servers answer a TLS ClientHello
+    // they cannot parse. What a real one does differently: nothing the client sees.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let _ = sock
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let run = doctor(&format!("https://127.0.0.1:{port}/mcp")).await;
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    let tls = run.check("tls");
+    assert_eq!(tls["level"], "fail", "{tls}");
+    assert!(
+        tls["cause"].as_str().unwrap().contains("corrupt message"),
+        "{tls}"
+    );
+    assert_eq!(run.check("pkce")["level"], "blocked");
+}
