@@ -5,14 +5,13 @@
 
 use std::collections::HashMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chmcp_gateway::oauth::broker::authorize::Pending;
 use chmcp_gateway::oauth::broker::callback::AuthorizationCode;
 use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
 use chmcp_tests::free_port;
 use chmcp_tests::gateway::Gateway;
 use chmcp_tests::idp::Idp;
+use chmcp_tests::jwt;
 use serde_json::{json, Value};
 
 const SIGNING_SECRET: &str = "broker-test-signing-secret-0123456789abcdef";
@@ -184,11 +183,6 @@ fn query_of(url: &str) -> HashMap<String, String> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -446,7 +440,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     assert!(t["expires_in"].as_u64().unwrap() > 0);
     let access = t["access_token"].as_str().unwrap();
     // `auto`: the IdP issued a JWT access token for our audience, so that is handed out.
-    let claims = jwt_claims(access);
+    let claims = jwt::claims_of(access);
     assert_eq!(claims["aud"], AUDIENCE, "{claims}");
     assert_eq!(claims["email"], "alice@example.com", "{claims}");
     let refresh = t["refresh_token"]
@@ -466,7 +460,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     .await;
     assert_eq!(status, 200, "{r}\n{}", gw.log());
     assert_eq!(
-        jwt_claims(r["access_token"].as_str().unwrap())["aud"],
+        jwt::claims_of(r["access_token"].as_str().unwrap())["aud"],
         AUDIENCE
     );
     assert!(r["refresh_token"].is_string());

@@ -9,7 +9,8 @@ use chmcp_tests::gateway::Gateway;
 use chmcp_tests::http_double::{HttpDouble, Reply};
 use chmcp_tests::idp::Idp;
 use chmcp_tests::jwt;
-use chmcp_tests::mcp::Mcp;
+use chmcp_tests::mcp::{text_of, Mcp};
+use chmcp_tests::metrics::Metrics;
 use serde_json::json;
 
 struct ModernClickHouseDouble {
@@ -64,28 +65,12 @@ multicluster:
     ))
 }
 
+/// Identity probes of the double's endpoint by `method` and `outcome`.
 async fn probes(gw: &Gateway, method: &str, outcome: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| {
-            l.starts_with("chmcp_identity_probes_total{")
-                && l.contains(&format!("method=\"{method}\""))
-                && l.contains(&format!("outcome=\"{outcome}\""))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn text(r: &serde_json::Value) -> String {
-    r["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    Metrics::scrape(&gw.base()).await.count(
+        "chmcp_identity_probes_total",
+        &[("method", method), ("outcome", outcome)],
+    )
 }
 
 #[tokio::test]
@@ -120,7 +105,7 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
     m.bearer = Some(jwt::for_user(&idp, "mallory"));
     let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
     assert_eq!(r["isError"], json!(true));
-    let t = text(&r);
+    let t = text_of(&r);
     assert!(
         t.contains("both as Bearer") && t.contains("Authentication failed"),
         "{t}"
@@ -151,9 +136,9 @@ async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
         .await;
     assert_eq!(r["isError"], json!(true));
     assert!(
-        text(&r).contains("ClickHouse error 497 (ACCESS_DENIED)"),
+        text_of(&r).contains("ClickHouse error 497 (ACCESS_DENIED)"),
         "{}",
-        text(&r)
+        text_of(&r)
     );
     assert_eq!(
         probes(&gw, "bearer", "ok").await,
@@ -191,7 +176,7 @@ async fn double_unverified_tokens_are_sent_as_bearer_only() {
     m.bearer = Some(jwt::unsigned(&jwt::claims_for(&idp, "mallory")));
     let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
     assert_eq!(r["isError"], json!(true));
-    assert!(text(&r).contains("validate_tokens"), "{}", text(&r));
+    assert!(text_of(&r).contains("validate_tokens"), "{}", text_of(&r));
 
     m.bearer = Some(accepted);
     let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
