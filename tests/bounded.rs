@@ -28,10 +28,7 @@ async fn a_single_8_mib_row_is_truncated_at_the_byte_cap_well_within_the_time_bo
     let mcp = Mcp::new(gw.mcp_url());
     let started = Instant::now();
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT groupArray(number) FROM (SELECT number FROM system.numbers LIMIT 1000000)"}),
-        )
+        .query("SELECT groupArray(number) FROM (SELECT number FROM system.numbers LIMIT 1000000)")
         .await;
     let took = started.elapsed();
     assert_ne!(r["isError"], json!(true), "{r}");

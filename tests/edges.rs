@@ -71,12 +71,7 @@ fn broker_config(ch_port: u16, idp: &Idp, port: u16, format: &str) -> String {
 async fn forge_through_mcp(mcp: &Mcp) {
     let r = mcp.request("x\nFORGED method line", json!({})).await;
     assert_eq!(r.body["error"]["code"], -32601, "{:?}", r.body);
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT 1 2\nFORGED query line"}),
-        )
-        .await;
+    let r = mcp.query("SELECT 1 2\nFORGED query line").await;
     assert_eq!(r["isError"], true, "{r}");
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chmcp_tests::clickhouse::{ClickHouse, Users};
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{config, resource_server, Gateway};
 use chmcp_tests::idp::{clients, Idp};
 use chmcp_tests::jwt;
 use chmcp_tests::mcp::Mcp;
@@ -60,19 +60,9 @@ async fn unsigned_tokens_are_refused_before_clickhouse_by_default() {
     // `alice` exists (her password is her real token); `mallory` does not.
     let ch = ClickHouse::start_with(Users::default().with("alice", &real, "default"));
     let relay = CountingRelay::start(ch.http_port).await;
-    let gw = Gateway::start(&format!(
-        "clickhouse:
-  host: 127.0.0.1
-  port: {}
-server:
-  oauth:
-    enabled: true
-    broker: false
-    issuer: {}
-    audience: {}
-    username_claim: preferred_username
-",
-        relay.port, idp.issuer, idp.audience
+    let gw = Gateway::start(&config(
+        relay.port,
+        &resource_server(&idp.issuer, &idp.audience, ""),
     ));
 
     let mut answers = Vec::new();
@@ -101,7 +91,7 @@ server:
     // The relay works: the real token gets through to ClickHouse as alice.
     let mut m = Mcp::new(gw.mcp_url());
     m.bearer = Some(real);
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     assert!(relay.connections() > 0);
 }

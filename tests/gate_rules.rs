@@ -4,6 +4,7 @@
 //! path, and token checks (signature, audience, expiry, scope) against the real test IdP
 //! (`e2e/idp`) decide before ClickHouse could be asked.
 
+use chmcp_tests::gateway::{clusters_a_b, resource_server};
 use chmcp_tests::idp::{clients, Idp};
 use chmcp_tests::inproc::{single_cluster, Gateway, NOBODY_LISTENS};
 use chmcp_tests::jwt;
@@ -14,29 +15,16 @@ const UNCONTACTED_ISSUER: &str = "https://idp.example";
 const AUDIENCE: &str = "https://mcp.example.com/";
 
 /// Multi-cluster mode (clusters `a` and `b`), OAuth in resource-server mode.
-fn multi_cluster(issuer: &str, audience: &str, oauth_extra: &str) -> String {
-    format!(
-        "clickhouse:
-  host: 127.0.0.1
-server:
-  oauth:
-    enabled: true
-    broker: false
-    issuer: {issuer}
-    audience: {audience}
-    username_claim: preferred_username
-{oauth_extra}multicluster:
-  enabled: true
-  cluster_allowlist: [a, b]
-  clusters:
-    a: {{port: {NOBODY_LISTENS}}}
-    b: {{port: {NOBODY_LISTENS}}}
-"
+fn multi_cluster(issuer: &str, audience: &str) -> String {
+    clusters_a_b(
+        &resource_server(issuer, audience, ""),
+        NOBODY_LISTENS,
+        NOBODY_LISTENS,
     )
 }
 
 fn fleet() -> Gateway {
-    Gateway::new(&multi_cluster(UNCONTACTED_ISSUER, AUDIENCE, ""))
+    Gateway::new(&multi_cluster(UNCONTACTED_ISSUER, AUDIENCE))
 }
 
 fn tools_list() -> serde_json::Value {
@@ -123,7 +111,7 @@ async fn ping(gw: &Gateway, token: &str) -> (u16, String, String) {
 #[tokio::test]
 async fn an_expired_bearer_is_refused_on_every_method() {
     let idp = Idp::shared();
-    let gw = Gateway::new(&multi_cluster(&idp.issuer, &idp.audience, ""));
+    let gw = Gateway::new(&multi_cluster(&idp.issuer, &idp.audience));
     let mut expired = jwt::claims_for(idp, "alice");
     expired["exp"] = json!(jwt::now() - 120);
     let bearer = format!("Bearer {}", jwt::signed_by(idp, &expired));
@@ -148,9 +136,10 @@ async fn an_expired_bearer_is_refused_on_every_method() {
 async fn the_gate_checks_signature_audience_and_scopes() {
     let idp = Idp::shared();
     // Single-cluster mode, as most deployments run the resource server.
-    let gw = Gateway::new(&single_cluster(&format!(
-        "server:\n  oauth:\n    enabled: true\n    broker: false\n    validate_tokens: true\n    issuer: {}\n    audience: {}\n    required_scopes: [\"mcp:read\"]\n",
-        idp.issuer, idp.audience
+    let gw = Gateway::new(&single_cluster(&resource_server(
+        &idp.issuer,
+        &idp.audience,
+        "    validate_tokens: true\n    required_scopes: [\"mcp:read\"]\n",
     )));
 
     let good = idp

@@ -101,7 +101,9 @@ async fn every_static_tool_answers_from_clickhouse() {
     );
     assert_eq!(cols[0]["type"], "UInt64");
 
-    let q = mcp.call("execute_query", json!({"query": "SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind"})).await;
+    let q = mcp
+        .query("SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind")
+        .await;
     let s = structured(&q);
     assert_eq!(
         s["columns"],
@@ -174,10 +176,7 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
     let mcp = Mcp::new(gw.mcp_url());
 
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT number FROM system.numbers LIMIT 10000"}),
-        )
+        .query("SELECT number FROM system.numbers LIMIT 10000")
         .await;
     let s = structured(&r);
     assert_eq!(s["row_count"], 500);
@@ -188,7 +187,9 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
         "a hint on how to narrow the query"
     );
 
-    let r = mcp.call("execute_query", json!({"query": "SELECT number, toString(range(150)) AS s FROM system.numbers LIMIT 400"})).await;
+    let r = mcp
+        .query("SELECT number, toString(range(150)) AS s FROM system.numbers LIMIT 400")
+        .await;
     let s = structured(&r);
     assert_eq!(s["truncated"]["reason"], "max_result_bytes");
     assert_eq!(s["truncated"]["limit"], 50000);
@@ -201,10 +202,7 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
 
     // Exactly the cap is not a truncation.
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT number FROM system.numbers LIMIT 500"}),
-        )
+        .query("SELECT number FROM system.numbers LIMIT 500")
         .await;
     assert!(structured(&r).get("truncated").is_none());
 }
@@ -218,12 +216,7 @@ async fn sql_errors_and_guard_refusals_are_tool_errors() {
     ));
     let mcp = Mcp::new(gw.mcp_url());
 
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM nowhere.nothing"}),
-        )
-        .await;
+    let r = mcp.query("SELECT * FROM nowhere.nothing").await;
     assert_eq!(r["isError"], json!(true));
     let t = text_of(&r);
     assert!(
@@ -231,23 +224,14 @@ async fn sql_errors_and_guard_refusals_are_tool_errors() {
         "{t}"
     );
 
-    let r = mcp
-        .call("execute_query", json!({"query": "DROP TABLE x"}))
-        .await;
+    let r = mcp.query("DROP TABLE x").await;
     assert_eq!(r["isError"], json!(true));
     assert!(text_of(&r).contains("write_query"));
 
-    let r = mcp
-        .call("execute_query", json!({"query": "SELECT 1; SELECT 2"}))
-        .await;
+    let r = mcp.query("SELECT 1; SELECT 2").await;
     assert!(text_of(&r).contains("exactly one statement"));
 
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT 1 INTO OUTFILE '/tmp/x'"}),
-        )
-        .await;
+    let r = mcp.query("SELECT 1 INTO OUTFILE '/tmp/x'").await;
     assert!(text_of(&r).contains("INTO OUTFILE"));
 
     let r = mcp
@@ -286,10 +270,7 @@ async fn read_only_hides_write_query_and_insert_tools_and_a_view_rule_adds_a_too
     assert_eq!(s["columns"][1]["name"], "n");
 
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "INSERT INTO analytics.events VALUES (1, 'x', 1, today())"}),
-        )
+        .query("INSERT INTO analytics.events VALUES (1, 'x', 1, today())")
         .await;
     assert!(
         text_of(&r).contains("writes are disabled"),
@@ -305,10 +286,7 @@ async fn a_readonly_profile_user_runs_under_its_profile_and_the_probe_learns_it_
     let mcp = Mcp::new(gw.mcp_url());
     for _ in 0..2 {
         let r = mcp
-            .call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 600"}),
-            )
+            .query("SELECT number FROM system.numbers LIMIT 600")
             .await;
         let s = structured(&r);
         assert_eq!(
@@ -385,11 +363,8 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     let rows = |r: &Value| structured(r)["row_count"].as_u64().unwrap();
     assert_eq!(
         rows(
-            &mcp.call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
-            )
-            .await
+            &mcp.query("SELECT number FROM system.numbers LIMIT 50")
+                .await
         ),
         5
     );
@@ -404,10 +379,7 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     let started = Instant::now();
     loop {
         let r = mcp
-            .call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"}),
-            )
+            .query("SELECT number FROM system.numbers LIMIT 50")
             .await;
         if rows(&r) == 3 {
             break;
@@ -430,11 +402,8 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         rows(
-            &mcp.call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
-            )
-            .await
+            &mcp.query("SELECT number FROM system.numbers LIMIT 50")
+                .await
         ),
         3
     );
@@ -455,8 +424,7 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
             .status(),
         200
     );
-    mcp.call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    mcp.query("SELECT 1").await;
     let m = Metrics::scrape(&gw.base()).await;
     assert_eq!(
         m.count(
@@ -492,9 +460,7 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("does not answer"));
-    let q = mcp
-        .call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    let q = mcp.query("SELECT 1").await;
     assert_eq!(
         q["isError"],
         json!(true),
@@ -579,12 +545,7 @@ async fn max_execution_time_bounds_every_query() {
     let gw = Gateway::start(&config(&ch, "  max_execution_time: 1\n"));
     let mcp = Mcp::new(gw.mcp_url());
     let started = Instant::now();
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT sum(number) FROM system.numbers"}),
-        )
-        .await;
+    let r = mcp.query("SELECT sum(number) FROM system.numbers").await;
     assert_eq!(r["isError"], json!(true), "{r}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
@@ -605,7 +566,7 @@ async fn outside_table_functions_are_refused_unless_allowed() {
         "SELECT * FROM file('x.csv', CSV, 'a UInt8')",
         "SELECT * FROM `remote`('127.0.0.1', system.one)",
     ] {
-        let r = mcp.call("execute_query", json!({ "query": query })).await;
+        let r = mcp.query(query).await;
         assert_eq!(r["isError"], json!(true), "{query}");
         assert!(
             text_of(&r).contains("server.allowed_table_functions"),
@@ -624,10 +585,7 @@ async fn outside_table_functions_are_refused_unless_allowed() {
     // The listed one passes the guard and reaches ClickHouse.
     let url = format!("http://127.0.0.1:{}/?query=SELECT+7", ch.http_port);
     let r = mcp
-        .call(
-            "execute_query",
-            json!({ "query": format!("SELECT * FROM url('{url}', CSV, 'a UInt8')") }),
-        )
+        .query(&format!("SELECT * FROM url('{url}', CSV, 'a UInt8')"))
         .await;
     assert!(
         !text_of(&r).contains("allowed_table_functions"),

@@ -82,7 +82,7 @@ async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(token);
     for _ in 0..3 {
-        let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+        let r = m.query("SELECT 1").await;
         assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     }
     assert_eq!(
@@ -103,7 +103,7 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
     let gw = gateway(&double, &idp, "");
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(jwt::for_user(&idp, "mallory"));
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
     let t = text_of(&r);
     assert!(
@@ -127,13 +127,8 @@ async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
     let gw = gateway(&double, &idp, "");
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(token);
-    m.call("execute_query", json!({"query": "SELECT 1"})).await;
-    let r = m
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM default.secret_table"}),
-        )
-        .await;
+    m.query("SELECT 1").await;
+    let r = m.query("SELECT * FROM default.secret_table").await;
     assert_eq!(r["isError"], json!(true));
     assert!(
         text_of(&r).contains("ClickHouse error 497 (ACCESS_DENIED)"),
@@ -146,11 +141,7 @@ async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
         "an auth-class failure re-probes the endpoint"
     );
     // Within 30 s a second failure does not probe again.
-    m.call(
-        "execute_query",
-        json!({"query": "SELECT * FROM default.secret_table"}),
-    )
-    .await;
+    m.query("SELECT * FROM default.secret_table").await;
     assert_eq!(probes(&gw, "bearer", "ok").await, 2);
 }
 
@@ -174,12 +165,12 @@ async fn double_unverified_tokens_are_sent_as_bearer_only() {
     );
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(jwt::unsigned(&jwt::claims_for(&idp, "mallory")));
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
     assert!(text_of(&r).contains("validate_tokens"), "{}", text_of(&r));
 
     m.bearer = Some(accepted);
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     assert_eq!(
         probes(&gw, "basic", "auth_rejected").await + probes(&gw, "basic", "ok").await,

@@ -5,7 +5,7 @@
 //! the metadata documents need no ClickHouse and are proved in process: gate_rules.rs.)
 
 use chmcp_tests::clickhouse::{ClickHouse, Users};
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{clusters_a_b, resource_server, Gateway};
 use chmcp_tests::idp::{clients, Idp};
 use chmcp_tests::mcp::Mcp;
 use chmcp_tests::metrics::Metrics;
@@ -36,27 +36,12 @@ async fn fleet(extra: &str) -> Fleet {
         ch.query(&format!("INSERT INTO default.whoami VALUES ('{name}')"));
         ch.query("CREATE VIEW default.recent AS SELECT cluster FROM default.whoami");
     }
-    let config = format!(
-        "clickhouse:
-  host: 127.0.0.1
-server:
-  oauth:
-    enabled: true
-    broker: false
-    issuer: {}
-    audience: {}
-    username_claim: preferred_username
-  tools:
-    - {{type: read, view_regexp: 'default\\..*', prefix: 'v_'}}
-multicluster:
-  enabled: true
-  cluster_allowlist: [a, b]
-  clusters:
-    a: {{port: {}}}
-    b: {{port: {}}}
-{extra}",
-        idp.issuer, idp.audience, a.http_port, b.http_port
+    let server = resource_server(
+        &idp.issuer,
+        &idp.audience,
+        "  tools:\n    - {type: read, view_regexp: 'default\\..*', prefix: 'v_'}\n",
     );
+    let config = clusters_a_b(&server, a.http_port, b.http_port) + extra;
     let gw = Gateway::start(&config);
     Fleet {
         a,
@@ -82,10 +67,7 @@ async fn one_token_reaches_each_cluster_by_path() {
     let f = fleet("").await;
     for cluster in ["a", "b"] {
         let r = client(&f, cluster)
-            .call(
-                "execute_query",
-                json!({"query": "SELECT cluster FROM default.whoami"}),
-            )
+            .query("SELECT cluster FROM default.whoami")
             .await;
         assert_eq!(r["structuredContent"]["rows"], json!([[cluster]]), "{r}");
     }
@@ -100,8 +82,7 @@ async fn one_token_reaches_each_cluster_by_path() {
 async fn bearer_is_refused_by_18_16_then_basic_is_remembered() {
     let f = fleet("").await;
     let mcp = client(&f, "a");
-    mcp.call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    mcp.query("SELECT 1").await;
     let ep = format!("127.0.0.1:{}", f.a.http_port);
     let probes = |m: &Metrics, ep: &str, method: &str, outcome: &str| {
         m.count(
@@ -117,16 +98,12 @@ async fn bearer_is_refused_by_18_16_then_basic_is_remembered() {
         )
     };
     assert_eq!(counts(&m), (1, 1), "{}", m.page());
-    mcp.call("execute_query", json!({"query": "SELECT 2"}))
-        .await;
-    mcp.call("execute_query", json!({"query": "SELECT 3"}))
-        .await;
+    mcp.query("SELECT 2").await;
+    mcp.query("SELECT 3").await;
     let m = metrics(&f).await;
     assert_eq!(counts(&m), (1, 1), "no probe after the first: {}", m.page());
     // The other cluster is another endpoint, probed on its own.
-    client(&f, "b")
-        .call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    client(&f, "b").query("SELECT 1").await;
     let m = metrics(&f).await;
     let ep_b = format!("127.0.0.1:{}", f.b.http_port);
     assert_eq!(probes(&m, &ep_b, "basic", "ok"), 1, "{}", m.page());
@@ -160,9 +137,7 @@ async fn catalogs_are_cached_per_token_and_denied_entries_only_for_auth_failures
             && !names.contains(&"v_default_recent".to_string()),
         "{names:?}"
     );
-    let r = stranger
-        .call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    let r = stranger.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
     let health: Value = reqwest::get(format!("{}/health", f.gw.base()))
         .await

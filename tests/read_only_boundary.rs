@@ -37,9 +37,7 @@ fn first_cell(result: &Value) -> String {
 }
 
 async fn readonly_seen_by(mcp: &Mcp) -> String {
-    let r = mcp
-        .call("execute_query", json!({ "query": READBACK }))
-        .await;
+    let r = mcp.query(READBACK).await;
     assert_ne!(r["isError"], json!(true), "read-back failed: {r}");
     first_cell(&r)
 }
@@ -54,7 +52,7 @@ async fn hostile_queries_never_weaken_readonly_for_the_next_query() {
     let mcp = Mcp::new(gw.mcp_url());
     assert_eq!(readonly_seen_by(&mcp).await, "2", "reads carry readonly=2");
     for hostile in HOSTILE {
-        let r = mcp.call("execute_query", json!({ "query": hostile })).await;
+        let r = mcp.query(hostile).await;
         assert_eq!(
             r["isError"],
             json!(true),
@@ -69,10 +67,7 @@ async fn hostile_queries_never_weaken_readonly_for_the_next_query() {
     // A write through the read tool stays refused by ClickHouse itself, not only the guard.
     ch.query("CREATE TABLE default.t (x UInt8) ENGINE = TinyLog");
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM default.t SETTINGS readonly=0"}),
-        )
+        .query("SELECT * FROM default.t SETTINGS readonly=0")
         .await;
     assert_eq!(r["isError"], json!(true), "{r}");
     assert!(
@@ -160,12 +155,7 @@ async fn double_a_writable_user_whose_server_refuses_readonly_fails_closed() {
         double.port
     ));
     let mcp = Mcp::new(gw.mcp_url());
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT 'caller-query-marker'"}),
-        )
-        .await;
+    let r = mcp.query("SELECT 'caller-query-marker'").await;
     assert_eq!(r["isError"], json!(true), "{r}");
     let text = r["content"][0]["text"].as_str().unwrap_or_default();
     assert!(

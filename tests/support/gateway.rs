@@ -12,6 +12,19 @@ pub fn config(ch_port: u16, extra: &str) -> String {
     format!("clickhouse:\n  host: 127.0.0.1\n  port: {ch_port}\n{extra}")
 }
 
+/// `server.oauth` as a resource server (no broker) for tokens `issuer` issues for
+/// `audience`, the ClickHouse user named by `preferred_username`; `more` continues the
+/// YAML (four spaces: more `server.oauth` keys; two: more `server` keys).
+pub fn resource_server(issuer: &str, audience: &str, more: &str) -> String {
+    format!("server:\n  oauth:\n    enabled: true\n    broker: false\n    issuer: {issuer}\n    audience: {audience}\n    username_claim: preferred_username\n{more}")
+}
+
+/// Multi-cluster mode with clusters `a` and `b` on loopback ports, with `oauth` (a
+/// `server:` block, OAuth being required in this mode) before it.
+pub fn clusters_a_b(oauth: &str, a_port: u16, b_port: u16) -> String {
+    format!("clickhouse:\n  host: 127.0.0.1\n{oauth}multicluster:\n  enabled: true\n  cluster_allowlist: [a, b]\n  clusters:\n    a: {{port: {a_port}}}\n    b: {{port: {b_port}}}\n")
+}
+
 /// `chmcp-gateway serve` on a free loopback port; the process harness (`log()`,
 /// `signal()`, `wait_exit()`, `config_path`) through `Deref`.
 pub struct Gateway {

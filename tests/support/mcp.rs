@@ -73,6 +73,11 @@ impl Mcp {
             .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {}", r.body))
     }
 
+    /// `execute_query` with just a query, returning the `result`.
+    pub async fn query(&self, sql: &str) -> Value {
+        self.call("execute_query", json!({ "query": sql })).await
+    }
+
     pub async fn tool_names(&self) -> Vec<String> {
         let r = self.request("tools/list", json!({})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
