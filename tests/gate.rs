@@ -69,9 +69,7 @@ async fn unsigned_tokens_are_refused_before_clickhouse_by_default() {
     for user in ["alice", "mallory"] {
         let claims = jwt::claims_for(&idp, user);
         for forged in [jwt::alg_none(&claims), jwt::unsigned(&claims)] {
-            let mut m = Mcp::new(gw.mcp_url());
-            m.bearer = Some(forged);
-            let r = m
+            let r = Mcp::with_bearer(gw.mcp_url(), forged)
                 .request(
                     "tools/call",
                     json!({"name": "execute_query", "arguments": {"query": "SELECT 1"}}),
@@ -89,9 +87,7 @@ async fn unsigned_tokens_are_refused_before_clickhouse_by_default() {
     assert_eq!(relay.connections(), 0, "ClickHouse was asked");
 
     // The relay works: the real token gets through to ClickHouse as alice.
-    let mut m = Mcp::new(gw.mcp_url());
-    m.bearer = Some(real);
-    let r = m.query("SELECT 1").await;
+    let r = Mcp::with_bearer(gw.mcp_url(), real).query("SELECT 1").await;
     assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     assert!(relay.connections() > 0);
 }

@@ -73,14 +73,20 @@ async fn probes(gw: &Gateway, method: &str, outcome: &str) -> u64 {
     )
 }
 
-#[tokio::test]
-async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
+/// The gateway in front of a double that accepts alice's token, and alice's client.
+/// The IdP and the double live as long as the returned values.
+async fn alice_at_the_double() -> (Idp, ModernClickHouseDouble, Gateway, Mcp) {
     let idp = idp();
     let token = jwt::for_user(&idp, "alice");
     let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
     let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(token);
+    let m = Mcp::with_bearer(format!("{}/mcp/m", gw.base()), token);
+    (idp, double, gw, m)
+}
+
+#[tokio::test]
+async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
+    let (_idp, _double, gw, m) = alice_at_the_double().await;
     for _ in 0..3 {
         let r = m.query("SELECT 1").await;
         assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
@@ -101,8 +107,10 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
     let idp = idp();
     let double = ModernClickHouseDouble::start(vec![]).await;
     let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(jwt::for_user(&idp, "mallory"));
+    let m = Mcp::with_bearer(
+        format!("{}/mcp/m", gw.base()),
+        jwt::for_user(&idp, "mallory"),
+    );
     let r = m.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
     let t = text_of(&r);
@@ -121,12 +129,7 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
 
 #[tokio::test]
 async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
-    let idp = idp();
-    let token = jwt::for_user(&idp, "alice");
-    let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
-    let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(token);
+    let (_idp, _double, gw, m) = alice_at_the_double().await;
     m.query("SELECT 1").await;
     let r = m.query("SELECT * FROM default.secret_table").await;
     assert_eq!(r["isError"], json!(true));

@@ -53,9 +53,7 @@ async fn fleet(extra: &str) -> Fleet {
 }
 
 fn client(f: &Fleet, cluster: &str) -> Mcp {
-    let mut m = Mcp::new(format!("{}/mcp/{cluster}", f.gw.base()));
-    m.bearer = Some(f.token.clone());
-    m
+    Mcp::with_bearer(format!("{}/mcp/{cluster}", f.gw.base()), f.token.clone())
 }
 
 async fn metrics(f: &Fleet) -> Metrics {

@@ -8,7 +8,7 @@ use chmcp_gateway::clickhouse::settings::ReadOnly;
 use chmcp_gateway::clickhouse::{ClickHouse as Client, Credentials, Endpoint, QueryOptions};
 use chmcp_gateway::config::{ClickHouseConfig, Secret};
 use chmcp_tests::clickhouse::{ClickHouse, Users};
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{config, Gateway};
 use chmcp_tests::http_double::{HttpDouble, Reply};
 use chmcp_tests::mcp::Mcp;
 use serde_json::{json, Value};
@@ -45,10 +45,7 @@ async fn readonly_seen_by(mcp: &Mcp) -> String {
 #[tokio::test]
 async fn hostile_queries_never_weaken_readonly_for_the_next_query() {
     let ch = ClickHouse::start();
-    let gw = Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n",
-        ch.http_port
-    ));
+    let gw = Gateway::start(&config(ch.http_port, ""));
     let mcp = Mcp::new(gw.mcp_url());
     assert_eq!(readonly_seen_by(&mcp).await, "2", "reads carry readonly=2");
     for hostile in HOSTILE {
@@ -150,10 +147,7 @@ async fn double_a_writable_user_whose_server_refuses_readonly_fails_closed() {
         )
     })
     .await;
-    let gw = Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n",
-        double.port
-    ));
+    let gw = Gateway::start(&config(double.port, ""));
     let mcp = Mcp::new(gw.mcp_url());
     let r = mcp.query("SELECT 'caller-query-marker'").await;
     assert_eq!(r["isError"], json!(true), "{r}");

@@ -25,6 +25,14 @@ impl Mcp {
         }
     }
 
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub fn with_bearer(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            bearer: Some(token.into()),
+            ..Self::new(url)
+        }
+    }
+
     pub async fn post_raw(&self, body: &Value, headers: &[(&str, &str)]) -> Reply {
         let mut req = self
             .http
