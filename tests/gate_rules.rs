@@ -48,6 +48,12 @@ async fn unknown_or_malformed_clusters_are_one_404_before_auth() {
         replies[..4].windows(2).all(|w| w[0] == w[1]),
         "one reply for every cause: {replies:?}"
     );
+    // A valid name on the allow-list is routed, with or without a trailing slash: the
+    // gate answers (401), so the 404s above were the router's.
+    for path in ["/mcp/a", "/mcp/b/"] {
+        let r = gw.post_json(path, &tools_list(), &[]).await;
+        assert_eq!(r.status, 401, "{path}: {:?}", r.body);
+    }
 }
 
 #[tokio::test]
@@ -81,12 +87,14 @@ async fn protected_resource_metadata_is_served_at_all_three_paths() {
     let root = gw.get("/.well-known/oauth-protected-resource").await;
     assert_eq!(root.status, 200);
     assert_eq!(root.body["resource"], base);
-    assert_eq!(
-        gw.get("/.well-known/oauth-protected-resource/mcp/zzz")
-            .await
-            .status,
-        404
-    );
+    // The metadata paths follow the same name rules as the MCP paths.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp/zzz",
+        "/.well-known/oauth-protected-resource/mcp/Bad_Name",
+        "/mcp/zzz/.well-known/oauth-protected-resource",
+    ] {
+        assert_eq!(gw.get(path).await.status, 404, "{path}");
+    }
 }
 
 /// `ping` on `/mcp` with `token`: (status, WWW-Authenticate, body).
