@@ -11,8 +11,8 @@ use chmcp_gateway::clickhouse::client::{
 use chmcp_gateway::config::{ClickHouseConfig, Secret};
 use chmcp_gateway::tools::result::{Caps, ResultBuilder};
 use chmcp_tests::clickhouse::ClickHouse;
-use chmcp_tests::free_port;
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{config, Gateway};
+use chmcp_tests::inproc::NOBODY_LISTENS;
 use chmcp_tests::mcp::Mcp;
 use serde_json::json;
 
@@ -21,17 +21,11 @@ use serde_json::json;
 #[tokio::test]
 async fn a_single_8_mib_row_is_truncated_at_the_byte_cap_well_within_the_time_bound() {
     let ch = ClickHouse::start();
-    let gw = Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n  max_execution_time: 10\n",
-        ch.http_port
-    ));
+    let gw = Gateway::start(&config(ch.http_port, "  max_execution_time: 10\n"));
     let mcp = Mcp::new(gw.mcp_url());
     let started = Instant::now();
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT groupArray(number) FROM (SELECT number FROM system.numbers LIMIT 1000000)"}),
-        )
+        .query("SELECT groupArray(number) FROM (SELECT number FROM system.numbers LIMIT 1000000)")
         .await;
     let took = started.elapsed();
     assert_ne!(r["isError"], json!(true), "{r}");
@@ -131,10 +125,7 @@ async fn the_timeout_fires_while_an_endless_row_is_being_parsed() {
 
 /// A gateway whose ClickHouse is never asked (only `/livez` and a body-reading `/mcp`).
 fn gateway(server: &str) -> Gateway {
-    Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\nserver:\n{server}",
-        free_port()
-    ))
+    Gateway::start(&config(NOBODY_LISTENS, &format!("server:\n{server}")))
 }
 
 fn connect(gw: &Gateway) -> TcpStream {

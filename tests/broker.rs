@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chmcp_gateway::oauth::broker::authorize::Pending;
 use chmcp_gateway::oauth::broker::callback::AuthorizationCode;
 use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
 use chmcp_tests::free_port;
 use chmcp_tests::gateway::Gateway;
 use chmcp_tests::idp::Idp;
+use chmcp_tests::jwt;
+use chmcp_tests::metrics::Metrics;
 use serde_json::{json, Value};
 
 const SIGNING_SECRET: &str = "broker-test-signing-secret-0123456789abcdef";
@@ -186,11 +186,6 @@ fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Flow helpers
 
@@ -225,6 +220,15 @@ impl JsonBody for reqwest::RequestBuilder {
         self.header("content-type", "application/json")
             .body(v.to_string())
     }
+}
+
+/// An OAuth error answer (RFC 6749 §5.2): this status and this `error` code.
+fn assert_oauth_error(status: u16, e: &Value, want_status: u16, want_error: &str) {
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (want_status, Some(want_error)),
+        "{e}"
+    );
 }
 
 async fn json_of(r: reqwest::Response) -> (u16, Value) {
@@ -433,11 +437,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
 
     // A wrong verifier is refused without spending the upstream code...
     let (status, e) = redeem(&gw.base(), &client_id, code, &pkce("wrong").verifier).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
 
     // ...so the right one still redeems it.
     let (status, t) = redeem(&gw.base(), &client_id, code, &p.verifier).await;
@@ -446,7 +446,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     assert!(t["expires_in"].as_u64().unwrap() > 0);
     let access = t["access_token"].as_str().unwrap();
     // `auto`: the IdP issued a JWT access token for our audience, so that is handed out.
-    let claims = jwt_claims(access);
+    let claims = jwt::claims_of(access);
     assert_eq!(claims["aud"], AUDIENCE, "{claims}");
     assert_eq!(claims["email"], "alice@example.com", "{claims}");
     let refresh = t["refresh_token"]
@@ -466,7 +466,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     .await;
     assert_eq!(status, 200, "{r}\n{}", gw.log());
     assert_eq!(
-        jwt_claims(r["access_token"].as_str().unwrap())["aud"],
+        jwt::claims_of(r["access_token"].as_str().unwrap())["aud"],
         AUDIENCE
     );
     assert!(r["refresh_token"].is_string());
@@ -482,38 +482,25 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
         ],
     )
     .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
 
     // The upstream code is single-use: replaying ours fails upstream. (Last: the IdP
     // then also revokes what it issued for that code, as RFC 6749 §4.1.2 advises.)
     let (status, e) = redeem(&gw.base(), &client_id, code, &p.verifier).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
 
-    let metrics = http()
-        .get(format!("{}/metrics", gw.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "chmcp_oauth_requests_total{step=\"register\",outcome=\"ok\"}",
-        "chmcp_oauth_requests_total{step=\"callback\",outcome=\"ok\"} 1",
-        "chmcp_oauth_requests_total{step=\"token\",outcome=\"ok\"} 1",
-        "chmcp_oauth_requests_total{step=\"token\",outcome=\"invalid_grant\"} 2",
-        "chmcp_oauth_requests_total{step=\"refresh\",outcome=\"ok\"} 1",
-    ] {
-        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
-    }
+    let m = Metrics::scrape(&gw.base()).await;
+    let oauth = |step: &str, outcome: &str| {
+        m.count(
+            "chmcp_oauth_requests_total",
+            &[("step", step), ("outcome", outcome)],
+        )
+    };
+    assert!(oauth("register", "ok") >= 1, "{}", m.page());
+    assert_eq!(oauth("callback", "ok"), 1, "{}", m.page());
+    assert_eq!(oauth("token", "ok"), 1, "{}", m.page());
+    assert_eq!(oauth("token", "invalid_grant"), 2, "{}", m.page());
+    assert_eq!(oauth("refresh", "ok"), 1, "{}", m.page());
     // No token, code or secret in any log line.
     let log = gw.log();
     for secret in [
@@ -698,20 +685,44 @@ fn url_encoded(s: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn tampered_state_and_expired_code_are_refused() {
-    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
-    let gw = broker_gateway(&idp, "");
-    let client_id = public_client(&gw.base()).await;
-    let p = pkce("tamper");
+/// Where the callback tests start: a public client registered, and its user's browser
+/// through authorize and consent, holding the broker's upstream `state`.
+struct Consented {
+    client_id: String,
+    p: Pkce,
+    browser: Browser,
+    state: String,
+}
 
-    // Get a real upstream state from the approve redirect, then flip one character.
+async fn consented(gw: &Gateway, tag: &str) -> Consented {
+    let client_id = public_client(&gw.base()).await;
+    let p = pkce(tag);
     let mut browser = Browser::default();
     let page = browser
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
     let approved = approve(&mut browser, &gw.base(), &page.body).await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
+    Consented {
+        client_id,
+        p,
+        browser,
+        state,
+    }
+}
+
+#[tokio::test]
+async fn tampered_state_and_expired_code_are_refused() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let gw = broker_gateway(&idp, "");
+    // A real upstream state from the approve redirect, then one character flipped.
+    let Consented {
+        client_id,
+        p,
+        state,
+        ..
+    } = consented(&gw, "tamper").await;
     let mut chars: Vec<char> = state.chars().collect();
     let i = chars.len() / 2;
     chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
@@ -739,19 +750,11 @@ async fn tampered_state_and_expired_code_are_refused() {
         upstream_code: "irrelevant".into(),
         verifier: "irrelevant".into(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let expired = sealer
-        .seal(Kind::AuthorizationCode, &code, now - 1)
+        .seal(Kind::AuthorizationCode, &code, jwt::now() - 1)
         .unwrap();
     let (status, e) = redeem(&gw.base(), &client_id, &expired, &p.verifier).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
     assert!(
         e["error_description"].as_str().unwrap().contains("expired"),
         "{e}"
@@ -759,11 +762,7 @@ async fn tampered_state_and_expired_code_are_refused() {
 
     // A state presented as a code is of the wrong kind.
     let (status, e) = redeem(&gw.base(), &client_id, &state, &p.verifier).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
 }
 
 /// After consent an upstream error is sent back to the client, but only to the browser
@@ -773,15 +772,9 @@ async fn tampered_state_and_expired_code_are_refused() {
 async fn callback_errors_redirect_only_the_browser_that_consented() {
     let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
     let gw = broker_gateway(&idp, "");
-    let client_id = public_client(&gw.base()).await;
-    let p = pkce("callback");
-    let mut browser = Browser::default();
-    let page = browser
-        .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
-        .await;
-    let approved = approve(&mut browser, &gw.base(), &page.body).await;
-    assert_eq!(approved.status, 303, "{}", approved.body);
-    let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
+    let Consented {
+        mut browser, state, ..
+    } = consented(&gw, "callback").await;
     let callback = format!(
         "{}/oauth/callback?error=access_denied&state={}",
         gw.base(),
@@ -810,11 +803,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         .map(|i| format!("https://app.example.com/cb{i}"))
         .collect();
     let (status, e) = json_of(register(&gw.base(), json!({"redirect_uris": many})).await).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_redirect_uri")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_redirect_uri");
     let (status, e) = json_of(
         register(
             &gw.base(),
@@ -823,11 +812,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         .await,
     )
     .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_client_metadata")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_client_metadata");
     let (status, e) = json_of(
         register(
             &gw.base(),
@@ -836,11 +821,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         .await,
     )
     .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_redirect_uri")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_redirect_uri");
 
     let (status, reg) =
         json_of(register(&gw.base(), json!({"redirect_uris": [CLIENT_REDIRECT]})).await).await;
@@ -858,11 +839,7 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         ],
     )
     .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (401, Some("invalid_client")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 401, "invalid_client");
     // With a wrong one over Basic: 401 with a Basic challenge.
     let r = http()
         .post(format!("{}/oauth/token", gw.base()))
@@ -887,16 +864,8 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
         .await
         .unwrap();
     let (status, e) = json_of(r).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "invalid_grant");
 
     let (status, e) = token(&gw.base(), &[("grant_type", "password")]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("unsupported_grant_type")),
-        "{e}"
-    );
+    assert_oauth_error(status, &e, 400, "unsupported_grant_type");
 }

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use chmcp_tests::clickhouse::{ClickHouse, Users};
 use chmcp_tests::gateway::Gateway;
-use chmcp_tests::mcp::Mcp;
+use chmcp_tests::mcp::{structured, text_of, Mcp};
+use chmcp_tests::metrics::Metrics;
 use serde_json::{json, Value};
 
 fn seed(ch: &ClickHouse) {
@@ -22,27 +23,7 @@ fn seed(ch: &ClickHouse) {
 }
 
 fn config(ch: &ClickHouse, extra: &str) -> String {
-    format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n{extra}",
-        ch.http_port
-    )
-}
-
-fn structured(result: &Value) -> &Value {
-    assert_ne!(result["isError"], json!(true), "tool error: {result}");
-    &result["structuredContent"]
-}
-
-fn text_of(result: &Value) -> String {
-    result["content"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
+    chmcp_tests::gateway::config(ch.http_port, extra)
 }
 
 #[tokio::test]
@@ -120,7 +101,9 @@ async fn every_static_tool_answers_from_clickhouse() {
     );
     assert_eq!(cols[0]["type"], "UInt64");
 
-    let q = mcp.call("execute_query", json!({"query": "SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind"})).await;
+    let q = mcp
+        .query("SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind")
+        .await;
     let s = structured(&q);
     assert_eq!(
         s["columns"],
@@ -172,6 +155,18 @@ async fn every_static_tool_answers_from_clickhouse() {
         .as_str()
         .unwrap()
         .contains("daily"));
+
+    // The stateless 2026-07-28 era runs the same tool (its header rules: protocol_rules.rs).
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let h = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "execute_query"),
+    ];
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"_meta": meta, "name": "execute_query", "arguments": {"query": "SELECT 1 AS one"}}});
+    let c = mcp.post_raw(&body, &h).await;
+    assert_eq!(c.body["result"]["resultType"], "complete", "{:?}", c.body);
+    assert_eq!(c.body["result"]["structuredContent"]["rows"], json!([[1]]));
 }
 
 #[tokio::test]
@@ -181,10 +176,7 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
     let mcp = Mcp::new(gw.mcp_url());
 
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT number FROM system.numbers LIMIT 10000"}),
-        )
+        .query("SELECT number FROM system.numbers LIMIT 10000")
         .await;
     let s = structured(&r);
     assert_eq!(s["row_count"], 500);
@@ -195,7 +187,9 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
         "a hint on how to narrow the query"
     );
 
-    let r = mcp.call("execute_query", json!({"query": "SELECT number, toString(range(150)) AS s FROM system.numbers LIMIT 400"})).await;
+    let r = mcp
+        .query("SELECT number, toString(range(150)) AS s FROM system.numbers LIMIT 400")
+        .await;
     let s = structured(&r);
     assert_eq!(s["truncated"]["reason"], "max_result_bytes");
     assert_eq!(s["truncated"]["limit"], 50000);
@@ -208,10 +202,7 @@ async fn results_stop_at_the_row_cap_and_the_byte_cap() {
 
     // Exactly the cap is not a truncation.
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT number FROM system.numbers LIMIT 500"}),
-        )
+        .query("SELECT number FROM system.numbers LIMIT 500")
         .await;
     assert!(structured(&r).get("truncated").is_none());
 }
@@ -225,12 +216,7 @@ async fn sql_errors_and_guard_refusals_are_tool_errors() {
     ));
     let mcp = Mcp::new(gw.mcp_url());
 
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM nowhere.nothing"}),
-        )
-        .await;
+    let r = mcp.query("SELECT * FROM nowhere.nothing").await;
     assert_eq!(r["isError"], json!(true));
     let t = text_of(&r);
     assert!(
@@ -238,23 +224,14 @@ async fn sql_errors_and_guard_refusals_are_tool_errors() {
         "{t}"
     );
 
-    let r = mcp
-        .call("execute_query", json!({"query": "DROP TABLE x"}))
-        .await;
+    let r = mcp.query("DROP TABLE x").await;
     assert_eq!(r["isError"], json!(true));
     assert!(text_of(&r).contains("write_query"));
 
-    let r = mcp
-        .call("execute_query", json!({"query": "SELECT 1; SELECT 2"}))
-        .await;
+    let r = mcp.query("SELECT 1; SELECT 2").await;
     assert!(text_of(&r).contains("exactly one statement"));
 
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT 1 INTO OUTFILE '/tmp/x'"}),
-        )
-        .await;
+    let r = mcp.query("SELECT 1 INTO OUTFILE '/tmp/x'").await;
     assert!(text_of(&r).contains("INTO OUTFILE"));
 
     let r = mcp
@@ -293,10 +270,7 @@ async fn read_only_hides_write_query_and_insert_tools_and_a_view_rule_adds_a_too
     assert_eq!(s["columns"][1]["name"], "n");
 
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "INSERT INTO analytics.events VALUES (1, 'x', 1, today())"}),
-        )
+        .query("INSERT INTO analytics.events VALUES (1, 'x', 1, today())")
         .await;
     assert!(
         text_of(&r).contains("writes are disabled"),
@@ -312,10 +286,7 @@ async fn a_readonly_profile_user_runs_under_its_profile_and_the_probe_learns_it_
     let mcp = Mcp::new(gw.mcp_url());
     for _ in 0..2 {
         let r = mcp
-            .call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 600"}),
-            )
+            .query("SELECT number FROM system.numbers LIMIT 600")
             .await;
         let s = structured(&r);
         assert_eq!(
@@ -392,11 +363,8 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     let rows = |r: &Value| structured(r)["row_count"].as_u64().unwrap();
     assert_eq!(
         rows(
-            &mcp.call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
-            )
-            .await
+            &mcp.query("SELECT number FROM system.numbers LIMIT 50")
+                .await
         ),
         5
     );
@@ -411,10 +379,7 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     let started = Instant::now();
     loop {
         let r = mcp
-            .call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"}),
-            )
+            .query("SELECT number FROM system.numbers LIMIT 50")
             .await;
         if rows(&r) == 3 {
             break;
@@ -437,11 +402,8 @@ async fn sighup_reload_changes_a_limit_without_restart() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         rows(
-            &mcp.call(
-                "execute_query",
-                json!({"query": "SELECT number FROM system.numbers LIMIT 50"})
-            )
-            .await
+            &mcp.query("SELECT number FROM system.numbers LIMIT 50")
+                .await
         ),
         3
     );
@@ -449,125 +411,11 @@ async fn sighup_reload_changes_a_limit_without_restart() {
 }
 
 #[tokio::test]
-async fn http_transport_rules() {
-    let ch = ClickHouse::start();
-    let gw = Gateway::start(&config(
-        &ch,
-        "server:\n  max_request_bytes: 2048\n  allowed_origins: [\"https://claude.ai\"]\n",
-    ));
-    let mcp = Mcp::new(gw.mcp_url());
-    let http = reqwest::Client::new();
-
-    assert_eq!(http.get(gw.mcp_url()).send().await.unwrap().status(), 405);
-    assert_eq!(
-        http.delete(gw.mcp_url()).send().await.unwrap().status(),
-        405
-    );
-
-    let bad = http
-        .post(gw.mcp_url())
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
-    assert_eq!(bad.json::<Value>().await.unwrap()["error"]["code"], -32700);
-
-    let big =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(4000)}});
-    assert_eq!(mcp.post_raw(&big, &[]).await.status, 413);
-
-    let note = mcp
-        .post_raw(
-            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            &[],
-        )
-        .await;
-    assert_eq!(note.status, 202);
-    assert_eq!(note.body, Value::String(String::new()));
-
-    let unknown = mcp.request("no/such", json!({})).await;
-    assert_eq!(unknown.body["error"]["code"], -32601);
-
-    let evil = mcp
-        .post_raw(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
-            &[("origin", "https://evil.example")],
-        )
-        .await;
-    assert_eq!(evil.status, 403);
-    let ok = mcp
-        .post_raw(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
-            &[("origin", "https://claude.ai")],
-        )
-        .await;
-    assert_eq!(ok.status, 200);
-    assert_eq!(
-        ok.headers["access-control-allow-origin"],
-        "https://claude.ai"
-    );
-
-    let v = mcp
-        .post_raw(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
-            &[("mcp-protocol-version", "1999-01-01")],
-        )
-        .await;
-    assert_eq!(v.status, 400);
-    assert!(v.body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("2025-11-25"));
-
-    // The stateless 2026-07-28 era.
-    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
-    let h = [
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", "server/discover"),
-    ];
-    let d = mcp.post_raw(&json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}), &h).await;
-    assert_eq!(d.status, 200, "{:?}", d.body);
-    assert!(d.body["result"]["supportedVersions"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("2026-07-28")));
-    let h = [
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "execute_query"),
-    ];
-    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"_meta": meta, "name": "execute_query", "arguments": {"query": "SELECT 1 AS one"}}});
-    let c = mcp.post_raw(&body, &h).await;
-    assert_eq!(c.body["result"]["resultType"], "complete");
-    assert_eq!(c.body["result"]["structuredContent"]["rows"], json!([[1]]));
-    let wrong = [
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "list_tables"),
-    ];
-    let m = mcp.post_raw(&body, &wrong).await;
-    assert_eq!(
-        (m.status, m.body["error"]["code"].clone()),
-        (400, json!(-32020))
-    );
-}
-
-#[tokio::test]
-async fn health_readiness_and_metrics() {
+async fn readiness_follows_clickhouse_and_queries_are_counted() {
     let mut ch = ClickHouse::start();
     let gw = Gateway::start(&config(&ch, ""));
     let http = reqwest::Client::new();
     let mcp = Mcp::new(gw.mcp_url());
-    assert_eq!(
-        http.get(format!("{}/livez", gw.base()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
     assert_eq!(
         http.get(format!("{}/readyz", gw.base()))
             .send()
@@ -576,27 +424,21 @@ async fn health_readiness_and_metrics() {
             .status(),
         200
     );
-    mcp.call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
-    let metrics = http
-        .get(format!("{}/metrics", gw.base()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("chmcp_tool_calls_total{tool=\"execute_query\",outcome=\"ok\"} 1"),
-        "{metrics}"
+    mcp.query("SELECT 1").await;
+    let m = Metrics::scrape(&gw.base()).await;
+    assert_eq!(
+        m.count(
+            "chmcp_tool_calls_total",
+            &[("tool", "execute_query"), ("outcome", "ok")]
+        ),
+        1
     );
-    assert!(
-        metrics.contains("chmcp_http_requests_total{route=\"/mcp\",status=\"200\"}"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("chmcp_clickhouse_query_duration_seconds_count{cluster=\"default\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        m.count(
+            "chmcp_clickhouse_query_duration_seconds_count",
+            &[("cluster", "default")]
+        ),
+        1
     );
     let health: Value = http
         .get(format!("{}/health", gw.base()))
@@ -618,9 +460,7 @@ async fn health_readiness_and_metrics() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("does not answer"));
-    let q = mcp
-        .call("execute_query", json!({"query": "SELECT 1"}))
-        .await;
+    let q = mcp.query("SELECT 1").await;
     assert_eq!(
         q["isError"],
         json!(true),
@@ -631,8 +471,8 @@ async fn health_readiness_and_metrics() {
 
 #[tokio::test]
 async fn sigterm_stops_cleanly() {
-    let ch = ClickHouse::start();
-    let mut gw = Gateway::start(&config(&ch, ""));
+    // A signal to the process: no ClickHouse is needed to prove it.
+    let mut gw = Gateway::start(&chmcp_tests::inproc::single_cluster(""));
     gw.signal("TERM");
     assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
 }
@@ -705,12 +545,7 @@ async fn max_execution_time_bounds_every_query() {
     let gw = Gateway::start(&config(&ch, "  max_execution_time: 1\n"));
     let mcp = Mcp::new(gw.mcp_url());
     let started = Instant::now();
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT sum(number) FROM system.numbers"}),
-        )
-        .await;
+    let r = mcp.query("SELECT sum(number) FROM system.numbers").await;
     assert_eq!(r["isError"], json!(true), "{r}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
@@ -731,7 +566,7 @@ async fn outside_table_functions_are_refused_unless_allowed() {
         "SELECT * FROM file('x.csv', CSV, 'a UInt8')",
         "SELECT * FROM `remote`('127.0.0.1', system.one)",
     ] {
-        let r = mcp.call("execute_query", json!({ "query": query })).await;
+        let r = mcp.query(query).await;
         assert_eq!(r["isError"], json!(true), "{query}");
         assert!(
             text_of(&r).contains("server.allowed_table_functions"),
@@ -750,10 +585,7 @@ async fn outside_table_functions_are_refused_unless_allowed() {
     // The listed one passes the guard and reaches ClickHouse.
     let url = format!("http://127.0.0.1:{}/?query=SELECT+7", ch.http_port);
     let r = mcp
-        .call(
-            "execute_query",
-            json!({ "query": format!("SELECT * FROM url('{url}', CSV, 'a UInt8')") }),
-        )
+        .query(&format!("SELECT * FROM url('{url}', CSV, 'a UInt8')"))
         .await;
     assert!(
         !text_of(&r).contains("allowed_table_functions"),

@@ -9,7 +9,8 @@ use chmcp_tests::gateway::Gateway;
 use chmcp_tests::http_double::{HttpDouble, Reply};
 use chmcp_tests::idp::Idp;
 use chmcp_tests::jwt;
-use chmcp_tests::mcp::Mcp;
+use chmcp_tests::mcp::{text_of, Mcp};
+use chmcp_tests::metrics::Metrics;
 use serde_json::json;
 
 struct ModernClickHouseDouble {
@@ -64,40 +65,30 @@ multicluster:
     ))
 }
 
+/// Identity probes of the double's endpoint by `method` and `outcome`.
 async fn probes(gw: &Gateway, method: &str, outcome: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", gw.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| {
-            l.starts_with("chmcp_identity_probes_total{")
-                && l.contains(&format!("method=\"{method}\""))
-                && l.contains(&format!("outcome=\"{outcome}\""))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    Metrics::scrape(&gw.base()).await.count(
+        "chmcp_identity_probes_total",
+        &[("method", method), ("outcome", outcome)],
+    )
 }
 
-fn text(r: &serde_json::Value) -> String {
-    r["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-#[tokio::test]
-async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
+/// The gateway in front of a double that accepts alice's token, and alice's client.
+/// The IdP and the double live as long as the returned values.
+async fn alice_at_the_double() -> (Idp, ModernClickHouseDouble, Gateway, Mcp) {
     let idp = idp();
     let token = jwt::for_user(&idp, "alice");
     let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
     let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(token);
+    let m = Mcp::with_bearer(format!("{}/mcp/m", gw.base()), token);
+    (idp, double, gw, m)
+}
+
+#[tokio::test]
+async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
+    let (_idp, _double, gw, m) = alice_at_the_double().await;
     for _ in 0..3 {
-        let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+        let r = m.query("SELECT 1").await;
         assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     }
     assert_eq!(
@@ -116,11 +107,13 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
     let idp = idp();
     let double = ModernClickHouseDouble::start(vec![]).await;
     let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(jwt::for_user(&idp, "mallory"));
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let m = Mcp::with_bearer(
+        format!("{}/mcp/m", gw.base()),
+        jwt::for_user(&idp, "mallory"),
+    );
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
-    let t = text(&r);
+    let t = text_of(&r);
     assert!(
         t.contains("both as Bearer") && t.contains("Authentication failed"),
         "{t}"
@@ -136,24 +129,14 @@ async fn double_code_516_is_auth_class_and_both_methods_are_tried() {
 
 #[tokio::test]
 async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
-    let idp = idp();
-    let token = jwt::for_user(&idp, "alice");
-    let double = ModernClickHouseDouble::start(vec![token.clone()]).await;
-    let gw = gateway(&double, &idp, "");
-    let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
-    m.bearer = Some(token);
-    m.call("execute_query", json!({"query": "SELECT 1"})).await;
-    let r = m
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM default.secret_table"}),
-        )
-        .await;
+    let (_idp, _double, gw, m) = alice_at_the_double().await;
+    m.query("SELECT 1").await;
+    let r = m.query("SELECT * FROM default.secret_table").await;
     assert_eq!(r["isError"], json!(true));
     assert!(
-        text(&r).contains("ClickHouse error 497 (ACCESS_DENIED)"),
+        text_of(&r).contains("ClickHouse error 497 (ACCESS_DENIED)"),
         "{}",
-        text(&r)
+        text_of(&r)
     );
     assert_eq!(
         probes(&gw, "bearer", "ok").await,
@@ -161,11 +144,7 @@ async fn double_code_497_is_a_tool_error_and_re_probes_the_endpoint_once() {
         "an auth-class failure re-probes the endpoint"
     );
     // Within 30 s a second failure does not probe again.
-    m.call(
-        "execute_query",
-        json!({"query": "SELECT * FROM default.secret_table"}),
-    )
-    .await;
+    m.query("SELECT * FROM default.secret_table").await;
     assert_eq!(probes(&gw, "bearer", "ok").await, 2);
 }
 
@@ -189,12 +168,12 @@ async fn double_unverified_tokens_are_sent_as_bearer_only() {
     );
     let mut m = Mcp::new(format!("{}/mcp/m", gw.base()));
     m.bearer = Some(jwt::unsigned(&jwt::claims_for(&idp, "mallory")));
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["isError"], json!(true));
-    assert!(text(&r).contains("validate_tokens"), "{}", text(&r));
+    assert!(text_of(&r).contains("validate_tokens"), "{}", text_of(&r));
 
     m.bearer = Some(accepted);
-    let r = m.call("execute_query", json!({"query": "SELECT 1"})).await;
+    let r = m.query("SELECT 1").await;
     assert_eq!(r["structuredContent"]["rows"], json!([[1]]), "{r}");
     assert_eq!(
         probes(&gw, "basic", "auth_rejected").await + probes(&gw, "basic", "ok").await,

@@ -8,7 +8,7 @@ use chmcp_gateway::clickhouse::settings::ReadOnly;
 use chmcp_gateway::clickhouse::{ClickHouse as Client, Credentials, Endpoint, QueryOptions};
 use chmcp_gateway::config::{ClickHouseConfig, Secret};
 use chmcp_tests::clickhouse::{ClickHouse, Users};
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{config, Gateway};
 use chmcp_tests::http_double::{HttpDouble, Reply};
 use chmcp_tests::mcp::Mcp;
 use serde_json::{json, Value};
@@ -37,9 +37,7 @@ fn first_cell(result: &Value) -> String {
 }
 
 async fn readonly_seen_by(mcp: &Mcp) -> String {
-    let r = mcp
-        .call("execute_query", json!({ "query": READBACK }))
-        .await;
+    let r = mcp.query(READBACK).await;
     assert_ne!(r["isError"], json!(true), "read-back failed: {r}");
     first_cell(&r)
 }
@@ -47,14 +45,11 @@ async fn readonly_seen_by(mcp: &Mcp) -> String {
 #[tokio::test]
 async fn hostile_queries_never_weaken_readonly_for_the_next_query() {
     let ch = ClickHouse::start();
-    let gw = Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n",
-        ch.http_port
-    ));
+    let gw = Gateway::start(&config(ch.http_port, ""));
     let mcp = Mcp::new(gw.mcp_url());
     assert_eq!(readonly_seen_by(&mcp).await, "2", "reads carry readonly=2");
     for hostile in HOSTILE {
-        let r = mcp.call("execute_query", json!({ "query": hostile })).await;
+        let r = mcp.query(hostile).await;
         assert_eq!(
             r["isError"],
             json!(true),
@@ -69,10 +64,7 @@ async fn hostile_queries_never_weaken_readonly_for_the_next_query() {
     // A write through the read tool stays refused by ClickHouse itself, not only the guard.
     ch.query("CREATE TABLE default.t (x UInt8) ENGINE = TinyLog");
     let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT * FROM default.t SETTINGS readonly=0"}),
-        )
+        .query("SELECT * FROM default.t SETTINGS readonly=0")
         .await;
     assert_eq!(r["isError"], json!(true), "{r}");
     assert!(
@@ -155,17 +147,9 @@ async fn double_a_writable_user_whose_server_refuses_readonly_fails_closed() {
         )
     })
     .await;
-    let gw = Gateway::start(&format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: {}\n",
-        double.port
-    ));
+    let gw = Gateway::start(&config(double.port, ""));
     let mcp = Mcp::new(gw.mcp_url());
-    let r = mcp
-        .call(
-            "execute_query",
-            json!({"query": "SELECT 'caller-query-marker'"}),
-        )
-        .await;
+    let r = mcp.query("SELECT 'caller-query-marker'").await;
     assert_eq!(r["isError"], json!(true), "{r}");
     let text = r["content"][0]["text"].as_str().unwrap_or_default();
     assert!(

@@ -6,87 +6,58 @@
 //! Needs the binary built first (`cargo build -p chmcp-gateway`; `make test` does it)
 //! and node on PATH (a missing node fails the tests, it never skips them).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chmcp_tests::idp::{clients, Idp};
-use chmcp_tests::temp_dir;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use chmcp_tests::jwt;
+use chmcp_tests::metrics::Metrics;
+use chmcp_tests::process::{NotReady, Process};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
 // Harness
 
-/// One IdP for the tests that do not count its requests (it exits with this process).
-fn shared_idp() -> &'static Idp {
-    static IDP: OnceLock<Idp> = OnceLock::new();
-    IDP.get_or_init(|| Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}")))
-}
-
-/// A running verifier. Its stderr (the log) is kept for the no-token-in-logs check.
+/// A running verifier. Its log is kept for the no-token-in-logs check.
 struct Verifier {
-    child: Child,
+    process: Process,
     base: String,
-    log: Arc<Mutex<String>>,
-    dir: PathBuf,
+    /// How long it took to log that it listens.
     started: Duration,
 }
 
 impl Verifier {
     fn start(config_yaml: &str) -> Self {
-        let dir = temp_dir("verify");
-        let config = dir.join("verify.yaml");
-        std::fs::write(&config, config_yaml).expect("write config");
         let spawned = Instant::now();
-        let mut child = Command::new(chmcp_tests::gateway_binary())
-            .arg("verify")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chmcp-gateway verify");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.trim().to_string());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "the verifier did not start; its log:\n{}",
-                    log.lock().unwrap()
-                );
+        let process = match Process::start("verify", config_yaml, [""; 0], "listening on ") {
+            Ok(p) => p,
+            Err(NotReady::Exited(log) | NotReady::TimedOut(log)) => {
+                panic!("the verifier did not start; its log:\n{log}")
             }
         };
+        let started = spawned.elapsed();
+        let log = process.log();
+        let base = log
+            .lines()
+            .find_map(|l| l.split("listening on ").nth(1))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .expect("the listening line names the address");
         Self {
-            child,
+            process,
             base,
-            log,
-            dir,
-            started: spawned.elapsed(),
+            started,
         }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.process.log()
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -126,24 +97,8 @@ impl Verifier {
         }
     }
 
-    /// The value of one sample line of `/metrics`, 0 when absent.
-    async fn metric(&self, sample: &str) -> f64 {
-        let (_, page) = self.get("/metrics").await;
-        page.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Verifier {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    async fn metrics(&self) -> Metrics {
+        Metrics::scrape(&self.base).await
     }
 }
 
@@ -177,28 +132,9 @@ cache: {{positive_ttl: 30s, negative_ttl: 5s}}
     )
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// What the IdP puts in alice's access token, for tokens the tests sign themselves.
 fn alice_claims(idp: &Idp) -> Value {
-    json!({
-        "iss": idp.issuer, "aud": idp.audience, "sub": "alice", "client_id": "alice",
-        "iat": now(), "exp": now() + 600, "scope": "mcp:read",
-        "email": "alice@example.com", "email_verified": true, "preferred_username": "alice",
-    })
-}
-
-fn sign(pem: &[u8], kid: &str, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_string());
-    header.typ = Some("at+jwt".into());
-    let key = EncodingKey::from_rsa_pem(pem).expect("RSA PEM");
-    jsonwebtoken::encode(&header, claims, &key).expect("sign")
+    jwt::claims_for(idp, "alice")
 }
 
 async fn alice_token(idp: &Idp) -> String {
@@ -218,7 +154,7 @@ fn reason(body: &Value) -> &str {
 
 #[tokio::test]
 async fn idp_issued_token_is_accepted_with_scope_settings() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = alice_token(idp).await;
 
@@ -260,7 +196,7 @@ async fn request_exactly_as_clickhouse_sends_it_is_accepted() {
     // ClickHouse's HTTP authentication client: a bare HTTP/1.1 GET to the configured
     // URI, Basic credentials, and the client headers listed in `forward_headers`. Sent
     // over a raw socket so nothing a richer client adds can make it pass.
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = alice_token(idp).await;
     let host = v.base.trim_start_matches("http://").to_string();
@@ -290,7 +226,7 @@ async fn request_exactly_as_clickhouse_sends_it_is_accepted() {
 
 #[tokio::test]
 async fn explicit_jwks_url_works_without_discovery() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let config =
         config_for(idp, "").replace("jwks_url: \"\"", &format!("jwks_url: {}", idp.jwks_url()));
     let v = Verifier::start(&config);
@@ -302,15 +238,12 @@ async fn explicit_jwks_url_works_without_discovery() {
 
 #[tokio::test]
 async fn token_expired_within_the_leeway_is_accepted() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let mut claims = alice_claims(idp);
-    claims["exp"] = json!(now() - 30);
+    claims["exp"] = json!(jwt::now() - 30);
     let (status, body) = v
-        .verify_basic(
-            "alice@example.com",
-            &sign(&idp.signing_key_pem, &idp.kid, &claims),
-        )
+        .verify_basic("alice@example.com", &jwt::signed_by(idp, &claims))
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -320,7 +253,7 @@ async fn token_expired_within_the_leeway_is_accepted() {
 
 #[tokio::test]
 async fn wrong_audience_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = idp
         .token(clients::ALICE, "mcp:read", &idp.other_audience)
@@ -332,48 +265,42 @@ async fn wrong_audience_is_403() {
 
 #[tokio::test]
 async fn wrong_issuer_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let mut claims = alice_claims(idp);
     claims["iss"] = json!(format!("{}/other-tenant", idp.issuer));
     let (status, body) = v
-        .verify_basic(
-            "alice@example.com",
-            &sign(&idp.signing_key_pem, &idp.kid, &claims),
-        )
+        .verify_basic("alice@example.com", &jwt::signed_by(idp, &claims))
         .await;
     assert_eq!((status, reason(&body)), (403, "wrong_issuer"), "{body}");
 }
 
 #[tokio::test]
 async fn expired_token_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let mut claims = alice_claims(idp);
-    claims["iat"] = json!(now() - 1200);
-    claims["exp"] = json!(now() - 120);
+    claims["iat"] = json!(jwt::now() - 1200);
+    claims["exp"] = json!(jwt::now() - 120);
     let (status, body) = v
-        .verify_basic(
-            "alice@example.com",
-            &sign(&idp.signing_key_pem, &idp.kid, &claims),
-        )
+        .verify_basic("alice@example.com", &jwt::signed_by(idp, &claims))
         .await;
     assert_eq!((status, reason(&body)), (403, "expired"), "{body}");
 }
 
 #[tokio::test]
 async fn signature_by_a_key_the_idp_never_had_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     // The IdP's kid, so the verifier picks the IdP's key and the signature fails.
-    let token = sign(&idp.foreign_key_pem, &idp.kid, &alice_claims(idp));
+    let token = jwt::signed_with(&idp.foreign_key_pem, &idp.kid, &alice_claims(idp));
     let (status, body) = v.verify_basic("alice@example.com", &token).await;
     assert_eq!((status, reason(&body)), (403, "bad_signature"), "{body}");
 }
 
 #[tokio::test]
 async fn missing_required_scope_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = idp
         .token(clients::ALICE, "mcp:write", &idp.audience)
@@ -385,7 +312,7 @@ async fn missing_required_scope_is_403() {
 
 #[tokio::test]
 async fn unverified_email_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = idp
         .token(clients::BOB, "mcp:read", &idp.audience)
@@ -401,7 +328,7 @@ async fn unverified_email_is_403() {
 
 #[tokio::test]
 async fn email_domain_outside_the_allowed_list_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = idp
         .token(clients::EVE, "mcp:read", &idp.audience)
@@ -417,7 +344,7 @@ async fn email_domain_outside_the_allowed_list_is_403() {
 
 #[tokio::test]
 async fn basic_username_other_than_the_token_email_is_403() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = alice_token(idp).await;
     for user in ["admin", "default", "bob@example.com"] {
@@ -434,7 +361,7 @@ async fn basic_username_other_than_the_token_email_is_403() {
 
 #[tokio::test]
 async fn malformed_authorization_header_is_401() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = alice_token(idp).await;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -474,7 +401,7 @@ async fn unknown_kid_flood_causes_exactly_one_jwks_refetch() {
     // 40 tokens with made-up kids, half concurrently, half one after another.
     let tokens: Vec<String> = (0..40)
         .map(|i| {
-            sign(
+            jwt::signed_with(
                 &idp.foreign_key_pem,
                 &format!("rotated-{i}"),
                 &alice_claims(&idp),
@@ -509,8 +436,9 @@ async fn unknown_kid_flood_causes_exactly_one_jwks_refetch() {
         "one refetch for 40 unknown kids"
     );
     assert_eq!(
-        v.metric("chmcp_verify_jwks_fetches_total{outcome=\"ok\"}")
-            .await,
+        v.metrics()
+            .await
+            .value("chmcp_verify_jwks_fetches_total", &[("outcome", "ok")]),
         2.0
     );
     // Tokens with the IdP's real kid still pass.
@@ -525,17 +453,28 @@ async fn unknown_kid_flood_causes_exactly_one_jwks_refetch() {
 
 #[tokio::test]
 async fn repeated_verification_is_answered_from_the_cache() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let token = alice_token(idp).await;
     for _ in 0..5 {
         assert_eq!(v.verify_basic("alice@example.com", &token).await.0, 200);
     }
-    assert_eq!(v.metric("chmcp_verify_cache_misses_total").await, 1.0);
-    assert_eq!(v.metric("chmcp_verify_cache_hits_total").await, 4.0);
     assert_eq!(
-        v.metric("chmcp_verify_requests_total{outcome=\"allowed\"}")
-            .await,
+        v.metrics()
+            .await
+            .value("chmcp_verify_cache_misses_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        v.metrics()
+            .await
+            .value("chmcp_verify_cache_hits_total", &[]),
+        4.0
+    );
+    assert_eq!(
+        v.metrics()
+            .await
+            .value("chmcp_verify_requests_total", &[("outcome", "allowed")]),
         5.0
     );
     // A refused token is cached too, under its own reason.
@@ -546,17 +485,24 @@ async fn repeated_verification_is_answered_from_the_cache() {
     for _ in 0..3 {
         assert_eq!(v.verify_basic("alice@example.com", &other).await.0, 403);
     }
-    assert_eq!(v.metric("chmcp_verify_cache_hits_total").await, 6.0);
     assert_eq!(
-        v.metric("chmcp_verify_refusals_total{reason=\"wrong_audience\"}")
-            .await,
+        v.metrics()
+            .await
+            .value("chmcp_verify_cache_hits_total", &[]),
+        6.0
+    );
+    assert_eq!(
+        v.metrics().await.value(
+            "chmcp_verify_refusals_total",
+            &[("reason", "wrong_audience")]
+        ),
         3.0
     );
 }
 
 #[tokio::test]
 async fn health_readiness_and_metrics_endpoints() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     assert_eq!(v.get("/healthz").await.0, 200);
     v.wait_ready().await;
@@ -593,11 +539,11 @@ async fn startup_does_not_wait_for_an_unresponsive_idp() {
 
 #[tokio::test]
 async fn no_token_appears_in_the_log() {
-    let idp = shared_idp();
+    let idp = Idp::shared();
     let v = Verifier::start(&config_for(idp, ""));
     let good = alice_token(idp).await;
-    let foreign = sign(&idp.foreign_key_pem, &idp.kid, &alice_claims(idp));
-    let unknown = sign(&idp.foreign_key_pem, "never-seen", &alice_claims(idp));
+    let foreign = jwt::signed_with(&idp.foreign_key_pem, &idp.kid, &alice_claims(idp));
+    let unknown = jwt::signed_with(&idp.foreign_key_pem, "never-seen", &alice_claims(idp));
     assert_eq!(v.verify_basic("alice@example.com", &good).await.0, 200);
     assert_eq!(v.verify_basic("admin", &good).await.0, 403);
     assert_eq!(v.verify_basic("alice@example.com", &foreign).await.0, 403);

@@ -1,16 +1,35 @@
 //! The `chmcp-gateway` binary, started with a given configuration on a free port.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::process::{Command, Stdio};
 
-use super::{free_port, gateway_binary, temp_dir};
+use super::process::{NotReady, Process};
+use super::{free_port, gateway_binary};
 
+/// A single-cluster configuration: ClickHouse's HTTP interface on loopback `ch_port`,
+/// then `extra` (YAML at the top level, or indented to continue `clickhouse:`).
+pub fn config(ch_port: u16, extra: &str) -> String {
+    format!("clickhouse:\n  host: 127.0.0.1\n  port: {ch_port}\n{extra}")
+}
+
+/// `server.oauth` as a resource server (no broker) for tokens `issuer` issues for
+/// `audience`, the ClickHouse user named by `preferred_username`; `more` continues the
+/// YAML (four spaces: more `server.oauth` keys; two: more `server` keys).
+pub fn resource_server(issuer: &str, audience: &str, more: &str) -> String {
+    format!("server:\n  oauth:\n    enabled: true\n    broker: false\n    issuer: {issuer}\n    audience: {audience}\n    username_claim: preferred_username\n{more}")
+}
+
+/// Multi-cluster mode with clusters `a` and `b` on loopback ports, with `oauth` (a
+/// `server:` block, OAuth being required in this mode) before it.
+pub fn clusters_a_b(oauth: &str, a_port: u16, b_port: u16) -> String {
+    format!("clickhouse:\n  host: 127.0.0.1\n{oauth}multicluster:\n  enabled: true\n  cluster_allowlist: [a, b]\n  clusters:\n    a: {{port: {a_port}}}\n    b: {{port: {b_port}}}\n")
+}
+
+/// `chmcp-gateway serve` on a free loopback port; the process harness (`log()`,
+/// `signal()`, `wait_exit()`, `config_path`) through `Deref`.
 pub struct Gateway {
     pub port: u16,
-    pub config_path: PathBuf,
-    dir: PathBuf,
-    child: Child,
+    process: Process,
 }
 
 impl Gateway {
@@ -21,8 +40,8 @@ impl Gateway {
         for _ in 0..5 {
             match Self::try_start_on(free_port(), config) {
                 Ok(gw) => return gw,
-                Err(log) if log.contains("cannot listen") => continue,
-                Err(log) => panic!("the gateway exited before listening; log:\n{log}"),
+                Err(NotReady::Exited(log)) if log.contains("cannot listen") => continue,
+                Err(not_ready) => fail(not_ready),
             }
         }
         panic!("no free port could be bound in five tries")
@@ -30,49 +49,18 @@ impl Gateway {
 
     /// Starts `serve` on `port`, for configurations that must name their own URL.
     pub fn start_on(port: u16, config: &str) -> Self {
-        Self::try_start_on(port, config)
-            .unwrap_or_else(|log| panic!("the gateway exited before listening; log:\n{log}"))
+        Self::try_start_on(port, config).unwrap_or_else(|not_ready| fail(not_ready))
     }
 
-    fn try_start_on(port: u16, config: &str) -> Result<Self, String> {
-        let dir = temp_dir("gw");
-        let config_path = dir.join("gateway.yaml");
-        std::fs::write(&config_path, config).expect("write gateway config");
-        let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
-        let child = Command::new(gateway_binary())
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .args(["--set", "server.address=127.0.0.1", "--set"])
-            .arg(format!("server.port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn chmcp-gateway");
-        let mut gw = Self {
-            port,
-            config_path,
-            dir,
-            child,
-        };
-        gw.wait_listening()?;
-        Ok(gw)
-    }
-
-    /// Waits for the gateway's own "listening" line: a successful connect alone could
-    /// reach another test's server that took the port first.
-    fn wait_listening(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(15) {
-            if self.log().contains("chmcp gateway listening") {
-                return Ok(());
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Err(self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("gateway did not listen within 15 s; log:\n{}", self.log());
+    fn try_start_on(port: u16, config: &str) -> Result<Self, NotReady> {
+        let args = [
+            "--set".to_string(),
+            "server.address=127.0.0.1".to_string(),
+            "--set".to_string(),
+            format!("server.port={port}"),
+        ];
+        let process = Process::start("serve", config, args, "chmcp gateway listening")?;
+        Ok(Self { port, process })
     }
 
     pub fn base(&self) -> String {
@@ -82,43 +70,25 @@ impl Gateway {
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.base())
     }
+}
 
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal (`HUP`, `TERM`) with the system's `kill`.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .map(|s| s.success());
-        assert_eq!(ok.ok(), Some(true), "kill -{sig} failed");
-    }
-
-    /// Waits for the process to exit and returns its exit code.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+fn fail(not_ready: NotReady) -> ! {
+    match not_ready {
+        NotReady::Exited(log) => panic!("the gateway exited before listening; log:\n{log}"),
+        NotReady::TimedOut(log) => panic!("the gateway did not listen in time; log:\n{log}"),
     }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Deref for Gateway {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 

@@ -109,6 +109,15 @@ pub fn ensure_installed() -> anyhow::Result<PathBuf> {
 }
 
 impl Idp {
+    /// One IdP for every test of this process that does not count the IdP's requests
+    /// (it exits with the process, when its stdin closes).
+    pub fn shared() -> &'static Idp {
+        static IDP: std::sync::OnceLock<Idp> = std::sync::OnceLock::new();
+        IDP.get_or_init(|| {
+            Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"))
+        })
+    }
+
     pub fn start() -> anyhow::Result<Self> {
         let idp = ensure_installed()?;
         let dir = crate::temp_dir("idp");

@@ -57,12 +57,32 @@ pub fn claims_for(idp: &Idp, user: &str) -> Value {
 /// issue for an account it does not have (`mallory`), or with claims it will not set
 /// (already expired).
 pub fn signed_by(idp: &Idp, claims: &Value) -> String {
+    signed_with(&idp.signing_key_pem, &idp.kid, claims)
+}
+
+/// `claims` signed RS256 with `pem` under `kid`: with the IdP's `foreign_key_pem`, a
+/// token that names the IdP's key but was signed by a key the IdP never had.
+pub fn signed_with(pem: &[u8], kid: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(idp.kid.clone());
-    let key = EncodingKey::from_rsa_pem(&idp.signing_key_pem)
-        .unwrap_or_else(|e| panic!("the IdP's signing key does not load: {e}"));
+    header.kid = Some(kid.to_string());
+    // What the test IdP puts in its access tokens (RFC 9068).
+    header.typ = Some("at+jwt".into());
+    let key = EncodingKey::from_rsa_pem(pem)
+        .unwrap_or_else(|e| panic!("a test signing key does not load: {e}"));
     jsonwebtoken::encode(&header, claims, &key)
         .unwrap_or_else(|e| panic!("cannot sign a test token: {e}"))
+}
+
+/// The claims of a JWT, read without checking anything.
+pub fn claims_of(token: &str) -> Value {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {token}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_else(|e| panic!("a JWT payload that is not base64url: {e}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("a JWT payload that is not JSON: {e}"))
 }
 
 /// A token for `user`, signed by the test IdP's key.

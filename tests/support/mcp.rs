@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+/// One HTTP answer from an MCP endpoint (over a socket, or in process).
 pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -21,6 +22,14 @@ impl Mcp {
             url: url.into(),
             http: reqwest::Client::new(),
             bearer: None,
+        }
+    }
+
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub fn with_bearer(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            bearer: Some(token.into()),
+            ..Self::new(url)
         }
     }
 
@@ -72,6 +81,11 @@ impl Mcp {
             .unwrap_or_else(|| panic!("tools/call {tool} returned no result: {}", r.body))
     }
 
+    /// `execute_query` with just a query, returning the `result`.
+    pub async fn query(&self, sql: &str) -> Value {
+        self.call("execute_query", json!({ "query": sql })).await
+    }
+
     pub async fn tool_names(&self) -> Vec<String> {
         let r = self.request("tools/list", json!({})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -82,4 +96,28 @@ impl Mcp {
             .map(|t| t["name"].as_str().unwrap_or_default().to_string())
             .collect()
     }
+}
+
+/// An `initialize` request (`id` 1) for protocol `version`.
+pub fn initialize(version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "chmcp-tests", "version": "1"}}})
+}
+
+/// A tool result's `structuredContent`; fails the test on a tool error.
+pub fn structured(result: &Value) -> &Value {
+    assert_ne!(result["isError"], json!(true), "tool error: {result}");
+    &result["structuredContent"]
+}
+
+/// A tool result's text blocks, joined by newlines.
+pub fn text_of(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
 }

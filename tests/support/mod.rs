@@ -1,12 +1,16 @@
 //! Harness for integration tests against real components: a ClickHouse server on a
-//! free port, the gateway binary, and a small MCP-over-HTTP client.
+//! free port, the gateway binary, the gateway's router in process (`inproc`), a small
+//! MCP-over-HTTP client, and the JWT and metrics helpers every test file shares.
 
 pub mod clickhouse;
 pub mod gateway;
 pub mod http_double;
 pub mod idp;
+pub mod inproc;
 pub mod jwt;
 pub mod mcp;
+pub mod metrics;
+pub mod process;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
