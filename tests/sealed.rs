@@ -640,11 +640,23 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
 
     // Replica B, which shares only the signing secret, accepts A's token.
     let on_b = format!("{}/mcp/otel", b.base());
-    let listed = client.mcp(&on_b, &access2, "tools/list", json!({})).await;
-    assert_eq!(listed.status, 200, "{}\n{}", listed.body, b.log());
+    let call = client
+        .mcp(
+            &on_b,
+            &access2,
+            "tools/call",
+            json!({"name": "execute_query", "arguments": {"query": "SELECT 6 * 7 AS answer"}}),
+        )
+        .await;
+    assert_eq!(call.status, 200, "{}\n{}", call.body, b.log());
+    assert!(call.body.contains("42"), "{}", call.body);
     assert_eq!(
-        f.ch_double.presented().last().map(|p| p.password.clone()),
-        Some(sealed2.upstream.clone())
+        f.ch_double.presented().last(),
+        Some(&Presented {
+            user: ALICE.into(),
+            password: sealed2.upstream.clone()
+        }),
+        "B presented the refreshed upstream token"
     );
 
     // Nothing a client received carries upstream token bytes; nor does either log.
