@@ -435,10 +435,7 @@ impl App {
         // Sealed mode: the bearer is the gateway's own token; from here on the upstream
         // token inside it is the credential (ClickHouse, catalog key), and its claims are
         // the ones the broker verified before sealing.
-        let sealed = match &rt.sealed {
-            Some(s) => Some(s.admit(oauth, &ctx, admitted.token, crate::oauth::broker::now())?),
-            None => None,
-        };
+        let sealed = crate::oauth::sealed::admit(rt.sealed.as_ref(), oauth, &ctx, admitted.token)?;
         let token = sealed
             .as_ref()
             .map_or(admitted.token, |s| s.upstream.as_str());

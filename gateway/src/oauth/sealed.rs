@@ -223,6 +223,19 @@ impl SealedGate {
     }
 }
 
+/// The gate's hook, one call on the request path: `None` outside sealed mode (the bearer
+/// is judged as before); in sealed mode the opened token, or the `401`.
+pub fn admit(
+    sealed: Option<&SealedGate>,
+    oauth: &OAuthConfig,
+    ctx: &ServingContext<'_>,
+    token: &str,
+) -> Result<Option<SealedAccess>, GateRejection> {
+    sealed
+        .map(|g| g.admit(oauth, ctx, token, super::broker::now()))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -425,6 +438,17 @@ mod tests {
             ..oauth()
         };
         assert!(SealedGate::for_config(&passthrough).unwrap().is_none());
+        // The request-path hook: nothing to open outside sealed mode, the 401 inside it.
+        assert_eq!(
+            admit(None, &o, &ctx(Cluster::Named("otel")), UPSTREAM).unwrap(),
+            None
+        );
+        assert_eq!(
+            admit(Some(&g), &o, &ctx(Cluster::Named("otel")), UPSTREAM)
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     #[test]
