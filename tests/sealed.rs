@@ -659,7 +659,16 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
         "B presented the refreshed upstream token"
     );
 
-    // Nothing a client received carries upstream token bytes; nor does either log.
+    // Nothing a client received carries upstream token bytes; nor does either log. (The
+    // search does look at what the client got: the sealed tokens are found in it.)
+    for t in [&access, &access2, &refresh] {
+        assert!(client.received.iter().any(|r| r.contains(t.as_str())));
+    }
+    assert!(
+        client.received.len() >= 12,
+        "every step recorded: {}",
+        client.received.len()
+    );
     for (secret, what) in [
         (&upstream, "upstream access token"),
         (&sealed2.upstream, "refreshed upstream access token"),
