@@ -93,18 +93,21 @@ PIDS+=($!)
 wait_port "$S_PORT" stand-in
 
 # The gateway in multi-cluster broker mode: cluster `otel` lives behind the stand-in.
-G_PORT=$(free_port)
-MCP_PATH="/mcp/otel"
-cat >"$TMP/gateway.yaml" <<YAML
+# Run once per token_mode: sealed (the default) and passthrough.
+run_mode() {
+  local mode="$1" port
+  port=$(free_port)
+  cat >"$TMP/gateway-$mode.yaml" <<YAML
 server:
   address: 127.0.0.1
-  port: $G_PORT
+  port: $port
   oauth:
     enabled: true
     broker: true
+    token_mode: $mode
     issuer: "$ISSUER"
     audience: "$AUDIENCE"
-    public_auth_server_url: "http://127.0.0.1:$G_PORT"
+    public_auth_server_url: "http://127.0.0.1:$port"
     client_id: "$IDP_CLIENT"
     client_secret: "$IDP_SECRET"
     signing_secret: "$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
@@ -116,8 +119,11 @@ multicluster:
   cluster_allowlist: [otel]
   clusters: {otel: {port: $S_PORT}}
 YAML
-"$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
-PIDS+=($!)
-wait_port "$G_PORT" gateway
-
-"$PY" e2e/broker/flow.py "http://127.0.0.1:$G_PORT$MCP_PATH" "http://127.0.0.1:$S_PORT/__standin/stats"
+  "$GATEWAY_BIN" serve --config "$TMP/gateway-$mode.yaml" >"$TMP/gateway-$mode.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port" "gateway ($mode)"
+  echo "[broker-e2e] token_mode: $mode"
+  "$PY" e2e/broker/flow.py "http://127.0.0.1:$port/mcp/otel" "http://127.0.0.1:$S_PORT/__standin/stats" "$mode"
+}
+run_mode sealed
+run_mode passthrough

@@ -422,10 +422,16 @@ async fn metadata_names_the_broker_endpoints_at_both_well_known_paths() {
     }
 }
 
+/// In `token_mode: passthrough` (sealed mode, the default, is `tests/sealed.rs`).
 #[tokio::test]
 async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
-    let gw = broker_gateway(&idp, "");
+    let gw = broker_gateway(&idp, "    token_mode: passthrough\n");
+    assert!(
+        gw.log().contains("token_mode is passthrough"),
+        "passthrough warns at startup:\n{}",
+        gw.log()
+    );
     let client_id = public_client(&gw.base()).await;
     let p = pkce("full");
     let back = sign_in(&idp, &gw.base(), &gw.base(), &client_id, &p).await;

@@ -21,6 +21,7 @@ Usage: python ch_standin.py --port P --clickhouse http://127.0.0.1:CH --verifier
 
 import argparse
 import base64
+import hashlib
 import json
 import sys
 import urllib.error
@@ -86,6 +87,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, b"Code: 194. DB::Exception: Password required for user default (REQUIRED_PASSWORD)\n")
         status, verdict = verify(*creds)
         STATS["verified" if status == 200 else "refused"] += 1
+        # Which tokens ClickHouse was shown, as hashes only (e2e/broker/flow.py compares
+        # them with the token the MCP client holds).
+        digest = hashlib.sha256(creds[1].encode()).hexdigest()
+        if digest not in STATS["token_sha256"]:
+            STATS["token_sha256"].append(digest)
         if status != 200:
             msg = f"Code: 516. DB::Exception: {creds[0]}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)\n"
             return self.answer(401 if status in (401, 403) else 500, msg.encode())
@@ -115,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any()
 
 
-STATS = {"verified": 0, "refused": 0}
+STATS = {"verified": 0, "refused": 0, "token_sha256": []}
 
 
 def main():

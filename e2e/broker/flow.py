@@ -9,11 +9,16 @@ the gateway sends to the client's redirect URI back to the SDK, which redeems it
 Then: tools/list and execute_query (through the ClickHouse stand-in and the real
 verifier to the real ClickHouse); then the token is refreshed and the query runs again.
 
-Usage: python flow.py MCP_URL STANDIN_STATS_URL
+MODE is the gateway's `token_mode`. `sealed`: the token the SDK holds is the gateway's
+own (not a JWT), and ClickHouse was never shown it, only the upstream token inside it.
+`passthrough`: the SDK holds the IdP's JWT and ClickHouse is shown that same token.
+
+Usage: python flow.py MCP_URL STANDIN_STATS_URL [sealed|passthrough]
 Exit code 0 on success; every step prints one line.
 """
 
 import asyncio
+import hashlib
 import html
 import re
 import sys
@@ -116,7 +121,11 @@ async def run_query(provider: OAuthClientProvider, mcp_url: str, label: str) -> 
             assert "42" in text_of(result) + str(result.structured_content), result
 
 
-async def main(mcp_url: str, standin_stats: str) -> None:
+def is_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+async def main(mcp_url: str, standin_stats: str, mode: str) -> None:
     storage = MemoryStorage()
     browser = HeadlessBrowser()
     provider = OAuthClientProvider(
@@ -138,6 +147,12 @@ async def main(mcp_url: str, standin_stats: str) -> None:
     step(f"registered client_id length {len(storage.client.client_id)}; got a refresh token: {storage.tokens.refresh_token is not None}")
     assert storage.tokens.refresh_token, "the broker handed out no refresh token"
     first_access = storage.tokens.access_token
+    if mode == "sealed":
+        assert not is_jwt(first_access) and first_access.startswith("chmcp_at."), "sealed mode must hand out the gateway's own token"
+        step(f"the SDK holds a sealed token (not a JWT), expires_in {storage.tokens.expires_in}")
+    else:
+        assert is_jwt(first_access), "passthrough hands out the IdP's JWT"
+        step("the SDK holds the IdP's JWT (passthrough)")
 
     # Pretend the access token expired: the SDK must refresh (no browser this time).
     provider.context.token_expiry_time = 1.0
@@ -148,10 +163,18 @@ async def main(mcp_url: str, standin_stats: str) -> None:
 
     async with httpx2.AsyncClient(timeout=5) as h:
         stats = (await h.get(standin_stats)).json()
-    step(f"ClickHouse stand-in: {stats}")
+    seen = set(stats.pop("token_sha256"))
+    step(f"ClickHouse stand-in: {stats}; {len(seen)} distinct tokens shown to it")
     assert stats["verified"] >= 2 and stats["refused"] == 0, stats
+    held = {hashlib.sha256(t.encode()).hexdigest() for t in (first_access, storage.tokens.access_token)}
+    if mode == "sealed":
+        assert len(seen) >= 2 and not held & seen, "ClickHouse must see the upstream tokens, never the client's"
+        step("ClickHouse saw only upstream tokens, never the one the client holds")
+    else:
+        assert held <= seen, "passthrough: ClickHouse sees the client's token itself"
+        step("ClickHouse saw the very token the client holds (passthrough)")
     step("OK")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "sealed"))

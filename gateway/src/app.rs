@@ -45,6 +45,8 @@ pub struct Runtime {
     pub jwks: Option<Arc<jwks::JwksCache>>,
     /// The OAuth broker's routes (broker mode), served by `serve::router`'s broker paths.
     pub broker: Option<axum::Router>,
+    /// Sealed token mode: opens the gateway's own access tokens (oauth/sealed.rs).
+    pub sealed: Option<crate::oauth::sealed::SealedGate>,
     /// The origins browsers may call from (`server.allowed_origins`, the public URLs,
     /// loopback while listening on loopback), parsed once per generation.
     pub origins: OriginPolicy,
@@ -95,6 +97,7 @@ impl Runtime {
             _ => build_broker(&config, process)?,
         };
         let oauth = &config.server.oauth;
+        let sealed = crate::oauth::sealed::SealedGate::for_config(oauth)?;
         let origins = OriginPolicy::new(
             &config.server.allowed_origins,
             [
@@ -111,6 +114,7 @@ impl Runtime {
             tool_rules,
             jwks,
             broker,
+            sealed,
             origins,
         })
     }
@@ -428,14 +432,24 @@ impl App {
             cluster,
         };
         let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
-        let verified = if oauth.validate_tokens {
-            let claims = Self::validate_signature(rt, oauth, &ctx, admitted.token).await?;
-            gate::check_required_scopes(oauth, &ctx, &claims)?;
-            Some(claims)
-        } else {
-            None
+        // Sealed mode: the bearer is the gateway's own token; from here on the upstream
+        // token inside it is the credential (ClickHouse, catalog key), and its claims are
+        // the ones the broker verified before sealing.
+        let sealed = crate::oauth::sealed::admit(rt.sealed.as_ref(), oauth, &ctx, admitted.token)?;
+        let token = sealed
+            .as_ref()
+            .map_or(admitted.token, |s| s.upstream.as_str());
+        let verified = match &sealed {
+            Some(s) => s.verified_claims(),
+            None if oauth.validate_tokens => {
+                Some(Self::validate_signature(rt, oauth, &ctx, token).await?)
+            }
+            None => None,
         };
-        let known = TokenIdentity::of(verified.as_ref(), admitted.token, oauth, &rt.roles)
+        if let Some(claims) = &verified {
+            gate::check_required_scopes(oauth, &ctx, claims)?;
+        }
+        let known = TokenIdentity::of(verified.as_ref(), token, oauth, &rt.roles)
             .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
         let endpoint = match cluster {
             Cluster::Named(name) => {
@@ -451,10 +465,10 @@ impl App {
             endpoint,
             caller: known.caller,
             roles: known.roles,
-            catalog_key: CatalogKey::new(admitted.token, cluster.name()),
+            catalog_key: CatalogKey::new(token, cluster.name()),
             expires: known.expires,
             principal: Principal::Token {
-                token: Secret::new(admitted.token),
+                token: Secret::new(token),
                 username: known.username,
             },
         })

@@ -484,6 +484,11 @@ pub struct OAuthSpec {
     /// it is a JWT for `audience`, else the id_token), `idToken` or `accessToken`.
     #[serde(default)]
     pub upstream_token: UpstreamTokenSpec,
+    /// Broker mode: `sealed` (default) hands MCP clients an opaque token of the gateway's
+    /// own that carries the upstream token, valid only at this gateway and for the
+    /// resource it names; `passthrough` hands them the upstream token itself.
+    #[serde(default)]
+    pub token_mode: TokenModeSpec,
     /// Redirect hosts whose clients skip the gateway's consent page (e.g. `claude.ai`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_redirect_hosts: Vec<String>,
@@ -518,6 +523,15 @@ pub enum UpstreamTokenSpec {
     Auto,
     IdToken,
     AccessToken,
+}
+
+/// What `/oauth/token` hands MCP clients in broker mode.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenModeSpec {
+    #[default]
+    Sealed,
+    Passthrough,
 }
 
 fn default_scopes() -> Vec<String> {

@@ -417,6 +417,13 @@ mod tests {
             err.starts_with("server.transport: unknown variant `htp`"),
             "{err}"
         );
+        let err = load_text("server:\n  oauth:\n    token_mode: opaque\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("server.oauth.token_mode: unknown variant `opaque`"),
+            "{err}"
+        );
     }
 
     #[test]

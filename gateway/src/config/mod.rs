@@ -256,6 +256,9 @@ pub struct OAuthConfig {
     /// the only way `validate_tokens: false` is accepted (oauth.md, "The gate").
     pub trust_clickhouse_token_checks: bool,
     pub upstream_token: UpstreamToken,
+    /// Broker mode: what `/oauth/token` hands MCP clients (the upstream token sealed in
+    /// one of the gateway's own, or the upstream token itself).
+    pub token_mode: TokenMode,
     pub trusted_redirect_hosts: Vec<String>,
     /// Development only: allow Client ID Metadata Documents over http on loopback.
     pub dev_allow_insecure_client_metadata: bool,
@@ -287,6 +290,7 @@ impl Default for OAuthConfig {
             validate_tokens: true,
             trust_clickhouse_token_checks: false,
             upstream_token: UpstreamToken::Auto,
+            token_mode: TokenMode::Sealed,
             trusted_redirect_hosts: Vec::new(),
             dev_allow_insecure_client_metadata: false,
         }
@@ -299,6 +303,24 @@ pub enum UpstreamToken {
     IdToken,
     AccessToken,
     Auto,
+}
+
+/// `server.oauth.token_mode` (broker mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenMode {
+    /// Clients get an opaque token the gateway minted (AEAD-sealed, carrying the upstream
+    /// token); only the gateway can use it, and only for the resource it names.
+    Sealed,
+    /// Clients get the upstream IdP's token itself (token passthrough).
+    Passthrough,
+}
+
+impl OAuthConfig {
+    /// Broker mode with sealed tokens: the gate accepts only tokens this gateway minted.
+    pub fn sealed_tokens(&self) -> bool {
+        self.enabled && self.broker && self.token_mode == TokenMode::Sealed
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

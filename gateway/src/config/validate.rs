@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Config, OAuthConfig, ToolKind, Transport};
+use super::{Config, OAuthConfig, TokenMode, ToolKind, Transport};
 use crate::routing::is_valid_cluster_name;
 
 /// Something worth saying at startup that does not stop it.
@@ -284,6 +284,15 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
                 err("server.oauth.public_auth_server_url", m);
             }
         }
+        if o.broker && o.token_mode == TokenMode::Passthrough {
+            warnings.push(Warning(
+                "server.oauth.token_mode is passthrough: MCP clients receive the identity provider's own token, \
+                 which ClickHouse (every cluster) and any other service trusting that IdP accept directly, so a \
+                 token leaked from a client's logs or config is a working credential (the MCP specification \
+                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token"
+                    .into(),
+            ));
+        }
         if o.dev_allow_insecure_client_metadata {
             warnings.push(Warning(
                 "server.oauth.dev_allow_insecure_client_metadata is ON: client metadata documents may be fetched over http from loopback. Never use this in production".into(),
@@ -505,6 +514,43 @@ mod tests {
         let errs = errors_of(&c);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].starts_with("server.oauth.signing_secret: must be at least 32 bytes"));
+    }
+
+    fn broker() -> Config {
+        let mut c = Config::default();
+        c.server.oauth.enabled = true;
+        c.server.oauth.issuer = "https://idp.example.com".into();
+        c.server.oauth.client_id = "id".into();
+        c.server.oauth.client_secret = crate::config::Secret::new("s");
+        c.server.oauth.public_auth_server_url = "https://mcp.example.com".into();
+        c.server.oauth.audience = "https://mcp.example.com/".into();
+        c.server.oauth.signing_secret =
+            crate::config::Secret::new("0123456789abcdef0123456789abcdef");
+        c
+    }
+
+    #[test]
+    fn broker_mode_seals_tokens_by_default_and_passthrough_warns_of_the_risk() {
+        let c = broker();
+        assert_eq!(c.server.oauth.token_mode, TokenMode::Sealed);
+        assert!(c.server.oauth.sealed_tokens());
+        assert_eq!(validate(&c), Ok(vec![]));
+        let mut p = broker();
+        p.server.oauth.token_mode = TokenMode::Passthrough;
+        assert!(!p.server.oauth.sealed_tokens());
+        let warnings = validate(&p).expect("accepted");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .0
+                .starts_with("server.oauth.token_mode is passthrough")
+                && warnings[0].0.contains("forbids token passthrough"),
+            "{warnings:?}"
+        );
+        // Resource-server mode has no tokens of its own to seal.
+        let mut rs = broker();
+        rs.server.oauth.broker = false;
+        assert!(!rs.server.oauth.sealed_tokens());
     }
 
     fn resource_server() -> Config {

@@ -60,6 +60,11 @@ impl Claims {
         self.map.get(name)
     }
 
+    /// Every claim: what a sealed access token carries so the gate needs no second check.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
     /// A claim as a string, when it is one.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.map.get(name).and_then(Value::as_str)

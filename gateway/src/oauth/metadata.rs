@@ -95,8 +95,9 @@ pub fn advertised_scopes(oauth: &OAuthConfig) -> Vec<String> {
 
 /// The metadata document for `subject`, as served from `request_scheme://raw_host`.
 ///
-/// - `resource`: `oauth.public_resource_url` when set (one audience for every cluster);
-///   otherwise the public URL of the resource (`/mcp/{cluster}`, `/mcp`), or the bare
+/// - `resource`: in sealed token mode, each cluster's own public URL under
+///   `public_auth_server_url` (per-cluster audiences); else `oauth.public_resource_url`
+///   when set (one audience for every cluster); otherwise the public URL of the resource (`/mcp/{cluster}`, `/mcp`), or the bare
 ///   origin for the root document, matching RFC 9728 §3's derivation of the well-known URL.
 /// - `authorization_servers`: broker mode, the gateway itself (`public_auth_server_url`,
 ///   else this origin); resource-server mode, the upstream `issuer`, verbatim (clients
@@ -108,13 +109,15 @@ pub fn protected_resource_metadata(
     subject: MetadataSubject<'_>,
 ) -> ProtectedResourceMetadata {
     let origin = public_origin(oauth, request_scheme, raw_host);
-    let resource = if !oauth.public_resource_url.is_empty() {
-        oauth.public_resource_url.clone()
-    } else {
-        match subject {
-            MetadataSubject::Resource(cluster) => format!("{origin}{}", cluster.mcp_path()),
-            MetadataSubject::Root => origin.clone(),
+    let own = |cluster: Cluster<'_>| format!("{origin}{}", cluster.mcp_path());
+    let resource = match subject {
+        // Sealed tokens have per-cluster audiences: each cluster names its own URL.
+        MetadataSubject::Resource(cluster) if oauth.sealed_tokens() => {
+            super::sealed::resource_url(oauth, cluster).unwrap_or_else(|| own(cluster))
         }
+        _ if !oauth.public_resource_url.is_empty() => oauth.public_resource_url.clone(),
+        MetadataSubject::Resource(cluster) => own(cluster),
+        MetadataSubject::Root => origin.clone(),
     };
     let authorization_server = if oauth.broker {
         match oauth.public_auth_server_url.trim_end_matches('/') {
@@ -178,9 +181,10 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_public_resource_url_is_the_resource_of_every_cluster() {
+    fn a_shared_public_resource_url_is_the_resource_of_every_cluster_in_passthrough_mode() {
         let oauth = OAuthConfig {
             public_resource_url: "https://mcp.example.com/".into(),
+            token_mode: crate::config::TokenMode::Passthrough,
             ..broker()
         };
         for c in ["otel", "antalya"] {
@@ -192,6 +196,31 @@ mod tests {
             );
             assert_eq!(m.resource, "https://mcp.example.com/");
         }
+    }
+
+    #[test]
+    fn sealed_mode_names_each_clusters_own_url_even_with_a_shared_resource() {
+        let oauth = OAuthConfig {
+            public_resource_url: "https://mcp.example.com/".into(),
+            ..broker()
+        };
+        assert!(oauth.sealed_tokens());
+        for c in ["otel", "antalya"] {
+            let m = protected_resource_metadata(
+                &oauth,
+                "http",
+                "gw.internal:8080",
+                MetadataSubject::Resource(Cluster::Named(c)),
+            );
+            assert_eq!(m.resource, format!("https://mcp.example.com/mcp/{c}"));
+        }
+        let single = protected_resource_metadata(
+            &oauth,
+            "http",
+            "gw.internal:8080",
+            MetadataSubject::Resource(Cluster::Implicit),
+        );
+        assert_eq!(single.resource, "https://mcp.example.com/mcp");
     }
 
     #[test]

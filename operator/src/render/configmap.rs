@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
-    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, Protocol, ToolKind, ToolRule,
-    Transport, UpstreamToken, WriteMode,
+    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, Protocol, TokenMode, ToolKind,
+    ToolRule, Transport, UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{object_meta, Names, RenderError};
 use crate::crd::{
-    LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, ToolKindSpec,
+    LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec, ToolKindSpec,
     UpstreamTokenSpec, WriteModeSpec,
 };
 
@@ -112,6 +112,10 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
         UpstreamTokenSpec::Auto => UpstreamToken::Auto,
         UpstreamTokenSpec::IdToken => UpstreamToken::IdToken,
         UpstreamTokenSpec::AccessToken => UpstreamToken::AccessToken,
+    };
+    o.token_mode = match so.token_mode {
+        TokenModeSpec::Sealed => TokenMode::Sealed,
+        TokenModeSpec::Passthrough => TokenMode::Passthrough,
     };
     o.trusted_redirect_hosts = so.trusted_redirect_hosts.clone();
     o.validate_tokens = so.validate_tokens;
@@ -373,6 +377,7 @@ oauth:
   requiredScopes: [mcp.access]
   upstreamOfflineAccess: true
   upstreamToken: accessToken
+  tokenMode: passthrough
   trustedRedirectHosts: [claude.ai]
   validateTokens: true
   roleClaim: roles
@@ -399,6 +404,7 @@ logging: {level: debug, format: text}
         assert_eq!(o.required_scopes, ["mcp.access"]);
         assert!(o.upstream_offline_access && o.validate_tokens);
         assert_eq!(o.upstream_token, UpstreamToken::AccessToken);
+        assert_eq!(o.token_mode, TokenMode::Passthrough);
         assert_eq!(o.trusted_redirect_hosts, ["claude.ai"]);
         assert_eq!(
             (o.role_claim.as_str(), o.role_filter.as_str()),
@@ -432,6 +438,8 @@ logging: {level: debug, format: text}
         let d = Config::default();
         assert_eq!(c.server.oauth.scopes, d.server.oauth.scopes);
         assert_eq!(c.server.oauth.upstream_token, d.server.oauth.upstream_token);
+        assert_eq!(c.server.oauth.token_mode, TokenMode::Sealed);
+        assert_eq!(c.server.oauth.token_mode, d.server.oauth.token_mode);
         assert_eq!(c.clickhouse.max_query_length, 0, "0: the gateway's default");
         assert_eq!(c.clickhouse.database, d.clickhouse.database);
         assert_eq!(c.logging.format, LogFormat::Json, "json on Kubernetes");

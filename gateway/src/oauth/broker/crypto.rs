@@ -2,7 +2,8 @@
 //!
 //! The broker keeps no server-side state (oauth.md, Stateless): every artifact it hands
 //! out — registered client ids and secrets, the upstream `state`, consent tickets,
-//! authorization codes, refresh-token wrappers — carries its own data, encrypted and
+//! authorization codes, refresh-token wrappers, and in sealed token mode the access
+//! tokens themselves — carries its own data, encrypted and
 //! authenticated with AES-256-GCM under a key derived (HKDF-SHA256) from
 //! `oauth.signing_secret` with one label per kind. Any replica holding the same secret
 //! can open what another sealed; nothing else can read or forge it.
@@ -29,6 +30,9 @@ const HKDF_SALT: &[u8] = b"chmcp oauth broker v1";
 /// Sealed artifacts travel in URLs and form fields; anything longer than this is not
 /// one of ours and is refused before any base64 decoding or allocation.
 pub const MAX_SEALED_LEN: usize = 8 * 1024;
+/// Sealed access tokens carry an upstream JWT and its verified claims (roughly twice
+/// the upstream token, plus base64), and IdPs that list groups in tokens issue large ones.
+pub const MAX_SEALED_ACCESS_LEN: usize = 32 * 1024;
 
 /// What a sealed artifact is. Each kind has its own key, so an artifact of one kind can
 /// never be accepted as another (a `state` replayed as an authorization code, say).
@@ -40,16 +44,19 @@ pub enum Kind {
     ConsentTicket,
     AuthorizationCode,
     RefreshToken,
+    /// The access tokens of `token_mode: sealed` (oauth/sealed.rs).
+    AccessToken,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::ClientId,
         Kind::ClientSecret,
         Kind::State,
         Kind::ConsentTicket,
         Kind::AuthorizationCode,
         Kind::RefreshToken,
+        Kind::AccessToken,
     ];
 
     /// The HKDF `info` label of this kind's key.
@@ -61,6 +68,7 @@ impl Kind {
             Kind::ConsentTicket => "chmcp/broker/consent-ticket",
             Kind::AuthorizationCode => "chmcp/broker/authorization-code",
             Kind::RefreshToken => "chmcp/broker/refresh-token",
+            Kind::AccessToken => "chmcp/broker/access-token",
         }
     }
 
@@ -72,6 +80,15 @@ impl Kind {
             Kind::ConsentTicket => 4,
             Kind::AuthorizationCode => 5,
             Kind::RefreshToken => 6,
+            Kind::AccessToken => 7,
+        }
+    }
+
+    /// The longest sealed text of this kind that is opened at all.
+    fn max_len(self) -> usize {
+        match self {
+            Kind::AccessToken => MAX_SEALED_ACCESS_LEN,
+            _ => MAX_SEALED_LEN,
         }
     }
 
@@ -182,7 +199,7 @@ impl Sealer {
         sealed: &str,
         now: u64,
     ) -> Result<T, SealError> {
-        if sealed.len() > MAX_SEALED_LEN {
+        if sealed.len() > kind.max_len() {
             return Err(SealError::Malformed);
         }
         let raw = URL_SAFE_NO_PAD

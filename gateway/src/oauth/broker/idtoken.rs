@@ -10,6 +10,9 @@ use crate::oauth::{validate_jwt, Claims, Expectations, JwksCache, JwksSource};
 pub struct JwksIdTokens {
     keys: JwksCache,
     expect: Expectations,
+    /// What the gate expects of the tokens clients present (sealed mode checks the
+    /// upstream token against these before sealing it).
+    gate: Expectations,
 }
 
 impl JwksIdTokens {
@@ -31,20 +34,33 @@ impl JwksIdTokens {
                 leeway_secs: DEFAULT_LEEWAY_SECS,
                 required_scopes: Vec::new(),
             },
+            gate: Expectations {
+                issuer: s.upstream_issuer.clone(),
+                audience: s.audience.clone(),
+                leeway_secs: DEFAULT_LEEWAY_SECS,
+                // Scopes are the gate's to judge (a 403 there, not a refusal to mint).
+                required_scopes: Vec::new(),
+            },
         })
+    }
+
+    async fn check(&self, token: &str, expect: &Expectations) -> Result<Claims, String> {
+        let kid = peek_kid(token).map_err(|e| e.to_string())?;
+        let keys = self
+            .keys
+            .keys_for(kid.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        validate_jwt(token, &keys, expect, now()).map_err(|e| e.to_string())
     }
 }
 
 impl IdTokenVerifier for JwksIdTokens {
     fn verify<'a>(&'a self, id_token: &'a str) -> BoxFuture<'a, Result<Claims, String>> {
-        Box::pin(async move {
-            let kid = peek_kid(id_token).map_err(|e| e.to_string())?;
-            let keys = self
-                .keys
-                .keys_for(kid.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
-            validate_jwt(id_token, &keys, &self.expect, now()).map_err(|e| e.to_string())
-        })
+        Box::pin(self.check(id_token, &self.expect))
+    }
+
+    fn verify_for_gate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Claims, String>> {
+        Box::pin(self.check(token, &self.gate))
     }
 }

@@ -55,6 +55,13 @@ pub trait IdTokenVerifier: Send + Sync {
         &'a self,
         id_token: &'a str,
     ) -> BoxFuture<'a, Result<crate::oauth::Claims, String>>;
+
+    /// Validates the upstream token a sealed access token will carry, as the gate does
+    /// in passthrough mode: signature (JWKS), `iss`, `aud` = `oauth.audience`, `exp`.
+    fn verify_for_gate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<crate::oauth::Claims, String>>;
 }
 
 /// The metric's `step` label.
@@ -95,6 +102,10 @@ pub struct Settings {
     pub offline: bool,
     pub google: bool,
     pub upstream_token: UpstreamToken,
+    /// `token_mode: sealed`: clients get the gateway's sealed tokens (oauth/sealed.rs).
+    pub sealed: bool,
+    /// `validate_tokens`: the upstream token is verified before it is sealed.
+    pub validate_tokens: bool,
     pub trusted_redirect_hosts: Vec<String>,
     pub dev_allow_insecure_client_metadata: bool,
 }
@@ -114,6 +125,8 @@ impl Settings {
             offline: o.upstream_offline_access,
             google: upstream::is_google(&o.issuer),
             upstream_token: o.upstream_token,
+            sealed: o.sealed_tokens(),
+            validate_tokens: o.validate_tokens,
             trusted_redirect_hosts: o
                 .trusted_redirect_hosts
                 .iter()

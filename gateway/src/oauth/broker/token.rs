@@ -23,7 +23,8 @@ use super::error::{
 use super::upstream::{UpstreamError, UpstreamTokens};
 use super::{now, BrokerState, Step};
 use crate::config::UpstreamToken;
-use crate::identity::claims::UnverifiedPayload;
+use crate::identity::claims::{Claims, UnverifiedPayload};
+use crate::oauth::sealed::{seal_access_token, Grant};
 
 /// Our wrapper around an upstream refresh token expires after this long even if the
 /// upstream one would not: an unused grant should not live forever in a client.
@@ -302,14 +303,15 @@ fn upstream_failure(e: UpstreamError) -> OAuthError {
     }
 }
 
-/// Validates a fresh upstream id_token (JWKS, iss, aud = the gateway's client id, exp).
+/// Validates a fresh upstream id_token (JWKS, iss, aud = the gateway's client id, exp);
+/// its verified claims when there was one.
 async fn check_id_token(
     b: &BrokerState,
     t: &UpstreamTokens,
     required: bool,
-) -> Result<(), OAuthError> {
+) -> Result<Option<Claims>, OAuthError> {
     match t.id_token.as_deref() {
-        Some(id) => b.id_tokens.verify(id).await.map(|_| ()).map_err(|why| {
+        Some(id) => b.id_tokens.verify(id).await.map(Some).map_err(|why| {
             tracing::warn!(reason = ?why, "upstream id_token refused");
             OAuthError::new(
                 ErrorCode::ServerError,
@@ -320,21 +322,65 @@ async fn check_id_token(
             ErrorCode::ServerError,
             "the identity provider returned no id_token (is `openid` in oauth.scopes?)",
         )),
-        None => Ok(()),
+        None => Ok(None),
     }
 }
 
-/// Seals the answer: the chosen token and a wrapped refresh token.
+/// The access token the client gets and its `expires_in`: the upstream token itself
+/// (`token_mode: passthrough`), or one of ours sealed around it. Before sealing, the
+/// upstream token is judged exactly as the gate judges a bearer in passthrough mode
+/// (`validate_tokens`), so the gate can trust the seal instead of asking the JWKS again;
+/// one the gate would refuse is never sealed (fail closed).
+async fn access_token(
+    b: &BrokerState,
+    t: &UpstreamTokens,
+    resource: Option<&str>,
+    identity: Option<&Claims>,
+) -> Result<(String, u64), OAuthError> {
+    let now = now();
+    let (upstream, ttl) = pick_token(b.settings.upstream_token, t, &b.settings.audience, now)
+        .map_err(|m| OAuthError::new(ErrorCode::ServerError, m))?;
+    if !b.settings.sealed {
+        return Ok((upstream, ttl));
+    }
+    let claims = if b.settings.validate_tokens {
+        let c = b.id_tokens.verify_for_gate(&upstream).await.map_err(|why| {
+            tracing::warn!(reason = ?why, "the upstream token would not pass the gate; not sealed");
+            OAuthError::new(
+                ErrorCode::ServerError,
+                format!("the identity provider's token would not pass this gateway's checks (is oauth.audience what the IdP puts in aud?): {why}"),
+            )
+        })?;
+        Some(c)
+    } else {
+        None
+    };
+    let grant = Grant {
+        upstream: &upstream,
+        ttl,
+        claims: claims.as_ref(),
+        identity,
+        resource,
+    };
+    let minted = seal_access_token(&b.sealer, &grant, now).map_err(|e| match e {
+        SealError::Expired => OAuthError::new(
+            ErrorCode::ServerError,
+            "the identity provider issued a token that has already expired (check the clocks)",
+        ),
+        other => OAuthError::new(ErrorCode::ServerError, other.to_string()),
+    })?;
+    Ok((minted.token, minted.expires_in))
+}
+
+/// The answer: the access token and a sealed wrapper around the upstream refresh token.
 fn answer(
     b: &BrokerState,
     t: &UpstreamTokens,
+    (access_token, expires_in): (String, u64),
     client: &Authenticated,
     resource: Option<String>,
     previous_refresh: Option<&str>,
 ) -> Result<Value, OAuthError> {
-    let (access_token, expires_in) =
-        pick_token(b.settings.upstream_token, t, &b.settings.audience, now())
-            .map_err(|m| OAuthError::new(ErrorCode::ServerError, m))?;
     let mut out = serde_json::Map::new();
     out.insert("access_token".into(), json!(access_token));
     out.insert("token_type".into(), json!("Bearer"));
@@ -386,12 +432,13 @@ async fn code_grant(
         )
         .await
         .map_err(upstream_failure)?;
-    check_id_token(b, &t, true).await?;
+    let identity = check_id_token(b, &t, true).await?;
     let resource = form
         .get("resource")
         .cloned()
         .or(code.pending.resource.clone());
-    answer(b, &t, &client, resource, None)
+    let access = access_token(b, &t, resource.as_deref(), identity.as_ref()).await?;
+    answer(b, &t, access, &client, resource, None)
 }
 
 async fn refresh_grant(
@@ -423,10 +470,12 @@ async fn refresh_grant(
         .await
         .map_err(upstream_failure)?;
     // Refresh responses may omit the id_token (RFC 6749 §6); validate it when present.
-    check_id_token(b, &t, false).await?;
+    let identity = check_id_token(b, &t, false).await?;
+    let access = access_token(b, &t, wrapper.resource.as_deref(), identity.as_ref()).await?;
     answer(
         b,
         &t,
+        access,
         &client,
         wrapper.resource.clone(),
         Some(&wrapper.upstream),
