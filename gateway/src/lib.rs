@@ -26,6 +26,7 @@ pub mod listener;
 pub mod mcp;
 pub mod net;
 pub mod oauth;
+pub mod pipeline;
 pub mod routing;
 pub mod serve;
 pub mod telemetry;

@@ -10,10 +10,13 @@ use rmcp::model::Implementation;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, LIST_TTL_MS};
-use crate::app::{App, Principal, RequestIdentity, Runtime};
+use crate::app::{App, Runtime};
+use crate::catalog::catalog_for;
+use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::telemetry::Metrics;
-use crate::tools::call::{describe, schema_overview, tool_error, CallOutcome};
-use crate::tools::{call_tool, Catalog, Entry};
+use crate::tools::listing::{describe, schema_overview};
+use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
 /// A JSON-RPC error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +206,8 @@ pub async fn handle_request(
         &app.metrics.mcp_requests,
         &[("method", method_label(method))],
     );
+    // Settled at most once for the whole request (discovery and the tool share them).
+    let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
     if method == "tools/list" {
         let p = params_obj(params)?;
         if p.get("cursor")
@@ -214,13 +219,13 @@ pub async fn handle_request(
                 "params.cursor: tools/list has a single page; there is no next cursor",
             ));
         }
-        let catalog = app.catalog_for(rt, id).await;
+        let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, &creds).await;
         // The era's decoration, spliced after the tool list when the response is written.
         let extra =
             serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into());
         return Ok(Answer::Tools { catalog, extra });
     }
-    handle_value(app, rt, id, era, method, params)
+    handle_value(app, rt, &creds, era, method, params)
         .await
         .map(Answer::Json)
 }
@@ -228,7 +233,7 @@ pub async fn handle_request(
 async fn handle_value(
     app: &App,
     rt: &Arc<Runtime>,
-    id: &RequestIdentity,
+    creds: &RequestCredentials<'_>,
     era: Era,
     method: &str,
     params: &Option<Value>,
@@ -268,15 +273,15 @@ async fn handle_value(
                     ))
                 }
             };
-            let catalog = app.catalog_for(rt, id).await;
+            let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, creds).await;
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
             let started = std::time::Instant::now();
-            let out = run_tool(app, rt, id, entry, &args).await;
+            let out = run_tool(app, rt, creds, entry, &args).await;
             app.metrics
                 .query_duration
-                .get_or_create(&vec![("cluster", id.cluster.clone())])
+                .get_or_create(&vec![("cluster", creds.identity().cluster.clone())])
                 .observe(started.elapsed().as_secs_f64());
             Metrics::inc(
                 &app.metrics.tool_calls,
@@ -315,13 +320,13 @@ async fn handle_value(
         )),
         (_, "resources/read") => {
             let uri = required_str(&p, "uri")?;
-            let creds = app.credentials(rt, id).await.map_err(|e| {
+            let c = creds.get().await.map_err(|e| {
                 RpcError::new(
                     protocol::INTERNAL_ERROR,
                     format!("ClickHouse did not accept your identity: {e}"),
                 )
             })?;
-            let ctx = app.tool_context(rt, id, creds);
+            let ctx = ToolContext::new(rt, &app.system_columns, creds.identity(), c);
             let not_found = |what: String| {
                 let code = if era == Era::Stateless {
                     protocol::INVALID_PARAMS
@@ -360,34 +365,24 @@ async fn handle_value(
     }
 }
 
-/// Runs a tool with the caller's credentials. When a remembered identity method is
-/// refused (the endpoint changed scheme), the endpoint is re-probed (at most every
-/// 30 s) and the call runs once more.
+/// Runs a tool with the request's credentials; identity re-probes and retries once
+/// when ClickHouse refuses a remembered scheme (`RequestCredentials::run`).
 async fn run_tool(
     app: &App,
     rt: &Runtime,
-    id: &RequestIdentity,
+    creds: &RequestCredentials<'_>,
     entry: &Entry,
     args: &Map<String, Value>,
 ) -> CallOutcome {
-    let creds = match app.credentials(rt, id).await {
-        Ok(c) => c,
-        Err(e) => return tool_error(format!("ClickHouse did not accept your identity: {e}")),
+    let id = creds.identity();
+    let run = |c| {
+        let ctx = ToolContext::new(rt, &app.system_columns, id, c);
+        async move { call_tool(&ctx, entry, args).await }
     };
-    let ctx = app.tool_context(rt, id, creds);
-    let out = call_tool(&ctx, entry, args).await;
-    let retry = ctx.auth_failed()
-        && matches!(id.principal, Principal::Token { .. })
-        && app
-            .prober
-            .note_auth_failure(&id.endpoint.key(), std::time::Instant::now());
-    if !retry {
-        return out;
-    }
-    match app.credentials(rt, id).await {
-        Ok(creds) => call_tool(&app.tool_context(rt, id, creds), entry, args).await,
-        Err(_) => out,
-    }
+    creds
+        .run(run)
+        .await
+        .unwrap_or_else(|e| tool_error(format!("ClickHouse did not accept your identity: {e}")))
 }
 
 /// A `clickhouse://table/{database}/{table}` resource URI, its segments decoded.
