@@ -152,3 +152,127 @@ async fn broker(Extension(rt): Extension<Arc<Runtime>>, req: Request) -> Respons
         Err(never) => match never {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A gateway with OAuth on and a 64-byte body limit; nothing here reaches the IdP or
+    /// ClickHouse, because every request is refused before the gate lets it through.
+    fn gated_app() -> Arc<App> {
+        let mut config = Config::default();
+        config.server.max_request_bytes = 64;
+        config.server.oauth.enabled = true;
+        config.server.oauth.broker = false;
+        config.server.oauth.issuer = "https://idp.example".into();
+        Arc::new(App::new(config, Default::default(), None).expect("app"))
+    }
+
+    async fn send(app: &Arc<App>, req: HttpRequest<Body>) -> (StatusCode, Value) {
+        let r = router(app.clone())
+            .expect("router")
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn post(path: &str, origin: Option<&str>, content_type: &str, body: &str) -> HttpRequest<Body> {
+        let mut b = HttpRequest::post(path)
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        b.body(Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn checks_run_in_the_stack_order_routing_origin_size_parse_gate() {
+        let app = gated_app();
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100));
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        // Routing first: an unknown path is 404 even with a foreign origin and no token.
+        let (s, _) = send(
+            &app,
+            post(
+                "/nope",
+                Some("https://evil.example"),
+                "application/json",
+                &big,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // Origin before size.
+        let (s, v) = send(
+            &app,
+            post(
+                "/mcp",
+                Some("https://evil.example"),
+                "application/json",
+                &big,
+            ),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden_origin"))
+        );
+        // Size before media type, parse and gate.
+        let (s, _) = send(&app, post("/mcp", None, "text/plain", &big)).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        // Media type and parse before the gate: no token, yet 415 and -32700.
+        let (s, _) = send(&app, post("/mcp", None, "text/plain", ping)).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (s, v) = send(&app, post("/mcp", None, "application/json", "{not json")).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_i64()),
+            (StatusCode::BAD_REQUEST, Some(-32700))
+        );
+        // A well-formed message without a token reaches the gate: 401.
+        let (s, _) = send(&app, post("/mcp", None, "application/json", ping)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_request_keeps_the_generation_it_loaded() {
+        let app = gated_app();
+        // The step after `load_runtime` sees the generation current on arrival, and that
+        // same `Arc` stays in the request whatever `App::runtime` returns later.
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let probe = seen.clone();
+        let inner = Router::new()
+            .route(
+                "/x",
+                get(move |Extension(rt): Extension<Arc<Runtime>>| {
+                    let probe = probe.clone();
+                    async move {
+                        if let Ok(mut s) = probe.lock() {
+                            *s = Some(rt);
+                        }
+                        "ok"
+                    }
+                }),
+            )
+            .layer(from_fn_with_state(app.clone(), load_runtime))
+            .with_state(app.clone());
+        let req = HttpRequest::get("/x").body(Body::empty()).expect("request");
+        let r = inner.oneshot(req).await.expect("infallible");
+        assert_eq!(r.status(), StatusCode::OK);
+        let loaded = seen.lock().expect("lock").clone().expect("generation seen");
+        assert!(Arc::ptr_eq(&loaded, &app.runtime()));
+    }
+}

@@ -867,6 +867,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn exported_series_move_at_the_event_without_a_scrape_time_catch_up() {
+        let metrics = Metrics::new();
+        let cache = CatalogCache::with_metrics(cfg(10), CacheMetrics::registered(&metrics));
+        cache
+            .lookup_or_discover(&key("a"), None, t0(), found(&["t"]))
+            .await;
+        cache
+            .lookup_or_discover(&key("a"), None, t0(), unreachable_discovery())
+            .await;
+        // Nothing copies the cache's numbers into the registry: what is rendered is
+        // what the cache counted, and `/health` reads the same counters.
+        let text = metrics.render();
+        for series in [
+            "chmcp_catalog_cache_lookups_total{result=\"miss\"} 1",
+            "chmcp_catalog_cache_lookups_total{result=\"hit_ok\"} 1",
+            "chmcp_catalog_discoveries_total{outcome=\"ok\"} 1",
+            "chmcp_catalog_cache_entries 1",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+        let s = cache.stats();
+        assert_eq!((s.misses, s.hits_ok, s.entries), (1, 1, 1));
+        cache.sweep(t0() + Duration::from_secs(24 * 3600));
+        assert!(metrics.render().contains("chmcp_catalog_cache_entries 0"));
+    }
+
+    #[tokio::test]
     async fn a_token_never_sees_another_tokens_catalog() {
         let cache = CatalogCache::new(cfg(100));
         let alice = cache

@@ -100,3 +100,76 @@ impl<'a> RequestCredentials<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::config::{Config, Secret};
+    use crate::identity::probe::AuthScheme;
+    use crate::identity::request::static_identity;
+
+    /// What a tool call reports, reduced to the one bit identity reads.
+    struct Refused(bool);
+
+    impl AuthOutcome for Refused {
+        fn identity_refused(&self) -> bool {
+            self.0
+        }
+    }
+
+    fn client(config: &Config) -> ClickHouse {
+        ClickHouse::new(&config.clickhouse).expect("client")
+    }
+
+    #[tokio::test]
+    async fn static_credentials_are_never_re_probed() {
+        let config = Config::default();
+        let (prober, ch) = (IdentityProber::new(), client(&config));
+        let id = static_identity(&config);
+        let creds = RequestCredentials::new(&prober, &ch, &id);
+        let runs = Cell::new(0);
+        let out = creds
+            .run(|_| {
+                runs.set(runs.get() + 1);
+                std::future::ready(Refused(true))
+            })
+            .await
+            .expect("static credentials need no probe");
+        assert!(out.0);
+        assert_eq!(
+            runs.get(),
+            1,
+            "a refused static user is the answer, not a retry"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_remembered_scheme_is_used_without_a_probe_and_settled_once() {
+        let config = Config::default();
+        let (prober, ch) = (IdentityProber::new(), client(&config));
+        let mut id = static_identity(&config);
+        id.principal = Principal::Token {
+            token: Secret::new("t0ken"),
+            username: Ok("alice".into()),
+        };
+        prober.remember(&id.endpoint.key(), AuthScheme::Basic);
+        let creds = RequestCredentials::new(&prober, &ch, &id);
+        let first = creds.get().await.expect("remembered: no round trip");
+        assert!(matches!(&first, Credentials::Basic { user, .. } if user == "alice"));
+        // Another scheme remembered meanwhile does not change this request: it settled once.
+        prober.remember(&id.endpoint.key(), AuthScheme::Bearer);
+        assert!(matches!(creds.get().await, Ok(Credentials::Basic { .. })));
+        let runs = Cell::new(0);
+        creds
+            .run(|c| {
+                runs.set(runs.get() + 1);
+                assert!(matches!(c, Credentials::Basic { .. }));
+                std::future::ready(Refused(false))
+            })
+            .await
+            .expect("settled");
+        assert_eq!(runs.get(), 1);
+    }
+}

@@ -766,6 +766,18 @@ mod tests {
     }
 
     #[test]
+    fn each_attempt_is_counted_in_the_exported_series() {
+        let metrics = crate::telemetry::Metrics::new();
+        let prober = IdentityProber::with_metrics(metrics.identity_probes.clone());
+        prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
+        prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
+        let text = metrics.render();
+        let series = "chmcp_identity_probes_total{endpoint=\"ch-otel:8123\",method=\"basic\",outcome=\"auth_rejected\"} 2";
+        assert!(text.contains(series), "{text}");
+        assert_eq!(prober.probe_counts().first().map(|p| p.count), Some(2));
+    }
+
+    #[test]
     fn probe_counts_serialize_as_metric_labels() {
         let prober = IdentityProber::new();
         prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);

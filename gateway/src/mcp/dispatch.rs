@@ -285,7 +285,7 @@ async fn handle_value(
                 .observe(started.elapsed().as_secs_f64());
             Metrics::inc(
                 &app.metrics.tool_calls,
-                &[("tool", &name), ("outcome", out.outcome.label())],
+                &[("tool", &name), ("outcome", out.status.label())],
             );
             let mut result = serde_json::to_value(&out.result)
                 .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;

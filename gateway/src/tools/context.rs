@@ -8,7 +8,7 @@ use rmcp::model::ContentBlock as Content;
 use serde_json::{json, Value};
 
 use super::dynamic::ToolRules;
-use super::outcome::{query_failed, structured, CallOutcome, Outcome};
+use super::outcome::{query_failed, structured, CallOutcome, CallStatus};
 use super::result::{narrowing_hint, Caps, ResultBuilder};
 use super::system_columns::SystemColumns;
 use crate::app::Runtime;
@@ -123,7 +123,7 @@ impl<'a> ToolContext<'a> {
                 let mut out = structured(v);
                 if let Some(t) = truncation {
                     out.result.content.push(Content::text(narrowing_hint(&t)));
-                    out.outcome = Outcome::Truncated;
+                    out.status = CallStatus::Truncated;
                 }
                 out
             }

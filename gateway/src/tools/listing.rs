@@ -30,17 +30,21 @@ pub(super) async fn list_databases(ctx: &ToolContext<'_>) -> Result<CallOutcome,
         .map_err(|e| e.to_string())?;
     let dbs: Vec<Value> = rows
         .into_iter()
-        .map(|r| {
-            let mut d = Map::new();
-            d.insert("name".into(), json!(r.first()));
-            d.insert("engine".into(), json!(r.get(1)));
-            if let Some(c) = r.get(2).and_then(Value::as_str).filter(|c| !c.is_empty()) {
-                d.insert("comment".into(), json!(c));
-            }
-            Value::Object(d)
-        })
+        .map(|r| Value::Object(named_object(&r)))
         .collect();
     Ok(structured(json!({"databases": dbs})))
+}
+
+/// A database or table row (`name, engine, comment, ...`) as listed: the comment only
+/// when there is one.
+fn named_object(r: &[Value]) -> Map<String, Value> {
+    let mut o = Map::new();
+    o.insert("name".into(), json!(r.first()));
+    o.insert("engine".into(), json!(r.get(1)));
+    if let Some(c) = r.get(2).and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        o.insert("comment".into(), json!(c));
+    }
+    o
 }
 
 /// Opaque `list_tables` cursor: the listing it belongs to and the next offset.
@@ -107,12 +111,7 @@ pub(super) async fn list_tables(
     let tables: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let mut t = Map::new();
-            t.insert("name".into(), json!(r.first()));
-            t.insert("engine".into(), json!(r.get(1)));
-            if let Some(c) = r.get(2).and_then(Value::as_str).filter(|c| !c.is_empty()) {
-                t.insert("comment".into(), json!(c));
-            }
+            let mut t = named_object(&r);
             for (i, key) in [(3, "total_rows"), (4, "total_bytes")] {
                 if let Some(v) = r.get(i).filter(|v| !v.is_null()) {
                     t.insert(key.into(), JsonKind::of("UInt64").normalize(v.clone()));

@@ -20,7 +20,7 @@ use rmcp::model::Tool;
 
 pub use call::call_tool;
 pub use context::{Caller, ToolContext};
-pub use outcome::{CallOutcome, Outcome};
+pub use outcome::{CallOutcome, CallStatus};
 
 /// What a tool does when called.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,25 +8,25 @@ use crate::clickhouse::QueryError;
 use crate::identity::AuthOutcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallStatus {
     Ok,
     ToolError,
     Truncated,
 }
 
-impl Outcome {
+impl CallStatus {
     pub fn label(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::ToolError => "tool_error",
-            Outcome::Truncated => "truncated",
+            CallStatus::Ok => "ok",
+            CallStatus::ToolError => "tool_error",
+            CallStatus::Truncated => "truncated",
         }
     }
 }
 
 pub struct CallOutcome {
     pub result: CallToolResult,
-    pub outcome: Outcome,
+    pub status: CallStatus,
     /// ClickHouse refused the credentials (an auth-class failure).
     pub identity_refused: bool,
 }
@@ -40,7 +40,7 @@ impl AuthOutcome for CallOutcome {
 pub fn tool_error(message: impl Into<String>) -> CallOutcome {
     CallOutcome {
         result: CallToolResult::error(vec![Content::text(message.into())]),
-        outcome: Outcome::ToolError,
+        status: CallStatus::ToolError,
         identity_refused: false,
     }
 }
@@ -59,7 +59,7 @@ pub fn structured(v: Value) -> CallOutcome {
     r.structured_content = Some(v);
     CallOutcome {
         result: r,
-        outcome: Outcome::Ok,
+        status: CallStatus::Ok,
         identity_refused: false,
     }
 }
