@@ -27,6 +27,7 @@ pub mod mcp;
 pub mod net;
 pub mod oauth;
 pub mod pipeline;
+pub mod reply;
 pub mod routing;
 pub mod serve;
 pub mod telemetry;

@@ -20,8 +20,9 @@ use tracing::Instrument;
 
 use crate::app::{App, Runtime};
 use crate::identity::resolve::require_identity;
-use crate::mcp::http::{allow_methods, answer, check_origin, json_response, read_message};
+use crate::mcp::http::{allow_methods, answer, check_origin, read_message};
 use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
+use crate::reply::json_response;
 use crate::routing::{not_found_body, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
@@ -77,15 +78,6 @@ async fn trace_request(req: Request, next: Next) -> Response {
     next.run(req).instrument(span).await
 }
 
-/// Which MCP route a path is, by the mode's rules (`routing::Route`).
-pub fn route_of<'a>(app: &App, rt: &Runtime, path: &'a str) -> Route<'a> {
-    if rt.config.multicluster.enabled {
-        Route::parse_multi(path, &app.allowlist)
-    } else {
-        Route::parse_single(path)
-    }
-}
-
 /// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the
 /// extensions; metadata documents and every unknown path are answered here, before
 /// any authentication, with one 404 whatever the cause.
@@ -97,7 +89,7 @@ async fn route_request(
 ) -> Response {
     let oauth = rt.config.server.oauth.enabled;
     let path = req.uri().path().to_string();
-    match route_of(&app, &rt, &path) {
+    match Route::of(&path, &rt.config.multicluster, &app.allowlist) {
         Route::Mcp(cluster) => {
             let label = if rt.config.multicluster.enabled {
                 "/mcp/{cluster}"

@@ -138,6 +138,15 @@ impl ClusterAllowlist {
 }
 
 impl<'a> Route<'a> {
+    /// Which MCP route a path is, by the mode's rules.
+    pub fn of(path: &'a str, mc: &MultiClusterConfig, allow: &ClusterAllowlist) -> Route<'a> {
+        if mc.enabled {
+            Route::parse_multi(path, allow)
+        } else {
+            Route::parse_single(path)
+        }
+    }
+
     /// Routes a request path (no query string) in multi-cluster mode.
     pub fn parse_multi(path: &'a str, allow: &ClusterAllowlist) -> Route<'a> {
         let named = |name: &'a str, make: fn(Cluster<'a>) -> Route<'a>| {

@@ -17,9 +17,9 @@ use crate::app::Runtime;
 use crate::catalog::CatalogKey;
 use crate::clickhouse::Endpoint;
 use crate::config::{OAuthConfig, Secret};
-use crate::mcp::http::json_response;
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
+use crate::reply::json_response;
 use crate::routing::{endpoint_for, Cluster, RoutedCluster};
 
 /// Pipeline step "gate": every MCP message passes it (clients re-authenticate instead

@@ -14,8 +14,9 @@ use crate::app::{App, Runtime};
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::telemetry::Metrics;
-use crate::tools::listing::{describe, schema_overview};
+use crate::tools::listing::describe;
 use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
 /// A JSON-RPC error answer.
@@ -47,9 +48,6 @@ impl RpcError {
 
 /// Code for a request the client cancelled (as LSP uses it).
 pub const REQUEST_CANCELLED: i64 = -32800;
-const SCHEMA_URI: &str = "clickhouse://schema";
-const TABLE_TEMPLATE: &str = "clickhouse://table/{database}/{table}";
-const TABLE_URI_PREFIX: &str = "clickhouse://table/";
 /// Pre-2026 code for an unknown resource; 2026-07-28 uses -32602 (SEP-2164).
 const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 
@@ -385,32 +383,6 @@ async fn run_tool(
         .unwrap_or_else(|e| tool_error(format!("ClickHouse did not accept your identity: {e}")))
 }
 
-/// A `clickhouse://table/{database}/{table}` resource URI, its segments decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableUri {
-    pub database: String,
-    pub table: String,
-}
-
-impl TableUri {
-    /// `None` when the URI is not a table URI, or a segment does not decode to UTF-8.
-    /// Segments are `%XX`-escaped (table names may hold any character, `/` included);
-    /// a `%` not followed by two hex digits stays as written.
-    pub fn parse(uri: &str) -> Option<Self> {
-        let (db, table) = uri.strip_prefix(TABLE_URI_PREFIX)?.split_once('/')?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
-        Some(Self {
-            database: decode(db)?,
-            table: decode(table)?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,32 +449,5 @@ mod tests {
         let fine = contain_panics(&metrics, async { Ok(Answer::Json(json!({}))) }).await;
         assert!(fine.is_ok());
         assert_eq!(metrics.panics.get(), 1);
-    }
-
-    fn table(uri: &str) -> Option<(String, String)> {
-        TableUri::parse(uri).map(|t| (t.database, t.table))
-    }
-
-    #[test]
-    fn table_uri_segments_are_percent_decoded() {
-        let t = |d: &str, n: &str| Some((d.to_string(), n.to_string()));
-        assert_eq!(
-            table("clickhouse://table/db/my%20table"),
-            t("db", "my table")
-        );
-        assert_eq!(table("clickhouse://table/db/plain"), t("db", "plain"));
-        assert_eq!(table("clickhouse://table/db/bad%zz"), t("db", "bad%zz"));
-        assert_eq!(table("clickhouse://table/db/end%2"), t("db", "end%2"));
-        assert_eq!(table("clickhouse://table/d%2Fb/a/b"), t("d/b", "a/b"));
-        // A `%` followed by a multi-byte character: once a panic (byte slicing).
-        assert_eq!(table("clickhouse://table/x/%a\u{e9}"), t("x", "%a\u{e9}"));
-        assert_eq!(
-            table("clickhouse://table/x/%\u{e9}\u{e9}"),
-            t("x", "%\u{e9}\u{e9}")
-        );
-        // Escapes that decode to invalid UTF-8 name no table.
-        assert_eq!(table("clickhouse://table/x/%ff"), None);
-        assert_eq!(table("clickhouse://table/only-db"), None);
-        assert_eq!(table("clickhouse://schema"), None);
     }
 }

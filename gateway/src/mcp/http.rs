@@ -22,19 +22,8 @@ use crate::app::{App, Runtime};
 use crate::identity::{token_fingerprint, RequestIdentity};
 use crate::net::OriginVerdict;
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    text_response(status, serde_json::to_string(body).unwrap_or_default())
-}
-
-/// A response whose body is JSON text already.
-pub fn text_response(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
+/// Kept here for `oauth::broker`, which imports it from the transport.
+pub use crate::reply::{json_response, text_response};
 
 fn rpc_error(
     status: StatusCode,

@@ -9,7 +9,7 @@ use axum::Extension;
 use serde_json::json;
 
 use crate::app::{App, Runtime};
-use crate::mcp::http::json_response;
+use crate::reply::json_response;
 
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     match app.readiness().await {

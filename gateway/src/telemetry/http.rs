@@ -14,8 +14,7 @@ use serde_json::json;
 
 use super::Metrics;
 use crate::app::{App, Runtime};
-use crate::mcp::http::json_response;
-use crate::pipeline::route_of;
+use crate::reply::json_response;
 use crate::routing::{Cluster, Route};
 
 /// A panic in any handler (a bug) is answered, never a dropped connection: a JSON-RPC
@@ -27,7 +26,7 @@ pub async fn catch_panics(
     req: Request,
     next: Next,
 ) -> Response {
-    let mcp_label = match route_of(&app, &rt, req.uri().path()) {
+    let mcp_label = match Route::of(req.uri().path(), &rt.config.multicluster, &app.allowlist) {
         Route::Mcp(Cluster::Named(_)) => Some("/mcp/{cluster}"),
         Route::Mcp(Cluster::Implicit) => Some("/mcp"),
         _ => None,

@@ -208,34 +208,6 @@ pub(super) async fn describe_table(
     Ok(structured(describe(ctx, database, table).await?))
 }
 
-/// Databases and tables the caller can see (the `clickhouse://schema` resource).
-pub async fn schema_overview(ctx: &ToolContext<'_>) -> Result<Value, String> {
-    let rows = ctx
-        .metadata(
-            "schema_resource",
-            "SELECT database, name, engine FROM system.tables WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') ORDER BY database, name".into(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut dbs: Vec<(String, Vec<Value>)> = Vec::new();
-    for r in rows {
-        let db = r
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if dbs.last().map(|(d, _)| d != &db).unwrap_or(true) {
-            dbs.push((db, Vec::new()));
-        }
-        if let Some((_, tables)) = dbs.last_mut() {
-            tables.push(json!({"name": r.get(1), "engine": r.get(2)}));
-        }
-    }
-    Ok(
-        json!({"databases": dbs.into_iter().map(|(name, tables)| json!({"name": name, "tables": tables})).collect::<Vec<_>>()}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod dynamic_calls;
 pub mod listing;
 pub mod outcome;
 pub mod query;
+pub mod resources;
 pub mod result;
 pub mod schema;
 pub mod system_columns;
