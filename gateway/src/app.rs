@@ -5,14 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::catalog::{CacheConfig, CacheMetrics, CatalogCache};
 use crate::clickhouse::ClickHouse;
 use crate::config::{self, Config, LoadOptions};
 use crate::identity::probe::IdentityProber;
 use crate::identity::roles::RolePolicy;
-use crate::identity::{static_identity, Principal};
 use crate::mcp::inflight::Inflight;
 use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::jwks;
@@ -38,7 +37,7 @@ pub struct Runtime {
     pub tool_rules: ToolRules,
     /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
     pub jwks: Option<Arc<jwks::JwksCache>>,
-    /// The OAuth broker's routes (broker mode), served by `serve::router`'s broker paths.
+    /// The OAuth broker's routes (broker mode), served by `pipeline::router`'s broker paths.
     pub broker: Option<axum::Router>,
     /// The origins browsers may call from (`server.allowed_origins`, the public URLs,
     /// loopback while listening on loopback), parsed once per generation.
@@ -149,11 +148,9 @@ pub struct App {
     pub started: Instant,
     pub load_options: LoadOptions,
     log: Option<LogHandle>,
-    readiness: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The last readiness answer and when it was found (`telemetry::endpoints`).
+    pub readiness: Mutex<Option<(Instant, Result<(), String>)>>,
 }
-
-/// `/readyz` asks ClickHouse at most this often.
-const READINESS_CACHE: Duration = Duration::from_secs(2);
 
 impl App {
     pub fn new(
@@ -233,40 +230,5 @@ impl App {
             tracing::warn!(warning = ?w, "configuration warning");
         }
         Ok(restart_only)
-    }
-
-    /// Readiness: configuration loaded and, with static credentials, ClickHouse answers.
-    pub async fn readiness(&self) -> Result<(), String> {
-        let rt = self.runtime();
-        if rt.config.server.oauth.enabled {
-            return Ok(());
-        }
-        if let Ok(r) = self.readiness.lock() {
-            if let Some((at, res)) = r.as_ref() {
-                if at.elapsed() < READINESS_CACHE {
-                    return res.clone();
-                }
-            }
-        }
-        let id = static_identity(&rt.config);
-        let Principal::Static(creds) = &id.principal else {
-            return Ok(());
-        };
-        let opts = crate::clickhouse::QueryOptions {
-            sql: "SELECT 1".into(),
-            query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
-            timeout: Duration::from_secs(3),
-            ..Default::default()
-        };
-        let res = rt
-            .ch
-            .query_all(&id.endpoint, creds, &opts, 1)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("ClickHouse at {} does not answer: {e}", id.endpoint.key()));
-        if let Ok(mut r) = self.readiness.lock() {
-            *r = Some((Instant::now(), res.clone()));
-        }
-        res
     }
 }

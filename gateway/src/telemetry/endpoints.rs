@@ -1,6 +1,7 @@
 //! The operational endpoints: `/readyz`, `/health` and `/metrics`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -9,10 +10,14 @@ use axum::Extension;
 use serde_json::json;
 
 use crate::app::{App, Runtime};
+use crate::identity::{static_identity, Principal};
 use crate::reply::json_response;
 
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.readiness().await {
+pub async fn readyz(
+    State(app): State<Arc<App>>,
+    Extension(rt): Extension<Arc<Runtime>>,
+) -> Response {
+    match readiness(&app, &rt).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
     }
@@ -22,7 +27,7 @@ pub async fn health(
     State(app): State<Arc<App>>,
     Extension(rt): Extension<Arc<Runtime>>,
 ) -> Response {
-    let ready = app.readiness().await;
+    let ready = readiness(&app, &rt).await;
     let stats = app.catalogs.stats();
     let body = json!({
         "status": if ready.is_ok() { "ok" } else { "degraded" },
@@ -46,6 +51,43 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     r
+}
+
+/// `/readyz` asks ClickHouse at most this often.
+const READINESS_CACHE: Duration = Duration::from_secs(2);
+
+/// Readiness: configuration loaded and, with static credentials, ClickHouse answers.
+pub async fn readiness(app: &App, rt: &Runtime) -> Result<(), String> {
+    if rt.config.server.oauth.enabled {
+        return Ok(());
+    }
+    if let Ok(r) = app.readiness.lock() {
+        if let Some((at, res)) = r.as_ref() {
+            if at.elapsed() < READINESS_CACHE {
+                return res.clone();
+            }
+        }
+    }
+    let id = static_identity(&rt.config);
+    let Principal::Static(creds) = &id.principal else {
+        return Ok(());
+    };
+    let opts = crate::clickhouse::QueryOptions {
+        sql: "SELECT 1".into(),
+        query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
+        timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let res = rt
+        .ch
+        .query_all(&id.endpoint, creds, &opts, 1)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("ClickHouse at {} does not answer: {e}", id.endpoint.key()));
+    if let Ok(mut r) = app.readiness.lock() {
+        *r = Some((Instant::now(), res.clone()));
+    }
+    res
 }
 
 pub fn not_found() -> Response {

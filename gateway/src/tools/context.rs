@@ -31,7 +31,8 @@ pub struct Caller {
     pub email: Option<String>,
 }
 
-/// Everything one call needs; built per request by the transport.
+/// Everything one call needs; built per call by `mcp::dispatch` (and per discovery by
+/// `catalog::discover`) from the runtime generation and the settled credentials.
 pub struct ToolContext<'a> {
     pub ch: &'a ClickHouse,
     pub config: &'a Config,
