@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::clickhouse::QueryError;
 use crate::identity::AuthOutcome;
 
+/// How a call ended, as `chmcp_tool_calls_total{outcome}` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallStatus {
     Ok,
@@ -24,6 +25,7 @@ impl CallStatus {
     }
 }
 
+/// A finished tool call: what the caller gets, and what the gateway learns from it.
 pub struct CallOutcome {
     pub result: CallToolResult,
     pub status: CallStatus,
