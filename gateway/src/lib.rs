@@ -27,6 +27,8 @@ pub mod listener;
 pub mod mcp;
 pub mod net;
 pub mod oauth;
+pub mod pipeline;
+pub mod reply;
 pub mod routing;
 pub mod serve;
 pub mod telemetry;

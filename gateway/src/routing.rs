@@ -72,6 +72,27 @@ impl<'a> Cluster<'a> {
     }
 }
 
+/// The cluster an MCP request was routed to, owned so the routing step can hand it to
+/// later steps through the request's extensions (`None`: the implicit cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedCluster(pub Option<String>);
+
+impl RoutedCluster {
+    pub fn of(cluster: Cluster<'_>) -> Self {
+        match cluster {
+            Cluster::Implicit => Self(None),
+            Cluster::Named(n) => Self(Some(n.to_string())),
+        }
+    }
+
+    pub fn cluster(&self) -> Cluster<'_> {
+        match &self.0 {
+            None => Cluster::Implicit,
+            Some(n) => Cluster::Named(n),
+        }
+    }
+}
+
 /// What a request path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -117,6 +138,15 @@ impl ClusterAllowlist {
 }
 
 impl<'a> Route<'a> {
+    /// Which MCP route a path is, by the mode's rules.
+    pub fn of(path: &'a str, mc: &MultiClusterConfig, allow: &ClusterAllowlist) -> Route<'a> {
+        if mc.enabled {
+            Route::parse_multi(path, allow)
+        } else {
+            Route::parse_single(path)
+        }
+    }
+
     /// Routes a request path (no query string) in multi-cluster mode.
     pub fn parse_multi(path: &'a str, allow: &ClusterAllowlist) -> Route<'a> {
         let named = |name: &'a str, make: fn(Cluster<'a>) -> Route<'a>| {

@@ -6,12 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chmcp_gateway::config::{parse_document, validate};
 use chmcp_gateway::identity::claims::UnverifiedPayload;
-use chmcp_gateway::mcp::dispatch::TableUri;
 use chmcp_gateway::mcp::{classify_message, protocol, Incoming};
 use chmcp_gateway::net::{parse_secure_url, OriginPolicy, WebOrigin};
 use chmcp_gateway::oauth::broker::cimd::check_document_url;
 use chmcp_gateway::oauth::broker::token::form_decode;
 use chmcp_gateway::oauth::jwks::{peek_kid, validate_jwt, Expectations, KeySet};
+use chmcp_gateway::tools::resources::TableUri;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

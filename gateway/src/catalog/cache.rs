@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +15,12 @@ use tokio::time::error::Elapsed;
 
 use super::key::{CatalogKey, ContentHash};
 use crate::clickhouse::QueryError;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::config::MultiClusterConfig;
+use crate::telemetry::Metrics;
 
 /// Discoveries running at once in the whole process: a burst of new tokens must not
 /// become a burst of catalog queries against ClickHouse (spec: 16, not configurable).
@@ -167,28 +171,61 @@ pub struct CacheStats {
     pub discovery_timeouts: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    hits_ok: AtomicU64,
-    hits_denied: AtomicU64,
-    misses: AtomicU64,
-    full_drops_ok: AtomicU64,
-    full_drops_denied: AtomicU64,
-    evictions_denied: AtomicU64,
-    expired_removed: AtomicU64,
-    saturations: AtomicU64,
-    discoveries_ok: AtomicU64,
-    auth_errors: AtomicU64,
-    transient_errors: AtomicU64,
-    discovery_timeouts: AtomicU64,
+/// The cache's counters and size gauges. Built from the Prometheus families
+/// ([`CacheMetrics::registered`]) they are the exported series themselves, incremented
+/// at the event; [`CatalogCache::stats`] reads the same values for `/health`.
+#[derive(Default, Clone)]
+pub struct CacheMetrics {
+    hits_ok: Counter,
+    hits_denied: Counter,
+    misses: Counter,
+    full_drops_ok: Counter,
+    full_drops_denied: Counter,
+    evictions_denied: Counter,
+    expired_removed: Counter,
+    saturations: Counter,
+    discoveries_ok: Counter,
+    auth_errors: Counter,
+    transient_errors: Counter,
+    discovery_timeouts: Counter,
+    entries: Gauge,
+    denied_entries: Gauge,
 }
 
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
+impl CacheMetrics {
+    /// Handles on the `chmcp_catalog_*` series (the three internal-only counters stay
+    /// unexported).
+    pub fn registered(m: &Metrics) -> Self {
+        let series = |family: &Family<Vec<(&'static str, String)>, Counter>,
+                      key: &'static str,
+                      value: &str| {
+            family
+                .get_or_create(&vec![(key, value.to_string())])
+                .clone()
+        };
+        Self {
+            hits_ok: series(&m.catalog_lookups, "result", "hit_ok"),
+            hits_denied: series(&m.catalog_lookups, "result", "hit_denied"),
+            misses: series(&m.catalog_lookups, "result", "miss"),
+            full_drops_ok: series(&m.catalog_drops, "kind", "ok"),
+            full_drops_denied: series(&m.catalog_drops, "kind", "denied"),
+            saturations: series(&m.catalog_discoveries, "outcome", "saturated"),
+            discoveries_ok: series(&m.catalog_discoveries, "outcome", "ok"),
+            auth_errors: series(&m.catalog_discoveries, "outcome", "auth_error"),
+            transient_errors: series(&m.catalog_discoveries, "outcome", "transient_error"),
+            entries: m.catalog_entries.clone(),
+            denied_entries: m.catalog_denied_entries.clone(),
+            ..Self::default()
+        }
+    }
 }
 
-fn read(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
+fn bump(c: &Counter) {
+    c.inc();
+}
+
+fn read(c: &Counter) -> u64 {
+    c.get()
 }
 
 enum Entry<T> {
@@ -322,7 +359,7 @@ impl<T> State<T> {
         key: &CatalogKey,
         entry: NewEntry<T>,
         cfg: &CacheConfig,
-        counters: &Counters,
+        counters: &CacheMetrics,
     ) -> bool {
         // A leader is the only writer for its key, but an entry may have expired in place.
         self.remove(key);
@@ -411,17 +448,28 @@ pub struct CatalogCache<T> {
     cfg: CacheConfig,
     state: Mutex<State<T>>,
     discoveries: Semaphore,
-    counters: Counters,
+    counters: CacheMetrics,
 }
 
 impl<T> CatalogCache<T> {
+    /// A cache whose counters are not exported (tests, tools).
     pub fn new(cfg: CacheConfig) -> Self {
+        Self::with_metrics(cfg, CacheMetrics::default())
+    }
+
+    pub fn with_metrics(cfg: CacheConfig, counters: CacheMetrics) -> Self {
         Self {
             cfg,
             state: Mutex::new(State::new()),
             discoveries: Semaphore::new(MAX_CONCURRENT_DISCOVERIES),
-            counters: Counters::default(),
+            counters,
         }
+    }
+
+    /// Sets the size gauges after the entries changed (the change is the event).
+    fn note_size(&self, st: &State<T>) {
+        self.counters.entries.set(st.entries.len() as i64);
+        self.counters.denied_entries.set(st.denied.len() as i64);
     }
 
     /// Rough memory one entry costs besides its catalog (which identical grants share):
@@ -499,6 +547,7 @@ impl<T> CatalogCache<T> {
             Found::Expired => {
                 st.remove(key);
                 bump(&self.counters.expired_removed);
+                self.note_size(&st);
             }
             Found::Absent => {}
         }
@@ -557,7 +606,9 @@ impl<T> CatalogCache<T> {
             let mut st = self.lock();
             st.inflight.remove(key);
             abandon.armed = false;
-            self.settle(&mut st, key, token_exp, now, result)
+            let settled = self.settle(&mut st, key, token_exp, now, result);
+            self.note_size(&st);
+            settled
         };
         // Waiters hold their own receivers; an error only means nobody waited.
         let _ = tx.send(Some(settled.clone()));
@@ -663,9 +714,8 @@ impl<T> CatalogCache<T> {
             denied.shrink_to_fit();
             interned.shrink_to_fit();
         }
-        self.counters
-            .expired_removed
-            .fetch_add(removed as u64, Ordering::Relaxed);
+        self.counters.expired_removed.inc_by(removed as u64);
+        self.note_size(&st);
         removed
     }
 
@@ -690,7 +740,10 @@ impl<T> CatalogCache<T> {
 
     /// Forgets one entry (e.g. a cached catalog whose token ClickHouse now refuses).
     pub fn invalidate(&self, key: &CatalogKey) -> bool {
-        self.lock().remove(key)
+        let mut st = self.lock();
+        let removed = st.remove(key);
+        self.note_size(&st);
+        removed
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -746,7 +799,7 @@ impl<T> Drop for AbandonGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use std::future::{pending, ready};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::clickhouse::ServerError;
@@ -811,6 +864,33 @@ mod tests {
                 _ => panic!("denied index points at a non-denied entry"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn exported_series_move_at_the_event_without_a_scrape_time_catch_up() {
+        let metrics = Metrics::new();
+        let cache = CatalogCache::with_metrics(cfg(10), CacheMetrics::registered(&metrics));
+        cache
+            .lookup_or_discover(&key("a"), None, t0(), found(&["t"]))
+            .await;
+        cache
+            .lookup_or_discover(&key("a"), None, t0(), unreachable_discovery())
+            .await;
+        // Nothing copies the cache's numbers into the registry: what is rendered is
+        // what the cache counted, and `/health` reads the same counters.
+        let text = metrics.render();
+        for series in [
+            "chmcp_catalog_cache_lookups_total{result=\"miss\"} 1",
+            "chmcp_catalog_cache_lookups_total{result=\"hit_ok\"} 1",
+            "chmcp_catalog_discoveries_total{outcome=\"ok\"} 1",
+            "chmcp_catalog_cache_entries 1",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+        let s = cache.stats();
+        assert_eq!((s.misses, s.hits_ok, s.entries), (1, 1, 1));
+        cache.sweep(t0() + Duration::from_secs(24 * 3600));
+        assert!(metrics.render().contains("chmcp_catalog_cache_entries 0"));
     }
 
     #[tokio::test]

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use ring::digest::{digest, SHA256};
+#[cfg(test)]
+use crate::identity::fingerprint::{hex, token_fingerprint};
+use crate::identity::fingerprint::{sha256, short_fingerprint};
 
 /// `sha256(raw bearer) + "\x00" + cluster` (multicluster.md), held as the digest and the
 /// cluster name: the raw token is never stored. A forged claim set cannot reuse another
@@ -37,7 +39,7 @@ impl CatalogKey {
 
     /// A short, log-safe name for the token: the first 8 hex digits of its sha256.
     pub fn token_fingerprint(&self) -> String {
-        hex(&self.token_sha256[..4])
+        short_fingerprint(&self.token_sha256)
     }
 }
 
@@ -64,28 +66,6 @@ impl ContentHash {
     pub fn of(content: &[u8]) -> Self {
         Self(sha256(content))
     }
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
-    out
-}
-
-/// A short log-safe token name (first 8 hex digits of its sha256), for log lines that
-/// have no [`CatalogKey`] at hand.
-pub fn token_fingerprint(raw_bearer: &str) -> String {
-    hex(&sha256(raw_bearer.as_bytes())[..4])
-}
-
-/// The full sha256 of `bytes` in hex: an identity key that never collides in practice
-/// (a short fingerprint may, and must then only ever name, never decide).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&sha256(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl Credentials {
             Credentials::Bearer(t) => {
                 format!(
                     "token:{}",
-                    crate::catalog::sha256_hex(t.expose().as_bytes())
+                    crate::identity::fingerprint::sha256_hex(t.expose().as_bytes())
                 )
             }
         }
@@ -174,9 +174,6 @@ pub struct RowsOutcome {
 /// (`host:port`, identity class): whose settings acceptance was learned where.
 type IdentityKey = (String, String);
 
-/// A system table's columns and when they were read.
-type SeenColumns = (Instant, Arc<Vec<String>>);
-
 /// How long what a probe learned about an identity's settings is trusted. Profiles
 /// change rarely; a query refused for a setting forgets it sooner (`FORGET_AFTER`).
 const ACCEPTANCE_TTL: Duration = Duration::from_secs(600);
@@ -196,9 +193,6 @@ const MAX_COLLECT_BYTES: u64 = 16 * 1024 * 1024;
 /// keep the connection pooled.
 const MAX_TRAILER_BYTES: usize = 64 * 1024;
 
-/// How long a server's system-table layout is trusted (it changes only on upgrade).
-const SYSTEM_COLUMNS_TTL: Duration = Duration::from_secs(600);
-
 /// A cheap handle; clones share the connection pool and per-endpoint memory.
 #[derive(Clone)]
 pub struct ClickHouse {
@@ -213,9 +207,6 @@ struct Inner {
     /// Settings an endpoint's server version does not know at all (by `host:port`):
     /// true for every identity, so later probes skip them.
     unknown_settings: Mutex<HashMap<String, HashSet<&'static str>>>,
-    /// Columns each endpoint's `system.<table>` has (they differ by server version, not
-    /// by user), by (`host:port`, table), with when they were read.
-    system_columns: Mutex<HashMap<(String, String), SeenColumns>>,
     connect: Arc<ConnectResolver>,
 }
 
@@ -288,7 +279,6 @@ impl ClickHouse {
                 headers,
                 acceptance: Mutex::default(),
                 unknown_settings: Mutex::default(),
-                system_columns: Mutex::default(),
                 connect,
             }),
         })
@@ -616,29 +606,6 @@ impl ClickHouse {
                 tracing::info!(endpoint = %ep.key(), setting = name, "the server does not know this setting; not sending it");
             }
         }
-    }
-
-    /// What an endpoint's `system.<table>` columns were last seen to be, if recently.
-    pub fn known_system_columns(&self, ep: &Endpoint, table: &str) -> Option<Arc<Vec<String>>> {
-        let map = self.inner.system_columns.lock().ok()?;
-        let (at, cols) = map.get(&(ep.key(), table.to_string()))?;
-        (at.elapsed() < SYSTEM_COLUMNS_TTL).then(|| cols.clone())
-    }
-
-    pub fn remember_system_columns(
-        &self,
-        ep: &Endpoint,
-        table: &str,
-        cols: Vec<String>,
-    ) -> Arc<Vec<String>> {
-        let cols = Arc::new(cols);
-        if let Ok(mut map) = self.inner.system_columns.lock() {
-            map.insert(
-                (ep.key(), table.to_string()),
-                (Instant::now(), cols.clone()),
-            );
-        }
-        cols
     }
 
     /// Cancels a running query by id, in the background (`KILL QUERY ... ASYNC`).

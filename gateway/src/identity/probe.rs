@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 
 use super::claims::ClaimsError;
@@ -25,18 +27,18 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How the token is presented to ClickHouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub enum AuthScheme {
     /// `Authorization: Bearer <jwt>` (servers with JWT token processors).
     Bearer,
     /// `Authorization: Basic base64(<username>:<jwt>)` (the verifier, `IDENTIFIED WITH http`).
     Basic,
 }
 
-impl Method {
+impl AuthScheme {
     pub fn as_str(self) -> &'static str {
         match self {
-            Method::Bearer => "bearer",
-            Method::Basic => "basic",
+            AuthScheme::Bearer => "bearer",
+            AuthScheme::Basic => "basic",
         }
     }
 }
@@ -74,9 +76,9 @@ impl AttemptResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeStep {
     /// Send `SELECT 1` with this method next.
-    Try(Method),
+    Try(AuthScheme),
     /// This method works: remember it for the endpoint.
-    Found(Method),
+    Found(AuthScheme),
     /// Both methods were refused as auth-class: the token itself is not accepted.
     Rejected,
     /// A non-auth failure: report it, remember nothing.
@@ -92,7 +94,7 @@ pub struct Probe {
 impl Default for Probe {
     fn default() -> Self {
         Self {
-            step: ProbeStep::Try(Method::Bearer),
+            step: ProbeStep::Try(AuthScheme::Bearer),
         }
     }
 }
@@ -110,10 +112,10 @@ impl Probe {
     pub fn record(&mut self, result: AttemptResult) -> ProbeStep {
         self.step = match (self.step, result) {
             (ProbeStep::Try(m), AttemptResult::Ok) => ProbeStep::Found(m),
-            (ProbeStep::Try(Method::Bearer), AttemptResult::AuthRejected) => {
-                ProbeStep::Try(Method::Basic)
+            (ProbeStep::Try(AuthScheme::Bearer), AttemptResult::AuthRejected) => {
+                ProbeStep::Try(AuthScheme::Basic)
             }
-            (ProbeStep::Try(Method::Basic), AttemptResult::AuthRejected) => ProbeStep::Rejected,
+            (ProbeStep::Try(AuthScheme::Basic), AttemptResult::AuthRejected) => ProbeStep::Rejected,
             (ProbeStep::Try(_), AttemptResult::Error) => ProbeStep::Failed,
             (terminal, _) => terminal,
         };
@@ -155,14 +157,14 @@ impl ProbeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Use the remembered method directly: no extra round trip.
-    Use(Method),
+    Use(AuthScheme),
     /// Probe (first request, or a re-probe that is due).
     Probe,
 }
 
 #[derive(Debug, Default)]
 struct EndpointMemory {
-    method: Option<Method>,
+    method: Option<AuthScheme>,
     /// Set by [`IdentityProber::note_auth_failure`]; the next request re-probes.
     reprobe_due: bool,
     last_reprobe: Option<Instant>,
@@ -172,7 +174,7 @@ struct EndpointMemory {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProbeCount {
     pub endpoint: String,
-    pub method: Method,
+    pub method: AuthScheme,
     pub outcome: AttemptResult,
     pub count: u64,
 }
@@ -188,11 +190,16 @@ pub fn probe_query(query_id: String) -> QueryOptions {
     }
 }
 
+type ProbeSeries = Family<Vec<(&'static str, String)>, Counter>;
+
 /// The per-endpoint memory of which method works, shared by every request.
 #[derive(Debug, Default)]
 pub struct IdentityProber {
     endpoints: Mutex<HashMap<String, EndpointMemory>>,
-    counts: Mutex<HashMap<(String, Method, AttemptResult), u64>>,
+    /// Each attempt's counter: the `chmcp_identity_probes_total` series itself when
+    /// built [`IdentityProber::with_metrics`], incremented at the attempt.
+    counts: Mutex<HashMap<(String, AuthScheme, AttemptResult), Counter>>,
+    series: Option<ProbeSeries>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,7 +213,15 @@ impl IdentityProber {
         Self::default()
     }
 
-    pub fn remembered(&self, endpoint: &str) -> Option<Method> {
+    /// A prober whose attempts are counted in `chmcp_identity_probes_total`.
+    pub fn with_metrics(series: ProbeSeries) -> Self {
+        Self {
+            series: Some(series),
+            ..Self::default()
+        }
+    }
+
+    pub fn remembered(&self, endpoint: &str) -> Option<AuthScheme> {
         lock(&self.endpoints).get(endpoint).and_then(|m| m.method)
     }
 
@@ -229,7 +244,7 @@ impl IdentityProber {
         }
     }
 
-    pub fn remember(&self, endpoint: &str, method: Method) {
+    pub fn remember(&self, endpoint: &str, method: AuthScheme) {
         let mut map = lock(&self.endpoints);
         let mem = map.entry(endpoint.to_string()).or_default();
         if mem.method != Some(method) {
@@ -261,10 +276,20 @@ impl IdentityProber {
         due
     }
 
-    fn count(&self, endpoint: &str, method: Method, outcome: AttemptResult) {
-        *lock(&self.counts)
+    fn count(&self, endpoint: &str, method: AuthScheme, outcome: AttemptResult) {
+        lock(&self.counts)
             .entry((endpoint.to_string(), method, outcome))
-            .or_insert(0) += 1;
+            .or_insert_with(|| match &self.series {
+                Some(family) => family
+                    .get_or_create(&vec![
+                        ("endpoint", endpoint.to_string()),
+                        ("method", method.as_str().to_string()),
+                        ("outcome", outcome.as_str().to_string()),
+                    ])
+                    .clone(),
+                None => Counter::default(),
+            })
+            .inc();
     }
 
     /// Every (endpoint, method, outcome) series with its count, sorted.
@@ -275,7 +300,7 @@ impl IdentityProber {
                 endpoint: endpoint.clone(),
                 method: *method,
                 outcome: *outcome,
-                count: *count,
+                count: count.get(),
             })
             .collect();
         out.sort_by(|a, b| {
@@ -299,9 +324,9 @@ impl IdentityProber {
         F: FnMut(Credentials) -> Fut,
         Fut: Future<Output = Result<(), QueryError>>,
     {
-        let make = |method: Method, bearer: Option<String>| match method {
-            Method::Bearer => Ok(Credentials::Bearer(token.clone())),
-            Method::Basic => match username {
+        let make = |method: AuthScheme, bearer: Option<String>| match method {
+            AuthScheme::Bearer => Ok(Credentials::Bearer(token.clone())),
+            AuthScheme::Basic => match username {
                 Ok(user) => Ok(Credentials::Basic {
                     user: user.clone(),
                     password: token.clone(),
@@ -332,7 +357,7 @@ impl IdentityProber {
                         "identity probe"
                     );
                     if let Err(e) = result {
-                        if method == Method::Bearer && outcome == AttemptResult::AuthRejected {
+                        if method == AuthScheme::Bearer && outcome == AttemptResult::AuthRejected {
                             bearer_refusal = Some(e.to_string());
                         }
                         last_error = Some(e);
@@ -436,22 +461,25 @@ mod tests {
     #[test]
     fn probe_sequence_is_bearer_then_basic_on_auth_refusal_only() {
         let mut p = Probe::new();
-        assert_eq!(p.step(), ProbeStep::Try(Method::Bearer));
+        assert_eq!(p.step(), ProbeStep::Try(AuthScheme::Bearer));
         assert_eq!(
             p.record(AttemptResult::AuthRejected),
-            ProbeStep::Try(Method::Basic)
+            ProbeStep::Try(AuthScheme::Basic)
         );
-        assert_eq!(p.record(AttemptResult::Ok), ProbeStep::Found(Method::Basic));
+        assert_eq!(
+            p.record(AttemptResult::Ok),
+            ProbeStep::Found(AuthScheme::Basic)
+        );
         assert_eq!(
             p.record(AttemptResult::Error),
-            ProbeStep::Found(Method::Basic),
+            ProbeStep::Found(AuthScheme::Basic),
             "terminal"
         );
 
         let mut p = Probe::new();
         assert_eq!(
             p.record(AttemptResult::Ok),
-            ProbeStep::Found(Method::Bearer)
+            ProbeStep::Found(AuthScheme::Bearer)
         );
         let mut p = Probe::new();
         assert_eq!(p.record(AttemptResult::Error), ProbeStep::Failed);
@@ -492,7 +520,7 @@ mod tests {
             .expect("creds");
         assert!(matches!(again, Credentials::Bearer(_)));
         assert_eq!(server.calls(), 1);
-        assert_eq!(prober.remembered(EP), Some(Method::Bearer));
+        assert_eq!(prober.remembered(EP), Some(AuthScheme::Bearer));
     }
 
     #[tokio::test]
@@ -529,8 +557,8 @@ mod tests {
         assert_eq!(
             counts,
             [
-                (Method::Bearer, AttemptResult::AuthRejected, 1),
-                (Method::Basic, AttemptResult::Ok, 1)
+                (AuthScheme::Bearer, AttemptResult::AuthRejected, 1),
+                (AuthScheme::Basic, AttemptResult::Ok, 1)
             ]
         );
     }
@@ -654,7 +682,7 @@ mod tests {
     #[tokio::test]
     async fn remembered_basic_without_username_is_refused_without_a_round_trip() {
         let prober = IdentityProber::new();
-        prober.remember(EP, Method::Basic);
+        prober.remember(EP, AuthScheme::Basic);
         let server = Server::new(|| panic!("no probe"), || panic!("no probe"));
         let missing = Err(ClaimsError::MissingUsername {
             claim: "email".into(),
@@ -676,7 +704,7 @@ mod tests {
             .credentials(EP, &token(), &alice(), |c| server.run(c))
             .await
             .expect("basic");
-        assert_eq!(prober.remembered(EP), Some(Method::Basic));
+        assert_eq!(prober.remembered(EP), Some(AuthScheme::Basic));
 
         assert!(prober.note_auth_failure(EP, t));
         assert!(
@@ -689,7 +717,7 @@ mod tests {
             .await
             .expect("bearer");
         assert!(matches!(c, Credentials::Bearer(_)));
-        assert_eq!(prober.remembered(EP), Some(Method::Bearer));
+        assert_eq!(prober.remembered(EP), Some(AuthScheme::Bearer));
         assert_eq!(moved.calls(), 1);
         assert!(prober.note_auth_failure(EP, t + REPROBE_EVERY));
     }
@@ -697,24 +725,24 @@ mod tests {
     #[tokio::test]
     async fn only_one_request_runs_a_due_reprobe() {
         let prober = IdentityProber::new();
-        prober.remember(EP, Method::Bearer);
+        prober.remember(EP, AuthScheme::Bearer);
         assert!(prober.note_auth_failure(EP, Instant::now()));
         assert_eq!(prober.plan(EP), Plan::Probe);
-        assert_eq!(prober.plan(EP), Plan::Use(Method::Bearer));
+        assert_eq!(prober.plan(EP), Plan::Use(AuthScheme::Bearer));
     }
 
     #[tokio::test]
     async fn a_reprobe_refused_by_both_methods_keeps_the_remembered_method() {
         // One user's bad token must not make the endpoint forget what works for everyone.
         let prober = IdentityProber::new();
-        prober.remember(EP, Method::Basic);
+        prober.remember(EP, AuthScheme::Basic);
         prober.note_auth_failure(EP, Instant::now());
         let server = Server::new(|| Err(bearer_unsupported()), || Err(auth_failed()));
         prober
             .credentials(EP, &token(), &alice(), |c| server.run(c))
             .await
             .expect_err("refused");
-        assert_eq!(prober.remembered(EP), Some(Method::Basic));
+        assert_eq!(prober.remembered(EP), Some(AuthScheme::Basic));
     }
 
     #[test]
@@ -738,9 +766,21 @@ mod tests {
     }
 
     #[test]
+    fn each_attempt_is_counted_in_the_exported_series() {
+        let metrics = crate::telemetry::Metrics::new();
+        let prober = IdentityProber::with_metrics(metrics.identity_probes.clone());
+        prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
+        prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
+        let text = metrics.render();
+        let series = "chmcp_identity_probes_total{endpoint=\"ch-otel:8123\",method=\"basic\",outcome=\"auth_rejected\"} 2";
+        assert!(text.contains(series), "{text}");
+        assert_eq!(prober.probe_counts().first().map(|p| p.count), Some(2));
+    }
+
+    #[test]
     fn probe_counts_serialize_as_metric_labels() {
         let prober = IdentityProber::new();
-        prober.count(EP, Method::Basic, AttemptResult::AuthRejected);
+        prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
         let v = serde_json::to_value(prober.probe_counts()).expect("json");
         assert_eq!(
             v,

@@ -10,10 +10,14 @@ use rmcp::model::Implementation;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, LIST_TTL_MS};
-use crate::app::{App, Principal, RequestIdentity, Runtime};
+use crate::app::{App, Runtime};
+use crate::catalog::catalog_for;
+use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::telemetry::Metrics;
-use crate::tools::call::{describe, schema_overview, tool_error, CallOutcome};
-use crate::tools::{call_tool, Catalog, Entry};
+use crate::tools::listing::describe;
+use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
+use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
 /// A JSON-RPC error answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,9 +48,6 @@ impl RpcError {
 
 /// Code for a request the client cancelled (as LSP uses it).
 pub const REQUEST_CANCELLED: i64 = -32800;
-const SCHEMA_URI: &str = "clickhouse://schema";
-const TABLE_TEMPLATE: &str = "clickhouse://table/{database}/{table}";
-const TABLE_URI_PREFIX: &str = "clickhouse://table/";
 /// Pre-2026 code for an unknown resource; 2026-07-28 uses -32602 (SEP-2164).
 const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
 
@@ -203,6 +204,8 @@ pub async fn handle_request(
         &app.metrics.mcp_requests,
         &[("method", method_label(method))],
     );
+    // Settled at most once for the whole request (discovery and the tool share them).
+    let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
     if method == "tools/list" {
         let p = params_obj(params)?;
         if p.get("cursor")
@@ -214,13 +217,13 @@ pub async fn handle_request(
                 "params.cursor: tools/list has a single page; there is no next cursor",
             ));
         }
-        let catalog = app.catalog_for(rt, id).await;
+        let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, &creds).await;
         // The era's decoration, spliced after the tool list when the response is written.
         let extra =
             serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into());
         return Ok(Answer::Tools { catalog, extra });
     }
-    handle_value(app, rt, id, era, method, params)
+    handle_value(app, rt, &creds, era, method, params)
         .await
         .map(Answer::Json)
 }
@@ -228,7 +231,7 @@ pub async fn handle_request(
 async fn handle_value(
     app: &App,
     rt: &Arc<Runtime>,
-    id: &RequestIdentity,
+    creds: &RequestCredentials<'_>,
     era: Era,
     method: &str,
     params: &Option<Value>,
@@ -268,19 +271,19 @@ async fn handle_value(
                     ))
                 }
             };
-            let catalog = app.catalog_for(rt, id).await;
+            let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, creds).await;
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
             let started = std::time::Instant::now();
-            let out = run_tool(app, rt, id, entry, &args).await;
+            let out = run_tool(app, rt, creds, entry, &args).await;
             app.metrics
                 .query_duration
-                .get_or_create(&vec![("cluster", id.cluster.clone())])
+                .get_or_create(&vec![("cluster", creds.identity().cluster.clone())])
                 .observe(started.elapsed().as_secs_f64());
             Metrics::inc(
                 &app.metrics.tool_calls,
-                &[("tool", &name), ("outcome", out.outcome.label())],
+                &[("tool", &name), ("outcome", out.status.label())],
             );
             let mut result = serde_json::to_value(&out.result)
                 .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
@@ -315,13 +318,13 @@ async fn handle_value(
         )),
         (_, "resources/read") => {
             let uri = required_str(&p, "uri")?;
-            let creds = app.credentials(rt, id).await.map_err(|e| {
+            let c = creds.get().await.map_err(|e| {
                 RpcError::new(
                     protocol::INTERNAL_ERROR,
                     format!("ClickHouse did not accept your identity: {e}"),
                 )
             })?;
-            let ctx = app.tool_context(rt, id, creds);
+            let ctx = ToolContext::new(rt, &app.system_columns, creds.identity(), c);
             let not_found = |what: String| {
                 let code = if era == Era::Stateless {
                     protocol::INVALID_PARAMS
@@ -360,60 +363,24 @@ async fn handle_value(
     }
 }
 
-/// Runs a tool with the caller's credentials. When a remembered identity method is
-/// refused (the endpoint changed scheme), the endpoint is re-probed (at most every
-/// 30 s) and the call runs once more.
+/// Runs a tool with the request's credentials; identity re-probes and retries once
+/// when ClickHouse refuses a remembered scheme (`RequestCredentials::run`).
 async fn run_tool(
     app: &App,
     rt: &Runtime,
-    id: &RequestIdentity,
+    creds: &RequestCredentials<'_>,
     entry: &Entry,
     args: &Map<String, Value>,
 ) -> CallOutcome {
-    let creds = match app.credentials(rt, id).await {
-        Ok(c) => c,
-        Err(e) => return tool_error(format!("ClickHouse did not accept your identity: {e}")),
+    let id = creds.identity();
+    let run = |c| {
+        let ctx = ToolContext::new(rt, &app.system_columns, id, c);
+        async move { call_tool(&ctx, entry, args).await }
     };
-    let ctx = app.tool_context(rt, id, creds);
-    let out = call_tool(&ctx, entry, args).await;
-    let retry = ctx.auth_failed()
-        && matches!(id.principal, Principal::Token { .. })
-        && app
-            .prober
-            .note_auth_failure(&id.endpoint.key(), std::time::Instant::now());
-    if !retry {
-        return out;
-    }
-    match app.credentials(rt, id).await {
-        Ok(creds) => call_tool(&app.tool_context(rt, id, creds), entry, args).await,
-        Err(_) => out,
-    }
-}
-
-/// A `clickhouse://table/{database}/{table}` resource URI, its segments decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableUri {
-    pub database: String,
-    pub table: String,
-}
-
-impl TableUri {
-    /// `None` when the URI is not a table URI, or a segment does not decode to UTF-8.
-    /// Segments are `%XX`-escaped (table names may hold any character, `/` included);
-    /// a `%` not followed by two hex digits stays as written.
-    pub fn parse(uri: &str) -> Option<Self> {
-        let (db, table) = uri.strip_prefix(TABLE_URI_PREFIX)?.split_once('/')?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
-        Some(Self {
-            database: decode(db)?,
-            table: decode(table)?,
-        })
-    }
+    creds
+        .run(run)
+        .await
+        .unwrap_or_else(|e| tool_error(format!("ClickHouse did not accept your identity: {e}")))
 }
 
 #[cfg(test)]
@@ -482,32 +449,5 @@ mod tests {
         let fine = contain_panics(&metrics, async { Ok(Answer::Json(json!({}))) }).await;
         assert!(fine.is_ok());
         assert_eq!(metrics.panics.get(), 1);
-    }
-
-    fn table(uri: &str) -> Option<(String, String)> {
-        TableUri::parse(uri).map(|t| (t.database, t.table))
-    }
-
-    #[test]
-    fn table_uri_segments_are_percent_decoded() {
-        let t = |d: &str, n: &str| Some((d.to_string(), n.to_string()));
-        assert_eq!(
-            table("clickhouse://table/db/my%20table"),
-            t("db", "my table")
-        );
-        assert_eq!(table("clickhouse://table/db/plain"), t("db", "plain"));
-        assert_eq!(table("clickhouse://table/db/bad%zz"), t("db", "bad%zz"));
-        assert_eq!(table("clickhouse://table/db/end%2"), t("db", "end%2"));
-        assert_eq!(table("clickhouse://table/d%2Fb/a/b"), t("d/b", "a/b"));
-        // A `%` followed by a multi-byte character: once a panic (byte slicing).
-        assert_eq!(table("clickhouse://table/x/%a\u{e9}"), t("x", "%a\u{e9}"));
-        assert_eq!(
-            table("clickhouse://table/x/%\u{e9}\u{e9}"),
-            t("x", "%\u{e9}\u{e9}")
-        );
-        // Escapes that decode to invalid UTF-8 name no table.
-        assert_eq!(table("clickhouse://table/x/%ff"), None);
-        assert_eq!(table("clickhouse://table/only-db"), None);
-        assert_eq!(table("clickhouse://schema"), None);
     }
 }

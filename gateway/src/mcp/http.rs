@@ -1,33 +1,27 @@
 //! Streamable HTTP, stateless: one POST carries one JSON-RPC message; the answer is
 //! `application/json`. The gateway owns this edge so every status code and header
 //! follows gateway.md (202/405/413/415, -32700, Origin, CORS).
+//!
+//! Each check is its own pipeline step (`pipeline::router` lists them in order):
+//! [`check_origin`] → [`allow_methods`] → [`read_message`] → (the gate) → [`answer`].
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::{json, Value};
 
 use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
 use super::protocol;
 use super::{classify_message, Incoming};
-use crate::app::{App, RequestIdentity};
+use crate::app::{App, Runtime};
+use crate::identity::{token_fingerprint, RequestIdentity};
 use crate::net::OriginVerdict;
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    text_response(status, serde_json::to_string(body).unwrap_or_default())
-}
-
-/// A response whose body is JSON text already.
-pub fn text_response(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
+use crate::reply::{json_response, text_response};
 
 fn rpc_error(
     status: StatusCode,
@@ -67,19 +61,14 @@ pub fn add_cors(r: &mut Response, origin: &str) {
     }
 }
 
-/// The per-request answer to "who is calling", from the gate (or static credentials).
-pub type IdentityResult = Result<RequestIdentity, Box<Response>>;
-
-/// Handles everything sent to an MCP endpoint. `identify` runs the gate for this route.
-pub async fn serve_mcp<Fut: std::future::Future<Output = IdentityResult>>(
-    app: Arc<App>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-    identify: impl FnOnce(HeaderMap) -> Fut,
+/// Pipeline step "Origin": a browser origin outside `server.allowed_origins` is refused
+/// (403) before anything else; an allowed one gets the CORS headers on the answer.
+pub async fn check_origin(
+    Extension(rt): Extension<Arc<Runtime>>,
+    req: Request,
+    next: Next,
 ) -> Response {
-    let rt = app.runtime();
-    let origin = match rt.origins.check(origin_values(&headers)) {
+    let origin = match rt.origins.check(origin_values(req.headers())) {
         OriginVerdict::Denied(why) => {
             return json_response(
                 StatusCode::FORBIDDEN,
@@ -89,9 +78,19 @@ pub async fn serve_mcp<Fut: std::future::Future<Output = IdentityResult>>(
         OriginVerdict::Allowed(o) => Some(o),
         OriginVerdict::Absent => None,
     };
-    let mut response = match method {
+    let mut response = next.run(req).await;
+    if let Some(o) = origin {
+        add_cors(&mut response, &o);
+    }
+    response
+}
+
+/// Pipeline step "methods": the endpoint is stateless, so only POST carries messages;
+/// OPTIONS is the CORS preflight and anything else is 405.
+pub async fn allow_methods(req: Request, next: Next) -> Response {
+    match *req.method() {
+        Method::POST => next.run(req).await,
         Method::OPTIONS => preflight(),
-        Method::POST => post(&app, &rt, headers, body, identify).await,
         _ => {
             let mut r = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -101,11 +100,63 @@ pub async fn serve_mcp<Fut: std::future::Future<Output = IdentityResult>>(
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
             r
         }
-    };
-    if let Some(o) = origin {
-        add_cors(&mut response, &o);
     }
-    response
+}
+
+/// Pipeline step "body": the size limit (413), the media type (415), JSON (-32700) and
+/// the JSON-RPC shape (-32600), all before the gate. The parsed [`Incoming`] message
+/// goes into the request's extensions.
+pub async fn read_message(
+    Extension(rt): Extension<Arc<Runtime>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(body, rt.config.server.max_request_bytes, &parts.headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!({"error": "unsupported_media_type", "error_description": "Send JSON-RPC with Content-Type: application/json"}),
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                protocol::PARSE_ERROR,
+                format!("Parse error: {e}"),
+                None,
+            )
+        }
+    };
+    let msg = match classify_message(value) {
+        Ok(m) => m,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                protocol::INVALID_REQUEST,
+                format!("Invalid Request: {e}"),
+                None,
+            )
+        }
+    };
+    parts.extensions.insert(msg);
+    next.run(Request::from_parts(parts, Body::empty())).await
 }
 
 fn preflight() -> Response {
@@ -150,69 +201,33 @@ fn cancel_scope(headers: &HeaderMap) -> String {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(crate::catalog::token_fingerprint)
+        .map(token_fingerprint)
         .unwrap_or_else(|| "anonymous".into())
 }
 
-async fn post<Fut: std::future::Future<Output = IdentityResult>>(
-    app: &Arc<App>,
-    rt: &Arc<crate::app::Runtime>,
-    headers: HeaderMap,
-    body: Body,
-    identify: impl FnOnce(HeaderMap) -> Fut,
-) -> Response {
-    let body = match read_body(body, rt.config.server.max_request_bytes, &headers).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
-        return json_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &json!({"error": "unsupported_media_type", "error_description": "Send JSON-RPC with Content-Type: application/json"}),
+/// The MCP handler, last in the pipeline: it finds the runtime generation, the parsed
+/// message and the caller's identity in the extensions and only speaks MCP.
+pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
+    let ext = req.extensions_mut();
+    let (Some(rt), Some(identity), Some(msg)) = (
+        ext.remove::<Arc<Runtime>>(),
+        ext.remove::<RequestIdentity>(),
+        ext.remove::<Incoming>(),
+    ) else {
+        // The pipeline always sets all three; a missing one is a wiring bug.
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &Value::Null,
+            protocol::INTERNAL_ERROR,
+            "Internal error",
+            None,
         );
-    }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                &Value::Null,
-                protocol::PARSE_ERROR,
-                format!("Parse error: {e}"),
-                None,
-            )
-        }
     };
-    let msg = match classify_message(value) {
-        Ok(m) => m,
-        Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                &Value::Null,
-                protocol::INVALID_REQUEST,
-                format!("Invalid Request: {e}"),
-                None,
-            )
-        }
-    };
-    // The gate runs on every MCP message, so clients re-authenticate instead of
-    // working with a stale or expired identity.
-    let identity = match identify(headers.clone()).await {
-        Ok(i) => i,
-        Err(r) => return *r,
-    };
+    let headers = req.headers();
     match msg {
         Incoming::Response => StatusCode::ACCEPTED.into_response(),
         Incoming::Notification { method, params } => {
-            if let Err(r) = protocol::classify(&headers, &method, params.as_ref(), false) {
+            if let Err(r) = protocol::classify(headers, &method, params.as_ref(), false) {
                 return rpc_error(
                     StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
                     &Value::Null,
@@ -225,7 +240,7 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
                     let found = app
                         .inflight
-                        .cancel(&cancel_scope(&headers), &rid.to_string());
+                        .cancel(&cancel_scope(headers), &rid.to_string());
                     // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
@@ -233,7 +248,7 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
             StatusCode::ACCEPTED.into_response()
         }
         Incoming::Request { id, method, params } => {
-            let era = match protocol::classify(&headers, &method, params.as_ref(), true) {
+            let era = match protocol::classify(headers, &method, params.as_ref(), true) {
                 Ok(e) => e,
                 Err(r) => {
                     return rpc_error(
@@ -247,11 +262,11 @@ async fn post<Fut: std::future::Future<Output = IdentityResult>>(
             };
             let mut guard = app
                 .inflight
-                .register(&cancel_scope(&headers), &id.to_string());
+                .register(&cancel_scope(headers), &id.to_string());
             let cancelled = guard.cancelled.take();
             let work = contain_panics(
                 &app.metrics,
-                handle_request(app, rt, &identity, era, &method, &params),
+                handle_request(&app, &rt, &identity, era, &method, &params),
             );
             // Dropping `work` (cancellation, or the client hanging up and hyper dropping
             // this future) kills any ClickHouse query it started.

@@ -2,6 +2,7 @@
 
 pub mod dispatch;
 pub mod http;
+pub mod inflight;
 pub mod protocol;
 pub mod stdio;
 

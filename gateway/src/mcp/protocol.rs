@@ -56,7 +56,7 @@ pub enum Era {
 
 /// A protocol-level refusal before dispatch: JSON-RPC code, message, data, HTTP status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
+pub struct ProtocolRefusal {
     pub code: i64,
     pub message: String,
     pub data: Option<Value>,
@@ -71,8 +71,13 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const HEADER_MISMATCH: i64 = -32020;
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
-fn refusal(code: i64, status: u16, message: impl Into<String>, data: Option<Value>) -> Refusal {
-    Refusal {
+fn refusal(
+    code: i64,
+    status: u16,
+    message: impl Into<String>,
+    data: Option<Value>,
+) -> ProtocolRefusal {
+    ProtocolRefusal {
         code,
         message: message.into(),
         data,
@@ -80,7 +85,7 @@ fn refusal(code: i64, status: u16, message: impl Into<String>, data: Option<Valu
     }
 }
 
-pub fn unsupported_version(requested: &str) -> Refusal {
+pub fn unsupported_version(requested: &str) -> ProtocolRefusal {
     refusal(
         UNSUPPORTED_PROTOCOL_VERSION,
         400,
@@ -92,7 +97,7 @@ pub fn unsupported_version(requested: &str) -> Refusal {
     )
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Refusal> {
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ProtocolRefusal> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -149,7 +154,7 @@ pub fn classify(
     method: &str,
     params: Option<&Value>,
     is_request: bool,
-) -> Result<Era, Refusal> {
+) -> Result<Era, ProtocolRefusal> {
     let header_version = header(headers, HEADER_PROTOCOL_VERSION)?;
     let meta = params.and_then(|p| p.get("_meta"));
     let meta_version = meta

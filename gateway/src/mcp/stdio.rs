@@ -65,7 +65,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                 let (app, tx) = (app.clone(), tx.clone());
                 tokio::spawn(async move {
                     let rt = app.runtime();
-                    let identity = app.static_identity(&rt);
+                    let identity = crate::identity::static_identity(&rt.config);
                     let era = if params
                         .as_ref()
                         .and_then(|p| p.get("_meta"))

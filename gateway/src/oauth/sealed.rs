@@ -60,7 +60,7 @@ impl std::fmt::Debug for SealedAccess {
                 "upstream",
                 &format_args!(
                     "sha256:{}…",
-                    crate::catalog::token_fingerprint(&self.upstream)
+                    crate::identity::token_fingerprint(&self.upstream)
                 ),
             )
             .field("subject", &self.subject)

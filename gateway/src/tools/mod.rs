@@ -1,16 +1,27 @@
 //! The tools a caller sees: the static ones, and dynamic ones made from ClickHouse
-//! views and tables. A [`Catalog`] is one caller's list; [`call`] runs one tool.
+//! views and tables. A [`Catalog`] is one caller's list; [`call`] runs one tool, one
+//! module per concern (arguments, the query tools, the schema tools, views/inserts).
 
+pub mod args;
 pub mod call;
+pub mod context;
 pub mod dynamic;
+pub mod dynamic_calls;
+pub mod listing;
+pub mod outcome;
+pub mod query;
+pub mod resources;
 pub mod result;
 pub mod schema;
+pub mod system_columns;
 
 use std::collections::HashMap;
 
 use rmcp::model::Tool;
 
-pub use call::{call_tool, CallOutcome, Caller, ToolContext};
+pub use call::call_tool;
+pub use context::{Caller, ToolContext};
+pub use outcome::{CallOutcome, CallStatus};
 
 /// What a tool does when called.
 #[derive(Debug, Clone, PartialEq)]

@@ -37,7 +37,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::config::{OAuthConfig, Secret, UpstreamToken};
-use crate::mcp::http::json_response;
+use crate::reply::json_response;
 use crate::telemetry::Metrics;
 use crypto::Sealer;
 use error::{ErrorCode, OAuthError};
@@ -347,7 +347,7 @@ async fn register_handler(State(b): State<Arc<BrokerState>>, body: Bytes) -> Res
         }
     };
     b.count(Step::Register, "ok");
-    tracing::info!(client = %crate::catalog::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
+    tracing::info!(client = %crate::identity::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
     let mut r = json_response(
         StatusCode::CREATED,
         &register::registration_response(&id, secret.as_deref(), &reg),

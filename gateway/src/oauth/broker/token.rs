@@ -275,7 +275,7 @@ pub fn pick_token(
 
 /// The JSON answer, with the no-store headers RFC 6749 §5.1 requires.
 pub fn token_response(body: &Value) -> Response {
-    let mut r = crate::mcp::http::json_response(StatusCode::OK, body);
+    let mut r = crate::reply::json_response(StatusCode::OK, body);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()

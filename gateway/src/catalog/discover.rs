@@ -1,0 +1,132 @@
+//! Discovery: a caller's catalog built from what their grants let them see, and the
+//! lookup that serves it from the per-token cache (multicluster.md, "Catalog cache").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError};
+use crate::app::Runtime;
+use crate::clickhouse::sql::quote_string;
+use crate::clickhouse::QueryError;
+use crate::identity::RequestCredentials;
+use crate::tools::context::text_cell;
+use crate::tools::dynamic::{self, ColumnRow, ObjectRow};
+use crate::tools::schema::static_entries;
+use crate::tools::system_columns::SystemColumns;
+use crate::tools::{Catalog, ToolContext};
+
+/// Builds a caller's catalog: the static tools plus, when rules ask for them, the
+/// views and tables the caller's grants let them see.
+pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<String>), QueryError> {
+    let statics = static_entries(ctx.config);
+    let rules = ctx.tool_rules;
+    if !rules.need_discovery() {
+        return Ok((Catalog::new(statics), Vec::new()));
+    }
+    let has_comment = ctx
+        .system_columns("tables")
+        .await?
+        .iter()
+        .any(|c| c == "comment");
+    let comment = if has_comment { "comment" } else { "''" };
+    let sql = format!(
+        "SELECT database, name, engine, create_table_query, {comment} FROM system.tables \
+         WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') ORDER BY database, name"
+    );
+    let objects: Vec<ObjectRow> = ctx
+        .metadata("discovery", sql)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let s = |i: usize| text_cell(&r, i);
+            ObjectRow {
+                database: s(0),
+                name: s(1),
+                engine: s(2),
+                create_query: s(3),
+                comment: Some(s(4)).filter(|c| !c.is_empty()),
+            }
+        })
+        .collect();
+    let columns = if rules.want_tables() || has_comment {
+        let has_col_comment = ctx
+            .system_columns("columns")
+            .await?
+            .iter()
+            .any(|c| c == "comment");
+        let dbs: Vec<String> = {
+            let mut d: Vec<&str> = objects.iter().map(|o| o.database.as_str()).collect();
+            d.dedup();
+            d.into_iter().map(quote_string).collect()
+        };
+        if dbs.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "SELECT database, table, name, type, default_kind, {} FROM system.columns WHERE database IN ({})",
+                if has_col_comment { "comment" } else { "''" },
+                dbs.join(", ")
+            );
+            ctx.metadata("discovery", sql)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let s = |i: usize| text_cell(&r, i);
+                    ColumnRow {
+                        database: s(0),
+                        table: s(1),
+                        name: s(2),
+                        ch_type: s(3),
+                        default_kind: s(4),
+                        comment: Some(s(5)).filter(|c| !c.is_empty()),
+                    }
+                })
+                .collect()
+        }
+    } else {
+        Vec::new()
+    };
+    let mut taken: HashMap<String, String> = statics
+        .iter()
+        .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
+        .collect();
+    let (dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
+    let mut entries = statics;
+    entries.extend(dynamic_entries);
+    Ok((Catalog::new(entries), warnings))
+}
+
+/// The caller's catalog: static, or discovered with their credentials and cached per
+/// token and cluster. Never an error: any failure serves the static tools.
+pub async fn catalog_for(
+    cache: &CatalogCache<Catalog>,
+    rt: &Runtime,
+    system_columns: &SystemColumns,
+    creds: &RequestCredentials<'_>,
+) -> Arc<Catalog> {
+    if !rt.tool_rules.need_discovery() {
+        return rt.static_catalog.clone();
+    }
+    let id = creds.identity();
+    let outcome = cache
+        .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
+            let c = creds.get().await.map_err(|e| DiscoveryError {
+                auth_class: e.is_auth_class(),
+                message: e.to_string(),
+            })?;
+            let ctx = ToolContext::new(rt, system_columns, id, c);
+            let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+            // Warnings name ClickHouse objects: escaped fields, never the message.
+            for w in warnings {
+                tracing::warn!(warning = ?w, "tool discovery warning");
+            }
+            let hash = ContentHash::of(catalog.listed_json().as_bytes());
+            Ok((catalog, hash))
+        })
+        .await;
+    match outcome {
+        CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => c,
+        CatalogOutcome::Denied | CatalogOutcome::StaticOnly { .. } => rt.static_catalog.clone(),
+    }
+}

@@ -1,0 +1,179 @@
+//! Who a request runs as, and where: the principal (static credentials or the caller's
+//! token), the caller named in `log_comment`, roles, and the catalog key.
+
+use std::time::SystemTime;
+
+use super::claims::{username_from_claims, Claims, ClaimsError};
+use super::fingerprint::token_fingerprint;
+use super::roles::{RoleError, RolePolicy};
+use crate::catalog::CatalogKey;
+use crate::clickhouse::{Credentials, Endpoint};
+use crate::config::{Config, Secret};
+use crate::tools::Caller;
+
+/// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// Whose credentials a request carries.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Static user and password from the configuration (OAuth off).
+    Static(Credentials),
+    /// The caller's bearer: sent as Bearer or Basic, as the endpoint's probe found.
+    Token {
+        token: Secret,
+        /// The `oauth.username_claim` value, needed only for Basic.
+        username: Result<String, ClaimsError>,
+    },
+}
+
+/// Who a request runs as, and where.
+#[derive(Debug, Clone)]
+pub struct RequestIdentity {
+    pub cluster: String,
+    pub endpoint: Endpoint,
+    pub principal: Principal,
+    pub caller: Caller,
+    pub roles: Vec<String>,
+    /// Catalog cache key: bound to the credential itself, never to claims.
+    pub catalog_key: CatalogKey,
+    /// The token's `exp`: no cached catalog outlives it.
+    pub expires: Option<SystemTime>,
+}
+
+/// What the gateway takes from a caller's token: everything from verified claims, and
+/// from an unverified token (`validate_tokens: false`) nothing at all — no Basic
+/// username (so only Bearer is sent: ClickHouse judges the token itself), no roles, no
+/// name in log lines (a fingerprint instead), no cache lifetime (oauth.md, "The gate").
+#[derive(Debug, Clone)]
+pub struct TokenIdentity {
+    pub caller: Caller,
+    pub roles: Vec<String>,
+    /// The Basic username; `Err` when the token names none, or was not verified.
+    pub username: Result<String, ClaimsError>,
+    /// The verified `exp`.
+    pub expires: Option<SystemTime>,
+}
+
+impl TokenIdentity {
+    /// Pure: `verified` is `Some` only with claims the JWKS check returned.
+    pub fn of(
+        verified: Option<&Claims>,
+        token: &str,
+        oauth: &crate::config::OAuthConfig,
+        roles: &RolePolicy,
+    ) -> Result<Self, RoleError> {
+        let anonymous = || format!("token:{}", token_fingerprint(token));
+        match verified {
+            Some(claims) => Ok(Self {
+                caller: Caller {
+                    subject: claims.sub().map(str::to_string).unwrap_or_else(anonymous),
+                    email: claims.email().map(str::to_string),
+                },
+                roles: roles.roles(claims)?,
+                username: username_from_claims(claims, &oauth.username_claim),
+                expires: claims.expires_at(),
+            }),
+            None => Ok(Self {
+                caller: Caller {
+                    subject: anonymous(),
+                    email: None,
+                },
+                // A role policy fails closed on a token it cannot read (the
+                // configuration refuses role_claim without validate_tokens anyway).
+                roles: roles.roles(&Claims::default())?,
+                username: Err(ClaimsError::Unverified),
+                expires: None,
+            }),
+        }
+    }
+}
+
+/// The identity of a request in static-credential mode (OAuth off, and stdio).
+pub fn static_identity(config: &Config) -> RequestIdentity {
+    let c = &config.clickhouse;
+    RequestIdentity {
+        cluster: DEFAULT_CLUSTER.into(),
+        endpoint: Endpoint::from_config(c),
+        principal: Principal::Static(Credentials::Basic {
+            user: c.username.clone(),
+            password: c.password.clone(),
+        }),
+        caller: Caller {
+            subject: c.username.clone(),
+            email: None,
+        },
+        roles: Vec::new(),
+        catalog_key: CatalogKey::new(
+            &format!("static\0{}\0{}", c.username, c.password.expose()),
+            "",
+        ),
+        expires: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn oauth() -> crate::config::OAuthConfig {
+        crate::config::OAuthConfig {
+            username_claim: "preferred_username".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_unverified_token_names_nobody() {
+        // What a forged token claims must not become a Basic username, a role, a
+        // logged subject or a cache lifetime.
+        let id = TokenIdentity::of(
+            None,
+            "forged.token.sig",
+            &oauth(),
+            &RolePolicy::new("", "").unwrap(),
+        )
+        .expect("no role policy");
+        assert!(matches!(id.username, Err(ClaimsError::Unverified)));
+        assert!(id.roles.is_empty());
+        assert_eq!(
+            id.caller.subject,
+            format!("token:{}", token_fingerprint("forged.token.sig"))
+        );
+        assert_eq!(id.caller.email, None);
+        assert_eq!(id.expires, None);
+        // A role policy on an unverified token fails closed.
+        assert!(
+            TokenIdentity::of(None, "t", &oauth(), &RolePolicy::new("groups", "").unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_verified_token_names_its_user_roles_and_expiry() {
+        let claims = Claims::from_map(
+            serde_json::json!({"sub": "u1", "email": "a@x.io", "preferred_username": "alice",
+                               "groups": ["analyst"], "exp": 1_800_000_000})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        let id = TokenIdentity::of(
+            Some(&claims),
+            "t",
+            &oauth(),
+            &RolePolicy::new("groups", "").unwrap(),
+        )
+        .expect("roles");
+        assert_eq!(id.username.as_deref(), Ok("alice"));
+        assert_eq!(id.roles, ["analyst"]);
+        assert_eq!(id.caller.subject, "u1");
+        assert_eq!(id.caller.email.as_deref(), Some("a@x.io"));
+        assert_eq!(
+            id.expires,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! `execute_query` and `write_query`: the SQL guards and the settings policy.
+
+use serde_json::{Map, Value};
+
+use super::args::str_arg;
+use super::context::ToolContext;
+use super::outcome::CallOutcome;
+use crate::clickhouse::settings::ReadOnly;
+use crate::clickhouse::sql;
+
+/// The checks both `execute_query` and `write_query` pass, on the query as ClickHouse
+/// tokenizes it. Table functions are checked for writes too: `INSERT ... SELECT FROM
+/// url(...)` and `INSERT INTO FUNCTION url(...)` reach outside as a read would.
+fn guard<'q>(ctx: &ToolContext<'_>, query: &'q str) -> Result<sql::TokenizedQuery<'q>, String> {
+    sql::check_length(query, ctx.config.clickhouse.query_length_cap())
+        .map_err(|e| e.to_string())?;
+    let tokens = sql::TokenizedQuery::new(query).map_err(|e| e.to_string())?;
+    tokens
+        .check_blocked_clauses(&ctx.config.server.blocked_query_clauses)
+        .map_err(|e| e.to_string())?;
+    tokens
+        .check_table_functions(&ctx.config.server.allowed_table_functions)
+        .map_err(|e| e.to_string())?;
+    Ok(tokens)
+}
+
+pub(super) async fn execute_query(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
+    let query = str_arg(args, "query")?;
+    guard(ctx, query)?
+        .check_read_only(!ctx.config.clickhouse.read_only)
+        .map_err(|e| e.to_string())?;
+    let mut opts = ctx.options(
+        "execute_query",
+        query.to_string(),
+        ReadOnly::Required,
+        ctx.caps(),
+    );
+    if let Some(settings) = args.get("settings") {
+        opts.settings = input_settings(settings, &ctx.config.server.tool_input_settings)?;
+    }
+    Ok(ctx.rows("execute_query", opts).await)
+}
+
+/// The settings policy: a caller may set only `server.tool_input_settings`, each as a
+/// string, number or boolean (sent as ClickHouse reads it: `true` is `1`).
+fn input_settings(settings: &Value, allowed: &[String]) -> Result<Vec<(String, String)>, String> {
+    let Value::Object(settings) = settings else {
+        return Err("argument `settings` must be an object".into());
+    };
+    let mut out = Vec::with_capacity(settings.len());
+    for (k, v) in settings {
+        if !allowed.contains(k) {
+            return Err(format!(
+                "setting `{k}` is not allowed here (allowed: {})",
+                allowed.join(", ")
+            ));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => u8::from(*b).to_string(),
+            _ => return Err(format!("setting `{k}` must be a string, number or boolean")),
+        };
+        out.push((k.clone(), text));
+    }
+    Ok(out)
+}
+
+pub(super) async fn write_query(
+    ctx: &ToolContext<'_>,
+    args: &Map<String, Value>,
+) -> Result<CallOutcome, String> {
+    if ctx.config.clickhouse.read_only {
+        return Err("writes are disabled on this server (clickhouse.read_only)".into());
+    }
+    let query = str_arg(args, "query")?;
+    guard(ctx, query)?
+        .check_single_statement()
+        .map_err(|e| e.to_string())?;
+    let opts = ctx.options("write_query", query.to_string(), ReadOnly::Off, ctx.caps());
+    Ok(ctx.rows("write_query", opts).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_allowed_settings_pass_and_booleans_become_digits() {
+        let allowed = vec![
+            "max_threads".to_string(),
+            "use_uncompressed_cache".to_string(),
+        ];
+        assert_eq!(
+            input_settings(
+                &json!({"max_threads": 2, "use_uncompressed_cache": true}),
+                &allowed
+            ),
+            Ok(vec![
+                ("max_threads".to_string(), "2".to_string()),
+                ("use_uncompressed_cache".to_string(), "1".to_string())
+            ])
+        );
+        let refused = input_settings(&json!({"readonly": 0}), &allowed).unwrap_err();
+        assert!(refused.contains("`readonly`"), "{refused}");
+        assert!(input_settings(&json!({"max_threads": [1]}), &allowed)
+            .unwrap_err()
+            .contains("`max_threads`"));
+        assert!(input_settings(&json!("x"), &allowed).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! Which columns each endpoint's `system.<table>` has. They differ by server version,
+//! not by user, so the listing tools and discovery read them once per endpoint and
+//! table and share the answer for a while.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server's system-table layout is trusted (it changes only on upgrade).
+const SYSTEM_COLUMNS_TTL: Duration = Duration::from_secs(600);
+
+type SeenColumns = (Instant, Arc<Vec<String>>);
+
+/// By (`host:port`, table), with when they were read.
+#[derive(Default)]
+pub struct SystemColumns {
+    seen: Mutex<HashMap<(String, String), SeenColumns>>,
+}
+
+impl SystemColumns {
+    /// What an endpoint's `system.<table>` columns were last seen to be, if recently.
+    pub fn known(&self, endpoint: &str, table: &str) -> Option<Arc<Vec<String>>> {
+        let map = self.seen.lock().ok()?;
+        let (at, cols) = map.get(&(endpoint.to_string(), table.to_string()))?;
+        (at.elapsed() < SYSTEM_COLUMNS_TTL).then(|| cols.clone())
+    }
+
+    pub fn remember(&self, endpoint: &str, table: &str, cols: Vec<String>) -> Arc<Vec<String>> {
+        let cols = Arc::new(cols);
+        if let Ok(mut map) = self.seen.lock() {
+            map.insert(
+                (endpoint.to_string(), table.to_string()),
+                (Instant::now(), cols.clone()),
+            );
+        }
+        cols
+    }
+}
