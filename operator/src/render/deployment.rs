@@ -309,16 +309,14 @@ pub(super) fn http_probe(path: &str, port_name: &str, period: i32) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::render;
     use super::*;
 
-    fn rendered() -> Deployment {
-        render(
+    fn gateway_deployment() -> Deployment {
+        rendered(
             &three_clusters(),
             &secrets("1"),
             "ghcr.io/chmcp/gateway:0.1.0",
         )
-        .unwrap()
         .deployment
     }
 
@@ -336,7 +334,7 @@ mod tests {
 
     #[test]
     fn pod_is_hardened() {
-        let d = rendered();
+        let d = gateway_deployment();
         let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
         assert_eq!(
@@ -358,7 +356,7 @@ mod tests {
 
     #[test]
     fn probes_hit_livez_and_readyz() {
-        let c = container(&rendered());
+        let c = container(&gateway_deployment());
         let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(c.liveness_probe), "/livez");
         assert_eq!(path(c.readiness_probe), "/readyz");
@@ -366,7 +364,7 @@ mod tests {
 
     #[test]
     fn secrets_arrive_only_as_secret_key_refs_and_the_ca_as_a_volume() {
-        let d = rendered();
+        let d = gateway_deployment();
         let c = container(&d);
         let env = c.env.unwrap();
         let refs: Vec<(String, String, String)> = env
@@ -410,7 +408,7 @@ mod tests {
 
     #[test]
     fn pod_template_carries_hash_and_scrape_annotations() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         let ann = r
             .deployment
             .spec
@@ -461,7 +459,7 @@ securityContext: {readOnlyRootFilesystem: false}
         mc.spec.pod_labels = extra.pod_labels;
         mc.spec.pod_security_context = extra.pod_security_context;
         mc.spec.security_context = extra.security_context;
-        let d = render(&mc, &secrets("1"), "img").unwrap().deployment;
+        let d = rendered(&mc, &secrets("1"), "img").deployment;
         let template = d.spec.clone().unwrap().template;
         let pod = template.spec.unwrap();
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
@@ -500,7 +498,7 @@ securityContext: {readOnlyRootFilesystem: false}
             name: "ch-client".into(),
             key: "key.pem".into(),
         });
-        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let r = rendered(&mc, &secrets("1"), "img");
         let config: chmcp_gateway::config::Config =
             chmcp_gateway::config::parse_document(&r.config_map.data.unwrap()[CONFIG_KEY]).unwrap();
         let mounts = container(&r.deployment).volume_mounts.unwrap();
@@ -528,14 +526,12 @@ securityContext: {readOnlyRootFilesystem: false}
     #[test]
     fn spec_image_wins_over_the_default() {
         assert_eq!(
-            container(&rendered()).image.as_deref(),
+            container(&gateway_deployment()).image.as_deref(),
             Some("ghcr.io/chmcp/gateway:0.1.0")
         );
         let mut mc = three_clusters();
         mc.spec.image = "registry.local/gw:dev".into();
-        let d = render(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0")
-            .unwrap()
-            .deployment;
+        let d = rendered(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0").deployment;
         assert_eq!(
             container(&d).image.as_deref(),
             Some("registry.local/gw:dev")

@@ -99,25 +99,17 @@ pub fn verify_url(spec: &McpMultiClusterSpec, names: &Names) -> String {
     }
 }
 
-/// The verifier's objects, or `None` when it is not enabled. Fails when the verifier's
-/// own validation refuses the derived configuration.
+/// The verifier's objects, from the configuration the validate step built and judged
+/// ([`verify_config`]).
 pub fn verifier_objects(
     mc: &McpMultiCluster,
     names: &Names,
-    gateway: &Config,
+    config: &VerifyConfig,
     image: &str,
-) -> Result<Option<VerifierObjects>, RenderError> {
+) -> Result<VerifierObjects, RenderError> {
     let spec = &mc.spec;
-    if !spec.verifier.enabled {
-        return Ok(None);
-    }
-    let config = verify_config(spec, gateway);
-    chmcp_gateway::verify::config::validate(&config).map_err(|errors| RenderError::Field {
-        field: "spec.verifier".into(),
-        message: format!("the verifier rejects {}", errors.join("; ")),
-    })?;
     let yaml =
-        serde_yaml_ng::to_string(&config).map_err(|e| RenderError::Serialize(e.to_string()))?;
+        serde_yaml_ng::to_string(config).map_err(|e| RenderError::Serialize(e.to_string()))?;
     let url = verify_url(spec, names);
     let config_map = ConfigMap {
         metadata: meta(mc, names),
@@ -128,7 +120,7 @@ pub fn verifier_objects(
         ..ConfigMap::default()
     };
     let service_mode = spec.verifier.mode == VerifierMode::Service;
-    Ok(Some(VerifierObjects {
+    Ok(VerifierObjects {
         config_map,
         deployment: service_mode.then(|| deployment(mc, names, image, &yaml)),
         service: service_mode.then(|| service(mc, names)),
@@ -140,7 +132,7 @@ pub fn verifier_objects(
             mount_path: VERIFY_CONFIG_DIR.into(),
             verify_url: url,
         },
-    }))
+    })
 }
 
 /// Labels of the verifier's objects: the instance and manager (orphans are found by
@@ -272,7 +264,6 @@ fn service(mc: &McpMultiCluster, names: &Names) -> Service {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::render;
     use super::*;
 
     fn with_verifier(extra: &str) -> McpMultiCluster {
@@ -288,15 +279,14 @@ mod tests {
 "#;
 
     fn objects(mc: &McpMultiCluster) -> VerifierObjects {
-        render(mc, &secrets("1"), "ghcr.io/chmcp/chmcp-gateway:1")
-            .unwrap()
+        rendered(mc, &secrets("1"), "ghcr.io/chmcp/chmcp-gateway:1")
             .verifier
             .expect("verifier rendered")
     }
 
     #[test]
     fn disabled_by_default_renders_nothing() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         assert!(r.verifier.is_none());
     }
 
@@ -402,7 +392,7 @@ mod tests {
         );
         assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9100);
         // The same hardening as the gateway pods.
-        let gateway = render(&mc, &secrets("1"), "img").unwrap().deployment;
+        let gateway = rendered(&mc, &secrets("1"), "img").deployment;
         let gpod = gateway.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.security_context, gpod.security_context);
         assert_eq!(c.security_context, gpod.containers[0].security_context);
@@ -420,20 +410,6 @@ mod tests {
         let s = v.service.unwrap();
         assert_eq!(s.spec.as_ref().unwrap().selector.as_ref(), Some(&sel));
         assert_eq!(s.spec.unwrap().ports.unwrap()[0].port, 9100);
-    }
-
-    #[test]
-    fn a_config_the_verifier_refuses_fails_the_render_naming_the_field() {
-        let mc = with_verifier(
-            "  verifier: {enabled: true, identity: {allowedEmailDomains: [\"@example.com\"]}}\n",
-        );
-        let err = render(&mc, &secrets("1"), "img").unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "spec.verifier: the verifier rejects identity.allowed_email_domains[0]"
-            ),
-            "{err}"
-        );
     }
 
     #[test]
