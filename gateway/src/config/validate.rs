@@ -519,21 +519,14 @@ mod tests {
     fn an_issue_carries_its_key_apart_from_the_message() {
         let mut c = resource_server();
         c.server.oauth.issuer = "http://idp.example.com".into();
-        c.server.tools = vec![ToolRule {
-            kind: ToolKind::Read,
-            name: Some("drop_everything".into()),
-            view_regexp: None,
-            table_regexp: None,
-            mode: None,
-            prefix: String::new(),
-        }];
+        c.server.allowed_origins = vec!["claude.ai".into()];
         let issues = validate(&c).unwrap_err();
         let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, ["server.tools[0].name", "server.oauth.issuer"]);
+        assert_eq!(keys, ["server.allowed_origins[0]", "server.oauth.issuer"]);
         // The text every CLI and log line shows is still "key: message".
         assert_eq!(
             issues[0].to_string(),
-            format!("server.tools[0].name: {}", issues[0].message)
+            "server.allowed_origins[0]: `claude.ai` is not an origin (scheme://host[:port]) or \"*\""
         );
         assert!(!issues[1].message.starts_with("server."), "{issues:?}");
         assert_eq!(

@@ -55,35 +55,7 @@ pub fn deployment(
         env.push(secret_env(ENV_SIGNING_SECRET, r));
     }
 
-    let mut volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names.gateway.clone(),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        // The root filesystem is read-only; give the process a scratch directory.
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
-    ];
-    let mut mounts = vec![
-        VolumeMount {
-            name: "config".into(),
-            mount_path: CONFIG_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
-        },
-    ];
+    let (mut volumes, mut mounts) = config_and_tmp(&names.gateway, CONFIG_DIR);
     let tls = &spec.clickhouse.tls;
     for (volume, r, dir, file) in [
         ("clickhouse-ca", &tls.ca_secret_ref, CA_DIR, CA_FILE),
@@ -157,32 +129,78 @@ pub fn deployment(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    automount_service_account_token: Some(false),
-                    // Service links would inject `<SERVICE>_PORT`-style variables; for a
-                    // Service named `chmcp-...` they start with CHMCP_, and the gateway
-                    // refuses unknown CHMCP_* variables at startup.
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security_context(spec)),
-                    image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
-                    node_selector: (!spec.node_selector.is_empty())
-                        .then(|| spec.node_selector.clone()),
-                    tolerations: non_empty(spec.tolerations.clone()),
                     affinity: spec.affinity.clone(),
                     topology_spread_constraints: non_empty(
                         spec.topology_spread_constraints.clone(),
                     ),
-                    priority_class_name: (!spec.priority_class_name.is_empty())
-                        .then(|| spec.priority_class_name.clone()),
                     service_account_name: (!spec.service_account_name.is_empty())
                         .then(|| spec.service_account_name.clone()),
-                    ..PodSpec::default()
+                    ..hardened_pod(spec, container, volumes)
                 }),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The ConfigMap volume `config`, mounted read-only at `dir`, and the scratch volume
+/// `tmp` (the root filesystem is read-only): every pod the operator runs has both.
+pub(super) fn config_and_tmp(config_map: &str, dir: &str) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.into(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+    ];
+    (volumes, mounts)
+}
+
+/// What every pod the operator runs shares (the gateway's and the verifier's): one
+/// container, the hardened pod context, no service-account token, no service links,
+/// and the spec's pull secrets, node selector, tolerations and priority class.
+pub(super) fn hardened_pod(
+    spec: &McpMultiClusterSpec,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        automount_service_account_token: Some(false),
+        // Service links would inject `<SERVICE>_PORT`-style variables; for a Service
+        // named `chmcp-...` they start with CHMCP_, and the gateway (and the verifier,
+        // the same binary) refuses unknown CHMCP_* variables at startup.
+        enable_service_links: Some(false),
+        security_context: Some(pod_security_context(spec)),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: non_empty(spec.tolerations.clone()),
+        priority_class_name: (!spec.priority_class_name.is_empty())
+            .then(|| spec.priority_class_name.clone()),
+        ..PodSpec::default()
     }
 }
 

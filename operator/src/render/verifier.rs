@@ -10,13 +10,10 @@ use chmcp_gateway::config::Config;
 use chmcp_gateway::verify::clickhouse::{fragment_for_uri, verify_uri};
 use chmcp_gateway::verify::config::{Identity, OAuth, ScopeSettings, VerifyConfig};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, PodSpec,
-    PodTemplateSpec, Service, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::deployment::{container_security_context, http_probe, non_empty, pod_security_context};
+use super::deployment::{config_and_tmp, container_security_context, hardened_pod, http_probe};
 use super::{
     object_meta, Names, RenderError, CONFIG_HASH_ANNOTATION, LABEL_COMPONENT, LABEL_INSTANCE,
     LABEL_NAME,
@@ -167,6 +164,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
     // The verifier reads its file only at start: a new file must roll its pods.
     let hash = super::sha256_hex(yaml);
     let probe = |path: &str, period: i32| http_probe(path, VERIFY_PORT_NAME, period);
+    let (volumes, mounts) = config_and_tmp(&names.verifier, VERIFY_CONFIG_DIR);
     let container = Container {
         name: COMPONENT.into(),
         image: Some(image.to_string()),
@@ -183,19 +181,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
         }]),
         liveness_probe: Some(probe("/healthz", 10)),
         readiness_probe: Some(probe("/readyz", 5)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: VERIFY_CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         security_context: Some(container_security_context(spec)),
         ..Container::default()
     };
@@ -215,35 +201,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
                     annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: names.verifier.clone(),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                    ]),
-                    automount_service_account_token: Some(false),
-                    // As for the gateway: no `CHMCP_*`-looking service-link variables.
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security_context(spec)),
-                    image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
-                    node_selector: (!spec.node_selector.is_empty())
-                        .then(|| spec.node_selector.clone()),
-                    tolerations: non_empty(spec.tolerations.clone()),
-                    priority_class_name: (!spec.priority_class_name.is_empty())
-                        .then(|| spec.priority_class_name.clone()),
-                    ..PodSpec::default()
-                }),
+                spec: Some(hardened_pod(spec, container, volumes)),
             },
             ..DeploymentSpec::default()
         }),
