@@ -457,6 +457,16 @@ oauth:
         );
         let plain = McpMultiCluster::new("t", spec_from_yaml(BASE));
         assert!(validate(&plain).unwrap().warnings().is_empty());
+        let mut passthrough = spec_from_yaml(BASE);
+        passthrough.oauth.token_mode = crate::crd::TokenModeSpec::Passthrough;
+        let mc = McpMultiCluster::new("t", passthrough);
+        let fields: Vec<String> = validate(&mc)
+            .expect("passthrough is allowed, with a warning")
+            .warnings()
+            .iter()
+            .map(|w| w.field.clone())
+            .collect();
+        assert_eq!(fields, ["spec.oauth.tokenMode"]);
     }
 
     #[test]

@@ -333,12 +333,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             }
         }
         if o.broker && o.token_mode == TokenMode::Passthrough {
-            warnings.push(Warning(
-                "server.oauth.token_mode is passthrough: MCP clients receive the identity provider's own token, \
+            warnings.push(Warning::new(
+                "server.oauth.token_mode",
+                "is passthrough: MCP clients receive the identity provider's own token, \
                  which ClickHouse (every cluster) and any other service trusting that IdP accept directly, so a \
                  token leaked from a client's logs or config is a working credential (the MCP specification \
-                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token"
-                    .into(),
+                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
             ));
         }
         if o.dev_allow_insecure_client_metadata {
@@ -634,11 +634,11 @@ mod tests {
         assert!(!p.server.oauth.sealed_tokens());
         let warnings = validate(&p).expect("accepted");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "server.oauth.token_mode");
+        let text = warnings[0].to_string();
         assert!(
-            warnings[0]
-                .0
-                .starts_with("server.oauth.token_mode is passthrough")
-                && warnings[0].0.contains("forbids token passthrough"),
+            text.starts_with("server.oauth.token_mode is passthrough")
+                && text.contains("forbids token passthrough"),
             "{warnings:?}"
         );
         // Resource-server mode has no tokens of its own to seal.

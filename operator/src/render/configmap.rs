@@ -230,6 +230,7 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "spec.allowedTableFunctions",
         ),
         ("server.oauth.validate_tokens", "spec.oauth.validateTokens"),
+        ("server.oauth.token_mode", "spec.oauth.tokenMode"),
         (
             "server.oauth.trust_clickhouse_token_checks",
             "spec.oauth.trustClickhouseTokenChecks",
