@@ -215,7 +215,7 @@ impl App {
         let warnings = config::validate(&next).map_err(|errors| {
             format!(
                 "the configuration as it would run (restart-only keys at their running values) is invalid: {}",
-                errors.join("; ")
+                config::join_issues(&errors, "; ")
             )
         })?;
         let process = ProcessParts {

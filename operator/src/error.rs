@@ -1,12 +1,16 @@
 //! The one error type of a reconciliation; each variant names the step that failed.
 //!
-//! An invalid spec or a missing Secret is not an error here: it is an outcome the user
-//! must fix, reported through the status (see `status::Outcome::Blocked`).
+//! An invalid spec is not an error here: validate returns its issues, which the status
+//! reports (see `status::Outcome::Blocked`). A missing Secret is dereference's
+//! [`Error::SecretMissing`]: the user must fix it too, so reconcile reports it through
+//! the status instead of retrying.
 
 use crate::render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("dereference: {0}")]
+    SecretMissing(String),
     #[error("dereference: cannot read Secret {namespace}/{name}: {source}")]
     Dereference {
         namespace: String,
@@ -42,6 +46,7 @@ impl Error {
     /// The metrics label: which step failed.
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::SecretMissing(_) => crate::reconcile::REASON_SECRET_MISSING,
             Self::Dereference { .. } => "DereferenceFailed",
             Self::Render(_) => "RenderFailed",
             Self::Apply { .. } => "ApplyFailed",

@@ -1,8 +1,10 @@
 //! chmcp operator: turns `McpMultiCluster` resources into running chmcp gateways.
 //!
-//! Reconcile is a pipeline: [`validate`] (pure) → [`render`] (pure) → [`apply`] (I/O)
-//! → [`status`] (pure decision, one write). [`reconcile`] wires the steps to kube's
-//! controller runtime; [`leader`] and [`telemetry`] run the process around it.
+//! Reconcile is a pipeline: [`validate`] (pure, returns the `ValidatedSpec` render
+//! consumes) → dereference (reads the Secrets' versions) → [`render`] (pure) →
+//! [`apply`] (I/O) → [`status`] (pure decision, one write). [`reconcile`] wires the
+//! steps to kube's controller runtime; [`leader`] and [`telemetry`] run the process
+//! around it.
 
 pub mod apply;
 pub mod crd;

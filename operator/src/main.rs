@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
 
 fn render_file(file: &std::path::Path) -> anyhow::Result<String> {
     use chmcp_operator::crd::McpMultiCluster;
-    use chmcp_operator::validate::{summarize, validate_with_gateway};
+    use chmcp_operator::validate::{summarize, validate};
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut mc: McpMultiCluster = serde_yaml_ng::from_str(&text)
@@ -112,16 +112,22 @@ fn render_file(file: &std::path::Path) -> anyhow::Result<String> {
     if mc.metadata.namespace.is_none() {
         mc.metadata.namespace = Some("default".into());
     }
-    validate_with_gateway(&mc.spec)
-        .map_err(|errors| anyhow::anyhow!("invalid: {}", summarize(&errors)))?;
+    let validated =
+        validate(&mc).map_err(|errors| anyhow::anyhow!("invalid: {}", summarize(&errors)))?;
+    for w in validated.warnings() {
+        eprintln!("warning: {w}");
+    }
     let secrets = mc
         .spec
         .secret_refs()
         .into_iter()
         .map(|(_, r)| (r.name.clone(), "0".to_string()))
         .collect();
-    let objects =
-        chmcp_operator::render::render(&mc, &secrets, &chmcp_operator::default_gateway_image())?;
+    let objects = chmcp_operator::render::render(
+        &validated,
+        &secrets,
+        &chmcp_operator::default_gateway_image(),
+    )?;
     Ok(objects.to_yaml()?)
 }
 

@@ -1,7 +1,8 @@
 //! The reconcile pipeline: validate → dereference → render → apply → status.
 //!
 //! Only `dereference`, `apply` and the status/event writes do I/O; every decision is made
-//! by the pure steps (`validate`, `render`, `status`).
+//! by the pure steps (`validate`, `render`, `status`). Each step takes what the one
+//! before returned: render needs the [`ValidatedSpec`], so nothing unchecked is rendered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::apply::{apply_all, apply_params, Previously};
-use crate::crd::{McpMultiCluster, McpMultiClusterSpec, VerifierMode};
+use crate::crd::{McpMultiCluster, VerifierMode};
 use crate::error::Error;
 use crate::render::{display_name, is_being_deleted, render, Names, SecretVersions, FIELD_MANAGER};
 use crate::status::{
@@ -29,7 +30,7 @@ use crate::status::{
     REASON_SERVICE_MONITOR_CRD_MISSING, SERVICE_MONITOR_CRD_MISSING_MESSAGE,
 };
 use crate::telemetry::Metrics;
-use crate::validate::{summarize, validate_with_gateway};
+use crate::validate::{summarize, validate, ValidatedSpec};
 
 /// After a successful reconcile: owned objects and Secrets are watched, so this is only
 /// a safety net against missed events.
@@ -90,14 +91,19 @@ async fn reconcile_steps(mc: &McpMultiCluster, ctx: &Context) -> Result<Action, 
     }
     let names = Names::of(mc)?;
 
-    if let Err(errors) = validate_with_gateway(&mc.spec) {
-        return blocked(mc, ctx, &names, REASON_INVALID_SPEC, summarize(&errors)).await;
-    }
-    let secrets = match dereference(&ctx.client, &names.namespace, &mc.spec).await? {
-        Ok(versions) => versions,
-        Err(message) => return blocked(mc, ctx, &names, REASON_SECRET_MISSING, message).await,
+    let validated = match validate(mc) {
+        Ok(validated) => validated,
+        Err(errors) => {
+            return blocked(mc, ctx, &names, REASON_INVALID_SPEC, summarize(&errors)).await
+        }
     };
-    let objects = render(mc, &secrets, &ctx.default_image)?;
+    let secrets = match dereference(&ctx.client, &names.namespace, &validated).await {
+        Err(Error::SecretMissing(message)) => {
+            return blocked(mc, ctx, &names, REASON_SECRET_MISSING, message).await
+        }
+        other => other?,
+    };
+    let objects = render(&validated, &secrets, &ctx.default_image)?;
     let applied = apply_all(&ctx.client, &names, &objects, previously(mc)).await?;
 
     let rollout = Rollout::of(&applied.deployment);
@@ -229,17 +235,18 @@ async fn publish(
     }
 }
 
-/// Reads each referenced Secret once. `Ok(Err(message))`: a Secret or key is missing,
-/// which the user must fix; `Err`: the API failed.
+/// Reads each Secret the validated spec references, once each, for the versions render
+/// hashes. [`Error::SecretMissing`]: a Secret or key is missing, which the user must
+/// fix; [`Error::Dereference`]: the API failed.
 pub async fn dereference(
     client: &Client,
     namespace: &str,
-    spec: &McpMultiClusterSpec,
-) -> Result<Result<SecretVersions, String>, Error> {
+    validated: &ValidatedSpec<'_>,
+) -> Result<SecretVersions, Error> {
     let api = Api::<Secret>::namespaced(client.clone(), namespace);
     let mut fetched: BTreeMap<String, Option<Secret>> = BTreeMap::new();
     let mut versions = SecretVersions::new();
-    for (field, r) in spec.secret_refs() {
+    for (field, r) in validated.spec().secret_refs() {
         if !fetched.contains_key(&r.name) {
             let secret = api
                 .get_opt(&r.name)
@@ -252,7 +259,7 @@ pub async fn dereference(
             fetched.insert(r.name.clone(), secret);
         }
         let Some(Some(secret)) = fetched.get(&r.name) else {
-            return Ok(Err(format!(
+            return Err(Error::SecretMissing(format!(
                 "{field}: Secret {namespace}/{} not found",
                 r.name
             )));
@@ -263,7 +270,7 @@ pub async fn dereference(
                 .as_ref()
                 .is_some_and(|d| d.contains_key(&r.key));
         if !has_key {
-            return Ok(Err(format!(
+            return Err(Error::SecretMissing(format!(
                 "{field}: Secret {namespace}/{} has no key `{}`",
                 r.name, r.key
             )));
@@ -273,7 +280,7 @@ pub async fn dereference(
             secret.resource_version().unwrap_or_default(),
         );
     }
-    Ok(Ok(versions))
+    Ok(versions)
 }
 
 /// The resources (among `candidates`) that reference the Secret `namespace/name`: a

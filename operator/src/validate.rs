@@ -1,4 +1,5 @@
-//! Checks on an `McpMultiCluster` spec that need no I/O.
+//! The validate step: checks on an `McpMultiCluster` that need no I/O, returning what
+//! render consumes ([`ValidatedSpec`]).
 //!
 //! Each rule exists twice: as a CEL expression the API server evaluates (the `CEL_*`
 //! constants, placed into the CRD schema by `crd.rs`) and as Rust code here, which the
@@ -7,21 +8,23 @@
 
 use std::collections::BTreeSet;
 
-use chmcp_gateway::config::{validate as gateway_validate, HumanDuration, Secret};
+use chmcp_gateway::config::{validate as gateway_validate, Config, HumanDuration, Secret};
 use chmcp_gateway::routing::is_valid_cluster_name;
+use chmcp_gateway::verify::config::VerifyConfig;
 
-use crate::crd::{McpMultiClusterSpec, SecretKeyRef};
+use crate::crd::{McpMultiCluster, McpMultiClusterSpec, SecretKeyRef};
 use crate::render::configmap::{gateway_config, spec_field_for};
-use crate::render::RenderError;
+use crate::render::verifier::verify_config;
 
-/// One problem, named by its path in the resource (`spec.clusters[1].name`).
+/// One problem, named by its path in the resource (`spec.clusters[1].name`): an error
+/// when validation refuses the spec, a warning when [`ValidatedSpec`] carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
+pub struct FieldIssue {
     pub field: String,
     pub message: String,
 }
 
-impl std::fmt::Display for FieldError {
+impl std::fmt::Display for FieldIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.message)
     }
@@ -75,9 +78,9 @@ pub const CEL_INGRESS_HOST: CelRule = CelRule {
 };
 
 /// Every rule of the spec at once, so one status message can list them all.
-pub fn validate(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
+pub fn check_spec(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldIssue>> {
     let mut errors = Vec::new();
-    let mut err = |field: String, message: String| errors.push(FieldError { field, message });
+    let mut err = |field: String, message: String| errors.push(FieldIssue { field, message });
 
     if spec.replicas < 1 {
         err(
@@ -267,58 +270,102 @@ fn check_ref(err: &mut impl FnMut(String, String), field: &str, r: &SecretKeyRef
     }
 }
 
-/// [`validate`], then the gateway's own validation of the configuration this spec
-/// renders to, reported under the resource's field names. What the gateway would refuse
-/// at startup is refused here, before any pod is rolled.
-pub fn validate_with_gateway(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldError>> {
-    validate(spec)?;
-    let mut config = gateway_config(spec).map_err(|e| match e {
-        RenderError::Field { field, message } => vec![FieldError { field, message }],
-        other => vec![FieldError {
-            field: "spec".into(),
-            message: other.to_string(),
-        }],
-    })?;
+/// A resource whose spec passed every check, with what render consumes already built
+/// from it: the gateway configuration as the ConfigMap carries it (Secrets are left to
+/// the environment) and, when enabled, the verifier's. Only [`validate`] makes one, so
+/// an unchecked spec cannot be rendered and nothing is derived twice.
+#[derive(Debug, Clone)]
+pub struct ValidatedSpec<'a> {
+    resource: &'a McpMultiCluster,
+    gateway: Config,
+    verifier: Option<VerifyConfig>,
+    warnings: Vec<FieldIssue>,
+}
+
+impl<'a> ValidatedSpec<'a> {
+    pub fn resource(&self) -> &'a McpMultiCluster {
+        self.resource
+    }
+
+    pub fn spec(&self) -> &'a McpMultiClusterSpec {
+        &self.resource.spec
+    }
+
+    /// The gateway configuration to render into the ConfigMap.
+    pub fn gateway(&self) -> &Config {
+        &self.gateway
+    }
+
+    /// The verifier configuration, when `spec.verifier.enabled`.
+    pub fn verifier(&self) -> Option<&VerifyConfig> {
+        self.verifier.as_ref()
+    }
+
+    /// What the gateway would warn about at start, under the resource's field names.
+    pub fn warnings(&self) -> &[FieldIssue] {
+        &self.warnings
+    }
+}
+
+/// The validate step: [`check_spec`], then the gateway's (and, when enabled, the
+/// verifier's) own validation of the configuration this spec renders to, reported
+/// under the resource's field names. What the gateway would refuse at startup is
+/// refused here, before any pod is rolled; what it would warn about is kept as a warning.
+pub fn validate(mc: &McpMultiCluster) -> Result<ValidatedSpec<'_>, Vec<FieldIssue>> {
+    let spec = &mc.spec;
+    check_spec(spec)?;
+    let gateway = gateway_config(spec).map_err(|e| vec![e])?;
     // Secrets reach the pod through the environment; stand-ins long enough for the
     // gateway's checks let it judge everything else.
+    let mut judged = gateway.clone();
     if spec.oauth.client_secret_ref.is_some() {
-        config.server.oauth.client_secret = Secret::new("stand-in");
+        judged.server.oauth.client_secret = Secret::new("stand-in");
     }
     if spec.oauth.signing_secret_ref.is_some() {
-        config.server.oauth.signing_secret = Secret::new("s".repeat(64));
+        judged.server.oauth.signing_secret = Secret::new("s".repeat(64));
     }
-    if spec.verifier.enabled {
+    let verifier = if spec.verifier.enabled {
         // The verifier's own checks, in the resource's terms, so a bad identity setting
         // blocks the spec instead of failing every render.
-        let verifier = crate::render::verifier::verify_config(spec, &config);
-        chmcp_gateway::verify::config::validate(&verifier).map_err(|messages| {
-            messages
-                .into_iter()
-                .map(|m| FieldError {
-                    field: "spec.verifier".into(),
-                    message: format!("the verifier rejects {m}"),
-                })
+        let verifier = verify_config(spec, &gateway);
+        chmcp_gateway::verify::config::validate(&verifier).map_err(|issues| {
+            issues
+                .iter()
+                .map(|i| reported("spec.verifier", "the verifier rejects", i))
                 .collect::<Vec<_>>()
         })?;
+        Some(verifier)
+    } else {
+        None
+    };
+    // The gateway names its keys; the resource's field comes from the key alone.
+    let warnings = gateway_validate(&judged).map_err(|issues| {
+        issues
+            .iter()
+            .map(|i| reported(spec_field_for(&i.key), "gateway rejects", i))
+            .collect::<Vec<_>>()
+    })?;
+    Ok(ValidatedSpec {
+        resource: mc,
+        gateway,
+        verifier,
+        warnings: warnings
+            .iter()
+            .map(|w| reported(spec_field_for(&w.key), "gateway warns:", w))
+            .collect(),
+    })
+}
+
+/// What the gateway or the verifier said, under the resource field it came from.
+fn reported(field: &str, lead: &str, what: impl std::fmt::Display) -> FieldIssue {
+    FieldIssue {
+        field: field.into(),
+        message: format!("{lead} {what}"),
     }
-    gateway_validate(&config)
-        .map(|_warnings| ())
-        .map_err(|messages| {
-            messages
-                .into_iter()
-                .map(|m| {
-                    let key = m.split(':').next().unwrap_or_default();
-                    FieldError {
-                        field: spec_field_for(key).into(),
-                        message: format!("gateway rejects {m}"),
-                    }
-                })
-                .collect()
-        })
 }
 
 /// All messages in one line, for a condition message or an Event note.
-pub fn summarize(errors: &[FieldError]) -> String {
+pub fn summarize(errors: &[FieldIssue]) -> String {
     errors
         .iter()
         .map(ToString::to_string)
@@ -342,8 +389,13 @@ oauth:
   signingSecretRef: {name: s, key: b}
 "#;
 
+    /// The whole validate step on a resource holding `spec`.
+    fn validated(spec: &McpMultiClusterSpec) -> Result<(), Vec<FieldIssue>> {
+        validate(&McpMultiCluster::new("t", spec.clone())).map(|_| ())
+    }
+
     fn fields(spec: &McpMultiClusterSpec) -> Vec<String> {
-        validate(spec)
+        check_spec(spec)
             .err()
             .unwrap_or_default()
             .into_iter()
@@ -355,9 +407,9 @@ oauth:
     fn a_verifier_setting_the_verifier_refuses_blocks_the_spec() {
         let mut s = spec_from_yaml(BASE);
         s.verifier.enabled = true;
-        assert_eq!(validate_with_gateway(&s), Ok(()));
+        assert_eq!(validated(&s), Ok(()));
         s.verifier.identity.allowed_email_domains = vec!["@example.com".into()];
-        let errs = validate_with_gateway(&s).unwrap_err();
+        let errs = validated(&s).unwrap_err();
         assert_eq!(errs[0].field, "spec.verifier");
         assert!(
             errs[0]
@@ -367,12 +419,76 @@ oauth:
         );
         // Disabled, its settings are not checked (nothing renders from them).
         s.verifier.enabled = false;
-        assert_eq!(validate_with_gateway(&s), Ok(()));
+        assert_eq!(validated(&s), Ok(()));
+    }
+
+    #[test]
+    fn an_invalid_gateway_key_maps_to_the_resource_field_it_came_from() {
+        let mut s = spec_from_yaml(BASE);
+        s.oauth.role_filter = "(".into();
+        s.allowed_origins = vec!["claude.ai".into()];
+        assert_eq!(check_spec(&s), Ok(()), "only the gateway refuses these");
+        let errs = validated(&s).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.allowedOrigins", "spec.oauth.roleFilter"]);
+        assert!(
+            errs[0].message.starts_with(
+                "gateway rejects server.allowed_origins[0]: `claude.ai` is not an origin"
+            ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_gateway_warning_stays_a_warning_under_the_resource_field() {
+        let mut s = spec_from_yaml(BASE);
+        s.oauth.validate_tokens = false;
+        s.oauth.trust_clickhouse_token_checks = true;
+        let mc = McpMultiCluster::new("t", s);
+        let v = validate(&mc).expect("a warning does not block the spec");
+        assert_eq!(v.warnings().len(), 1, "{:?}", v.warnings());
+        assert_eq!(v.warnings()[0].field, "spec.oauth.validateTokens");
+        assert!(
+            v.warnings()[0]
+                .message
+                .starts_with("gateway warns: server.oauth.validate_tokens is false"),
+            "{:?}",
+            v.warnings()
+        );
+        let plain = McpMultiCluster::new("t", spec_from_yaml(BASE));
+        assert!(validate(&plain).unwrap().warnings().is_empty());
+        let mut passthrough = spec_from_yaml(BASE);
+        passthrough.oauth.token_mode = crate::crd::TokenModeSpec::Passthrough;
+        let mc = McpMultiCluster::new("t", passthrough);
+        let fields: Vec<String> = validate(&mc)
+            .expect("passthrough is allowed, with a warning")
+            .warnings()
+            .iter()
+            .map(|w| w.field.clone())
+            .collect();
+        assert_eq!(fields, ["spec.oauth.tokenMode"]);
+    }
+
+    #[test]
+    fn the_validated_spec_holds_the_configurations_render_consumes() {
+        let mut s = spec_from_yaml(BASE);
+        let mc = McpMultiCluster::new("t", s.clone());
+        let v = validate(&mc).unwrap();
+        assert_eq!(v.gateway(), &gateway_config(&s).unwrap());
+        assert!(
+            v.gateway().server.oauth.signing_secret.is_empty(),
+            "the stand-in secrets judge the spec but are never rendered"
+        );
+        assert!(v.verifier().is_none(), "disabled: nothing to render");
+        s.verifier.enabled = true;
+        let mc = McpMultiCluster::new("t", s.clone());
+        let v = validate(&mc).unwrap();
+        assert_eq!(v.verifier(), Some(&verify_config(&s, v.gateway())));
     }
 
     #[test]
     fn a_minimal_spec_is_valid() {
-        assert_eq!(validate(&spec_from_yaml(BASE)), Ok(()));
+        assert_eq!(check_spec(&spec_from_yaml(BASE)), Ok(()));
     }
 
     #[test]
@@ -381,7 +497,7 @@ oauth:
         s.clusters[1].name = "otel".into();
         assert_eq!(fields(&s), vec!["spec.clusters[1].name"]);
         s.clusters[1].name = "Bad_Name".into();
-        let errs = validate(&s).unwrap_err();
+        let errs = check_spec(&s).unwrap_err();
         assert_eq!(errs[0].field, "spec.clusters[1].name");
         assert!(errs[0].message.contains("RFC 1123"), "{errs:?}");
     }
@@ -394,7 +510,7 @@ oauth:
         s.clusters[0].host = Some("a".into());
         assert_eq!(fields(&s), vec!["spec.clickhouse.hostTemplate"]);
         s.clusters[1].host = Some("b".into());
-        assert_eq!(validate(&s), Ok(()));
+        assert_eq!(check_spec(&s), Ok(()));
     }
 
     #[test]
@@ -423,15 +539,15 @@ oauth:
         s.oauth.signing_secret_ref = None;
         assert_eq!(fields(&s), vec!["spec.oauth.signingSecretRef"]);
         s.oauth.broker = false;
-        assert_eq!(validate(&s), Ok(()));
+        assert_eq!(check_spec(&s), Ok(()));
     }
 
     #[test]
     fn gateway_ranges_are_reported_under_the_resource_field() {
         let mut s = spec_from_yaml(BASE);
         s.catalog_cache.ttl_fallback = "30s".into();
-        assert_eq!(validate(&s), Ok(()), "the pattern alone accepts it");
-        let errs = validate_with_gateway(&s).unwrap_err();
+        assert_eq!(check_spec(&s), Ok(()), "the pattern alone accepts it");
+        let errs = validated(&s).unwrap_err();
         assert_eq!(errs[0].field, "spec.catalogCache");
         assert!(
             errs[0]
@@ -439,7 +555,7 @@ oauth:
                 .contains("multicluster.catalog_ttl_fallback: 30s is below the minimum of 1m"),
             "{errs:?}"
         );
-        assert_eq!(validate_with_gateway(&spec_from_yaml(BASE)), Ok(()));
+        assert_eq!(validated(&spec_from_yaml(BASE)), Ok(()));
     }
 
     #[test]

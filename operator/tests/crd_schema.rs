@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use chmcp_operator::crd::McpMultiCluster;
-use chmcp_operator::validate::{validate, validate_with_gateway};
+use chmcp_operator::validate::{check_spec, validate};
 use kube::CustomResourceExt;
 use serde_json::Value;
 
@@ -137,14 +137,19 @@ fn schema_carries_the_cel_rules_list_map_and_printer_columns() {
 #[test]
 fn the_example_is_accepted() {
     let mc = example();
-    assert_eq!(validate_with_gateway(&mc.spec), Ok(()));
+    let validated = validate(&mc).expect("the example is valid");
+    assert!(
+        validated.warnings().is_empty(),
+        "{:?}",
+        validated.warnings()
+    );
     assert_eq!(mc.spec.clusters.len(), 2);
 }
 
 fn fields_rejected(mutate: impl FnOnce(&mut McpMultiCluster)) -> Vec<String> {
     let mut mc = example();
     mutate(&mut mc);
-    validate(&mc.spec)
+    check_spec(&mc.spec)
         .err()
         .unwrap_or_default()
         .into_iter()

@@ -48,6 +48,12 @@ fn lease(holder: &str, renewed: &str) -> Value {
            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed, "leaseTransitions": 1}})
 }
 
+/// The GET finds the lease of another replica, last renewed long ago: free to take.
+async fn expired_lease_of_another_replica(handle: &mut Handle) {
+    let long_ago = "2020-01-01T00:00:00.000000Z";
+    answer(handle, "GET", LEASE, 200, lease("pod-b", long_ago)).await;
+}
+
 fn status(code: u16, reason: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": reason, "code": code, "message": reason})
 }
@@ -92,14 +98,7 @@ async fn a_valid_lease_of_another_replica_is_left_alone() {
 async fn an_expired_lease_is_taken_over_with_optimistic_concurrency() {
     let (elector, mut handle) = elector();
     let server = tokio::spawn(async move {
-        answer(
-            &mut handle,
-            "GET",
-            LEASE,
-            200,
-            lease("pod-b", "2020-01-01T00:00:00.000000Z"),
-        )
-        .await;
+        expired_lease_of_another_replica(&mut handle).await;
         let sent = answer(&mut handle, "PUT", LEASE, 200, lease("pod-a", &now_micro())).await;
         assert_eq!(
             sent["metadata"]["resourceVersion"], "41",
@@ -116,14 +115,7 @@ async fn an_expired_lease_is_taken_over_with_optimistic_concurrency() {
 async fn losing_the_race_for_the_lease_is_not_an_error() {
     let (elector, mut handle) = elector();
     let server = tokio::spawn(async move {
-        answer(
-            &mut handle,
-            "GET",
-            LEASE,
-            200,
-            lease("pod-b", "2020-01-01T00:00:00.000000Z"),
-        )
-        .await;
+        expired_lease_of_another_replica(&mut handle).await;
         answer(&mut handle, "PUT", LEASE, 409, status(409, "Conflict")).await;
     });
     assert!(!elector.try_acquire_or_renew().await.unwrap());

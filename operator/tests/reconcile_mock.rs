@@ -10,6 +10,7 @@ use chmcp_operator::crd::McpMultiCluster;
 use chmcp_operator::reconcile::{reconcile, Context};
 use chmcp_operator::render::{render, SecretVersions, CONFIG_HASH_ANNOTATION};
 use chmcp_operator::telemetry::Metrics;
+use chmcp_operator::validate::validate;
 use http::{Request, Response};
 use kube::client::Body;
 use kube::runtime::controller::Action;
@@ -251,6 +252,14 @@ fn versions(oauth_version: &str) -> SecretVersions {
     .into()
 }
 
+/// The configuration hash the controller should write: validate, then render, offline.
+fn hash_of(mc: &McpMultiCluster, oauth_version: &str) -> String {
+    let validated = validate(mc).expect("the fixture is valid");
+    render(&validated, &versions(oauth_version), IMAGE)
+        .expect("a validated fixture renders")
+        .config_hash
+}
+
 fn pod_hash(deployment_body: &Value) -> String {
     deployment_body["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
         .as_str()
@@ -329,9 +338,7 @@ async fn first_apply_creates_every_object_then_reports_progress() {
         "no secret in the ConfigMap"
     );
 
-    let expected_hash = render(&resource(), &versions("11"), IMAGE)
-        .unwrap()
-        .config_hash;
+    let expected_hash = hash_of(&resource(), "11");
     assert_eq!(pod_hash(&calls[4].body), expected_hash);
     assert_eq!(
         calls[4].body["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -370,7 +377,7 @@ async fn first_apply_creates_every_object_then_reports_progress() {
 #[tokio::test]
 async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_routes() {
     let mut mc = resource();
-    let old_hash = render(&mc, &versions("11"), IMAGE).unwrap().config_hash;
+    let old_hash = hash_of(&mc, "11");
     mc.status = Some(chmcp_operator::crd::McpMultiClusterStatus {
         config_hash: Some(old_hash.clone()),
         ..Default::default()
@@ -386,10 +393,7 @@ async fn a_new_secret_version_and_a_removed_cluster_roll_the_pods_and_drop_route
 
     let new_hash = pod_hash(&calls[4].body);
     assert_ne!(new_hash, old_hash, "the pods roll");
-    assert_eq!(
-        new_hash,
-        render(&mc, &versions("12"), IMAGE).unwrap().config_hash
-    );
+    assert_eq!(new_hash, hash_of(&mc, "12"));
     let routes = routes(&calls[5].body);
     assert!(routes.iter().all(|r| !r.contains("antalya")), "{routes:?}");
     assert_eq!(routes.len(), 12, "2 clusters x 4 routes + 4 shared");

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{reload::flatten, validate, Config, Secret, Warning};
+use super::{reload::flatten, validate, Config, ConfigIssue, Secret, Warning};
 
 /// Where configuration comes from, in increasing precedence.
 #[derive(Debug, Default, Clone)]
@@ -54,8 +54,8 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
-    Rejected(Vec<String>),
+    #[error("invalid configuration:\n  {}", super::join_issues(.0, "\n  "))]
+    Rejected(Vec<ConfigIssue>),
 }
 
 /// Name of the environment variable that may carry the config file path.

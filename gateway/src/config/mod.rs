@@ -18,7 +18,7 @@ pub use duration::HumanDuration;
 pub use load::{load, parse_document, ConfigError, LoadOptions, Loaded};
 pub use reload::{flatten, keep_restart_only, restart_only_changes, restart_only_keys};
 pub use secret::Secret;
-pub use validate::{validate, Warning};
+pub use validate::{join_issues, validate, ConfigIssue, Warning};
 // The verifier's configuration names unknown keys the same way.
 pub(crate) use load::{closest, unknown_field};
 

@@ -5,13 +5,61 @@ use std::time::Duration;
 use super::{Config, OAuthConfig, TokenMode, ToolKind, Transport};
 use crate::routing::is_valid_cluster_name;
 
-/// Something worth saying at startup that does not stop it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning(pub String);
+/// One problem that stops the configuration, named by its dotted key
+/// (`server.oauth.issuer`, `server.tools[2].name`) so a caller that renders the
+/// configuration from something else (the operator) can say where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigIssue {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Several issues as one line (or block): `sep` between their texts.
+pub fn join_issues(issues: &[ConfigIssue], sep: &str) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// Something worth saying at startup that does not stop it, about the setting `key`.
+/// Displayed as a sentence with the key as its subject ("`key` is empty: ...").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub key: String,
+    pub message: String,
+}
+
+impl Warning {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{} {}", self.key, self.message)
+    }
+}
+
+/// Startup logs print warnings with `?`: keep the text they have always shown.
+impl std::fmt::Debug for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Warning").field(&self.to_string()).finish()
     }
 }
 
@@ -41,11 +89,11 @@ pub const STATIC_TOOL_NAMES: [&str; 5] = [
     "describe_table",
 ];
 
-/// Checks everything that can be checked without I/O. `Err` holds one message per problem.
-pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
+/// Checks everything that can be checked without I/O. `Err` holds one issue per problem.
+pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let mut err = |key: &str, msg: String| errors.push(format!("{key}: {msg}"));
+    let mut err = |key: &str, msg: String| errors.push(ConfigIssue::new(key, msg));
 
     let ch = &c.clickhouse;
     if ch.host.trim().is_empty() {
@@ -285,17 +333,18 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             }
         }
         if o.broker && o.token_mode == TokenMode::Passthrough {
-            warnings.push(Warning(
-                "server.oauth.token_mode is passthrough: MCP clients receive the identity provider's own token, \
+            warnings.push(Warning::new(
+                "server.oauth.token_mode",
+                "is passthrough: MCP clients receive the identity provider's own token, \
                  which ClickHouse (every cluster) and any other service trusting that IdP accept directly, so a \
                  token leaked from a client's logs or config is a working credential (the MCP specification \
-                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token"
-                    .into(),
+                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
             ));
         }
         if o.dev_allow_insecure_client_metadata {
-            warnings.push(Warning(
-                "server.oauth.dev_allow_insecure_client_metadata is ON: client metadata documents may be fetched over http from loopback. Never use this in production".into(),
+            warnings.push(Warning::new(
+                "server.oauth.dev_allow_insecure_client_metadata",
+                "is ON: client metadata documents may be fetched over http from loopback. Never use this in production",
             ));
         }
     }
@@ -361,13 +410,15 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<String>> {
             );
         }
         if m.cluster_allowlist.is_empty() {
-            warnings.push(Warning(
-                "multicluster.cluster_allowlist is empty: any valid cluster name is routed".into(),
+            warnings.push(Warning::new(
+                "multicluster.cluster_allowlist",
+                "is empty: any valid cluster name is routed",
             ));
         }
         if !c.clickhouse.host.contains("{cluster}") && m.clusters.is_empty() {
-            warnings.push(Warning(
-                "clickhouse.host has no {cluster} and there are no per-cluster overrides: every cluster reaches the same host".into(),
+            warnings.push(Warning::new(
+                "clickhouse.host",
+                "has no {cluster} and there are no per-cluster overrides: every cluster reaches the same host",
             ));
         }
     } else if c.clickhouse.host.contains("{cluster}") {
@@ -427,11 +478,11 @@ fn unverified_token_problems(o: &OAuthConfig) -> Vec<Result<Warning, (&'static s
                 .into(),
         ))];
     }
-    let mut out = vec![Ok(Warning(
-        "server.oauth.validate_tokens is false (server.oauth.trust_clickhouse_token_checks: true): \
+    let mut out = vec![Ok(Warning::new(
+        "server.oauth.validate_tokens",
+        "is false (server.oauth.trust_clickhouse_token_checks: true): \
          the gateway does not check tokens and uses none of their claims; tokens reach \
-         ClickHouse as `Authorization: Bearer` only, and every ClickHouse endpoint must verify them"
-            .into(),
+         ClickHouse as `Authorization: Bearer` only, and every ClickHouse endpoint must verify them",
     ))];
     if !o.role_claim.is_empty() {
         out.push(Err((
@@ -456,7 +507,50 @@ mod tests {
     use crate::config::{HumanDuration, ToolRule};
 
     fn errors_of(c: &Config) -> Vec<String> {
-        validate(c).err().unwrap_or_default()
+        validate(c)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn an_issue_carries_its_key_apart_from_the_message() {
+        let mut c = resource_server();
+        c.server.oauth.issuer = "http://idp.example.com".into();
+        c.server.allowed_origins = vec!["claude.ai".into()];
+        let issues = validate(&c).unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["server.allowed_origins[0]", "server.oauth.issuer"]);
+        // The text every CLI and log line shows is still "key: message".
+        assert_eq!(
+            issues[0].to_string(),
+            "server.allowed_origins[0]: `claude.ai` is not an origin (scheme://host[:port]) or \"*\""
+        );
+        assert!(!issues[1].message.starts_with("server."), "{issues:?}");
+        assert_eq!(
+            join_issues(&issues, "; "),
+            format!("{}; {}", issues[0], issues[1])
+        );
+    }
+
+    #[test]
+    fn a_warning_names_its_key_and_reads_as_before() {
+        let mut c = resource_server();
+        c.multicluster.enabled = true;
+        c.clickhouse.host = "ch-{cluster}".into();
+        let warnings = validate(&c).expect("warnings do not stop the configuration");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "multicluster.cluster_allowlist");
+        assert_eq!(
+            warnings[0].to_string(),
+            "multicluster.cluster_allowlist is empty: any valid cluster name is routed"
+        );
+        assert_eq!(
+            format!("{:?}", warnings[0]),
+            "Warning(\"multicluster.cluster_allowlist is empty: any valid cluster name is routed\")"
+        );
     }
 
     #[test]
@@ -540,11 +634,11 @@ mod tests {
         assert!(!p.server.oauth.sealed_tokens());
         let warnings = validate(&p).expect("accepted");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "server.oauth.token_mode");
+        let text = warnings[0].to_string();
         assert!(
-            warnings[0]
-                .0
-                .starts_with("server.oauth.token_mode is passthrough")
-                && warnings[0].0.contains("forbids token passthrough"),
+            text.starts_with("server.oauth.token_mode is passthrough")
+                && text.contains("forbids token passthrough"),
             "{warnings:?}"
         );
         // Resource-server mode has no tokens of its own to seal.
@@ -588,10 +682,11 @@ mod tests {
         c.server.oauth.trust_clickhouse_token_checks = true;
         let warnings = validate(&c).expect("accepted");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "server.oauth.validate_tokens");
         assert!(
             warnings[0]
-                .0
-                .contains("server.oauth.validate_tokens is false"),
+                .to_string()
+                .starts_with("server.oauth.validate_tokens is false"),
             "{warnings:?}"
         );
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{closest, unknown_field, ConfigError, HumanDuration};
+use crate::config::{closest, unknown_field, ConfigError, ConfigIssue, HumanDuration};
 use crate::oauth::jwks::{require_https_or_loopback, Expectations, DEFAULT_LEEWAY_SECS};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9999";
@@ -179,11 +179,14 @@ impl<'de> Deserialize<'de> for SettingValue {
 
 impl VerifyConfig {
     /// The listen address (valid after [`load`]).
-    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigIssue> {
         self.listen.parse().map_err(|_| {
-            format!(
-                "listen: `{}` is not an address (use host:port, e.g. {DEFAULT_LISTEN})",
-                self.listen
+            ConfigIssue::new(
+                "listen",
+                format!(
+                    "`{}` is not an address (use host:port, e.g. {DEFAULT_LISTEN})",
+                    self.listen
+                ),
             )
         })
     }
@@ -249,37 +252,41 @@ pub fn parse(text: &str, origin: &str) -> Result<VerifyConfig, ConfigError> {
 }
 
 /// Every problem, each naming its key and the fix.
-pub fn validate(c: &VerifyConfig) -> Result<(), Vec<String>> {
-    let mut errors = Vec::new();
-    if let Err(e) = c.listen_addr() {
-        errors.push(e);
-    }
+pub fn validate(c: &VerifyConfig) -> Result<(), Vec<ConfigIssue>> {
+    let mut errors: Vec<ConfigIssue> = c.listen_addr().err().into_iter().collect();
+    let mut err = |key: String, message: String| errors.push(ConfigIssue { key, message });
     if c.oauth.issuer.is_empty() {
-        errors.push(
-            "oauth.issuer: required (the IdP's issuer URL, exactly as in its tokens' iss)".into(),
+        err(
+            "oauth.issuer".into(),
+            "required (the IdP's issuer URL, exactly as in its tokens' iss)".into(),
         );
     } else if let Err(e) = require_https_or_loopback(&c.oauth.issuer) {
-        errors.push(format!("oauth.issuer: {e}"));
+        err("oauth.issuer".into(), e);
     }
     if !c.oauth.jwks_url.is_empty() {
         if let Err(e) = require_https_or_loopback(&c.oauth.jwks_url) {
-            errors.push(format!("oauth.jwks_url: {e}"));
+            err("oauth.jwks_url".into(), e);
         }
     }
     if c.oauth.audience.trim().is_empty() {
-        errors.push(
-            "oauth.audience: required (the value ClickHouse's users' tokens carry in aud)".into(),
+        err(
+            "oauth.audience".into(),
+            "required (the value ClickHouse's users' tokens carry in aud)".into(),
         );
     }
     for (i, s) in c.oauth.required_scopes.iter().enumerate() {
         if s.is_empty() || s.chars().any(char::is_whitespace) {
-            errors.push(format!(
-                "oauth.required_scopes[{i}]: `{s}` is not a scope (one word, no spaces)"
-            ));
+            err(
+                format!("oauth.required_scopes[{i}]"),
+                format!("`{s}` is not a scope (one word, no spaces)"),
+            );
         }
     }
     if c.identity.username_claim.trim().is_empty() {
-        errors.push("identity.username_claim: required (e.g. email or preferred_username)".into());
+        err(
+            "identity.username_claim".into(),
+            "required (e.g. email or preferred_username)".into(),
+        );
     }
     for (i, d) in c.identity.allowed_email_domains.iter().enumerate() {
         let valid = !d.is_empty()
@@ -287,16 +294,18 @@ pub fn validate(c: &VerifyConfig) -> Result<(), Vec<String>> {
             && !d.starts_with('.')
             && !d.chars().any(char::is_whitespace);
         if !valid {
-            errors.push(format!(
-                "identity.allowed_email_domains[{i}]: `{d}` is not a domain (write example.com)"
-            ));
+            err(
+                format!("identity.allowed_email_domains[{i}]"),
+                format!("`{d}` is not a domain (write example.com)"),
+            );
         }
     }
     for (scope, settings) in &c.settings_from_scope.0 {
         if scope.is_empty() || scope.chars().any(char::is_whitespace) {
-            errors.push(format!(
-                "settings_from_scope: `{scope}` is not a scope (one word, no spaces)"
-            ));
+            err(
+                "settings_from_scope".into(),
+                format!("`{scope}` is not a scope (one word, no spaces)"),
+            );
         }
         for name in settings.keys() {
             if name.is_empty()
@@ -304,25 +313,32 @@ pub fn validate(c: &VerifyConfig) -> Result<(), Vec<String>> {
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
             {
-                errors.push(format!(
-                    "settings_from_scope.{scope}.{name}: not a ClickHouse setting name"
-                ));
+                err(
+                    format!("settings_from_scope.{scope}.{name}"),
+                    "not a ClickHouse setting name".into(),
+                );
             }
         }
     }
     if c.cache.positive_ttl.get() > MAX_POSITIVE_TTL {
-        errors.push(format!(
-            "cache.positive_ttl: {} is above the maximum of {}",
-            c.cache.positive_ttl,
-            HumanDuration(MAX_POSITIVE_TTL)
-        ));
+        err(
+            "cache.positive_ttl".into(),
+            format!(
+                "{} is above the maximum of {}",
+                c.cache.positive_ttl,
+                HumanDuration(MAX_POSITIVE_TTL)
+            ),
+        );
     }
     if c.cache.negative_ttl.get() > MAX_POSITIVE_TTL {
-        errors.push(format!(
-            "cache.negative_ttl: {} is above the maximum of {}",
-            c.cache.negative_ttl,
-            HumanDuration(MAX_POSITIVE_TTL)
-        ));
+        err(
+            "cache.negative_ttl".into(),
+            format!(
+                "{} is above the maximum of {}",
+                c.cache.negative_ttl,
+                HumanDuration(MAX_POSITIVE_TTL)
+            ),
+        );
     }
     if errors.is_empty() {
         Ok(())
@@ -340,7 +356,7 @@ mod tests {
 
     fn parsed(text: &str) -> Result<VerifyConfig, String> {
         let c = parse(text, "verify.yaml").map_err(|e| e.to_string())?;
-        validate(&c).map_err(|e| e.join("\n"))?;
+        validate(&c).map_err(|e| crate::config::join_issues(&e, "\n"))?;
         Ok(c)
     }
 
@@ -428,6 +444,18 @@ cache: {positive_ttl: 30s, negative_ttl: 5s}
         ] {
             assert!(err.contains(key), "{key} missing from:\n{err}");
         }
+    }
+
+    #[test]
+    fn verify_config_issues_name_their_keys_apart_from_the_message() {
+        let c = parse("listen: nowhere\n", "verify.yaml").unwrap();
+        let issues = validate(&c).unwrap_err();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["listen", "oauth.issuer", "oauth.audience"]);
+        assert_eq!(
+            issues[0].to_string(),
+            "listen: `nowhere` is not an address (use host:port, e.g. 0.0.0.0:9999)"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::crd::{
     LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec, ToolKindSpec,
     UpstreamTokenSpec, WriteModeSpec,
 };
+use crate::validate::FieldIssue;
 
 /// Key of the configuration file inside the ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -33,7 +34,8 @@ pub const GATEWAY_PORT: u16 = 8080;
 
 /// The gateway configuration for this resource. Secrets are left empty: they arrive as
 /// environment variables (`CHMCP_SERVER_OAUTH_*`), which the gateway reads over the file.
-pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError> {
+/// Built once, by the validate step, which judges it; render writes it out.
+pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> {
     let mut c = Config {
         watch: true,
         ..Config::default()
@@ -61,11 +63,10 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     let limits = &spec.clickhouse.limits;
     ch.max_result_rows = limits.max_result_rows;
     ch.max_result_bytes = limits.max_result_bytes;
-    ch.max_execution_time =
-        u64::try_from(limits.max_execution_time).map_err(|_| RenderError::Field {
-            field: "spec.clickhouse.limits.maxExecutionTime".into(),
-            message: "must not be negative".into(),
-        })?;
+    ch.max_execution_time = u64::try_from(limits.max_execution_time).map_err(|_| FieldIssue {
+        field: "spec.clickhouse.limits.maxExecutionTime".into(),
+        message: "must not be negative".into(),
+    })?;
     ch.max_query_length = limits.max_query_length;
     // With a host template there is no sensible single-host default: leave the template as is.
     if ch.host.is_empty() {
@@ -156,7 +157,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
         }
     }
     let cc = &spec.catalog_cache;
-    m.catalog_cache_max = usize::try_from(cc.max_entries).map_err(|_| RenderError::Field {
+    m.catalog_cache_max = usize::try_from(cc.max_entries).map_err(|_| FieldIssue {
         field: "spec.catalogCache.maxEntries".into(),
         message: "must not be negative".into(),
     })?;
@@ -165,18 +166,18 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, RenderError>
     Ok(c)
 }
 
-fn port(p: i32, field: &str) -> Result<u16, RenderError> {
+fn port(p: i32, field: &str) -> Result<u16, FieldIssue> {
     u16::try_from(p)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| RenderError::Field {
+        .ok_or_else(|| FieldIssue {
             field: field.into(),
             message: format!("{p} is not a port (1-65535)"),
         })
 }
 
-fn duration(text: &str, field: &str) -> Result<HumanDuration, RenderError> {
-    text.parse().map_err(|message| RenderError::Field {
+fn duration(text: &str, field: &str) -> Result<HumanDuration, FieldIssue> {
+    text.parse().map_err(|message| FieldIssue {
         field: field.into(),
         message,
     })
@@ -229,6 +230,7 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "spec.allowedTableFunctions",
         ),
         ("server.oauth.validate_tokens", "spec.oauth.validateTokens"),
+        ("server.oauth.token_mode", "spec.oauth.tokenMode"),
         (
             "server.oauth.trust_clickhouse_token_checks",
             "spec.oauth.trustClickhouseTokenChecks",

@@ -55,35 +55,7 @@ pub fn deployment(
         env.push(secret_env(ENV_SIGNING_SECRET, r));
     }
 
-    let mut volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names.gateway.clone(),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        // The root filesystem is read-only; give the process a scratch directory.
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
-    ];
-    let mut mounts = vec![
-        VolumeMount {
-            name: "config".into(),
-            mount_path: CONFIG_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
-        },
-    ];
+    let (mut volumes, mut mounts) = config_and_tmp(&names.gateway, CONFIG_DIR);
     let tls = &spec.clickhouse.tls;
     for (volume, r, dir, file) in [
         ("clickhouse-ca", &tls.ca_secret_ref, CA_DIR, CA_FILE),
@@ -157,32 +129,78 @@ pub fn deployment(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    automount_service_account_token: Some(false),
-                    // Service links would inject `<SERVICE>_PORT`-style variables; for a
-                    // Service named `chmcp-...` they start with CHMCP_, and the gateway
-                    // refuses unknown CHMCP_* variables at startup.
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security_context(spec)),
-                    image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
-                    node_selector: (!spec.node_selector.is_empty())
-                        .then(|| spec.node_selector.clone()),
-                    tolerations: non_empty(spec.tolerations.clone()),
                     affinity: spec.affinity.clone(),
                     topology_spread_constraints: non_empty(
                         spec.topology_spread_constraints.clone(),
                     ),
-                    priority_class_name: (!spec.priority_class_name.is_empty())
-                        .then(|| spec.priority_class_name.clone()),
                     service_account_name: (!spec.service_account_name.is_empty())
                         .then(|| spec.service_account_name.clone()),
-                    ..PodSpec::default()
+                    ..hardened_pod(spec, container, volumes)
                 }),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The ConfigMap volume `config`, mounted read-only at `dir`, and the scratch volume
+/// `tmp` (the root filesystem is read-only): every pod the operator runs has both.
+pub(super) fn config_and_tmp(config_map: &str, dir: &str) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.into(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+    ];
+    (volumes, mounts)
+}
+
+/// What every pod the operator runs shares (the gateway's and the verifier's): one
+/// container, the hardened pod context, no service-account token, no service links,
+/// and the spec's pull secrets, node selector, tolerations and priority class.
+pub(super) fn hardened_pod(
+    spec: &McpMultiClusterSpec,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        automount_service_account_token: Some(false),
+        // Service links would inject `<SERVICE>_PORT`-style variables; for a Service
+        // named `chmcp-...` they start with CHMCP_, and the gateway (and the verifier,
+        // the same binary) refuses unknown CHMCP_* variables at startup.
+        enable_service_links: Some(false),
+        security_context: Some(pod_security_context(spec)),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: non_empty(spec.tolerations.clone()),
+        priority_class_name: (!spec.priority_class_name.is_empty())
+            .then(|| spec.priority_class_name.clone()),
+        ..PodSpec::default()
     }
 }
 
@@ -309,16 +327,14 @@ pub(super) fn http_probe(path: &str, port_name: &str, period: i32) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::render;
     use super::*;
 
-    fn rendered() -> Deployment {
-        render(
+    fn gateway_deployment() -> Deployment {
+        rendered(
             &three_clusters(),
             &secrets("1"),
             "ghcr.io/chmcp/gateway:0.1.0",
         )
-        .unwrap()
         .deployment
     }
 
@@ -336,7 +352,7 @@ mod tests {
 
     #[test]
     fn pod_is_hardened() {
-        let d = rendered();
+        let d = gateway_deployment();
         let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
         assert_eq!(
@@ -358,7 +374,7 @@ mod tests {
 
     #[test]
     fn probes_hit_livez_and_readyz() {
-        let c = container(&rendered());
+        let c = container(&gateway_deployment());
         let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(c.liveness_probe), "/livez");
         assert_eq!(path(c.readiness_probe), "/readyz");
@@ -366,7 +382,7 @@ mod tests {
 
     #[test]
     fn secrets_arrive_only_as_secret_key_refs_and_the_ca_as_a_volume() {
-        let d = rendered();
+        let d = gateway_deployment();
         let c = container(&d);
         let env = c.env.unwrap();
         let refs: Vec<(String, String, String)> = env
@@ -410,7 +426,7 @@ mod tests {
 
     #[test]
     fn pod_template_carries_hash_and_scrape_annotations() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         let ann = r
             .deployment
             .spec
@@ -461,7 +477,7 @@ securityContext: {readOnlyRootFilesystem: false}
         mc.spec.pod_labels = extra.pod_labels;
         mc.spec.pod_security_context = extra.pod_security_context;
         mc.spec.security_context = extra.security_context;
-        let d = render(&mc, &secrets("1"), "img").unwrap().deployment;
+        let d = rendered(&mc, &secrets("1"), "img").deployment;
         let template = d.spec.clone().unwrap().template;
         let pod = template.spec.unwrap();
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
@@ -500,7 +516,7 @@ securityContext: {readOnlyRootFilesystem: false}
             name: "ch-client".into(),
             key: "key.pem".into(),
         });
-        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let r = rendered(&mc, &secrets("1"), "img");
         let config: chmcp_gateway::config::Config =
             chmcp_gateway::config::parse_document(&r.config_map.data.unwrap()[CONFIG_KEY]).unwrap();
         let mounts = container(&r.deployment).volume_mounts.unwrap();
@@ -528,14 +544,12 @@ securityContext: {readOnlyRootFilesystem: false}
     #[test]
     fn spec_image_wins_over_the_default() {
         assert_eq!(
-            container(&rendered()).image.as_deref(),
+            container(&gateway_deployment()).image.as_deref(),
             Some("ghcr.io/chmcp/gateway:0.1.0")
         );
         let mut mc = three_clusters();
         mc.spec.image = "registry.local/gw:dev".into();
-        let d = render(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0")
-            .unwrap()
-            .deployment;
+        let d = rendered(&mc, &secrets("1"), "ghcr.io/chmcp/gateway:0.1.0").deployment;
         assert_eq!(
             container(&d).image.as_deref(),
             Some("registry.local/gw:dev")

@@ -1,5 +1,5 @@
-//! Render: from a validated resource (and the versions of the Secrets it references) to
-//! every object the gateway needs. Pure: no client, no clock.
+//! Render: from a validated resource ([`ValidatedSpec`], and the versions of the Secrets
+//! it references) to every object the gateway needs. Pure: no client, no clock.
 
 pub mod configmap;
 pub mod deployment;
@@ -22,6 +22,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use crate::crd::{Endpoint, McpMultiCluster};
+use crate::validate::ValidatedSpec;
 
 /// The one field manager for everything the operator writes.
 pub const FIELD_MANAGER: &str = "chmcp-operator";
@@ -33,10 +34,10 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const APP_NAME: &str = "chmcp-gateway";
 
+/// What can still fail once the spec is validated: the resource's own metadata and
+/// serialization.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RenderError {
-    #[error("{field}: {message}")]
-    Field { field: String, message: String },
     #[error("the resource has no {0}")]
     MissingMetadata(&'static str),
     #[error("cannot serialize the gateway configuration: {0}")]
@@ -130,17 +131,19 @@ pub struct RenderedObjects {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// Renders every object. `default_image` is used when the spec names none.
+/// Renders every object from what validation built. `default_image` is used when the
+/// spec names none.
 pub fn render(
-    mc: &McpMultiCluster,
+    validated: &ValidatedSpec<'_>,
     secrets: &SecretVersions,
     default_image: &str,
 ) -> Result<RenderedObjects, RenderError> {
+    let mc = validated.resource();
     let names = Names::of(mc)?;
     let spec = &mc.spec;
-    let config = configmap::gateway_config(spec)?;
-    let yaml = configmap::config_yaml(&config)?;
-    let config_hash = config_hash(&config, secrets)?;
+    let config = validated.gateway();
+    let yaml = configmap::config_yaml(config)?;
+    let config_hash = config_hash(config, secrets)?;
     let image = if spec.image.is_empty() {
         default_image
     } else {
@@ -152,7 +155,10 @@ pub fn render(
         service: service::service(mc, &names),
         ingress: spec.ingress.enabled.then(|| ingress::ingress(mc, &names)),
         pdb: (spec.replicas > 1).then(|| pdb::pdb(mc, &names)),
-        verifier: verifier::verifier_objects(mc, &names, &config, image)?,
+        verifier: validated
+            .verifier()
+            .map(|v| verifier::verifier_objects(mc, &names, v, image))
+            .transpose()?,
         service_monitor: if spec.monitoring.service_monitor.enabled {
             Some(monitoring::service_monitor(mc, &names)?)
         } else {
@@ -281,6 +287,16 @@ spec:
         serde_yaml_ng::from_str(text).expect("fixture parses")
     }
 
+    /// Validate, then render: the only way to render.
+    pub fn rendered(
+        mc: &McpMultiCluster,
+        secrets: &SecretVersions,
+        image: &str,
+    ) -> RenderedObjects {
+        let validated = crate::validate::validate(mc).expect("fixture validates");
+        render(&validated, secrets, image).expect("validated fixture renders")
+    }
+
     pub fn three_clusters() -> McpMultiCluster {
         resource(THREE_CLUSTERS)
     }
@@ -299,7 +315,7 @@ mod tests {
     use super::*;
 
     fn hash_of(mc: &McpMultiCluster, secrets: &SecretVersions) -> String {
-        render(mc, secrets, "img").unwrap().config_hash
+        rendered(mc, secrets, "img").config_hash
     }
 
     #[test]
@@ -403,19 +419,36 @@ mod tests {
     }
 
     #[test]
+    fn render_writes_out_what_validate_built() {
+        let mc = resource(&format!("{THREE_CLUSTERS}  verifier: {{enabled: true}}\n"));
+        let validated = crate::validate::validate(&mc).unwrap();
+        let r = render(&validated, &secrets("1"), "img").unwrap();
+        let data = |cm: &ConfigMap, key: &str| cm.data.as_ref().unwrap()[key].clone();
+        assert_eq!(
+            data(&r.config_map, configmap::CONFIG_KEY),
+            configmap::config_yaml(validated.gateway()).unwrap()
+        );
+        let verifier = r.verifier.expect("enabled, validated, rendered");
+        assert_eq!(
+            data(&verifier.config_map, verifier::VERIFY_CONFIG_KEY),
+            serde_yaml_ng::to_string(validated.verifier().unwrap()).unwrap()
+        );
+    }
+
+    #[test]
     fn pdb_only_above_one_replica_and_ingress_only_when_enabled() {
         let mut mc = three_clusters();
-        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let r = rendered(&mc, &secrets("1"), "img");
         assert!(r.pdb.is_some() && r.ingress.is_some());
         mc.spec.replicas = 1;
         mc.spec.ingress.enabled = false;
-        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let r = rendered(&mc, &secrets("1"), "img");
         assert!(r.pdb.is_none() && r.ingress.is_none());
     }
 
     #[test]
     fn every_object_is_owned_labelled_and_named_after_the_resource() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         let metas = [
             &r.config_map.metadata,
             &r.deployment.metadata,
@@ -437,7 +470,7 @@ mod tests {
 
     #[test]
     fn endpoints_are_public_url_plus_cluster_path() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         let urls: Vec<&str> = r.endpoints.iter().map(|e| e.url.as_str()).collect();
         assert_eq!(
             urls,

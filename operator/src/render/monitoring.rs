@@ -45,11 +45,10 @@ pub fn service_monitor(mc: &McpMultiCluster, names: &Names) -> Result<DynamicObj
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::render;
 
     #[test]
     fn service_monitor_only_when_enabled() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         assert!(r.service_monitor.is_none());
     }
 
@@ -58,7 +57,7 @@ mod tests {
         let mc = resource(&format!(
             "{THREE_CLUSTERS}  monitoring:\n    serviceMonitor: {{enabled: true, interval: 15s, labels: {{release: prom}}}}\n"
         ));
-        let r = render(&mc, &secrets("1"), "img").unwrap();
+        let r = rendered(&mc, &secrets("1"), "img");
         let sm = serde_json::to_value(r.service_monitor.unwrap()).unwrap();
         assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
         assert_eq!(sm["kind"], "ServiceMonitor");

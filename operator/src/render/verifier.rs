@@ -10,13 +10,10 @@ use chmcp_gateway::config::Config;
 use chmcp_gateway::verify::clickhouse::{fragment_for_uri, verify_uri};
 use chmcp_gateway::verify::config::{Identity, OAuth, ScopeSettings, VerifyConfig};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, PodSpec,
-    PodTemplateSpec, Service, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::deployment::{container_security_context, http_probe, non_empty, pod_security_context};
+use super::deployment::{config_and_tmp, container_security_context, hardened_pod, http_probe};
 use super::{
     object_meta, Names, RenderError, CONFIG_HASH_ANNOTATION, LABEL_COMPONENT, LABEL_INSTANCE,
     LABEL_NAME,
@@ -99,25 +96,17 @@ pub fn verify_url(spec: &McpMultiClusterSpec, names: &Names) -> String {
     }
 }
 
-/// The verifier's objects, or `None` when it is not enabled. Fails when the verifier's
-/// own validation refuses the derived configuration.
+/// The verifier's objects, from the configuration the validate step built and judged
+/// ([`verify_config`]).
 pub fn verifier_objects(
     mc: &McpMultiCluster,
     names: &Names,
-    gateway: &Config,
+    config: &VerifyConfig,
     image: &str,
-) -> Result<Option<VerifierObjects>, RenderError> {
+) -> Result<VerifierObjects, RenderError> {
     let spec = &mc.spec;
-    if !spec.verifier.enabled {
-        return Ok(None);
-    }
-    let config = verify_config(spec, gateway);
-    chmcp_gateway::verify::config::validate(&config).map_err(|errors| RenderError::Field {
-        field: "spec.verifier".into(),
-        message: format!("the verifier rejects {}", errors.join("; ")),
-    })?;
     let yaml =
-        serde_yaml_ng::to_string(&config).map_err(|e| RenderError::Serialize(e.to_string()))?;
+        serde_yaml_ng::to_string(config).map_err(|e| RenderError::Serialize(e.to_string()))?;
     let url = verify_url(spec, names);
     let config_map = ConfigMap {
         metadata: meta(mc, names),
@@ -128,7 +117,7 @@ pub fn verifier_objects(
         ..ConfigMap::default()
     };
     let service_mode = spec.verifier.mode == VerifierMode::Service;
-    Ok(Some(VerifierObjects {
+    Ok(VerifierObjects {
         config_map,
         deployment: service_mode.then(|| deployment(mc, names, image, &yaml)),
         service: service_mode.then(|| service(mc, names)),
@@ -140,7 +129,7 @@ pub fn verifier_objects(
             mount_path: VERIFY_CONFIG_DIR.into(),
             verify_url: url,
         },
-    }))
+    })
 }
 
 /// Labels of the verifier's objects: the instance and manager (orphans are found by
@@ -175,6 +164,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
     // The verifier reads its file only at start: a new file must roll its pods.
     let hash = super::sha256_hex(yaml);
     let probe = |path: &str, period: i32| http_probe(path, VERIFY_PORT_NAME, period);
+    let (volumes, mounts) = config_and_tmp(&names.verifier, VERIFY_CONFIG_DIR);
     let container = Container {
         name: COMPONENT.into(),
         image: Some(image.to_string()),
@@ -191,19 +181,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
         }]),
         liveness_probe: Some(probe("/healthz", 10)),
         readiness_probe: Some(probe("/readyz", 5)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".into(),
-                mount_path: VERIFY_CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         security_context: Some(container_security_context(spec)),
         ..Container::default()
     };
@@ -223,35 +201,7 @@ fn deployment(mc: &McpMultiCluster, names: &Names, image: &str, yaml: &str) -> D
                     annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: names.verifier.clone(),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Volume::default()
-                        },
-                    ]),
-                    automount_service_account_token: Some(false),
-                    // As for the gateway: no `CHMCP_*`-looking service-link variables.
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security_context(spec)),
-                    image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
-                    node_selector: (!spec.node_selector.is_empty())
-                        .then(|| spec.node_selector.clone()),
-                    tolerations: non_empty(spec.tolerations.clone()),
-                    priority_class_name: (!spec.priority_class_name.is_empty())
-                        .then(|| spec.priority_class_name.clone()),
-                    ..PodSpec::default()
-                }),
+                spec: Some(hardened_pod(spec, container, volumes)),
             },
             ..DeploymentSpec::default()
         }),
@@ -272,7 +222,6 @@ fn service(mc: &McpMultiCluster, names: &Names) -> Service {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::render;
     use super::*;
 
     fn with_verifier(extra: &str) -> McpMultiCluster {
@@ -288,15 +237,14 @@ mod tests {
 "#;
 
     fn objects(mc: &McpMultiCluster) -> VerifierObjects {
-        render(mc, &secrets("1"), "ghcr.io/chmcp/chmcp-gateway:1")
-            .unwrap()
+        rendered(mc, &secrets("1"), "ghcr.io/chmcp/chmcp-gateway:1")
             .verifier
             .expect("verifier rendered")
     }
 
     #[test]
     fn disabled_by_default_renders_nothing() {
-        let r = render(&three_clusters(), &secrets("1"), "img").unwrap();
+        let r = rendered(&three_clusters(), &secrets("1"), "img");
         assert!(r.verifier.is_none());
     }
 
@@ -402,7 +350,7 @@ mod tests {
         );
         assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9100);
         // The same hardening as the gateway pods.
-        let gateway = render(&mc, &secrets("1"), "img").unwrap().deployment;
+        let gateway = rendered(&mc, &secrets("1"), "img").deployment;
         let gpod = gateway.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.security_context, gpod.security_context);
         assert_eq!(c.security_context, gpod.containers[0].security_context);
@@ -420,20 +368,6 @@ mod tests {
         let s = v.service.unwrap();
         assert_eq!(s.spec.as_ref().unwrap().selector.as_ref(), Some(&sel));
         assert_eq!(s.spec.unwrap().ports.unwrap()[0].port, 9100);
-    }
-
-    #[test]
-    fn a_config_the_verifier_refuses_fails_the_render_naming_the_field() {
-        let mc = with_verifier(
-            "  verifier: {enabled: true, identity: {allowedEmailDomains: [\"@example.com\"]}}\n",
-        );
-        let err = render(&mc, &secrets("1"), "img").unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "spec.verifier: the verifier rejects identity.allowed_email_domains[0]"
-            ),
-            "{err}"
-        );
     }
 
     #[test]
