@@ -2,7 +2,9 @@
 --   wrk ... -s bench/post.lua URL -- BODY_FILE EXPECT [HEADER ...]
 -- BODY_FILE: the request body (`-`: a GET without a body, e.g. for /livez); every `__ID__` in it becomes a JSON-RPC id unique to
 -- this run (thread number and counter), as independent clients would send; EXPECT: a substring every good answer contains;
--- HEADER: "Name: value" pairs added to each request.
+-- HEADER: "Name: value" pairs added to each request. An `__ID__` in the URL's path or query
+-- becomes a token unique to the run as well (e.g. a ClickHouse query_id, which must not
+-- repeat while a query with the same id runs).
 -- done() prints one line of JSON: requests, seconds, rps, p50_ms, p99_ms, bad (status
 -- not 2xx or body without EXPECT), socket errors (connect, read, write, timeout).
 
@@ -32,19 +34,21 @@ function init(args)
   n = 0
   if method == "GET" then
     headers["Content-Type"] = nil
-    req = wrk.format("GET", nil, headers)
-  elseif body:find("__ID__", 1, true) then
-    template, hdrs = body, headers
+    body = nil
+  end
+  if (body and body:find("__ID__", 1, true)) or wrk.path:find("__ID__", 1, true) then
+    verb, template, hdrs = method, body, headers
   else
-    req = wrk.format("POST", nil, headers, body)
+    req = wrk.format(method, nil, headers, body)
   end
 end
 
 function request()
   if req then return req end
   n = n + 1
-  local id = string.format('"%d-%d"', tid, n)
-  return wrk.format("POST", nil, hdrs, (template:gsub("__ID__", id)))
+  local id = string.format("%d-%d", tid, n)
+  local b = template and (template:gsub("__ID__", '"' .. id .. '"'))
+  return wrk.format(verb, (wrk.path:gsub("__ID__", id)), hdrs, b)
 end
 
 function response(status, headers, body)

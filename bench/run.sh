@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the gateway side by side with ClickHouse's own HTTP interface and with the
 # peer (PyPI mcp-clickhouse on chDB), measured in one run on this machine, loopback only.
+# The floor: the request the gateway sends ClickHouse, through nginx as a plain keep-alive
+# reverse proxy, i.e. what one loopback hop costs here, whatever the proxy.
 # Prints one markdown table and writes it to bench/results/latest.md. Exits non-zero only
 # when a measurement failed (a load run that could not run, or any bad answer), never
 # because a figure missed its target: the targets are columns, not assertions.
@@ -32,7 +34,7 @@ trap 'exit 130' INT TERM
 FAILURES=0
 
 # --- dependencies and services ---------------------------------------------------------
-scripts/deps.sh clickhouse
+scripts/deps.sh clickhouse nginx
 command -v wrk >/dev/null || { log "installing wrk (apt)"; apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 PEER_PY=$(venv_for peer-venv "$ROOT/bench/requirements-peer.txt")
 BIN=$(gw_binary release)
@@ -65,7 +67,49 @@ done
 [ -n "$PEER_SID" ] || { log "the peer did not start; see $WORK/peer.log"; tail -n 20 "$WORK/peer.log" >&2; exit 1; }
 curl -sf -o /dev/null "$PEER_URL" "${MCP_HDRS[@]}" -H "Mcp-Session-Id: $PEER_SID" -H 'MCP-Protocol-Version: 2025-06-18' \
   -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-log "ClickHouse $CH_URL, gateway $GW_URL, peer $PEER_URL"
+
+# The floor: nginx forwarding to ClickHouse and nothing else. One process (no master, so
+# the pid we read CPU from is the one that serves), an upstream keep-alive pool like the
+# gateway's, no access log (the gateway writes none per request at level warn either).
+NGX_DIR="$WORK/nginx"
+NGX_PORT=$(free_port)
+mkdir -p "$NGX_DIR/logs" "$NGX_DIR/tmp"
+cat >"$NGX_DIR/nginx.conf" <<NGX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $NGX_DIR/nginx.pid;
+error_log $NGX_DIR/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $NGX_DIR/tmp/body;
+  proxy_temp_path $NGX_DIR/tmp/proxy;
+  fastcgi_temp_path $NGX_DIR/tmp/fastcgi;
+  uwsgi_temp_path $NGX_DIR/tmp/uwsgi;
+  scgi_temp_path $NGX_DIR/tmp/scgi;
+  keepalive_requests 1000000;
+  upstream clickhouse {
+    server 127.0.0.1:$CH_PORT;
+    keepalive 32;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    location / {
+      proxy_pass http://clickhouse;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+/usr/sbin/nginx -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" >"$NGX_DIR/stdout.log" 2>&1 &
+NGX_PID=$!
+SVC_PIDS+=("$NGX_PID")
+FLOOR_URL="http://127.0.0.1:$NGX_PORT/"
+wait_http "${FLOOR_URL}?query=SELECT%201" 100 || { log "nginx (the floor) did not start"; cat "$NGX_DIR/logs/error.log" "$NGX_DIR/stdout.log" >&2; exit 1; }
+log "ClickHouse $CH_URL, gateway $GW_URL, floor (nginx) $FLOOR_URL, peer $PEER_URL"
 
 # --- request bodies --------------------------------------------------------------------
 printf 'SELECT 1' >"$WORK/ch.body"
@@ -93,6 +137,21 @@ sys.exit(0 if r["requests"] > 0 and r["bad"] == 0 and r["socket_errors"] == 0 el
   fi
   log "$name: $(cat "$WORK/$name.json")"
 }
+# cpu_ticks PID: the process's user+system CPU so far, in clock ticks (/proc/PID/stat).
+# The command name (field 2) may hold spaces, so fields are counted after its `)`.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# load_cpu NAME PID CONNECTIONS URL BODY EXPECT [HEADER...]: `load`, and PID's CPU per
+# answered request over the run in µs, into $WORK/NAME.cpu.
+load_cpu() {
+  local name=$1 pid=$2 before after
+  shift 2
+  before=$(cpu_ticks "$pid")
+  load "$name" "$@"
+  after=$(cpu_ticks "$pid")
+  python3 -c 'import sys; t, n, hz = float(sys.argv[1]), float(sys.argv[2] or 0), float(sys.argv[3]); print(f"{t * 1e6 / hz / n:.0f} µs" if n else "")' \
+    "$((after - before))" "$(stat "$name" requests)" "$(getconf CLK_TCK)" >"$WORK/$name.cpu"
+}
+cpu() { cat "$WORK/$1.cpu" 2>/dev/null || true; }
 # stat NAME FIELD: a figure from a load run ("" when the run failed)
 stat() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/$1.json" "$2" 2>/dev/null || true; }
 
@@ -117,15 +176,21 @@ curl -sf -o /dev/null "$GW_URL" "${MCP_HDRS[@]}" -d "$(sed 's/__ID__/1/' "$WORK/
 curl -sf -o /dev/null --max-time 120 "$PEER_URL" "${MCP_HDRS[@]}" "${PEER_HDR[@]/#/-H}" -d "$(sed 's/__ID__/1/' "$WORK/peer-select.body")" ||
   { log "the peer did not answer its warm-up query; see $WORK/peer.log"; exit 1; }
 
-# What the gateway itself sends ClickHouse for execute_query (18.16 refuses log_comment, so
-# it is not sent; ClickHouse picks the query_id): the same SELECT 1 costs ClickHouse more
-# in this format with these settings, which is part of the gap and not the gateway's.
-CH_GW_URL="${CH_URL}?default_format=JSONCompact&database=analytics&max_execution_time=120&readonly=2&max_result_rows=501&result_overflow_mode=break"
+# What the gateway itself sends ClickHouse for execute_query, parameters in its order
+# (18.16 refuses log_comment, so it is not sent; a query_id unique to each request, as the
+# gateway makes one): the same SELECT 1 costs ClickHouse more in this format with these
+# settings, which is part of the gap and not the gateway's.
+CH_GW_QUERY="query_id=chmcp-__ID__&default_format=JSONCompact&database=analytics&readonly=2&max_execution_time=120&max_result_rows=501&result_overflow_mode=break"
+CH_GW_URL="${CH_URL}?$CH_GW_QUERY"
+# and its credentials header: user `default`, empty password (checked with a capturing
+# proxy: the gateway sends exactly these parameters, in this order, and this header).
+CH_GW_HDR=("Authorization: Basic $(printf 'default:' | base64)")
 for c in 1 16; do
   load "ch-select-c$c" "$c" "$CH_URL" "$WORK/ch.body" "1"
-  load "chgw-select-c$c" "$c" "$CH_GW_URL" "$WORK/ch.body" '"data"'
+  load "chgw-select-c$c" "$c" "$CH_GW_URL" "$WORK/ch.body" '"data"' "${CH_GW_HDR[@]}"
+  load_cpu "floor-select-c$c" "$NGX_PID" "$c" "$FLOOR_URL?$CH_GW_QUERY" "$WORK/ch.body" '"data"' "${CH_GW_HDR[@]}"
   sample_start "select-c$c"
-  load "gw-select-c$c" "$c" "$GW_URL" "$WORK/gw-select.body" '"rows":[[1]]' "${GW_HDR[@]}"
+  load_cpu "gw-select-c$c" "$GW_PID" "$c" "$GW_URL" "$WORK/gw-select.body" '"rows":[[1]]' "${GW_HDR[@]}"
   sample_stop "select-c$c"
   load "peer-select-c$c" "$c" "$PEER_URL" "$WORK/peer-select.body" '"isError":false' "${PEER_HDR[@]}"
 done
@@ -249,6 +314,16 @@ for c in 1 16; do
   row "² SELECT 1 straight to ClickHouse as the gateway sends it, $c client(s): median ms / req/s" "$(stat chgw-select-c$c p50_ms) / $(stat chgw-select-c$c rps)" "" "" text ""
   row "² gateway ÷ that, $c client(s): median / req/s" "$(python3 -c 'import sys; g50, c50, grps, crps = (float(x or 0) for x in sys.argv[1:5]); print(f"{g50 / c50:.2f}× / {grps / crps:.2f}×" if c50 and crps else "failed")' "$(stat gw-select-c$c p50_ms)" "$(stat chgw-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat chgw-select-c$c rps)")" "" "" text ""
 done
+# gateway ÷ floor beside gateway ÷ ClickHouse; then CPU per call of the gateway and of nginx.
+ratios() { # G_P50 F_P50 G_RPS F_RPS: "median a× / req/s b×"
+  python3 -c 'import sys; g50, f50, grps, frps = (float(x or 0) for x in sys.argv[1:5]); print(f"{g50 / f50:.2f}× / {grps / frps:.2f}×" if f50 and frps else "failed")' "$@"
+}
+for c in 1 16; do
+  row "floor: ² request through nginx (keep-alive reverse proxy), $c client(s): median ms / req/s" "$(stat floor-select-c$c p50_ms) / $(stat floor-select-c$c rps)" "" "" text ""
+  row "gateway ÷ floor, $c client(s): median / req/s (gateway ÷ ClickHouse: $(ratios "$(stat gw-select-c$c p50_ms)" "$(stat ch-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat ch-select-c$c rps)"))" \
+    "$(ratios "$(stat gw-select-c$c p50_ms)" "$(stat floor-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat floor-select-c$c rps)")" "" "" text "≤ 1.25× / ≥ 0.80×"
+  row "CPU per call, $c client(s) (/proc utime+stime over the run ÷ answers): gateway / floor (nginx)" "$(cpu gw-select-c$c) / $(cpu floor-select-c$c)" "" "" text ""
+done
 for c in 1 16 128; do
   row "tools/list (warm catalog), $c client(s): req/s" "$(stat gw-list-c$c rps)" "" "" higher ""
   row "tools/list (warm catalog), $c client(s): median / p99 ms" "$(stat gw-list-c$c p50_ms) / $(stat gw-list-c$c p99_ms)" "" "" text ""
@@ -275,7 +350,8 @@ Load: wrk, 1 thread, ${D} s per run, one fixed POST body per run (unique JSON-RP
 The peer runs its in-process chDB backend (its driver cannot talk to ClickHouse 18.16): no network hop, which favours the peer.
 Machine load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; anything above ~3 means other work shared the CPU and the ratios are noisy).
 Gateway still running at the end: $GW_ALIVE (single-cluster), $MC_ALIVE (multi-cluster).
-² Not a target: the same \`SELECT 1\` sent straight to ClickHouse with the format and settings the gateway adds (JSONCompact, database, readonly=2, max_result_rows, result_overflow_mode=break, max_execution_time), to show how much of the gap is ClickHouse's own extra work and how much is the gateway's hop.
+² Not a target: the same \`SELECT 1\` sent straight to ClickHouse with the query_id, format and settings the gateway adds (a fresh query_id per request, JSONCompact, database, readonly=2, max_execution_time, max_result_rows, result_overflow_mode=break) and its Basic header, in its order, to show how much of the gap is ClickHouse's own extra work and how much is the gateway's hop.
+Floor: that ² request through nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///') as a plain reverse proxy (one process, upstream keep-alive pool, no access log): the cost of one loopback hop on this machine, which no gateway avoids. CPU per call: the process's utime+stime from /proc over the run ÷ answered requests (${D} s runs; clock-tick resolution).
 ¹ Multi-cluster rows: the gateway in multi-cluster mode (OAuth resource server, clusters \`a\` and \`b\`, one view rule) in front of two instances of \`bench/modern_clickhouse_double.py\`, an HTTP **double** of a modern ClickHouse with a JWT token processor (not ClickHouse: ClickHouse 18.16 refuses Bearer and has no token users). The double accepts any Bearer JWT, answers the identity probe and the discovery queries with fixed JSONCompact ($DOUBLE_VIEWS views) from precomputed bytes, with a ${DOUBLE_DELAY_MS} ms delay per discovery query during the storm and none elsewhere. A real modern ClickHouse would validate each JWT (signature, IdP round trips unless cached), plan and run every system-table query (typically a few ms each, more with many databases), and apply each user's grants, so real catalogs differ per user and share less; the storm's full/static-only split depends on that latency. Warm tools/list and /livez send nothing to ClickHouse, so those rows do not depend on the double.
 TXT
 )

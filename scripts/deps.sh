@@ -9,6 +9,7 @@
 #   scripts/deps.sh images       buildah, podman, runc (OCI images without a Docker daemon),
 #                                musl-tools and the rustup musl target (static binaries)
 #   scripts/deps.sh lua          lua5.4 (runs the Argo CD health check against fixtures)
+#   scripts/deps.sh nginx        nginx (make bench's floor: a plain keep-alive reverse proxy)
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -82,6 +83,9 @@ for what in "$@"; do
       ;;
     lua)
       command -v lua5.4 >/dev/null || apt_install lua5.4
+      ;;
+    nginx)
+      [ -x /usr/sbin/nginx ] || apt_install nginx
       ;;
     *) echo "unknown dependency: $what" >&2; exit 2 ;;
   esac
