@@ -126,8 +126,22 @@ impl Answer {
     /// The whole JSON-RPC response for request `id`, built in one buffer.
     pub fn response_text(self, id: &Value) -> String {
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
-        let result = match self {
-            Answer::Json(v) => serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()),
+        match self {
+            Answer::Json(v) => {
+                // Serialized once, straight after the envelope (no second copy).
+                let mut r = Vec::with_capacity(256);
+                r.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+                r.extend_from_slice(id.as_bytes());
+                r.extend_from_slice(b",\"result\":");
+                let start = r.len();
+                if serde_json::to_writer(&mut r, &v).is_err() {
+                    r.truncate(start);
+                    r.extend_from_slice(b"{}");
+                }
+                r.push(b'}');
+                // serde_json writes UTF-8 only.
+                String::from_utf8(r).unwrap_or_default()
+            }
             Answer::Tools { catalog, extra } => {
                 let tools = catalog.listed_json();
                 let rest = extra.strip_prefix('{').unwrap_or("}");
@@ -141,10 +155,9 @@ impl Answer {
                 }
                 r.push_str(rest);
                 r.push('}');
-                return r;
+                r
             }
-        };
-        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}")
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::ContentBlock as Content;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::dynamic::ToolRules;
 use super::outcome::{query_failed, structured, CallOutcome, CallStatus};
@@ -81,9 +81,24 @@ impl<'a> ToolContext<'a> {
         caps: Caps,
     ) -> QueryOptions {
         let ch = &self.config.clickhouse;
-        let log_comment = json!({"tool": tool, "cluster": self.cluster, "sub": self.caller.subject, "email": self.caller.email});
+        // Serialized straight from borrowed fields (no JSON tree per call); fields in
+        // the order a `json!` object would write them.
+        #[derive(serde::Serialize)]
+        struct LogComment<'c> {
+            cluster: &'c str,
+            email: Option<&'c str>,
+            sub: &'c str,
+            tool: &'c str,
+        }
+        let log_comment = serde_json::to_string(&LogComment {
+            cluster: &self.cluster,
+            email: self.caller.email.as_deref(),
+            sub: &self.caller.subject,
+            tool,
+        })
+        .unwrap_or_default();
         let mut ours: Vec<(&'static str, String)> = vec![
-            ("log_comment", log_comment.to_string()),
+            ("log_comment", log_comment),
             ("max_execution_time", ch.max_execution_time.to_string()),
         ];
         if let Some(rows) = caps.rows {
