@@ -240,31 +240,41 @@ async fn behind_double(
 // Green
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_is_green_against_the_broker_with_the_real_idp() {
+async fn doctor_is_green_against_the_broker_with_the_real_idp_in_both_token_modes() {
     let idp = Idp::start().unwrap();
-    let gw = broker_gateway(&idp, "", CLAUDE);
-    let run = doctor(&gw.mcp_url()).await;
-    println!("{}", run.text);
-    assert_eq!(run.code, Some(0), "{}", run.text);
-    assert_eq!(run.json["ok"], true);
-    assert!(run.failed().is_empty(), "{:?}", run.failed());
-    for id in [
-        "challenge",
-        "resource_metadata.challenge_url",
-        "resource_metadata.path_inserted",
-        "auth_server_metadata",
-        "pkce",
-        "registration",
-        "registration.claude_ai",
-        "registration.chatgpt",
-        "registration.claude_code",
-        "cors.preflight",
-        "cors.challenge",
-    ] {
-        assert_eq!(run.check(id)["level"], "pass", "{id}: {}", run.check(id));
+    // Sealed is the broker's default; passthrough is the opt-out.
+    for mode in ["", "    token_mode: passthrough\n"] {
+        let gw = broker_gateway(&idp, mode, CLAUDE);
+        let run = doctor(&gw.mcp_url()).await;
+        println!("{}", run.text);
+        assert_eq!(run.code, Some(0), "{mode}: {}", run.text);
+        assert_eq!(run.json["ok"], true);
+        assert!(run.failed().is_empty(), "{mode}: {:?}", run.failed());
+        for id in [
+            "challenge",
+            "resource_metadata.challenge_url",
+            "resource_metadata.path_inserted",
+            "auth_server_metadata",
+            "pkce",
+            "registration",
+            "registration.claude_ai",
+            "registration.chatgpt",
+            "registration.claude_code",
+            "cors.preflight",
+            "cors.challenge",
+            "cors.resource_metadata",
+            "cors.auth_server_metadata",
+        ] {
+            assert_eq!(
+                run.check(id)["level"],
+                "pass",
+                "{mode}{id}: {}",
+                run.check(id)
+            );
+        }
+        assert_eq!(run.check("tls")["level"], "skip");
+        assert!(run.text.contains("✔ challenge"), "{}", run.text);
     }
-    assert_eq!(run.check("tls")["level"], "skip");
-    assert!(run.text.contains("✔ challenge"), "{}", run.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +324,9 @@ async fn a_wrong_public_resource_url_fails_the_metadata_and_names_the_difference
     let idp = Idp::start().unwrap();
     let gw = broker_gateway(
         &idp,
-        "    public_resource_url: https://mcp.example.com/\n",
+        // `public_resource_url` names the audience in passthrough mode (sealed mode
+        // names each cluster's own URL).
+        "    token_mode: passthrough\n    public_resource_url: https://mcp.example.com/\n",
         CLAUDE,
     );
     let run = doctor(&gw.mcp_url()).await;
@@ -350,7 +362,7 @@ async fn a_trailing_slash_mismatch_is_named_as_one() {
         &broker_config(
             &idp,
             &base,
-            &format!("    public_resource_url: {base}/mcp/\n"),
+            &format!("    token_mode: passthrough\n    public_resource_url: {base}/mcp/\n"),
             CLAUDE,
         ),
     );

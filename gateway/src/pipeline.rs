@@ -22,7 +22,7 @@ use crate::app::{App, Runtime};
 use crate::identity::resolve::require_identity;
 use crate::mcp::http::{allow_methods, answer, check_origin, read_message};
 use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
-use crate::reply::json_response;
+use crate::reply::{json_response, open_cors, open_preflight};
 use crate::routing::{not_found_body, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
@@ -99,6 +99,11 @@ async fn route_request(
             req.extensions_mut().insert(RoutedCluster::of(cluster));
             labelled(next.run(req).await, label)
         }
+        Route::ResourceMetadata(_) | Route::RootMetadata
+            if oauth && req.method() == axum::http::Method::OPTIONS =>
+        {
+            labelled(open_preflight(), "/.well-known/oauth-protected-resource")
+        }
         Route::ResourceMetadata(cluster) if oauth => metadata_response(
             &rt,
             req.headers(),
@@ -131,7 +136,11 @@ fn metadata_response(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, subject);
-    labelled(json_response(StatusCode::OK, &doc.to_json()), label)
+    // A public document: browser clients fetch it cross-origin during sign-in.
+    labelled(
+        open_cors(json_response(StatusCode::OK, &doc.to_json())),
+        label,
+    )
 }
 
 /// A broker path: answered by this generation's broker, or 404 outside broker mode.

@@ -316,7 +316,7 @@ impl MetadataForm {
     }
 }
 
-const RESOURCE_FIX: &str = "make the metadata's `resource` exactly the URL people paste into the client (chmcp: server.oauth.public_resource_url, or leave it empty to name each endpoint's own URL)";
+const RESOURCE_FIX: &str = "make the metadata's `resource` exactly the URL people paste into the client (chmcp: with sealed tokens each endpoint's URL under server.oauth.public_auth_server_url; with token_mode: passthrough server.oauth.public_resource_url, or leave it empty to name each endpoint's own URL)";
 
 /// One metadata document: found, JSON, `resource` exactly the pasted URL, at least one
 /// authorization server. `pasted` is the URL as the person typed it.

@@ -304,25 +304,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<BrokerState>) -> Rout
 }
 
 async fn open_cors(req: Request, next: Next) -> Response {
-    let mut r = if req.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(req).await
-    };
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, MCP-Protocol-Version"),
-    );
-    r
+    if req.method() == Method::OPTIONS {
+        return crate::reply::open_preflight();
+    }
+    crate::reply::open_cors(next.run(req).await)
 }
 
 async fn metadata_handler(State(b): State<Arc<BrokerState>>) -> Response {
