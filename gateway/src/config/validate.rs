@@ -392,6 +392,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             err(&format!("{key}.host"), "must not be empty".into());
         }
+        if ov.description.as_deref().is_some_and(|d| d.len() > 1024) {
+            err(
+                &format!("{key}.description"),
+                "is longer than 1024 bytes".into(),
+            );
+        }
         if ov.port == Some(0) {
             err(&format!("{key}.port"), "must be between 1 and 65535".into());
         }
@@ -407,6 +413,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             err(
                 "multicluster.enabled",
                 "multi-cluster mode needs server.oauth.enabled: true (every request must carry a user identity)".into(),
+            );
+        }
+        if m.fleet_endpoint && m.cluster_allowlist.is_empty() {
+            err(
+                "multicluster.fleet_endpoint",
+                "needs a non-empty multicluster.cluster_allowlist (the connector serves exactly the listed clusters)".into(),
             );
         }
         if m.cluster_allowlist.is_empty() {

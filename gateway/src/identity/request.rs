@@ -9,6 +9,7 @@ use super::roles::{RoleError, RolePolicy};
 use crate::catalog::CatalogKey;
 use crate::clickhouse::{Credentials, Endpoint};
 use crate::config::{Config, Secret};
+use crate::routing::FLEET_CLUSTER;
 use crate::tools::Caller;
 
 /// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
@@ -39,6 +40,26 @@ pub struct RequestIdentity {
     pub catalog_key: CatalogKey,
     /// The token's `exp`: no cached catalog outlives it.
     pub expires: Option<SystemTime>,
+}
+
+impl RequestIdentity {
+    /// A fleet-connector request (`/mcp` with `multicluster.fleet_endpoint`): no cluster
+    /// until a call names one.
+    pub fn is_fleet(&self) -> bool {
+        self.cluster == FLEET_CLUSTER
+    }
+
+    /// The identity `/mcp/{cluster}` would give the same caller with the same bearer:
+    /// that cluster's endpoint (so its Bearer/Basic probe memory), the same principal and
+    /// roles, and the catalog key `sha256(token) + cluster`.
+    pub fn for_cluster(&self, cluster: &str, endpoint: Endpoint) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            endpoint,
+            catalog_key: self.catalog_key.for_cluster(cluster),
+            ..self.clone()
+        }
+    }
 }
 
 /// What the gateway takes from a caller's token: everything from verified claims, and

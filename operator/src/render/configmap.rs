@@ -152,6 +152,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
                 ClusterOverride {
                     host: cl.host.clone(),
                     port,
+                    description: None,
                 },
             );
         }
@@ -322,7 +323,8 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
             c.multicluster.clusters["antalya"],
             ClusterOverride {
                 host: Some("ch-antalya.internal".into()),
-                port: Some(9443)
+                port: Some(9443),
+                ..Default::default()
             }
         );
         assert!(!c.multicluster.clusters.contains_key("otel"));
