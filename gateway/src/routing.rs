@@ -396,6 +396,43 @@ mod tests {
     }
 
     #[test]
+    fn fleet_endpoint_serves_mcp_and_its_metadata_only_when_enabled() {
+        let allow = ClusterAllowlist::new(["otel"]);
+        let mut mc = MultiClusterConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        // Off (the default): `/mcp` is the same 404 as any unknown name.
+        assert_eq!(Route::of("/mcp", &mc, &allow), Route::NotFound);
+        mc.fleet_endpoint = true;
+        for p in ["/mcp", "/mcp/"] {
+            assert_eq!(Route::of(p, &mc, &allow), Route::Mcp(Cluster::Fleet), "{p}");
+        }
+        for p in [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp/.well-known/oauth-protected-resource",
+        ] {
+            assert_eq!(
+                Route::of(p, &mc, &allow),
+                Route::ResourceMetadata(Cluster::Fleet),
+                "{p}"
+            );
+        }
+        // Per-cluster routes and their 404s are unchanged beside it.
+        assert_eq!(
+            Route::of("/mcp/otel", &mc, &allow),
+            Route::Mcp(Cluster::Named("otel"))
+        );
+        assert_eq!(Route::of("/mcp/nope", &mc, &allow), Route::NotFound);
+        assert_eq!(Cluster::Fleet.mcp_path(), "/mcp");
+        assert_eq!(
+            Cluster::Fleet.metadata_path(),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(!is_valid_cluster_name(Cluster::Fleet.name()));
+    }
+
+    #[test]
     fn cluster_paths_are_built_per_mode() {
         assert_eq!(Cluster::Named("otel").mcp_path(), "/mcp/otel");
         assert_eq!(

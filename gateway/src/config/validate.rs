@@ -608,6 +608,37 @@ mod tests {
     }
 
     #[test]
+    fn fleet_endpoint_needs_an_allow_list_and_descriptions_are_bounded() {
+        let mut c = Config::default();
+        c.server.oauth.enabled = true;
+        c.server.oauth.broker = false;
+        c.server.oauth.issuer = "https://idp.example.com".into();
+        c.server.oauth.audience = "chmcp".into();
+        c.multicluster.enabled = true;
+        c.multicluster.fleet_endpoint = true;
+        c.clickhouse.host = "ch-{cluster}".into();
+        let errs = errors_of(&c);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("multicluster.fleet_endpoint: needs a non-empty")),
+            "{errs:?}"
+        );
+        c.multicluster.cluster_allowlist = vec!["a".into()];
+        c.multicluster.clusters.insert(
+            "a".into(),
+            crate::config::ClusterOverride {
+                description: Some("x".repeat(1025)),
+                ..Default::default()
+            },
+        );
+        let errs = errors_of(&c);
+        assert_eq!(
+            errs,
+            vec!["multicluster.clusters.a.description: is longer than 1024 bytes"]
+        );
+    }
+
+    #[test]
     fn broker_needs_long_signing_secret() {
         let mut c = Config::default();
         c.server.oauth.enabled = true;

@@ -187,12 +187,14 @@ async fn call(
             {
                 (c.to_string(), t.to_string())
             }
-            _ => return Err(RpcError::new(
-                protocol::INVALID_PARAMS,
-                format!(
+            _ => {
+                return Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    format!(
                     "params.name: unknown tool `{name}`; call tools/list for the available tools"
                 ),
-            )),
+                ))
+            }
         }
     };
     let cid = cluster_identity(rt, id, &cluster);
