@@ -114,6 +114,16 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn a_caller_sees_dynamic_tools_only_of_clusters_that_grant_them() {
     let f = fleet(false).await;
     let mcp = connector(&f);
+    let init = mcp
+        .post_raw(&chmcp_tests::mcp::initialize("2025-11-25"), &[])
+        .await;
+    assert!(
+        init.body["result"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains("list_clusters")),
+        "{:?}",
+        init.body
+    );
     let listed = tools(&mcp).await;
     let n = names(&listed);
     for want in [
@@ -183,6 +193,11 @@ async fn a_query_with_cluster_b_reaches_server_b_and_no_other() {
         })
         .collect();
     assert_eq!(marks, ["0", "1", "0"], "only b got the row");
+    // The per-cluster metric names the cluster the call ran on, never `*`.
+    let m = chmcp_tests::metrics::Metrics::scrape(&f.gw.base()).await;
+    let timed = "chmcp_clickhouse_query_duration_seconds_count";
+    assert_eq!(m.count(timed, &[("cluster", "b")]), 1, "{}", m.page());
+    assert_eq!(m.count(timed, &[("cluster", "*")]), 0, "{}", m.page());
     // Reads name their cluster; so does a dynamic tool's result.
     let r = mcp
         .call(

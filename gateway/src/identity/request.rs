@@ -147,6 +147,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_identity_becomes_exactly_what_the_cluster_route_would_build() {
+        let mut fleet = static_identity(&Config::default());
+        fleet.cluster = FLEET_CLUSTER.into();
+        fleet.principal = Principal::Token {
+            token: Secret::new("raw.jwt.sig"),
+            username: Ok("alice".into()),
+        };
+        fleet.catalog_key = CatalogKey::new("raw.jwt.sig", FLEET_CLUSTER);
+        assert!(fleet.is_fleet());
+        let ep = Endpoint {
+            host: "ch-b".into(),
+            ..fleet.endpoint.clone()
+        };
+        let b = fleet.for_cluster("b", ep.clone());
+        assert!(!b.is_fleet());
+        assert_eq!(b.cluster, "b");
+        assert_eq!(b.endpoint, ep);
+        // The key `/mcp/b` builds from the same bearer: one cache entry for both routes.
+        assert_eq!(b.catalog_key, CatalogKey::new("raw.jwt.sig", "b"));
+        assert!(
+            matches!(b.principal, Principal::Token { ref username, .. } if username.as_deref() == Ok("alice"))
+        );
+    }
+
+    #[test]
     fn an_unverified_token_names_nobody() {
         // What a forged token claims must not become a Basic username, a role, a
         // logged subject or a cache lifetime.

@@ -21,6 +21,8 @@ use crate::tools::fleet::{
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
 use crate::tools::Catalog;
 
+const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
+
 /// Answers one request on the fleet connector.
 pub async fn handle_fleet(
     app: &App,
@@ -70,12 +72,15 @@ pub async fn handle_fleet(
             protocol::INVALID_PARAMS,
             "resources are served per cluster: read them at /mcp/{cluster}",
         )),
-        // initialize, ping, discovery, unknown methods: nothing cluster-specific.
+        // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
+        // instructions say how this connector picks a cluster.
         _ => {
             let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
-            handle_value(app, rt, &creds, era, method, params)
-                .await
-                .map(Answer::Json)
+            let mut v = handle_value(app, rt, &creds, era, method, params).await?;
+            if let Some(i) = v.get_mut("instructions") {
+                *i = json!(FLEET_INSTRUCTIONS);
+            }
+            Ok(Answer::Json(v))
         }
     }
 }
