@@ -159,6 +159,10 @@ pub fn fleet_catalog(
             if let Some(d) = &e.tool.description {
                 tool.description = Some(format!("On cluster {cluster}: {d}").into());
             }
+            // Clients show titles: the same view on two clusters must not look alike.
+            if let Some(t) = &e.tool.title {
+                tool.title = Some(format!("{t} ({cluster})"));
+            }
             entries.push(Entry {
                 tool,
                 action: e.action.clone(),
