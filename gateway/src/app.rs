@@ -128,7 +128,13 @@ fn build_broker(c: &Config, process: &ProcessParts<'_>) -> anyhow::Result<Option
     }
     let serves = if c.multicluster.enabled {
         let allow = process.allowlist.clone();
-        crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c))
+        let clusters =
+            crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c));
+        if c.multicluster.fleet_endpoint {
+            crate::oauth::broker::with_fleet_resource(oauth, clusters)
+        } else {
+            clusters
+        }
     } else {
         crate::oauth::broker::single_cluster_resources(oauth)
     };

@@ -23,7 +23,7 @@ use crate::identity::resolve::require_identity;
 use crate::mcp::http::{allow_methods, answer, check_origin, read_message};
 use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
 use crate::reply::{json_response, open_cors, open_preflight};
-use crate::routing::{not_found_body, Route, RoutedCluster};
+use crate::routing::{not_found_body, Cluster, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
 
@@ -91,10 +91,9 @@ async fn route_request(
     let path = req.uri().path().to_string();
     match Route::of(&path, &rt.config.multicluster, &app.allowlist) {
         Route::Mcp(cluster) => {
-            let label = if rt.config.multicluster.enabled {
-                "/mcp/{cluster}"
-            } else {
-                "/mcp"
+            let label = match cluster {
+                Cluster::Named(_) => "/mcp/{cluster}",
+                Cluster::Implicit | Cluster::Fleet => "/mcp",
             };
             req.extensions_mut().insert(RoutedCluster::of(cluster));
             labelled(next.run(req).await, label)

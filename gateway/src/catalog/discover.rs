@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError};
+use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
 use crate::app::Runtime;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
@@ -97,6 +97,31 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
     Ok((Catalog::new(entries), warnings))
 }
 
+/// Whether a caller's identity reaches a cluster, as the catalog lookup found out
+/// (`list_clusters` on the fleet connector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A catalog was discovered or is cached: ClickHouse accepted this identity.
+    Ok,
+    /// ClickHouse refused this identity (auth-class failure, cached as denied).
+    Denied,
+    /// Discovery failed for another reason (down, timeout, 5xx): never cached.
+    Unreachable,
+    /// Not known: no discovery is configured, or every discovery slot was busy.
+    Unknown,
+}
+
+impl Reach {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reach::Ok => "ok",
+            Reach::Denied => "denied",
+            Reach::Unreachable => "unreachable",
+            Reach::Unknown => "unknown",
+        }
+    }
+}
+
 /// The caller's catalog: static, or discovered with their credentials and cached per
 /// token and cluster. Never an error: any failure serves the static tools.
 pub async fn catalog_for(
@@ -105,8 +130,18 @@ pub async fn catalog_for(
     system_columns: &SystemColumns,
     creds: &RequestCredentials<'_>,
 ) -> Arc<Catalog> {
+    catalog_and_reach(cache, rt, system_columns, creds).await.0
+}
+
+/// [`catalog_for`], also saying whether the caller's identity reached the cluster.
+pub async fn catalog_and_reach(
+    cache: &CatalogCache<Catalog>,
+    rt: &Runtime,
+    system_columns: &SystemColumns,
+    creds: &RequestCredentials<'_>,
+) -> (Arc<Catalog>, Reach) {
     if !rt.tool_rules.need_discovery() {
-        return rt.static_catalog.clone();
+        return (rt.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
     let outcome = cache
@@ -126,7 +161,14 @@ pub async fn catalog_for(
         })
         .await;
     match outcome {
-        CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => c,
-        CatalogOutcome::Denied | CatalogOutcome::StaticOnly { .. } => rt.static_catalog.clone(),
+        CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => (c, Reach::Ok),
+        CatalogOutcome::Denied => (rt.static_catalog.clone(), Reach::Denied),
+        CatalogOutcome::StaticOnly { reason } => (
+            rt.static_catalog.clone(),
+            match reason {
+                StaticReason::Saturated => Reach::Unknown,
+                StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,
+            },
+        ),
     }
 }

@@ -334,6 +334,9 @@ pub struct MultiClusterConfig {
     pub catalog_cache_max: usize,
     pub catalog_ttl_fallback: HumanDuration,
     pub catalog_negative_ttl: HumanDuration,
+    /// `/mcp` (no cluster) serves every allow-listed cluster through one connector
+    /// (multicluster.md, "The fleet connector").
+    pub fleet_endpoint: bool,
 }
 
 impl Default for MultiClusterConfig {
@@ -345,6 +348,7 @@ impl Default for MultiClusterConfig {
             catalog_cache_max: 10_000,
             catalog_ttl_fallback: HumanDuration::from_secs(15 * 60),
             catalog_negative_ttl: HumanDuration::from_secs(60),
+            fleet_endpoint: false,
         }
     }
 }
@@ -356,6 +360,9 @@ pub struct ClusterOverride {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// What the cluster holds, shown to models choosing a cluster on the fleet connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -143,6 +143,7 @@ mod tests {
             ClusterOverride {
                 host: Some("h".into()),
                 port: None,
+                ..Default::default()
             },
         );
         assert_eq!(

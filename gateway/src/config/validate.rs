@@ -392,6 +392,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             err(&format!("{key}.host"), "must not be empty".into());
         }
+        if ov.description.as_deref().is_some_and(|d| d.len() > 1024) {
+            err(
+                &format!("{key}.description"),
+                "is longer than 1024 bytes".into(),
+            );
+        }
         if ov.port == Some(0) {
             err(&format!("{key}.port"), "must be between 1 and 65535".into());
         }
@@ -407,6 +413,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             err(
                 "multicluster.enabled",
                 "multi-cluster mode needs server.oauth.enabled: true (every request must carry a user identity)".into(),
+            );
+        }
+        if m.fleet_endpoint && m.cluster_allowlist.is_empty() {
+            err(
+                "multicluster.fleet_endpoint",
+                "needs a non-empty multicluster.cluster_allowlist (the connector serves exactly the listed clusters)".into(),
             );
         }
         if m.cluster_allowlist.is_empty() {
@@ -593,6 +605,37 @@ mod tests {
         let errs = errors_of(&c);
         assert!(errs.iter().any(|e| e.contains("stdio")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("oauth.enabled")), "{errs:?}");
+    }
+
+    #[test]
+    fn fleet_endpoint_needs_an_allow_list_and_descriptions_are_bounded() {
+        let mut c = Config::default();
+        c.server.oauth.enabled = true;
+        c.server.oauth.broker = false;
+        c.server.oauth.issuer = "https://idp.example.com".into();
+        c.server.oauth.audience = "chmcp".into();
+        c.multicluster.enabled = true;
+        c.multicluster.fleet_endpoint = true;
+        c.clickhouse.host = "ch-{cluster}".into();
+        let errs = errors_of(&c);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("multicluster.fleet_endpoint: needs a non-empty")),
+            "{errs:?}"
+        );
+        c.multicluster.cluster_allowlist = vec!["a".into()];
+        c.multicluster.clusters.insert(
+            "a".into(),
+            crate::config::ClusterOverride {
+                description: Some("x".repeat(1025)),
+                ..Default::default()
+            },
+        );
+        let errs = errors_of(&c);
+        assert_eq!(
+            errs,
+            vec!["multicluster.clusters.a.description: is longer than 1024 bytes"]
+        );
     }
 
     #[test]

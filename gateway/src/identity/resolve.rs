@@ -20,7 +20,7 @@ use crate::config::{OAuthConfig, Secret};
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
 use crate::reply::json_response;
-use crate::routing::{endpoint_for, Cluster, RoutedCluster};
+use crate::routing::{endpoint_for, Cluster, RoutedCluster, FLEET_CLUSTER};
 
 /// Pipeline step "gate": every MCP message passes it (clients re-authenticate instead
 /// of working with a stale or expired identity). Puts the [`RequestIdentity`] into the
@@ -86,14 +86,18 @@ pub async fn identify(
     }
     let known = TokenIdentity::of(verified.as_ref(), token, oauth, &rt.roles)
         .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
+    // The fleet connector's identity names no cluster yet: each call derives the one
+    // `/mcp/{cluster}` would build (`RequestIdentity::for_cluster`); its endpoint here
+    // is never dialled.
     let endpoint = match cluster {
         Cluster::Named(name) => endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster),
-        Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
+        Cluster::Implicit | Cluster::Fleet => Endpoint::from_config(&rt.config.clickhouse),
     };
     Ok(RequestIdentity {
         cluster: match cluster {
             Cluster::Named(n) => n.to_string(),
             Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
+            Cluster::Fleet => FLEET_CLUSTER.to_string(),
         },
         endpoint,
         caller: known.caller,

@@ -64,7 +64,7 @@ fn capabilities() -> Value {
     json!({"tools": {"listChanged": false}, "resources": {}})
 }
 
-fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
+pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
     match params {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
@@ -75,7 +75,7 @@ fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
     }
 }
 
-fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
+pub(super) fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
     match p.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(RpcError::new(
@@ -90,7 +90,7 @@ fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
 }
 
 /// Adds what every stateless-era result carries (and list results' caching hints).
-fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
+pub(super) fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
     if era == Era::Stateless {
         if let Value::Object(m) = &mut result {
             m.insert("resultType".into(), json!("complete"));
@@ -204,6 +204,9 @@ pub async fn handle_request(
         &app.metrics.mcp_requests,
         &[("method", method_label(method))],
     );
+    if id.is_fleet() {
+        return super::fleet::handle_fleet(app, rt, id, era, method, params).await;
+    }
     // Settled at most once for the whole request (discovery and the tool share them).
     let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
     if method == "tools/list" {
@@ -228,7 +231,7 @@ pub async fn handle_request(
         .map(Answer::Json)
 }
 
-async fn handle_value(
+pub(super) async fn handle_value(
     app: &App,
     rt: &Arc<Runtime>,
     creds: &RequestCredentials<'_>,

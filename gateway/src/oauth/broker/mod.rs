@@ -262,6 +262,14 @@ pub fn multicluster_resources(
     })
 }
 
+/// The fleet connector (`multicluster.fleet_endpoint`): `<public_auth_server_url>/mcp` is
+/// a resource too, besides what `serves` accepts. A token for it serves only `/mcp`
+/// (`sealed::resource_allows`), never one cluster's `/mcp/{cluster}`.
+pub fn with_fleet_resource(o: &OAuthConfig, serves: Serves) -> Serves {
+    let fleet = format!("{}/mcp", o.public_auth_server_url.trim_end_matches('/'));
+    Arc::new(move |r: &str| same_resource(r, &fleet) || serves(r))
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -374,6 +382,9 @@ mod tests {
         assert!(!s("https://gw.example.com/mcp/otel/x"));
         assert!(!s("https://gw.example.com/mcp/"));
         assert!(!s("https://evil.example.com/mcp/otel"));
+        let f = with_fleet_resource(&cfg(), s);
+        assert!(f("https://gw.example.com/mcp") && f("https://gw.example.com/mcp/otel"));
+        assert!(!f("https://evil.example.com/mcp"));
     }
 
     #[test]
