@@ -640,13 +640,7 @@ mod tests {
 
     #[test]
     fn broker_needs_long_signing_secret() {
-        let mut c = Config::default();
-        c.server.oauth.enabled = true;
-        c.server.oauth.issuer = "https://idp.example.com".into();
-        c.server.oauth.client_id = "id".into();
-        c.server.oauth.client_secret = crate::config::Secret::new("s");
-        c.server.oauth.public_auth_server_url = "https://mcp.example.com".into();
-        c.server.oauth.audience = "https://mcp.example.com/".into();
+        let mut c = broker();
         c.server.oauth.signing_secret = crate::config::Secret::new("short");
         let errs = errors_of(&c);
         assert_eq!(errs.len(), 1, "{errs:?}");
