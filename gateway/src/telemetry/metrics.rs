@@ -343,6 +343,42 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// An OpenMetrics page as the classic Prometheus text format (0.0.4): a counter
+/// family's `# HELP`/`# TYPE` name carries the `_total` its samples carry (OpenMetrics
+/// names the family without it), and there is no `# EOF`. Everything else (histograms,
+/// gauges, sample lines) reads the same in both formats.
+pub fn classic_text_format(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    let mut lines = openmetrics.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let counter = lines
+                .peek()
+                .is_some_and(|next| *next == format!("# TYPE {name} counter"));
+            if counter {
+                lines.next();
+                out.push_str(&format!(
+                    "# HELP {name}_total {help}\n# TYPE {name}_total counter\n"
+                ));
+                continue;
+            }
+        } else if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            out.push_str(&format!("# TYPE {name}_total counter\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,5 +473,25 @@ mod label_tests {
             ),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counter_families_with_total_and_has_no_eof() {
+        let m = Metrics::new();
+        Metrics::inc(&m.tool_calls, &[("tool", "t"), ("outcome", "ok")]);
+        let text = classic_text_format(&m.render());
+        assert!(text.contains("# HELP chmcp_tool_calls_total Tool calls by tool and outcome\n# TYPE chmcp_tool_calls_total counter\nchmcp_tool_calls_total{tool=\"t\",outcome=\"ok\"} 1\n"), "{text}");
+        assert!(
+            text.contains("# TYPE chmcp_tool_call_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE chmcp_build_info gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("counter\n# TYPE"), "{text}");
     }
 }
