@@ -485,7 +485,7 @@ mod format_tests {
         let m = Metrics::new();
         Metrics::inc(&m.tool_calls, &[("tool", "t"), ("outcome", "ok")]);
         let text = classic_text_format(&m.render());
-        assert!(text.contains("# HELP chmcp_tool_calls_total Tool calls by tool and outcome\n# TYPE chmcp_tool_calls_total counter\nchmcp_tool_calls_total{tool=\"t\",outcome=\"ok\"} 1\n"), "{text}");
+        assert!(text.contains("# HELP chmcp_tool_calls_total Tool calls by tool and outcome.\n# TYPE chmcp_tool_calls_total counter\nchmcp_tool_calls_total{tool=\"t\",outcome=\"ok\"} 1\n"), "{text}");
         assert!(
             text.contains("# TYPE chmcp_tool_call_duration_seconds histogram\n"),
             "{text}"
