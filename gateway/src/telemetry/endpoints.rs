@@ -95,6 +95,7 @@ pub async fn readiness(app: &App, rt: &Runtime) -> Result<(), String> {
         sql: "SELECT 1".into(),
         query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
         timeout: Duration::from_secs(3),
+        cluster: id.cluster.clone(),
         ..Default::default()
     };
     let res = rt
