@@ -448,7 +448,8 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
         ),
         2,
         "{}",
-        m.lines_of("chmcp_clickhouse_query_duration_seconds_count").join("\n")
+        m.lines_of("chmcp_clickhouse_query_duration_seconds_count")
+            .join("\n")
     );
     let health: Value = http
         .get(format!("{}/health", gw.base()))
