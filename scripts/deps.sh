@@ -9,6 +9,8 @@
 #   scripts/deps.sh images       buildah, podman, runc (OCI images without a Docker daemon),
 #                                musl-tools and the rustup musl target (static binaries)
 #   scripts/deps.sh lua          lua5.4 (runs the Argo CD health check against fixtures)
+#   scripts/deps.sh prometheus   promtool (checks and unit-tests the chart's alert rules,
+#                                checks a live /metrics)
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -25,6 +27,9 @@ apt_install() {
 
 for what in "$@"; do
   case "$what" in
+    prometheus)
+      command -v promtool >/dev/null 2>&1 || apt_install prometheus
+      ;;
     clickhouse)
       [ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
       ;;

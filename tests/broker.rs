@@ -257,6 +257,18 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     assert_eq!(oauth("token", "ok"), 1, "{}", m.page());
     assert_eq!(oauth("token", "invalid_grant"), 2, "{}", m.page());
     assert_eq!(oauth("refresh", "ok"), 1, "{}", m.page());
+    // Each step is timed too: the callback (which calls the IdP) once, the token endpoint
+    // with its two refusals among its answers.
+    let timed = |step: &str, outcome: &str| {
+        m.count(
+            "chmcp_oauth_request_duration_seconds_count",
+            &[("step", step), ("outcome", outcome)],
+        )
+    };
+    assert!(timed("callback", "ok") >= 1, "{}", m.page());
+    assert!(timed("token", "ok") >= 2, "{}", m.page());
+    assert!(timed("token", "refused") >= 2, "{}", m.page());
+    assert!(timed("register", "ok") >= 1, "{}", m.page());
     // No token, code or secret in any log line.
     let log = gw.log();
     for secret in [

@@ -49,6 +49,9 @@ pub struct Runtime {
 /// What a generation's builders take from the process rather than the configuration.
 pub struct ProcessParts<'a> {
     pub oauth_requests: &'a crate::oauth::broker::OAuthRequests,
+    pub clickhouse_queries: &'a crate::telemetry::metrics::HistogramFamily,
+    pub clusters: &'a crate::telemetry::metrics::ClusterLabels,
+    pub jwks_fetches: &'a crate::telemetry::metrics::CounterFamily,
     pub allowlist: &'a ClusterAllowlist,
 }
 
@@ -66,7 +69,8 @@ impl Runtime {
             {
                 p.ch.clone()
             }
-            _ => ClickHouse::new(&config.clickhouse)?,
+            _ => ClickHouse::new(&config.clickhouse)?
+                .observed_by(process.clickhouse_queries.clone(), process.clusters.clone()),
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
         let roles = RolePolicy::from_config(&config.server.oauth)?;
@@ -83,7 +87,10 @@ impl Runtime {
                 } else {
                     jwks::JwksSource::Url(o.jwks_url.clone())
                 };
-                Arc::new(jwks::JwksCache::new(source, reqwest::Client::new()))
+                Arc::new(
+                    jwks::JwksCache::new(source, reqwest::Client::new())
+                        .with_observer(Metrics::jwks_observer(process.jwks_fetches)),
+                )
             }),
         };
         let broker = match previous {
@@ -168,15 +175,23 @@ impl App {
         load_options: LoadOptions,
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_clusters(crate::telemetry::metrics::ClusterLabels::new(
+            config.multicluster.cluster_allowlist.iter().cloned(),
+        ));
         let catalogs = Arc::new(CatalogCache::with_metrics(
             CacheConfig::from_config(&config.multicluster),
             CacheMetrics::registered(&metrics),
         ));
         let allowlist = ClusterAllowlist::from_config(&config.multicluster);
-        let prober = IdentityProber::with_metrics(metrics.identity_probes.clone());
+        let prober = IdentityProber::with_metrics(
+            metrics.identity_probes.clone(),
+            metrics.identity_probe_duration.clone(),
+        );
         let process = ProcessParts {
             oauth_requests: &metrics.oauth_requests,
+            clickhouse_queries: &metrics.clickhouse_query_duration,
+            clusters: &metrics.clusters,
+            jwks_fetches: &metrics.jwks_fetches,
             allowlist: &allowlist,
         };
         let runtime = Runtime::build(config, None, &process)?;
@@ -226,6 +241,9 @@ impl App {
         })?;
         let process = ProcessParts {
             oauth_requests: &self.metrics.oauth_requests,
+            clickhouse_queries: &self.metrics.clickhouse_query_duration,
+            clusters: &self.metrics.clusters,
+            jwks_fetches: &self.metrics.jwks_fetches,
             allowlist: &self.allowlist,
         };
         let rt = Runtime::build(next, Some(&current), &process).map_err(|e| e.to_string())?;

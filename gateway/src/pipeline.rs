@@ -143,14 +143,24 @@ fn metadata_response(
 }
 
 /// A broker path: answered by this generation's broker, or 404 outside broker mode.
-async fn broker(Extension(rt): Extension<Arc<Runtime>>, req: Request) -> Response {
+async fn broker(
+    State(app): State<Arc<App>>,
+    Extension(rt): Extension<Arc<Runtime>>,
+    req: Request,
+) -> Response {
     let Some(broker) = rt.broker.clone() else {
         return not_found();
     };
-    match broker.oneshot(req).await {
+    let started = std::time::Instant::now();
+    // The path is one of `PATHS` (this handler is routed on those only).
+    let path = req.uri().path().to_string();
+    let response = match broker.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
-    }
+    };
+    app.metrics
+        .oauth_request(&path, response.status().as_u16(), started.elapsed());
+    response
 }
 
 #[cfg(test)]

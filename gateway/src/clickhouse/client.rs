@@ -17,6 +17,7 @@ use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTING
 use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
+use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
 
 /// One ClickHouse HTTP endpoint (after `{cluster}` substitution).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,6 +120,9 @@ pub struct QueryOptions {
     pub roles: Vec<String>,
     /// The gateway's own bound on the whole query, enforced whatever the server does.
     pub timeout: Duration,
+    /// The routed cluster, only for the request-duration metric's label (empty for the
+    /// gateway's own probes: labelled `other`).
+    pub cluster: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +143,18 @@ impl QueryError {
     /// Auth-class failures (multicluster.md); everything else is transient or the query's.
     pub fn is_auth_class(&self) -> bool {
         matches!(self, QueryError::Server(e) if e.is_auth_class())
+    }
+
+    /// The `status` label of `chmcp_clickhouse_query_duration_seconds`.
+    pub fn status_label(&self) -> &'static str {
+        match self {
+            QueryError::Server(e) if e.is_auth_class() => "auth_refused",
+            QueryError::Server(_) => "server_error",
+            QueryError::Unreachable { .. } => "unreachable",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Format(_) => "format_error",
+            QueryError::Settings(_) => "settings_refused",
+        }
     }
 }
 
@@ -197,6 +213,9 @@ const MAX_TRAILER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ClickHouse {
     inner: Arc<Inner>,
+    /// `chmcp_clickhouse_query_duration_seconds` and its cluster labels, when built
+    /// [`ClickHouse::observed_by`] (the gateway); tools and tests without it record nothing.
+    requests: Option<(HistogramFamily, ClusterLabels)>,
 }
 
 struct Inner {
@@ -274,6 +293,7 @@ impl ClickHouse {
             message: e.to_string(),
         })?;
         Ok(Self {
+            requests: None,
             inner: Arc::new(Inner {
                 http,
                 headers,
@@ -282,6 +302,14 @@ impl ClickHouse {
                 connect,
             }),
         })
+    }
+
+    /// This client, recording each streamed query's duration in `family`.
+    pub fn observed_by(self, family: HistogramFamily, clusters: ClusterLabels) -> Self {
+        Self {
+            requests: Some((family, clusters)),
+            ..self
+        }
     }
 
     /// Runs a query and streams its rows into `sink`. If the sink stops early, the
@@ -309,6 +337,19 @@ impl ClickHouse {
             Ok(r) => r,
             Err(_) => Err(QueryError::Timeout(opts.timeout)),
         };
+        if let Some((family, clusters)) = &self.requests {
+            let status = result
+                .as_ref()
+                .map_or_else(QueryError::status_label, |_| "ok");
+            crate::telemetry::Metrics::observe(
+                family,
+                &[
+                    ("cluster", &clusters.label(&opts.cluster)),
+                    ("status", status),
+                ],
+                started.elapsed().as_secs_f64(),
+            );
+        }
         match result {
             Ok(stopped_early) => {
                 // A clean end needs no kill; stopping early does.

@@ -13,6 +13,7 @@ use super::protocol::{self, Era, LIST_TTL_MS};
 use crate::app::{App, Runtime};
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
+use crate::telemetry::metrics::ToolCallRecord;
 use crate::telemetry::Metrics;
 use crate::tools::listing::describe;
 use crate::tools::outcome::{tool_error, CallOutcome};
@@ -200,10 +201,29 @@ pub async fn handle_request(
     method: &str,
     params: &Option<Value>,
 ) -> Result<Answer, RpcError> {
-    Metrics::inc(
-        &app.metrics.mcp_requests,
-        &[("method", method_label(method))],
+    let method_label = method_label(method);
+    Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
+    let started = std::time::Instant::now();
+    let answer = answer_request(app, rt, id, era, method, params).await;
+    Metrics::observe(
+        &app.metrics.mcp_request_duration,
+        &[
+            ("method", method_label),
+            ("outcome", if answer.is_ok() { "ok" } else { "error" }),
+        ],
+        started.elapsed().as_secs_f64(),
     );
+    answer
+}
+
+async fn answer_request(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Answer, RpcError> {
     if id.is_fleet() {
         return super::fleet::handle_fleet(app, rt, id, era, method, params).await;
     }
@@ -280,14 +300,13 @@ pub(super) async fn handle_value(
             };
             let started = std::time::Instant::now();
             let out = run_tool(app, rt, creds, entry, &args).await;
-            app.metrics
-                .query_duration
-                .get_or_create(&vec![("cluster", creds.identity().cluster.clone())])
-                .observe(started.elapsed().as_secs_f64());
-            Metrics::inc(
-                &app.metrics.tool_calls,
-                &[("tool", &name), ("outcome", out.status.label())],
-            );
+            app.metrics.tool_call(&ToolCallRecord {
+                tool: &name,
+                cluster: &creds.identity().cluster,
+                outcome: out.status.label(),
+                elapsed: started.elapsed(),
+                returned: out.returned,
+            });
             let mut result = serde_json::to_value(&out.result)
                 .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
             if era == Era::Initialize {

@@ -100,6 +100,7 @@ impl<'a> ToolContext<'a> {
             settings: Vec::new(),
             roles: self.roles.clone(),
             timeout: Duration::from_secs(ch.max_execution_time) + TIMEOUT_GRACE,
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -120,8 +121,10 @@ impl<'a> ToolContext<'a> {
         {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
+                let returned = builder.returned();
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
                 let mut out = structured(v);
+                out.returned = Some(returned);
                 if let Some(t) = truncation {
                     out.result.content.push(Content::text(narrowing_hint(&t)));
                     out.status = CallStatus::Truncated;
