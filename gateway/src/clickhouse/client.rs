@@ -17,6 +17,7 @@ use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTING
 use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// One ClickHouse HTTP endpoint (after `{cluster}` substitution).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -303,12 +304,20 @@ impl ClickHouse {
         };
         let work = async {
             let resp = self.send(ep, creds, opts).await?;
-            read_rows(resp, sink).await
+            trace::child("read result", SpanKind::Internal, read_rows(resp, sink)).await
         };
-        let result = match tokio::time::timeout(opts.timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(QueryError::Timeout(opts.timeout)),
-        };
+        let result = trace::child("clickhouse query", SpanKind::Client, async {
+            query_span(ep, opts);
+            let r = match tokio::time::timeout(opts.timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(QueryError::Timeout(opts.timeout)),
+            };
+            if let Err(e) = &r {
+                trace::set_error(&e.to_string());
+            }
+            r
+        })
+        .await;
         match result {
             Ok(stopped_early) => {
                 // A clean end needs no kill; stopping early does.
@@ -446,6 +455,7 @@ impl ClickHouse {
             .post(ep.url())
             .query(&params)
             .headers(self.inner.headers.clone())
+            .header(TRACEPARENT, trace::traceparent())
             .body(sql.to_string());
         if let Some(h) = creds.header() {
             req = req.header(AUTHORIZATION, h);
@@ -638,6 +648,25 @@ impl ClickHouse {
 
 /// Bound on each settings-probe query.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// W3C trace context on every query: a server with OpenTelemetry support records its
+/// own spans for the query under the gateway's (or the client's) trace.
+const TRACEPARENT: &str = "traceparent";
+
+/// The ClickHouse request span's attributes (OTel database conventions); the SQL
+/// text only with `telemetry.include_sql`, since literals in it may be sensitive.
+fn query_span(ep: &Endpoint, opts: &QueryOptions) {
+    trace::set("db.system.name", "clickhouse");
+    trace::set("db.query.id", opts.query_id.as_str());
+    trace::set("server.address", ep.host.as_str());
+    if !opts.database.is_empty() {
+        trace::set("db.namespace", opts.database.as_str());
+    }
+    if trace::include_sql() {
+        trace::set("db.query.text", opts.sql.as_str());
+    }
+    trace::note(|f| f.query_id = Some(opts.query_id.clone()));
+}
 
 fn probe_query_id() -> String {
     format!("chmcp-settings-probe-{:016x}", fastrand::u64(..))

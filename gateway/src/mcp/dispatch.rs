@@ -13,9 +13,10 @@ use super::protocol::{self, Era, LIST_TTL_MS};
 use crate::app::{App, Runtime};
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
+use crate::telemetry::trace::{self, CallFacts, SpanKind};
 use crate::telemetry::Metrics;
 use crate::tools::listing::describe;
-use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
@@ -271,16 +272,28 @@ async fn handle_value(
                     ))
                 }
             };
-            let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, creds).await;
+            let catalog = trace::child(
+                "catalog",
+                SpanKind::Internal,
+                catalog_for(&app.catalogs, rt, &app.system_columns, creds),
+            )
+            .await;
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
             let started = std::time::Instant::now();
-            let out = run_tool(app, rt, creds, entry, &args).await;
+            let (out, facts) = trace::collect_facts(run_tool(app, rt, creds, entry, &args)).await;
             app.metrics
                 .query_duration
                 .get_or_create(&vec![("cluster", creds.identity().cluster.clone())])
                 .observe(started.elapsed().as_secs_f64());
+            audit(
+                creds.identity(),
+                &name,
+                out.status,
+                &facts,
+                started.elapsed(),
+            );
             Metrics::inc(
                 &app.metrics.tool_calls,
                 &[("tool", &name), ("outcome", out.status.label())],
@@ -361,6 +374,39 @@ async fn handle_value(
             ))
         }
     }
+}
+
+/// The audit line of one tool call (target `chmcp::audit`): who, where, which tool,
+/// the `query_id` that finds it in `system.query_log`, the outcome and the trace id;
+/// the same facts go on the request's span. Request text (the tool name, the caller's
+/// claims) is logged escaped (`?`).
+fn audit(
+    id: &RequestIdentity,
+    tool: &str,
+    status: CallStatus,
+    facts: &CallFacts,
+    elapsed: std::time::Duration,
+) {
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    trace::set("chmcp.outcome", status.label());
+    trace::set("db.response.returned_rows", facts.rows);
+    trace::set("chmcp.result_bytes", facts.bytes);
+    trace::set("chmcp.truncated", facts.truncated);
+    tracing::info!(
+        target: "chmcp::audit",
+        subject = ?id.caller.subject,
+        email = ?id.caller.email.as_deref().unwrap_or(""),
+        cluster = ?id.cluster,
+        tool = ?tool,
+        query_id = %facts.query_id.as_deref().unwrap_or(""),
+        outcome = status.label(),
+        rows = facts.rows,
+        bytes = facts.bytes,
+        truncated = facts.truncated,
+        elapsed_ms,
+        trace_id = %trace::trace_id().unwrap_or_default(),
+        "tool call"
+    );
 }
 
 /// Runs a tool with the request's credentials; identity re-probes and retries once

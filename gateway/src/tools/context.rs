@@ -17,6 +17,7 @@ use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
 use crate::config::Config;
 use crate::identity::RequestIdentity;
+use crate::telemetry::trace;
 
 /// Grace beyond `max_execution_time` before the gateway's own timeout fires, so
 /// ClickHouse's own (clearer) timeout error normally arrives first.
@@ -120,6 +121,11 @@ impl<'a> ToolContext<'a> {
         {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
+                let (rows, bytes) = builder.returned();
+                trace::note(|f| {
+                    (f.rows, f.bytes) = (rows, bytes);
+                    f.truncated = truncation.is_some();
+                });
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
                 let mut out = structured(v);
                 if let Some(t) = truncation {

@@ -51,6 +51,11 @@ impl ResultBuilder {
         }
     }
 
+    /// Rows and bytes the caller gets so far.
+    pub fn returned(&self) -> (u64, u64) {
+        (self.rows.len() as u64, self.bytes)
+    }
+
     pub fn truncation(&self) -> Option<&Truncation> {
         self.truncated.as_ref()
     }
