@@ -396,7 +396,8 @@ fn audit(
         target: "chmcp::audit",
         subject = ?id.caller.subject,
         email = ?id.caller.email.as_deref().unwrap_or(""),
-        cluster = ?id.cluster,
+        // Passed the cluster name rules at routing.
+        cluster = %id.cluster,
         tool = ?tool,
         query_id = %facts.query_id.as_deref().unwrap_or(""),
         outcome = status.label(),

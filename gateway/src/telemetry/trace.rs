@@ -7,8 +7,12 @@
 //! a child span is a task-local read and a branch, and the only per-request work is the
 //! context itself (so ClickHouse still gets a `traceparent`, see [`traceparent`]).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::future::Either;
+use futures::FutureExt;
 
 use super::otlp::Tracer;
 
@@ -218,13 +222,13 @@ fn current<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
 /// and the trace is sampled) continues `incoming` when the client sent a context.
 /// With tracing off the incoming context (or a fresh unsampled one) is only carried,
 /// so ClickHouse still sees the client's trace id.
-pub async fn in_request<F: std::future::Future>(
+pub fn in_request<F: Future>(
     tracer: Option<&Arc<Tracer>>,
     incoming: Option<TraceContext>,
     name: String,
     attributes: Vec<(&'static str, AttrValue)>,
     fut: F,
-) -> F::Output {
+) -> impl Future<Output = F::Output> {
     let cur = match tracer {
         Some(t) => {
             // Parent-based sampling: a client's decision is kept; a new trace is
@@ -261,7 +265,7 @@ pub async fn in_request<F: std::future::Future>(
             facts: None,
         },
     };
-    CURRENT.scope(cur, fut).await
+    CURRENT.scope(cur, fut)
 }
 
 fn open(
@@ -288,11 +292,13 @@ fn open(
 }
 
 /// Runs `fut` as a child span of the current one; just runs it when not recording.
-pub async fn child<F: std::future::Future>(
+/// Not an `async fn`: the returned future holds `fut` once (an `async fn` would keep
+/// the argument and the scoped future side by side, doubling deep request futures).
+pub fn child<F: Future>(
     name: &'static str,
     kind: SpanKind,
     fut: F,
-) -> F::Output {
+) -> impl Future<Output = F::Output> {
     let next = current(|c| {
         let parent = c.span.as_ref()?;
         let ctx = c.ctx.child();
@@ -312,8 +318,8 @@ pub async fn child<F: std::future::Future>(
     })
     .flatten();
     match next {
-        Some(c) => CURRENT.scope(c, fut).await,
-        None => fut.await,
+        Some(c) => Either::Left(CURRENT.scope(c, fut)),
+        None => Either::Right(fut),
     }
 }
 
@@ -359,7 +365,7 @@ pub fn trace_id() -> Option<String> {
 }
 
 /// Runs a tool call collecting its [`CallFacts`].
-pub async fn collect_facts<F: std::future::Future>(fut: F) -> (F::Output, CallFacts) {
+pub fn collect_facts<F: Future>(fut: F) -> impl Future<Output = (F::Output, CallFacts)> {
     let facts = Arc::new(Mutex::new(CallFacts::default()));
     let cur = current(Clone::clone).unwrap_or_else(|| Current {
         ctx: TraceContext::fresh(false),
@@ -367,17 +373,17 @@ pub async fn collect_facts<F: std::future::Future>(fut: F) -> (F::Output, CallFa
         include_sql: false,
         facts: None,
     });
-    let out = CURRENT
-        .scope(
-            Current {
-                facts: Some(facts.clone()),
-                ..cur
-            },
-            fut,
-        )
-        .await;
-    let facts = facts.lock().map(|f| f.clone()).unwrap_or_default();
-    (out, facts)
+    let scoped = CURRENT.scope(
+        Current {
+            facts: Some(facts.clone()),
+            ..cur
+        },
+        fut,
+    );
+    scoped.map(move |out| {
+        let facts = facts.lock().map(|f| f.clone()).unwrap_or_default();
+        (out, facts)
+    })
 }
 
 /// Notes a fact of the running tool call (nothing outside one).
