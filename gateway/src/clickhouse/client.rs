@@ -626,7 +626,8 @@ impl ClickHouse {
             quote_string(query_id)
         );
         let query_id = query_id.to_string();
-        tokio::spawn(async move {
+        // The kill belongs to the request's trace.
+        tokio::spawn(trace::carry(async move {
             let opts = QueryOptions {
                 sql,
                 query_id: format!("{query_id}-kill"),
@@ -642,7 +643,7 @@ impl ClickHouse {
                     tracing::warn!(query_id, error = ?e.to_string(), "could not cancel ClickHouse query")
                 }
             }
-        });
+        }));
     }
 }
 

@@ -359,6 +359,21 @@ pub fn traceparent() -> String {
         .traceparent()
 }
 
+/// `fut` carrying the current trace context (not its span: the span ends with the
+/// request), for work spawned from a request, such as a `KILL QUERY`.
+pub fn carry<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let ctx = current(|c| c.ctx).unwrap_or_else(|| TraceContext::fresh(false));
+    CURRENT.scope(
+        Current {
+            ctx,
+            span: None,
+            include_sql: false,
+            facts: None,
+        },
+        fut,
+    )
+}
+
 /// The current trace id, for log lines.
 pub fn trace_id() -> Option<String> {
     current(|c| c.ctx.trace_id_hex())
