@@ -102,10 +102,10 @@ async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
     );
 }
 
-/// A modern server records its spans under the `traceparent` it receives: the double
-/// records the header, which the gateway sends on every request, and on every request of
-/// the caller's query, the identity probe and the KILL QUERY that ends the probe's
-/// one-row read) it continues the client's trace.
+/// A modern server records its spans under the `traceparent` it receives. The double
+/// records the header: every request of a traced call (the identity probe, the KILL
+/// QUERY that ends the probe's one-row read, the caller's query) continues the
+/// client's trace.
 #[tokio::test]
 async fn double_receives_traceparent_on_every_request_continuing_the_client_trace() {
     let (_idp, double, _gw, m) = alice_at_the_double().await;
