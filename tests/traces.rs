@@ -3,8 +3,9 @@
 //! receiver decoding with the official `opentelemetry-proto` package, and the gateway
 //! binary with `logging.format: json`.
 
-use chmcp_tests::clickhouse::ClickHouse;
-use chmcp_tests::gateway::{config, Gateway};
+use chmcp_tests::clickhouse::{ClickHouse, Users};
+use chmcp_tests::gateway::{config, resource_server, Gateway};
+use chmcp_tests::idp::{clients, Idp};
 use chmcp_tests::mcp::{structured, Mcp};
 use chmcp_tests::otlp::OtlpReceiver;
 use chmcp_tests::relay::Relay;
@@ -219,4 +220,58 @@ async fn with_tracing_off_clickhouse_still_continues_the_client_trace() {
     let audit = audit_lines(&gw.log());
     assert_eq!(audit.len(), 3);
     assert_eq!(audit[1]["trace_id"], meta_trace);
+}
+
+/// With OAuth on (the real test IdP; ClickHouse 18.16 takes alice's token as her
+/// password), the trace shows the gate and the identity probe, and neither the token
+/// nor the SQL is in any span or log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_call_traces_the_gate_and_the_probe_and_never_the_token() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let token = idp
+        .token(clients::ALICE, "mcp:read", &idp.audience)
+        .await
+        .expect("alice's token");
+    let ch = ClickHouse::start_with(Users::default().with("alice", &token, "default"));
+    let receiver = OtlpReceiver::start();
+    let gw = Gateway::start(&config(
+        ch.http_port,
+        &format!(
+            "{}telemetry:\n  otlp:\n    endpoint: {}\nlogging:\n  format: json\n",
+            resource_server(&idp.issuer, &idp.audience, ""),
+            receiver.endpoint()
+        ),
+    ));
+    let mcp = Mcp::with_bearer(gw.mcp_url(), token.clone());
+    let result = call_with_traceparent(&mcp, "SELECT 'sql-marker-1' AS m").await;
+    assert_eq!(structured(&result)["rows"], json!([["sql-marker-1"]]));
+    let spans = receiver
+        .wait_for_trace(CLIENT_TRACE, |s| {
+            ["gate", "identity probe", "tools/call execute_query"]
+                .iter()
+                .all(|n| s.iter().any(|x| x["name"] == *n))
+        })
+        .await;
+    let root = spans
+        .iter()
+        .find(|s| s["parent_span_id"] == CLIENT_SPAN)
+        .expect("root");
+    let gate = spans
+        .iter()
+        .find(|s| s["name"] == "gate")
+        .expect("gate span");
+    assert_eq!(gate["parent_span_id"], root["span_id"]);
+    assert_eq!(gate["status_code"], 1, "the gate let alice in");
+    let all = serde_json::to_string(&spans).expect("json");
+    assert!(!all.contains(&token), "a token in a span");
+    assert!(
+        !all.contains("sql-marker-1"),
+        "SQL text in a span by default"
+    );
+    let log = gw.log();
+    assert!(!log.contains(&token), "a token in the log");
+    let audit = audit_lines(&log);
+    assert_eq!(audit.len(), 1, "{log}");
+    assert_eq!(audit[0]["subject"], "\"alice\"");
+    assert_eq!(audit[0]["trace_id"], CLIENT_TRACE);
 }
