@@ -27,7 +27,7 @@ use crate::reply::json_response;
 use crate::routing::{not_found_body, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
-use crate::telemetry::trace::{self, AttrValue, TraceContext};
+use crate::telemetry::trace::{self, TraceContext};
 
 /// The gateway's HTTP service: the whole request path, in order.
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
@@ -87,38 +87,19 @@ async fn trace_request(req: Request, next: Next) -> Response {
 /// the gate included, runs inside; with tracing off only the context is carried, so
 /// ClickHouse still continues the client's trace (`telemetry::trace`).
 async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let (name, attributes, meta) = match req.extensions().get::<Incoming>() {
+    let (name, mut attributes, meta) = match req.extensions().get::<Incoming>() {
         Some(Incoming::Request { id, method, params }) => {
-            let method = clip(method);
-            let tool = (method == "tools/call")
-                .then(|| params.as_ref()?.get("name")?.as_str().map(clip))
-                .flatten();
-            let mut attrs: Vec<(&'static str, AttrValue)> = vec![
-                ("mcp.method.name", method.clone().into()),
-                ("jsonrpc.request.id", clip(&id.to_string()).into()),
-            ];
-            if let Some(c) = req
-                .extensions()
-                .get::<RoutedCluster>()
-                .and_then(|r| r.0.clone())
-            {
-                attrs.push(("chmcp.cluster", c.into()));
-            }
-            let name = match &tool {
-                Some(t) => format!("{method} {t}"),
-                None => method,
-            };
-            if let Some(t) = tool {
-                attrs.push(("gen_ai.tool.name", t.into()));
-            }
-            let meta = params
-                .as_ref()
-                .and_then(|p| p.get("_meta")?.get("traceparent")?.as_str())
-                .and_then(TraceContext::parse);
-            (name, attrs, meta)
+            trace::request_span(id, method, params.as_ref())
         }
         _ => ("mcp notification".to_string(), Vec::new(), None),
     };
+    if let Some(c) = req
+        .extensions()
+        .get::<RoutedCluster>()
+        .and_then(|r| r.0.clone())
+    {
+        attributes.push(("chmcp.cluster", c.into()));
+    }
     let incoming = meta.or_else(|| {
         req.headers()
             .get("traceparent")
@@ -131,11 +112,6 @@ async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) ->
         r
     })
     .await
-}
-
-/// Request text in a span: bounded, so a client cannot make spans huge.
-fn clip(s: &str) -> String {
-    s.chars().take(128).collect()
 }
 
 /// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the

@@ -218,6 +218,39 @@ fn current<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
     CURRENT.try_with(f).ok()
 }
 
+/// The root span of one JSON-RPC request: its name (`tools/call <tool>` or the
+/// method), the MCP attributes, and the client's context from `params._meta.traceparent`.
+pub fn request_span(
+    id: &serde_json::Value,
+    method: &str,
+    params: Option<&serde_json::Value>,
+) -> (String, Vec<(&'static str, AttrValue)>, Option<TraceContext>) {
+    let method = clip(method);
+    let tool = (method == "tools/call")
+        .then(|| params?.get("name")?.as_str().map(clip))
+        .flatten();
+    let mut attrs: Vec<(&'static str, AttrValue)> = vec![
+        ("mcp.method.name", method.clone().into()),
+        ("jsonrpc.request.id", clip(&id.to_string()).into()),
+    ];
+    let name = match &tool {
+        Some(t) => format!("{method} {t}"),
+        None => method,
+    };
+    if let Some(t) = tool {
+        attrs.push(("gen_ai.tool.name", t.into()));
+    }
+    let meta = params
+        .and_then(|p| p.get("_meta")?.get("traceparent")?.as_str())
+        .and_then(TraceContext::parse);
+    (name, attrs, meta)
+}
+
+/// Request text in a span: bounded, so a client cannot make spans huge.
+fn clip(s: &str) -> String {
+    s.chars().take(128).collect()
+}
+
 /// Runs one MCP request under its trace: the root span (recorded when `tracer` is on
 /// and the trace is sampled) continues `incoming` when the client sent a context.
 /// With tracing off the incoming context (or a fresh unsampled one) is only carried,
@@ -464,6 +497,25 @@ mod tests {
         // Outside a request every query still gets a (fresh, unsampled) traceparent.
         let outside = traceparent();
         assert!(outside.ends_with("-00") && outside.len() == 55);
+    }
+
+    #[test]
+    fn a_request_span_is_named_after_method_and_tool_and_reads_meta_traceparent() {
+        let params = serde_json::json!({
+            "name": "execute_query",
+            "_meta": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+        });
+        let (name, attrs, meta) = request_span(&serde_json::json!(7), "tools/call", Some(&params));
+        assert_eq!(name, "tools/call execute_query");
+        assert!(attrs.contains(&("gen_ai.tool.name", AttrValue::from("execute_query"))));
+        assert!(attrs.contains(&("mcp.method.name", AttrValue::from("tools/call"))));
+        assert_eq!(
+            meta.map(|m| m.trace_id_hex()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        // A huge method name is clipped; no `_meta` means no client context.
+        let (name, _, meta) = request_span(&serde_json::json!(1), &"m".repeat(10_000), None);
+        assert_eq!((name.len(), meta), (128, None));
     }
 
     #[tokio::test]
