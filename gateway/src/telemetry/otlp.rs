@@ -74,6 +74,21 @@ impl Tracer {
         }))
     }
 
+    /// A tracer whose spans go to the returned queue instead of an exporter (tests).
+    #[cfg(test)]
+    pub(crate) fn queue_only(
+        sample_ratio: f64,
+        include_sql: bool,
+    ) -> (Arc<Self>, mpsc::Receiver<SpanRecord>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let t = Self {
+            tx,
+            sample_ratio,
+            include_sql,
+        };
+        (Arc::new(t), rx)
+    }
+
     /// Head sampling of a trace the gateway starts.
     pub fn sample(&self) -> bool {
         self.sample_ratio >= 1.0 || fastrand::f64() < self.sample_ratio

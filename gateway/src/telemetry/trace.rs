@@ -518,6 +518,79 @@ mod tests {
         assert_eq!((name.len(), meta), (128, None));
     }
 
+    fn drain(rx: &mut tokio::sync::mpsc::Receiver<SpanRecord>) -> Vec<SpanRecord> {
+        let mut out = Vec::new();
+        while let Ok(s) = rx.try_recv() {
+            out.push(s);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn recorded_children_nest_under_the_root_which_continues_the_client() {
+        let (tracer, mut rx) = Tracer::queue_only(0.0, false);
+        let client = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let sent = in_request(Some(&tracer), client, "root".into(), Vec::new(), async {
+            child("outer", SpanKind::Internal, async {
+                child("query", SpanKind::Client, async {
+                    set("db.query.id", "q1");
+                    if include_sql() {
+                        set("db.query.text", "SELECT 1");
+                    }
+                    set_error("boom");
+                    traceparent()
+                })
+                .await
+            })
+            .await
+        })
+        .await;
+        let spans = drain(&mut rx);
+        let by_name = |n: &str| spans.iter().find(|s| s.name == n).expect(n);
+        let (root, outer, query) = (by_name("root"), by_name("outer"), by_name("query"));
+        assert_eq!(spans.len(), 3);
+        assert!(spans.iter().all(|s| s.ctx.trace_id == root.ctx.trace_id));
+        assert_eq!(root.ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            root.parent.map(|p| hex(&p)).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(outer.parent, Some(root.ctx.span_id));
+        assert_eq!(query.parent, Some(outer.ctx.span_id));
+        assert_eq!(query.kind, SpanKind::Client);
+        assert_eq!(query.error.as_deref(), Some("boom"));
+        assert_eq!(
+            query.attributes,
+            vec![("db.query.id", AttrValue::from("q1"))]
+        );
+        // ClickHouse gets the innermost span's context; the client's sampled flag wins
+        // over a ratio of 0.
+        assert_eq!(sent, query.ctx.traceparent());
+        assert!(sent.ends_with("-01"));
+        assert!(root.end_unix_nanos >= query.end_unix_nanos);
+    }
+
+    #[tokio::test]
+    async fn sql_text_is_recorded_only_with_include_sql_and_unsampled_traces_record_nothing() {
+        let (tracer, mut rx) = Tracer::queue_only(1.0, true);
+        in_request(Some(&tracer), None, "root".into(), Vec::new(), async {
+            assert!(include_sql());
+        })
+        .await;
+        assert_eq!(drain(&mut rx).len(), 1);
+        let (tracer, mut rx) = Tracer::queue_only(0.0, true);
+        let tp = in_request(Some(&tracer), None, "root".into(), Vec::new(), async {
+            child("c", SpanKind::Internal, async {
+                (include_sql(), traceparent())
+            })
+            .await
+        })
+        .await;
+        assert_eq!(tp.0, false, "nothing recorded, so no SQL either");
+        assert!(tp.1.ends_with("-00"));
+        assert!(drain(&mut rx).is_empty());
+    }
+
     #[tokio::test]
     async fn call_facts_are_collected_inside_and_ignored_outside() {
         note(|f| f.rows = 99);
