@@ -586,7 +586,7 @@ mod tests {
             .await
         })
         .await;
-        assert_eq!(tp.0, false, "nothing recorded, so no SQL either");
+        assert!(!tp.0, "nothing recorded, so no SQL either");
         assert!(tp.1.ends_with("-00"));
         assert!(drain(&mut rx).is_empty());
     }
