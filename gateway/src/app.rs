@@ -17,6 +17,7 @@ use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
 use crate::telemetry::logging::LogHandle;
+use crate::telemetry::otlp::Tracer;
 use crate::telemetry::Metrics;
 use crate::tools::dynamic::ToolRules;
 use crate::tools::system_columns::SystemColumns;
@@ -167,6 +168,8 @@ pub struct App {
     log: Option<LogHandle>,
     /// The last readiness answer and when it was found (`telemetry::endpoints`).
     pub readiness: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The OTLP exporter when `telemetry.otlp` is set (restart-only).
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 impl App {
@@ -194,8 +197,13 @@ impl App {
             jwks_fetches: &metrics.jwks_fetches,
             allowlist: &allowlist,
         };
+        let tracer = match &config.telemetry.otlp {
+            Some(o) => Some(Tracer::start(o, config.telemetry.include_sql)?),
+            None => None,
+        };
         let runtime = Runtime::build(config, None, &process)?;
         Ok(Self {
+            tracer,
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             inflight: Inflight::default(),

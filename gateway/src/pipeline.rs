@@ -21,11 +21,13 @@ use tracing::Instrument;
 use crate::app::{App, Runtime};
 use crate::identity::resolve::require_identity;
 use crate::mcp::http::{allow_methods, answer, check_origin, read_message};
+use crate::mcp::Incoming;
 use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
 use crate::reply::{json_response, open_cors, open_preflight};
 use crate::routing::{not_found_body, Cluster, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
+use crate::telemetry::trace::{self, TraceContext};
 
 /// The gateway's HTTP service: the whole request path, in order.
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
@@ -36,6 +38,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         .layer(from_fn(check_origin))
         .layer(from_fn(allow_methods))
         .layer(from_fn(read_message))
+        .layer(from_fn_with_state(app.clone(), trace_message))
         .layer(from_fn(require_identity))
         .service(answer.with_state(app.clone()));
     let mut routes = Router::new();
@@ -76,6 +79,43 @@ async fn trace_request(req: Request, next: Next) -> Response {
     // `?`: the path is request text, logged escaped.
     let span = tracing::info_span!("request", method = %req.method(), path = ?req.uri().path());
     next.run(req).instrument(span).await
+}
+
+/// Step "trace" of the MCP endpoint: the request's trace context, continued from the
+/// client's (`params._meta.traceparent`, else the `traceparent` header) when it sent
+/// one, and the root span of the MCP request when tracing is on. Everything after it,
+/// the gate included, runs inside; with tracing off only the context is carried, so
+/// ClickHouse still continues the client's trace (`telemetry::trace`).
+async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let (name, mut attributes, meta) = match req.extensions().get::<Incoming>() {
+        Some(Incoming::Request { id, method, params }) => {
+            trace::request_span(id, method, params.as_ref())
+        }
+        _ => ("mcp notification".to_string(), Vec::new(), None),
+    };
+    if let Some(c) = req
+        .extensions()
+        .get::<RoutedCluster>()
+        .and_then(|r| match r {
+            RoutedCluster::Named(n) => Some(n.clone()),
+            RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
+            RoutedCluster::Implicit => None,
+        })
+    {
+        attributes.push(("chmcp.cluster", c.into()));
+    }
+    let incoming = meta.or_else(|| {
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse)
+    });
+    trace::in_request(app.tracer.as_ref(), incoming, name, attributes, async {
+        let r = next.run(req).await;
+        trace::set("http.response.status_code", u64::from(r.status().as_u16()));
+        r
+    })
+    .await
 }
 
 /// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the

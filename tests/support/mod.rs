@@ -12,7 +12,9 @@ pub mod inproc;
 pub mod jwt;
 pub mod mcp;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
+pub mod relay;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

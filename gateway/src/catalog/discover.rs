@@ -10,6 +10,7 @@ use crate::app::Runtime;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
+use crate::telemetry::trace::{self, SpanKind};
 use crate::tools::context::text_cell;
 use crate::tools::dynamic::{self, ColumnRow, ObjectRow};
 use crate::tools::schema::static_entries;
@@ -151,7 +152,10 @@ pub async fn catalog_and_reach(
                 message: e.to_string(),
             })?;
             let ctx = ToolContext::new(rt, system_columns, id, c);
-            let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+            let (catalog, warnings) =
+                trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
+                    .await
+                    .map_err(DiscoveryError::from)?;
             // Warnings name ClickHouse objects: escaped fields, never the message.
             for w in warnings {
                 tracing::warn!(warning = ?w, "tool discovery warning");
@@ -160,6 +164,15 @@ pub async fn catalog_and_reach(
             Ok((catalog, hash))
         })
         .await;
+    trace::set(
+        "chmcp.catalog",
+        match &outcome {
+            CatalogOutcome::Hit(_) => "hit",
+            CatalogOutcome::Discovered(_) => "discovered",
+            CatalogOutcome::Denied => "denied",
+            CatalogOutcome::StaticOnly { .. } => "static_only",
+        },
+    );
     match outcome {
         CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => (c, Reach::Ok),
         CatalogOutcome::Denied => (rt.static_catalog.clone(), Reach::Denied),

@@ -18,6 +18,7 @@ use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
 use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// One ClickHouse HTTP endpoint (after `{cluster}` substitution).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -331,12 +332,20 @@ impl ClickHouse {
         };
         let work = async {
             let resp = self.send(ep, creds, opts).await?;
-            read_rows(resp, sink).await
+            trace::child("read result", SpanKind::Internal, read_rows(resp, sink)).await
         };
-        let result = match tokio::time::timeout(opts.timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(QueryError::Timeout(opts.timeout)),
-        };
+        let result = trace::child("clickhouse query", SpanKind::Client, async {
+            query_span(ep, opts);
+            let r = match tokio::time::timeout(opts.timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(QueryError::Timeout(opts.timeout)),
+            };
+            if let Err(e) = &r {
+                trace::set_error(&e.to_string());
+            }
+            r
+        })
+        .await;
         if let Some((family, clusters)) = &self.requests {
             let status = result
                 .as_ref()
@@ -487,6 +496,7 @@ impl ClickHouse {
             .post(ep.url())
             .query(&params)
             .headers(self.inner.headers.clone())
+            .header(TRACEPARENT, trace::traceparent())
             .body(sql.to_string());
         if let Some(h) = creds.header() {
             req = req.header(AUTHORIZATION, h);
@@ -657,7 +667,8 @@ impl ClickHouse {
             quote_string(query_id)
         );
         let query_id = query_id.to_string();
-        tokio::spawn(async move {
+        // The kill belongs to the request's trace.
+        tokio::spawn(trace::carry(async move {
             let opts = QueryOptions {
                 sql,
                 query_id: format!("{query_id}-kill"),
@@ -673,12 +684,31 @@ impl ClickHouse {
                     tracing::warn!(query_id, error = ?e.to_string(), "could not cancel ClickHouse query")
                 }
             }
-        });
+        }));
     }
 }
 
 /// Bound on each settings-probe query.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// W3C trace context on every query: a server with OpenTelemetry support records its
+/// own spans for the query under the gateway's (or the client's) trace.
+const TRACEPARENT: &str = "traceparent";
+
+/// The ClickHouse request span's attributes (OTel database conventions); the SQL
+/// text only with `telemetry.include_sql`, since literals in it may be sensitive.
+fn query_span(ep: &Endpoint, opts: &QueryOptions) {
+    trace::set("db.system.name", "clickhouse");
+    trace::set("db.query.id", opts.query_id.as_str());
+    trace::set("server.address", ep.host.as_str());
+    if !opts.database.is_empty() {
+        trace::set("db.namespace", opts.database.as_str());
+    }
+    if trace::include_sql() {
+        trace::set("db.query.text", opts.sql.as_str());
+    }
+    trace::note(|f| f.query_id = Some(opts.query_id.clone()));
+}
 
 fn probe_query_id() -> String {
     format!("chmcp-settings-probe-{:016x}", fastrand::u64(..))

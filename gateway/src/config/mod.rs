@@ -29,6 +29,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub multicluster: MultiClusterConfig,
     pub logging: LoggingConfig,
+    /// Traces (OTLP/HTTP) and what spans may carry; restart-only.
+    pub telemetry: TelemetryConfig,
     /// Re-read the file when it changes (polled), in addition to SIGHUP.
     pub watch: bool,
 }
@@ -381,6 +383,40 @@ impl Default for LoggingConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Export traces over OTLP/HTTP (protobuf); absent = no tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpConfig>,
+    /// Put the SQL text of each ClickHouse request into its span (`db.query.text`).
+    pub include_sql: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Where spans are POSTed; a URL without a path gets `/v1/traces`.
+    pub endpoint: String,
+    /// Sent with every export (an API key, a tenant): secrets, never logged.
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Share of new traces recorded (0 to 1); a client's sampled flag is followed.
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            headers: Default::default(),
+            sample_ratio: 1.0,
+            service_name: "chmcp-gateway".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
@@ -405,6 +441,9 @@ impl Config {
         c.clickhouse.password = c.clickhouse.password.redacted();
         c.server.oauth.client_secret = c.server.oauth.client_secret.redacted();
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
+        if let Some(o) = &mut c.telemetry.otlp {
+            o.headers.values_mut().for_each(|v| *v = v.redacted());
+        }
         c
     }
 }

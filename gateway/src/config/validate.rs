@@ -440,6 +440,35 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         );
     }
 
+    if let Some(o) = &c.telemetry.otlp {
+        match url::Url::parse(&o.endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => err(
+                "telemetry.otlp.endpoint",
+                "must be an http(s) URL (the collector's OTLP/HTTP address, e.g. http://otel-collector:4318)".into(),
+            ),
+        }
+        if !(0.0..=1.0).contains(&o.sample_ratio) {
+            err(
+                "telemetry.otlp.sample_ratio",
+                format!("{} is outside 0 to 1", o.sample_ratio),
+            );
+        }
+        if o.service_name.trim().is_empty() {
+            err("telemetry.otlp.service_name", "must not be empty".into());
+        }
+        for (name, value) in &o.headers {
+            // The value is a secret: the message names the key only.
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value.expose()).is_err()
+            {
+                err(
+                    &format!("telemetry.otlp.headers.{name}"),
+                    "not a valid HTTP header name and value".into(),
+                );
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(warnings)
     } else {

@@ -21,6 +21,7 @@ use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
 use crate::reply::json_response;
 use crate::routing::{endpoint_for, Cluster, RoutedCluster, FLEET_CLUSTER};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// Pipeline step "gate": every MCP message passes it (clients re-authenticate instead
 /// of working with a stale or expired identity). Puts the [`RequestIdentity`] into the
@@ -32,7 +33,16 @@ pub async fn require_identity(
     next: Next,
 ) -> Response {
     let identity = if rt.config.server.oauth.enabled {
-        match identify(&rt, req.headers(), routed.cluster()).await {
+        let gate = identify(&rt, req.headers(), routed.cluster());
+        let checked = trace::child("gate", SpanKind::Internal, async {
+            let r = gate.await;
+            if let Err(g) = &r {
+                trace::set_error(&format!("refused: {}", g.status_code()));
+            }
+            r
+        })
+        .await;
+        match checked {
             Ok(i) => i,
             Err(g) => return gate_response(g),
         }

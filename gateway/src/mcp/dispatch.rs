@@ -14,9 +14,10 @@ use crate::app::{App, Runtime};
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::telemetry::metrics::ToolCallRecord;
+use crate::telemetry::trace::{self, CallFacts, SpanKind};
 use crate::telemetry::Metrics;
 use crate::tools::listing::describe;
-use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
@@ -294,12 +295,17 @@ pub(super) async fn handle_value(
                     ))
                 }
             };
-            let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, creds).await;
+            let catalog = trace::child(
+                "catalog",
+                SpanKind::Internal,
+                catalog_for(&app.catalogs, rt, &app.system_columns, creds),
+            )
+            .await;
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
             let started = std::time::Instant::now();
-            let out = run_tool(app, rt, creds, entry, &args).await;
+            let (out, facts) = trace::collect_facts(run_tool(app, rt, creds, entry, &args)).await;
             app.metrics.tool_call(&ToolCallRecord {
                 tool: &name,
                 cluster: &creds.identity().cluster,
@@ -307,6 +313,13 @@ pub(super) async fn handle_value(
                 elapsed: started.elapsed(),
                 returned: out.returned,
             });
+            audit(
+                creds.identity(),
+                &name,
+                out.status,
+                &facts,
+                started.elapsed(),
+            );
             let mut result = serde_json::to_value(&out.result)
                 .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
             if era == Era::Initialize {
@@ -383,6 +396,40 @@ pub(super) async fn handle_value(
             ))
         }
     }
+}
+
+/// The audit line of one tool call (target `chmcp::audit`): who, where, which tool,
+/// the `query_id` that finds it in `system.query_log`, the outcome and the trace id;
+/// the same facts go on the request's span. Request text (the tool name, the caller's
+/// claims) is logged escaped (`?`).
+fn audit(
+    id: &RequestIdentity,
+    tool: &str,
+    status: CallStatus,
+    facts: &CallFacts,
+    elapsed: std::time::Duration,
+) {
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    trace::set("chmcp.outcome", status.label());
+    trace::set("db.response.returned_rows", facts.rows);
+    trace::set("chmcp.result_bytes", facts.bytes);
+    trace::set("chmcp.truncated", facts.truncated);
+    tracing::info!(
+        target: "chmcp::audit",
+        subject = ?id.caller.subject,
+        email = ?id.caller.email.as_deref().unwrap_or(""),
+        // Passed the cluster name rules at routing.
+        cluster = %id.cluster,
+        tool = ?tool,
+        query_id = %facts.query_id.as_deref().unwrap_or(""),
+        outcome = status.label(),
+        rows = facts.rows,
+        bytes = facts.bytes,
+        truncated = facts.truncated,
+        elapsed_ms,
+        trace_id = %trace::trace_id().unwrap_or_default(),
+        "tool call"
+    );
 }
 
 /// Runs a tool with the request's credentials; identity re-probes and retries once

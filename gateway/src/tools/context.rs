@@ -17,6 +17,7 @@ use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
 use crate::config::Config;
 use crate::identity::RequestIdentity;
+use crate::telemetry::trace;
 
 /// Grace beyond `max_execution_time` before the gateway's own timeout fires, so
 /// ClickHouse's own (clearer) timeout error normally arrives first.
@@ -121,10 +122,14 @@ impl<'a> ToolContext<'a> {
         {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
-                let returned = builder.returned();
+                let (rows, bytes) = builder.returned();
+                trace::note(|f| {
+                    (f.rows, f.bytes) = (rows, bytes);
+                    f.truncated = truncation.is_some();
+                });
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
                 let mut out = structured(v);
-                out.returned = Some(returned);
+                out.returned = Some((rows, bytes));
                 if let Some(t) = truncation {
                     out.result.content.push(Content::text(narrowing_hint(&t)));
                     out.status = CallStatus::Truncated;
