@@ -193,11 +193,16 @@ async fn a_query_with_cluster_b_reaches_server_b_and_no_other() {
         })
         .collect();
     assert_eq!(marks, ["0", "1", "0"], "only b got the row");
-    // The per-cluster metric names the cluster the call ran on, never `*`.
+    // The per-cluster metrics name the cluster the call ran on, never `*`: one tool
+    // call on b, and every ClickHouse request of it (probes included) sent to b.
     let m = chmcp_tests::metrics::Metrics::scrape(&f.gw.base()).await;
-    let timed = "chmcp_clickhouse_query_duration_seconds_count";
-    assert_eq!(m.count(timed, &[("cluster", "b")]), 1, "{}", m.page());
-    assert_eq!(m.count(timed, &[("cluster", "*")]), 0, "{}", m.page());
+    let call = "chmcp_tool_call_duration_seconds_count";
+    assert_eq!(m.count(call, &[("cluster", "b")]), 1, "{}", m.page());
+    assert_eq!(m.count(call, &[("cluster", "*")]), 0, "{}", m.page());
+    let sent = "chmcp_clickhouse_query_duration_seconds_count";
+    assert!(m.count(sent, &[("cluster", "b")]) >= 1, "{}", m.page());
+    assert_eq!(m.count(sent, &[("cluster", "a")]), 0, "{}", m.page());
+    assert_eq!(m.count(sent, &[("cluster", "*")]), 0, "{}", m.page());
     // Reads name their cluster; so does a dynamic tool's result.
     let r = mcp
         .call(
