@@ -61,7 +61,7 @@ fail() { failures=$((failures + 1)); printf 'FAIL %s\n' "$*"; }
 log "helm lint --strict"
 if "$HELM" lint --strict "$CHART"; then pass "helm lint --strict"; else fail "helm lint --strict"; fi
 # values.schema.json: a misspelt or ill-typed value is an error, not silently ignored.
-for bad in "imagee.tag=1.0" "log.format=xml" "leaderElection.enable=false" "watchNamespaces={Team_A}" "replicaCount=0"; do
+for bad in "imagee.tag=1.0" "monitoring.dashboard.enable=true" "log.format=xml" "leaderElection.enable=false" "watchNamespaces={Team_A}" "replicaCount=0"; do
     if "$HELM" lint --strict "$CHART" --set "$bad" >"$OUT/lint-bad.txt" 2>&1; then
         fail "helm lint --strict refuses --set $bad"
     else
@@ -76,6 +76,7 @@ variants=(
     "no-leader-election|--set leaderElection.enabled=false --set gatewayImage=registry.local/gw:dev"
     "servicemonitor|--set serviceMonitor.enabled=true --set serviceAccount.annotations.team=data"
     "crd-templated|--set crds.templated=true"
+    "monitoring|--set monitoring.dashboard.enabled=true --set monitoring.prometheusRule.enabled=true --set monitoring.prometheusRule.labels.release=kps"
     "scheduling|--set priorityClassName=system-cluster-critical --set nodeSelector.pool=ops --set-json tolerations=[{\"key\":\"ops\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}] --set-json topologySpreadConstraints=[{\"maxSkew\":1,\"topologyKey\":\"kubernetes.io/hostname\",\"whenUnsatisfiable\":\"ScheduleAnyway\",\"labelSelector\":{\"matchLabels\":{\"app.kubernetes.io/name\":\"chmcp-operator\"}}}] --set securityContext.readOnlyRootFilesystem=true"
 )
 for v in "${variants[@]}"; do
@@ -107,6 +108,21 @@ grep -q 'kind: ServiceMonitor' "$OUT/servicemonitor.yaml" && pass "serviceMonito
     fail "serviceMonitor.enabled renders a ServiceMonitor"
 ! grep -q 'kind: ServiceMonitor' "$OUT/defaults.yaml" && pass "no ServiceMonitor by default" ||
     fail "no ServiceMonitor by default"
+! grep -q 'kind: PrometheusRule' "$OUT/defaults.yaml" && ! grep -q 'grafana_dashboard' "$OUT/defaults.yaml" &&
+    pass "no PrometheusRule or dashboard by default" || fail "no PrometheusRule or dashboard by default"
+# The rendered monitoring objects carry the plain files promtool tests, unchanged.
+"$VENV/bin/python" - "$OUT/monitoring.yaml" "$CHART/files/alerts.yaml" "$CHART/files/dashboard.json" <<'PY' &&
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+assert rule["spec"] == yaml.safe_load(open(sys.argv[2])), "PrometheusRule spec differs from files/alerts.yaml"
+assert rule["metadata"]["labels"]["release"] == "kps", rule["metadata"]["labels"]
+cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]["labels"]
+assert json.loads(cm["data"]["chmcp-gateway.json"]) == json.load(open(sys.argv[3])), "dashboard differs"
+PY
+    pass "monitoring values render the PrometheusRule (files/alerts.yaml) and the dashboard ConfigMap (files/dashboard.json)" ||
+    fail "monitoring values render the PrometheusRule (files/alerts.yaml) and the dashboard ConfigMap (files/dashboard.json)"
 ! grep -q 'kind: Role$' "$OUT/no-leader-election.yaml" && pass "no Lease Role without leader election" ||
     fail "no Lease Role without leader election"
 grep -q 'value: "team-a,team-b"' "$OUT/namespaced-ha.yaml" && pass "watchNamespaces reach the operator" ||

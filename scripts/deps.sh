@@ -6,10 +6,14 @@
 #   scripts/deps.sh idp          the test IdP's npm packages (oidc-provider) in e2e/idp
 #   scripts/deps.sh chdb         PyPI chdb (modern ClickHouse in-process) in the same venv,
 #                                the judge of the SQL guard's differential test
+#   scripts/deps.sh otel         PyPI opentelemetry-proto in the same venv: the tests' OTLP/HTTP
+#                                receiver decodes the gateway's spans with the official messages
 #   scripts/deps.sh images       buildah, podman, runc (OCI images without a Docker daemon),
 #                                musl-tools and the rustup musl target (static binaries)
 #   scripts/deps.sh lua          lua5.4 (runs the Argo CD health check against fixtures)
 #   scripts/deps.sh nginx        nginx (make bench's floor: a plain keep-alive reverse proxy)
+#   scripts/deps.sh prometheus   promtool (checks and unit-tests the chart's alert rules,
+#                                checks a live /metrics)
 set -euo pipefail
 CACHE="${DEPS_CACHE_DIR:-$HOME/.cache/chmcp}"
 mkdir -p "$CACHE"
@@ -26,6 +30,9 @@ apt_install() {
 
 for what in "$@"; do
   case "$what" in
+    prometheus)
+      command -v promtool >/dev/null 2>&1 || apt_install prometheus
+      ;;
     clickhouse)
       [ -x /usr/sbin/clickhouse-server ] || apt_install clickhouse-server clickhouse-client
       ;;
@@ -55,6 +62,16 @@ for what in "$@"; do
       if ! "$CACHE/venv/bin/python" -c 'import chdb' 2>/dev/null; then
         echo "installing chdb (pip)" >&2
         "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'chdb>=3,<5' >/dev/null
+      fi
+      echo "$CACHE/venv/bin/python"
+      ;;
+    otel)
+      if [ ! -x "$CACHE/venv/bin/python" ]; then
+        python3 -m venv "$CACHE/venv"
+      fi
+      if ! "$CACHE/venv/bin/python" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+        echo "installing opentelemetry-proto (pip)" >&2
+        "$CACHE/venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto>=1.27,<2' >/dev/null
       fi
       echo "$CACHE/venv/bin/python"
       ;;

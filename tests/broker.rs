@@ -3,223 +3,58 @@
 //! cookie-carrying HTTP client) → callback → token → refresh, the negative cases with
 //! their RFC 6749 errors, and two gateway processes sharing only the signing secret.
 
-use std::collections::HashMap;
-
 use chmcp_gateway::oauth::broker::authorize::Pending;
 use chmcp_gateway::oauth::broker::callback::AuthorizationCode;
 use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
+use chmcp_tests::broker::{
+    self, attr, authorize_url, http, json_or_raw, pkce, query_of, Browser, Pkce, AUDIENCE,
+    CLIENT_REDIRECT, CLIENT_STATE,
+};
 use chmcp_tests::free_port;
-use chmcp_tests::gateway::Gateway;
+use chmcp_tests::gateway::{self, Gateway};
 use chmcp_tests::idp::Idp;
 use chmcp_tests::jwt;
 use chmcp_tests::metrics::Metrics;
 use serde_json::{json, Value};
 
 const SIGNING_SECRET: &str = "broker-test-signing-secret-0123456789abcdef";
-const AUDIENCE: &str = "https://mcp.example.com/";
-/// The client's redirect URI: nothing listens there; the test reads the Location header.
-const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
-
-// ---------------------------------------------------------------------------------------
-// The gateway, on a port chosen before it starts (its public URL names the port)
 
 fn broker_config(idp: &Idp, public_url: &str, extra: &str) -> String {
-    format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: 9\nserver:\n  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: {AUDIENCE}\n    public_auth_server_url: {public_url}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: {SIGNING_SECRET}\n    upstream_offline_access: true\n{extra}",
-        issuer = idp.issuer,
-        cid = idp.broker_client_id,
-        secret = idp.client_secret,
-    )
+    let oauth = broker::oauth(
+        idp,
+        public_url,
+        SIGNING_SECRET,
+        &format!("    upstream_offline_access: true\n{extra}"),
+    );
+    gateway::config(9, &format!("server:\n{oauth}"))
 }
 
 /// A broker-mode gateway whose public URL is its own address.
 fn broker_gateway(idp: &Idp, extra: &str) -> Gateway {
-    let port = free_port();
-    Gateway::start_on(
-        port,
-        &broker_config(idp, &format!("http://127.0.0.1:{port}"), extra),
-    )
+    Gateway::start_at_own_url(|public_url| broker_config(idp, public_url, extra))
 }
 
 // ---------------------------------------------------------------------------------------
-// A headless browser: follows nothing by itself, keeps cookies per host (as browsers do:
-// cookies are not isolated by port, RFC 6265 §8.5)
+// Flow helpers (each on a fresh browser: no cookies, as a client's back end)
 
-#[derive(Default)]
-struct Browser {
-    jar: HashMap<String, HashMap<String, String>>,
+async fn register(base: &str, body: Value) -> (u16, Value) {
+    Browser::default().register(base, &body).await
 }
 
-fn host_of(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_string()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The value of `attr="..."` in an HTML tag snippet.
-fn attr(html: &str, tag_start: &str, attr: &str) -> Option<String> {
-    let at = html.find(tag_start)?;
-    let rest = &html[at..];
-    let end = rest.find('>')?;
-    let tag = &rest[..end];
-    let key = format!("{attr}=\"");
-    let v = &tag[tag.find(&key)? + key.len()..];
-    Some(
-        v[..v.find('"')?]
-            .replace("&amp;", "&")
-            .replace("&quot;", "\""),
-    )
-}
-
-struct Page {
-    url: String,
-    status: u16,
-    location: Option<String>,
-    body: String,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Browser {
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Page {
-        let host = host_of(url);
-        let cookies = self.jar.get(&host).map(|c| {
-            c.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        let req = match cookies {
-            Some(c) if !c.is_empty() => req.header("cookie", c),
-            _ => req,
-        };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        for sc in resp.headers().get_all("set-cookie") {
-            let sc = sc.to_str().unwrap();
-            if let Some((k, v)) = sc.split(';').next().and_then(|kv| kv.split_once('=')) {
-                self.jar
-                    .entry(host.clone())
-                    .or_default()
-                    .insert(k.trim().to_string(), v.to_string());
-            }
-        }
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let location = headers
-            .get("location")
-            .map(|l| resolve(url, l.to_str().unwrap()));
-        let body = resp.text().await.unwrap_or_default();
-        Page {
-            url: url.to_string(),
-            status,
-            location,
-            body,
-            headers,
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        self.send(http().get(url), url).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        self.send(http().post(url).form(form), url).await
-    }
-
-    /// Follows redirects and answers the IdP's login and consent forms until the browser
-    /// is sent to `stop_prefix`; returns that URL.
-    async fn drive_until(
-        &mut self,
-        start: Page,
-        stop_prefix: &str,
-        rewrite: &dyn Fn(String) -> String,
-    ) -> String {
-        let mut page = start;
-        for _ in 0..20 {
-            if let Some(loc) = page.location.take() {
-                let loc = rewrite(loc);
-                if loc.starts_with(stop_prefix) {
-                    return loc;
-                }
-                page = self.get(&loc).await;
-                continue;
-            }
-            assert_eq!(page.status, 200, "unexpected page: {}", page.body);
-            let action = attr(&page.body, "<form", "action")
-                .unwrap_or_else(|| panic!("no form in page: {}", page.body));
-            let action = resolve(&page.url, &action);
-            page = if page.body.contains("name=\"login\"") {
-                self.post(
-                    &action,
-                    &[("prompt", "login"), ("login", "alice"), ("password", "any")],
-                )
-                .await
-            } else {
-                self.post(&action, &[("prompt", "consent")]).await
-            };
-        }
-        panic!("the sign-in did not finish within 20 steps");
-    }
-}
-
-fn resolve(base: &str, rel: &str) -> String {
-    reqwest::Url::parse(base)
-        .unwrap()
-        .join(rel)
-        .unwrap()
-        .to_string()
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// Flow helpers
-
-struct Pkce {
-    verifier: String,
-    challenge: String,
-}
-
-fn pkce(seed: &str) -> Pkce {
-    let verifier = format!("{seed}-{}", "v".repeat(50));
-    Pkce {
-        challenge: sha256_b64(&verifier),
-        verifier,
-    }
-}
-
-async fn register(base: &str, body: Value) -> reqwest::Response {
-    http()
-        .post(format!("{base}/oauth/register"))
-        .json_body(&body)
-        .send()
+async fn public_client(base: &str) -> String {
+    Browser::default()
+        .public_client(base, "Test <client>")
         .await
-        .unwrap()
 }
 
-trait JsonBody {
-    fn json_body(self, v: &Value) -> Self;
+async fn token(base: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    Browser::default().token(base, form).await
 }
 
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, v: &Value) -> Self {
-        self.header("content-type", "application/json")
-            .body(v.to_string())
-    }
+async fn redeem(base: &str, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
+    Browser::default()
+        .redeem(base, client_id, code, verifier, &[])
+        .await
 }
 
 /// An OAuth error answer (RFC 6749 §5.2): this status and this `error` code.
@@ -233,11 +68,7 @@ fn assert_oauth_error(status: u16, e: &Value, want_status: u16, want_error: &str
 
 async fn json_of(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})),
-    )
+    (status, json_or_raw(&r.text().await.unwrap()))
 }
 
 /// A refusal shown to the person as a page: status, the error code on the page, and
@@ -275,46 +106,6 @@ async fn error_page_of(r: reqwest::Response) -> (u16, String) {
     (status, code)
 }
 
-async fn public_client(base: &str) -> String {
-    let (status, reg) = json_of(register(base, json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test <client>"})).await).await;
-    assert_eq!(status, 201, "{reg}");
-    reg["client_id"].as_str().unwrap().to_string()
-}
-
-fn authorize_url(base: &str, client_id: &str, p: &Pkce, extra: &[(&str, &str)]) -> String {
-    let mut u = reqwest::Url::parse(&format!("{base}/oauth/authorize")).unwrap();
-    {
-        let mut q = u.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", CLIENT_REDIRECT)
-            .append_pair("state", "client-state-1")
-            .append_pair("code_challenge", &p.challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("scope", "openid email");
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
-    }
-    u.to_string()
-}
-
-/// Approves on the consent page `consent_html` (its form's ticket), as the person would.
-async fn approve(browser: &mut Browser, auth_base: &str, consent_html: &str) -> Page {
-    let ticket = attr(
-        consent_html,
-        "<input type=\"hidden\" name=\"ticket\"",
-        "value",
-    )
-    .expect("the consent page carries a ticket");
-    browser
-        .post(
-            &format!("{auth_base}/oauth/authorize"),
-            &[("ticket", &ticket), ("action", "approve")],
-        )
-        .await
-}
-
 /// Runs authorize → consent → IdP → callback on `auth_base`, with the callback served by
 /// `callback_base` (another replica, or the same). Returns the client's redirect URL.
 async fn sign_in(
@@ -324,16 +115,17 @@ async fn sign_in(
     client_id: &str,
     p: &Pkce,
 ) -> String {
-    let mut browser = Browser::default();
-    let consent = browser
-        .get(&authorize_url(
+    let resource = format!("{auth_base}/mcp");
+    let (consent, back) = Browser::default()
+        .sign_in(
+            idp,
             auth_base,
+            callback_base,
             client_id,
             p,
-            &[("resource", &format!("{auth_base}/mcp"))],
-        ))
+            &[("resource", &resource)],
+        )
         .await;
-    assert_eq!(consent.status, 200, "{}", consent.body);
     assert_eq!(consent.headers.get("x-frame-options").unwrap(), "DENY");
     assert!(consent
         .headers
@@ -347,49 +139,7 @@ async fn sign_in(
         "{}",
         consent.body
     );
-    let approved = approve(&mut browser, auth_base, &consent.body).await;
-    assert_eq!(approved.status, 303, "{}", approved.body);
-    assert!(approved
-        .location
-        .as_deref()
-        .unwrap()
-        .starts_with(&idp.issuer));
-    let (from, to) = (
-        format!("{auth_base}/oauth/callback"),
-        format!("{callback_base}/oauth/callback"),
-    );
-    let at_callback = browser
-        .drive_until(approved, &to, &|loc: String| loc.replacen(&from, &to, 1))
-        .await;
-    let back = browser.get(&at_callback).await;
-    assert_eq!(back.status, 302, "{}", back.body);
-    back.location.unwrap()
-}
-
-async fn token(base: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    json_of(
-        http()
-            .post(format!("{base}/oauth/token"))
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn redeem(base: &str, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
-    token(
-        base,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CLIENT_REDIRECT),
-            ("client_id", client_id),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
+    back
 }
 
 // ---------------------------------------------------------------------------------------
@@ -437,7 +187,7 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     let back = sign_in(&idp, &gw.base(), &gw.base(), &client_id, &p).await;
     assert!(back.starts_with(CLIENT_REDIRECT), "{back}");
     let q = query_of(&back);
-    assert_eq!(q["state"], "client-state-1");
+    assert_eq!(q["state"], CLIENT_STATE);
     assert_eq!(q["iss"], gw.base());
     let code = &q["code"];
 
@@ -507,6 +257,18 @@ async fn full_flow_with_the_real_idp_then_refresh_and_code_replay() {
     assert_eq!(oauth("token", "ok"), 1, "{}", m.page());
     assert_eq!(oauth("token", "invalid_grant"), 2, "{}", m.page());
     assert_eq!(oauth("refresh", "ok"), 1, "{}", m.page());
+    // Each step is timed too: the callback (which calls the IdP) once, the token endpoint
+    // with its two refusals among its answers.
+    let timed = |step: &str, outcome: &str| {
+        m.count(
+            "chmcp_oauth_request_duration_seconds_count",
+            &[("step", step), ("outcome", outcome)],
+        )
+    };
+    assert!(timed("callback", "ok") >= 1, "{}", m.page());
+    assert!(timed("token", "ok") >= 2, "{}", m.page());
+    assert!(timed("token", "refused") >= 2, "{}", m.page());
+    assert!(timed("register", "ok") >= 1, "{}", m.page());
     // No token, code or secret in any log line.
     let log = gw.log();
     for secret in [
@@ -650,12 +412,9 @@ async fn pre_consent_errors_are_pages_unless_the_redirect_host_is_trusted() {
         ]
     };
     let evil_client = |base: String| async move {
-        let (status, reg) = json_of(
-            register(
-                &base,
-                json!({"redirect_uris": [EVIL], "token_endpoint_auth_method": "none"}),
-            )
-            .await,
+        let (status, reg) = register(
+            &base,
+            json!({"redirect_uris": [EVIL], "token_endpoint_auth_method": "none"}),
         )
         .await;
         assert_eq!(status, 201, "{reg}");
@@ -707,7 +466,7 @@ async fn consented(gw: &Gateway, tag: &str) -> Consented {
     let page = browser
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
-    let approved = approve(&mut browser, &gw.base(), &page.body).await;
+    let approved = browser.approve(&gw.base(), &page.body).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
     Consented {
@@ -798,7 +557,7 @@ async fn callback_errors_redirect_only_the_browser_that_consented() {
     assert!(loc.starts_with(CLIENT_REDIRECT), "{loc}");
     let q = query_of(&loc);
     assert_eq!(q["error"], "access_denied");
-    assert_eq!(q["state"], "client-state-1");
+    assert_eq!(q["state"], CLIENT_STATE);
 }
 
 #[tokio::test]
@@ -808,29 +567,22 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
     let many: Vec<String> = (0..6)
         .map(|i| format!("https://app.example.com/cb{i}"))
         .collect();
-    let (status, e) = json_of(register(&gw.base(), json!({"redirect_uris": many})).await).await;
+    let (status, e) = register(&gw.base(), json!({"redirect_uris": many})).await;
     assert_oauth_error(status, &e, 400, "invalid_redirect_uri");
-    let (status, e) = json_of(
-        register(
-            &gw.base(),
-            json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "x".repeat(20_000)}),
-        )
-        .await,
+    let (status, e) = register(
+        &gw.base(),
+        json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "x".repeat(20_000)}),
     )
     .await;
     assert_oauth_error(status, &e, 400, "invalid_client_metadata");
-    let (status, e) = json_of(
-        register(
-            &gw.base(),
-            json!({"redirect_uris": ["http://app.example.com/cb"]}),
-        )
-        .await,
+    let (status, e) = register(
+        &gw.base(),
+        json!({"redirect_uris": ["http://app.example.com/cb"]}),
     )
     .await;
     assert_oauth_error(status, &e, 400, "invalid_redirect_uri");
 
-    let (status, reg) =
-        json_of(register(&gw.base(), json!({"redirect_uris": [CLIENT_REDIRECT]})).await).await;
+    let (status, reg) = register(&gw.base(), json!({"redirect_uris": [CLIENT_REDIRECT]})).await;
     assert_eq!(status, 201);
     assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
     let id = reg["client_id"].as_str().unwrap();

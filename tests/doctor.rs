@@ -7,32 +7,28 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use chmcp_tests::gateway::Gateway;
+use chmcp_gateway::doctor::checks_after_challenge;
+use chmcp_tests::broker;
+use chmcp_tests::gateway::{self, Gateway};
 use chmcp_tests::gateway_binary;
+use chmcp_tests::http_double::read_raw_request;
 use chmcp_tests::idp::Idp;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const SIGNING_SECRET: &str = "doctor-test-signing-secret-0123456789abcdef";
-const AUDIENCE: &str = "https://mcp.example.com/";
 const CLAUDE: &str = "  allowed_origins: [\"https://claude.ai\"]\n";
 
 /// A broker-mode gateway (the demo set-up of the README) whose public URL is `public_url`.
 /// `oauth_extra` lands under `server.oauth`, `server_extra` under `server`.
 fn broker_config(idp: &Idp, public_url: &str, oauth_extra: &str, server_extra: &str) -> String {
-    format!(
-        "clickhouse:\n  host: 127.0.0.1\n  port: 9\nserver:\n{server_extra}  oauth:\n    enabled: true\n    broker: true\n    issuer: {issuer}\n    audience: {AUDIENCE}\n    public_auth_server_url: {public_url}\n    client_id: {cid}\n    client_secret: {secret}\n    signing_secret: {SIGNING_SECRET}\n{oauth_extra}",
-        issuer = idp.issuer,
-        cid = idp.broker_client_id,
-        secret = idp.client_secret,
-    )
+    let oauth = broker::oauth(idp, public_url, SIGNING_SECRET, oauth_extra);
+    gateway::config(9, &format!("server:\n{server_extra}{oauth}"))
 }
 
 fn broker_gateway(idp: &Idp, oauth_extra: &str, server_extra: &str) -> Gateway {
-    let port = chmcp_tests::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    Gateway::start_on(port, &broker_config(idp, &base, oauth_extra, server_extra))
+    Gateway::start_at_own_url(|base| broker_config(idp, base, oauth_extra, server_extra))
 }
 
 /// The doctor's run: exit code, the JSON report, and the same run's text form.
@@ -145,39 +141,11 @@ async fn forward(
     upstream_port: u16,
     rewrite: &Rewrite,
 ) -> Option<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let (head, body) = loop {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..at]).to_string();
-            let len = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            while buf.len() < at + 4 + len {
-                let n = sock.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            break (head, buf[at + 4..at + 4 + len].to_vec());
-        }
-    };
+    let (head, body) = read_raw_request(&mut sock).await?;
     let mut lines = head.lines();
     let mut request_line = lines.next()?.split_whitespace();
     let (method, target) = (request_line.next()?, request_line.next()?);
-    let mut req = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let mut req = broker::http()
         .request(
             method.parse().ok()?,
             format!("http://127.0.0.1:{upstream_port}{target}"),
@@ -240,31 +208,27 @@ async fn behind_double(
 // Green
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_is_green_against_the_broker_with_the_real_idp() {
+async fn doctor_is_green_against_the_broker_with_the_real_idp_in_both_token_modes() {
     let idp = Idp::start().unwrap();
-    let gw = broker_gateway(&idp, "", CLAUDE);
-    let run = doctor(&gw.mcp_url()).await;
-    println!("{}", run.text);
-    assert_eq!(run.code, Some(0), "{}", run.text);
-    assert_eq!(run.json["ok"], true);
-    assert!(run.failed().is_empty(), "{:?}", run.failed());
-    for id in [
-        "challenge",
-        "resource_metadata.challenge_url",
-        "resource_metadata.path_inserted",
-        "auth_server_metadata",
-        "pkce",
-        "registration",
-        "registration.claude_ai",
-        "registration.chatgpt",
-        "registration.claude_code",
-        "cors.preflight",
-        "cors.challenge",
-    ] {
-        assert_eq!(run.check(id)["level"], "pass", "{id}: {}", run.check(id));
+    // Sealed is the broker's default; passthrough is the opt-out.
+    for mode in ["", "    token_mode: passthrough\n"] {
+        let gw = broker_gateway(&idp, mode, CLAUDE);
+        let run = doctor(&gw.mcp_url()).await;
+        println!("{}", run.text);
+        assert_eq!(run.code, Some(0), "{mode}: {}", run.text);
+        assert_eq!(run.json["ok"], true);
+        assert!(run.failed().is_empty(), "{mode}: {:?}", run.failed());
+        for id in std::iter::once("challenge").chain(checks_after_challenge()) {
+            assert_eq!(
+                run.check(id)["level"],
+                "pass",
+                "{mode}{id}: {}",
+                run.check(id)
+            );
+        }
+        assert_eq!(run.check("tls")["level"], "skip");
+        assert!(run.text.contains("✔ challenge"), "{}", run.text);
     }
-    assert_eq!(run.check("tls")["level"], "skip");
-    assert!(run.text.contains("✔ challenge"), "{}", run.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,14 +236,13 @@ async fn doctor_is_green_on_a_cluster_url_in_multi_cluster_mode() {
     // Each cluster URL is its own resource; the root document describes the gateway
     // (another resource), which is fine because the path form matches.
     let idp = Idp::start().unwrap();
-    let port = chmcp_tests::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = format!(
-        "{}multicluster:\n  enabled: true\n  cluster_allowlist: [otel, antalya]\n",
-        broker_config(&idp, &base, "", CLAUDE)
-    );
-    let _gw = Gateway::start_on(port, &config);
-    let run = doctor(&format!("{base}/mcp/otel")).await;
+    let gw = Gateway::start_at_own_url(|base| {
+        format!(
+            "{}multicluster:\n  enabled: true\n  cluster_allowlist: [otel, antalya]\n",
+            broker_config(&idp, base, "", CLAUDE)
+        )
+    });
+    let run = doctor(&format!("{}/mcp/otel", gw.base())).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(0), "{}", run.text);
     let root = run.check("resource_metadata.root");
@@ -314,7 +277,9 @@ async fn a_wrong_public_resource_url_fails_the_metadata_and_names_the_difference
     let idp = Idp::start().unwrap();
     let gw = broker_gateway(
         &idp,
-        "    public_resource_url: https://mcp.example.com/\n",
+        // `public_resource_url` names the audience in passthrough mode (sealed mode
+        // names each cluster's own URL).
+        "    token_mode: passthrough\n    public_resource_url: https://mcp.example.com/\n",
         CLAUDE,
     );
     let run = doctor(&gw.mcp_url()).await;
@@ -343,17 +308,14 @@ async fn a_wrong_public_resource_url_fails_the_metadata_and_names_the_difference
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trailing_slash_mismatch_is_named_as_one() {
     let idp = Idp::start().unwrap();
-    let port = chmcp_tests::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gw = Gateway::start_on(
-        port,
-        &broker_config(
+    let gw = Gateway::start_at_own_url(|base| {
+        broker_config(
             &idp,
-            &base,
-            &format!("    public_resource_url: {base}/mcp/\n"),
+            base,
+            &format!("    token_mode: passthrough\n    public_resource_url: {base}/mcp/\n"),
             CLAUDE,
-        ),
-    );
+        )
+    });
     let run = doctor(&gw.mcp_url()).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(1), "{}", run.text);

@@ -97,6 +97,36 @@ async fn protected_resource_metadata_is_served_at_all_three_paths() {
     }
 }
 
+#[tokio::test]
+async fn protected_resource_metadata_is_readable_cross_origin() {
+    // In-browser clients (MCP Inspector) fetch the metadata from their own origin during
+    // sign-in; the document is public, so any origin may read it.
+    let gw = fleet();
+    let browser = [
+        ("origin", "https://inspector.example"),
+        ("access-control-request-method", "GET"),
+    ];
+    for path in [
+        "/mcp/a/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp/a",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let doc = gw.send("GET", path, &browser[..1], "").await;
+        assert_eq!(doc.status, 200, "{path}");
+        assert_eq!(doc.headers["access-control-allow-origin"], "*", "{path}");
+        let pre = gw.send("OPTIONS", path, &browser, "").await;
+        assert_eq!(pre.status, 204, "{path}: preflight");
+        assert_eq!(pre.headers["access-control-allow-origin"], "*", "{path}");
+        assert!(
+            pre.headers["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("GET"),
+            "{path}"
+        );
+    }
+}
+
 /// `ping` on `/mcp` with `token`: (status, WWW-Authenticate, body).
 async fn ping(gw: &Gateway, token: &str) -> (u16, String, String) {
     let bearer = format!("Bearer {token}");

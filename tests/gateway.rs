@@ -435,10 +435,21 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
     );
     assert_eq!(
         m.count(
-            "chmcp_clickhouse_query_duration_seconds_count",
-            &[("cluster", "default")]
+            "chmcp_tool_call_duration_seconds_count",
+            &[("tool", "execute_query"), ("cluster", "default")]
         ),
         1
+    );
+    // ClickHouse's own time: the tool's query and the readiness check's `SELECT 1`.
+    assert_eq!(
+        m.count(
+            "chmcp_clickhouse_query_duration_seconds_count",
+            &[("cluster", "default"), ("status", "ok")]
+        ),
+        2,
+        "{}",
+        m.lines_of("chmcp_clickhouse_query_duration_seconds_count")
+            .join("\n")
     );
     let health: Value = http
         .get(format!("{}/health", gw.base()))

@@ -259,6 +259,75 @@ async fn an_unreachable_clickhouse_is_not_ready_and_a_query_is_a_tool_error() {
 }
 
 #[tokio::test]
+async fn an_unreachable_clickhouse_is_timed_as_such_apart_from_the_tool_call() {
+    let gw = strict();
+    gw.rpc(
+        "/mcp",
+        "tools/call",
+        json!({"name": "execute_query", "arguments": {"query": "SELECT 1"}}),
+    )
+    .await;
+    gw.rpc("/mcp", "tools/call", json!({"name": "no_such_tool"}))
+        .await;
+    let m = gw.metrics().await;
+    assert_eq!(
+        m.count(
+            "chmcp_tool_call_duration_seconds_count",
+            &[
+                ("tool", "execute_query"),
+                ("cluster", "default"),
+                ("outcome", "tool_error")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        m.count(
+            "chmcp_clickhouse_query_duration_seconds_count",
+            &[("cluster", "default"), ("status", "unreachable")]
+        ),
+        1
+    );
+    // An unknown tool is a JSON-RPC error, and its name never becomes a label.
+    assert_eq!(
+        m.count(
+            "chmcp_mcp_request_duration_seconds_count",
+            &[("method", "tools/call"), ("outcome", "error")]
+        ),
+        1
+    );
+    assert!(!m.page().contains("no_such_tool"), "{}", m.page());
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_when_asked_and_the_classic_format_otherwise() {
+    let gw = strict();
+    let classic = gw.get("/metrics").await;
+    assert_eq!(
+        classic.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let page = classic.body.as_str().unwrap_or_default().to_string();
+    assert!(page.contains("# TYPE chmcp_panics_total counter"), "{page}");
+    assert!(!page.contains("# EOF"), "{page}");
+    let open = gw
+        .send(
+            "GET",
+            "/metrics",
+            &[("accept", chmcp_tests::metrics::OPENMETRICS)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        open.headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let page = open.body.as_str().unwrap_or_default();
+    assert!(page.contains("# TYPE chmcp_panics counter"), "{page}");
+    assert!(page.trim_end().ends_with("# EOF"), "{page}");
+}
+
+#[tokio::test]
 async fn http_answers_are_counted_by_route_template_and_status() {
     let gw = strict();
     gw.post_json("/mcp", &ping(), &[]).await;

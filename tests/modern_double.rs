@@ -15,7 +15,7 @@ use serde_json::json;
 
 struct ModernClickHouseDouble {
     port: u16,
-    _server: HttpDouble,
+    server: HttpDouble,
 }
 
 impl ModernClickHouseDouble {
@@ -39,7 +39,7 @@ impl ModernClickHouseDouble {
         .await;
         Self {
             port: server.port,
-            _server: server,
+            server,
         }
     }
 }
@@ -99,6 +99,51 @@ async fn double_bearer_is_accepted_by_token_processors_and_remembered() {
     assert_eq!(
         probes(&gw, "basic", "ok").await + probes(&gw, "basic", "auth_rejected").await,
         0
+    );
+}
+
+/// A modern server records its spans under the `traceparent` it receives. The double
+/// records the header: every request of a traced call (the identity probe, the KILL
+/// QUERY that ends the probe's one-row read, the caller's query) continues the
+/// client's trace.
+#[tokio::test]
+async fn double_receives_traceparent_on_every_request_continuing_the_client_trace() {
+    let (_idp, double, _gw, m) = alice_at_the_double().await;
+    let client_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let r = m
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "execute_query", "arguments": {"query": "SELECT 1"}}}),
+            &[(
+                "traceparent",
+                &format!("00-{client_trace}-00f067aa0ba902b7-01"),
+            )],
+        )
+        .await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["rows"],
+        json!([[1]]),
+        "{:?}",
+        r.body
+    );
+    let seen = double.server.received();
+    assert!(!seen.is_empty());
+    let traceparents: Vec<String> = seen
+        .iter()
+        .map(|req| {
+            req.head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("traceparent")
+                        .then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no traceparent: {}", req.head))
+        })
+        .collect();
+    assert!(
+        traceparents.iter().all(|t| t.contains(client_trace)),
+        "{traceparents:?}"
     );
 }
 

@@ -105,6 +105,23 @@ async fn bearer_is_refused_by_18_16_then_basic_is_remembered() {
     let m = metrics(&f).await;
     let ep_b = format!("127.0.0.1:{}", f.b.http_port);
     assert_eq!(probes(&m, &ep_b, "basic", "ok"), 1, "{}", m.page());
+    // Each attempt is timed; each call is timed under its (allow-listed) cluster.
+    assert_eq!(
+        m.count(
+            "chmcp_identity_probe_duration_seconds_count",
+            &[("method", "basic"), ("outcome", "ok")]
+        ),
+        2,
+        "{}",
+        m.page()
+    );
+    let calls = |cluster: &str| {
+        m.count(
+            "chmcp_tool_call_duration_seconds_count",
+            &[("tool", "execute_query"), ("cluster", cluster)],
+        )
+    };
+    assert_eq!((calls("a"), calls("b")), (3, 1), "{}", m.page());
 }
 
 #[tokio::test]

@@ -5,35 +5,29 @@
 //! for, and altered, expired, foreign-secret or raw IdP tokens are refused before
 //! anything reaches ClickHouse.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use chmcp_gateway::oauth::broker::crypto::{sha256_b64, Kind, Sealer};
+use chmcp_gateway::oauth::broker::crypto::{Kind, Sealer};
 use chmcp_gateway::oauth::broker::token::RefreshWrapper;
 use chmcp_gateway::oauth::sealed::{open_access_token, SealedAccess, PREFIX};
+use chmcp_tests::broker::{
+    self, http, pkce, query_of, Browser, Page, Pkce, CLIENT_REDIRECT, CLIENT_STATE,
+};
 use chmcp_tests::clickhouse::ClickHouse;
 use chmcp_tests::free_port;
 use chmcp_tests::gateway::Gateway;
+use chmcp_tests::http_double::read_raw_request;
 use chmcp_tests::idp::Idp;
+use chmcp_tests::jwt::now;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const SIGNING_SECRET: &str = "sealed-test-signing-secret-0123456789abcdef";
-const AUDIENCE: &str = "https://mcp.example.com/";
-/// The client's redirect URI: nothing listens there; the test reads the Location header.
-const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
 /// The user the IdP signs in (e2e/idp: the `alice` account).
 const ALICE: &str = "alice@example.com";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 // ---------------------------------------------------------------------------------------
 // LOGGING PASS-THROUGH — a TEST DOUBLE in front of the real ClickHouse 18.16.
@@ -94,31 +88,8 @@ async fn pass(
     seen: Arc<Mutex<Vec<Presented>>>,
     bearers: Arc<Mutex<Vec<String>>>,
 ) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let (head, body) = loop {
-        let Ok(n) = sock.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-        let len = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            })
-            .unwrap_or(0);
-        if buf.len() >= end + 4 + len {
-            break (head, buf[end + 4..end + 4 + len].to_vec());
-        }
+    let Some((head, body)) = read_raw_request(&mut sock).await else {
+        return;
     };
     let mut lines = head.lines();
     let request_line = lines.next().unwrap_or_default().to_string();
@@ -175,237 +146,38 @@ async fn pass(
 }
 
 // ---------------------------------------------------------------------------------------
-// A recording client: every response a client (and the person's browser) receives during
-// the flow is kept — status, every header, the body — to be searched for token bytes.
+// The client: a `broker::Browser`, which keeps every response it (and the person's
+// browser) receives during the flow — status, every header, the body — to be searched
+// for token bytes.
 
-struct Page {
-    url: String,
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+/// One MCP request with `bearer`; the whole response page.
+async fn mcp(client: &mut Browser, url: &str, bearer: &str, method: &str, params: Value) -> Page {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let req = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(bearer)
+        .body(body.to_string());
+    client.send(req, url).await
 }
 
-#[derive(Default)]
-struct Recorder {
-    /// Cookies per host (not per port, as browsers keep them: RFC 6265 §8.5).
-    jar: HashMap<String, HashMap<String, String>>,
-    /// Every response, as text: status, headers, body.
-    received: Vec<String>,
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn resolve(base: &str, rel: &str) -> String {
-    reqwest::Url::parse(base)
-        .unwrap()
-        .join(rel)
-        .unwrap()
-        .to_string()
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    reqwest::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// The value of `attr="..."` in the first tag starting with `tag_start`.
-fn attr(html: &str, tag_start: &str, attr: &str) -> Option<String> {
-    let rest = &html[html.find(tag_start)?..];
-    let tag = &rest[..rest.find('>')?];
-    let key = format!("{attr}=\"");
-    let v = &tag[tag.find(&key)? + key.len()..];
-    Some(v[..v.find('"')?].replace("&amp;", "&"))
-}
-
-impl Recorder {
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Page {
-        let host = reqwest::Url::parse(url)
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_string();
-        let cookies = self.jar.get(&host).map(|c| {
-            c.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        let req = match cookies {
-            Some(c) if !c.is_empty() => req.header("cookie", c),
-            _ => req,
-        };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        for sc in resp.headers().get_all("set-cookie") {
-            let sc = sc.to_str().unwrap();
-            if let Some((k, v)) = sc.split(';').next().and_then(|kv| kv.split_once('=')) {
-                self.jar
-                    .entry(host.clone())
-                    .or_default()
-                    .insert(k.trim().to_string(), v.to_string());
-            }
-        }
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let location = headers
-            .get("location")
-            .map(|l| resolve(url, l.to_str().unwrap()));
-        let body = resp.text().await.unwrap_or_default();
-        let mut record = format!("{url} -> {status}\n");
-        for (k, v) in &headers {
-            record.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-        }
-        record.push_str(&body);
-        self.received.push(record);
-        Page {
-            url: url.to_string(),
-            status,
-            location,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        self.send(http().get(url), url).await
-    }
-
-    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        self.send(http().post(url).form(form), url).await
-    }
-
-    async fn json(&mut self, req: reqwest::RequestBuilder, url: &str) -> (u16, Value) {
-        let p = self.send(req, url).await;
-        (
-            p.status,
-            serde_json::from_str(&p.body).unwrap_or_else(|_| json!({"raw": p.body})),
-        )
-    }
-
-    async fn register(&mut self, base: &str) -> String {
-        let url = format!("{base}/oauth/register");
-        let body = json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none", "client_name": "sealed test"});
-        let (status, reg) = self
-            .json(
-                http()
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.to_string()),
-                &url,
-            )
-            .await;
-        assert_eq!(status, 201, "{reg}");
-        reg["client_id"].as_str().unwrap().to_string()
-    }
-
-    /// authorize (with `resource`, when given) → consent → the IdP's login and consent
-    /// pages → callback; returns the authorization code.
-    async fn sign_in(
-        &mut self,
-        base: &str,
-        client_id: &str,
-        verifier: &str,
-        resource: Option<&str>,
-    ) -> String {
-        let mut u = reqwest::Url::parse(&format!("{base}/oauth/authorize")).unwrap();
-        {
-            let mut q = u.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", client_id)
-                .append_pair("redirect_uri", CLIENT_REDIRECT)
-                .append_pair("state", "s1")
-                .append_pair("code_challenge", &sha256_b64(verifier))
-                .append_pair("code_challenge_method", "S256")
-                .append_pair("scope", "openid email");
-            if let Some(r) = resource {
-                q.append_pair("resource", r);
-            }
-        }
-        let consent = self.get(u.as_str()).await;
-        assert_eq!(consent.status, 200, "{}", consent.body);
-        let ticket = attr(
-            &consent.body,
-            "<input type=\"hidden\" name=\"ticket\"",
-            "value",
-        )
-        .expect("a consent ticket");
-        let mut page = self
-            .post_form(
-                &format!("{base}/oauth/authorize"),
-                &[("ticket", &ticket), ("action", "approve")],
-            )
-            .await;
-        for _ in 0..20 {
-            if let Some(loc) = page.location.take() {
-                if loc.starts_with(CLIENT_REDIRECT) {
-                    let q = query_of(&loc);
-                    assert_eq!(q["state"], "s1");
-                    return q["code"].clone();
-                }
-                page = self.get(&loc).await;
-                continue;
-            }
-            assert_eq!(page.status, 200, "unexpected page: {}", page.body);
-            let action = resolve(
-                &page.url,
-                &attr(&page.body, "<form", "action").expect("a form"),
-            );
-            page = if page.body.contains("name=\"login\"") {
-                self.post_form(
-                    &action,
-                    &[("prompt", "login"), ("login", "alice"), ("password", "any")],
-                )
-                .await
-            } else {
-                self.post_form(&action, &[("prompt", "consent")]).await
-            };
-        }
-        panic!("the sign-in did not finish within 20 steps");
-    }
-
-    async fn token(&mut self, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let url = format!("{base}/oauth/token");
-        self.json(http().post(&url).form(form), &url).await
-    }
-
-    async fn redeem(
-        &mut self,
-        base: &str,
-        client_id: &str,
-        code: &str,
-        verifier: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CLIENT_REDIRECT),
-            ("client_id", client_id),
-            ("code_verifier", verifier),
-        ];
-        form.extend_from_slice(extra);
-        self.token(base, &form).await
-    }
-
-    /// One MCP request with `bearer`; the whole response page.
-    async fn mcp(&mut self, url: &str, bearer: &str, method: &str, params: Value) -> Page {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let req = http()
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .bearer_auth(bearer)
-            .body(body.to_string());
-        self.send(req, url).await
-    }
+/// Signs `client` in through `base` (asking for `resource`, when given); the
+/// authorization code.
+async fn sign_in(
+    client: &mut Browser,
+    idp: &Idp,
+    base: &str,
+    client_id: &str,
+    p: &Pkce,
+    resource: Option<&str>,
+) -> String {
+    let extra: Vec<(&str, &str)> = resource.map(|r| ("resource", r)).into_iter().collect();
+    let (_, back) = client.sign_in(idp, base, base, client_id, p, &extra).await;
+    assert!(back.starts_with(CLIENT_REDIRECT), "{back}");
+    let q = query_of(&back);
+    assert_eq!(q["state"], CLIENT_STATE);
+    q["code"].clone()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,42 +204,30 @@ impl Fleet {
     /// A gateway listening on `port` whose public URL is `public` (its own, or another
     /// replica's), with `extra` appended under `server.oauth`.
     fn gateway(&self, port: u16, public: &str, secret: &str, extra: &str) -> Gateway {
+        Gateway::start_on(port, &self.config(public, secret, extra))
+    }
+
+    fn own_gateway(&self, extra: &str) -> Gateway {
+        Gateway::start_at_own_url(|public| self.config(public, SIGNING_SECRET, extra))
+    }
+
+    fn config(&self, public: &str, secret: &str, extra: &str) -> String {
         let p = self.ch_double.port;
-        Gateway::start_on(
-            port,
-            &format!(
-                "clickhouse:
+        let oauth = broker::oauth(
+            &self.idp,
+            public,
+            secret,
+            &format!("    upstream_offline_access: true\n{extra}"),
+        );
+        format!(
+            "clickhouse:
   host: 127.0.0.1
 multicluster:
   enabled: true
   cluster_allowlist: [otel, antalya]
   clusters: {{otel: {{port: {p}}}, antalya: {{port: {p}}}}}
 server:
-  oauth:
-    enabled: true
-    broker: true
-    issuer: {issuer}
-    audience: {AUDIENCE}
-    public_auth_server_url: {public}
-    client_id: {cid}
-    client_secret: {csecret}
-    signing_secret: {secret}
-    upstream_offline_access: true
-{extra}",
-                issuer = self.idp.issuer,
-                cid = self.idp.broker_client_id,
-                csecret = self.idp.client_secret,
-            ),
-        )
-    }
-
-    fn own_gateway(&self, extra: &str) -> Gateway {
-        let port = free_port();
-        self.gateway(
-            port,
-            &format!("http://127.0.0.1:{port}"),
-            SIGNING_SECRET,
-            extra,
+{oauth}"
         )
     }
 }
@@ -547,12 +307,10 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
     let a = f.gateway(port_a, &public, SIGNING_SECRET, "");
     let b = f.gateway(free_port(), &public, SIGNING_SECRET, "");
     let otel = format!("{public}/mcp/otel");
-    let mut client = Recorder::default();
+    let mut client = Browser::default();
 
     // Discovery as clients do it: the 401, then the metadata documents.
-    let first = client
-        .mcp(&otel, "no-token-yet", "tools/list", json!({}))
-        .await;
+    let first = mcp(&mut client, &otel, "no-token-yet", "tools/list", json!({})).await;
     assert_eq!(first.status, 401);
     let prm = client
         .get(&format!("{otel}/.well-known/oauth-protected-resource"))
@@ -567,13 +325,11 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
         .get(&format!("{public}/.well-known/oauth-authorization-server"))
         .await;
 
-    let client_id = client.register(&public).await;
-    let verifier = format!("sealed-{}", "v".repeat(50));
-    let code = client
-        .sign_in(&public, &client_id, &verifier, Some(&otel))
-        .await;
+    let client_id = client.public_client(&public, "sealed test").await;
+    let p = pkce("sealed");
+    let code = sign_in(&mut client, &f.idp, &public, &client_id, &p, Some(&otel)).await;
     let (status, t) = client
-        .redeem(&public, &client_id, &code, &verifier, &[])
+        .redeem(&public, &client_id, &code, &p.verifier, &[])
         .await;
     assert_eq!(status, 200, "{t}\n{}", a.log());
     let access = t["access_token"].as_str().unwrap().to_string();
@@ -593,16 +349,16 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
 
     // MCP calls on A: ClickHouse (through the pass-through) is presented the upstream
     // token, as Basic with the username from the claims the broker verified.
-    let listed = client.mcp(&otel, &access, "tools/list", json!({})).await;
+    let listed = mcp(&mut client, &otel, &access, "tools/list", json!({})).await;
     assert_eq!(listed.status, 200, "{}\n{}", listed.body, a.log());
-    let call = client
-        .mcp(
-            &otel,
-            &access,
-            "tools/call",
-            json!({"name": "execute_query", "arguments": {"query": "SELECT 40 + 2 AS answer"}}),
-        )
-        .await;
+    let call = mcp(
+        &mut client,
+        &otel,
+        &access,
+        "tools/call",
+        json!({"name": "execute_query", "arguments": {"query": "SELECT 40 + 2 AS answer"}}),
+    )
+    .await;
     assert_eq!(call.status, 200, "{}", call.body);
     assert!(call.body.contains("42"), "{}", call.body);
     let presented = f.ch_double.presented();
@@ -640,14 +396,14 @@ async fn clients_hold_only_sealed_tokens_and_clickhouse_gets_the_upstream_one() 
 
     // Replica B, which shares only the signing secret, accepts A's token.
     let on_b = format!("{}/mcp/otel", b.base());
-    let call = client
-        .mcp(
-            &on_b,
-            &access2,
-            "tools/call",
-            json!({"name": "execute_query", "arguments": {"query": "SELECT 6 * 7 AS answer"}}),
-        )
-        .await;
+    let call = mcp(
+        &mut client,
+        &on_b,
+        &access2,
+        "tools/call",
+        json!({"name": "execute_query", "arguments": {"query": "SELECT 6 * 7 AS answer"}}),
+    )
+    .await;
     assert_eq!(call.status, 200, "{}\n{}", call.body, b.log());
     assert!(call.body.contains("42"), "{}", call.body);
     assert_eq!(
@@ -692,7 +448,7 @@ async fn a_cluster_token_is_refused_on_another_cluster_with_that_clusters_challe
     let gw = f.own_gateway("");
     let base = gw.base();
     let (otel, antalya) = (format!("{base}/mcp/otel"), format!("{base}/mcp/antalya"));
-    let mut client = Recorder::default();
+    let mut client = Browser::default();
     let prm = client
         .get(&format!("{antalya}/.well-known/oauth-protected-resource"))
         .await;
@@ -701,11 +457,9 @@ async fn a_cluster_token_is_refused_on_another_cluster_with_that_clusters_challe
         antalya.as_str()
     );
 
-    let client_id = client.register(&base).await;
-    let verifier = format!("audience-{}", "v".repeat(50));
-    let code = client
-        .sign_in(&base, &client_id, &verifier, Some(&otel))
-        .await;
+    let client_id = client.public_client(&base, "sealed test").await;
+    let p = pkce("audience");
+    let code = sign_in(&mut client, &f.idp, &base, &client_id, &p, Some(&otel)).await;
     // Asking for another resource than the one authorized, or one not served here.
     for (resource, why) in [
         (antalya.as_str(), "differs from the one authorized"),
@@ -716,7 +470,7 @@ async fn a_cluster_token_is_refused_on_another_cluster_with_that_clusters_challe
                 &base,
                 &client_id,
                 &code,
-                &verifier,
+                &p.verifier,
                 &[("resource", resource)],
             )
             .await;
@@ -731,17 +485,15 @@ async fn a_cluster_token_is_refused_on_another_cluster_with_that_clusters_challe
         );
     }
     let (status, t) = client
-        .redeem(&base, &client_id, &code, &verifier, &[])
+        .redeem(&base, &client_id, &code, &p.verifier, &[])
         .await;
     assert_eq!(status, 200, "{t}\n{}", gw.log());
     let for_otel = t["access_token"].as_str().unwrap().to_string();
 
-    let ok = client.mcp(&otel, &for_otel, "tools/list", json!({})).await;
+    let ok = mcp(&mut client, &otel, &for_otel, "tools/list", json!({})).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let before = f.ch_double.presented().len() + f.ch_double.bearers().len();
-    let refused = client
-        .mcp(&antalya, &for_otel, "tools/list", json!({}))
-        .await;
+    let refused = mcp(&mut client, &antalya, &for_otel, "tools/list", json!({})).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     let www = challenge(&refused);
     assert!(
@@ -759,17 +511,17 @@ async fn a_cluster_token_is_refused_on_another_cluster_with_that_clusters_challe
     );
 
     // Without `resource`: the shared audience, every cluster.
-    let client_id = client.register(&base).await;
-    let verifier = format!("shared-{}", "v".repeat(50));
-    let code = client.sign_in(&base, &client_id, &verifier, None).await;
+    let client_id = client.public_client(&base, "sealed test").await;
+    let p = pkce("shared");
+    let code = sign_in(&mut client, &f.idp, &base, &client_id, &p, None).await;
     let (status, t) = client
-        .redeem(&base, &client_id, &code, &verifier, &[])
+        .redeem(&base, &client_id, &code, &p.verifier, &[])
         .await;
     assert_eq!(status, 200, "{t}");
     let shared = t["access_token"].as_str().unwrap().to_string();
     assert_eq!(opened(&shared).resource, None);
     for url in [&otel, &antalya] {
-        let r = client.mcp(url, &shared, "tools/list", json!({})).await;
+        let r = mcp(&mut client, url, &shared, "tools/list", json!({})).await;
         assert_eq!(r.status, 200, "{url}: {}", r.body);
     }
 }
@@ -783,16 +535,16 @@ async fn altered_expired_foreign_and_raw_idp_tokens_are_401_before_clickhouse() 
     let gw = f.own_gateway("");
     let base = gw.base();
     let otel = format!("{base}/mcp/otel");
-    let mut client = Recorder::default();
-    let client_id = client.register(&base).await;
-    let verifier = format!("refusals-{}", "v".repeat(50));
-    let code = client.sign_in(&base, &client_id, &verifier, None).await;
+    let mut client = Browser::default();
+    let client_id = client.public_client(&base, "sealed test").await;
+    let p = pkce("refusals");
+    let code = sign_in(&mut client, &f.idp, &base, &client_id, &p, None).await;
     let (status, t) = client
-        .redeem(&base, &client_id, &code, &verifier, &[])
+        .redeem(&base, &client_id, &code, &p.verifier, &[])
         .await;
     assert_eq!(status, 200, "{t}");
     let good = t["access_token"].as_str().unwrap().to_string();
-    let ok = client.mcp(&otel, &good, "tools/list", json!({})).await;
+    let ok = mcp(&mut client, &otel, &good, "tools/list", json!({})).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let payload = opened(&good);
 
@@ -832,7 +584,7 @@ async fn altered_expired_foreign_and_raw_idp_tokens_are_401_before_clickhouse() 
             "accepts only the access tokens it issues",
         ),
     ] {
-        let r = client.mcp(&otel, token, "tools/list", json!({})).await;
+        let r = mcp(&mut client, &otel, token, "tools/list", json!({})).await;
         assert_eq!(r.status, 401, "{why}: {}", r.body);
         let www = challenge(&r);
         assert!(

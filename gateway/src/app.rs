@@ -17,6 +17,7 @@ use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
 use crate::telemetry::logging::LogHandle;
+use crate::telemetry::otlp::Tracer;
 use crate::telemetry::Metrics;
 use crate::tools::dynamic::ToolRules;
 use crate::tools::system_columns::SystemColumns;
@@ -49,6 +50,9 @@ pub struct Runtime {
 /// What a generation's builders take from the process rather than the configuration.
 pub struct ProcessParts<'a> {
     pub oauth_requests: &'a crate::oauth::broker::OAuthRequests,
+    pub clickhouse_queries: &'a crate::telemetry::metrics::HistogramFamily,
+    pub clusters: &'a crate::telemetry::metrics::ClusterLabels,
+    pub jwks_fetches: &'a crate::telemetry::metrics::CounterFamily,
     pub allowlist: &'a ClusterAllowlist,
 }
 
@@ -66,7 +70,8 @@ impl Runtime {
             {
                 p.ch.clone()
             }
-            _ => ClickHouse::new(&config.clickhouse)?,
+            _ => ClickHouse::new(&config.clickhouse)?
+                .observed_by(process.clickhouse_queries.clone(), process.clusters.clone()),
         };
         let static_catalog = Arc::new(Catalog::new(static_entries(&config)));
         let roles = RolePolicy::from_config(&config.server.oauth)?;
@@ -83,7 +88,10 @@ impl Runtime {
                 } else {
                     jwks::JwksSource::Url(o.jwks_url.clone())
                 };
-                Arc::new(jwks::JwksCache::new(source, reqwest::Client::new()))
+                Arc::new(
+                    jwks::JwksCache::new(source, reqwest::Client::new())
+                        .with_observer(Metrics::jwks_observer(process.jwks_fetches)),
+                )
             }),
         };
         let broker = match previous {
@@ -128,7 +136,13 @@ fn build_broker(c: &Config, process: &ProcessParts<'_>) -> anyhow::Result<Option
     }
     let serves = if c.multicluster.enabled {
         let allow = process.allowlist.clone();
-        crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c))
+        let clusters =
+            crate::oauth::broker::multicluster_resources(oauth, move |c| allow.permits(c));
+        if c.multicluster.fleet_endpoint {
+            crate::oauth::broker::with_fleet_resource(oauth, clusters)
+        } else {
+            clusters
+        }
     } else {
         crate::oauth::broker::single_cluster_resources(oauth)
     };
@@ -154,6 +168,8 @@ pub struct App {
     log: Option<LogHandle>,
     /// The last readiness answer and when it was found (`telemetry::endpoints`).
     pub readiness: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The OTLP exporter when `telemetry.otlp` is set (restart-only).
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 impl App {
@@ -162,19 +178,32 @@ impl App {
         load_options: LoadOptions,
         log: Option<LogHandle>,
     ) -> anyhow::Result<Self> {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_clusters(crate::telemetry::metrics::ClusterLabels::new(
+            config.multicluster.cluster_allowlist.iter().cloned(),
+        ));
         let catalogs = Arc::new(CatalogCache::with_metrics(
             CacheConfig::from_config(&config.multicluster),
             CacheMetrics::registered(&metrics),
         ));
         let allowlist = ClusterAllowlist::from_config(&config.multicluster);
-        let prober = IdentityProber::with_metrics(metrics.identity_probes.clone());
+        let prober = IdentityProber::with_metrics(
+            metrics.identity_probes.clone(),
+            metrics.identity_probe_duration.clone(),
+        );
         let process = ProcessParts {
             oauth_requests: &metrics.oauth_requests,
+            clickhouse_queries: &metrics.clickhouse_query_duration,
+            clusters: &metrics.clusters,
+            jwks_fetches: &metrics.jwks_fetches,
             allowlist: &allowlist,
+        };
+        let tracer = match &config.telemetry.otlp {
+            Some(o) => Some(Tracer::start(o, config.telemetry.include_sql)?),
+            None => None,
         };
         let runtime = Runtime::build(config, None, &process)?;
         Ok(Self {
+            tracer,
             runtime: RwLock::new(Arc::new(runtime)),
             metrics,
             inflight: Inflight::default(),
@@ -220,6 +249,9 @@ impl App {
         })?;
         let process = ProcessParts {
             oauth_requests: &self.metrics.oauth_requests,
+            clickhouse_queries: &self.metrics.clickhouse_query_duration,
+            clusters: &self.metrics.clusters,
+            jwks_fetches: &self.metrics.jwks_fetches,
             allowlist: &self.allowlist,
         };
         let rt = Runtime::build(next, Some(&current), &process).map_err(|e| e.to_string())?;

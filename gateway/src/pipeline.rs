@@ -21,11 +21,13 @@ use tracing::Instrument;
 use crate::app::{App, Runtime};
 use crate::identity::resolve::require_identity;
 use crate::mcp::http::{allow_methods, answer, check_origin, read_message};
+use crate::mcp::Incoming;
 use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
-use crate::reply::json_response;
-use crate::routing::{not_found_body, Route, RoutedCluster};
+use crate::reply::{json_response, open_cors, open_preflight};
+use crate::routing::{not_found_body, Cluster, Route, RoutedCluster};
 use crate::telemetry::endpoints::{health, metrics, not_found, readyz};
 use crate::telemetry::http::{catch_panics, count_requests, labelled};
+use crate::telemetry::trace::{self, TraceContext};
 
 /// The gateway's HTTP service: the whole request path, in order.
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
@@ -36,6 +38,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         .layer(from_fn(check_origin))
         .layer(from_fn(allow_methods))
         .layer(from_fn(read_message))
+        .layer(from_fn_with_state(app.clone(), trace_message))
         .layer(from_fn(require_identity))
         .service(answer.with_state(app.clone()));
     let mut routes = Router::new();
@@ -78,6 +81,43 @@ async fn trace_request(req: Request, next: Next) -> Response {
     next.run(req).instrument(span).await
 }
 
+/// Step "trace" of the MCP endpoint: the request's trace context, continued from the
+/// client's (`params._meta.traceparent`, else the `traceparent` header) when it sent
+/// one, and the root span of the MCP request when tracing is on. Everything after it,
+/// the gate included, runs inside; with tracing off only the context is carried, so
+/// ClickHouse still continues the client's trace (`telemetry::trace`).
+async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let (name, mut attributes, meta) = match req.extensions().get::<Incoming>() {
+        Some(Incoming::Request { id, method, params }) => {
+            trace::request_span(id, method, params.as_ref())
+        }
+        _ => ("mcp notification".to_string(), Vec::new(), None),
+    };
+    if let Some(c) = req
+        .extensions()
+        .get::<RoutedCluster>()
+        .and_then(|r| match r {
+            RoutedCluster::Named(n) => Some(n.clone()),
+            RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
+            RoutedCluster::Implicit => None,
+        })
+    {
+        attributes.push(("chmcp.cluster", c.into()));
+    }
+    let incoming = meta.or_else(|| {
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse)
+    });
+    trace::in_request(app.tracer.as_ref(), incoming, name, attributes, async {
+        let r = next.run(req).await;
+        trace::set("http.response.status_code", u64::from(r.status().as_u16()));
+        r
+    })
+    .await
+}
+
 /// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the
 /// extensions; metadata documents and every unknown path are answered here, before
 /// any authentication, with one 404 whatever the cause.
@@ -91,13 +131,17 @@ async fn route_request(
     let path = req.uri().path().to_string();
     match Route::of(&path, &rt.config.multicluster, &app.allowlist) {
         Route::Mcp(cluster) => {
-            let label = if rt.config.multicluster.enabled {
-                "/mcp/{cluster}"
-            } else {
-                "/mcp"
+            let label = match cluster {
+                Cluster::Named(_) => "/mcp/{cluster}",
+                Cluster::Implicit | Cluster::Fleet => "/mcp",
             };
             req.extensions_mut().insert(RoutedCluster::of(cluster));
             labelled(next.run(req).await, label)
+        }
+        Route::ResourceMetadata(_) | Route::RootMetadata
+            if oauth && req.method() == axum::http::Method::OPTIONS =>
+        {
+            labelled(open_preflight(), "/.well-known/oauth-protected-resource")
         }
         Route::ResourceMetadata(cluster) if oauth => metadata_response(
             &rt,
@@ -131,18 +175,32 @@ fn metadata_response(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let doc = protected_resource_metadata(&rt.config.server.oauth, "http", host, subject);
-    labelled(json_response(StatusCode::OK, &doc.to_json()), label)
+    // A public document: browser clients fetch it cross-origin during sign-in.
+    labelled(
+        open_cors(json_response(StatusCode::OK, &doc.to_json())),
+        label,
+    )
 }
 
 /// A broker path: answered by this generation's broker, or 404 outside broker mode.
-async fn broker(Extension(rt): Extension<Arc<Runtime>>, req: Request) -> Response {
+async fn broker(
+    State(app): State<Arc<App>>,
+    Extension(rt): Extension<Arc<Runtime>>,
+    req: Request,
+) -> Response {
     let Some(broker) = rt.broker.clone() else {
         return not_found();
     };
-    match broker.oneshot(req).await {
+    let started = std::time::Instant::now();
+    // The path is one of `PATHS` (this handler is routed on those only).
+    let path = req.uri().path().to_string();
+    let response = match broker.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
-    }
+    };
+    app.metrics
+        .oauth_request(&path, response.status().as_u16(), started.elapsed());
+    response
 }
 
 #[cfg(test)]

@@ -39,7 +39,14 @@ pub enum Cluster<'a> {
     Implicit,
     /// Multi-cluster mode: a name that passed the rules and the allow-list.
     Named(&'a str),
+    /// Multi-cluster mode with `fleet_endpoint`: `/mcp`, every allow-listed cluster
+    /// through one connector; each call names its cluster.
+    Fleet,
 }
+
+/// The cluster name a fleet request carries until a call names its cluster; not an
+/// RFC 1123 label, so it can never collide with a real cluster (catalog keys, logs).
+pub const FLEET_CLUSTER: &str = "*";
 
 impl<'a> Cluster<'a> {
     /// The name the catalog key and logs use; empty for the implicit cluster, which can
@@ -48,13 +55,14 @@ impl<'a> Cluster<'a> {
         match self {
             Cluster::Implicit => "",
             Cluster::Named(n) => n,
+            Cluster::Fleet => FLEET_CLUSTER,
         }
     }
 
     /// Path of the MCP endpoint: `/mcp` or `/mcp/{cluster}`.
     pub fn mcp_path(&self) -> String {
         match self {
-            Cluster::Implicit => "/mcp".to_string(),
+            Cluster::Implicit | Cluster::Fleet => "/mcp".to_string(),
             Cluster::Named(n) => format!("/mcp/{n}"),
         }
     }
@@ -63,32 +71,39 @@ impl<'a> Cluster<'a> {
     ///
     /// Multi-cluster: `/mcp/{cluster}/.well-known/oauth-protected-resource`, exactly as
     /// multicluster.md fixes it. Single-cluster: `/.well-known/oauth-protected-resource/mcp`,
-    /// RFC 9728 §3.1's path-inserted form for the resource `/mcp` (oauth.md serves it there).
+    /// RFC 9728 §3.1's path-inserted form for the resource `/mcp` (oauth.md serves it there);
+    /// the fleet connector is the resource `/mcp` too, so it uses the same form.
     pub fn metadata_path(&self) -> String {
         match self {
-            Cluster::Implicit => format!("{RESOURCE_METADATA_SUFFIX}/mcp"),
+            Cluster::Implicit | Cluster::Fleet => format!("{RESOURCE_METADATA_SUFFIX}/mcp"),
             Cluster::Named(n) => format!("/mcp/{n}{RESOURCE_METADATA_SUFFIX}"),
         }
     }
 }
 
 /// The cluster an MCP request was routed to, owned so the routing step can hand it to
-/// later steps through the request's extensions (`None`: the implicit cluster).
+/// later steps through the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutedCluster(pub Option<String>);
+pub enum RoutedCluster {
+    Implicit,
+    Named(String),
+    Fleet,
+}
 
 impl RoutedCluster {
     pub fn of(cluster: Cluster<'_>) -> Self {
         match cluster {
-            Cluster::Implicit => Self(None),
-            Cluster::Named(n) => Self(Some(n.to_string())),
+            Cluster::Implicit => Self::Implicit,
+            Cluster::Named(n) => Self::Named(n.to_string()),
+            Cluster::Fleet => Self::Fleet,
         }
     }
 
     pub fn cluster(&self) -> Cluster<'_> {
-        match &self.0 {
-            None => Cluster::Implicit,
-            Some(n) => Cluster::Named(n),
+        match self {
+            Self::Implicit => Cluster::Implicit,
+            Self::Named(n) => Cluster::Named(n),
+            Self::Fleet => Cluster::Fleet,
         }
     }
 }
@@ -96,7 +111,8 @@ impl RoutedCluster {
 /// What a request path asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// An MCP request (`/mcp/{cluster}`, `/mcp/{cluster}/`, or `/mcp` in single mode).
+    /// An MCP request (`/mcp/{cluster}`, `/mcp/{cluster}/`, or `/mcp` in single mode and
+    /// for the fleet connector).
     Mcp(Cluster<'a>),
     /// Protected-resource metadata of one MCP resource (served without authentication).
     ResourceMetadata(Cluster<'a>),
@@ -140,7 +156,9 @@ impl ClusterAllowlist {
 impl<'a> Route<'a> {
     /// Which MCP route a path is, by the mode's rules.
     pub fn of(path: &'a str, mc: &MultiClusterConfig, allow: &ClusterAllowlist) -> Route<'a> {
-        if mc.enabled {
+        if mc.enabled && mc.fleet_endpoint {
+            Route::parse_fleet(path).unwrap_or_else(|| Route::parse_multi(path, allow))
+        } else if mc.enabled {
             Route::parse_multi(path, allow)
         } else {
             Route::parse_single(path)
@@ -176,6 +194,21 @@ impl<'a> Route<'a> {
                 named(name, Route::ResourceMetadata)
             }
             _ => Route::NotFound,
+        }
+    }
+
+    /// The fleet connector's paths: `/mcp`, `/mcp/`, and its metadata at the
+    /// path-inserted `/.well-known/oauth-protected-resource/mcp` and at
+    /// `/mcp/.well-known/oauth-protected-resource` (the per-cluster form). `None`: not one
+    /// of them (the per-cluster rules decide).
+    pub fn parse_fleet(path: &str) -> Option<Route<'a>> {
+        match path {
+            "/mcp" | "/mcp/" => Some(Route::Mcp(Cluster::Fleet)),
+            p if metadata_rest(p) == Some("/mcp") => Some(Route::ResourceMetadata(Cluster::Fleet)),
+            p if p.strip_prefix("/mcp") == Some(RESOURCE_METADATA_SUFFIX) => {
+                Some(Route::ResourceMetadata(Cluster::Fleet))
+            }
+            _ => None,
         }
     }
 
@@ -363,6 +396,43 @@ mod tests {
     }
 
     #[test]
+    fn fleet_endpoint_serves_mcp_and_its_metadata_only_when_enabled() {
+        let allow = ClusterAllowlist::new(["otel"]);
+        let mut mc = MultiClusterConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        // Off (the default): `/mcp` is the same 404 as any unknown name.
+        assert_eq!(Route::of("/mcp", &mc, &allow), Route::NotFound);
+        mc.fleet_endpoint = true;
+        for p in ["/mcp", "/mcp/"] {
+            assert_eq!(Route::of(p, &mc, &allow), Route::Mcp(Cluster::Fleet), "{p}");
+        }
+        for p in [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp/.well-known/oauth-protected-resource",
+        ] {
+            assert_eq!(
+                Route::of(p, &mc, &allow),
+                Route::ResourceMetadata(Cluster::Fleet),
+                "{p}"
+            );
+        }
+        // Per-cluster routes and their 404s are unchanged beside it.
+        assert_eq!(
+            Route::of("/mcp/otel", &mc, &allow),
+            Route::Mcp(Cluster::Named("otel"))
+        );
+        assert_eq!(Route::of("/mcp/nope", &mc, &allow), Route::NotFound);
+        assert_eq!(Cluster::Fleet.mcp_path(), "/mcp");
+        assert_eq!(
+            Cluster::Fleet.metadata_path(),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(!is_valid_cluster_name(Cluster::Fleet.name()));
+    }
+
+    #[test]
     fn cluster_paths_are_built_per_mode() {
         assert_eq!(Cluster::Named("otel").mcp_path(), "/mcp/otel");
         assert_eq!(
@@ -390,6 +460,7 @@ mod tests {
             ClusterOverride {
                 host: Some("ch-antalya.example".into()),
                 port: Some(8443),
+                ..Default::default()
             },
         );
         mc.clusters.insert(
@@ -397,6 +468,7 @@ mod tests {
             ClusterOverride {
                 host: None,
                 port: Some(9000),
+                ..Default::default()
             },
         );
         (ch, mc)

@@ -64,6 +64,11 @@ pub struct McpMultiClusterSpec {
     #[schemars(length(min = 1, max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clusters: Vec<ClusterSpec>,
+    /// One connector for every cluster at `/mcp` besides `/mcp/<name>` (the gateway's
+    /// `multicluster.fleet_endpoint`): tools take the cluster as an argument, and the
+    /// status lists the URL as cluster `*`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fleet_endpoint: bool,
     /// Sign-in: the upstream identity provider and the gateway's public address.
     pub oauth: OAuthSpec,
     /// The per-token catalog cache of each gateway pod.
@@ -420,6 +425,10 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<i32>,
+    /// What the cluster holds, shown to models choosing a cluster on the fleet connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub description: Option<String>,
 }
 
 /// A key of a Secret in the resource's namespace.
@@ -726,9 +735,9 @@ pub struct VerifierStatus {
 /// One connector URL.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct Endpoint {
-    /// The cluster's name.
+    /// The cluster's name; `*` for the fleet connector (every cluster).
     pub cluster: String,
-    /// `oauth.publicUrl` + `/mcp/<cluster>`.
+    /// `oauth.publicUrl` + `/mcp/<cluster>` (the fleet connector: `/mcp`).
     pub url: String,
 }
 

@@ -72,7 +72,7 @@ pub async fn reconcile(mc: Arc<McpMultiCluster>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     ctx.metrics.reconciliations.inc();
     let result = reconcile_steps(&mc, &ctx).await;
-    ctx.metrics.finished(started.elapsed());
+    ctx.metrics.finished(started.elapsed(), result.is_ok());
     if let Err(e) = &result {
         ctx.metrics.error(e.reason());
     }

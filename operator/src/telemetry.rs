@@ -13,6 +13,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -21,12 +22,31 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
-/// The operator's metrics, prefixed `chmcp_operator_`.
+/// How one reconciliation ended: `ok` or `error` (blocked specs end `ok` and are
+/// counted by reason in `reconcile_errors`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+/// The operator's metrics, prefixed `chmcp_operator_` (same shape as the gateway's:
+/// units in names, a duration histogram by outcome, `build_info`).
 pub struct Metrics {
     registry: Registry,
     pub reconciliations: Counter,
     pub errors: Family<ErrorLabels, Counter>,
-    pub duration: Histogram,
+    pub duration: Family<OutcomeLabels, Histogram>,
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+fn reconcile_histogram() -> Histogram {
+    // 5 ms .. ~40 s: a reconcile is a handful of API calls.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
 impl Default for Metrics {
@@ -34,8 +54,20 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("chmcp_operator");
         let reconciliations = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
-        // 5 ms .. ~40 s: a reconcile is a handful of API calls.
-        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(
+            reconcile_histogram as fn() -> Histogram,
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The running operator's version; always 1",
+            build_info.clone(),
+        );
         registry.register(
             "reconciliations",
             "Reconciliations started",
@@ -48,7 +80,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconcile_duration_seconds",
-            "Time one reconciliation took",
+            "Time one reconciliation took, by outcome (ok, error)",
             duration.clone(),
         );
         Self {
@@ -56,6 +88,7 @@ impl Default for Metrics {
             reconciliations,
             errors,
             duration,
+            build_info,
         }
     }
 }
@@ -69,8 +102,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn finished(&self, elapsed: Duration) {
-        self.duration.observe(elapsed.as_secs_f64());
+    pub fn finished(&self, elapsed: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn render(&self) -> String {
@@ -170,7 +206,7 @@ mod tests {
         let m = Metrics::default();
         m.reconciliations.inc();
         m.error("SecretMissing");
-        m.finished(Duration::from_millis(20));
+        m.finished(Duration::from_millis(20), false);
         let text = m.render();
         assert!(
             text.contains("chmcp_operator_reconciliations_total 1"),
@@ -181,7 +217,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("chmcp_operator_reconcile_duration_seconds_count 1"),
+            text.contains("chmcp_operator_reconcile_duration_seconds_count{outcome=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "chmcp_operator_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
             "{text}"
         );
     }

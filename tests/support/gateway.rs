@@ -52,6 +52,13 @@ impl Gateway {
         Self::try_start_on(port, config).unwrap_or_else(|not_ready| fail(not_ready))
     }
 
+    /// Starts `serve` on a free port with `config(public_url)`, for a gateway whose
+    /// public URL is its own address (`http://127.0.0.1:PORT`).
+    pub fn start_at_own_url(config: impl FnOnce(&str) -> String) -> Self {
+        let port = free_port();
+        Self::start_on(port, &config(&format!("http://127.0.0.1:{port}")))
+    }
+
     fn try_start_on(port: u16, config: &str) -> Result<Self, NotReady> {
         let args = [
             "--set".to_string(),

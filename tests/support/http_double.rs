@@ -72,34 +72,45 @@ impl HttpDouble {
 }
 
 async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+    let (head, body) = read_raw_request(sock).await?;
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    Some(Seen {
+        query: query.to_string(),
+        head: head.clone(),
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
+}
+
+/// One HTTP/1.1 request from `sock`: its head (request line and header lines) and its
+/// body, `Content-Length` bytes as sent. `None` when the peer closes first.
+pub async fn read_raw_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
+    let mut chunk = [0u8; 16384];
     loop {
         let n = sock.read(&mut chunk).await.ok()?;
         if n == 0 {
             return None;
         }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        buf.extend_from_slice(chunk.get(..n)?);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             continue;
         };
-        let len = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            })
-            .unwrap_or(0);
-        if body.len() >= len {
-            let target = head.split_whitespace().nth(1).unwrap_or("");
-            let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
-            return Some(Seen {
-                query: query.to_string(),
-                head: head.to_string(),
-                body: body.to_string(),
-            });
+        let head = String::from_utf8_lossy(buf.get(..end)?).to_string();
+        let body = end + 4..end + 4 + content_length(&head);
+        if let Some(body) = buf.get(body) {
+            return Some((head, body.to_vec()));
         }
     }
+}
+
+/// The `Content-Length` of a request head (0 when absent or unreadable).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .unwrap_or(0)
 }

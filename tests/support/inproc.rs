@@ -134,7 +134,14 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> Metrics {
-        let r = self.get("/metrics").await;
+        let r = self
+            .send(
+                "GET",
+                "/metrics",
+                &[("accept", crate::metrics::OPENMETRICS)],
+                Body::empty(),
+            )
+            .await;
         assert_eq!(r.status, 200, "GET /metrics: {:?}", r.body);
         match r.body {
             Value::String(page) => Metrics::parse(page),

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeSet;
 
+/// The `Accept` header that asks for OpenMetrics.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
+
 /// One scraped page (OpenMetrics text, as `prometheus-client` renders it).
 pub struct Metrics {
     page: String,
@@ -23,7 +26,11 @@ impl Metrics {
 
     /// `GET {base}/metrics` of a running process (the gateway or the verifier).
     pub async fn scrape(base: &str) -> Self {
-        let r = reqwest::get(format!("{base}/metrics"))
+        // OpenMetrics, as Prometheus asks (without it the gateway answers the classic format).
+        let r = reqwest::Client::new()
+            .get(format!("{base}/metrics"))
+            .header("accept", OPENMETRICS)
+            .send()
             .await
             .unwrap_or_else(|e| panic!("GET {base}/metrics: {e}"));
         assert_eq!(r.status().as_u16(), 200, "GET {base}/metrics");

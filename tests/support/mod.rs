@@ -1,7 +1,9 @@
 //! Harness for integration tests against real components: a ClickHouse server on a
 //! free port, the gateway binary, the gateway's router in process (`inproc`), a small
-//! MCP-over-HTTP client, and the JWT and metrics helpers every test file shares.
+//! MCP-over-HTTP client, the broker-mode sign-in at the real IdP (`broker`), and the JWT
+//! and metrics helpers every test file shares.
 
+pub mod broker;
 pub mod clickhouse;
 pub mod gateway;
 pub mod http_double;
@@ -10,7 +12,9 @@ pub mod inproc;
 pub mod jwt;
 pub mod mcp;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
+pub mod relay;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -20,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::MultiClusterConfig;
+use crate::telemetry::metrics::HistogramFamily;
 use crate::telemetry::Metrics;
 
 /// Discoveries running at once in the whole process: a burst of new tokens must not
@@ -190,9 +191,29 @@ pub struct CacheMetrics {
     discovery_timeouts: Counter,
     entries: Gauge,
     denied_entries: Gauge,
+    discovery_duration: Option<HistogramFamily>,
 }
 
 impl CacheMetrics {
+    /// Times one discovery by how it ended (`ok`, `auth_error`, `transient_error`,
+    /// `timeout`).
+    fn observe_discovery<U>(
+        &self,
+        result: &Result<Result<U, DiscoveryError>, Elapsed>,
+        elapsed: std::time::Duration,
+    ) {
+        let Some(family) = &self.discovery_duration else {
+            return;
+        };
+        let outcome = match result {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(e)) if e.auth_class => "auth_error",
+            Ok(Err(_)) => "transient_error",
+            Err(_) => "timeout",
+        };
+        Metrics::observe(family, &[("outcome", outcome)], elapsed.as_secs_f64());
+    }
+
     /// Handles on the `chmcp_catalog_*` series (the three internal-only counters stay
     /// unexported).
     pub fn registered(m: &Metrics) -> Self {
@@ -215,6 +236,7 @@ impl CacheMetrics {
             transient_errors: series(&m.catalog_discoveries, "outcome", "transient_error"),
             entries: m.catalog_entries.clone(),
             denied_entries: m.catalog_denied_entries.clone(),
+            discovery_duration: Some(m.catalog_discovery_duration.clone()),
             ..Self::default()
         }
     }
@@ -599,7 +621,9 @@ impl<T> CatalogCache<T> {
             key,
             armed: true,
         };
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(self.cfg.discovery_budget, discover()).await;
+        self.counters.observe_discovery(&result, started.elapsed());
         // Logged before taking the lock: an outage makes every miss a failure.
         self.log_failure(key, &result);
         let settled = {

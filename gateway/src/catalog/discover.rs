@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError};
+use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
 use crate::app::Runtime;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
+use crate::telemetry::trace::{self, SpanKind};
 use crate::tools::context::text_cell;
 use crate::tools::dynamic::{self, ColumnRow, ObjectRow};
 use crate::tools::schema::static_entries;
@@ -97,6 +98,31 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
     Ok((Catalog::new(entries), warnings))
 }
 
+/// Whether a caller's identity reaches a cluster, as the catalog lookup found out
+/// (`list_clusters` on the fleet connector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A catalog was discovered or is cached: ClickHouse accepted this identity.
+    Ok,
+    /// ClickHouse refused this identity (auth-class failure, cached as denied).
+    Denied,
+    /// Discovery failed for another reason (down, timeout, 5xx): never cached.
+    Unreachable,
+    /// Not known: no discovery is configured, or every discovery slot was busy.
+    Unknown,
+}
+
+impl Reach {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reach::Ok => "ok",
+            Reach::Denied => "denied",
+            Reach::Unreachable => "unreachable",
+            Reach::Unknown => "unknown",
+        }
+    }
+}
+
 /// The caller's catalog: static, or discovered with their credentials and cached per
 /// token and cluster. Never an error: any failure serves the static tools.
 pub async fn catalog_for(
@@ -105,8 +131,18 @@ pub async fn catalog_for(
     system_columns: &SystemColumns,
     creds: &RequestCredentials<'_>,
 ) -> Arc<Catalog> {
+    catalog_and_reach(cache, rt, system_columns, creds).await.0
+}
+
+/// [`catalog_for`], also saying whether the caller's identity reached the cluster.
+pub async fn catalog_and_reach(
+    cache: &CatalogCache<Catalog>,
+    rt: &Runtime,
+    system_columns: &SystemColumns,
+    creds: &RequestCredentials<'_>,
+) -> (Arc<Catalog>, Reach) {
     if !rt.tool_rules.need_discovery() {
-        return rt.static_catalog.clone();
+        return (rt.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
     let outcome = cache
@@ -116,7 +152,10 @@ pub async fn catalog_for(
                 message: e.to_string(),
             })?;
             let ctx = ToolContext::new(rt, system_columns, id, c);
-            let (catalog, warnings) = discover_catalog(&ctx).await.map_err(DiscoveryError::from)?;
+            let (catalog, warnings) =
+                trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
+                    .await
+                    .map_err(DiscoveryError::from)?;
             // Warnings name ClickHouse objects: escaped fields, never the message.
             for w in warnings {
                 tracing::warn!(warning = ?w, "tool discovery warning");
@@ -125,8 +164,24 @@ pub async fn catalog_for(
             Ok((catalog, hash))
         })
         .await;
+    trace::set(
+        "chmcp.catalog",
+        match &outcome {
+            CatalogOutcome::Hit(_) => "hit",
+            CatalogOutcome::Discovered(_) => "discovered",
+            CatalogOutcome::Denied => "denied",
+            CatalogOutcome::StaticOnly { .. } => "static_only",
+        },
+    );
     match outcome {
-        CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => c,
-        CatalogOutcome::Denied | CatalogOutcome::StaticOnly { .. } => rt.static_catalog.clone(),
+        CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => (c, Reach::Ok),
+        CatalogOutcome::Denied => (rt.static_catalog.clone(), Reach::Denied),
+        CatalogOutcome::StaticOnly { reason } => (
+            rt.static_catalog.clone(),
+            match reason {
+                StaticReason::Saturated => Reach::Unknown,
+                StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,
+            },
+        ),
     }
 }

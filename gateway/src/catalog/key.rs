@@ -24,6 +24,15 @@ impl CatalogKey {
         }
     }
 
+    /// The same credential's key for another cluster (the fleet connector derives each
+    /// cluster's key from the one the gate built, without holding the raw token again).
+    pub fn for_cluster(&self, cluster: &str) -> Self {
+        Self {
+            token_sha256: self.token_sha256,
+            cluster: cluster.into(),
+        }
+    }
+
     pub fn cluster(&self) -> &str {
         &self.cluster
     }

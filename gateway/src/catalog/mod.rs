@@ -8,7 +8,7 @@ mod cache;
 mod discover;
 mod key;
 
-pub use discover::{catalog_for, discover_catalog};
+pub use discover::{catalog_and_reach, catalog_for, discover_catalog, Reach};
 
 pub use cache::{
     positive_expiry, CacheConfig, CacheMetrics, CacheStats, CatalogCache, CatalogOutcome,

@@ -17,6 +17,8 @@ use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTING
 use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
+use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// One ClickHouse HTTP endpoint (after `{cluster}` substitution).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,6 +121,9 @@ pub struct QueryOptions {
     pub roles: Vec<String>,
     /// The gateway's own bound on the whole query, enforced whatever the server does.
     pub timeout: Duration,
+    /// The routed cluster, only for the request-duration metric's label (empty for the
+    /// gateway's own probes: labelled `other`).
+    pub cluster: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +144,18 @@ impl QueryError {
     /// Auth-class failures (multicluster.md); everything else is transient or the query's.
     pub fn is_auth_class(&self) -> bool {
         matches!(self, QueryError::Server(e) if e.is_auth_class())
+    }
+
+    /// The `status` label of `chmcp_clickhouse_query_duration_seconds`.
+    pub fn status_label(&self) -> &'static str {
+        match self {
+            QueryError::Server(e) if e.is_auth_class() => "auth_refused",
+            QueryError::Server(_) => "server_error",
+            QueryError::Unreachable { .. } => "unreachable",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Format(_) => "format_error",
+            QueryError::Settings(_) => "settings_refused",
+        }
     }
 }
 
@@ -197,6 +214,9 @@ const MAX_TRAILER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ClickHouse {
     inner: Arc<Inner>,
+    /// `chmcp_clickhouse_query_duration_seconds` and its cluster labels, when built
+    /// [`ClickHouse::observed_by`] (the gateway); tools and tests without it record nothing.
+    requests: Option<(HistogramFamily, ClusterLabels)>,
 }
 
 struct Inner {
@@ -274,6 +294,7 @@ impl ClickHouse {
             message: e.to_string(),
         })?;
         Ok(Self {
+            requests: None,
             inner: Arc::new(Inner {
                 http,
                 headers,
@@ -282,6 +303,14 @@ impl ClickHouse {
                 connect,
             }),
         })
+    }
+
+    /// This client, recording each streamed query's duration in `family`.
+    pub fn observed_by(self, family: HistogramFamily, clusters: ClusterLabels) -> Self {
+        Self {
+            requests: Some((family, clusters)),
+            ..self
+        }
     }
 
     /// Runs a query and streams its rows into `sink`. If the sink stops early, the
@@ -303,12 +332,33 @@ impl ClickHouse {
         };
         let work = async {
             let resp = self.send(ep, creds, opts).await?;
-            read_rows(resp, sink).await
+            trace::child("read result", SpanKind::Internal, read_rows(resp, sink)).await
         };
-        let result = match tokio::time::timeout(opts.timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(QueryError::Timeout(opts.timeout)),
-        };
+        let result = trace::child("clickhouse query", SpanKind::Client, async {
+            query_span(ep, opts);
+            let r = match tokio::time::timeout(opts.timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(QueryError::Timeout(opts.timeout)),
+            };
+            if let Err(e) = &r {
+                trace::set_error(&e.to_string());
+            }
+            r
+        })
+        .await;
+        if let Some((family, clusters)) = &self.requests {
+            let status = result
+                .as_ref()
+                .map_or_else(QueryError::status_label, |_| "ok");
+            crate::telemetry::Metrics::observe(
+                family,
+                &[
+                    ("cluster", &clusters.label(&opts.cluster)),
+                    ("status", status),
+                ],
+                started.elapsed().as_secs_f64(),
+            );
+        }
         match result {
             Ok(stopped_early) => {
                 // A clean end needs no kill; stopping early does.
@@ -444,6 +494,7 @@ impl ClickHouse {
             .inner
             .http
             .post(request_url(ep, &params))
+            .header(TRACEPARENT, trace::traceparent())
             .body(sql.to_string());
         if !self.inner.headers.is_empty() {
             req = req.headers(self.inner.headers.clone());
@@ -617,7 +668,8 @@ impl ClickHouse {
             quote_string(query_id)
         );
         let query_id = query_id.to_string();
-        tokio::spawn(async move {
+        // The kill belongs to the request's trace.
+        tokio::spawn(trace::carry(async move {
             let opts = QueryOptions {
                 sql,
                 query_id: format!("{query_id}-kill"),
@@ -633,7 +685,7 @@ impl ClickHouse {
                     tracing::warn!(query_id, error = ?e.to_string(), "could not cancel ClickHouse query")
                 }
             }
-        });
+        }));
     }
 }
 
@@ -677,6 +729,25 @@ fn request_url(ep: &Endpoint, params: &[(&str, &str)]) -> String {
 
 /// Bound on each settings-probe query.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// W3C trace context on every query: a server with OpenTelemetry support records its
+/// own spans for the query under the gateway's (or the client's) trace.
+const TRACEPARENT: &str = "traceparent";
+
+/// The ClickHouse request span's attributes (OTel database conventions); the SQL
+/// text only with `telemetry.include_sql`, since literals in it may be sensitive.
+fn query_span(ep: &Endpoint, opts: &QueryOptions) {
+    trace::set("db.system.name", "clickhouse");
+    trace::set("db.query.id", opts.query_id.as_str());
+    trace::set("server.address", ep.host.as_str());
+    if !opts.database.is_empty() {
+        trace::set("db.namespace", opts.database.as_str());
+    }
+    if trace::include_sql() {
+        trace::set("db.query.text", opts.sql.as_str());
+    }
+    trace::note(|f| f.query_id = Some(opts.query_id.clone()));
+}
 
 fn probe_query_id() -> String {
     format!("chmcp-settings-probe-{:016x}", fastrand::u64(..))

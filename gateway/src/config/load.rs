@@ -463,4 +463,56 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn telemetry_keys_are_strict_validated_and_their_headers_redacted() {
+        let err = load_text(
+            "telemetry:\n  otlp:\n    endpont: http://c:4318\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "telemetry.otlp.endpont: unknown key (did you mean `endpoint`?)"
+        );
+        let err = load_text(
+            "telemetry:\n  otlp:\n    endpoint: c:4318\n    sample_ratio: 1.5\n    headers: {\"bad header\": k3y-value}\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("telemetry.otlp.endpoint: must be an http(s) URL"),
+            "{err}"
+        );
+        assert!(
+            err.contains("telemetry.otlp.sample_ratio: 1.5 is outside 0 to 1"),
+            "{err}"
+        );
+        assert!(err.contains("telemetry.otlp.headers.bad header"), "{err}");
+        assert!(
+            !err.contains("k3y-value"),
+            "a header value is a secret: {err}"
+        );
+        let ok = load_text(
+            "telemetry:\n  otlp:\n    endpoint: http://c:4318\n    headers: {x-api-key: k3y-value}\n",
+            &[],
+            &[],
+        )
+        .expect("valid");
+        let otlp = ok.config.telemetry.otlp.clone().expect("otlp set");
+        assert_eq!(
+            (otlp.sample_ratio, otlp.service_name.as_str()),
+            (1.0, "chmcp-gateway")
+        );
+        let printed = format!(
+            "{:?} {}",
+            ok.config,
+            serde_yaml_ng::to_string(&ok.config.redacted()).unwrap_or_default()
+        );
+        assert!(!printed.contains("k3y-value"), "{printed}");
+    }
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub multicluster: MultiClusterConfig,
     pub logging: LoggingConfig,
+    /// Traces (OTLP/HTTP) and what spans may carry; restart-only.
+    pub telemetry: TelemetryConfig,
     /// Re-read the file when it changes (polled), in addition to SIGHUP.
     pub watch: bool,
 }
@@ -334,6 +336,9 @@ pub struct MultiClusterConfig {
     pub catalog_cache_max: usize,
     pub catalog_ttl_fallback: HumanDuration,
     pub catalog_negative_ttl: HumanDuration,
+    /// `/mcp` (no cluster) serves every allow-listed cluster through one connector
+    /// (multicluster.md, "The fleet connector").
+    pub fleet_endpoint: bool,
 }
 
 impl Default for MultiClusterConfig {
@@ -345,6 +350,7 @@ impl Default for MultiClusterConfig {
             catalog_cache_max: 10_000,
             catalog_ttl_fallback: HumanDuration::from_secs(15 * 60),
             catalog_negative_ttl: HumanDuration::from_secs(60),
+            fleet_endpoint: false,
         }
     }
 }
@@ -356,6 +362,9 @@ pub struct ClusterOverride {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// What the cluster holds, shown to models choosing a cluster on the fleet connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -370,6 +379,40 @@ impl Default for LoggingConfig {
         Self {
             level: LogLevel::Info,
             format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Export traces over OTLP/HTTP (protobuf); absent = no tracing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpConfig>,
+    /// Put the SQL text of each ClickHouse request into its span (`db.query.text`).
+    pub include_sql: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Where spans are POSTed; a URL without a path gets `/v1/traces`.
+    pub endpoint: String,
+    /// Sent with every export (an API key, a tenant): secrets, never logged.
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Share of new traces recorded (0 to 1); a client's sampled flag is followed.
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            headers: Default::default(),
+            sample_ratio: 1.0,
+            service_name: "chmcp-gateway".into(),
         }
     }
 }
@@ -398,6 +441,9 @@ impl Config {
         c.clickhouse.password = c.clickhouse.password.redacted();
         c.server.oauth.client_secret = c.server.oauth.client_secret.redacted();
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
+        if let Some(o) = &mut c.telemetry.otlp {
+            o.headers.values_mut().for_each(|v| *v = v.redacted());
+        }
         c
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::Config;
 
 /// Keys whose new values only take effect after a restart (gateway.md, Reload).
-const RESTART_ONLY: [&str; 9] = [
+const RESTART_ONLY: [&str; 10] = [
     "server.transport",
     "server.address",
     "server.port",
@@ -16,6 +16,8 @@ const RESTART_ONLY: [&str; 9] = [
     "server.max_connections",
     "multicluster",
     "watch",
+    // The exporter is started once, with the process.
+    "telemetry",
 ];
 
 /// `new` with every restart-only key at its running value in `running`: the
@@ -143,6 +145,7 @@ mod tests {
             ClusterOverride {
                 host: Some("h".into()),
                 port: None,
+                ..Default::default()
             },
         );
         assert_eq!(

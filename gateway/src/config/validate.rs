@@ -392,6 +392,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             err(&format!("{key}.host"), "must not be empty".into());
         }
+        if ov.description.as_deref().is_some_and(|d| d.len() > 1024) {
+            err(
+                &format!("{key}.description"),
+                "is longer than 1024 bytes".into(),
+            );
+        }
         if ov.port == Some(0) {
             err(&format!("{key}.port"), "must be between 1 and 65535".into());
         }
@@ -407,6 +413,12 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             err(
                 "multicluster.enabled",
                 "multi-cluster mode needs server.oauth.enabled: true (every request must carry a user identity)".into(),
+            );
+        }
+        if m.fleet_endpoint && m.cluster_allowlist.is_empty() {
+            err(
+                "multicluster.fleet_endpoint",
+                "needs a non-empty multicluster.cluster_allowlist (the connector serves exactly the listed clusters)".into(),
             );
         }
         if m.cluster_allowlist.is_empty() {
@@ -428,6 +440,35 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         );
     }
 
+    if let Some(o) = &c.telemetry.otlp {
+        match url::Url::parse(&o.endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => err(
+                "telemetry.otlp.endpoint",
+                "must be an http(s) URL (the collector's OTLP/HTTP address, e.g. http://otel-collector:4318)".into(),
+            ),
+        }
+        if !(0.0..=1.0).contains(&o.sample_ratio) {
+            err(
+                "telemetry.otlp.sample_ratio",
+                format!("{} is outside 0 to 1", o.sample_ratio),
+            );
+        }
+        if o.service_name.trim().is_empty() {
+            err("telemetry.otlp.service_name", "must not be empty".into());
+        }
+        for (name, value) in &o.headers {
+            // The value is a secret: the message names the key only.
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value.expose()).is_err()
+            {
+                err(
+                    &format!("telemetry.otlp.headers.{name}"),
+                    "not a valid HTTP header name and value".into(),
+                );
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(warnings)
     } else {
@@ -596,14 +637,39 @@ mod tests {
     }
 
     #[test]
-    fn broker_needs_long_signing_secret() {
+    fn fleet_endpoint_needs_an_allow_list_and_descriptions_are_bounded() {
         let mut c = Config::default();
         c.server.oauth.enabled = true;
+        c.server.oauth.broker = false;
         c.server.oauth.issuer = "https://idp.example.com".into();
-        c.server.oauth.client_id = "id".into();
-        c.server.oauth.client_secret = crate::config::Secret::new("s");
-        c.server.oauth.public_auth_server_url = "https://mcp.example.com".into();
-        c.server.oauth.audience = "https://mcp.example.com/".into();
+        c.server.oauth.audience = "chmcp".into();
+        c.multicluster.enabled = true;
+        c.multicluster.fleet_endpoint = true;
+        c.clickhouse.host = "ch-{cluster}".into();
+        let errs = errors_of(&c);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("multicluster.fleet_endpoint: needs a non-empty")),
+            "{errs:?}"
+        );
+        c.multicluster.cluster_allowlist = vec!["a".into()];
+        c.multicluster.clusters.insert(
+            "a".into(),
+            crate::config::ClusterOverride {
+                description: Some("x".repeat(1025)),
+                ..Default::default()
+            },
+        );
+        let errs = errors_of(&c);
+        assert_eq!(
+            errs,
+            vec!["multicluster.clusters.a.description: is longer than 1024 bytes"]
+        );
+    }
+
+    #[test]
+    fn broker_needs_long_signing_secret() {
+        let mut c = broker();
         c.server.oauth.signing_secret = crate::config::Secret::new("short");
         let errs = errors_of(&c);
         assert_eq!(errs.len(), 1, "{errs:?}");

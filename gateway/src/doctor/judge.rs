@@ -188,24 +188,24 @@ pub fn challenge(outcome: &Outcome, url: &str) -> (Check, Option<String>) {
         }
         Some(other) => {
             return (
-                Check::warn(
+                Check::fail(
                     ID,
                     format!("{said}, Bearer error=\"{other}\""),
                     "the error code is none of RFC 6750 §3.1's (invalid_request, invalid_token, insufficient_scope)",
                     "use one of RFC 6750's error codes, or none for a request without a token",
-                ),
+                ).warning(),
                 bearer.param("resource_metadata").map(str::to_string),
             )
         }
     };
     match bearer.param("resource_metadata") {
         None => (
-            Check::warn(
+            Check::fail(
                 ID,
                 format!("{said}, Bearer challenge without resource_metadata{error_note}"),
                 "clients must then guess the metadata URL from the well-known paths (older clients do not)",
                 "add resource_metadata=\"<metadata URL>\" to the challenge (RFC 9728 §5.1)",
-            ),
+            ).warning(),
             None,
         ),
         Some(m) if Url::parse(m).is_err() => (
@@ -316,7 +316,7 @@ impl MetadataForm {
     }
 }
 
-const RESOURCE_FIX: &str = "make the metadata's `resource` exactly the URL people paste into the client (chmcp: server.oauth.public_resource_url, or leave it empty to name each endpoint's own URL)";
+const RESOURCE_FIX: &str = "make the metadata's `resource` exactly the URL people paste into the client (chmcp: with sealed tokens each endpoint's URL under server.oauth.public_auth_server_url; with token_mode: passthrough server.oauth.public_resource_url, or leave it empty to name each endpoint's own URL)";
 
 /// One metadata document: found, JSON, `resource` exactly the pasted URL, at least one
 /// authorization server. `pasted` is the URL as the person typed it.
@@ -808,12 +808,12 @@ pub fn metadata_cors(id: &'static str, url: &str, outcome: &Outcome) -> Check {
     };
     match allows_origin(r, BROWSER_ORIGIN) {
         Ok(()) => Check::pass(id, format!("GET {url} from {BROWSER_ORIGIN}: {}, origin allowed", r.status)),
-        Err(why) => Check::warn(
+        Err(why) => Check::fail(
             id,
             format!("GET {url} from {BROWSER_ORIGIN}: {}, {why}", r.status),
             "clients that discover from a browser page (MCP Inspector, web apps) cannot read it; claude.ai, ChatGPT and Claude Code are not affected",
             "send Access-Control-Allow-Origin: * on the metadata (it is public and uses no cookies)",
-        ),
+        ).warning(),
     }
 }
 
@@ -840,12 +840,13 @@ pub fn tls(url: &Url, peer_certificate: Option<&[u8]>, now: i64) -> Check {
         };
     }
     let Some(validity) = peer_certificate.and_then(super::cert::validity) else {
-        return Check::warn(
+        return Check::fail(
             ID,
             "handshake ok, certificate not readable",
             "the server's certificate validity could not be read, so its expiry is unknown",
             "check the certificate with `openssl s_client -connect host:443`",
-        );
+        )
+        .warning();
     };
     let until = fmt_unix(validity.not_after);
     let days_left = (validity.not_after - now).div_euclid(86_400);
@@ -858,14 +859,15 @@ pub fn tls(url: &Url, peer_certificate: Option<&[u8]>, now: i64) -> Check {
         );
     }
     if days_left < CERT_WARN_DAYS {
-        return Check::warn(
+        return Check::fail(
             ID,
             format!("certificate valid until {until}: {days_left} day(s) left"),
             format!(
                 "it expires in under {CERT_WARN_DAYS} days; then every client fails to connect"
             ),
             "renew it now and check that automatic renewal (cert-manager, certbot) runs",
-        );
+        )
+        .warning();
     }
     Check::pass(
         ID,
@@ -914,24 +916,26 @@ fn fmt_unix(secs: i64) -> String {
 pub fn clock(date: Option<&str>, now: i64) -> Check {
     const ID: &str = "clock";
     let Some(date) = date else {
-        return Check::warn(
+        return Check::fail(
             ID,
             "no Date header",
             "the server's clock cannot be compared (RFC 9110 §6.6.1 asks servers to send Date)",
             "send a Date header; make sure the server's clock is synchronised (NTP)",
-        );
+        )
+        .warning();
     };
     let server = httpdate::parse_http_date(date)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok());
     let Some(server) = server else {
-        return Check::warn(
+        return Check::fail(
             ID,
             format!("Date: {date} is not an HTTP date"),
             "the server's clock cannot be compared",
             "send Date in the IMF-fixdate form (RFC 9110 §5.6.7)",
-        );
+        )
+        .warning();
     };
     let skew = server - now;
     let said = format!(
@@ -940,12 +944,12 @@ pub fn clock(date: Option<&str>, now: i64) -> Check {
         if skew < 0 { "behind" } else { "ahead of" }
     );
     if skew.abs() > MAX_CLOCK_SKEW_SECS {
-        Check::warn(
+        Check::fail(
             ID,
             said,
             format!("beyond {MAX_CLOCK_SKEW_SECS} s, tokens look expired or not yet valid on one side"),
             "synchronise the clocks (NTP: chrony, systemd-timesyncd) on the server, and on this machine if it is the one that is off",
-        )
+        ).warning()
     } else {
         Check::pass(ID, said)
     }

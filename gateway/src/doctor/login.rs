@@ -309,6 +309,15 @@ fn rpc_result(r: &Fetched) -> Option<Value> {
     message.get("result").cloned()
 }
 
+/// The JSON-RPC result of a 200 answer.
+fn ok_result(outcome: &judge::Outcome) -> Option<Value> {
+    outcome
+        .as_ref()
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(rpc_result)
+}
+
 /// `initialize`, `notifications/initialized`, then `tools/list` with the token; the count.
 async fn list_tools(client: &reqwest::Client, url: &str, token: &str) -> Result<usize, Stop> {
     let bearer = format!("Bearer {token}");
@@ -327,11 +336,7 @@ async fn list_tools(client: &reqwest::Client, url: &str, token: &str) -> Result<
     let init = walk::send(post(judge::initialize_request(), None))
         .await
         .outcome;
-    let version = init
-        .as_ref()
-        .ok()
-        .filter(|r| r.status == 200)
-        .and_then(rpc_result)
+    let version = ok_result(&init)
         .and_then(|v| v.get("protocolVersion").and_then(Value::as_str).map(str::to_string))
         .ok_or_else(|| {
             stop(
@@ -351,11 +356,7 @@ async fn list_tools(client: &reqwest::Client, url: &str, token: &str) -> Result<
     ))
     .await
     .outcome;
-    listed
-        .as_ref()
-        .ok()
-        .filter(|r| r.status == 200)
-        .and_then(rpc_result)
+    ok_result(&listed)
         .and_then(|v| v.get("tools").and_then(Value::as_array).map(Vec::len))
         .ok_or_else(|| {
             stop(

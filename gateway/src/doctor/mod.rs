@@ -15,6 +15,8 @@ pub mod login;
 pub mod report;
 mod walk;
 
+pub use walk::checks_after_challenge;
+
 /// `doctor` arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DoctorArgs {

@@ -77,16 +77,10 @@ impl Check {
         }
     }
 
-    pub fn warn(
-        id: &'static str,
-        detail: impl Into<String>,
-        cause: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Self {
-        Self {
-            level: Level::Warn,
-            ..Self::fail(id, detail, cause, fix)
-        }
+    /// The same finding, cause and fix, as a warning: worth fixing, but the clients still
+    /// get through, so the run does not fail on it.
+    pub fn warning(self) -> Self {
+        self.with_level(Level::Warn)
     }
 
     /// A check that depends on `needs`, which failed.
@@ -202,7 +196,7 @@ mod tests {
     fn warnings_and_skips_pass_the_run_but_failures_and_blocked_checks_do_not() {
         assert!(report(vec![
             Check::pass("a", "x"),
-            Check::warn("b", "x", "c", "f"),
+            Check::fail("b", "x", "c", "f").warning(),
             Check::skip("tls", "http")
         ])
         .ok());

@@ -157,7 +157,7 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     checks.push(challenge);
     if let Err(e) = &first.outcome {
         // Nothing else can be reached; say whether TLS was the reason.
-        for id in DEPENDENT_IDS {
+        for id in checks_after_challenge() {
             checks.push(Check::blocked(id, "a connection to the server"));
         }
         checks.push(if judge::is_tls_error(e) {
@@ -224,7 +224,7 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     let mut as_doc = None;
     match &chosen {
         None => {
-            for id in AS_IDS {
+            for id in auth_server_ids() {
                 checks.push(Check::blocked(id, "protected-resource metadata"));
             }
         }
@@ -242,7 +242,7 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
                         format!("not an absolute URL: {e}"),
                         "list the authorization server's issuer URL in `authorization_servers`",
                     ));
-                    for id in AS_IDS.into_iter().skip(1) {
+                    for id in auth_server_ids().skip(1) {
                         checks.push(Check::blocked(id, "authorization-server metadata"));
                     }
                 }
@@ -261,7 +261,7 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
                     as_doc_url = tried.last().map(|(_, u, _)| u.clone());
                     match doc {
                         None => {
-                            for id in AS_IDS.into_iter().skip(1) {
+                            for id in auth_server_ids().skip(1) {
                                 checks.push(Check::blocked(id, "authorization-server metadata"));
                             }
                         }
@@ -341,31 +341,32 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     Ok((report(pasted, checks), discovered))
 }
 
-/// The checks after the challenge, in report order, for when nothing could be reached.
-const DEPENDENT_IDS: [&str; 13] = [
-    "resource_metadata.challenge_url",
-    "resource_metadata.path_inserted",
-    "resource_metadata.root",
-    "auth_server_metadata",
-    "pkce",
-    "registration",
-    "registration.claude_ai",
-    "registration.chatgpt",
-    "registration.claude_code",
-    "cors.preflight",
-    "cors.challenge",
-    "cors.resource_metadata",
-    "cors.auth_server_metadata",
-];
+/// What the authorization-server metadata leads to, in report order: the document, PKCE,
+/// then registration, advertised and as each known client.
+fn auth_server_ids() -> impl Iterator<Item = &'static str> {
+    ["auth_server_metadata", "pkce", "registration"]
+        .into_iter()
+        .chain(KNOWN_CLIENTS.iter().map(|c| c.id))
+}
 
-const AS_IDS: [&str; 6] = [
-    "auth_server_metadata",
-    "pkce",
-    "registration",
-    "registration.claude_ai",
-    "registration.chatgpt",
-    "registration.claude_code",
-];
+/// The ids of the sign-in checks after `challenge`, in report order (`tls` and `clock`,
+/// about the connection, follow them). One list, so a check added to the walk is also
+/// blocked when the server cannot be reached, and the tests see it.
+pub fn checks_after_challenge() -> impl Iterator<Item = &'static str> {
+    [
+        MetadataForm::Challenge.id(),
+        MetadataForm::PathInserted.id(),
+        MetadataForm::Root.id(),
+    ]
+    .into_iter()
+    .chain(auth_server_ids())
+    .chain([
+        "cors.preflight",
+        "cors.challenge",
+        "cors.resource_metadata",
+        "cors.auth_server_metadata",
+    ])
+}
 
 /// The registration checks: advertised, then one throwaway registration per known client.
 async fn registrations(client: &reqwest::Client, doc: &Value) -> Vec<Check> {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::probe::{probe_query, IdentityProber, ProbeError};
 use super::request::{Principal, RequestIdentity};
 use crate::clickhouse::{ClickHouse, Credentials};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// What a step that talks to ClickHouse reports about itself: whether ClickHouse
 /// refused who the caller is (an auth-class failure), as opposed to any other result.
@@ -59,16 +60,22 @@ impl<'a> RequestCredentials<'a> {
         match &id.principal {
             Principal::Static(c) => Ok(c.clone()),
             Principal::Token { token, username } => {
-                self.prober
-                    .credentials(&id.endpoint.key(), token, username, |creds| {
-                        let (ch, ep) = (self.ch.clone(), id.endpoint.clone());
-                        async move {
-                            let opts =
-                                probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
-                            ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
-                        }
-                    })
-                    .await
+                let key = id.endpoint.key();
+                let probe = self.prober.credentials(&key, token, username, |creds| {
+                    let (ch, ep) = (self.ch.clone(), id.endpoint.clone());
+                    async move {
+                        let opts = probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
+                        ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
+                    }
+                });
+                trace::child("identity probe", SpanKind::Internal, async {
+                    let r = probe.await;
+                    if let Err(e) = &r {
+                        trace::set_error(&e.to_string());
+                    }
+                    r
+                })
+                .await
             }
         }
     }

@@ -4,6 +4,8 @@
 //! [`IdentityProber`] remembers the winning method per endpoint (`host:port`) and drives
 //! the sequence over a caller-supplied `SELECT 1` runner, so this module does no I/O.
 
+use crate::telemetry::metrics::HistogramFamily;
+use crate::telemetry::Metrics;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
@@ -200,6 +202,8 @@ pub struct IdentityProber {
     /// built [`IdentityProber::with_metrics`], incremented at the attempt.
     counts: Mutex<HashMap<(String, AuthScheme, AttemptResult), Counter>>,
     series: Option<ProbeSeries>,
+    /// `chmcp_identity_probe_duration_seconds`, by method and outcome.
+    durations: Option<HistogramFamily>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -213,10 +217,12 @@ impl IdentityProber {
         Self::default()
     }
 
-    /// A prober whose attempts are counted in `chmcp_identity_probes_total`.
-    pub fn with_metrics(series: ProbeSeries) -> Self {
+    /// A prober whose attempts are counted in `chmcp_identity_probes_total` and timed
+    /// in `durations`.
+    pub fn with_metrics(series: ProbeSeries, durations: HistogramFamily) -> Self {
         Self {
             series: Some(series),
+            durations: Some(durations),
             ..Self::default()
         }
     }
@@ -347,9 +353,14 @@ impl IdentityProber {
             match probe.step() {
                 ProbeStep::Try(method) => {
                     let creds = make(method, bearer_refusal.clone())?;
+                    let started = Instant::now();
                     let result = run_select_1(creds).await;
                     let outcome = AttemptResult::of(&result);
                     self.count(endpoint, method, outcome);
+                    if let Some(d) = &self.durations {
+                        let labels = [("method", method.as_str()), ("outcome", outcome.as_str())];
+                        Metrics::observe(d, &labels, started.elapsed().as_secs_f64());
+                    }
                     tracing::debug!(
                         endpoint,
                         method = method.as_str(),
@@ -768,7 +779,10 @@ mod tests {
     #[test]
     fn each_attempt_is_counted_in_the_exported_series() {
         let metrics = crate::telemetry::Metrics::new();
-        let prober = IdentityProber::with_metrics(metrics.identity_probes.clone());
+        let prober = IdentityProber::with_metrics(
+            metrics.identity_probes.clone(),
+            metrics.identity_probe_duration.clone(),
+        );
         prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
         prober.count(EP, AuthScheme::Basic, AttemptResult::AuthRejected);
         let text = metrics.render();

@@ -9,6 +9,7 @@ use super::roles::{RoleError, RolePolicy};
 use crate::catalog::CatalogKey;
 use crate::clickhouse::{Credentials, Endpoint};
 use crate::config::{Config, Secret};
+use crate::routing::FLEET_CLUSTER;
 use crate::tools::Caller;
 
 /// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
@@ -39,6 +40,26 @@ pub struct RequestIdentity {
     pub catalog_key: CatalogKey,
     /// The token's `exp`: no cached catalog outlives it.
     pub expires: Option<SystemTime>,
+}
+
+impl RequestIdentity {
+    /// A fleet-connector request (`/mcp` with `multicluster.fleet_endpoint`): no cluster
+    /// until a call names one.
+    pub fn is_fleet(&self) -> bool {
+        self.cluster == FLEET_CLUSTER
+    }
+
+    /// The identity `/mcp/{cluster}` would give the same caller with the same bearer:
+    /// that cluster's endpoint (so its Bearer/Basic probe memory), the same principal and
+    /// roles, and the catalog key `sha256(token) + cluster`.
+    pub fn for_cluster(&self, cluster: &str, endpoint: Endpoint) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            endpoint,
+            catalog_key: self.catalog_key.for_cluster(cluster),
+            ..self.clone()
+        }
+    }
 }
 
 /// What the gateway takes from a caller's token: everything from verified claims, and
@@ -123,6 +144,31 @@ mod tests {
             username_claim: "preferred_username".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_fleet_identity_becomes_exactly_what_the_cluster_route_would_build() {
+        let mut fleet = static_identity(&Config::default());
+        fleet.cluster = FLEET_CLUSTER.into();
+        fleet.principal = Principal::Token {
+            token: Secret::new("raw.jwt.sig"),
+            username: Ok("alice".into()),
+        };
+        fleet.catalog_key = CatalogKey::new("raw.jwt.sig", FLEET_CLUSTER);
+        assert!(fleet.is_fleet());
+        let ep = Endpoint {
+            host: "ch-b".into(),
+            ..fleet.endpoint.clone()
+        };
+        let b = fleet.for_cluster("b", ep.clone());
+        assert!(!b.is_fleet());
+        assert_eq!(b.cluster, "b");
+        assert_eq!(b.endpoint, ep);
+        // The key `/mcp/b` builds from the same bearer: one cache entry for both routes.
+        assert_eq!(b.catalog_key, CatalogKey::new("raw.jwt.sig", "b"));
+        assert!(
+            matches!(b.principal, Principal::Token { ref username, .. } if username.as_deref() == Ok("alice"))
+        );
     }
 
     #[test]

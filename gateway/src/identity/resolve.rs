@@ -20,7 +20,8 @@ use crate::config::{OAuthConfig, Secret};
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks;
 use crate::reply::json_response;
-use crate::routing::{endpoint_for, Cluster, RoutedCluster};
+use crate::routing::{endpoint_for, Cluster, RoutedCluster, FLEET_CLUSTER};
+use crate::telemetry::trace::{self, SpanKind};
 
 /// Pipeline step "gate": every MCP message passes it (clients re-authenticate instead
 /// of working with a stale or expired identity). Puts the [`RequestIdentity`] into the
@@ -32,7 +33,16 @@ pub async fn require_identity(
     next: Next,
 ) -> Response {
     let identity = if rt.config.server.oauth.enabled {
-        match identify(&rt, req.headers(), routed.cluster()).await {
+        let gate = identify(&rt, req.headers(), routed.cluster());
+        let checked = trace::child("gate", SpanKind::Internal, async {
+            let r = gate.await;
+            if let Err(g) = &r {
+                trace::set_error(&format!("refused: {}", g.status_code()));
+            }
+            r
+        })
+        .await;
+        match checked {
             Ok(i) => i,
             Err(g) => return gate_response(g),
         }
@@ -86,14 +96,18 @@ pub async fn identify(
     }
     let known = TokenIdentity::of(verified.as_ref(), token, oauth, &rt.roles)
         .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
+    // The fleet connector's identity names no cluster yet: each call derives the one
+    // `/mcp/{cluster}` would build (`RequestIdentity::for_cluster`); its endpoint here
+    // is never dialled.
     let endpoint = match cluster {
         Cluster::Named(name) => endpoint_for(name, &rt.config.clickhouse, &rt.config.multicluster),
-        Cluster::Implicit => Endpoint::from_config(&rt.config.clickhouse),
+        Cluster::Implicit | Cluster::Fleet => Endpoint::from_config(&rt.config.clickhouse),
     };
     Ok(RequestIdentity {
         cluster: match cluster {
             Cluster::Named(n) => n.to_string(),
             Cluster::Implicit => DEFAULT_CLUSTER.to_string(),
+            Cluster::Fleet => FLEET_CLUSTER.to_string(),
         },
         endpoint,
         caller: known.caller,

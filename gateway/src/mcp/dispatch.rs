@@ -13,9 +13,11 @@ use super::protocol::{self, Era, LIST_TTL_MS};
 use crate::app::{App, Runtime};
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
+use crate::telemetry::metrics::ToolCallRecord;
+use crate::telemetry::trace::{self, CallFacts, SpanKind};
 use crate::telemetry::Metrics;
 use crate::tools::listing::describe;
-use crate::tools::outcome::{tool_error, CallOutcome};
+use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
@@ -64,7 +66,7 @@ fn capabilities() -> Value {
     json!({"tools": {"listChanged": false}, "resources": {}})
 }
 
-fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
+pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
     match params {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
@@ -75,7 +77,7 @@ fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
     }
 }
 
-fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
+pub(super) fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
     match p.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(RpcError::new(
@@ -90,7 +92,7 @@ fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
 }
 
 /// Adds what every stateless-era result carries (and list results' caching hints).
-fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
+pub(super) fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
     if era == Era::Stateless {
         if let Value::Object(m) = &mut result {
             m.insert("resultType".into(), json!("complete"));
@@ -213,10 +215,32 @@ pub async fn handle_request(
     method: &str,
     params: &Option<Value>,
 ) -> Result<Answer, RpcError> {
-    Metrics::inc(
-        &app.metrics.mcp_requests,
-        &[("method", method_label(method))],
+    let method_label = method_label(method);
+    Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
+    let started = std::time::Instant::now();
+    let answer = answer_request(app, rt, id, era, method, params).await;
+    Metrics::observe(
+        &app.metrics.mcp_request_duration,
+        &[
+            ("method", method_label),
+            ("outcome", if answer.is_ok() { "ok" } else { "error" }),
+        ],
+        started.elapsed().as_secs_f64(),
     );
+    answer
+}
+
+async fn answer_request(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Answer, RpcError> {
+    if id.is_fleet() {
+        return super::fleet::handle_fleet(app, rt, id, era, method, params).await;
+    }
     // Settled at most once for the whole request (discovery and the tool share them).
     let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
     if method == "tools/list" {
@@ -241,7 +265,7 @@ pub async fn handle_request(
         .map(Answer::Json)
 }
 
-async fn handle_value(
+pub(super) async fn handle_value(
     app: &App,
     rt: &Arc<Runtime>,
     creds: &RequestCredentials<'_>,
@@ -284,19 +308,30 @@ async fn handle_value(
                     ))
                 }
             };
-            let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, creds).await;
+            let catalog = trace::child(
+                "catalog",
+                SpanKind::Internal,
+                catalog_for(&app.catalogs, rt, &app.system_columns, creds),
+            )
+            .await;
             let Some(entry) = catalog.get(&name) else {
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
             };
             let started = std::time::Instant::now();
-            let out = run_tool(app, rt, creds, entry, &args).await;
-            app.metrics
-                .query_duration
-                .get_or_create(&vec![("cluster", creds.identity().cluster.clone())])
-                .observe(started.elapsed().as_secs_f64());
-            Metrics::inc(
-                &app.metrics.tool_calls,
-                &[("tool", &name), ("outcome", out.status.label())],
+            let (out, facts) = trace::collect_facts(run_tool(app, rt, creds, entry, &args)).await;
+            app.metrics.tool_call(&ToolCallRecord {
+                tool: &name,
+                cluster: &creds.identity().cluster,
+                outcome: out.status.label(),
+                elapsed: started.elapsed(),
+                returned: out.returned,
+            });
+            audit(
+                creds.identity(),
+                &name,
+                out.status,
+                &facts,
+                started.elapsed(),
             );
             let mut result = serde_json::to_value(&out.result)
                 .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
@@ -374,6 +409,40 @@ async fn handle_value(
             ))
         }
     }
+}
+
+/// The audit line of one tool call (target `chmcp::audit`): who, where, which tool,
+/// the `query_id` that finds it in `system.query_log`, the outcome and the trace id;
+/// the same facts go on the request's span. Request text (the tool name, the caller's
+/// claims) is logged escaped (`?`).
+fn audit(
+    id: &RequestIdentity,
+    tool: &str,
+    status: CallStatus,
+    facts: &CallFacts,
+    elapsed: std::time::Duration,
+) {
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    trace::set("chmcp.outcome", status.label());
+    trace::set("db.response.returned_rows", facts.rows);
+    trace::set("chmcp.result_bytes", facts.bytes);
+    trace::set("chmcp.truncated", facts.truncated);
+    tracing::info!(
+        target: "chmcp::audit",
+        subject = ?id.caller.subject,
+        email = ?id.caller.email.as_deref().unwrap_or(""),
+        // Passed the cluster name rules at routing.
+        cluster = %id.cluster,
+        tool = ?tool,
+        query_id = %facts.query_id.as_deref().unwrap_or(""),
+        outcome = status.label(),
+        rows = facts.rows,
+        bytes = facts.bytes,
+        truncated = facts.truncated,
+        elapsed_ms,
+        trace_id = %trace::trace_id().unwrap_or_default(),
+        "tool call"
+    );
 }
 
 /// Runs a tool with the request's credentials; identity re-probes and retries once

@@ -21,7 +21,7 @@ use super::{classify_message, Incoming};
 use crate::app::{App, Runtime};
 use crate::identity::{token_fingerprint, RequestIdentity};
 use crate::net::OriginVerdict;
-use crate::reply::{json_response, text_response};
+use crate::reply::{cors_allow, json_response, text_response};
 
 fn rpc_error(
     status: StatusCode,
@@ -160,17 +160,12 @@ pub async fn read_message(
 }
 
 fn preflight() -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
+    let mut r = cors_allow(
+        StatusCode::NO_CONTENT.into_response(),
+        "POST, OPTIONS",
+        "Content-Type, Authorization, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID",
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Authorization, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID"),
-    );
-    h.insert(
+    r.headers_mut().insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),
     );

@@ -11,6 +11,7 @@ use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLE
 use super::protocol::{self, Era};
 use super::{classify_message, Incoming};
 use crate::app::App;
+use crate::telemetry::trace;
 
 const STDIO_SCOPE: &str = "stdio";
 
@@ -78,9 +79,17 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     };
                     let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
                     let cancelled = guard.cancelled.take();
-                    let work = contain_panics(
-                        &app.metrics,
-                        handle_request(&app, &rt, &identity, era, &method, &params),
+                    let (name, attributes, incoming) =
+                        trace::request_span(&id, &method, params.as_ref());
+                    let work = trace::in_request(
+                        app.tracer.as_ref(),
+                        incoming,
+                        name,
+                        attributes,
+                        contain_panics(
+                            &app.metrics,
+                            handle_request(&app, &rt, &identity, era, &method, &params),
+                        ),
                     );
                     let result = match cancelled {
                         Some(rx) => tokio::select! {

@@ -131,6 +131,7 @@ pub fn protected_resource_metadata(
         MetadataSubject::Resource(Cluster::Named(name)) => {
             format!("ClickHouse cluster {name} (chmcp)")
         }
+        MetadataSubject::Resource(Cluster::Fleet) => "ClickHouse clusters (chmcp)".to_string(),
         MetadataSubject::Resource(Cluster::Implicit) | MetadataSubject::Root => {
             "ClickHouse (chmcp)".to_string()
         }

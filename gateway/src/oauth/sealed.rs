@@ -406,6 +406,27 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_connector_takes_only_its_own_or_the_shared_audience() {
+        // A token minted for one cluster must not open every cluster through `/mcp`;
+        // a token minted for `/mcp` must not be taken by one cluster's URL either.
+        let o = oauth();
+        let otel = Some("https://mcp.example.com/mcp/otel");
+        let fleet = Some("https://mcp.example.com/mcp");
+        assert!(!resource_allows(otel, &o, Cluster::Fleet));
+        assert!(resource_allows(fleet, &o, Cluster::Fleet));
+        assert!(!resource_allows(fleet, &o, Cluster::Named("otel")));
+        let shared = OAuthConfig {
+            public_resource_url: "https://shared.example.com/".into(),
+            ..oauth()
+        };
+        assert!(resource_allows(
+            Some("https://shared.example.com"),
+            &shared,
+            Cluster::Fleet
+        ));
+    }
+
+    #[test]
     fn the_gate_refuses_another_clusters_token_with_this_clusters_challenge() {
         let o = oauth();
         let g = SealedGate::for_config(&o).unwrap().expect("sealed mode");

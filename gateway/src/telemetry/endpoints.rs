@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::app::{App, Runtime};
 use crate::identity::{static_identity, Principal};
 use crate::reply::json_response;
+use crate::telemetry::metrics::classic_text_format;
 
 pub async fn readyz(
     State(app): State<Arc<App>>,
@@ -44,12 +45,30 @@ pub async fn health(
     json_response(StatusCode::OK, &body)
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut r = app.metrics.render().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+/// OpenMetrics for scrapers that ask for it (Prometheus does), else the classic
+/// Prometheus text format (curl, `promtool check metrics`), as Prometheus' own client
+/// libraries negotiate.
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let page = app.metrics.render();
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (body, content_type) = if openmetrics {
+        (
+            page,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            classic_text_format(&page),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -76,6 +95,7 @@ pub async fn readiness(app: &App, rt: &Runtime) -> Result<(), String> {
         sql: "SELECT 1".into(),
         query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
         timeout: Duration::from_secs(3),
+        cluster: id.cluster.clone(),
         ..Default::default()
     };
     let res = rt

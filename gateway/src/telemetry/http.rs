@@ -28,7 +28,7 @@ pub async fn catch_panics(
 ) -> Response {
     let mcp_label = match Route::of(req.uri().path(), &rt.config.multicluster, &app.allowlist) {
         Route::Mcp(Cluster::Named(_)) => Some("/mcp/{cluster}"),
-        Route::Mcp(Cluster::Implicit) => Some("/mcp"),
+        Route::Mcp(Cluster::Implicit | Cluster::Fleet) => Some("/mcp"),
         _ => None,
     };
     // AssertUnwindSafe: shared state sits behind locks whose poisoning every user

@@ -34,7 +34,8 @@ fn format(f: LogFormat) -> BoxedFormat {
         .with_target(false);
     match f {
         LogFormat::Text => base.with_ansi(false).boxed(),
-        LogFormat::Json => base.json().flatten_event(true).boxed(),
+        // JSON lines name their target, so the audit line (`chmcp::audit`) is one filter.
+        LogFormat::Json => base.with_target(true).json().flatten_event(true).boxed(),
     }
 }
 

@@ -26,6 +26,10 @@ pub async fn call_tool(
         Action::DescribeTable => listing::describe_table(ctx, args).await,
         Action::View(v) => dynamic_calls::run_view(ctx, name, v, args).await,
         Action::Insert(t) => dynamic_calls::run_insert(ctx, name, t, args).await,
+        // Only the fleet connector lists it, and answers it before a cluster is chosen.
+        Action::ListClusters => {
+            Err("list_clusters is served only by the fleet connector (/mcp)".into())
+        }
     };
     r.unwrap_or_else(tool_error)
 }

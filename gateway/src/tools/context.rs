@@ -17,6 +17,7 @@ use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
 use crate::config::Config;
 use crate::identity::RequestIdentity;
+use crate::telemetry::trace;
 
 /// Grace beyond `max_execution_time` before the gateway's own timeout fires, so
 /// ClickHouse's own (clearer) timeout error normally arrives first.
@@ -115,6 +116,7 @@ impl<'a> ToolContext<'a> {
             settings: Vec::new(),
             roles: self.roles.clone(),
             timeout: Duration::from_secs(ch.max_execution_time) + TIMEOUT_GRACE,
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -135,8 +137,14 @@ impl<'a> ToolContext<'a> {
         {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
+                let (rows, bytes) = builder.returned();
+                trace::note(|f| {
+                    (f.rows, f.bytes) = (rows, bytes);
+                    f.truncated = truncation.is_some();
+                });
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
                 let mut out = structured(v);
+                out.returned = Some((rows, bytes));
                 if let Some(t) = truncation {
                     out.result.content.push(Content::text(narrowing_hint(&t)));
                     out.status = CallStatus::Truncated;

@@ -7,6 +7,7 @@ pub mod call;
 pub mod context;
 pub mod dynamic;
 pub mod dynamic_calls;
+pub mod fleet;
 pub mod listing;
 pub mod outcome;
 pub mod query;
@@ -35,6 +36,8 @@ pub enum Action {
     View(dynamic::ViewTool),
     /// `INSERT INTO db.table (...) VALUES (...)`.
     Insert(dynamic::InsertTool),
+    /// The fleet connector's cluster list (answered by `mcp::fleet`, not `call_tool`).
+    ListClusters,
 }
 
 impl Action {

@@ -31,6 +31,8 @@ pub struct CallOutcome {
     pub status: CallStatus,
     /// ClickHouse refused the credentials (an auth-class failure).
     pub identity_refused: bool,
+    /// Rows and JSON bytes returned, when the tool returned query rows.
+    pub returned: Option<(u64, u64)>,
 }
 
 impl AuthOutcome for CallOutcome {
@@ -44,6 +46,7 @@ pub fn tool_error(message: impl Into<String>) -> CallOutcome {
         result: CallToolResult::error(vec![Content::text(message.into())]),
         status: CallStatus::ToolError,
         identity_refused: false,
+        returned: None,
     }
 }
 
@@ -63,5 +66,6 @@ pub fn structured(v: Value) -> CallOutcome {
         result: r,
         status: CallStatus::Ok,
         identity_refused: false,
+        returned: None,
     }
 }

@@ -55,6 +55,11 @@ impl ResultBuilder {
         self.truncated.as_ref()
     }
 
+    /// Rows kept and the JSON bytes they (and the columns) take: what the client gets.
+    pub fn returned(&self) -> (u64, u64) {
+        (self.rows.len() as u64, self.bytes)
+    }
+
     /// The finished result: `{columns, rows, row_count, truncated?, elapsed_ms}`.
     pub fn finish(self, elapsed_ms: u64) -> Value {
         let mut v = json!({

@@ -140,18 +140,20 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     let m = &mut c.multicluster;
     m.enabled = true;
     m.cluster_allowlist = spec.clusters.iter().map(|cl| cl.name.clone()).collect();
+    m.fleet_endpoint = spec.fleet_endpoint;
     m.clusters = BTreeMap::new();
     for (i, cl) in spec.clusters.iter().enumerate() {
         let port = cl
             .port
             .map(|p| port(p, &format!("spec.clusters[{i}].port")))
             .transpose()?;
-        if cl.host.is_some() || port.is_some() {
+        if cl.host.is_some() || port.is_some() || cl.description.is_some() {
             m.clusters.insert(
                 cl.name.clone(),
                 ClusterOverride {
                     host: cl.host.clone(),
                     port,
+                    description: cl.description.clone(),
                 },
             );
         }
@@ -261,6 +263,7 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
         ("server.oauth.username_claim", "spec.oauth.usernameClaim"),
         ("multicluster.catalog", "spec.catalogCache"),
         ("multicluster.clusters", "spec.clusters"),
+        ("multicluster.fleet_endpoint", "spec.fleetEndpoint"),
     ];
     MAP.iter()
         .find(|(k, _)| gateway_key.starts_with(k))
@@ -322,7 +325,8 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
             c.multicluster.clusters["antalya"],
             ClusterOverride {
                 host: Some("ch-antalya.internal".into()),
-                port: Some(9443)
+                port: Some(9443),
+                ..Default::default()
             }
         );
         assert!(!c.multicluster.clusters.contains_key("otel"));

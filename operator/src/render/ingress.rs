@@ -42,6 +42,16 @@ pub fn routes(mc: &McpMultiCluster) -> Vec<Route> {
             "/.well-known/oauth-protected-resource/mcp/{n}"
         )));
     }
+    if mc.spec.fleet_endpoint {
+        out.push(Route::exact("/mcp".into()));
+        out.push(Route::exact("/mcp/".into()));
+        out.push(Route::exact(
+            "/.well-known/oauth-protected-resource/mcp".into(),
+        ));
+        out.push(Route::exact(
+            "/mcp/.well-known/oauth-protected-resource".into(),
+        ));
+    }
     out.push(Route::exact("/.well-known/oauth-protected-resource".into()));
     if mc.spec.oauth.broker {
         out.push(Route::exact(
@@ -193,6 +203,48 @@ mod tests {
             if r.path.starts_with("/mcp/") || r.path.starts_with("/.well-known/oauth-protected") {
                 assert_ne!(
                     GatewayRoute::parse_multi(&r.path, &allow),
+                    GatewayRoute::NotFound,
+                    "{} is routed by the Ingress but not served by the gateway",
+                    r.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_fleet_connector_is_routed_only_when_asked_and_served_by_the_gateway() {
+        use chmcp_gateway::config::MultiClusterConfig;
+        use chmcp_gateway::routing::{ClusterAllowlist, Route as GatewayRoute};
+        let mut mc = three_clusters();
+        let fleet_paths = [
+            "/mcp",
+            "/mcp/",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp/.well-known/oauth-protected-resource",
+        ];
+        let got = paths(&ingress_of(&mc));
+        assert!(
+            got.iter().all(|(p, _)| !fleet_paths.contains(&p.as_str())),
+            "{got:?}"
+        );
+        mc.spec.fleet_endpoint = true;
+        let got = paths(&ingress_of(&mc));
+        for p in fleet_paths {
+            assert!(
+                got.contains(&(p.to_string(), "Exact".to_string())),
+                "{p}: {got:?}"
+            );
+        }
+        let allow = ClusterAllowlist::new(mc.spec.clusters.iter().map(|c| c.name.clone()));
+        let gw = MultiClusterConfig {
+            enabled: true,
+            fleet_endpoint: true,
+            ..Default::default()
+        };
+        for r in routes(&mc) {
+            if r.path.starts_with("/mcp") || r.path.starts_with("/.well-known/oauth-protected") {
+                assert_ne!(
+                    GatewayRoute::of(&r.path, &gw, &allow),
                     GatewayRoute::NotFound,
                     "{} is routed by the Ingress but not served by the gateway",
                     r.path

@@ -200,17 +200,26 @@ impl RenderedObjects {
     }
 }
 
-/// The connector URL of each cluster.
+/// The connector URL of each cluster, then the fleet connector's (cluster `*`) when
+/// `spec.fleetEndpoint` asks for it.
 pub fn endpoints(mc: &McpMultiCluster) -> Vec<Endpoint> {
     let base = mc.spec.oauth.public_url.trim_end_matches('/');
-    mc.spec
+    let mut out: Vec<Endpoint> = mc
+        .spec
         .clusters
         .iter()
         .map(|c| Endpoint {
             cluster: c.name.clone(),
             url: format!("{base}/mcp/{}", c.name),
         })
-        .collect()
+        .collect();
+    if mc.spec.fleet_endpoint {
+        out.push(Endpoint {
+            cluster: "*".into(),
+            url: format!("{base}/mcp"),
+        });
+    }
+    out
 }
 
 /// sha256 over what only a restart applies: the gateway configuration at each of the
@@ -480,5 +489,22 @@ mod tests {
                 "https://mcp.example.com/mcp/logs"
             ]
         );
+    }
+
+    #[test]
+    fn the_fleet_connector_is_an_endpoint_and_a_gateway_setting_when_asked() {
+        let mut mc = three_clusters();
+        mc.spec.fleet_endpoint = true;
+        mc.spec.clusters[1].description = Some("Antalya lakehouse".into());
+        let r = rendered(&mc, &secrets("1"), "img");
+        let last = r.endpoints.last().expect("endpoints");
+        assert_eq!(
+            (last.cluster.as_str(), last.url.as_str()),
+            ("*", "https://mcp.example.com/mcp")
+        );
+        assert_eq!(r.endpoints.len(), 4);
+        let yaml = r.to_yaml().expect("yaml");
+        assert!(yaml.contains("fleet_endpoint: true"), "{yaml}");
+        assert!(yaml.contains("description: Antalya lakehouse"), "{yaml}");
     }
 }

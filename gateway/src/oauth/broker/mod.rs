@@ -262,6 +262,14 @@ pub fn multicluster_resources(
     })
 }
 
+/// The fleet connector (`multicluster.fleet_endpoint`): `<public_auth_server_url>/mcp` is
+/// a resource too, besides what `serves` accepts. A token for it serves only `/mcp`
+/// (`sealed::resource_allows`), never one cluster's `/mcp/{cluster}`.
+pub fn with_fleet_resource(o: &OAuthConfig, serves: Serves) -> Serves {
+    let fleet = format!("{}/mcp", o.public_auth_server_url.trim_end_matches('/'));
+    Arc::new(move |r: &str| same_resource(r, &fleet) || serves(r))
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -304,25 +312,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<BrokerState>) -> Rout
 }
 
 async fn open_cors(req: Request, next: Next) -> Response {
-    let mut r = if req.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(req).await
-    };
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, MCP-Protocol-Version"),
-    );
-    r
+    if req.method() == Method::OPTIONS {
+        return crate::reply::open_preflight();
+    }
+    crate::reply::open_cors(next.run(req).await)
 }
 
 async fn metadata_handler(State(b): State<Arc<BrokerState>>) -> Response {
@@ -389,6 +382,9 @@ mod tests {
         assert!(!s("https://gw.example.com/mcp/otel/x"));
         assert!(!s("https://gw.example.com/mcp/"));
         assert!(!s("https://evil.example.com/mcp/otel"));
+        let f = with_fleet_resource(&cfg(), s);
+        assert!(f("https://gw.example.com/mcp") && f("https://gw.example.com/mcp/otel"));
+        assert!(!f("https://evil.example.com/mcp"));
     }
 
     #[test]

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The fleet connector with the official Python SDK: two real ClickHouse 18.16 servers as
+# clusters `east` and `west`, a gateway in multi-cluster mode with
+# `multicluster.fleet_endpoint: true` validating tokens from the test IdP, and the SDK
+# connected once to `/mcp`: it lists both clusters' tools and runs `SELECT 1` (and each
+# cluster's view tool, which names the server that answered) by `cluster` argument.
+# Run by `make test` (scripts/test.sh), or alone: `bash e2e/fleet.sh`.
+#
+# Environment: GATEWAY=path / SKIP_BUILD=1 as in e2e/interop.sh; KEEP_WORK=1 keeps logs.
+# Ends with `fleet: N passed, M failed`; exits non-zero when M > 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+source bench/lib.sh
+HERE="$ROOT/e2e/interop"
+
+WORK=$(mktemp -d /tmp/chmcp-fleet.XXXXXX)
+cleanup() {
+  local rc=$?
+  set +e
+  svc_cleanup
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+    echo "logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+scripts/deps.sh clickhouse
+NODE_BIN=$(node22_bin)
+export PATH="$NODE_BIN:$PATH"
+PY=$(venv_for interop-venv "$HERE/requirements.txt")
+BIN=$(gw_binary debug)
+cp "$BIN" "$WORK/chmcp-gateway"
+
+idp_up "$WORK"
+idp_sign fleet 1 1 >"$WORK/token"
+TOKEN=$(cat "$WORK/token")
+
+# Two servers; on each, user fleet1 (password: the JWT, the Basic identity path of
+# 18.16) and a view that says which server it is.
+PAIRS=()
+for name in east west; do
+  ch_write_config "$WORK/ch-$name"
+  python3 - "$CH_DIR/users.xml" "$TOKEN" <<'PY'
+import sys
+path, token = sys.argv[1], sys.argv[2]
+xml = open(path).read()
+user = f"<fleet1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></fleet1>"
+open(path, "w").write(xml.replace("</users>", user + "</users>"))
+PY
+  ch_up
+  ch_query "CREATE DATABASE IF NOT EXISTS analytics" >/dev/null
+  ch_query "CREATE VIEW analytics.whoami AS SELECT '$name' AS cluster" >/dev/null
+  PAIRS+=("$name=$CH_PORT")
+done
+
+{ mc_gateway_yaml "${PAIRS[@]}"; echo "  fleet_endpoint: true"; echo "logging:"; echo "  level: warn"; } >"$WORK/gateway.yaml"
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"
+log "gateway at $GW_URL (fleet connector) for east and west"
+
+rc=0
+"$PY" "$HERE/fleet_client.py" "$GW_URL" "$WORK/token" east west >"$WORK/python.log" 2>&1 || rc=$?
+sed 's/^/   /' "$WORK/python.log"
+if grep -q -- "$TOKEN" "$WORK/gateway.log"; then
+  echo "   FAIL the token reached the gateway log"; rc=$((rc + 1))
+fi
+passed=$(grep -c '^ok ' "$WORK/python.log" || true)
+failed=$(grep -c '^FAIL ' "$WORK/python.log" || true)
+[ "$rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "fleet: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,256 @@
+//! The fleet connector's requests (`/mcp` with `multicluster.fleet_endpoint`): the
+//! caller's one identity becomes, per cluster, the identity `/mcp/{cluster}` would
+//! build (`RequestIdentity::for_cluster`), and every call then takes the per-cluster
+//! path unchanged — same probe memory, catalog cache key, caps and discovery cap.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde_json::{json, Map, Value};
+
+use super::dispatch::{decorate, handle_value, params_obj, required_str, Answer, RpcError};
+use super::protocol::{self, Era};
+use crate::app::{App, Runtime};
+use crate::catalog::{catalog_and_reach, Reach};
+use crate::identity::{RequestCredentials, RequestIdentity};
+use crate::routing::endpoint_for;
+use crate::tools::fleet::{
+    fleet_catalog, fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster,
+    CLUSTER_ARG, LIST_CLUSTERS,
+};
+use crate::tools::outcome::{structured, tool_error, CallOutcome};
+use crate::tools::Catalog;
+
+const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
+
+/// Answers one request on the fleet connector.
+pub async fn handle_fleet(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Answer, RpcError> {
+    match method {
+        "tools/list" => {
+            let p = params_obj(params)?;
+            if p.get("cursor")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.is_empty())
+            {
+                return Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "params.cursor: tools/list has a single page; there is no next cursor",
+                ));
+            }
+            let clusters = fleet_clusters(&rt.config.multicluster);
+            let surveyed = survey(app, rt, id, &clusters).await;
+            let per_cluster: Vec<(&str, &Catalog)> = surveyed
+                .iter()
+                .map(|(c, catalog, _)| (c.name.as_str(), catalog.as_ref()))
+                .collect();
+            let (catalog, warnings) = fleet_catalog(&rt.static_catalog, &clusters, &per_cluster);
+            for w in warnings {
+                tracing::warn!(warning = ?w, "fleet tool list");
+            }
+            let extra = serde_json::to_string(&decorate(era, json!({}), true))
+                .unwrap_or_else(|_| "{}".into());
+            Ok(Answer::Tools {
+                catalog: Arc::new(catalog),
+                extra,
+            })
+        }
+        "tools/call" => call(app, rt, id, era, params).await.map(Answer::Json),
+        "resources/list" => Ok(Answer::Json(decorate(era, json!({"resources": []}), true))),
+        "resources/templates/list" => Ok(Answer::Json(decorate(
+            era,
+            json!({"resourceTemplates": []}),
+            true,
+        ))),
+        "resources/read" => Err(RpcError::new(
+            protocol::INVALID_PARAMS,
+            "resources are served per cluster: read them at /mcp/{cluster}",
+        )),
+        // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
+        // instructions say how this connector picks a cluster.
+        _ => {
+            let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
+            let mut v = handle_value(app, rt, &creds, era, method, params).await?;
+            if let Some(i) = v.get_mut("instructions") {
+                *i = json!(FLEET_INSTRUCTIONS);
+            }
+            Ok(Answer::Json(v))
+        }
+    }
+}
+
+/// Each cluster's catalog for this caller and whether their identity reaches it, all
+/// clusters at once; discovery runs under the cache's own rules (16-discovery cap,
+/// budget, static tools on failure), so one cluster down fails nothing else.
+async fn survey(
+    app: &App,
+    rt: &Runtime,
+    id: &RequestIdentity,
+    clusters: &[FleetCluster],
+) -> Vec<(FleetCluster, Arc<Catalog>, Reach)> {
+    let ids: Vec<RequestIdentity> = clusters
+        .iter()
+        .map(|c| cluster_identity(rt, id, &c.name))
+        .collect();
+    let creds: Vec<RequestCredentials<'_>> = ids
+        .iter()
+        .map(|i| RequestCredentials::new(&app.prober, &rt.ch, i))
+        .collect();
+    let found = join_all(
+        creds
+            .iter()
+            .map(|c| catalog_and_reach(&app.catalogs, rt, &app.system_columns, c)),
+    )
+    .await;
+    clusters
+        .iter()
+        .cloned()
+        .zip(found)
+        .map(|(c, (catalog, reach))| (c, catalog, reach))
+        .collect()
+}
+
+fn cluster_identity(rt: &Runtime, id: &RequestIdentity, cluster: &str) -> RequestIdentity {
+    let mc = &rt.config.multicluster;
+    id.for_cluster(cluster, endpoint_for(cluster, &rt.config.clickhouse, mc))
+}
+
+/// `tools/call`: `list_clusters` here; any other tool resolved to a cluster and its own
+/// tool name, then run exactly as `/mcp/{cluster}` runs it.
+async fn call(
+    app: &App,
+    rt: &Arc<Runtime>,
+    id: &RequestIdentity,
+    era: Era,
+    params: &Option<Value>,
+) -> Result<Value, RpcError> {
+    let p = params_obj(params)?;
+    let name = required_str(&p, "name")?;
+    let mut args = match p.get("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => a.clone(),
+        Some(_) => {
+            return Err(RpcError::new(
+                protocol::INVALID_PARAMS,
+                "params.arguments must be an object",
+            ))
+        }
+    };
+    let clusters = fleet_clusters(&rt.config.multicluster);
+    let names = || {
+        clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let on_list = |c: &str| clusters.iter().any(|k| k.name == c);
+    if name == LIST_CLUSTERS {
+        let out = match args.keys().next() {
+            Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
+            None => list_clusters(app, rt, id, &clusters).await,
+        };
+        return result_value(era, &out);
+    }
+    let (cluster, tool) = if rt.static_catalog.get(&name).is_some() {
+        match args.remove(CLUSTER_ARG) {
+            Some(Value::String(c)) if on_list(&c) => (c, name.clone()),
+            Some(Value::String(c)) => {
+                return result_value(
+                    era,
+                    &tool_error(format!(
+                        "argument `cluster`: `{c}` is not one of this connector's clusters ({})",
+                        names()
+                    )),
+                )
+            }
+            Some(_) => {
+                return result_value(era, &tool_error("argument `cluster` must be a string"))
+            }
+            None => {
+                return result_value(
+                    era,
+                    &tool_error(format!(
+                        "missing required argument `cluster` (one of: {}); list_clusters describes them",
+                        names()
+                    )),
+                )
+            }
+        }
+    } else {
+        match split_prefixed(&name) {
+            Some((c, t))
+                if on_list(c)
+                    && rt.static_catalog.get(t).is_none()
+                    && prefixed_name(c, t).is_some() =>
+            {
+                (c.to_string(), t.to_string())
+            }
+            _ => {
+                return Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    format!(
+                    "params.name: unknown tool `{name}`; call tools/list for the available tools"
+                ),
+                ))
+            }
+        }
+    };
+    let cid = cluster_identity(rt, id, &cluster);
+    let creds = RequestCredentials::new(&app.prober, &rt.ch, &cid);
+    let inner = Some(json!({"name": tool, "arguments": args}));
+    match handle_value(app, rt, &creds, era, "tools/call", &inner).await {
+        Ok(mut v) => {
+            name_cluster(&mut v, &cluster);
+            Ok(v)
+        }
+        Err(mut e) => {
+            // The per-cluster path names its own tool; the caller called the fleet name.
+            e.message = format!(
+                "cluster {cluster}: {}",
+                e.message
+                    .replace(&format!("`{tool}`"), &format!("`{name}`"))
+            );
+            Err(e)
+        }
+    }
+}
+
+/// `list_clusters`: every cluster's name, description, and whether the caller's
+/// identity reaches it, as their catalog lookup found (a cache hit costs nothing).
+async fn list_clusters(
+    app: &App,
+    rt: &Runtime,
+    id: &RequestIdentity,
+    clusters: &[FleetCluster],
+) -> CallOutcome {
+    let rows: Vec<Value> = survey(app, rt, id, clusters)
+        .await
+        .into_iter()
+        .map(|(c, _, reach)| {
+            let mut row = json!({"name": c.name, "status": reach.label()});
+            if let (Some(d), Value::Object(m)) = (c.description, &mut row) {
+                m.insert("description".into(), json!(d));
+            }
+            row
+        })
+        .collect();
+    structured(json!({"clusters": rows}))
+}
+
+fn result_value(era: Era, out: &CallOutcome) -> Result<Value, RpcError> {
+    let mut result = serde_json::to_value(&out.result)
+        .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
+    if era == Era::Initialize {
+        if let Value::Object(m) = &mut result {
+            m.remove("resultType");
+        }
+    }
+    Ok(decorate(era, result, false))
+}

@@ -1,0 +1,106 @@
+//! The tests' OTLP/HTTP receiver (`otlp_receiver.py`): spans decoded with the official
+//! `opentelemetry-proto` package, read back as JSON.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::free_port;
+
+pub struct OtlpReceiver {
+    pub port: u16,
+    child: Child,
+}
+
+/// The venv `scripts/deps.sh otel` installs `opentelemetry-proto` into.
+fn python() -> PathBuf {
+    let cache = std::env::var_os("DEPS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/chmcp")))
+        .expect("neither DEPS_CACHE_DIR nor HOME is set");
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `scripts/deps.sh otel` (`make test` does this)",
+        python.display()
+    );
+    python
+}
+
+impl OtlpReceiver {
+    pub fn start() -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/otlp_receiver.py");
+        let port = free_port();
+        let mut child = Command::new(python())
+            .arg(&script)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the OTLP receiver");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("receiver stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("receiver output");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the OTLP receiver did not start (is opentelemetry-proto installed? run scripts/deps.sh otel)"
+        );
+        Self { port, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything received so far: `{spans: [...], posts: [...]}`.
+    pub async fn received(&self) -> Value {
+        reqwest::get(format!("{}/spans", self.endpoint()))
+            .await
+            .expect("GET /spans")
+            .json()
+            .await
+            .expect("spans JSON")
+    }
+
+    /// Waits (up to 15 s) until `done` holds for the spans of `trace_id`, returning them.
+    pub async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let all = self.received().await;
+            let spans: Vec<Value> = all["spans"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|s| s["trace_id"] == trace_id)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if done(&spans) {
+                return spans;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trace {trace_id} incomplete at the receiver after 15 s; received: {all}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
