@@ -73,6 +73,7 @@ curl -sf -o /dev/null "$PEER_URL" "${MCP_HDRS[@]}" -H "Mcp-Session-Id: $PEER_SID
 # gateway's, no access log (the gateway writes none per request at level warn either).
 NGX_DIR="$WORK/nginx"
 NGX_PORT=$(free_port)
+SINK_PORT=$(free_port)
 mkdir -p "$NGX_DIR/logs" "$NGX_DIR/tmp"
 cat >"$NGX_DIR/nginx.conf" <<NGX
 daemon off;
@@ -94,6 +95,12 @@ http {
     keepalive 32;
     keepalive_requests 1000000;
   }
+  # An OTLP/HTTP sink for the traced gateway: 200 with an empty body (an empty
+  # ExportTraceServiceResponse), so exporting costs the gateway what it costs in real life.
+  server {
+    listen 127.0.0.1:$SINK_PORT;
+    location / { return 200; }
+  }
   server {
     listen 127.0.0.1:$NGX_PORT;
     location / {
@@ -109,7 +116,20 @@ NGX_PID=$!
 SVC_PIDS+=("$NGX_PID")
 FLOOR_URL="http://127.0.0.1:$NGX_PORT/"
 wait_http "${FLOOR_URL}?query=SELECT%201" 100 || { log "nginx (the floor) did not start"; cat "$NGX_DIR/logs/error.log" "$NGX_DIR/stdout.log" >&2; exit 1; }
-log "ClickHouse $CH_URL, gateway $GW_URL, floor (nginx) $FLOOR_URL, peer $PEER_URL"
+# The same gateway with tracing on: every call sampled and exported (OTLP/HTTP) to the
+# sink above; it idles while the others are measured.
+gw_write_config "$WORK/gateway-traced.yaml"
+cat >>"$WORK/gateway-traced.yaml" <<YAML
+telemetry:
+  otlp:
+    endpoint: http://127.0.0.1:$SINK_PORT
+    sample_ratio: 1.0
+YAML
+PLAIN_GW=("$GW_PORT" "$GW_PID" "$GW_URL")
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway-traced.yaml" "$WORK/gateway-traced.log"
+TR_PID=$GW_PID TR_URL=$GW_URL
+GW_PORT=${PLAIN_GW[0]} GW_PID=${PLAIN_GW[1]} GW_URL=${PLAIN_GW[2]}
+log "ClickHouse $CH_URL, gateway $GW_URL, traced gateway $TR_URL, floor (nginx) $FLOOR_URL, peer $PEER_URL"
 
 # --- request bodies --------------------------------------------------------------------
 printf 'SELECT 1' >"$WORK/ch.body"
@@ -192,6 +212,7 @@ for c in 1 16; do
   sample_start "select-c$c"
   load_cpu "gw-select-c$c" "$GW_PID" "$c" "$GW_URL" "$WORK/gw-select.body" '"rows":[[1]]' "${GW_HDR[@]}"
   sample_stop "select-c$c"
+  load_cpu "gwtr-select-c$c" "$TR_PID" "$c" "$TR_URL" "$WORK/gw-select.body" '"rows":[[1]]' "${GW_HDR[@]}"
   load "peer-select-c$c" "$c" "$PEER_URL" "$WORK/peer-select.body" '"isError":false' "${PEER_HDR[@]}"
 done
 for c in 1 16 128; do
@@ -323,6 +344,9 @@ for c in 1 16; do
   row "gateway ÷ floor, $c client(s): median / req/s (gateway ÷ ClickHouse: $(ratios "$(stat gw-select-c$c p50_ms)" "$(stat ch-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat ch-select-c$c rps)"))" \
     "$(ratios "$(stat gw-select-c$c p50_ms)" "$(stat floor-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat floor-select-c$c rps)")" "" "" text "≤ 1.25× / ≥ 0.80×"
   row "CPU per call, $c client(s) (/proc utime+stime over the run ÷ answers): gateway / floor (nginx)" "$(cpu gw-select-c$c) / $(cpu floor-select-c$c)" "" "" text ""
+done
+for c in 1 16; do
+  row "tracing on (every call sampled, OTLP to a sink) vs off, $c client(s): median ms / req/s / CPU per call" "on $(stat gwtr-select-c$c p50_ms) / $(stat gwtr-select-c$c rps) / $(cpu gwtr-select-c$c); off $(stat gw-select-c$c p50_ms) / $(stat gw-select-c$c rps) / $(cpu gw-select-c$c)" "" "" text ""
 done
 for c in 1 16 128; do
   row "tools/list (warm catalog), $c client(s): req/s" "$(stat gw-list-c$c rps)" "" "" higher ""
