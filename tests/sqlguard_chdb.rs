@@ -23,25 +23,10 @@ const MAX_FALSE_POSITIVE_SHARE: f64 = 0.01;
 
 const BLOCKED: [&str; 3] = ["INTO OUTFILE", "SETTINGS", "FORMAT"];
 
-/// The venv `scripts/deps.sh chdb` installs chdb into.
-fn judge_python() -> PathBuf {
-    let cache = std::env::var_os("DEPS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/chmcp")))
-        .expect("neither DEPS_CACHE_DIR nor HOME is set");
-    let python = cache.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `scripts/deps.sh chdb` (`make test` does this)",
-        python.display()
-    );
-    python
-}
-
 /// Runs every statement through chdb in one python process.
 fn judge(statements: &[String]) -> Vec<Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/chdb_judge.py");
-    let mut child = Command::new(judge_python())
+    let mut child = Command::new(chmcp_tests::venv_python("chdb"))
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

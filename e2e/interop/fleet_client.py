@@ -10,19 +10,10 @@ import asyncio
 import sys
 
 import httpx2
+from checks import check, failures
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-failures = 0
-
-
-def check(name: str, ok: bool, why: str = "") -> None:
-    global failures
-    if ok:
-        print(f"ok   {name}")
-    else:
-        failures += 1
-        print(f"FAIL {name}: {why}")
 
 
 async def run(url: str, token: str, clusters: list[str]) -> None:
@@ -60,7 +51,7 @@ def main() -> int:
         while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
             e = e.exceptions[0]
         check("session", False, f"{type(e).__name__}: {e}")
-    return min(failures, 100)
+    return failures()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 
+from checks import check, failures
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -19,16 +20,6 @@ EXPECTED_TOOLS = {"execute_query", "list_databases", "list_tables", "describe_ta
 # What each mode must end up speaking.
 EXPECTED_VERSION = {"legacy": "2025-11-25", "auto": "2026-07-28", "2026-07-28": "2026-07-28"}
 
-failures = 0
-
-
-def check(name: str, ok: bool, why: str = "") -> None:
-    global failures
-    if ok:
-        print(f"ok   {name}")
-    else:
-        failures += 1
-        print(f"FAIL {name}: {why}")
 
 
 def text_of(result) -> str:
@@ -96,7 +87,7 @@ def main() -> int:
         while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
             e = e.exceptions[0]  # anyio task groups wrap the real error
         check("session", False, f"{type(e).__name__}: {e}")
-    return min(failures, 100)
+    return failures()
 
 
 if __name__ == "__main__":

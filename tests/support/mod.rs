@@ -73,3 +73,20 @@ pub fn binary(name: &str) -> PathBuf {
     );
     path
 }
+
+/// The Python of the venv `scripts/deps.sh` installs the test tools into (chdb,
+/// opentelemetry-proto); `target` names the deps.sh target that provides what the
+/// caller needs, for the message when the venv is missing.
+pub fn venv_python(target: &str) -> PathBuf {
+    let cache = std::env::var_os("DEPS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/chmcp")))
+        .expect("neither DEPS_CACHE_DIR nor HOME is set");
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `scripts/deps.sh {target}` (`make test` does this)",
+        python.display()
+    );
+    python
+}

@@ -15,26 +15,11 @@ pub struct OtlpReceiver {
     child: Child,
 }
 
-/// The venv `scripts/deps.sh otel` installs `opentelemetry-proto` into.
-fn python() -> PathBuf {
-    let cache = std::env::var_os("DEPS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/chmcp")))
-        .expect("neither DEPS_CACHE_DIR nor HOME is set");
-    let python = cache.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `scripts/deps.sh otel` (`make test` does this)",
-        python.display()
-    );
-    python
-}
-
 impl OtlpReceiver {
     pub fn start() -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/otlp_receiver.py");
         let port = free_port();
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::venv_python("otel"))
             .arg(&script)
             .arg(port.to_string())
             .stdout(Stdio::piped())

@@ -244,25 +244,37 @@ async fn answer_request(
     // Settled at most once for the whole request (discovery and the tool share them).
     let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
     if method == "tools/list" {
-        let p = params_obj(params)?;
-        if p.get("cursor")
-            .and_then(Value::as_str)
-            .is_some_and(|c| !c.is_empty())
-        {
-            return Err(RpcError::new(
-                protocol::INVALID_PARAMS,
-                "params.cursor: tools/list has a single page; there is no next cursor",
-            ));
-        }
+        single_page(params)?;
         let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, &creds).await;
-        // The era's decoration, spliced after the tool list when the response is written.
-        let extra =
-            serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into());
-        return Ok(Answer::Tools { catalog, extra });
+        return Ok(Answer::Tools {
+            catalog,
+            extra: list_decoration(era),
+        });
     }
     handle_value(app, rt, &creds, era, method, params)
         .await
         .map(Answer::Json)
+}
+
+/// `tools/list` has one page: a client asking for another gets a clear error.
+pub(super) fn single_page(params: &Option<Value>) -> Result<(), RpcError> {
+    let p = params_obj(params)?;
+    if p.get("cursor")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty())
+    {
+        return Err(RpcError::new(
+            protocol::INVALID_PARAMS,
+            "params.cursor: tools/list has a single page; there is no next cursor",
+        ));
+    }
+    Ok(())
+}
+
+/// The era's decoration of a tool list, spliced after the tools when the response is
+/// written.
+pub(super) fn list_decoration(era: Era) -> String {
+    serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into())
 }
 
 pub(super) async fn handle_value(

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
-use super::dispatch::{decorate, handle_value, params_obj, required_str, Answer, RpcError};
+use super::dispatch::{
+    decorate, handle_value, list_decoration, params_obj, required_str, single_page, Answer,
+    RpcError,
+};
 use super::protocol::{self, Era};
 use crate::app::{App, Runtime};
 use crate::catalog::{catalog_and_reach, Reach};
@@ -34,16 +37,7 @@ pub async fn handle_fleet(
 ) -> Result<Answer, RpcError> {
     match method {
         "tools/list" => {
-            let p = params_obj(params)?;
-            if p.get("cursor")
-                .and_then(Value::as_str)
-                .is_some_and(|c| !c.is_empty())
-            {
-                return Err(RpcError::new(
-                    protocol::INVALID_PARAMS,
-                    "params.cursor: tools/list has a single page; there is no next cursor",
-                ));
-            }
+            single_page(params)?;
             let clusters = fleet_clusters(&rt.config.multicluster);
             let surveyed = survey(app, rt, id, &clusters).await;
             let per_cluster: Vec<(&str, &Catalog)> = surveyed
@@ -54,11 +48,9 @@ pub async fn handle_fleet(
             for w in warnings {
                 tracing::warn!(warning = ?w, "fleet tool list");
             }
-            let extra = serde_json::to_string(&decorate(era, json!({}), true))
-                .unwrap_or_else(|_| "{}".into());
             Ok(Answer::Tools {
                 catalog: Arc::new(catalog),
-                extra,
+                extra: list_decoration(era),
             })
         }
         "tools/call" => call(app, rt, id, era, params).await.map(Answer::Json),
