@@ -275,3 +275,34 @@ async fn a_gated_call_traces_the_gate_and_the_probe_and_never_the_token() {
     assert_eq!(audit[0]["subject"], "\"alice\"");
     assert_eq!(audit[0]["trace_id"], CLIENT_TRACE);
 }
+
+/// A gateway stopped right after a call still delivers that call's spans: SIGTERM
+/// flushes the exporter's queue (the batch would otherwise wait half a second for
+/// company and die with the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_sends_its_last_spans() {
+    let ch = ClickHouse::start();
+    let receiver = OtlpReceiver::start();
+    let mut gw = Gateway::start(&config(
+        ch.http_port,
+        &format!(
+            "telemetry:\n  otlp:\n    endpoint: {}\n",
+            receiver.endpoint()
+        ),
+    ));
+    let mcp = Mcp::new(gw.mcp_url());
+    let result = call_with_traceparent(&mcp, "SELECT 1").await;
+    assert_eq!(structured(&result)["rows"], json!([[1]]));
+    gw.signal("TERM");
+    let code = tokio::task::block_in_place(|| gw.wait_exit(std::time::Duration::from_secs(10)));
+    assert_eq!(code, Some(0), "{}", gw.log());
+    let spans = receiver
+        .wait_for_trace(CLIENT_TRACE, |s| {
+            s.iter().any(|s| s["name"] == "clickhouse query")
+        })
+        .await;
+    assert!(
+        spans.iter().any(|s| s["parent_span_id"] == CLIENT_SPAN),
+        "{spans:?}"
+    );
+}

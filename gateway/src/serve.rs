@@ -31,12 +31,19 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
         let app = Arc::new(App::new(loaded.config, opts, Some(log))?);
         spawn_reloaders(app.clone());
         crate::catalog::CatalogCache::spawn_sweeper(app.catalogs.clone());
-        match transport {
-            Transport::Stdio => crate::mcp::stdio::run(app).await,
-            Transport::Http => serve_http(app).await,
+        let served = match transport {
+            Transport::Stdio => crate::mcp::stdio::run(app.clone()).await,
+            Transport::Http => serve_http(app.clone()).await,
+        };
+        if let Some(tracer) = &app.tracer {
+            tracer.flush(SPAN_FLUSH).await;
         }
+        served
     })
 }
+
+/// How long a stopping gateway waits to send its last spans.
+const SPAN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
     let rt = app.runtime();

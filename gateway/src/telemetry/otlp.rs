@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::trace::{AttrValue, SpanRecord};
 use crate::config::OtlpConfig;
@@ -34,6 +34,8 @@ pub enum TracerError {
 /// Records spans for export. Process-wide (`telemetry` is restart-only).
 pub struct Tracer {
     tx: mpsc::Sender<SpanRecord>,
+    /// Asks the exporter to send what is queued now (shutdown), acknowledged when sent.
+    flush: mpsc::Sender<oneshot::Sender<()>>,
     sample_ratio: f64,
     pub include_sql: bool,
 }
@@ -61,14 +63,16 @@ impl Tracer {
             .map_err(|e| TracerError::Client(e.to_string()))?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| TracerError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (flush, flushes) = mpsc::channel(1);
         let exporter = Exporter {
             http,
             url: traces_url(&c.endpoint),
             resource: encode_resource(&c.service_name),
         };
-        runtime.spawn(exporter.run(rx));
+        runtime.spawn(exporter.run(rx, flushes));
         Ok(Arc::new(Self {
             tx,
+            flush,
             sample_ratio: c.sample_ratio,
             include_sql,
         }))
@@ -81,8 +85,10 @@ impl Tracer {
         include_sql: bool,
     ) -> (Arc<Self>, mpsc::Receiver<SpanRecord>) {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (flush, _) = mpsc::channel(1);
         let t = Self {
             tx,
+            flush,
             sample_ratio,
             include_sql,
         };
@@ -92,6 +98,15 @@ impl Tracer {
     /// Head sampling of a trace the gateway starts.
     pub fn sample(&self) -> bool {
         self.sample_ratio >= 1.0 || fastrand::f64() < self.sample_ratio
+    }
+
+    /// Sends every span queued so far (graceful shutdown), waiting at most `within`: the
+    /// last requests' spans are the ones an operator looks for after a restart.
+    pub async fn flush(&self, within: Duration) {
+        let (ack, done) = oneshot::channel();
+        if self.flush.send(ack).await.is_ok() {
+            let _ = tokio::time::timeout(within, done).await;
+        }
     }
 
     /// Queues a finished span; never waits.
@@ -120,36 +135,73 @@ struct Exporter {
 }
 
 impl Exporter {
-    async fn run(self, mut rx: mpsc::Receiver<SpanRecord>) {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<SpanRecord>,
+        mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    ) {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            if rx.recv_many(&mut batch, BATCH).await == 0 {
-                return;
-            }
-            if batch.len() < BATCH {
-                tokio::time::sleep(FLUSH_EVERY).await;
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(s) => batch.push(s),
-                        Err(_) => break,
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
                     }
+                    if batch.len() < BATCH {
+                        // Wait a moment for more spans, unless a flush is asked for.
+                        tokio::select! {
+                            () = tokio::time::sleep(FLUSH_EVERY) => {}
+                            Some(ack) = flushes.recv() => {
+                                self.drain(&mut rx, &mut batch).await;
+                                let _ = ack.send(());
+                                continue;
+                            }
+                        }
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(s) => batch.push(s),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    self.send(&mut batch).await;
+                }
+                Some(ack) = flushes.recv() => {
+                    self.drain(&mut rx, &mut batch).await;
+                    let _ = ack.send(());
                 }
             }
-            let body = encode_request(&self.resource, &batch);
-            batch.clear();
-            match self.http.post(&self.url).body(body).send().await {
-                Ok(r) if r.status().is_success() => {}
-                // Neither the URL's query nor the headers are logged: they may hold keys.
-                Ok(r) => tracing::warn!(
-                    status = r.status().as_u16(),
-                    "the OTLP endpoint refused a batch of spans"
-                ),
-                Err(e) => tracing::warn!(
-                    timeout = e.is_timeout(),
-                    connect = e.is_connect(),
-                    "could not send spans to the OTLP endpoint"
-                ),
+        }
+    }
+
+    /// Sends `batch` and everything queued behind it.
+    async fn drain(&self, rx: &mut mpsc::Receiver<SpanRecord>, batch: &mut Vec<SpanRecord>) {
+        while let Ok(s) = rx.try_recv() {
+            batch.push(s);
+            if batch.len() == BATCH {
+                self.send(batch).await;
             }
+        }
+        if !batch.is_empty() {
+            self.send(batch).await;
+        }
+    }
+
+    async fn send(&self, batch: &mut Vec<SpanRecord>) {
+        let body = encode_request(&self.resource, batch);
+        batch.clear();
+        match self.http.post(&self.url).body(body).send().await {
+            Ok(r) if r.status().is_success() => {}
+            // Neither the URL's query nor the headers are logged: they may hold keys.
+            Ok(r) => tracing::warn!(
+                status = r.status().as_u16(),
+                "the OTLP endpoint refused a batch of spans"
+            ),
+            Err(e) => tracing::warn!(
+                timeout = e.is_timeout(),
+                connect = e.is_connect(),
+                "could not send spans to the OTLP endpoint"
+            ),
         }
     }
 }
