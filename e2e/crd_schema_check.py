@@ -120,6 +120,13 @@ def main():
         "an unparseable ServiceMonitor interval": variant(
             lambda s: s.update(monitoring={"serviceMonitor": {"enabled": True, "interval": "every minute"}})
         ),
+        "a trace sample ratio above 1": variant(
+            lambda s: s.update(telemetry={"otlp": {"endpoint": "http://otel-collector:4318", "sampleRatio": 1.5}})
+        ),
+        "an OTLP endpoint without http(s)": variant(
+            lambda s: s.update(telemetry={"otlp": {"endpoint": "otel-collector:4318"}})
+        ),
+        "OTLP settings without an endpoint": variant(lambda s: s.update(telemetry={"otlp": {"sampleRatio": 0.5}})),
     }
     good = {
         "the example": example,
@@ -149,6 +156,14 @@ def main():
         ),
         "a ServiceMonitor with interval and labels": variant(
             lambda s: s.update(monitoring={"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}}})
+        ),
+        "tracing to an OTLP collector with SQL in spans": variant(
+            lambda s: s.update(
+                telemetry={
+                    "otlp": {"endpoint": "http://otel-collector.observability:4318", "sampleRatio": 0.1, "serviceName": "mcp"},
+                    "includeSql": True,
+                }
+            )
         ),
         "the smallest resource (defaults fill the rest)": {
             "apiVersion": "chmcp.dev/v1alpha1",

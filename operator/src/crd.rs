@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{
     CEL_BROKER_SECRETS, CEL_CLIENT_CERT_PAIR, CEL_CLUSTER_NAME, CEL_DURATION, CEL_HOST_TEMPLATE,
     CEL_HTTPS, CEL_INGRESS_HOST, CLUSTER_NAME_PATTERN, DURATION_PATTERN, HTTPS_PATTERN,
+    OTLP_ENDPOINT_PATTERN,
 };
 
 /// The API group of every chmcp resource.
@@ -152,6 +153,54 @@ pub struct McpMultiClusterSpec {
     /// Prometheus Operator objects for the gateway's metrics.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+    /// Traces of every MCP request, exported over OTLP/HTTP (the gateway's `telemetry`).
+    /// A change restarts the gateway pods: the exporter starts once, with the process.
+    #[serde(default, skip_serializing_if = "TelemetrySpec::is_off")]
+    pub telemetry: TelemetrySpec,
+}
+
+/// The gateway's tracing.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TelemetrySpec {
+    /// Where spans go. Absent: no tracing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpSpec>,
+    /// Put each query's SQL text into its span (`db.query.text`). Off: spans carry no
+    /// SQL, which may hold literals a trace backend should not see.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub include_sql: bool,
+}
+
+impl TelemetrySpec {
+    fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// An OTLP/HTTP (protobuf) trace exporter.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtlpSpec {
+    /// The collector's OTLP/HTTP address, e.g. `http://otel-collector.observability:4318`
+    /// (a URL without a path gets `/v1/traces`).
+    #[schemars(length(min = 1, max = 2048), regex(pattern = OTLP_ENDPOINT_PATTERN))]
+    pub endpoint: String,
+    /// Share of new traces recorded, 0 to 1; a caller's sampled trace context is followed.
+    #[serde(default = "default_sample_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute of every span.
+    #[serde(default = "default_service_name")]
+    #[schemars(length(min = 1, max = 255))]
+    pub service_name: String,
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+fn default_service_name() -> String {
+    "chmcp-gateway".into()
 }
 
 /// The verifier (`chmcp-gateway verify`) that ClickHouse's `http_authentication_servers`

@@ -55,6 +55,11 @@ pub const CEL_HTTPS: CelRule = CelRule {
     message: "must be an https:// URL",
 };
 
+/// An http(s) URL with a host: what the gateway's `telemetry.otlp.endpoint` accepts.
+/// No CEL twin: the gateway's own check (reported under `spec.telemetry.otlp.endpoint`)
+/// is the Rust side.
+pub const OTLP_ENDPOINT_PATTERN: &str = "^https?://[^/?#]+";
+
 /// What `HumanDuration` parses: digits and an optional unit.
 pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h|d)?$";
 pub const CEL_DURATION: CelRule = CelRule {
@@ -556,6 +561,80 @@ oauth:
             "{errs:?}"
         );
         assert_eq!(validated(&spec_from_yaml(BASE)), Ok(()));
+    }
+
+    #[test]
+    fn bad_telemetry_settings_are_refused_under_spec_telemetry() {
+        let s = spec_from_yaml(&format!(
+            "{BASE}telemetry: {{otlp: {{endpoint: \"http://otel-collector:4318\"}}}}\n"
+        ));
+        assert_eq!(validated(&s), Ok(()));
+
+        let mut ratio = s.clone();
+        if let Some(o) = ratio.telemetry.otlp.as_mut() {
+            o.sample_ratio = 1.5;
+        }
+        let errs = validated(&ratio).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec.telemetry.otlp.sampleRatio");
+        assert!(
+            errs[0].message.contains("1.5 is outside 0 to 1"),
+            "{errs:?}"
+        );
+
+        let mut endpoint = s.clone();
+        if let Some(o) = endpoint.telemetry.otlp.as_mut() {
+            o.endpoint = "otel-collector:4318".into();
+        }
+        let errs = validated(&endpoint).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec.telemetry.otlp.endpoint");
+        assert!(
+            errs[0].message.contains("must be an http(s) URL"),
+            "{errs:?}"
+        );
+
+        let mut name = s;
+        if let Some(o) = name.telemetry.otlp.as_mut() {
+            o.service_name = " ".into();
+        }
+        let errs = validated(&name).unwrap_err();
+        assert_eq!(errs[0].field, "spec.telemetry.otlp.serviceName");
+    }
+
+    #[test]
+    fn the_endpoint_pattern_accepts_what_the_gateway_accepts() {
+        // No regex engine in the operator: the schema pattern is read as its prefix rule.
+        assert_eq!(OTLP_ENDPOINT_PATTERN, "^https?://[^/?#]+");
+        let pattern_accepts = |u: &str| {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            rest.is_some_and(|r| !r.is_empty() && !r.starts_with(['/', '?', '#']))
+        };
+        // (url, the schema pattern accepts, the gateway accepts): whatever the API server
+        // lets through the gateway takes; the pattern is stricter only where a URL is
+        // surely a typo (the url crate reads `http:///v1` as host `v1`).
+        for (url, pattern, gateway) in [
+            ("http://otel-collector:4318", true, true),
+            ("https://otlp.example.com/v1/traces", true, true),
+            ("otel-collector:4318", false, false),
+            ("grpc://otel-collector:4317", false, false),
+            ("http:///v1/traces", false, true),
+        ] {
+            assert_eq!(pattern_accepts(url), pattern, "{url}");
+            let mut s = spec_from_yaml(BASE);
+            s.telemetry.otlp = Some(crate::crd::OtlpSpec {
+                endpoint: url.into(),
+                sample_ratio: 0.25,
+                service_name: "chmcp".into(),
+            });
+            assert_eq!(
+                validated(&s).is_ok(),
+                gateway,
+                "{url}: the gateway's verdict"
+            );
+        }
     }
 
     #[test]

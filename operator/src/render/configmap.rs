@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
-    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, Protocol, TokenMode, ToolKind,
-    ToolRule, Transport, UpstreamToken, WriteMode,
+    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, OtlpConfig, Protocol,
+    TelemetryConfig, TokenMode, ToolKind, ToolRule, Transport, UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -137,6 +137,19 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
         LogFormatSpec::Json => LogFormat::Json,
     };
 
+    // Export headers (API keys) are secrets the gateway only takes from its file, so the
+    // operator renders none: a collector beside the pods, or a sidecar adding them, carries
+    // the credentials instead.
+    c.telemetry = TelemetryConfig {
+        otlp: spec.telemetry.otlp.as_ref().map(|o| OtlpConfig {
+            endpoint: o.endpoint.clone(),
+            headers: BTreeMap::new(),
+            sample_ratio: o.sample_ratio,
+            service_name: o.service_name.clone(),
+        }),
+        include_sql: spec.telemetry.include_sql,
+    };
+
     let m = &mut c.multicluster;
     m.enabled = true;
     m.cluster_allowlist = spec.clusters.iter().map(|cl| cl.name.clone()).collect();
@@ -264,6 +277,17 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
         ("multicluster.catalog", "spec.catalogCache"),
         ("multicluster.clusters", "spec.clusters"),
         ("multicluster.fleet_endpoint", "spec.fleetEndpoint"),
+        ("telemetry.otlp.endpoint", "spec.telemetry.otlp.endpoint"),
+        (
+            "telemetry.otlp.sample_ratio",
+            "spec.telemetry.otlp.sampleRatio",
+        ),
+        (
+            "telemetry.otlp.service_name",
+            "spec.telemetry.otlp.serviceName",
+        ),
+        ("telemetry.include_sql", "spec.telemetry.includeSql"),
+        ("telemetry", "spec.telemetry"),
     ];
     MAP.iter()
         .find(|(k, _)| gateway_key.starts_with(k))
@@ -439,6 +463,50 @@ logging: {level: debug, format: text}
     }
 
     #[test]
+    fn telemetry_reaches_the_configmap_and_the_gateway_reads_it_back() {
+        let spec = spec_from_yaml(&format!(
+            "{SPEC}telemetry:\n  otlp: {{endpoint: \"http://otel-collector.observability:4318\", sampleRatio: 0.1, serviceName: mcp-analytics}}\n  includeSql: true\n"
+        ));
+        let c = gateway_config(&spec).unwrap();
+        let otlp = c.telemetry.otlp.clone().expect("otlp rendered");
+        assert_eq!(otlp.endpoint, "http://otel-collector.observability:4318");
+        assert_eq!(otlp.sample_ratio, 0.1);
+        assert_eq!(otlp.service_name, "mcp-analytics");
+        assert!(otlp.headers.is_empty(), "no secret in the ConfigMap");
+        assert!(c.telemetry.include_sql);
+
+        let yaml = config_yaml(&c).unwrap();
+        assert!(
+            yaml.contains(
+                "telemetry:\n  otlp:\n    endpoint: http://otel-collector.observability:4318\n"
+            ),
+            "{yaml}"
+        );
+        let mut back = parse_document(&yaml).unwrap();
+        assert_eq!(back, c);
+        back.server.oauth.client_secret = Secret::new("dummy-client-secret");
+        back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
+        validate(&back).unwrap();
+    }
+
+    #[test]
+    fn telemetry_defaults_to_off_and_otlp_fields_to_the_gateway_defaults() {
+        let off = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        assert_eq!(off.telemetry, Default::default());
+        assert!(!config_yaml(&off).unwrap().contains("otlp"));
+
+        let spec = spec_from_yaml(&format!(
+            "{SPEC}telemetry: {{otlp: {{endpoint: \"https://otlp.example.com\"}}}}\n"
+        ));
+        let otlp = gateway_config(&spec).unwrap().telemetry.otlp.unwrap();
+        let d = chmcp_gateway::config::OtlpConfig::default();
+        assert_eq!(
+            (otlp.sample_ratio, otlp.service_name),
+            (d.sample_ratio, d.service_name)
+        );
+    }
+
+    #[test]
     fn defaults_match_the_gateway_where_the_resource_says_nothing() {
         let c = gateway_config(&spec_from_yaml(SPEC)).unwrap();
         let d = Config::default();
@@ -459,5 +527,13 @@ logging: {level: debug, format: text}
         );
         assert_eq!(spec_field_for("server.tools[0].view_regexp"), "spec.tools");
         assert_eq!(spec_field_for("something.else"), "spec");
+        assert_eq!(
+            spec_field_for("telemetry.otlp.sample_ratio"),
+            "spec.telemetry.otlp.sampleRatio"
+        );
+        assert_eq!(
+            spec_field_for("telemetry.otlp.headers.x-api-key"),
+            "spec.telemetry"
+        );
     }
 }

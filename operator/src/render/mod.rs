@@ -358,6 +358,30 @@ mod tests {
             "per-cluster override is restart-only"
         );
 
+        let mut traced = base.clone();
+        traced.spec.telemetry.otlp = Some(crate::crd::OtlpSpec {
+            endpoint: "http://otel-collector:4318".into(),
+            sample_ratio: 1.0,
+            service_name: "chmcp-gateway".into(),
+        });
+        let ht = hash_of(&traced, &secrets("1"));
+        assert_ne!(h, ht, "turning tracing on is restart-only");
+        if let Some(o) = traced.spec.telemetry.otlp.as_mut() {
+            o.sample_ratio = 0.5;
+        }
+        assert_ne!(
+            ht,
+            hash_of(&traced, &secrets("1")),
+            "the exporter's settings are restart-only"
+        );
+        let mut sql = base.clone();
+        sql.spec.telemetry.include_sql = true;
+        assert_ne!(
+            h,
+            hash_of(&sql, &secrets("1")),
+            "includeSql is restart-only"
+        );
+
         assert_ne!(
             h,
             hash_of(&base, &secrets("2")),
