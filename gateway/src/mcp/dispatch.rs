@@ -256,6 +256,18 @@ async fn answer_request(
         .map(Answer::Json)
 }
 
+/// A tool call's answer in the era's shape (the 2025 era has no `resultType`).
+pub(super) fn call_result(era: Era, out: &CallOutcome) -> Result<Value, RpcError> {
+    let mut result = serde_json::to_value(&out.result)
+        .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
+    if era == Era::Initialize {
+        if let Value::Object(m) = &mut result {
+            m.remove("resultType");
+        }
+    }
+    Ok(decorate(era, result, false))
+}
+
 /// `tools/list` has one page: a client asking for another gets a clear error.
 pub(super) fn single_page(params: &Option<Value>) -> Result<(), RpcError> {
     let p = params_obj(params)?;
@@ -345,14 +357,7 @@ pub(super) async fn handle_value(
                 &facts,
                 started.elapsed(),
             );
-            let mut result = serde_json::to_value(&out.result)
-                .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
-            if era == Era::Initialize {
-                if let Value::Object(m) = &mut result {
-                    m.remove("resultType");
-                }
-            }
-            Ok(decorate(era, result, false))
+            call_result(era, &out)
         }
         (_, "resources/list") => Ok(decorate(
             era,

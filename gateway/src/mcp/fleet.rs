@@ -9,8 +9,8 @@ use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
 use super::dispatch::{
-    decorate, handle_value, list_decoration, params_obj, required_str, single_page, Answer,
-    RpcError,
+    call_result, decorate, handle_value, list_decoration, params_obj, required_str, single_page,
+    Answer, RpcError,
 };
 use super::protocol::{self, Era};
 use crate::app::{App, Runtime};
@@ -148,13 +148,13 @@ async fn call(
             Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
             None => list_clusters(app, rt, id, &clusters).await,
         };
-        return result_value(era, &out);
+        return call_result(era, &out);
     }
     let (cluster, tool) = if rt.static_catalog.get(&name).is_some() {
         match args.remove(CLUSTER_ARG) {
             Some(Value::String(c)) if on_list(&c) => (c, name.clone()),
             Some(Value::String(c)) => {
-                return result_value(
+                return call_result(
                     era,
                     &tool_error(format!(
                         "argument `cluster`: `{c}` is not one of this connector's clusters ({})",
@@ -163,10 +163,10 @@ async fn call(
                 )
             }
             Some(_) => {
-                return result_value(era, &tool_error("argument `cluster` must be a string"))
+                return call_result(era, &tool_error("argument `cluster` must be a string"))
             }
             None => {
-                return result_value(
+                return call_result(
                     era,
                     &tool_error(format!(
                         "missing required argument `cluster` (one of: {}); list_clusters describes them",
@@ -234,15 +234,4 @@ async fn list_clusters(
         })
         .collect();
     structured(json!({"clusters": rows}))
-}
-
-fn result_value(era: Era, out: &CallOutcome) -> Result<Value, RpcError> {
-    let mut result = serde_json::to_value(&out.result)
-        .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
-    if era == Era::Initialize {
-        if let Value::Object(m) = &mut result {
-            m.remove("resultType");
-        }
-    }
-    Ok(decorate(era, result, false))
 }
