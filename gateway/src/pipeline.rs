@@ -87,30 +87,40 @@ async fn trace_request(req: Request, next: Next) -> Response {
 /// the gate included, runs inside; with tracing off only the context is carried, so
 /// ClickHouse still continues the client's trace (`telemetry::trace`).
 async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let (name, mut attributes, meta) = match req.extensions().get::<Incoming>() {
-        Some(Incoming::Request { id, method, params }) => {
-            trace::request_span(id, method, params.as_ref())
-        }
-        _ => ("mcp notification".to_string(), Vec::new(), None),
+    let message = match req.extensions().get::<Incoming>() {
+        Some(Incoming::Request { id, method, params }) => Some((id, method, params)),
+        _ => None,
     };
-    if let Some(c) = req
-        .extensions()
-        .get::<RoutedCluster>()
-        .and_then(|r| match r {
-            RoutedCluster::Named(n) => Some(n.clone()),
-            RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
-            RoutedCluster::Implicit => None,
-        })
-    {
-        attributes.push(("chmcp.cluster", c.into()));
-    }
-    let incoming = meta.or_else(|| {
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceContext::parse)
+    let incoming = message
+        .and_then(|(_, _, params)| trace::meta_context(params.as_ref()))
+        .or_else(|| {
+            req.headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceContext::parse)
+        });
+    // The span's name and attributes only when spans are recorded: with tracing off
+    // nothing is built (the request borrowed here moves on below).
+    let described = app.tracer.is_some().then(|| {
+        let (name, mut attributes) = match message {
+            Some((id, method, params)) => trace::request_span(id, method, params.as_ref()),
+            None => ("mcp notification".to_string(), Vec::new()),
+        };
+        let cluster = req
+            .extensions()
+            .get::<RoutedCluster>()
+            .and_then(|r| match r {
+                RoutedCluster::Named(n) => Some(n.clone()),
+                RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
+                RoutedCluster::Implicit => None,
+            });
+        if let Some(c) = cluster {
+            attributes.push(("chmcp.cluster", c.into()));
+        }
+        (name, attributes)
     });
-    trace::in_request(app.tracer.as_ref(), incoming, name, attributes, async {
+    let describe = move || described.unwrap_or_default();
+    trace::in_request(app.tracer.as_ref(), incoming, describe, async {
         let r = next.run(req).await;
         trace::set("http.response.status_code", u64::from(r.status().as_u16()));
         r

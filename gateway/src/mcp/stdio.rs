@@ -79,13 +79,10 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     };
                     let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
                     let cancelled = guard.cancelled.take();
-                    let (name, attributes, incoming) =
-                        trace::request_span(&id, &method, params.as_ref());
                     let work = trace::in_request(
                         app.tracer.as_ref(),
-                        incoming,
-                        name,
-                        attributes,
+                        trace::meta_context(params.as_ref()),
+                        || trace::request_span(&id, &method, params.as_ref()),
                         contain_panics(
                             &app.metrics,
                             handle_request(&app, &rt, &identity, era, &method, &params),

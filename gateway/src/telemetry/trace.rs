@@ -224,7 +224,7 @@ pub fn request_span(
     id: &serde_json::Value,
     method: &str,
     params: Option<&serde_json::Value>,
-) -> (String, Vec<(&'static str, AttrValue)>, Option<TraceContext>) {
+) -> (String, Vec<(&'static str, AttrValue)>) {
     let method = clip(method);
     let tool = (method == "tools/call")
         .then(|| params?.get("name")?.as_str().map(clip))
@@ -240,10 +240,14 @@ pub fn request_span(
     if let Some(t) = tool {
         attrs.push(("gen_ai.tool.name", t.into()));
     }
-    let meta = params
+    (name, attrs)
+}
+
+/// The client's trace context from `params._meta.traceparent`, when it sent a valid one.
+pub fn meta_context(params: Option<&serde_json::Value>) -> Option<TraceContext> {
+    params
         .and_then(|p| p.get("_meta")?.get("traceparent")?.as_str())
-        .and_then(TraceContext::parse);
-    (name, attrs, meta)
+        .and_then(TraceContext::parse)
 }
 
 /// Request text in a span: bounded, so a client cannot make spans huge.
@@ -258,8 +262,9 @@ fn clip(s: &str) -> String {
 pub fn in_request<F: Future>(
     tracer: Option<&Arc<Tracer>>,
     incoming: Option<TraceContext>,
-    name: String,
-    attributes: Vec<(&'static str, AttrValue)>,
+    // The span's name and attributes, built only when a span is recorded (tracing off
+    // costs no allocation for them).
+    describe: impl FnOnce() -> (String, Vec<(&'static str, AttrValue)>),
     fut: F,
 ) -> impl Future<Output = F::Output> {
     let cur = match tracer {
@@ -275,6 +280,7 @@ pub fn in_request<F: Future>(
                 None => TraceContext::fresh(sampled),
             };
             let span = sampled.then(|| {
+                let (name, attributes) = describe();
                 open(
                     t,
                     ctx,
@@ -485,7 +491,7 @@ mod tests {
     async fn tracing_off_still_carries_the_client_trace_to_clickhouse() {
         let incoming =
             TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let tp = in_request(None, incoming, "x".into(), Vec::new(), async {
+        let tp = in_request(None, incoming, || ("x".into(), Vec::new()), async {
             child("step", SpanKind::Internal, async { traceparent() }).await
         })
         .await;
@@ -505,7 +511,8 @@ mod tests {
             "name": "execute_query",
             "_meta": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
         });
-        let (name, attrs, meta) = request_span(&serde_json::json!(7), "tools/call", Some(&params));
+        let (name, attrs) = request_span(&serde_json::json!(7), "tools/call", Some(&params));
+        let meta = meta_context(Some(&params));
         assert_eq!(name, "tools/call execute_query");
         assert!(attrs.contains(&("gen_ai.tool.name", AttrValue::from("execute_query"))));
         assert!(attrs.contains(&("mcp.method.name", AttrValue::from("tools/call"))));
@@ -514,7 +521,8 @@ mod tests {
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         // A huge method name is clipped; no `_meta` means no client context.
-        let (name, _, meta) = request_span(&serde_json::json!(1), &"m".repeat(10_000), None);
+        let (name, _) = request_span(&serde_json::json!(1), &"m".repeat(10_000), None);
+        let meta = meta_context(None);
         assert_eq!((name.len(), meta), (128, None));
     }
 
@@ -530,20 +538,25 @@ mod tests {
     async fn recorded_children_nest_under_the_root_which_continues_the_client() {
         let (tracer, mut rx) = Tracer::queue_only(0.0, false);
         let client = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let sent = in_request(Some(&tracer), client, "root".into(), Vec::new(), async {
-            child("outer", SpanKind::Internal, async {
-                child("query", SpanKind::Client, async {
-                    set("db.query.id", "q1");
-                    if include_sql() {
-                        set("db.query.text", "SELECT 1");
-                    }
-                    set_error("boom");
-                    traceparent()
+        let sent = in_request(
+            Some(&tracer),
+            client,
+            || ("root".into(), Vec::new()),
+            async {
+                child("outer", SpanKind::Internal, async {
+                    child("query", SpanKind::Client, async {
+                        set("db.query.id", "q1");
+                        if include_sql() {
+                            set("db.query.text", "SELECT 1");
+                        }
+                        set_error("boom");
+                        traceparent()
+                    })
+                    .await
                 })
                 .await
-            })
-            .await
-        })
+            },
+        )
         .await;
         let spans = drain(&mut rx);
         let by_name = |n: &str| spans.iter().find(|s| s.name == n).expect(n);
@@ -573,13 +586,13 @@ mod tests {
     #[tokio::test]
     async fn sql_text_is_recorded_only_with_include_sql_and_unsampled_traces_record_nothing() {
         let (tracer, mut rx) = Tracer::queue_only(1.0, true);
-        in_request(Some(&tracer), None, "root".into(), Vec::new(), async {
+        in_request(Some(&tracer), None, || ("root".into(), Vec::new()), async {
             assert!(include_sql());
         })
         .await;
         assert_eq!(drain(&mut rx).len(), 1);
         let (tracer, mut rx) = Tracer::queue_only(0.0, true);
-        let tp = in_request(Some(&tracer), None, "root".into(), Vec::new(), async {
+        let tp = in_request(Some(&tracer), None, || ("root".into(), Vec::new()), async {
             child("c", SpanKind::Internal, async {
                 (include_sql(), traceparent())
             })
