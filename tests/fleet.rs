@@ -312,3 +312,58 @@ async fn the_fleet_path_has_its_challenge_and_metadata_like_any_route() {
     let r = b.query("SELECT cluster FROM default.whoami").await;
     assert_eq!(structured(&r)["rows"], json!([["b"]]));
 }
+
+/// A `cluster` argument is attacker-written (a prompt injection reaches the model): any
+/// name not on the allow-list, in any spelling, and any `<cluster>__<tool>` naming one,
+/// is refused before a query is sent, and no server gets a row.
+#[tokio::test]
+async fn clusters_off_the_list_in_any_spelling_reach_no_server() {
+    let f = fleet(true).await;
+    let mcp = connector(&f);
+    let insert = "INSERT INTO default.marks VALUES ('hostile')";
+    for cluster in [
+        json!("d"),
+        json!("B"),
+        json!(" b"),
+        json!("b\n"),
+        json!("../b"),
+        json!("b/../c"),
+        json!("*"),
+        json!(""),
+        json!(["b"]),
+        json!({"name": "b"}),
+        json!(null),
+    ] {
+        let r = mcp
+            .call("write_query", json!({"cluster": cluster, "query": insert}))
+            .await;
+        assert_eq!(r["isError"], json!(true), "{cluster}: {r}");
+    }
+    let r = mcp.call("write_query", json!({"query": insert})).await;
+    assert_eq!(r["isError"], json!(true), "no cluster: {r}");
+    // A prefixed name for a cluster off the list is an unknown tool (a protocol error).
+    let r = mcp
+        .post_raw(
+            &json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                    "params": {"name": "d__v_analytics_whoami", "arguments": {}}}),
+            &[],
+        )
+        .await;
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown tool")),
+        "{:?}",
+        r.body
+    );
+    let marks: Vec<String> = f
+        .servers
+        .iter()
+        .map(|s| {
+            s.query("SELECT count() FROM default.marks")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(marks, ["0", "0", "0"], "no server got a row");
+}
