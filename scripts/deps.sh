@@ -12,6 +12,8 @@
 #                                musl-tools and the rustup musl target (static binaries)
 #   scripts/deps.sh lua          lua5.4 (runs the Argo CD health check against fixtures)
 #   scripts/deps.sh nginx        nginx (make bench's floor: a plain keep-alive reverse proxy)
+#   scripts/deps.sh browser      Debian's chromium and the npm packages of e2e/browser (puppeteer-core,
+#                                the MCP Apps host side); prints the node 22 binary they run on
 #   scripts/deps.sh prometheus   promtool (checks and unit-tests the chart's alert rules,
 #                                checks a live /metrics)
 set -euo pipefail
@@ -97,6 +99,20 @@ for what in "$@"; do
         rustup target add x86_64-unknown-linux-musl >/dev/null \
           || echo "cannot install the rust target x86_64-unknown-linux-musl" >&2
       fi
+      ;;
+    browser)
+      # Debian's chromium, never a browser download (puppeteer-core fetches nothing).
+      # fonts-dejavu-core: the screenshots show real glyphs, not tofu.
+      [ -x /usr/bin/chromium ] || apt_install chromium fonts-dejavu-core
+      BROWSER_DIR="$(cd "$(dirname "$0")/../e2e/browser" && pwd)"
+      if [ ! -f "$BROWSER_DIR/node_modules/.package-lock.json" ] \
+        || [ ! -f "$BROWSER_DIR/node_modules/puppeteer-core/package.json" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        echo "installing puppeteer-core and ext-apps (npm ci in e2e/browser)" >&2
+        (cd "$BROWSER_DIR" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+      fi
+      # puppeteer-core 25 wants node >= 22.12: run the browser scripts on node 22.
+      "$0" node22
       ;;
     lua)
       command -v lua5.4 >/dev/null || apt_install lua5.4
