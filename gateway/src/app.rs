@@ -158,6 +158,8 @@ pub struct App {
     pub inflight: Inflight,
     /// Each endpoint's system-table layout, for the schema tools and discovery.
     pub system_columns: SystemColumns,
+    /// Each endpoint's `EXPLAIN ESTIMATE` support (`cost::preflight`).
+    pub abilities: crate::cost::ServerAbilities,
     /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
@@ -208,6 +210,7 @@ impl App {
             metrics,
             inflight: Inflight::default(),
             system_columns: SystemColumns::default(),
+            abilities: Default::default(),
             catalogs,
             prober,
             allowlist,

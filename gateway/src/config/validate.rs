@@ -123,6 +123,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         }
     }
 
+    for issue in super::budget::budget_issues(c) {
+        err(&issue.key, issue.message);
+    }
+
     let s = &c.server;
     if s.transport == Transport::Http && s.port == 0 {
         err("server.port", "must be between 1 and 65535".into());

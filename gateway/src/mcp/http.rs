@@ -5,6 +5,8 @@
 //! Each check is its own pipeline step (`pipeline::router` lists them in order):
 //! [`check_origin`] → [`allow_methods`] → [`read_message`] → (the gate) → [`answer`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -16,7 +18,7 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
-use super::protocol;
+use super::{event_stream, protocol};
 use super::{classify_message, Incoming};
 use crate::app::{App, Runtime};
 use crate::identity::{token_fingerprint, RequestIdentity};
@@ -255,23 +257,26 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
                     )
                 }
             };
-            let mut guard = app
-                .inflight
-                .register(&cancel_scope(headers), &id.to_string());
-            let cancelled = guard.cancelled.take();
-            let work = contain_panics(
-                &app.metrics,
-                handle_request(&app, &rt, &identity, era, &method, &params),
-            );
-            // Dropping `work` (cancellation, or the client hanging up and hyper dropping
-            // this future) kills any ClickHouse query it started.
-            let result = match cancelled {
-                Some(rx) => tokio::select! {
-                    r = work => r,
-                    Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
-                },
-                None => work.await,
-            };
+            let scope = cancel_scope(headers);
+            // A progress token on a tool call: the answer is an event stream (cost::progress).
+            let progress = (method == "tools/call" && event_stream::accepts_event_stream(headers))
+                .then(|| crate::cost::progress::requested_token(params.as_ref()))
+                .flatten();
+            if let Some(token) = progress {
+                let (reporter, rx) = crate::cost::progress::Reporter::new(token);
+                let work = async move {
+                    // Boxed: the request future is deep, and this one nests it twice more.
+                    let result: Pin<Box<dyn Future<Output = _> + Send + '_>> =
+                        Box::pin(run_request(app, rt, identity, era, method, params, scope, &id));
+                    match reporter.scope(result).await {
+                        Ok(answer) => answer.response_text(&id),
+                        Err(e) => e.to_json(&id).to_string(),
+                    }
+                };
+                let work: event_stream::Work = Box::pin(crate::telemetry::trace::keep(work));
+                return event_stream::response(rx, work);
+            }
+            let result = run_request(app, rt, identity, era, method, params, scope, &id).await;
             match result {
                 Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
                 Err(e) => {
@@ -281,6 +286,35 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
                 }
             }
         }
+    }
+}
+
+/// Runs one request, registered for `notifications/cancelled` in `scope`. Dropping
+/// this future (cancellation, or the client hanging up and hyper dropping it) kills any
+/// ClickHouse query it started.
+#[allow(clippy::too_many_arguments)]
+async fn run_request(
+    app: Arc<App>,
+    rt: Arc<Runtime>,
+    identity: RequestIdentity,
+    era: protocol::Era,
+    method: String,
+    params: Option<Value>,
+    scope: String,
+    id: &Value,
+) -> Result<super::dispatch::Answer, RpcError> {
+    let mut guard = app.inflight.register(&scope, &id.to_string());
+    let cancelled = guard.cancelled.take();
+    let work = contain_panics(
+        &app.metrics,
+        handle_request(&app, &rt, &identity, era, &method, &params),
+    );
+    match cancelled {
+        Some(rx) => tokio::select! {
+            r = work => r,
+            Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+        },
+        None => work.await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The MCP server: protocol eras, method dispatch, and the two transports.
 
 pub mod dispatch;
+pub mod event_stream;
 pub mod fleet;
 pub mod http;
 pub mod inflight;

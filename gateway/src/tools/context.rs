@@ -15,7 +15,9 @@ use crate::app::Runtime;
 use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
-use crate::config::Config;
+use crate::config::{Config, EffectiveBudget};
+use crate::cost::progress::{self, Watched};
+use crate::cost::ServerAbilities;
 use crate::identity::RequestIdentity;
 use crate::telemetry::trace;
 
@@ -45,6 +47,8 @@ pub struct ToolContext<'a> {
     pub cluster: String,
     pub caller: Caller,
     pub system_columns: &'a SystemColumns,
+    /// What each endpoint can estimate (`cost::preflight`); without it, probed per call.
+    pub abilities: Option<&'a ServerAbilities>,
 }
 
 impl<'a> ToolContext<'a> {
@@ -66,7 +70,21 @@ impl<'a> ToolContext<'a> {
             cluster: id.cluster.clone(),
             caller: id.caller.clone(),
             system_columns,
+            abilities: None,
         }
+    }
+
+    /// This context, remembering per endpoint what the server can estimate.
+    pub fn with_abilities(self, abilities: &'a ServerAbilities) -> Self {
+        Self {
+            abilities: Some(abilities),
+            ..self
+        }
+    }
+
+    /// The scan budget of this call's cluster.
+    pub fn budget(&self) -> EffectiveBudget {
+        self.config.query_budget(&self.cluster)
     }
 
     fn query_id(&self) -> String {
@@ -107,6 +125,13 @@ impl<'a> ToolContext<'a> {
             ours.push(("max_result_rows", (rows + 1).to_string()));
             ours.push(("result_overflow_mode", "break".into()));
         }
+        // The budget holds for what callers wrote (their SQL, views, inserts); the
+        // gateway's own metadata reads are small and must not be refused by it.
+        let budget = match read_only {
+            ReadOnly::Preferred => EffectiveBudget::default(),
+            _ => self.budget(),
+        };
+        ours.extend(crate::cost::budget::settings(&budget, &ch.workload));
         QueryOptions {
             sql,
             database: ch.database.clone(),
@@ -129,12 +154,22 @@ impl<'a> ToolContext<'a> {
 
     /// A query whose rows go back to the caller, capped.
     pub(super) async fn rows(&self, tool: &str, opts: QueryOptions) -> CallOutcome {
+        if opts.read_only == ReadOnly::Required {
+            if let Some(refusal) = super::budget::preflight(self, &opts.sql).await {
+                return refusal;
+            }
+        }
         let mut builder = ResultBuilder::new(self.caps());
-        match self
+        let watched = Watched {
+            ch: self.ch,
+            endpoint: &self.endpoint,
+            creds: &self.creds,
+            query_id: &opts.query_id,
+        };
+        let run = self
             .ch
-            .query_rows(&self.endpoint, &self.creds, &opts, &mut builder)
-            .await
-        {
+            .query_rows(&self.endpoint, &self.creds, &opts, &mut builder);
+        match progress::watch(watched, run).await {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
                 let (rows, bytes) = builder.returned();
@@ -154,7 +189,10 @@ impl<'a> ToolContext<'a> {
             Err(e) => {
                 // ClickHouse's message quotes the query: an escaped field (`?`).
                 tracing::info!(tool, query_id = %opts.query_id, error = ?e.to_string(), "query failed");
-                query_failed(&e)
+                match super::budget::explain_stop(self, &opts.sql, &e).await {
+                    Some(refusal) => refusal,
+                    None => query_failed(&e),
+                }
             }
         }
     }

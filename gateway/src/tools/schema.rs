@@ -98,10 +98,16 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
     let mut out = Vec::new();
 
     if wanted("execute_query") {
-        let mut props = vec![(
-            "query",
-            json!({"type": "string", "description": "One read-only ClickHouse SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN)."}),
-        )];
+        let mut props = vec![
+            (
+                "query",
+                json!({"type": "string", "description": "One read-only ClickHouse SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN)."}),
+            ),
+            (
+                "estimate",
+                json!({"type": "boolean", "description": "true: do not run the query; return what ClickHouse estimates it would read (rows, parts, marks per table), the plan, and whether it fits the scan budget."}),
+            ),
+        ];
         if !c.server.tool_input_settings.is_empty() {
             let settings: serde_json::Map<String, Value> = c
                 .server
