@@ -4,7 +4,7 @@
 # end-to-end checks in e2e/ (each starts and stops its own services).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh clickhouse idp chdb lua prometheus otel >/dev/null
+scripts/deps.sh clickhouse idp chdb python lua prometheus otel >/dev/null
 cargo build --workspace --all-targets
 # The differential SQL-guard suite runs on its own, with its report shown (how many
 # statements it generated, accepted, refused).

@@ -155,9 +155,9 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
     assert_eq!(s["estimate"]["within_budget"], json!(false));
     assert_eq!(s["rows"][0][1], json!("events"));
     assert!(
-        s["estimate"]["plan"]
-            .as_array()
-            .is_some_and(|p| p.iter().any(|l| l.as_str().is_some_and(|l| l.contains("ReadFromMergeTree")))),
+        s["estimate"]["plan"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("ReadFromMergeTree")))),
         "{s}"
     );
     let after = double.log().await;
@@ -176,8 +176,8 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
 async fn python_sdk_receives_progress_before_a_slow_result_on_clickhouse_18_16() {
     let ch = ClickHouse::start();
     let gw = Gateway::start(&config(ch.http_port, ""));
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("support/progress_client.py");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/progress_client.py");
     for mode in ["legacy", "2026-07-28"] {
         let (script, url) = (script.clone(), gw.mcp_url());
         // A blocking child on a blocking thread: the gateway is another process.
@@ -199,7 +199,10 @@ async fn python_sdk_receives_progress_before_a_slow_result_on_clickhouse_18_16()
         );
         let v: Value = serde_json::from_slice(&out.stdout).expect("the client's JSON line");
         assert_eq!(v["is_error"], json!(false), "{mode}: {v}");
-        assert!(v["text"].as_str().is_some_and(|t| t.contains("142857143")), "{mode}: {v}");
+        assert!(
+            v["text"].as_str().is_some_and(|t| t.contains("142857143")),
+            "{mode}: {v}"
+        );
         let notes = v["progress"].as_array().cloned().unwrap_or_default();
         assert!(
             v["notes_before_result"].as_u64().unwrap_or(0) >= 2,

@@ -193,11 +193,14 @@ mod tests {
             "clickhouse:\n  workload: ai\n  query_budget: {max_rows_to_read: 100000000, estimate: off}\n",
         )
         .expect("parses");
-        assert_eq!(c.clickhouse.query_budget.max_rows_to_read, Some(100_000_000));
+        assert_eq!(
+            c.clickhouse.query_budget.max_rows_to_read,
+            Some(100_000_000)
+        );
         assert_eq!(c.clickhouse.query_budget.estimate, Some(EstimateMode::Off));
-        assert!(serde_yaml_ng::from_str::<Config>(
-            "clickhouse:\n  query_budget: {max_rows: 1}\n"
-        )
-        .is_err());
+        assert!(
+            serde_yaml_ng::from_str::<Config>("clickhouse:\n  query_budget: {max_rows: 1}\n")
+                .is_err()
+        );
     }
 }

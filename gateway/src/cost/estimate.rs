@@ -117,8 +117,20 @@ mod tests {
     #[test]
     fn rows_read_with_numbers_or_strings_and_judged_on_rows() {
         let e = Estimate::from_rows(&[
-            vec![json!("default"), json!("events"), json!(1), json!(200000), json!(24)],
-            vec![json!("shop"), json!("users"), json!("3"), json!("5000"), json!("2")],
+            vec![
+                json!("default"),
+                json!("events"),
+                json!(1),
+                json!(200000),
+                json!(24),
+            ],
+            vec![
+                json!("shop"),
+                json!("users"),
+                json!("3"),
+                json!("5000"),
+                json!("2"),
+            ],
         ]);
         assert_eq!(e.rows(), 205_000);
         assert_eq!(
@@ -135,7 +147,17 @@ mod tests {
         assert!(!e.over(&b));
         b.max_rows_to_read = None;
         assert!(!e.over(&b), "bytes alone are never judged on an estimate");
-        let m = refusal_message(&e, &EffectiveBudget { max_rows_to_read: Some(1000), ..b }, &[]);
-        assert!(m.contains("205k rows") && m.contains("Nothing ran") && m.contains("1k rows"), "{m}");
+        let m = refusal_message(
+            &e,
+            &EffectiveBudget {
+                max_rows_to_read: Some(1000),
+                ..b
+            },
+            &[],
+        );
+        assert!(
+            m.contains("205k rows") && m.contains("Nothing ran") && m.contains("1k rows"),
+            "{m}"
+        );
     }
 }

@@ -65,7 +65,10 @@ mod tests {
     fn only_a_parse_refusal_means_no_estimate() {
         let old = ServerError::parse(400, "Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 1: EXPLAIN ESTIMATE SELECT 1, e.what() = DB::Exception");
         assert!(lacks_estimate(&old));
-        let auth = ServerError::parse(403, "Code: 516. DB::Exception: bad. (AUTHENTICATION_FAILED)");
+        let auth = ServerError::parse(
+            403,
+            "Code: 516. DB::Exception: bad. (AUTHENTICATION_FAILED)",
+        );
         assert!(!lacks_estimate(&auth));
     }
 }

@@ -65,14 +65,16 @@ pub struct Progress {
 
 /// The JSON-RPC notification for one reading.
 pub fn notification(token: &Value, p: &Progress) -> Value {
-    let mut params = json!({
-        "progressToken": token,
-        "progress": p.rows,
-        "message": format!("read {} rows, {} bytes", human(p.rows), human(p.bytes)),
-    });
+    let mut params = serde_json::Map::new();
+    params.insert("progressToken".into(), token.clone());
+    params.insert("progress".into(), json!(p.rows));
     if p.total_rows >= p.rows && p.total_rows > 0 {
-        params["total"] = json!(p.total_rows);
+        params.insert("total".into(), json!(p.total_rows));
     }
+    params.insert(
+        "message".into(),
+        json!(format!("read {} rows, {} bytes", human(p.rows), human(p.bytes))),
+    );
     json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
 }
 
@@ -171,16 +173,29 @@ mod tests {
 
     #[test]
     fn only_growing_progress_is_sent_and_tokens_are_strings_or_integers() {
-        let a = Progress { rows: 10, ..Default::default() };
+        let a = Progress {
+            rows: 10,
+            ..Default::default()
+        };
         assert!(!advanced(&a, &a));
         assert!(advanced(&a, &Progress { rows: 11, ..a }));
         assert_eq!(
             requested_token(Some(&json!({"_meta": {"progressToken": 3}}))),
             Some(json!(3))
         );
-        assert_eq!(requested_token(Some(&json!({"_meta": {"progressToken": [1]}}))), None);
+        assert_eq!(
+            requested_token(Some(&json!({"_meta": {"progressToken": [1]}}))),
+            None
+        );
         assert_eq!(requested_token(Some(&json!({}))), None);
-        assert_eq!(reading(&[json!("5"), json!(6), json!("7")]), Progress { rows: 5, bytes: 6, total_rows: 7 });
+        assert_eq!(
+            reading(&[json!("5"), json!(6), json!("7")]),
+            Progress {
+                rows: 5,
+                bytes: 6,
+                total_rows: 7
+            }
+        );
     }
 
     #[tokio::test]
@@ -188,7 +203,12 @@ mod tests {
         let (r, mut rx) = Reporter::new(json!("t"));
         r.clone()
             .scope(async {
-                REPORTER.with(|r| r.send(&Progress { rows: 1, ..Default::default() }));
+                REPORTER.with(|r| {
+                    r.send(&Progress {
+                        rows: 1,
+                        ..Default::default()
+                    })
+                });
             })
             .await;
         let got = rx.recv().await.expect("one notification");

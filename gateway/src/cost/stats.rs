@@ -54,12 +54,18 @@ mod tests {
         let trailer = b"\n\t],\n\n\t\"rows\": 1,\n\n\t\"statistics\":\n\t{\n\t\t\"elapsed\": 0.009,\n\t\t\"rows_read\": 1000000,\n\t\t\"bytes_read\": 8000000\n\t}\n}\n";
         assert_eq!(
             from_trailer(trailer),
-            Some(ReadStats { rows: 1_000_000, bytes: 8_000_000 })
+            Some(ReadStats {
+                rows: 1_000_000,
+                bytes: 8_000_000
+            })
         );
         assert_eq!(from_trailer(b"\"rows\": 1}"), None);
         assert_eq!(
             from_summary(r#"{"read_rows": "12", "read_bytes": "408", "written_rows": "0"}"#),
-            Some(ReadStats { rows: 12, bytes: 408 })
+            Some(ReadStats {
+                rows: 12,
+                bytes: 408
+            })
         );
         assert_eq!(from_summary("not json"), None);
     }

@@ -37,7 +37,8 @@ pub fn referenced(sql: &str) -> Vec<TableRef> {
             continue;
         };
         let dotted = tokens.get(i + 1).is_some_and(|t| t.kind == TokenKind::Dot);
-        let (database, table, next) = match (dotted, tokens.get(i + 2).and_then(|t| name(*t, sql))) {
+        let (database, table, next) = match (dotted, tokens.get(i + 2).and_then(|t| name(*t, sql)))
+        {
             (true, Some(second)) => (Some(first), second, i + 3),
             _ => (None, first, i + 1),
         };

@@ -18,8 +18,8 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
-use super::{event_stream, protocol};
 use super::{classify_message, Incoming};
+use super::{event_stream, protocol};
 use crate::app::{App, Runtime};
 use crate::identity::{token_fingerprint, RequestIdentity};
 use crate::net::OriginVerdict;
@@ -266,8 +266,9 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
                 let (reporter, rx) = crate::cost::progress::Reporter::new(token);
                 let work = async move {
                     // Boxed: the request future is deep, and this one nests it twice more.
-                    let result: Pin<Box<dyn Future<Output = _> + Send + '_>> =
-                        Box::pin(run_request(app, rt, identity, era, method, params, scope, &id));
+                    let result: Pin<Box<dyn Future<Output = _> + Send + '_>> = Box::pin(
+                        run_request(app, rt, identity, era, method, params, scope, &id),
+                    );
                     match reporter.scope(result).await {
                         Ok(answer) => answer.response_text(&id),
                         Err(e) => e.to_json(&id).to_string(),

@@ -91,10 +91,7 @@ pub(super) async fn explain_stop(
 
 /// `execute_query` with `estimate: true`: the estimate and the plan, nothing run. The
 /// answer has the rows shape (one row per table) so it fits the tool's output schema.
-pub(super) async fn estimate_only(
-    ctx: &ToolContext<'_>,
-    sql: &str,
-) -> Result<CallOutcome, String> {
+pub(super) async fn estimate_only(ctx: &ToolContext<'_>, sql: &str) -> Result<CallOutcome, String> {
     let budget = ctx.budget();
     let limits = budget_json(&budget);
     let Some(est) = server_estimate(ctx, sql).await.map_err(|e| e.to_string())? else {
@@ -182,7 +179,10 @@ async fn has_estimate(ctx: &ToolContext<'_>) -> Result<bool, QueryError> {
     if let Some(known) = ctx.abilities.and_then(|a| a.has_estimate(&endpoint)) {
         return Ok(known);
     }
-    let has = match ctx.metadata("estimate_probe", ESTIMATE_PROBE.to_string()).await {
+    let has = match ctx
+        .metadata("estimate_probe", ESTIMATE_PROBE.to_string())
+        .await
+    {
         Ok(_) => true,
         Err(QueryError::Server(e)) if lacks_estimate(&e) => false,
         Err(e) => return Err(e),

@@ -3,15 +3,16 @@
 use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
-    ClusterOverride, Config, EstimateMode, HumanDuration, QueryBudget, LogFormat, LogLevel, OtlpConfig, Protocol,
-    TelemetryConfig, TokenMode, ToolKind, ToolRule, Transport, UpstreamToken, WriteMode,
+    ClusterOverride, Config, EstimateMode, HumanDuration, LogFormat, LogLevel, OtlpConfig,
+    Protocol, QueryBudget, TelemetryConfig, TokenMode, ToolKind, ToolRule, Transport,
+    UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{object_meta, Names, RenderError};
 use crate::crd::{
-    EstimateSpec, LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec, ToolKindSpec,
-    UpstreamTokenSpec, WriteModeSpec,
+    EstimateSpec, LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec,
+    ToolKindSpec, UpstreamTokenSpec, WriteModeSpec,
 };
 use crate::validate::FieldIssue;
 
@@ -542,7 +543,10 @@ logging: {level: debug, format: text}
             (otel.max_rows_to_read, otel.max_bytes_to_read),
             (Some(1_000_000), Some(5_000_000_000))
         );
-        assert_eq!(c.query_budget("antalya").max_rows_to_read, Some(100_000_000));
+        assert_eq!(
+            c.query_budget("antalya").max_rows_to_read,
+            Some(100_000_000)
+        );
         reads_back_and_validates(&config_yaml(&c).unwrap(), &c);
         let bad = spec_from_yaml(&SPEC.replace(
             "clusters: [{name: otel}",
