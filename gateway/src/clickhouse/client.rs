@@ -16,8 +16,8 @@ use super::error::ServerError;
 use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTINGS};
 use super::sql::quote_string;
 use super::stream::{Column, CompactReader, Event, StreamError};
+use super::stats;
 use crate::config::{ClickHouseConfig, Secret};
-use crate::cost::stats;
 use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
 use crate::telemetry::trace::{self, SpanKind};
 

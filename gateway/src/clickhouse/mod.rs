@@ -4,6 +4,7 @@ pub mod client;
 pub mod error;
 pub mod lexer;
 pub mod settings;
+pub mod stats;
 pub mod sql;
 pub mod stream;
 pub mod types;

@@ -1,9 +1,9 @@
 //! What a query may cost and what it did cost (gateway.md, "Cost: budgets, estimates,
 //! progress"): the scan budget sent as ClickHouse settings, the refusal that teaches how
-//! to read less, the pre-flight `EXPLAIN ESTIMATE`, the rows and bytes a query read, and
-//! progress relayed to the caller while it runs.
+//! to read less, the pre-flight `EXPLAIN ESTIMATE`, and progress relayed to the caller
+//! while it runs. What a query read is ClickHouse's report (`clickhouse::stats`).
 //!
-//! Pure: [`budget`], [`refusal`], [`estimate`], [`stats`], [`tables`], and the
+//! Pure: [`budget`], [`refusal`], [`estimate`], [`tables`], and the
 //! notification shape in [`progress`], the per-endpoint memory in [`preflight`]. The
 //! queries (the estimate, the tables' keys) are in `tools::budget`; the progress poller here.
 
@@ -12,7 +12,6 @@ pub mod estimate;
 pub mod preflight;
 pub mod progress;
 pub mod refusal;
-pub mod stats;
 pub mod tables;
 
 pub use preflight::ServerAbilities;

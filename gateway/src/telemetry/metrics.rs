@@ -78,7 +78,7 @@ pub struct Metrics {
     pub panics: Counter,
     /// Tool calls the scan budget refused, by cluster and stage (`estimate`, `running`).
     pub query_budget_refusals: Family<Labels, Counter>,
-    /// Rows and bytes ClickHouse read for tool calls, by cluster (`cost::stats`).
+    /// Rows and bytes ClickHouse read for tool calls, by cluster (`clickhouse::stats`).
     pub clickhouse_read_rows: Family<Labels, Counter>,
     pub clickhouse_read_bytes: Family<Labels, Counter>,
 }

@@ -198,7 +198,7 @@ pub struct CallFacts {
     pub rows: u64,
     pub bytes: u64,
     pub truncated: bool,
-    /// Rows and bytes ClickHouse read for the call's queries, summed (`cost::stats`);
+    /// Rows and bytes ClickHouse read for the call's queries, summed (`clickhouse::stats`);
     /// `None` when no query reported them.
     pub read_rows: Option<u64>,
     pub read_bytes: Option<u64>,
