@@ -341,6 +341,13 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
                  forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
             ));
         }
+        let max_age = o.refresh_token_max_age.get().as_secs();
+        if o.broker && !(3_600..=366 * 86_400).contains(&max_age) {
+            err(
+                "server.oauth.refresh_token_max_age",
+                format!("is {}: it must lie between 1h and 366d", o.refresh_token_max_age),
+            );
+        }
         if o.dev_allow_insecure_client_metadata {
             warnings.push(Warning::new(
                 "server.oauth.dev_allow_insecure_client_metadata",

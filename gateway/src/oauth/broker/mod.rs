@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod error;
 pub mod idtoken;
 pub mod metadata;
+pub mod page;
 pub mod register;
 pub mod token;
 pub mod upstream;
@@ -108,6 +109,10 @@ pub struct Settings {
     pub validate_tokens: bool,
     pub trusted_redirect_hosts: Vec<String>,
     pub dev_allow_insecure_client_metadata: bool,
+    /// What the sign-in pages call this gateway (`display_name`, else its host).
+    pub brand: String,
+    /// `refresh_token_max_age`, in seconds from the original sign-in.
+    pub refresh_max_age_secs: u64,
 }
 
 impl Settings {
@@ -133,12 +138,28 @@ impl Settings {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             dev_allow_insecure_client_metadata: o.dev_allow_insecure_client_metadata,
+            brand: brand_of(o),
+            refresh_max_age_secs: o.refresh_token_max_age.get().as_secs(),
         }
     }
 
     /// The redirect URI registered at the upstream IdP.
     pub fn callback_url(&self) -> String {
         format!("{}/oauth/callback", self.issuer)
+    }
+}
+
+/// `display_name`, else the host of the public URL, else a plain noun.
+fn brand_of(o: &OAuthConfig) -> String {
+    let name = o.display_name.trim();
+    if !name.is_empty() {
+        return name.to_string();
+    }
+    let host = client::redirect_host(&o.public_auth_server_url);
+    if host.is_empty() {
+        "ClickHouse MCP gateway".to_string()
+    } else {
+        host
     }
 }
 
@@ -210,7 +231,7 @@ impl BrokerState {
     /// [`Self::fail`] for a person in a browser: the HTML error page, never a redirect.
     pub fn fail_page(&self, step: Step, e: OAuthError) -> Response {
         self.note_refusal(step, &e);
-        error::error_page(&e)
+        error::error_page(&self.settings.brand, &e)
     }
 
     fn note_refusal(&self, step: Step, e: &OAuthError) {
