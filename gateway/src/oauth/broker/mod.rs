@@ -19,6 +19,7 @@ pub mod error;
 pub mod idtoken;
 pub mod metadata;
 pub mod page;
+pub mod refresh;
 pub mod register;
 pub mod token;
 pub mod upstream;
@@ -179,6 +180,9 @@ pub struct BrokerState {
     pub cimd: cimd::CimdResolver,
     pub id_tokens: Arc<dyn IdTokenVerifier>,
     pub serves: Serves,
+    /// Refresh-token generations per live grant (refresh.rs).
+    pub ledger: refresh::Ledger,
+    pub rotation: refresh::Rotation,
     metrics: OAuthRequests,
 }
 
@@ -204,6 +208,11 @@ impl BrokerState {
     ) -> Result<Self, BrokerSetupError> {
         let settings = Settings::from_config(o);
         let sealer = Sealer::new(o.signing_secret.expose().as_bytes())?;
+        tracing::info!(
+            refresh_token_max_age = %o.refresh_token_max_age,
+            "broker refresh tokens: each can be used once (replays are refused by the replica that saw the grant; \
+             across replicas only the IdP's own rotation refuses them), and none outlives refresh_token_max_age after sign-in"
+        );
         Ok(Self {
             upstream: upstream::Upstream::new(&settings, upstream_http()?),
             cimd: cimd::CimdResolver::new(settings.dev_allow_insecure_client_metadata),
@@ -211,6 +220,8 @@ impl BrokerState {
             sealer,
             id_tokens,
             serves,
+            ledger: refresh::Ledger::default(),
+            rotation: refresh::Rotation::default(),
             metrics,
         })
     }
