@@ -467,7 +467,7 @@ async fn consented(gw: &Gateway, tag: &str) -> Consented {
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
     let approved = browser.approve(&gw.base(), &page.body).await;
-    assert_eq!(approved.status, 303, "{}", approved.body);
+    assert_eq!(approved.status, 200, "the continuing page: {}", approved.body);
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
     Consented {
         client_id,

@@ -301,7 +301,7 @@ pub fn send_error(b: &BrokerState, how: Onward, pending: &Pending, e: &OAuthErro
             b,
             how,
             &loc,
-            &format!("back to {}", redirect_host(&pending.redirect_uri)),
+            &format!("back to {}", consent::shown_authority(&pending.redirect_uri)),
         ),
         None => b.fail_page(Step::Authorize, e.clone()),
     }
@@ -327,11 +327,12 @@ pub fn refusal_response(b: &BrokerState, status: StatusCode, r: Refusal) -> Resp
 /// Resolves a client id: a registered (sealed) id, or a metadata document URL.
 pub async fn resolve_client(b: &BrokerState, client_id: &str) -> Result<Client, OAuthError> {
     if is_metadata_document_id(client_id) {
-        return b
-            .cimd
-            .resolve(client_id)
-            .await
-            .map_err(|e| invalid_client(e.to_string()));
+        return b.cimd.resolve(client_id).await.map_err(|e| match e {
+            super::cimd::CimdError::Busy => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, e.to_string())
+            }
+            e => invalid_client(e.to_string()),
+        });
     }
     open_registered(&b.sealer, client_id)
         .map_err(|_| invalid_client("client_id is not one this server issued"))
@@ -418,7 +419,7 @@ pub async fn go_upstream(b: &BrokerState, how: Onward, pending: Pending) -> Resp
     match upstream::authorization_url(&b.settings, &endpoints.authorization, &state, &challenge) {
         Ok(url) => {
             b.count(Step::Authorize, "ok");
-            let whither = format!("to sign in at {}", redirect_host(&url));
+            let whither = format!("to sign in at {}", consent::shown_authority(&url));
             let mut r = send_on(b, how, &url, &whither);
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().append(header::SET_COOKIE, v);

@@ -16,7 +16,7 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{cookie_secure_attr, go_upstream, send_error, Onward, Pending};
-use super::client::{redirect_host, Client, ClientSource};
+use super::client::{Client, ClientSource};
 use super::crypto::{constant_time_eq, sha256_b64, Kind};
 use super::error::{invalid_request, ErrorCode, OAuthError};
 use super::page::{html_escape, html_response, layout};
@@ -57,6 +57,18 @@ pub struct ConsentView<'a> {
     pub idp_host: &'a str,
     pub scopes: &'a [String],
     pub ticket: &'a str,
+}
+
+/// The host (and port, when not the scheme's default) a person should recognise in a URL.
+pub fn shown_authority(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}:{p}", h.to_ascii_lowercase()),
+            (Some(h), None) => h.to_ascii_lowercase(),
+            _ => u.scheme().to_string(),
+        },
+        Err(_) => String::new(),
+    }
 }
 
 /// What a token for `resource` reaches, in words (HTML): one cluster, or all of them.
@@ -106,7 +118,7 @@ pub fn render(v: &ConsentView<'_>) -> String {
     let identity = match v.client.source {
         ClientSource::MetadataDocument => format!(
             "<p>Identified by its website <strong>{}</strong> (<code>{}</code>).</p>",
-            html_escape(&redirect_host(&v.client.id)),
+            html_escape(&shown_authority(&v.client.id)),
             html_escape(&v.client.id)
         ),
         // A registered client named itself: say so, and let the redirect host speak.
@@ -119,7 +131,7 @@ its name is <strong>not verified</strong>. Check where it sends you back to, bel
         .iter()
         .map(|s| format!("<li>{}</li>", scope_words(s)))
         .collect();
-    let back = redirect_host(v.redirect_uri);
+    let back = shown_authority(v.redirect_uri);
     let body = format!(
         "<h1>Allow {name} to use ClickHouse as you?</h1>{identity}\
 <h2>It will reach</h2><p id=\"reach\">{reach}</p>\
@@ -196,8 +208,8 @@ pub async fn show(b: &BrokerState, client: &Client, pending: Pending) -> Respons
     };
     // Where Approve leads: the IdP's sign-in page (discovered, cached), else its issuer.
     let idp_host = match b.upstream.endpoints().await {
-        Ok(e) => redirect_host(&e.authorization),
-        Err(_) => redirect_host(&b.settings.upstream_issuer),
+        Ok(e) => shown_authority(&e.authorization),
+        Err(_) => shown_authority(&b.settings.upstream_issuer),
     };
     let scopes = shown_scopes(&pending, &b.settings.scopes);
     let html = render(&ConsentView {
