@@ -511,6 +511,13 @@ async fn refresh_grant(
         form.get("resource").map(String::as_str),
         &*serves,
     )?;
+    if !b.settings.sealed && resource != wrapper.resource {
+        // The client would hold the IdP's own token, valid wherever its audience is:
+        // it cannot be narrowed to one cluster, so saying it was would be a lie.
+        return Err(invalid_target(
+            "token_mode is passthrough: the identity provider's token cannot be narrowed to one resource",
+        ));
+    }
     // Pre-grant wrappers: the sealed token itself names the grant.
     let grant = if wrapper.grant.is_empty() {
         sha256_b64(sealed)
