@@ -789,3 +789,96 @@ async fn resource_on_refresh_narrows_and_never_widens() {
     let (status, r) = refresh_with(&gw.base(), &client_id, &rt, None).await;
     assert_eq!(status, 200, "refusals did not spend the wrapper: {r}");
 }
+
+// ---------------------------------------------------------------------------------------
+// CIMD under a black-hole DNS (issue 19)
+
+/// 700 concurrent authorize requests, each naming a metadata document on a host of its
+/// own, while DNS never answers (a private mount namespace, testing.md). Each is
+/// answered (refused at once over the fetch cap, or after the one 3 s deadline), the
+/// gateway's threads stay bounded, and meanwhile a signed-in user's `tools/call` is
+/// answered by the real ClickHouse 18.16 (its answer here is the refusal of the
+/// token-as-password login 18.16 gives; what is asserted is that ClickHouse was reached
+/// and answered, not a timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_metadata_flood_under_black_hole_dns_starves_nothing() {
+    if let Some(why) = broker::BlackHoleGateway::unavailable() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let idp = Idp::shared();
+    let ch = chmcp_tests::clickhouse::ClickHouse::start();
+    let gw = broker::BlackHoleGateway::start(|public_url| {
+        let oauth = broker::oauth(
+            idp,
+            public_url,
+            SIGNING_SECRET,
+            "    upstream_offline_access: true\n",
+        );
+        gateway::config(ch.http_port, &format!("server:\n{oauth}"))
+    });
+    let client_id = public_client(&gw.base()).await;
+    let p = pkce("flood");
+    let (_, back) = Browser::default()
+        .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[])
+        .await;
+    let (status, t) = redeem(&gw.base(), &client_id, &query_of(&back)["code"], &p.verifier).await;
+    assert_eq!(status, 200, "{t}\n{}", gw.log());
+    let access = t["access_token"].as_str().unwrap().to_string();
+
+    let flood: Vec<_> = (0..700)
+        .map(|i| {
+            let url = authorize_url(
+                &gw.base(),
+                &format!("https://h{i}.flood.example.com/client.json"),
+                &pkce("x"),
+                &[],
+            );
+            tokio::spawn(async move {
+                match http().get(&url).send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let threads_during = gw.threads();
+
+    let mcp = format!("{}/mcp", gw.base());
+    let call = |body: Value| {
+        http()
+            .post(&mcp)
+            .bearer_auth(&access)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let init = call(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await.unwrap();
+    assert_eq!(init.status().as_u16(), 200);
+    let answer = call(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_databases", "arguments": {}}}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let text = answer.text().await.unwrap();
+    assert!(text.contains("\"id\":2"), "{text}");
+    for starved in ["cannot reach ClickHouse", "timed out"] {
+        assert!(!text.contains(starved), "the legitimate call was starved: {text}");
+    }
+
+    let mut by_status = std::collections::BTreeMap::new();
+    for f in flood {
+        *by_status.entry(f.await.unwrap()).or_insert(0) += 1;
+    }
+    eprintln!("flood answers by status: {by_status:?}; gateway threads during the flood: {threads_during}");
+    assert_eq!(by_status.get(&0), None, "every authorize was answered: {by_status:?}");
+    // Over the cap (32 fetches in flight): temporarily_unavailable at once.
+    assert!(
+        by_status.get(&503).copied().unwrap_or(0) >= 600,
+        "{by_status:?}"
+    );
+    // The blocking lookups hold their permits: the pool never grows with the flood (it
+    // reached 515 threads before the cap).
+    assert!(threads_during < 150, "{threads_during} threads");
+}
