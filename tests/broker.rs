@@ -468,7 +468,11 @@ async fn consented(gw: &Gateway, tag: &str) -> Consented {
         .get(&authorize_url(&gw.base(), &client_id, &p, &[]))
         .await;
     let approved = browser.approve(&gw.base(), &page.body).await;
-    assert_eq!(approved.status, 200, "the continuing page: {}", approved.body);
+    assert_eq!(
+        approved.status, 200,
+        "the continuing page: {}",
+        approved.body
+    );
     let state = query_of(approved.location.as_deref().unwrap())["state"].clone();
     Consented {
         client_id,
@@ -639,12 +643,23 @@ async fn signed_in_tokens(idp: &Idp, gw: &Gateway, tag: &str) -> (String, Value)
     let (_, back) = Browser::default()
         .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[])
         .await;
-    let (status, t) = redeem(&gw.base(), &client_id, &query_of(&back)["code"], &p.verifier).await;
+    let (status, t) = redeem(
+        &gw.base(),
+        &client_id,
+        &query_of(&back)["code"],
+        &p.verifier,
+    )
+    .await;
     assert_eq!(status, 200, "{t}\n{}", gw.log());
     (client_id, t)
 }
 
-async fn refresh_with(base: &str, client_id: &str, rt: &str, resource: Option<&str>) -> (u16, Value) {
+async fn refresh_with(
+    base: &str,
+    client_id: &str,
+    rt: &str,
+    resource: Option<&str>,
+) -> (u16, Value) {
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", rt),
@@ -702,7 +717,10 @@ async fn a_refresh_token_is_used_once_without_idp_rotation_and_never_extends() {
     let (status, r) = refresh_with(&gw.base(), &client_id, &rt1, None).await;
     assert_eq!(status, 200, "{r}\n{}", gw.log());
     let rt2 = r["refresh_token"].as_str().unwrap().to_string();
-    let (w1, w2) = (open_wrapper(&rt1, 0).unwrap(), open_wrapper(&rt2, 0).unwrap());
+    let (w1, w2) = (
+        open_wrapper(&rt1, 0).unwrap(),
+        open_wrapper(&rt2, 0).unwrap(),
+    );
     assert_eq!(w1.upstream, w2.upstream, "this IdP does not rotate");
     assert_eq!(w1.grant, w2.grant);
     assert_eq!((w1.generation, w2.generation), (0, 1));
@@ -711,7 +729,10 @@ async fn a_refresh_token_is_used_once_without_idp_rotation_and_never_extends() {
     let end = w1.sign_in + 30 * 86_400;
     assert!(open_wrapper(&rt2, end - 1).is_ok());
     assert!(open_wrapper(&rt1, end + 1).is_err());
-    assert!(open_wrapper(&rt2, end + 1).is_err(), "the refreshed wrapper ends when the first did");
+    assert!(
+        open_wrapper(&rt2, end + 1).is_err(),
+        "the refreshed wrapper ends when the first did"
+    );
     assert_eq!(
         gw.log().matches("does not rotate refresh tokens").count(),
         1,
@@ -732,8 +753,7 @@ async fn a_refresh_token_is_used_once_without_idp_rotation_and_never_extends() {
 /// replay at another replica (which never saw the grant) fails at the IdP.
 #[tokio::test]
 async fn idp_rotation_passes_through_so_a_replay_at_another_replica_fails_upstream() {
-    let idp =
-        Idp::start_rotating().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let idp = Idp::start_rotating().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
     let gw = broker_gateway(&idp, "");
     let other = broker_gateway(&idp, "");
     let (client_id, t) = signed_in_tokens(&idp, &gw, "rotating").await;
@@ -758,7 +778,10 @@ async fn resource_on_refresh_narrows_and_never_widens() {
     let idp = Idp::shared();
     let gw = two_cluster_broker(idp);
     let (client_id, t) = signed_in_tokens(idp, &gw, "narrow").await;
-    let (a, b) = (format!("{}/mcp/a", gw.base()), format!("{}/mcp/b", gw.base()));
+    let (a, b) = (
+        format!("{}/mcp/a", gw.base()),
+        format!("{}/mcp/b", gw.base()),
+    );
     let rt1 = t["refresh_token"].as_str().unwrap().to_string();
     let (status, r) = refresh_with(&gw.base(), &client_id, &rt1, Some(&a)).await;
     assert_eq!(status, 200, "{r}\n{}", gw.log());
@@ -771,18 +794,38 @@ async fn resource_on_refresh_narrows_and_never_widens() {
     assert_eq!(open_wrapper(&rt2, 0).unwrap().resource, None);
     let (status, r) = refresh_with(&gw.base(), &client_id, &rt2, Some(&b)).await;
     assert_eq!(status, 200, "{r}");
-    assert_eq!(initialize_status(&b, r["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        initialize_status(&b, r["access_token"].as_str().unwrap()).await,
+        200
+    );
 
     // A grant for `a` only: b, the fleet and foreign resources are invalid_target.
     let client_id = public_client(&gw.base()).await;
     let p = pkce("narrow-a");
     let (_, back) = Browser::default()
-        .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[("resource", &a)])
+        .sign_in(
+            idp,
+            &gw.base(),
+            &gw.base(),
+            &client_id,
+            &p,
+            &[("resource", &a)],
+        )
         .await;
-    let (status, t) = redeem(&gw.base(), &client_id, &query_of(&back)["code"], &p.verifier).await;
+    let (status, t) = redeem(
+        &gw.base(),
+        &client_id,
+        &query_of(&back)["code"],
+        &p.verifier,
+    )
+    .await;
     assert_eq!(status, 200, "{t}");
     let rt = t["refresh_token"].as_str().unwrap().to_string();
-    for wider in [b.as_str(), &format!("{}/mcp", gw.base()), "https://elsewhere.example/mcp"] {
+    for wider in [
+        b.as_str(),
+        &format!("{}/mcp", gw.base()),
+        "https://elsewhere.example/mcp",
+    ] {
         let (status, e) = refresh_with(&gw.base(), &client_id, &rt, Some(wider)).await;
         assert_oauth_error(status, &e, 400, "invalid_target");
     }
@@ -822,7 +865,13 @@ async fn a_client_metadata_flood_under_black_hole_dns_starves_nothing() {
     let (_, back) = Browser::default()
         .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[])
         .await;
-    let (status, t) = redeem(&gw.base(), &client_id, &query_of(&back)["code"], &p.verifier).await;
+    let (status, t) = redeem(
+        &gw.base(),
+        &client_id,
+        &query_of(&back)["code"],
+        &p.verifier,
+    )
+    .await;
     assert_eq!(status, 200, "{t}\n{}", gw.log());
     let access = t["access_token"].as_str().unwrap().to_string();
 
@@ -864,7 +913,10 @@ async fn a_client_metadata_flood_under_black_hole_dns_starves_nothing() {
     let text = answer.text().await.unwrap();
     assert!(text.contains("\"id\":2"), "{text}");
     for starved in ["cannot reach ClickHouse", "timed out"] {
-        assert!(!text.contains(starved), "the legitimate call was starved: {text}");
+        assert!(
+            !text.contains(starved),
+            "the legitimate call was starved: {text}"
+        );
     }
 
     let mut by_status = std::collections::BTreeMap::new();
@@ -872,7 +924,11 @@ async fn a_client_metadata_flood_under_black_hole_dns_starves_nothing() {
         *by_status.entry(f.await.unwrap()).or_insert(0) += 1;
     }
     eprintln!("flood answers by status: {by_status:?}; gateway threads during the flood: {threads_during}");
-    assert_eq!(by_status.get(&0), None, "every authorize was answered: {by_status:?}");
+    assert_eq!(
+        by_status.get(&0),
+        None,
+        "every authorize was answered: {by_status:?}"
+    );
     // Over the cap (32 fetches in flight): temporarily_unavailable at once.
     assert!(
         by_status.get(&503).copied().unwrap_or(0) >= 600,

@@ -443,11 +443,7 @@ async fn an_origin_named_with_origin_is_a_hard_check_naming_allowed_origins() {
     // server.allowed_origins lists the MCP Inspector's origin only.
     let idp = Idp::start().unwrap();
     let inspector = "http://localhost:6274";
-    let gw = broker_gateway(
-        &idp,
-        "",
-        &format!("  allowed_origins: [\"{inspector}\"]\n"),
-    );
+    let gw = broker_gateway(&idp, "", &format!("  allowed_origins: [\"{inspector}\"]\n"));
     let run = doctor_with(&gw.mcp_url(), &["--origin", "https://app.example.com"]).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(1), "{}", run.text);
@@ -573,7 +569,13 @@ impl Person {
                 // The gateway's continuing page after consent: follow its meta refresh.
                 let href = attribute(&body, "id=\"continue\"", "href")
                     .unwrap_or_else(|| panic!("no continue link: {body}"));
-                location = Some(reqwest::Url::parse(&url).unwrap().join(&href).unwrap().to_string());
+                location = Some(
+                    reqwest::Url::parse(&url)
+                        .unwrap()
+                        .join(&href)
+                        .unwrap()
+                        .to_string(),
+                );
                 continue;
             }
             if let Some(ticket) = attribute(&body, "name=\"ticket\"", "value") {

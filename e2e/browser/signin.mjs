@@ -72,6 +72,16 @@ const client = http.createServer((req, res) => {
 });
 await new Promise((r) => client.listen(CLIENT_PORT, "127.0.0.1", r));
 
+// A browser-based MCP client's origin (http://localhost:INSPECTOR_PORT, listed in the
+// gateway's server.allowed_origins): its page does discovery, registration, the token
+// exchange and the MCP calls with fetch(), so every one is a CORS request.
+const BROWSER_APP = `http://localhost:${process.env.INSPECTOR_PORT}`;
+const app = http.createServer((req, res) => {
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  res.end("<!doctype html><html><head><meta charset=\"utf-8\"><title>in-browser MCP client</title></head><body><h1>in-browser MCP client</h1></body></html>");
+});
+await new Promise((r) => app.listen(Number(process.env.INSPECTOR_PORT), "127.0.0.1", r));
+
 function pkce() {
   const verifier = crypto.randomBytes(32).toString("base64url");
   const challenge = crypto.createHash("sha256").update(verifier).digest("base64url");
@@ -341,10 +351,67 @@ try {
     await shot(page, SUITE, "error-unregistered-redirect");
   });
 
+  await check("a browser-based client on an allowed origin: discovery, registration, token and tools/list, all by fetch()", async () => {
+    await page.goto(`${BROWSER_APP}/`, { waitUntil: "load" });
+    const found = await page.evaluate(async (resource) => {
+      const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "in-browser", version: "1" } } };
+      const r = await fetch(resource, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
+      const challenge = r.headers.get("www-authenticate") || "";
+      const prmUrl = (challenge.match(/resource_metadata="([^"]+)"/) || [])[1];
+      const prm = await (await fetch(prmUrl)).json();
+      const as = await (await fetch(`${prm.authorization_servers[0].replace(/\/$/, "")}/.well-known/oauth-authorization-server`)).json();
+      const reg = await fetch(as.registration_endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ client_name: "In-browser client", redirect_uris: [`${location.origin}/cb`], token_endpoint_auth_method: "none" }),
+      });
+      return { status: r.status, challenge, prm, as, reg: reg.status, client: await reg.json() };
+    }, RESOURCE);
+    assert(found.status === 401 && found.challenge.includes("resource_metadata"), `challenge readable from the page: ${JSON.stringify(found)}`);
+    assert(found.as.authorization_response_iss_parameter_supported === true, "RFC 9207 in the metadata");
+    assert(found.reg === 201, `registration from the page: ${found.reg}`);
+    const { verifier, challenge } = pkce();
+    const q = new URLSearchParams({
+      response_type: "code", client_id: found.client.client_id, redirect_uri: `${BROWSER_APP}/cb`,
+      state: "st-app", code_challenge: challenge, code_challenge_method: "S256", resource: RESOURCE,
+    });
+    await page.goto(`${found.as.authorization_endpoint}?${q}`, { waitUntil: "load" });
+    await shot(page, SUITE, "consent-browser-app");
+    await Promise.all([page.waitForNavigation({ timeout: 15000 }), page.click('button[value="approve"]')]);
+    const cb = await driveUntil(page, `${BROWSER_APP}/cb`);
+    assert(cb.searchParams.get("iss") === GW, "iss");
+    const listed = await page.evaluate(async (args) => {
+      const t = await fetch(args.token, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "authorization_code", code: args.code, redirect_uri: `${location.origin}/cb`, client_id: args.clientId, code_verifier: args.verifier, resource: args.resource }),
+      });
+      const tok = await t.json();
+      const h = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${tok.access_token}`, "mcp-protocol-version": "2025-06-18" };
+      const parse = async (r) => {
+        const text = await r.text();
+        return (r.headers.get("content-type") || "").includes("text/event-stream")
+          ? JSON.parse(text.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).pop())
+          : JSON.parse(text);
+      };
+      const i = await fetch(args.resource, { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "in-browser", version: "1" } } }) });
+      const session = i.headers.get("mcp-session-id");
+      if (session) h["mcp-session-id"] = session;
+      await parse(i);
+      await fetch(args.resource, { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+      const l = await fetch(args.resource, { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }) });
+      const body = await parse(l);
+      return { token: t.status, list: l.status, tools: (body.result?.tools || []).map((x) => x.name) };
+    }, { token: found.as.token_endpoint, code: cb.searchParams.get("code"), clientId: found.client.client_id, verifier, resource: RESOURCE });
+    assert(listed.token === 200 && listed.list === 200 && listed.tools.length > 0, JSON.stringify(listed));
+    console.log(`  tools/list from the page: ${listed.tools.join(", ")}`);
+  });
+
   await context.close();
 } finally {
   await browser.close();
   client.close();
+  app.close();
 }
 
 if (failures) {

@@ -284,7 +284,11 @@ impl Browser {
             .await;
         assert_eq!(consent.status, 200, "{}", consent.body);
         let approved = self.approve(auth_base, &consent.body).await;
-        assert_eq!(approved.status, 200, "the continuing page: {}", approved.body);
+        assert_eq!(
+            approved.status, 200,
+            "the continuing page: {}",
+            approved.body
+        );
         let to_idp = approved.location.as_deref().unwrap_or_default();
         assert!(to_idp.starts_with(&idp.issuer), "{to_idp}");
         let (from, to) = (
@@ -356,7 +360,9 @@ impl BlackHoleGateway {
         // resolv.conf requires; bound and never read: queries vanish.
         let mut sink = None;
         for last in 2..250u8 {
-            if let Ok(s) = std::net::UdpSocket::bind((std::net::Ipv4Addr::new(127, 53, 19, last), 53)) {
+            if let Ok(s) =
+                std::net::UdpSocket::bind((std::net::Ipv4Addr::new(127, 53, 19, last), 53))
+            {
                 sink = Some(s);
                 break;
             }
@@ -364,8 +370,11 @@ impl BlackHoleGateway {
         let sink = sink.expect("a UDP port 53 on some 127.53.19.x");
         let ns = sink.local_addr().expect("the sink's address").ip();
         let resolv = dir.join("resolv.conf");
-        std::fs::write(&resolv, format!("nameserver {ns}\noptions timeout:30 attempts:1\n"))
-            .expect("write resolv.conf");
+        std::fs::write(
+            &resolv,
+            format!("nameserver {ns}\noptions timeout:30 attempts:1\n"),
+        )
+        .expect("write resolv.conf");
         let port = crate::free_port();
         let public = format!("http://127.0.0.1:{port}");
         let cfg = dir.join("config.yaml");

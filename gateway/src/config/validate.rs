@@ -345,7 +345,10 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         if o.broker && !(3_600..=366 * 86_400).contains(&max_age) {
             err(
                 "server.oauth.refresh_token_max_age",
-                format!("is {}: it must lie between 1h and 366d", o.refresh_token_max_age),
+                format!(
+                    "is {}: it must lie between 1h and 366d",
+                    o.refresh_token_max_age
+                ),
             );
         }
         if o.dev_allow_insecure_client_metadata {

@@ -282,7 +282,13 @@ pub(super) async fn walk(
     // 6. CORS, as a browser client sends it: a hard check only for an origin named with
     // --origin, else a note (judge::as_note).
     let cors_origin = origin.unwrap_or(BROWSER_ORIGIN);
-    let judged = |c: Check| if origin.is_some() { c } else { judge::as_note(c) };
+    let judged = |c: Check| {
+        if origin.is_some() {
+            c
+        } else {
+            judge::as_note(c)
+        }
+    };
     let preflight = send(
         client
             .request(Method::OPTIONS, url.clone())

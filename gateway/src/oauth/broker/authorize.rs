@@ -301,7 +301,10 @@ pub fn send_error(b: &BrokerState, how: Onward, pending: &Pending, e: &OAuthErro
             b,
             how,
             &loc,
-            &format!("back to {}", consent::shown_authority(&pending.redirect_uri)),
+            &format!(
+                "back to {}",
+                consent::shown_authority(&pending.redirect_uri)
+            ),
         ),
         None => b.fail_page(Step::Authorize, e.clone()),
     }

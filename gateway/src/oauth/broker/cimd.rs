@@ -49,7 +49,9 @@ pub enum CimdError {
     Fetch(String),
     #[error("the client metadata document is invalid: {0}")]
     Invalid(String),
-    #[error("too many client metadata documents are being fetched right now: try again in a moment")]
+    #[error(
+        "too many client metadata documents are being fetched right now: try again in a moment"
+    )]
     Busy,
 }
 
@@ -258,7 +260,13 @@ impl CimdResolver {
 
     fn store(&self, client_id: &str, result: &Result<Client, CimdError>, ttl: Duration) {
         if let Ok(mut cache) = self.cache.lock() {
-            remember(&mut cache, client_id, result.clone(), ttl, MAX_CACHE_ENTRIES);
+            remember(
+                &mut cache,
+                client_id,
+                result.clone(),
+                ttl,
+                MAX_CACHE_ENTRIES,
+            );
         }
     }
 

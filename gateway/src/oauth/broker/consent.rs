@@ -104,7 +104,10 @@ pub fn scope_words(scope: &str) -> String {
             )
         }
     };
-    format!("{known} <span class=\"muted\">(<code>{}</code>)</span>", html_escape(scope))
+    format!(
+        "{known} <span class=\"muted\">(<code>{}</code>)</span>",
+        html_escape(scope)
+    )
 }
 
 /// The page itself: no script, one form with `approve` and `deny`.
@@ -360,11 +363,20 @@ mod tests {
 
     #[test]
     fn no_resource_or_the_fleet_reaches_every_cluster() {
-        assert_eq!(reach("https://gw.example.com", None), "every cluster of this gateway");
-        assert!(reach("https://gw.example.com", Some("https://gw.example.com/mcp/"))
-            .starts_with("every cluster of this gateway"));
-        assert!(reach("https://gw.example.com/", Some("https://gw.example.com/mcp/a"))
-            .contains("<code>a</code>"));
+        assert_eq!(
+            reach("https://gw.example.com", None),
+            "every cluster of this gateway"
+        );
+        assert!(reach(
+            "https://gw.example.com",
+            Some("https://gw.example.com/mcp/")
+        )
+        .starts_with("every cluster of this gateway"));
+        assert!(reach(
+            "https://gw.example.com/",
+            Some("https://gw.example.com/mcp/a")
+        )
+        .contains("<code>a</code>"));
     }
 
     #[test]

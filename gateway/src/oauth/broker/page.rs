@@ -99,7 +99,10 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
 pub fn protect(r: &mut Response) {
     let h = r.headers_mut();
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::REFERRER_POLICY,
@@ -133,7 +136,11 @@ mod tests {
         let r = html_response(StatusCode::OK, String::new());
         let h = r.headers();
         assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
-        let csp = h.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+        let csp = h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
         assert!(csp.contains("default-src 'none'"));
         assert_eq!(h.get(header::REFERRER_POLICY).unwrap(), "same-origin");

@@ -217,7 +217,9 @@ mod tests {
         let serves = |r: &str| r.starts_with("https://gw/mcp");
         assert_eq!(narrowed(None, None, &serves).unwrap(), None);
         assert_eq!(
-            narrowed(None, Some("https://gw/mcp/a"), &serves).unwrap().as_deref(),
+            narrowed(None, Some("https://gw/mcp/a"), &serves)
+                .unwrap()
+                .as_deref(),
             Some("https://gw/mcp/a"),
             "a grant for every cluster narrows to one"
         );
@@ -228,10 +230,16 @@ mod tests {
             Some("https://gw/mcp/a")
         );
         assert_eq!(
-            narrowed(Some("https://gw/mcp/a"), None, &serves).unwrap().as_deref(),
+            narrowed(Some("https://gw/mcp/a"), None, &serves)
+                .unwrap()
+                .as_deref(),
             Some("https://gw/mcp/a")
         );
-        for asked in ["https://gw/mcp/b", "https://gw/mcp", "https://elsewhere/mcp"] {
+        for asked in [
+            "https://gw/mcp/b",
+            "https://gw/mcp",
+            "https://elsewhere/mcp",
+        ] {
             assert_eq!(
                 narrowed(Some("https://gw/mcp/a"), Some(asked), &serves)
                     .unwrap_err()

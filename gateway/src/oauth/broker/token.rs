@@ -417,7 +417,9 @@ fn answer(
             .sealer
             .seal(Kind::RefreshToken, &wrapper, until)
             .map_err(|e| match e {
-                SealError::Expired => invalid_grant("the sign-in has reached refresh_token_max_age: sign in again"),
+                SealError::Expired => {
+                    invalid_grant("the sign-in has reached refresh_token_max_age: sign in again")
+                }
                 other => OAuthError::new(ErrorCode::ServerError, other.to_string()),
             })?;
         out.insert("refresh_token".into(), json!(sealed));
