@@ -639,6 +639,33 @@ mod tests {
     }
 
     #[test]
+    fn every_error_response_carries_iss_rfc_9207() {
+        let e = OAuthError::new(ErrorCode::AccessDenied, "no");
+        for state in [Some("s"), None] {
+            let loc = error_location(
+                "https://gw.example.com",
+                "https://app.example.com/cb",
+                state,
+                &e,
+            )
+            .unwrap();
+            let q: Vec<(String, String)> = reqwest::Url::parse(&loc)
+                .unwrap()
+                .query_pairs()
+                .into_owned()
+                .collect();
+            assert!(
+                q.contains(&("iss".into(), "https://gw.example.com".into())),
+                "{loc}"
+            );
+            assert!(
+                q.contains(&("error".into(), "access_denied".into())),
+                "{loc}"
+            );
+        }
+    }
+
+    #[test]
     fn error_redirects_keep_the_client_query_and_add_state_and_iss() {
         let loc = redirect_with(
             "https://app.example.com/cb?keep=1",
