@@ -638,19 +638,18 @@ async fn registration_is_bounded_and_confidential_clients_must_authenticate() {
 
 /// Signs in (no `resource`: a grant for every cluster) on `gw`; the token answer.
 async fn signed_in_tokens(idp: &Idp, gw: &Gateway, tag: &str) -> (String, Value) {
-    let client_id = public_client(&gw.base()).await;
+    signed_in_at(idp, &gw.base(), tag).await
+}
+
+/// [`signed_in_tokens`] on the gateway at `base`: a public client's id and its tokens.
+async fn signed_in_at(idp: &Idp, base: &str, tag: &str) -> (String, Value) {
+    let client_id = public_client(base).await;
     let p = pkce(tag);
     let (_, back) = Browser::default()
-        .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[])
+        .sign_in(idp, base, base, &client_id, &p, &[])
         .await;
-    let (status, t) = redeem(
-        &gw.base(),
-        &client_id,
-        &query_of(&back)["code"],
-        &p.verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{t}\n{}", gw.log());
+    let (status, t) = redeem(base, &client_id, &query_of(&back)["code"], &p.verifier).await;
+    assert_eq!(status, 200, "{t}");
     (client_id, t)
 }
 
@@ -860,19 +859,7 @@ async fn a_client_metadata_flood_under_black_hole_dns_starves_nothing() {
         );
         gateway::config(ch.http_port, &format!("server:\n{oauth}"))
     });
-    let client_id = public_client(&gw.base()).await;
-    let p = pkce("flood");
-    let (_, back) = Browser::default()
-        .sign_in(idp, &gw.base(), &gw.base(), &client_id, &p, &[])
-        .await;
-    let (status, t) = redeem(
-        &gw.base(),
-        &client_id,
-        &query_of(&back)["code"],
-        &p.verifier,
-    )
-    .await;
-    assert_eq!(status, 200, "{t}\n{}", gw.log());
+    let (_, t) = signed_in_at(idp, &gw.base(), "flood").await;
     let access = t["access_token"].as_str().unwrap().to_string();
 
     let flood: Vec<_> = (0..700)

@@ -10,45 +10,18 @@ cd "$ROOT"
 : "${GATEWAY_BIN:?run me through e2e/browser.sh}" "${NODE:?run me through e2e/browser.sh}"
 scripts/deps.sh idp >/dev/null
 
-TMP="$(mktemp -d -t chmcp-signin.XXXXXX)"
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ $status -ne 0 ]; then
-    for f in "$TMP"/*.log; do echo "---- $f"; tail -n 30 "$f"; done
-  fi
-  rm -rf "$TMP"
-  exit $status
-}
-trap cleanup EXIT
-
+. e2e/broker/services.sh
 free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1 ($2)" >&2; return 1
-}
-
-# The IdP exits when its stdin closes: it reads from a pipe we hold open.
-mkfifo "$TMP/idp.stdin"
-node e2e/idp/server.js "$TMP/idp-state" <"$TMP/idp.stdin" >"$TMP/idp.log" 2>&1 &
-PIDS+=($!)
-exec 9>"$TMP/idp.stdin"
-for _ in $(seq 1 200); do grep -q '^IDP_READY ' "$TMP/idp.log" 2>/dev/null && break; sleep 0.05; done
-READY="$(grep '^IDP_READY ' "$TMP/idp.log" | head -1 | cut -d' ' -f2-)"
-[ -n "$READY" ] || { echo "the IdP did not start" >&2; exit 1; }
-field() { "$NODE" -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$READY" "$1"; }
+start_idp
+field() { idp_field "$1"; }
 
 GW_PORT=$(free_port)
 CLIENT_PORT=$(free_port)
 INSPECTOR_PORT=$(free_port)
 SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
 # Multi-cluster broker mode; `otel` never needs its ClickHouse here (tools/list is
-# answered by the gateway). The Inspector's origin is allowed for its direct connection.
+# answered by the gateway). The in-browser client's origin (INSPECTOR_PORT, the port an
+# MCP Inspector would use) is allowed: its page calls the gateway with fetch().
 cat >"$TMP/gateway.yaml" <<YAML
 server:
   address: 127.0.0.1
