@@ -3,8 +3,8 @@
 use std::fmt;
 
 #[cfg(test)]
-use crate::identity::fingerprint::{hex, token_fingerprint};
-use crate::identity::fingerprint::{sha256, short_fingerprint};
+use crate::fingerprint::{hex, token_fingerprint};
+use crate::fingerprint::{sha256, short_fingerprint};
 
 /// `sha256(raw bearer) + "\x00" + cluster` (multicluster.md), held as the digest and the
 /// cluster name: the raw token is never stored. A forged claim set cannot reuse another

@@ -82,7 +82,7 @@ impl Credentials {
             Credentials::Bearer(t) => {
                 format!(
                     "token:{}",
-                    crate::identity::fingerprint::sha256_hex(t.expose().as_bytes())
+                    crate::fingerprint::sha256_hex(t.expose().as_bytes())
                 )
             }
         }

@@ -61,6 +61,9 @@ pub struct ClickHouseConfig {
     pub http_headers: BTreeMap<String, String>,
 }
 
+/// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
+pub const DEFAULT_CLUSTER: &str = "default";
+
 pub const DEFAULT_MAX_RESULT_ROWS: u64 = 500;
 pub const DEFAULT_MAX_RESULT_BYTES: u64 = 50_000;
 pub const DEFAULT_MAX_QUERY_LENGTH: u64 = 10 * 1024 * 1024;

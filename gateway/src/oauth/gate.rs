@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::metadata::{advertised_scopes, public_origin};
 use crate::config::OAuthConfig;
+use crate::fingerprint::token_fingerprint;
 use crate::identity::claims::{Claims, UnverifiedPayload};
-use crate::identity::token_fingerprint;
 use crate::routing::Cluster;
 
 /// Clock skew tolerated on `exp` (oauth.md): the gateway, the IdP and ClickHouse run on

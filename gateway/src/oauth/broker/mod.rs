@@ -340,7 +340,7 @@ async fn register_handler(State(b): State<Arc<BrokerState>>, body: Bytes) -> Res
         }
     };
     b.count(Step::Register, "ok");
-    tracing::info!(client = %crate::identity::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
+    tracing::info!(client = %crate::fingerprint::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
     let mut r = json_response(
         StatusCode::CREATED,
         &register::registration_response(&id, secret.as_deref(), &reg),
