@@ -175,7 +175,7 @@ pub struct App {
     pub inflight: Inflight,
     /// Each endpoint's system-table layout, for the schema tools and discovery.
     pub system_columns: SystemColumns,
-    /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
+    /// Per-caller catalogs (docs/spec-notes.md, "Catalog cache"); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
     /// Cluster names served in multi-cluster mode (restart-only).

@@ -3,8 +3,8 @@
 //! A request flows transport → routing → gate → identity → tools/catalog → clickhouse →
 //! result → transport; see `docs/ARCHITECTURE.md`.
 
-// Input from the network must never reach code that can panic (gateway.md, Health,
-// metrics, logs): no slicing or indexing by offsets, no unwrap/expect, no panic!. A
+// Input from the network must never reach code that can panic (docs/spec-notes.md,
+// "Health, metrics, logs"): no slicing or indexing by offsets, no unwrap/expect, no panic!. A
 // site that provably cannot fail carries `#[allow(clippy::...)]` and says why.
 #![cfg_attr(
     not(test),

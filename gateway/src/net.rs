@@ -164,7 +164,7 @@ impl WebOrigin {
     }
 }
 
-/// Which origins a gateway trusts (gateway.md, Transports: `Origin` validation).
+/// Which origins a gateway trusts (docs/spec-notes.md, "Transports").
 /// Built once per configuration generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OriginPolicy {

@@ -11,7 +11,7 @@ use crate::telemetry::logging;
 /// The HTTP service (declared in `http/mod.rs`).
 pub use crate::http::router;
 
-/// In-flight requests get this long to finish after SIGTERM (gateway.md).
+/// In-flight requests get this long to finish after SIGTERM (docs/spec-notes.md, "Reload").
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often the config file is checked when `watch: true`.
 const WATCH_EVERY: Duration = Duration::from_secs(2);

@@ -1,5 +1,5 @@
 //! Discovery: a caller's catalog built from what their grants let them see, and the
-//! lookup that serves it from the per-token cache (multicluster.md, "Catalog cache").
+//! lookup that serves it from the per-token cache (docs/spec-notes.md, "Catalog cache").
 
 use std::collections::HashMap;
 use std::sync::Arc;

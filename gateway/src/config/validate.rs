@@ -66,7 +66,7 @@ impl std::fmt::Debug for Warning {
     }
 }
 
-/// The multi-cluster ranges of multicluster.md.
+/// The multi-cluster ranges (docs/spec-notes.md, "Catalog cache").
 pub const CATALOG_CACHE_MIN: usize = 100;
 pub const CATALOG_TTL_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(24 * 3600));
@@ -543,7 +543,7 @@ pub fn check_secure_url(url: &str) -> Result<(), String> {
 
 /// `validate_tokens: false` is a statement that ClickHouse checks every token itself;
 /// it must be made explicitly, and nothing may depend on a claim the gateway did not
-/// verify (oauth.md, "The gate"). `Ok`: a warning; `Err`: (key, message).
+/// verify (docs/spec-notes.md, "The gate"). `Ok`: a warning; `Err`: (key, message).
 fn unverified_token_problems(o: &OAuthConfig) -> Vec<Result<Warning, (&'static str, String)>> {
     if o.validate_tokens {
         return Vec::new();

@@ -1,6 +1,6 @@
 //! Streamable HTTP, stateless: one POST carries one JSON-RPC message; the answer is
 //! `application/json`. The gateway owns this edge so every status code and header
-//! follows gateway.md (202/405/413/415, -32700, Origin, CORS).
+//! follows docs/spec-notes.md, "Transports" (202/405/413/415, -32700, Origin, CORS).
 //!
 //! Each check is its own step (`http::router` lists them in order): [`check_origin`] →
 //! [`allow_methods`] → [`read_message`] → (the message's trace, the gate) →

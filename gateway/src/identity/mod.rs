@@ -1,6 +1,6 @@
 //! Who the caller is toward ClickHouse: the gate's orchestration (bearer → verified
 //! claims → identity), claims, roles, the Bearer/Basic probe per endpoint and its
-//! re-probe (multicluster.md, "Identity").
+//! re-probe (docs/spec-notes.md, "Identity").
 
 pub mod claims;
 pub mod credentials;

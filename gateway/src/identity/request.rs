@@ -68,7 +68,7 @@ impl RequestIdentity {
 /// What the gateway takes from a caller's token: everything from verified claims, and
 /// from an unverified token (`validate_tokens: false`) nothing at all — no Basic
 /// username (so only Bearer is sent: ClickHouse judges the token itself), no roles, no
-/// name in log lines (a fingerprint instead), no cache lifetime (oauth.md, "The gate").
+/// name in log lines (a fingerprint instead), no cache lifetime (docs/spec-notes.md, "The gate").
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
     pub caller: Caller,

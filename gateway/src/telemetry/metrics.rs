@@ -1,4 +1,4 @@
-//! Prometheus metrics, all prefixed `chmcp_` (gateway.md, Health, metrics, logs).
+//! Prometheus metrics, all prefixed `chmcp_` (docs/spec-notes.md, "Health, metrics, logs").
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Broker mode (oauth.md): the gateway is the OAuth 2.1 authorization server MCP clients
+//! Broker mode (docs/spec-notes.md, "Broker mode"): the gateway is the OAuth 2.1 authorization server MCP clients
 //! see, and an OAuth client of one upstream OIDC IdP (Google, Auth0, Keycloak, Entra...).
 //!
 //! Stateless by design: everything a later step needs travels sealed (crypto.rs) inside
@@ -42,7 +42,7 @@ use crate::telemetry::Metrics;
 use crypto::Sealer;
 use error::{ErrorCode, OAuthError};
 
-/// The `chmcp_oauth_requests_total` family (gateway.md).
+/// The `chmcp_oauth_requests_total` family (docs/spec-notes.md, "Health, metrics, logs").
 pub type OAuthRequests = Family<Vec<(&'static str, String)>, Counter>;
 /// Whether an RFC 8707 `resource` names something this gateway serves.
 pub type Serves = Arc<dyn Fn(&str) -> bool + Send + Sync>;
