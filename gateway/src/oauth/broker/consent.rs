@@ -260,7 +260,7 @@ pub fn origin_allowed(headers: &HeaderMap, issuer: &str) -> bool {
     }
     let mine = crate::net::OriginPolicy::new(&[], [issuer], false);
     !matches!(
-        mine.check(crate::mcp::http::origin_values(headers)),
+        mine.check(crate::net::origin_values(headers)),
         crate::net::OriginVerdict::Denied(_)
     )
 }

@@ -238,7 +238,7 @@ fn upstream_payload(token: &str) -> Option<UnverifiedPayload> {
     UnverifiedPayload::decode(token).ok()
 }
 
-/// Which upstream token the client gets, and for how long (oauth.md, `upstream_token`).
+/// Which upstream token the client gets, and for how long (docs/spec-notes.md, "Broker mode": `upstream_token`).
 pub fn pick_token(
     mode: UpstreamToken,
     t: &UpstreamTokens,
@@ -530,7 +530,7 @@ async fn refresh_grant(
         refresh::Claim::Granted => {}
         refresh::Claim::Replayed => {
             tracing::warn!(
-                grant = %crate::identity::token_fingerprint(&grant),
+                grant = %crate::fingerprint::token_fingerprint(&grant),
                 "a refresh token was used twice: its grant is revoked on this replica"
             );
             if b.rotation.rotates() {
