@@ -494,8 +494,8 @@ async fn refresh_grant(
         ));
     }
     let now = now();
-    // Wrappers sealed before grants were counted carry no sign-in time: their own
-    // sealed expiry (at most the old 90 days) is their cap.
+    // Wrappers sealed before grants were counted carry no sign-in time: their first
+    // refresh starts the count (once; every wrapper after it carries the time).
     let sign_in = if wrapper.sign_in == 0 {
         now
     } else {
