@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::error::ServerError;
 use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTINGS};
 use super::sql::quote_string;
-use super::stream::{Column, CompactReader, Event, StreamError};
 use super::stats;
+use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
 use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
 use crate::telemetry::trace::{self, SpanKind};
@@ -83,7 +83,7 @@ impl Credentials {
             Credentials::Bearer(t) => {
                 format!(
                     "token:{}",
-                    crate::identity::fingerprint::sha256_hex(t.expose().as_bytes())
+                    crate::fingerprint::sha256_hex(t.expose().as_bytes())
                 )
             }
         }
@@ -142,7 +142,7 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    /// Auth-class failures (multicluster.md); everything else is transient or the query's.
+    /// Auth-class failures (docs/spec-notes.md, "Identity"); everything else is transient or the query's.
     pub fn is_auth_class(&self) -> bool {
         matches!(self, QueryError::Server(e) if e.is_auth_class())
     }

@@ -4,8 +4,8 @@ pub mod client;
 pub mod error;
 pub mod lexer;
 pub mod settings;
-pub mod stats;
 pub mod sql;
+pub mod stats;
 pub mod stream;
 pub mod types;
 

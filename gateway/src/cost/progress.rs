@@ -73,7 +73,11 @@ pub fn notification(token: &Value, p: &Progress) -> Value {
     }
     params.insert(
         "message".into(),
-        json!(format!("read {} rows, {} bytes", human(p.rows), human(p.bytes))),
+        json!(format!(
+            "read {} rows, {} bytes",
+            human(p.rows),
+            human(p.bytes)
+        )),
     );
     json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
 }

@@ -176,7 +176,7 @@ async fn plan(ctx: &ToolContext<'_>, sql: &str) -> Value {
 /// Whether the endpoint has `EXPLAIN ESTIMATE`: remembered, or the gateway's own probe.
 async fn has_estimate(ctx: &ToolContext<'_>) -> Result<bool, QueryError> {
     let endpoint = ctx.endpoint.key();
-    if let Some(known) = ctx.abilities.and_then(|a| a.has_estimate(&endpoint)) {
+    if let Some(known) = ctx.abilities.has_estimate(&endpoint) {
         return Ok(known);
     }
     let has = match ctx
@@ -187,9 +187,7 @@ async fn has_estimate(ctx: &ToolContext<'_>) -> Result<bool, QueryError> {
         Err(QueryError::Server(e)) if lacks_estimate(&e) => false,
         Err(e) => return Err(e),
     };
-    if let Some(a) = ctx.abilities {
-        a.remember_estimate(&endpoint, has);
-    }
+    ctx.abilities.remember_estimate(&endpoint, has);
     tracing::info!(endpoint = %endpoint, explain_estimate = has, "learned whether the server estimates queries");
     Ok(has)
 }
