@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 const BUDGET_ROWS: u64 = 100_000;
 const TABLE_ROWS: u64 = 1_000_000;
 
+/// The budget, and a workload class: 18.16 does not know the `workload` setting, so the
+/// gateway's probe must learn that and leave it out rather than fail every query.
 fn budget_config(port: u16) -> String {
     config(
         port,
-        &format!("  query_budget: {{max_rows_to_read: {BUDGET_ROWS}}}\n"),
+        &format!("  query_budget: {{max_rows_to_read: {BUDGET_ROWS}}}\n  workload: ai_agents\n"),
     )
 }
 
@@ -109,7 +111,7 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
     let double = ChdbDouble::start(DOUBLE_INIT);
     let gw = Gateway::start(&config(
         double.port,
-        "  query_budget: {max_rows_to_read: 20000}\n",
+        "  query_budget: {max_rows_to_read: 20000}\n  workload: ai_agents\n",
     ));
     let m = Mcp::new(gw.mcp_url());
     let sql = "SELECT count() FROM events WHERE v LIKE '%99%'";
@@ -137,6 +139,19 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
         "its estimate did: {log:?}"
     );
     assert_eq!(refusals(&gw, "estimate").await, 1);
+    // The estimate ran as the query would have: under the budget and the workload class.
+    let estimate = log
+        .iter()
+        .find(|e| e["query"] == json!(format!("EXPLAIN ESTIMATE {sql}")))
+        .expect("the estimate is in the log");
+    for (k, v) in [
+        ("max_rows_to_read", "20000"),
+        ("read_overflow_mode", "throw"),
+        ("workload", "ai_agents"),
+        ("readonly", "2"),
+    ] {
+        assert_eq!(estimate["settings"][k], json!(v), "{k}: {estimate}");
+    }
 
     // Within the estimate: it runs.
     let r = m
