@@ -191,6 +191,38 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
 async fn python_sdk_receives_progress_before_a_slow_result_on_clickhouse_18_16() {
     let ch = ClickHouse::start();
     let gw = Gateway::start(&config(ch.http_port, ""));
+    // Only a client that takes an event stream gets one; the answer is the same message.
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "execute_query", "arguments": {"query": "SELECT 1 AS one"},
+        "_meta": {"progressToken": "p1"}}});
+    for (accept, content_type) in [
+        ("application/json", "application/json"),
+        ("application/json, text/event-stream", "text/event-stream"),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(gw.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(call.to_string())
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.headers()["content-type"], content_type, "{accept}");
+        let text = resp.text().await.expect("body");
+        let json = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or(&text);
+        let v: Value = serde_json::from_str(json).expect("a JSON-RPC message");
+        assert_eq!(v["id"], json!(7), "{accept}: {text}");
+        assert_eq!(
+            v["result"]["structuredContent"]["rows"],
+            json!([[1]]),
+            "{accept}: {text}"
+        );
+    }
+
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/progress_client.py");
     for mode in ["legacy", "2026-07-28"] {
