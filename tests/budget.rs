@@ -262,3 +262,37 @@ async fn python_sdk_receives_progress_before_a_slow_result_on_clickhouse_18_16()
         );
     }
 }
+
+/// stdio: the same progress notifications, as lines before the answer's line.
+#[test]
+fn stdio_progress_lines_come_before_the_answer_on_clickhouse_18_16() {
+    use std::io::{BufRead, BufReader, Write};
+    let ch = ClickHouse::start();
+    let mut child = chmcp_tests::gateway::spawn_stdio(ch.http_port);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "execute_query",
+        "arguments": {"query": "SELECT count() FROM numbers(1000000000) WHERE number % 7 = 3"},
+        "_meta": {"progressToken": "s1"}}});
+    writeln!(stdin, "{call}").expect("write the call");
+    let mut progress = 0;
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(&line.expect("a line")).expect("JSON-RPC");
+        if v["method"] == "notifications/progress" {
+            assert_eq!(v["params"]["progressToken"], "s1");
+            progress += 1;
+            continue;
+        }
+        assert_eq!(v["id"], 3, "{v}");
+        assert_eq!(
+            v["result"]["structuredContent"]["rows"],
+            json!([["142857143"]]),
+            "{v}"
+        );
+        break;
+    }
+    assert!(progress >= 2, "{progress} progress lines before the answer");
+    drop(stdin);
+    let _ = child.wait();
+}
