@@ -6,19 +6,17 @@ use serde::{Deserialize, Serialize};
 use super::validate::ConfigIssue;
 use super::Config;
 
-/// A scan budget. At the gateway level an absent limit means none; in a cluster's
-/// override an absent field keeps the gateway's value.
+/// A scan budget. At the gateway level an absent (null) limit means none, and an absent
+/// `estimate` means `auto`; in a cluster's override an absent field keeps the gateway's
+/// value. Absent fields are written as `null` so that `--set` and `CHMCP_*` know them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryBudget {
     /// Rows ClickHouse may read for one query (`max_rows_to_read`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rows_to_read: Option<u64>,
     /// Uncompressed bytes ClickHouse may read for one query (`max_bytes_to_read`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bytes_to_read: Option<u64>,
     /// Pre-flight `EXPLAIN ESTIMATE` where the server has it (default `auto`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub estimate: Option<EstimateMode>,
 }
 
@@ -202,5 +200,16 @@ mod tests {
             serde_yaml_ng::from_str::<Config>("clickhouse:\n  query_budget: {max_rows: 1}\n")
                 .is_err()
         );
+        // Every field has a settable path, even when unset (`--set`, `CHMCP_*`).
+        let mut paths = Vec::new();
+        crate::config::flatten(
+            "",
+            &serde_json::to_value(Config::default()).expect("serializes"),
+            &mut paths,
+        );
+        for key in ["max_rows_to_read", "max_bytes_to_read", "estimate"] {
+            let path = format!("clickhouse.query_budget.{key}");
+            assert!(paths.iter().any(|(p, _)| *p == path), "{path}");
+        }
     }
 }
