@@ -10,7 +10,7 @@ import http from "node:http";
 import path from "node:path";
 import assert from "node:assert/strict";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import { launch, shot } from "./chromium.mjs";
+import { launch, screenshotDir, shot } from "./chromium.mjs";
 
 const SUITE = "result_view";
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -49,6 +49,8 @@ const Q = {
 };
 const results = {};
 for (const [k, q] of Object.entries(Q)) results[k] = await call(q);
+const VIEW_TOOL = "analytics_events_by_user";
+results.viewTool = await client.callTool({ name: VIEW_TOOL, arguments: {} });
 
 // --- the host page, served locally ------------------------------------------------
 const server = http.createServer((req, res) => {
@@ -94,9 +96,10 @@ function viewFrame() {
   assert.ok(f, "the view's iframe is there");
   return f;
 }
-async function mount(result, query, { theme = "light", width = 760 } = {}) {
+async function mount(result, query, { theme = "light", width = 760, toolName = "execute_query" } = {}) {
   await page.evaluate((a) => window.mount(a), {
-    html: viewHtml, permissions: read.contents[0]._meta.ui.permissions, theme, width, toolName: "execute_query", input: { query }, result,
+    html: viewHtml, permissions: read.contents[0]._meta.ui.permissions, theme, width, toolName,
+    input: query === null ? {} : { query }, result,
   });
   const f = viewFrame();
   await f.waitForFunction(() => document.getElementById("waiting").hidden);
@@ -110,7 +113,8 @@ const sc = (r) => r.structuredContent;
 await check("execute_query links to the view; other tools do not", async () => {
   const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
   assert.equal(byName.execute_query._meta?.ui?.resourceUri, "ui://chmcp/result");
-  for (const n of ["list_databases", "list_tables", "describe_table"]) assert.equal(byName[n]._meta?.ui, undefined, n);
+  assert.equal(byName[VIEW_TOOL]?._meta?.ui?.resourceUri, "ui://chmcp/result", "the view tool links too");
+  for (const n of ["write_query", "list_databases", "list_tables", "describe_table"]) assert.equal(byName[n]._meta?.ui, undefined, n);
   const listed = resources.find((r) => r.uri === "ui://chmcp/result");
   assert.equal(listed?.mimeType, "text/html;profile=mcp-app");
   assert.equal(read.contents[0].mimeType, "text/html;profile=mcp-app");
@@ -165,6 +169,10 @@ await check("a time series draws a line with one point per row", async () => {
   assert.ok(labels.includes("hour"), `x axis label: ${labels}`);
   assert.equal(await f.$eval("#show-chart", (b) => b.getAttribute("aria-pressed")), "true");
   await shot(page, SUITE, "line-light-wide");
+  // The view alone, as the README shows it (docs/result-view.png is a copy).
+  const alone = path.join(screenshotDir(SUITE), "view-only-line-light.png");
+  await (await page.$("iframe")).screenshot({ path: alone });
+  console.log(`screenshot: ${path.relative(process.cwd(), alone)}`);
   await f.click("#show-table");
   assert.equal(await f.$$eval("tbody tr", (t) => t.length), r.rows.length);
   assert.equal(await f.$eval("#chart-pane", (p) => p.hidden), true);
@@ -178,6 +186,15 @@ await check("a category result draws bars, one per category and number", async (
   assert.equal(bars.length, r.rows.length * 2);
   assert.deepEqual([...new Set(bars)], ["events", "avg_amount"]);
   await shot(page, SUITE, "bars-light-wide");
+});
+
+await check("a view tool's result shows the same way, the footer naming the tool", async () => {
+  const r = sc(results.viewTool);
+  assert.equal(r.rows.length, 8);
+  const f = await mount(results.viewTool, null, { toolName: VIEW_TOOL });
+  assert.equal(await f.$$eval("svg[data-chart=bar] rect", (rs) => rs.length), 8);
+  assert.equal(await f.$eval("#query", (q) => q.textContent), VIEW_TOOL);
+  await shot(page, SUITE, "view-tool-bars-light-wide");
 });
 
 await check("dark theme, narrow: colors follow the host and the chart fits", async () => {

@@ -30,6 +30,8 @@ trap 'exit 130' INT TERM
 ch_write_config "$WORK/ch"
 ch_up
 ch_seed 2000
+# A view the gateway turns into a tool (server.tools below), linked to the view too.
+ch_query "CREATE VIEW analytics.events_by_user AS SELECT user, round(sum(amount), 2) AS amount FROM analytics.events GROUP BY user ORDER BY amount DESC, user LIMIT 8" >/dev/null
 # A row cap the "capped" query passes (2000 rows > 50).
 cat > "$WORK/gateway.yaml" <<YAML
 clickhouse:
@@ -40,6 +42,9 @@ clickhouse:
 server:
   address: 127.0.0.1
   port: 8080
+  tools:
+    - type: read
+      view_regexp: 'analytics\.events_by_user'
 logging:
   level: warn
 YAML
