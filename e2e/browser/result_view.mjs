@@ -46,6 +46,7 @@ const Q = {
   bars: "SELECT kind, count() AS events, round(avg(amount), 2) AS avg_amount FROM analytics.events GROUP BY kind ORDER BY events DESC",
   capped: "SELECT id, user, at FROM analytics.events ORDER BY id",
   broken: "SELECT no_such_column FROM analytics.events",
+  hostile: "SELECT '<img src=x onerror=\"parent.postMessage(1, \\'*\\')\">' AS `<b>name</b>`, 1 AS n",
 };
 const results = {};
 for (const [k, q] of Object.entries(Q)) results[k] = await call(q);
@@ -239,6 +240,18 @@ await check("the footer shows the query; an error result shows the server's mess
   f = await mount(results.broken, Q.broken);
   const text = await f.$eval("#failed", (n) => (n.hidden ? "" : n.textContent));
   assert.match(text, /no_such_column/);
+});
+
+await check("hostile cells and column names are shown as text, never as markup", async () => {
+  const r = sc(results.hostile);
+  assert.ok(r, JSON.stringify(results.hostile).slice(0, 300));
+  const f = await mount(results.hostile, Q.hostile);
+  const got = await f.evaluate(() => ({
+    imgs: document.querySelectorAll("img, b").length,
+    cell: document.querySelector("tbody td").textContent,
+    head: document.querySelector("thead th .n").textContent,
+  }));
+  assert.deepEqual(got, { imgs: 0, cell: r.rows[0][0], head: "<b>name</b>" });
 });
 
 await check("copy as CSV: quoted as RFC 4180, values exact, the button reports it", async () => {
