@@ -17,7 +17,11 @@ fn without_elapsed(v: &Value) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let v = if k == "elapsed_ms" { json!(0) } else { without_elapsed(v) };
+                    let v = if k == "elapsed_ms" {
+                        json!(0)
+                    } else {
+                        without_elapsed(v)
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -34,7 +38,11 @@ fn zero_elapsed_text(s: &str) -> String {
     while let Some(i) = rest.find("elapsed_ms") {
         let (head, tail) = rest.split_at(i + "elapsed_ms".len());
         out.push_str(head);
-        let sep: String = tail.chars().take_while(|c| !c.is_ascii_digit()).take(3).collect();
+        let sep: String = tail
+            .chars()
+            .take_while(|c| !c.is_ascii_digit())
+            .take(3)
+            .collect();
         let after_sep = &tail[sep.len()..];
         let digits = after_sep.chars().take_while(char::is_ascii_digit).count();
         out.push_str(&sep);
@@ -49,7 +57,10 @@ fn zero_elapsed_text(s: &str) -> String {
 
 async fn listed_tools(mcp: &Mcp) -> Vec<Value> {
     let r = mcp.request("tools/list", json!({})).await;
-    r.body["result"]["tools"].as_array().cloned().unwrap_or_default()
+    r.body["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn resource_uris(mcp: &Mcp) -> Vec<String> {
@@ -78,8 +89,14 @@ async fn the_view_changes_no_tool_result_and_switches_off_whole() {
 
     // The same results, to the byte, with and without the view.
     let calls = [
-        ("execute_query", json!({"query": "SELECT number, toString(number) AS s FROM system.numbers LIMIT 3"})),
-        ("execute_query", json!({"query": "SELECT no_such_column FROM system.one"})),
+        (
+            "execute_query",
+            json!({"query": "SELECT number, toString(number) AS s FROM system.numbers LIMIT 3"}),
+        ),
+        (
+            "execute_query",
+            json!({"query": "SELECT no_such_column FROM system.one"}),
+        ),
         ("analytics_daily", json!({})),
         ("list_databases", json!({})),
     ];
@@ -99,7 +116,10 @@ async fn the_view_changes_no_tool_result_and_switches_off_whole() {
     };
     let (tools_on, tools_off) = (listed_tools(&on).await, listed_tools(&off).await);
     assert_eq!(linked(&tools_on), ["execute_query", "analytics_daily"]);
-    assert!(tools_off.iter().all(|t| t.get("_meta").is_none()), "{tools_off:?}");
+    assert!(
+        tools_off.iter().all(|t| t.get("_meta").is_none()),
+        "{tools_off:?}"
+    );
     // Apart from the links, the tool lists are the same.
     let strip = |tools: &[Value]| -> Vec<Value> {
         tools
@@ -121,14 +141,23 @@ async fn the_view_changes_no_tool_result_and_switches_off_whole() {
     let read = on.request("resources/read", json!({"uri": VIEW})).await;
     let item = &read.body["result"]["contents"][0];
     assert_eq!(item["mimeType"], "text/html;profile=mcp-app");
-    assert!(item["text"].as_str().unwrap_or_default().starts_with("<!doctype html>"));
+    assert!(item["text"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("<!doctype html>"));
     let read = off.request("resources/read", json!({"uri": VIEW})).await;
     assert!(read.body.get("error").is_some(), "{}", read.body);
 }
 
 #[test]
 fn elapsed_is_zeroed_in_json_and_text() {
-    assert_eq!(zero_elapsed_text(r#"{"elapsed_ms":12,"x":3}"#), r#"{"elapsed_ms":0,"x":3}"#);
-    assert_eq!(zero_elapsed_text("elapsed_ms=7 rows=2"), "elapsed_ms=0 rows=2");
+    assert_eq!(
+        zero_elapsed_text(r#"{"elapsed_ms":12,"x":3}"#),
+        r#"{"elapsed_ms":0,"x":3}"#
+    );
+    assert_eq!(
+        zero_elapsed_text("elapsed_ms=7 rows=2"),
+        "elapsed_ms=0 rows=2"
+    );
     assert_eq!(zero_elapsed_text("no timing"), "no timing");
 }

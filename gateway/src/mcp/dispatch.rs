@@ -18,8 +18,8 @@ use crate::telemetry::trace::{self, CallFacts, SpanKind};
 use crate::telemetry::Metrics;
 use crate::tools::listing::describe;
 use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
-use crate::tools::result_view;
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
+use crate::tools::result_view;
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
 /// A JSON-RPC error answer.

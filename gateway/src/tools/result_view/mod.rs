@@ -79,8 +79,8 @@ mod tests {
     use super::*;
     use crate::tools::dynamic::{InsertTool, ViewTool};
     use crate::tools::fleet::{fleet_catalog, FleetCluster};
-    use crate::tools::Catalog;
     use crate::tools::schema::{input_schema, static_entries};
+    use crate::tools::Catalog;
 
     fn entries(c: &Config) -> Vec<Entry> {
         let mut e = static_entries(c);
@@ -134,7 +134,12 @@ mod tests {
         let linked: Vec<&str> = fleet
             .entries()
             .iter()
-            .filter(|e| e.tool.meta.as_ref().is_some_and(|m| m.0["ui"]["resourceUri"] == URI))
+            .filter(|e| {
+                e.tool
+                    .meta
+                    .as_ref()
+                    .is_some_and(|m| m.0["ui"]["resourceUri"] == URI)
+            })
             .map(|e| e.tool.name.as_ref())
             .collect();
         assert_eq!(linked, ["execute_query", "a__db_v"]);
@@ -153,12 +158,20 @@ mod tests {
     fn the_view_is_listed_and_readable_with_no_network_origin() {
         let c = Config::default();
         let l = listed(&c).unwrap();
-        assert_eq!((l["uri"].as_str(), l["mimeType"].as_str()), (Some(URI), Some(MIME_TYPE)));
+        assert_eq!(
+            (l["uri"].as_str(), l["mimeType"].as_str()),
+            (Some(URI), Some(MIME_TYPE))
+        );
         let r = read(&c, URI).unwrap();
         let item = &r["contents"][0];
         assert_eq!(item["mimeType"], MIME_TYPE);
         assert_eq!(item["text"], HTML);
-        for k in ["connectDomains", "resourceDomains", "frameDomains", "baseUriDomains"] {
+        for k in [
+            "connectDomains",
+            "resourceDomains",
+            "frameDomains",
+            "baseUriDomains",
+        ] {
             assert_eq!(item["_meta"]["ui"]["csp"][k], json!([]), "{k}");
         }
         assert_eq!(read(&c, "ui://chmcp/other"), None);
@@ -166,11 +179,28 @@ mod tests {
 
     #[test]
     fn the_document_is_self_contained_and_within_its_budget() {
-        assert!(HTML.len() <= SIZE_BUDGET, "{} bytes > {SIZE_BUDGET}", HTML.len());
+        assert!(
+            HTML.len() <= SIZE_BUDGET,
+            "{} bytes > {SIZE_BUDGET}",
+            HTML.len()
+        );
         let lower = HTML.to_ascii_lowercase();
         // No external script, style, image, font or frame: nothing for a host CSP to allow.
-        for needle in ["src=\"http", "href=\"http", "url(http", "@import", "<iframe", "fetch(", "xmlhttprequest", "websocket", "<link"] {
-            assert!(!lower.contains(needle), "the view must not reference {needle}");
+        for needle in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "<iframe",
+            "fetch(",
+            "xmlhttprequest",
+            "websocket",
+            "<link",
+        ] {
+            assert!(
+                !lower.contains(needle),
+                "the view must not reference {needle}"
+            );
         }
     }
 }
