@@ -16,7 +16,7 @@ use super::crypto::{sha256_b64, Kind};
 use super::error::{error_page, invalid_client, invalid_request, ErrorCode, OAuthError};
 use super::{consent, now, upstream, BrokerState, Step};
 
-/// oauth.md: the upstream `state` lives 10 minutes (time to sign in at the IdP).
+/// docs/spec-notes.md, "Broker mode": the upstream `state` lives 10 minutes (time to sign in at the IdP).
 pub const STATE_TTL_SECS: u64 = 600;
 /// A client's own `state` is opaque to us but travels inside sealed artifacts.
 pub const MAX_CLIENT_STATE_LEN: usize = 1024;
@@ -196,7 +196,7 @@ pub fn is_trusted_redirect(trusted_hosts: &[String], redirect_uri: &str) -> bool
     !host.is_empty() && trusted_hosts.contains(&host)
 }
 
-/// A refusal found before the person consented (oauth.md, `/oauth/authorize`; RFC 9700
+/// A refusal found before the person consented (docs/spec-notes.md, "Broker mode"; RFC 9700
 /// §4.11.2): anyone can register any redirect URI, so an automatic error redirect would
 /// make the gateway an open redirector. Only a trusted redirect host is told by
 /// redirect; everything else becomes a page the person sees.

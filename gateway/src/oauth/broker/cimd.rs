@@ -1,6 +1,6 @@
 //! Client ID Metadata Documents: a `client_id` that is an https URL names a JSON document
 //! describing the client. Fetching a URL a stranger chose is a server-side request
-//! forgery risk, so the rules of oauth.md apply: https on port 443 only, no userinfo,
+//! forgery risk, so the rules of docs/spec-notes.md ("Broker mode") apply: https on port 443 only, no userinfo,
 //! query or fragment; the resolved address must be public, checked after DNS and then
 //! pinned for the connection (no second lookup an attacker could rebind); no redirects,
 //! no proxy, 3 s, 5 KiB, JSON only; the document must name its own URL as `client_id`.
@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::client::{AuthMethod, Client, ClientSource};
 use super::register::validate_metadata;
 
-/// oauth.md: 3 s timeout, 5 KiB body, cached at most 1 h, failures briefly.
+/// docs/spec-notes.md, "Broker mode": 3 s timeout, 5 KiB body, cached at most 1 h, failures briefly.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);

@@ -146,7 +146,7 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn origin_allowed(headers: &HeaderMap, issuer: &str) -> bool {
     let mine = crate::net::OriginPolicy::new(&[], [issuer], false);
     !matches!(
-        mine.check(crate::mcp::http::origin_values(headers)),
+        mine.check(crate::net::origin_values(headers)),
         crate::net::OriginVerdict::Denied(_)
     )
 }

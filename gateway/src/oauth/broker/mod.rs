@@ -1,4 +1,4 @@
-//! Broker mode (oauth.md): the gateway is the OAuth 2.1 authorization server MCP clients
+//! Broker mode (docs/spec-notes.md, "Broker mode"): the gateway is the OAuth 2.1 authorization server MCP clients
 //! see, and an OAuth client of one upstream OIDC IdP (Google, Auth0, Keycloak, Entra...).
 //!
 //! Stateless by design: everything a later step needs travels sealed (crypto.rs) inside
@@ -42,7 +42,7 @@ use crate::telemetry::Metrics;
 use crypto::Sealer;
 use error::{ErrorCode, OAuthError};
 
-/// The `chmcp_oauth_requests_total` family (gateway.md).
+/// The `chmcp_oauth_requests_total` family (docs/spec-notes.md, "Health, metrics, logs").
 pub type OAuthRequests = Family<Vec<(&'static str, String)>, Counter>;
 /// Whether an RFC 8707 `resource` names something this gateway serves.
 pub type Serves = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -340,7 +340,7 @@ async fn register_handler(State(b): State<Arc<BrokerState>>, body: Bytes) -> Res
         }
     };
     b.count(Step::Register, "ok");
-    tracing::info!(client = %crate::identity::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
+    tracing::info!(client = %crate::fingerprint::token_fingerprint(&id), name = reg.client_name.as_deref().unwrap_or(""), method = reg.auth_method.as_str(), "client registered");
     let mut r = json_response(
         StatusCode::CREATED,
         &register::registration_response(&id, secret.as_deref(), &reg),

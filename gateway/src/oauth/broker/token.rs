@@ -224,7 +224,7 @@ fn upstream_payload(token: &str) -> Option<UnverifiedPayload> {
     UnverifiedPayload::decode(token).ok()
 }
 
-/// Which upstream token the client gets, and for how long (oauth.md, `upstream_token`).
+/// Which upstream token the client gets, and for how long (docs/spec-notes.md, "Broker mode": `upstream_token`).
 pub fn pick_token(
     mode: UpstreamToken,
     t: &UpstreamTokens,

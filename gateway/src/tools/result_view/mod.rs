@@ -2,7 +2,8 @@
 //! document embedded in the binary that hosts with MCP Apps render beside a row result
 //! (a sortable table and a chart picked from the result's shape). Tools link to it by
 //! `_meta.ui.resourceUri`; hosts without MCP Apps ignore the link and see exactly the
-//! text result. `server.result_view: false` removes both the links and the resource.
+//! text result. `server.result_view: false` removes both the links and the resource
+//! (docs/spec-notes.md, "Result view").
 
 use rmcp::model::MetaObject;
 use serde_json::{json, Map, Value};
