@@ -230,6 +230,8 @@ await check("a capped result shows the truncation notice", async () => {
   assert.match(notice, new RegExp(`first ${r.row_count} rows`));
   assert.match(notice, /max_result_rows/);
   assert.equal(await f.$$eval("tbody tr", (t) => t.length), r.row_count);
+  // id, user, at: the one number is an identifier, so the table stays alone.
+  assert.match(await f.$eval("#no-chart", (n) => n.textContent), /identifiers \(id\)/);
   await shot(page, SUITE, "capped-light-wide");
 });
 
