@@ -1,11 +1,13 @@
 //! The result view (MCP Apps, `ui://chmcp/result`) against a real ClickHouse (Debian's
 //! 18.16): hosts without MCP Apps get exactly the tool results they got before (the view
 //! changes no result, only adds `_meta` links and one resource), and
-//! `server.result_view: false` removes the links and the resource.
+//! `server.result_view: false` removes the links and the resource. The fleet connector
+//! (one 18.16 as cluster `a`, OAuth with the real test IdP) links, lists and reads it too.
 
-use chmcp_tests::clickhouse::ClickHouse;
-use chmcp_tests::gateway::{config, Gateway};
-use chmcp_tests::mcp::Mcp;
+use chmcp_tests::clickhouse::{ClickHouse, Users};
+use chmcp_tests::gateway::{config, resource_server, Gateway};
+use chmcp_tests::idp::{clients, Idp};
+use chmcp_tests::mcp::{structured, Mcp};
 use serde_json::{json, Value};
 
 const VIEW: &str = "ui://chmcp/result";
@@ -147,6 +149,53 @@ async fn the_view_changes_no_tool_result_and_switches_off_whole() {
         .starts_with("<!doctype html>"));
     let read = off.request("resources/read", json!({"uri": VIEW})).await;
     assert!(read.body.get("error").is_some(), "{}", read.body);
+}
+
+#[tokio::test]
+async fn the_fleet_connector_links_lists_and_reads_the_view() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let token = idp
+        .token(clients::ALICE, "mcp:read", &idp.audience)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // 18.16 has no token processors: alice's password is her JWT (the Basic path).
+    let ch = ClickHouse::start_with(Users {
+        xml: format!("<alice><password>{token}</password><networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></alice>"),
+    });
+    ch.query("CREATE VIEW default.recent AS SELECT 1 AS n");
+    let server = resource_server(
+        &idp.issuer,
+        &idp.audience,
+        "  tools:\n    - {type: read, view_regexp: 'default\\..*'}\n",
+    );
+    let gw = Gateway::start(&format!(
+        "clickhouse:\n  host: 127.0.0.1\n{server}multicluster:\n  enabled: true\n  fleet_endpoint: true\n  cluster_allowlist: [a]\n  clusters:\n    a: {{port: {}}}\n",
+        ch.http_port
+    ));
+    let mcp = Mcp::with_bearer(gw.mcp_url(), token);
+
+    let linked: Vec<String> = listed_tools(&mcp)
+        .await
+        .iter()
+        .filter(|t| t["_meta"]["ui"]["resourceUri"] == VIEW)
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(linked, ["execute_query", "a__default_recent"]);
+    assert_eq!(resource_uris(&mcp).await, [VIEW]);
+    let read = mcp.request("resources/read", json!({"uri": VIEW})).await;
+    assert_eq!(
+        read.body["result"]["contents"][0]["mimeType"], "text/html;profile=mcp-app",
+        "{}",
+        read.body
+    );
+    // The view's footer names the cluster from the structured result.
+    let r = mcp
+        .call(
+            "execute_query",
+            json!({"cluster": "a", "query": "SELECT 1 AS n"}),
+        )
+        .await;
+    assert_eq!(structured(&r)["cluster"], "a");
 }
 
 #[test]
