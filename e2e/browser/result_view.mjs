@@ -97,10 +97,10 @@ function viewFrame() {
   assert.ok(f, "the view's iframe is there");
   return f;
 }
-async function mount(result, query, { theme = "light", width = 760, toolName = "execute_query" } = {}) {
+async function mount(result, query, { theme = "light", width = 760, toolName = "execute_query", styles } = {}) {
   await page.evaluate((a) => window.mount(a), {
     html: viewHtml, permissions: read.contents[0]._meta.ui.permissions, theme, width, toolName,
-    input: query === null ? {} : { query }, result,
+    input: query === null ? {} : { query }, result, styles,
   });
   const f = viewFrame();
   await f.waitForFunction(() => document.getElementById("waiting").hidden);
@@ -220,6 +220,17 @@ await check("dark theme, narrow: colors follow the host and the chart fits", asy
   // A theme switch while the view is open.
   await page.evaluate(() => window.setTheme("light"));
   await f.waitForFunction(() => document.documentElement.dataset.theme === "light");
+});
+
+await check("the host's style variables take over the view's own colors and fonts", async () => {
+  const f = await mount(results.bars, Q.bars, {
+    styles: { variables: { "--color-background-primary": "#102030", "--font-sans": "serif" } },
+  });
+  const look = await f.evaluate(() => ({
+    bg: getComputedStyle(document.body).backgroundColor,
+    font: getComputedStyle(document.body).fontFamily,
+  }));
+  assert.deepEqual(look, { bg: "rgb(16, 32, 48)", font: "serif" });
 });
 
 await check("a capped result shows the truncation notice", async () => {
