@@ -271,6 +271,11 @@ pub struct OAuthConfig {
     pub trusted_redirect_hosts: Vec<String>,
     /// Development only: allow Client ID Metadata Documents over http on loopback.
     pub dev_allow_insecure_client_metadata: bool,
+    /// Broker: the name the sign-in pages show for this gateway (default: its host).
+    pub display_name: String,
+    /// Broker: a refresh token stops working this long after the sign-in it came from,
+    /// however often it is used (never extended by use).
+    pub refresh_token_max_age: HumanDuration,
 }
 
 impl Default for OAuthConfig {
@@ -302,6 +307,8 @@ impl Default for OAuthConfig {
             token_mode: TokenMode::Sealed,
             trusted_redirect_hosts: Vec::new(),
             dev_allow_insecure_client_metadata: false,
+            display_name: String::new(),
+            refresh_token_max_age: HumanDuration::from_secs(30 * 86_400),
         }
     }
 }

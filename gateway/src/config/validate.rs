@@ -383,6 +383,17 @@ fn check_oauth(o: &OAuthConfig, f: &mut Findings) {
              forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
         ));
     }
+    if o.broker {
+        check_range(
+            f,
+            "server.oauth.refresh_token_max_age",
+            o.refresh_token_max_age.get(),
+            (
+                Duration::from_secs(3_600),
+                Duration::from_secs(366 * 86_400),
+            ),
+        );
+    }
     if o.dev_allow_insecure_client_metadata {
         f.warn(Warning::new(
             "server.oauth.dev_allow_insecure_client_metadata",
