@@ -255,6 +255,15 @@ await check("the footer shows the query; an error result shows the server's mess
   assert.match(text, /no_such_column/);
 });
 
+await check("a fleet result names its cluster in the footer", async () => {
+  // The fleet connector adds `cluster` to the structured result (tests/result_view.rs
+  // checks that on a real fleet); here a real 18.16 result carries it the same way.
+  const fleetResult = structuredClone(results.bars);
+  fleetResult.structuredContent.cluster = "analytics-eu";
+  const f = await mount(fleetResult, Q.bars);
+  assert.equal(await f.$eval("#cluster", (c) => c.textContent), "cluster: analytics-eu");
+});
+
 await check("hostile cells and column names are shown as text, never as markup", async () => {
   const r = sc(results.hostile);
   assert.ok(r, JSON.stringify(results.hostile).slice(0, 300));
