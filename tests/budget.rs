@@ -35,6 +35,15 @@ fn clickhouse_with_events() -> ClickHouse {
     ch
 }
 
+/// A tool error whose text says every one of `needles`.
+fn refusal_says(r: &Value, needles: &[&str]) {
+    assert_eq!(r["isError"], json!(true), "{r}");
+    let text = text_of(r);
+    for needle in needles {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
 async fn refusals(gw: &Gateway, stage: &str) -> u64 {
     Metrics::scrape(&gw.base()).await.count(
         "chmcp_query_budget_refusals_total",
@@ -67,18 +76,17 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
     let r = m
         .query("SELECT count() FROM budget.events WHERE v LIKE '%99%'")
         .await;
-    assert_eq!(r["isError"], json!(true), "{r}");
-    let text = text_of(&r);
-    for needle in [
-        "scan budget",
-        "100k rows (query_budget.max_rows_to_read)",
-        "budget.events on its sorting key (user_id)",
-        "SAMPLE 0.1",
-        "LIMIT alone does not reduce",
-        "Limit for rows to read exceeded",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
-    }
+    refusal_says(
+        &r,
+        &[
+            "scan budget",
+            "100k rows (query_budget.max_rows_to_read)",
+            "budget.events on its sorting key (user_id)",
+            "SAMPLE 0.1",
+            "LIMIT alone does not reduce",
+            "Limit for rows to read exceeded",
+        ],
+    );
     assert_eq!(refusals(&gw, "running").await, 1);
     assert_eq!(refusals(&gw, "estimate").await, 0);
 
@@ -116,17 +124,16 @@ async fn modern_double_refuses_on_the_estimate_before_anything_runs() {
     let m = Mcp::new(gw.mcp_url());
     let sql = "SELECT count() FROM events WHERE v LIKE '%99%'";
     let r = m.query(sql).await;
-    assert_eq!(r["isError"], json!(true), "{r}");
-    let text = text_of(&r);
-    for needle in [
-        "Refused before running",
-        "default.events: 200k rows, 1 part",
-        "20k rows (query_budget.max_rows_to_read)",
-        "Nothing ran",
-        "sorting key (user_id)",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
-    }
+    refusal_says(
+        &r,
+        &[
+            "Refused before running",
+            "default.events: 200k rows, 1 part",
+            "20k rows (query_budget.max_rows_to_read)",
+            "Nothing ran",
+            "sorting key (user_id)",
+        ],
+    );
     let log = double.log().await;
     let ran = |q: &Value| q["ran"] == json!(true);
     assert!(
