@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
+use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, Lookup, StaticReason};
 use crate::app::Runtime;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
@@ -108,7 +108,10 @@ pub enum Reach {
     Denied,
     /// Discovery failed for another reason (down, timeout, 5xx): never cached.
     Unreachable,
-    /// Not known: no discovery is configured, or every discovery slot was busy.
+    /// Not known yet: no discovery slot came free within the queue budget. Said, not
+    /// dropped: the next listing (or `list_clusters`) queues for it again.
+    Pending,
+    /// Not known: no discovery is configured.
     Unknown,
 }
 
@@ -118,6 +121,7 @@ impl Reach {
             Reach::Ok => "ok",
             Reach::Denied => "denied",
             Reach::Unreachable => "unreachable",
+            Reach::Pending => "pending",
             Reach::Unknown => "unknown",
         }
     }
@@ -141,12 +145,33 @@ pub async fn catalog_and_reach(
     system_columns: &SystemColumns,
     creds: &RequestCredentials<'_>,
 ) -> (Arc<Catalog>, Reach) {
+    let budget = cache.config().queue_budget;
+    catalog_within(cache, rt, system_columns, creds, budget).await
+}
+
+/// The caller's catalog for the cluster `creds` names, waiting at most `queue_budget`
+/// for a slot in the fair discovery queue (per caller, per server): a cached catalog at
+/// once, a discovered one, or the static tools with [`Reach::Pending`] when the budget
+/// ran out first, so the caller can name the cluster as pending. `Duration::ZERO` asks
+/// "cached or free slot now"; the discovery, once started, runs to its own budget.
+pub async fn catalog_within(
+    cache: &CatalogCache<Catalog>,
+    rt: &Runtime,
+    system_columns: &SystemColumns,
+    creds: &RequestCredentials<'_>,
+    queue_budget: Duration,
+) -> (Arc<Catalog>, Reach) {
     if !rt.tool_rules.need_discovery() {
         return (rt.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
+    let server = id.endpoint.key();
+    let wait = Lookup {
+        server: &server,
+        queue_budget,
+    };
     let outcome = cache
-        .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
+        .lookup_within(&id.catalog_key, wait, id.expires, SystemTime::now(), || async {
             let c = creds.get().await.map_err(|e| DiscoveryError {
                 auth_class: e.is_auth_class(),
                 message: e.to_string(),
@@ -179,7 +204,7 @@ pub async fn catalog_and_reach(
         CatalogOutcome::StaticOnly { reason } => (
             rt.static_catalog.clone(),
             match reason {
-                StaticReason::Saturated => Reach::Unknown,
+                StaticReason::Pending => Reach::Pending,
                 StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,
             },
         ),
