@@ -195,7 +195,11 @@ mod tests {
         // Server x is at its width: a third discovery on it waits.
         let blocked = tokio::time::timeout(Duration::from_millis(20), a.admit(caller(3), "x:1"));
         assert!(blocked.await.is_err(), "server lane must cap at 2");
-        assert_eq!(a.waiting(), 0, "a request that stopped waiting is not counted");
+        assert_eq!(
+            a.waiting(),
+            0,
+            "a request that stopped waiting is not counted"
+        );
         let s3 = a.admit(caller(3), "y:1").await.expect("other server");
         let s4 = a.admit(caller(4), "z:1").await.expect("other server");
         assert_eq!(a.running(), 4);
@@ -204,10 +208,8 @@ mod tests {
         drop((s1, s2, s3, s4));
         assert_eq!(a.running(), 0);
         // One caller: at most 3 at once, even on idle servers.
-        let mine: Vec<_> = futures::future::join_all(
-            ["p:1", "q:1", "r:1"].map(|s| a.admit(caller(9), s)),
-        )
-        .await;
+        let mine: Vec<_> =
+            futures::future::join_all(["p:1", "q:1", "r:1"].map(|s| a.admit(caller(9), s))).await;
         let blocked = tokio::time::timeout(Duration::from_millis(20), a.admit(caller(9), "s:1"));
         assert!(blocked.await.is_err(), "caller lane must cap at 3");
         drop(mine);

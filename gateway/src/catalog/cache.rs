@@ -27,14 +27,20 @@ use crate::telemetry::Metrics;
 /// Fill ratio from which every insert evicts one denied entry, so denials (cheap to
 /// recompute, and what an attacker can mass-produce) cannot crowd out real catalogs.
 pub const EVICT_FROM_FILL: f64 = 0.70;
-/// Longest a discovery may take once it has its slot.
+/// Longest a discovery may take once it has its slot (less when the answer's deadline
+/// is nearer, never less than [`MIN_DISCOVERY_TIME`]).
 pub const DISCOVERY_BUDGET: Duration = Duration::from_secs(3);
+/// The longest a cold answer waits for a catalog, queue and discovery together: the
+/// storm's target, far inside the 60 s the official SDKs give a request.
+pub const ANSWER_BUDGET: Duration = Duration::from_secs(5);
+/// What a discovery that waited in the queue is still given: a healthy server answers
+/// the two or three system-table queries in tens of milliseconds.
+pub const MIN_DISCOVERY_TIME: Duration = Duration::from_secs(1);
 /// Longest a lookup waits in the fair queue for a slot before its answer says the
-/// catalog is pending. With [`DISCOVERY_BUDGET`] it bounds a cold answer at 5 s: the
-/// storm's target, far inside the 60 s that the official SDKs give a request, and long
-/// enough for 16 slots × 2 s ÷ ~30 ms = ~1,000 discoveries on a healthy server, which
-/// is 50 clusters for 20 callers arriving in the same instant.
-pub const QUEUE_BUDGET: Duration = Duration::from_secs(2);
+/// catalog is pending: [`ANSWER_BUDGET`] less [`MIN_DISCOVERY_TIME`]. At ~30 ms a
+/// discovery, 16 slots drain ~2,000 discoveries in 4 s: 50 clusters for 40 callers
+/// arriving in the same instant.
+pub const QUEUE_BUDGET: Duration = Duration::from_secs(4);
 /// How often the owner must call [`CatalogCache::sweep`]: expired entries hold memory.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// At most one saturation warning per this period: under a burst every request saturates.
@@ -580,8 +586,9 @@ impl<T> CatalogCache<T> {
         Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
     {
         let queue_deadline = tokio::time::Instant::now() + wait.queue_budget;
-        // A request waiting on another's discovery waits as long as a leader could.
-        let wait_deadline = queue_deadline + self.cfg.discovery_budget;
+        // The answer goes out by then, catalog or "pending" (waiting on another request's
+        // discovery included).
+        let answer_deadline = queue_deadline + MIN_DISCOVERY_TIME;
         let mut counted_miss = false;
         loop {
             match self.decide(key, now, &mut counted_miss) {
@@ -606,15 +613,18 @@ impl<T> CatalogCache<T> {
                         drop(tx);
                         return self.pending(key, now);
                     };
+                    let left =
+                        answer_deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let budget = self.cfg.discovery_budget.min(left.max(MIN_DISCOVERY_TIME));
                     let outcome = self
-                        .lead(key, token_exp, now, discover, tx, &mut abandon)
+                        .lead(key, token_exp, now, (discover, budget), tx, &mut abandon)
                         .await;
                     drop(slot);
                     return outcome;
                 }
                 Step::Wait(mut rx) => {
                     let settled =
-                        tokio::time::timeout_at(wait_deadline, rx.wait_for(Option::is_some))
+                        tokio::time::timeout_at(answer_deadline, rx.wait_for(Option::is_some))
                             .await;
                     match settled {
                         Ok(Ok(v)) => {
@@ -691,7 +701,7 @@ impl<T> CatalogCache<T> {
         key: &CatalogKey,
         token_exp: Option<SystemTime>,
         now: SystemTime,
-        discover: F,
+        (discover, budget): (F, Duration),
         tx: watch::Sender<Option<Settled<T>>>,
         abandon: &mut AbandonGuard<'_, T>,
     ) -> CatalogOutcome<T>
@@ -700,7 +710,7 @@ impl<T> CatalogCache<T> {
         Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
     {
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(self.cfg.discovery_budget, discover()).await;
+        let result = tokio::time::timeout(budget, discover()).await;
         self.counters.observe_discovery(&result, started.elapsed());
         // Logged before taking the lock: an outage makes every miss a failure.
         self.log_failure(key, &result);
@@ -1528,7 +1538,13 @@ mod tests {
             tasks.spawn(async move {
                 let server = format!("server-{}", i % 4);
                 cache
-                    .lookup_within(&key(&format!("cold-{i}")), on(&server), None, t0(), discover)
+                    .lookup_within(
+                        &key(&format!("cold-{i}")),
+                        on(&server),
+                        None,
+                        t0(),
+                        discover,
+                    )
                     .await
             });
         }
@@ -1552,7 +1568,12 @@ mod tests {
         assert_eq!(discovered, 100);
         let s = cache.stats();
         assert_eq!(
-            (s.saturations, s.entries, s.discoveries_in_flight, s.discoveries_queued),
+            (
+                s.saturations,
+                s.entries,
+                s.discoveries_in_flight,
+                s.discoveries_queued
+            ),
             (0, 100, 0, 0)
         );
     }
@@ -1606,7 +1627,9 @@ mod tests {
             tasks.spawn(async move {
                 let k = CatalogKey::new("big-fleet-caller", &format!("c{i}"));
                 let server = format!("server-{}", i % 8);
-                cache.lookup_within(&k, on(&server), None, t0(), discover).await
+                cache
+                    .lookup_within(&k, on(&server), None, t0(), discover)
+                    .await
             });
         }
         while cache.stats().misses < 40 {
@@ -1631,7 +1654,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn past_the_queue_budget_the_answer_is_pending_counted_and_not_cached() {
-        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        // The slot holders never finish: they end only at their answers' deadline (5 s).
+        let cache = Arc::new(CatalogCache::<Tools>::new(CacheConfig {
+            discovery_budget: Duration::from_secs(60),
+            ..cfg(1000)
+        }));
         let mut holders = tokio::task::JoinSet::new();
         for i in 0..MAX_DISCOVERIES_PER_SERVER {
             let cache = cache.clone();
@@ -1672,6 +1699,47 @@ mod tests {
             .await;
         assert!(matches!(o, CatalogOutcome::Discovered(_)));
         assert!(cache.cached(&key("queued"), t0()).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_discovery_that_queued_long_is_cut_at_the_answer_deadline() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        let mut holders = tokio::task::JoinSet::new();
+        for i in 0..MAX_DISCOVERIES_PER_SERVER {
+            let cache = cache.clone();
+            holders.spawn(async move {
+                let slow = || async {
+                    tokio::time::sleep(Duration::from_millis(3500)).await;
+                    Ok(tools(&["x"]))
+                };
+                cache
+                    .lookup_within(&key(&format!("h{i}")), on("s"), None, t0(), slow)
+                    .await
+            });
+        }
+        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
+            tokio::task::yield_now().await;
+        }
+        let started = tokio::time::Instant::now();
+        let wait = Lookup {
+            server: "s",
+            queue_budget: QUEUE_BUDGET,
+        };
+        let o = cache
+            .lookup_within(&key("late"), wait, None, t0(), pending)
+            .await;
+        assert!(
+            matches!(
+                o,
+                CatalogOutcome::StaticOnly {
+                    reason: StaticReason::Timeout
+                }
+            ),
+            "{o:?}"
+        );
+        // 3.5 s in the queue, then 1.5 s of discovery, not 3: the answer keeps its 5 s.
+        assert_eq!(started.elapsed(), ANSWER_BUDGET);
+        while holders.join_next().await.is_some() {}
     }
 
     #[tokio::test]

@@ -171,23 +171,29 @@ pub async fn catalog_within(
         queue_budget,
     };
     let outcome = cache
-        .lookup_within(&id.catalog_key, wait, id.expires, SystemTime::now(), || async {
-            let c = creds.get().await.map_err(|e| DiscoveryError {
-                auth_class: e.is_auth_class(),
-                message: e.to_string(),
-            })?;
-            let ctx = ToolContext::new(rt, system_columns, id, c);
-            let (catalog, warnings) =
-                trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
-                    .await
-                    .map_err(DiscoveryError::from)?;
-            // Warnings name ClickHouse objects: escaped fields, never the message.
-            for w in warnings {
-                tracing::warn!(warning = ?w, "tool discovery warning");
-            }
-            let hash = ContentHash::of(catalog.listed_json().as_bytes());
-            Ok((catalog, hash))
-        })
+        .lookup_within(
+            &id.catalog_key,
+            wait,
+            id.expires,
+            SystemTime::now(),
+            || async {
+                let c = creds.get().await.map_err(|e| DiscoveryError {
+                    auth_class: e.is_auth_class(),
+                    message: e.to_string(),
+                })?;
+                let ctx = ToolContext::new(rt, system_columns, id, c);
+                let (catalog, warnings) =
+                    trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
+                        .await
+                        .map_err(DiscoveryError::from)?;
+                // Warnings name ClickHouse objects: escaped fields, never the message.
+                for w in warnings {
+                    tracing::warn!(warning = ?w, "tool discovery warning");
+                }
+                let hash = ContentHash::of(catalog.listed_json().as_bytes());
+                Ok((catalog, hash))
+            },
+        )
         .await;
     trace::set(
         "chmcp.catalog",

@@ -16,7 +16,7 @@ pub use discover::{catalog_and_reach, catalog_for, catalog_within, discover_cata
 
 pub use cache::{
     positive_expiry, CacheConfig, CacheMetrics, CacheStats, CatalogCache, CatalogOutcome,
-    DiscoveryError, Lookup, StaticReason, DISCOVERY_BUDGET, EVICT_FROM_FILL, QUEUE_BUDGET,
-    SATURATION_WARN_EVERY, SWEEP_EVERY,
+    DiscoveryError, Lookup, StaticReason, ANSWER_BUDGET, DISCOVERY_BUDGET, EVICT_FROM_FILL,
+    MIN_DISCOVERY_TIME, QUEUE_BUDGET, SATURATION_WARN_EVERY, SWEEP_EVERY,
 };
 pub use key::{CatalogKey, ContentHash};

@@ -258,3 +258,22 @@ async fn list_clusters(
         .collect();
     structured(json!({"clusters": rows}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_with_pending_clusters_names_them_in_meta_and_asks_not_to_be_cached() {
+        for era in [Era::Initialize, Era::Stateless] {
+            let v: Value = serde_json::from_str(&pending_decoration(era, &["b", "c"]))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v["_meta"][PENDING_META], json!(["b", "c"]), "{v}");
+            assert!(v.get("ttlMs").is_none(), "{v}");
+        }
+        let complete: Value =
+            serde_json::from_str(&pending_decoration(Era::Stateless, &[])).unwrap_or_default();
+        assert!(complete.get("ttlMs").is_some(), "{complete}");
+        assert!(complete["_meta"].get(PENDING_META).is_none(), "{complete}");
+    }
+}

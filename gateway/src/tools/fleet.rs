@@ -294,7 +294,11 @@ mod tests {
         let describe = |pending: &[&str]| {
             let (fleet, _) = fleet_catalog(&statics, &clusters(), &[], pending);
             let e = fleet.get(LIST_CLUSTERS).expect("list_clusters");
-            e.tool.description.as_deref().unwrap_or_default().to_string()
+            e.tool
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .to_string()
         };
         assert!(!describe(&[]).contains("PENDING"));
         let d = describe(&["b"]);
