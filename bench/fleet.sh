@@ -12,7 +12,8 @@
 #   (default: the release build); BEFORE_GATEWAY=path also measures an older binary
 #   (e.g. main's) and puts its figures beside, as "before → after".
 #   BENCH_FLEET_SIZES (default "10 50 100"), BENCH_STORM_TOKENS (1000),
-#   BENCH_REPLICA_CALLERS (1000), BENCH_REPLICA_REQUESTS (5).
+#   BENCH_REPLICA_CALLERS (1000), BENCH_REPLICA_REQUESTS (5), BENCH_FLEET_PARTS (default
+#   "first storm replicas memory": which measurements to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -38,6 +39,8 @@ CALLERS=${BENCH_REPLICA_CALLERS:-1000}
 REQS=${BENCH_REPLICA_REQUESTS:-5}
 DELAY_MS=5
 PY=python3
+PARTS=" ${BENCH_FLEET_PARTS:-first storm replicas memory} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 row() { # LABEL VALUE TARGET
   printf '%s\t%s\t\t\ttext\t%s\n' "$1" "$2" "${3:-}" >>"$ROWS"
@@ -117,7 +120,7 @@ first_answer() { # BIN N -> "reached pending silent first_s second_reached per_c
   gateways_down
   echo "$(j "$WORK/first-$n.json" 'd["first"]["reached"]') $(j "$WORK/first-$n.json" 'd["first"]["pending"]') $(j "$WORK/first-$n.json" 'd["first"]["silently_missing"]') $(j "$WORK/first-$n.json" 'd["first_s"]') $(j "$WORK/first-$n.json" 'd["second"]["reached"]') $(awk "BEGIN{printf \"%.1f\", $q/$n}") $peak"
 }
-for n in $SIZES; do
+part first && for n in $SIZES; do
   first_answer "$AFTER" "$n" >"$WORK/res"; read -r r p s t r2 qpc peak <"$WORK/res"
   now="$r of $n clusters' views ($p named pending, $s silently missing) in $t s; 2nd answer: $r2 of $n; $qpc discovery queries per cluster for the caller; peak $peak discovery queries at once on one server"
   if [ -n "$BEFORE" ]; then
@@ -140,6 +143,7 @@ storm() { # BIN -> "answered full full5 seconds queries/s peak"
   local secs; secs=$(j "$WORK/storm.json" 'd["seconds"]')
   echo "$(j "$WORK/storm.json" 'd["answered"]') $(j "$WORK/storm.json" 'd["outcomes"].get("full", 0)') $(j "$WORK/storm.json" 'd.get("full_within_5s", 0)') $secs $(awk "BEGIN{printf \"%.0f\", $q/($secs>0?$secs:1)}") $peak $(j "$WORK/storm.json" 'd["max_ms"]')"
 }
+if part storm; then
 storm "$AFTER" >"$WORK/res"; read -r a f f5 secs qps peak maxms <"$WORK/res"
 now="answered $a of $STORM; full within 5 s: $f5 ($(awk "BEGIN{printf \"%.1f\", 100*$f5/$STORM}") %), full in all $f; last answer $maxms ms; $qps discovery queries/s, peak $peak at once on one server"
 if [ -n "$BEFORE" ]; then
@@ -147,6 +151,7 @@ if [ -n "$BEFORE" ]; then
   now="before: full within 5 s $bf5 ($(awk "BEGIN{printf \"%.1f\", 100*$bf5/$STORM}") %), peak $bpeak at once → after: $now"
 fi
 row "¹ cold storm: $STORM distinct callers at once on /mcp/a + /mcp/b" "$now" "every request answered; ≥ 50 % full within 5 s"
+fi
 
 # --- 3 replicas × CALLERS callers × REQS listings, fleet of a + b ------------------------
 replicas() { # MODE -> "hit_rate discoveries_per_caller_cluster failed"
@@ -168,9 +173,11 @@ replicas() { # MODE -> "hit_rate discoveries_per_caller_cluster failed"
   gateways_down
   echo "$(awk "BEGIN{printf \"%.1f\", 100*$hits/($hits+$misses)}") $(awk "BEGIN{printf \"%.2f\", $disc/($CALLERS*2)}") $disc $(j "$WORK/rep-$mode.json" 'sum(v for k, v in d["outcomes"].items() if k.startswith("failed"))')"
 }
+if part replicas; then
 replicas spread >"$WORK/res"; read -r sh sd sdt sf <"$WORK/res"
 replicas affinity >"$WORK/res"; read -r ah ad adt af <"$WORK/res"
 row "¹ 3 replicas × $CALLERS callers × $REQS fleet listings (a + b): cache hit rate / discoveries per (caller × cluster)" "spread (no affinity): $sh % / $sd ($sdt discoveries, $sf failed) → hash on Authorization: $ah % / $ad ($adt, $af failed)" "affinity: 1 discovery per (caller × cluster)"
+fi
 
 # --- memory per (caller × cluster) entry, 1,000 distinct catalogs -------------------------
 memory() { # BIN -> "per_entry_bytes entries distinct"
@@ -186,6 +193,7 @@ memory() { # BIN -> "per_entry_bytes entries distinct"
   gateways_down
   echo "$(( (full - idle) * 1024 / 1000 )) $($PY -c 'import json,sys; c=json.loads(sys.argv[1])["catalog_cache"]; print(c["entries"], c["distinct_catalogs"])' "$h")"
 }
+if part memory; then
 memory "$AFTER" >"$WORK/res"; read -r per entries distinct <"$WORK/res"
 now="$per bytes per entry (RSS growth ÷ 1,000; $entries entries, $distinct distinct catalogs of 18 tools)"
 if [ -n "$BEFORE" ]; then
@@ -193,6 +201,7 @@ if [ -n "$BEFORE" ]; then
   now="before: $bper bytes → after: $now"
 fi
 row "¹ memory per (caller × cluster) entry, 1,000 distinct catalogs" "$now" ""
+fi
 
 doubles_down
 cat "$MD"

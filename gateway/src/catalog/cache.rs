@@ -423,14 +423,13 @@ impl<T> State<T> {
         true
     }
 
-    /// The shared `Arc` for this content, creating it on first sight.
-    fn intern(&mut self, catalog: T, hash: ContentHash) -> Arc<T> {
+    /// The shared `Arc` for this content: the one already alive, else this one.
+    fn intern(&mut self, catalog: Arc<T>, hash: ContentHash) -> Arc<T> {
         if let Some(existing) = self.interned.get(&hash).and_then(Weak::upgrade) {
             return existing;
         }
-        let shared = Arc::new(catalog);
-        self.interned.insert(hash, Arc::downgrade(&shared));
-        shared
+        self.interned.insert(hash, Arc::downgrade(&catalog));
+        catalog
     }
 
     /// Whether to log a saturation warning now; returns how many were held back since
@@ -559,7 +558,7 @@ impl<T> CatalogCache<T> {
     ) -> CatalogOutcome<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
     {
         let wait = Lookup {
             server: key.cluster(),
@@ -583,7 +582,7 @@ impl<T> CatalogCache<T> {
     ) -> CatalogOutcome<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
     {
         let queue_deadline = tokio::time::Instant::now() + wait.queue_budget;
         // The answer goes out by then, catalog or "pending" (waiting on another request's
@@ -640,6 +639,12 @@ impl<T> CatalogCache<T> {
                 }
             }
         }
+    }
+
+    /// A live catalog with this content hash, if any entry holds one: a discovery that
+    /// found the same inputs as an earlier one reuses its catalog instead of building.
+    pub fn shared(&self, hash: &ContentHash) -> Option<Arc<T>> {
+        self.lock().interned.get(hash).and_then(Weak::upgrade)
     }
 
     /// The catalog for `key` if one is cached now: no discovery, no waiting.
@@ -707,7 +712,7 @@ impl<T> CatalogCache<T> {
     ) -> CatalogOutcome<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
     {
         let started = std::time::Instant::now();
         let result = tokio::time::timeout(budget, discover()).await;
@@ -762,7 +767,7 @@ impl<T> CatalogCache<T> {
         key: &CatalogKey,
         token_exp: Option<SystemTime>,
         now: SystemTime,
-        result: Result<Result<(T, ContentHash), DiscoveryError>, Elapsed>,
+        result: Result<Result<(Arc<T>, ContentHash), DiscoveryError>, Elapsed>,
     ) -> Settled<T> {
         let c = &self.counters;
         match result {
@@ -920,7 +925,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     type Tools = Vec<String>;
-    type Ready = std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>>;
+    type Ready = std::future::Ready<Result<(Arc<Tools>, ContentHash), DiscoveryError>>;
     type BoxedDiscovery = Box<dyn FnOnce() -> Ready>;
 
     fn t0() -> SystemTime {
@@ -937,10 +942,10 @@ mod tests {
         }
     }
 
-    fn tools(names: &[&str]) -> (Tools, ContentHash) {
+    fn tools(names: &[&str]) -> (Arc<Tools>, ContentHash) {
         let t: Tools = names.iter().map(|s| s.to_string()).collect();
         let h = ContentHash::of(t.join("\n").as_bytes());
-        (t, h)
+        (Arc::new(t), h)
     }
 
     fn found(names: &[&str]) -> impl FnOnce() -> Ready {
@@ -1448,6 +1453,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_live_catalog_is_found_by_its_hash_and_gone_with_its_last_entry() {
+        let cache = CatalogCache::new(cfg(100));
+        let (_, h) = tools(&["x"]);
+        assert!(cache.shared(&h).is_none());
+        let o = cache
+            .lookup_or_discover(&key("a"), None, t0(), found(&["x"]))
+            .await;
+        let live = cache.shared(&h).expect("interned");
+        assert!(Arc::ptr_eq(&live, o.catalog().expect("discovered")));
+        drop((live, o));
+        assert!(cache.shared(&tools(&["y"]).1).is_none(), "other content");
+        cache.invalidate(&key("a"));
+        assert!(cache.shared(&h).is_none(), "no entry holds it any more");
+    }
+
+    #[tokio::test]
     async fn different_content_is_never_shared() {
         let cache = CatalogCache::new(cfg(100));
         let a = cache
@@ -1511,7 +1532,7 @@ mod tests {
         peak: Arc<AtomicUsize>,
         gate: Arc<Semaphore>,
     ) -> impl FnOnce() -> std::pin::Pin<
-        Box<dyn Future<Output = Result<(Tools, ContentHash), DiscoveryError>> + Send>,
+        Box<dyn Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send>,
     > {
         move || {
             Box::pin(async move {

@@ -20,11 +20,34 @@ use crate::tools::{Catalog, ToolContext};
 /// Builds a caller's catalog: the static tools plus, when rules ask for them, the
 /// views and tables the caller's grants let them see.
 pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<String>), QueryError> {
-    let statics = static_entries(ctx.config);
-    let rules = ctx.tool_rules;
-    if !rules.need_discovery() {
-        return Ok((Catalog::new(statics), Vec::new()));
+    if !ctx.tool_rules.need_discovery() {
+        return Ok((Catalog::new(static_entries(ctx.config)), Vec::new()));
     }
+    let rows = read_rows(ctx).await?;
+    Ok(build_catalog(ctx, &rows))
+}
+
+/// What a catalog is built from: the caller's `system.tables` and `system.columns` rows.
+pub struct DiscoveredRows {
+    objects: Vec<ObjectRow>,
+    columns: Vec<ColumnRow>,
+}
+
+impl DiscoveredRows {
+    /// A digest of everything the catalog is built from (the runtime's static tools and
+    /// rules, then these rows): equal digests build equal catalogs, so a caller whose
+    /// grants show the same objects as another's reuses that catalog without building.
+    pub fn inputs_hash(&self, statics: &Catalog, rules: &dynamic::ToolRules) -> ContentHash {
+        let mut text = String::with_capacity(statics.listed_json().len() + 16 * 1024);
+        text.push_str(statics.listed_json());
+        text.push_str(&format!("\0{rules:?}\0{:?}\0{:?}", self.objects, self.columns));
+        ContentHash::of(text.as_bytes())
+    }
+}
+
+/// The discovery queries, with the caller's credentials.
+async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> {
+    let rules = ctx.tool_rules;
     let has_comment = ctx
         .system_columns("tables")
         .await?
@@ -88,14 +111,21 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
     } else {
         Vec::new()
     };
+    Ok(DiscoveredRows { objects, columns })
+}
+
+/// The catalog from discovered rows: pure.
+fn build_catalog(ctx: &ToolContext<'_>, rows: &DiscoveredRows) -> (Catalog, Vec<String>) {
+    let statics = static_entries(ctx.config);
     let mut taken: HashMap<String, String> = statics
         .iter()
         .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
         .collect();
-    let (dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
+    let (dynamic_entries, warnings) =
+        dynamic::build(ctx.tool_rules, &rows.objects, &rows.columns, &mut taken);
     let mut entries = statics;
     entries.extend(dynamic_entries);
-    Ok((Catalog::new(entries), warnings))
+    (Catalog::new(entries), warnings)
 }
 
 /// Whether a caller's identity reaches a cluster, as the catalog lookup found out
@@ -182,16 +212,19 @@ pub async fn catalog_within(
                     message: e.to_string(),
                 })?;
                 let ctx = ToolContext::new(rt, system_columns, id, c);
-                let (catalog, warnings) =
-                    trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
-                        .await
-                        .map_err(DiscoveryError::from)?;
+                let rows = trace::child("discovery", SpanKind::Internal, read_rows(&ctx))
+                    .await
+                    .map_err(DiscoveryError::from)?;
+                let hash = rows.inputs_hash(&rt.static_catalog, &rt.tool_rules);
+                if let Some(same) = cache.shared(&hash) {
+                    return Ok((same, hash));
+                }
+                let (catalog, warnings) = build_catalog(&ctx, &rows);
                 // Warnings name ClickHouse objects: escaped fields, never the message.
                 for w in warnings {
                     tracing::warn!(warning = ?w, "tool discovery warning");
                 }
-                let hash = ContentHash::of(catalog.listed_json().as_bytes());
-                Ok((catalog, hash))
+                Ok((Arc::new(catalog), hash))
             },
         )
         .await;
