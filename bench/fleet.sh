@@ -195,7 +195,7 @@ memory() { # BIN -> "per_entry_bytes entries distinct"
 }
 if part memory; then
 memory "$AFTER" >"$WORK/res"; read -r per entries distinct <"$WORK/res"
-now="$per bytes per entry (RSS growth ÷ 1,000; $entries entries, $distinct distinct catalogs of 18 tools)"
+now="$per bytes per entry (RSS growth ÷ 1,000; $entries entries, $distinct distinct catalogs, each with a view of its own)"
 if [ -n "$BEFORE" ]; then
   memory "$BEFORE" >"$WORK/res"; read -r bper _ _ <"$WORK/res"
   now="before: $bper bytes → after: $now"

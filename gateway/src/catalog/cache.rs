@@ -31,7 +31,7 @@ pub const EVICT_FROM_FILL: f64 = 0.70;
 /// is nearer, never less than [`MIN_DISCOVERY_TIME`]).
 pub const DISCOVERY_BUDGET: Duration = Duration::from_secs(3);
 /// The longest a cold answer waits for a catalog, queue and discovery together: the
-/// storm's target, far inside the 60 s the official SDKs give a request.
+/// storm's target, far inside the 30–60 s request timeouts of the official SDKs.
 pub const ANSWER_BUDGET: Duration = Duration::from_secs(5);
 /// What a discovery that waited in the queue is still given: a healthy server answers
 /// the two or three system-table queries in tens of milliseconds.
