@@ -1526,14 +1526,16 @@ mod tests {
         }
     }
 
+    type BoxedFuture = std::pin::Pin<
+        Box<dyn Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send>,
+    >;
+
     /// A gated discovery: counts itself running (and the peak), waits for the gate.
     fn gated(
         running: Arc<AtomicUsize>,
         peak: Arc<AtomicUsize>,
         gate: Arc<Semaphore>,
-    ) -> impl FnOnce() -> std::pin::Pin<
-        Box<dyn Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send>,
-    > {
+    ) -> impl FnOnce() -> BoxedFuture {
         move || {
             Box::pin(async move {
                 let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;

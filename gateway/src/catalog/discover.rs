@@ -40,7 +40,10 @@ impl DiscoveredRows {
     pub fn inputs_hash(&self, statics: &Catalog, rules: &dynamic::ToolRules) -> ContentHash {
         let mut text = String::with_capacity(statics.listed_json().len() + 16 * 1024);
         text.push_str(statics.listed_json());
-        text.push_str(&format!("\0{rules:?}\0{:?}\0{:?}", self.objects, self.columns));
+        text.push_str(&format!(
+            "\0{rules:?}\0{:?}\0{:?}",
+            self.objects, self.columns
+        ));
         ContentHash::of(text.as_bytes())
     }
 }
