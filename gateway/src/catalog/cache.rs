@@ -1547,6 +1547,30 @@ mod tests {
         }
     }
 
+    /// Fills server `s`'s lane with discoveries made by `make`; returns once they run.
+    async fn occupy_server_s<F, Fut>(
+        cache: &Arc<CatalogCache<Tools>>,
+        make: impl Fn() -> F,
+    ) -> tokio::task::JoinSet<CatalogOutcome<Tools>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send + 'static,
+    {
+        let mut holders = tokio::task::JoinSet::new();
+        for i in 0..MAX_DISCOVERIES_PER_SERVER {
+            let (cache, discover) = (cache.clone(), make());
+            holders.spawn(async move {
+                cache
+                    .lookup_within(&key(&format!("holder-{i}")), on("s"), None, t0(), discover)
+                    .await
+            });
+        }
+        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
+            tokio::task::yield_now().await;
+        }
+        holders
+    }
+
     #[tokio::test]
     async fn hundred_cold_misses_queue_within_the_caps_and_every_one_gets_its_catalog() {
         // Before the fair queue, 84 of these 100 were answered static-only at once.
@@ -1682,18 +1706,7 @@ mod tests {
             discovery_budget: Duration::from_secs(60),
             ..cfg(1000)
         }));
-        let mut holders = tokio::task::JoinSet::new();
-        for i in 0..MAX_DISCOVERIES_PER_SERVER {
-            let cache = cache.clone();
-            holders.spawn(async move {
-                cache
-                    .lookup_within(&key(&format!("slow-{i}")), on("s"), None, t0(), pending)
-                    .await
-            });
-        }
-        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
-            tokio::task::yield_now().await;
-        }
+        let mut holders = occupy_server_s(&cache, || pending).await;
         let started = tokio::time::Instant::now();
         let wait = Lookup {
             server: "s",
@@ -1727,22 +1740,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_discovery_that_queued_long_is_cut_at_the_answer_deadline() {
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
-        let mut holders = tokio::task::JoinSet::new();
-        for i in 0..MAX_DISCOVERIES_PER_SERVER {
-            let cache = cache.clone();
-            holders.spawn(async move {
-                let slow = || async {
-                    tokio::time::sleep(Duration::from_millis(3500)).await;
-                    Ok(tools(&["x"]))
-                };
-                cache
-                    .lookup_within(&key(&format!("h{i}")), on("s"), None, t0(), slow)
-                    .await
-            });
-        }
-        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
-            tokio::task::yield_now().await;
-        }
+        let slow = || {
+            || async {
+                tokio::time::sleep(Duration::from_millis(3500)).await;
+                Ok(tools(&["x"]))
+            }
+        };
+        let mut holders = occupy_server_s(&cache, slow).await;
         let started = tokio::time::Instant::now();
         let wait = Lookup {
             server: "s",
@@ -1770,19 +1774,10 @@ mod tests {
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
         let gate = Arc::new(Semaphore::new(0));
         let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let mut holders = tokio::task::JoinSet::new();
-        for i in 0..MAX_DISCOVERIES_PER_SERVER {
-            let cache = cache.clone();
-            let discover = gated(running.clone(), peak.clone(), gate.clone());
-            holders.spawn(async move {
-                cache
-                    .lookup_within(&key(&format!("h{i}")), on("s"), None, t0(), discover)
-                    .await
-            });
-        }
-        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
-            tokio::task::yield_now().await;
-        }
+        let mut holders = occupy_server_s(&cache, || {
+            gated(running.clone(), peak.clone(), gate.clone())
+        })
+        .await;
         let leader = {
             let cache = cache.clone();
             tokio::spawn(async move {
