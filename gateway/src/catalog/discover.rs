@@ -1,20 +1,19 @@
 //! Discovery: a caller's catalog built from what their grants let them see, and the
-//! lookup that serves it from the per-token cache (multicluster.md, "Catalog cache").
+//! lookup that serves it from the per-token cache (docs/spec-notes.md, "Catalog cache").
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, Lookup, StaticReason};
-use crate::app::Runtime;
+use super::{CatalogOutcome, ContentHash, DiscoveryError, Lookup, StaticReason};
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
 use crate::telemetry::trace::{self, SpanKind};
 use crate::tools::context::text_cell;
+use crate::tools::context::ToolEnv;
 use crate::tools::dynamic::{self, ColumnRow, ObjectRow};
 use crate::tools::schema::static_entries;
-use crate::tools::system_columns::SystemColumns;
 use crate::tools::{Catalog, ToolContext};
 
 /// Builds a caller's catalog: the static tools plus, when rules ask for them, the
@@ -162,40 +161,30 @@ impl Reach {
 
 /// The caller's catalog: static, or discovered with their credentials and cached per
 /// token and cluster. Never an error: any failure serves the static tools.
-pub async fn catalog_for(
-    cache: &CatalogCache<Catalog>,
-    rt: &Runtime,
-    system_columns: &SystemColumns,
-    creds: &RequestCredentials<'_>,
-) -> Arc<Catalog> {
-    catalog_and_reach(cache, rt, system_columns, creds).await.0
+pub async fn catalog_for(env: &ToolEnv<'_>, creds: &RequestCredentials<'_>) -> Arc<Catalog> {
+    catalog_and_reach(env, creds).await.0
 }
 
 /// [`catalog_for`], also saying whether the caller's identity reached the cluster.
 pub async fn catalog_and_reach(
-    cache: &CatalogCache<Catalog>,
-    rt: &Runtime,
-    system_columns: &SystemColumns,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
 ) -> (Arc<Catalog>, Reach) {
-    let budget = cache.config().queue_budget;
-    catalog_within(cache, rt, system_columns, creds, budget).await
+    catalog_within(env, creds, env.catalogs.config().queue_budget).await
 }
 
 /// The caller's catalog for the cluster `creds` names, waiting at most `queue_budget`
 /// for a slot in the fair discovery queue (per caller, per server): a cached catalog at
 /// once, a discovered one, or the static tools with [`Reach::Pending`] when the budget
 /// ran out first, so the caller can name the cluster as pending. `Duration::ZERO` asks
-/// "cached or free slot now"; the discovery, once started, runs to its own budget.
+/// "cached or a free slot now"; a discovery that got its slot runs to its own budget.
 pub async fn catalog_within(
-    cache: &CatalogCache<Catalog>,
-    rt: &Runtime,
-    system_columns: &SystemColumns,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
     queue_budget: Duration,
 ) -> (Arc<Catalog>, Reach) {
-    if !rt.tool_rules.need_discovery() {
-        return (rt.static_catalog.clone(), Reach::Unknown);
+    if !env.tool_rules.need_discovery() {
+        return (env.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
     let server = id.endpoint.key();
@@ -203,7 +192,8 @@ pub async fn catalog_within(
         server: &server,
         queue_budget,
     };
-    let outcome = cache
+    let outcome = env
+        .catalogs
         .lookup_within(
             &id.catalog_key,
             wait,
@@ -214,12 +204,12 @@ pub async fn catalog_within(
                     auth_class: e.is_auth_class(),
                     message: e.to_string(),
                 })?;
-                let ctx = ToolContext::new(rt, system_columns, id, c);
+                let ctx = ToolContext::new(env, id, c);
                 let rows = trace::child("discovery", SpanKind::Internal, read_rows(&ctx))
                     .await
                     .map_err(DiscoveryError::from)?;
-                let hash = rows.inputs_hash(&rt.static_catalog, &rt.tool_rules);
-                if let Some(same) = cache.shared(&hash) {
+                let hash = rows.inputs_hash(env.static_catalog, env.tool_rules);
+                if let Some(same) = env.catalogs.shared(&hash) {
                     return Ok((same, hash));
                 }
                 let (catalog, warnings) = build_catalog(&ctx, &rows);
@@ -242,9 +232,9 @@ pub async fn catalog_within(
     );
     match outcome {
         CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => (c, Reach::Ok),
-        CatalogOutcome::Denied => (rt.static_catalog.clone(), Reach::Denied),
+        CatalogOutcome::Denied => (env.static_catalog.clone(), Reach::Denied),
         CatalogOutcome::StaticOnly { reason } => (
-            rt.static_catalog.clone(),
+            env.static_catalog.clone(),
             match reason {
                 StaticReason::Pending => Reach::Pending,
                 StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,
