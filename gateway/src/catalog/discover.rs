@@ -36,6 +36,9 @@ impl DiscoveredRows {
     /// A digest of everything the catalog is built from (the runtime's static tools and
     /// rules, then these rows): equal digests build equal catalogs, so a caller whose
     /// grants show the same objects as another's reuses that catalog without building.
+    /// The static tools' JSON stands for the configuration the build reads (e.g. the
+    /// result view's links, which `execute_query` carries too); a build input outside
+    /// these must be added here.
     pub fn inputs_hash(&self, statics: &Catalog, rules: &dynamic::ToolRules) -> ContentHash {
         let mut text = String::with_capacity(statics.listed_json().len() + 16 * 1024);
         text.push_str(statics.listed_json());
@@ -123,8 +126,9 @@ fn build_catalog(ctx: &ToolContext<'_>, rows: &DiscoveredRows) -> (Catalog, Vec<
         .iter()
         .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
         .collect();
-    let (dynamic_entries, warnings) =
+    let (mut dynamic_entries, warnings) =
         dynamic::build(ctx.tool_rules, &rows.objects, &rows.columns, &mut taken);
+    crate::tools::result_view::link(ctx.config, &mut dynamic_entries);
     let mut entries = statics;
     entries.extend(dynamic_entries);
     (Catalog::new(entries), warnings)

@@ -162,6 +162,9 @@ pub struct ServerConfig {
     /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
     /// queries may still call; every other one is refused by the SQL guard.
     pub allowed_table_functions: Vec<String>,
+    /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
+    /// (a table and chart hosts with MCP Apps render beside the answer).
+    pub result_view: bool,
     pub oauth: OAuthConfig,
 }
 
@@ -181,6 +184,7 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            result_view: true,
             oauth: OAuthConfig::default(),
         }
     }
