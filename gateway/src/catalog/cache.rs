@@ -570,8 +570,9 @@ impl<T> CatalogCache<T> {
 
     /// [`Self::lookup_or_discover`] on `wait.server` (`host:port`: the per-server cap),
     /// waiting at most `wait.queue_budget` for a slot in the fair queue; past it the
-    /// answer is [`StaticReason::Pending`]. A discovery that got its slot runs to the end
-    /// of its own budget.
+    /// answer is [`StaticReason::Pending`]. A discovery that got its slot has the
+    /// discovery budget, cut to the answer's deadline (queue budget + 1 s) when that is
+    /// nearer.
     pub async fn lookup_within<F, Fut>(
         &self,
         key: &CatalogKey,

@@ -181,7 +181,7 @@ pub async fn catalog_and_reach(
 /// for a slot in the fair discovery queue (per caller, per server): a cached catalog at
 /// once, a discovered one, or the static tools with [`Reach::Pending`] when the budget
 /// ran out first, so the caller can name the cluster as pending. `Duration::ZERO` asks
-/// "cached or a free slot now"; a discovery that got its slot runs to its own budget.
+/// "cached or a free slot now" (a discovery that gets its slot still has 1 s).
 pub async fn catalog_within(
     env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
