@@ -156,9 +156,13 @@ pub struct ServerConfig {
     pub tool_input_settings: Vec<String>,
     /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
     pub blocked_query_clauses: Vec<String>,
-    /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
-    /// queries may still call; every other one is refused by the SQL guard.
+    /// Table functions queries may call besides those that stay inside the server
+    /// (`clickhouse::policy::INSIDE_TABLE_FUNCTIONS`); every other one is refused.
     pub allowed_table_functions: Vec<String>,
+    /// Settings a query's `SETTINGS` clauses may name (issue 20: an allow-list).
+    pub allowed_query_settings: Vec<String>,
+    /// Table engines and dictionary sources a write may create besides the local ones.
+    pub allowed_write_engines: Vec<String>,
     pub oauth: OAuthConfig,
 }
 
@@ -178,6 +182,10 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            allowed_query_settings: crate::clickhouse::policy::DEFAULT_QUERY_SETTINGS
+                .map(String::from)
+                .to_vec(),
+            allowed_write_engines: Vec::new(),
             oauth: OAuthConfig::default(),
         }
     }

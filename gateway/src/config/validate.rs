@@ -162,20 +162,7 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             );
         }
     }
-    for (i, name) in s.tool_input_settings.iter().enumerate() {
-        if !is_setting_name(name) {
-            err(
-                &format!("server.tool_input_settings[{i}]"),
-                format!("`{name}` is not a ClickHouse setting name"),
-            );
-        } else if name.eq_ignore_ascii_case(crate::clickhouse::settings::READONLY) {
-            // Read-only is the gateway's promise to every user; no caller may weaken it.
-            err(
-                &format!("server.tool_input_settings[{i}]"),
-                "`readonly` cannot be left to callers: execute_query always runs read-only".into(),
-            );
-        }
-    }
+    check_caller_settings(s, &mut err);
     for (i, clause) in s.blocked_query_clauses.iter().enumerate() {
         if clause.split_whitespace().next().is_none() {
             err(
@@ -184,13 +171,26 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             );
         }
     }
-    for (i, name) in s.allowed_table_functions.iter().enumerate() {
-        // Names only: the guard compares whole names, so a pattern would silently match nothing.
-        if !is_setting_name(name) {
-            err(
-                &format!("server.allowed_table_functions[{i}]"),
-                format!("`{name}` is not a table function name (letters, digits and _ only)"),
-            );
+    for (key, names, what) in [
+        (
+            "server.allowed_table_functions",
+            &s.allowed_table_functions,
+            "table function name",
+        ),
+        (
+            "server.allowed_write_engines",
+            &s.allowed_write_engines,
+            "engine or dictionary source name",
+        ),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            // Names only: the guard compares whole names, so a pattern would match nothing.
+            if !is_setting_name(name) {
+                err(
+                    &format!("{key}[{i}]"),
+                    format!("`{name}` is not a {what} (letters, digits and _ only)"),
+                );
+            }
         }
     }
     for (i, rule) in s.tools.iter().enumerate() {
@@ -487,6 +487,33 @@ fn check_range(
         err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
     } else if v > hi {
         err(key, format!("{} is above the maximum of {}", H(v), H(hi)));
+    }
+}
+
+/// `server.allowed_query_settings` and `server.tool_input_settings` never admit a setting
+/// that decides what ClickHouse may run or record (issue 20).
+fn check_caller_settings(s: &super::ServerConfig, err: &mut impl FnMut(&str, String)) {
+    for (key, names) in [
+        ("server.allowed_query_settings", &s.allowed_query_settings),
+        ("server.tool_input_settings", &s.tool_input_settings),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if !is_setting_name(name) {
+                err(
+                    &format!("{key}[{i}]"),
+                    format!("`{name}` is not a ClickHouse setting name"),
+                );
+            } else if crate::clickhouse::policy::is_reserved_setting(name) {
+                err(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "`{name}` is never left to callers (readonly, allow_*, experimental \
+                         flags, log_* and the gateway's own limits decide what ClickHouse may \
+                         run or record)"
+                    ),
+                );
+            }
+        }
     }
 }
 
