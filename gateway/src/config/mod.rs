@@ -451,6 +451,19 @@ impl Config {
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
         if let Some(o) = &mut c.telemetry.otlp {
             o.headers.values_mut().for_each(|v| *v = v.redacted());
+            o.endpoint = secret::redact_url(&o.endpoint);
+        }
+        secret::redact_header_values(&mut c.clickhouse.http_headers);
+        let o = &mut c.server.oauth;
+        for url in [
+            &mut o.issuer,
+            &mut o.jwks_url,
+            &mut o.public_resource_url,
+            &mut o.public_auth_server_url,
+            &mut o.auth_url,
+            &mut o.token_url,
+        ] {
+            *url = secret::redact_url(url);
         }
         c
     }

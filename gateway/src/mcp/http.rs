@@ -19,7 +19,7 @@ use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLE
 use super::protocol;
 use super::{classify_message, Incoming};
 use crate::app::{App, Runtime};
-use crate::identity::{token_fingerprint, RequestIdentity};
+use crate::identity::RequestIdentity;
 use crate::net::OriginVerdict;
 use crate::reply::{cors_allow, json_response, text_response};
 
@@ -192,12 +192,12 @@ async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Byte
 }
 
 /// Scope for `notifications/cancelled`: request ids are only unique per caller.
-fn cancel_scope(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(token_fingerprint)
-        .unwrap_or_else(|| "anonymous".into())
+fn cancel_scope(headers: &HeaderMap) -> Option<String> {
+    super::inflight::caller_scope(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The MCP handler, last in the pipeline: it finds the runtime generation, the parsed
@@ -235,7 +235,7 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
                     let found = app
                         .inflight
-                        .cancel(&cancel_scope(headers), &rid.to_string());
+                        .cancel(cancel_scope(headers).as_deref(), &rid.to_string());
                     // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
@@ -257,7 +257,7 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
             };
             let mut guard = app
                 .inflight
-                .register(&cancel_scope(headers), &id.to_string());
+                .register(cancel_scope(headers).as_deref(), &id.to_string());
             let cancelled = guard.cancelled.take();
             let work = contain_panics(
                 &app.metrics,

@@ -58,7 +58,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
             Ok(Incoming::Notification { method, params }) => {
                 if method == "notifications/cancelled" {
                     if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
-                        app.inflight.cancel(STDIO_SCOPE, &rid.to_string());
+                        app.inflight.cancel(Some(STDIO_SCOPE), &rid.to_string());
                     }
                 }
             }
@@ -77,7 +77,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     } else {
                         Era::Initialize
                     };
-                    let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
+                    let mut guard = app.inflight.register(Some(STDIO_SCOPE), &id.to_string());
                     let cancelled = guard.cancelled.take();
                     let work = trace::in_request(
                         app.tracer.as_ref(),
