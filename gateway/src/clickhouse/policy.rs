@@ -84,7 +84,7 @@ pub const LOCAL_ENGINES: [&str; 22] = [
 pub const LOCAL_DICTIONARY_SOURCES: [&str; 2] = ["clickhouse", "null"];
 
 /// The keys a `SOURCE(CLICKHOUSE(...))` may use and still count as local.
-const LOCAL_CLICKHOUSE_SOURCE_KEYS: [&str; 4] = ["table", "db", "update_field", "update_lag"];
+pub const LOCAL_CLICKHOUSE_SOURCE_KEYS: [&str; 4] = ["table", "db", "update_field", "update_lag"];
 
 /// Words that end a `SETTINGS` list when they follow a complete `name = value`: the
 /// clauses and statements that may come after one.
