@@ -338,10 +338,8 @@ pub fn check_table_functions(q: &TokenizedQuery<'_>, extra: &[String]) -> Result
                     };
                     frames.push((false, callee.to_ascii_lowercase()));
                 }
-                TokenKind::ClosingRoundBracket => {
-                    if frames.len() > 1 {
-                        frames.pop();
-                    }
+                TokenKind::ClosingRoundBracket if frames.len() > 1 => {
+                    frames.pop();
                 }
                 TokenKind::BareWord => {
                     let in_call_with_from = frames

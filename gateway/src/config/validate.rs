@@ -856,6 +856,36 @@ mod tests {
     }
 
     #[test]
+    fn settings_that_decide_what_clickhouse_runs_or_records_are_never_listed() {
+        let mut c = Config::default();
+        c.server.allowed_query_settings = vec![
+            "max_threads".into(),
+            "allow_experimental_eval_table_function".into(),
+            "log_comment".into(),
+        ];
+        c.server.tool_input_settings = vec!["readonly".into(), "max_result_rows".into()];
+        c.server.allowed_write_engines = vec!["Kafka".into(), "S3*".into()];
+        let errors = errors_of(&c);
+        let keys: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e.split_once(':').map(|(k, _)| k))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "server.allowed_query_settings[1]",
+                "server.allowed_query_settings[2]",
+                "server.tool_input_settings[0]",
+                "server.tool_input_settings[1]",
+                "server.allowed_write_engines[1]",
+            ],
+            "{errors:?}"
+        );
+        // The default list passes its own rule.
+        assert!(errors_of(&Config::default()).is_empty());
+    }
+
+    #[test]
     fn cluster_names_must_be_labels() {
         let mut c = Config::default();
         c.multicluster.cluster_allowlist = vec!["otel".into(), "Bad_Name".into()];

@@ -104,11 +104,13 @@ mod tests {
 
     #[test]
     fn only_allowed_settings_pass_and_booleans_become_digits() {
-        let mut allowed = crate::config::ServerConfig::default();
-        allowed.tool_input_settings = vec![
-            "max_threads".to_string(),
-            "use_uncompressed_cache".to_string(),
-        ];
+        let allowed = crate::config::ServerConfig {
+            tool_input_settings: vec![
+                "max_threads".to_string(),
+                "use_uncompressed_cache".to_string(),
+            ],
+            ..Default::default()
+        };
         assert_eq!(
             input_settings(
                 &json!({"max_threads": 2, "use_uncompressed_cache": true}),
@@ -129,13 +131,15 @@ mod tests {
 
     #[test]
     fn tool_input_settings_obey_the_query_settings_policy_too() {
-        let mut server = crate::config::ServerConfig::default();
         // Validation refuses these at startup; the request path refuses them again.
-        server.tool_input_settings = vec![
-            "log_comment".to_string(),
-            "max_threads".to_string(),
-            "max_memory_usage".to_string(),
-        ];
+        let server = crate::config::ServerConfig {
+            tool_input_settings: vec![
+                "log_comment".to_string(),
+                "max_threads".to_string(),
+                "max_memory_usage".to_string(),
+            ],
+            ..Default::default()
+        };
         let e = input_settings(&json!({"log_comment": "x"}), &server).unwrap_err();
         assert!(e.contains("`log_comment`") && e.contains("never"), "{e}");
         let e = input_settings(&json!({"max_memory_usage": 1}), &server).unwrap_err();
