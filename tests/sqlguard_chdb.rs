@@ -544,14 +544,8 @@ mod allow_lists {
     /// Noise that ClickHouse skips between any two tokens.
     const NOISE: &[&str] = &[" ", "\n", "\t", " /* c */ ", " -- c\n", "\u{a0}", "/**/"];
 
-    const SETTING_NAMES: &[&str] = &[
-        // The default allow-list.
-        "max_threads",
-        "max_block_size",
-        "join_algorithm",
-        "join_use_nulls",
-        "optimize_read_in_order",
-        "use_uncompressed_cache",
+    /// Setting names besides the default allow-list (`policy::DEFAULT_QUERY_SETTINGS`).
+    const OTHER_SETTING_NAMES: &[&str] = &[
         // Never a caller's.
         "readonly",
         "log_comment",
@@ -755,7 +749,11 @@ mod allow_lists {
         });
         for i in 0..1 + rng.below(3) {
             out.push_str(if i > 0 { ", " } else { " " });
-            let name = rng.pick(SETTING_NAMES);
+            let name = if rng.chance(35) {
+                rng.pick(&policy::DEFAULT_QUERY_SETTINGS)
+            } else {
+                rng.pick(OTHER_SETTING_NAMES)
+            };
             match rng.below(8) {
                 0 => out.push_str(&format!("`{name}`")),
                 1 => out.push_str(&format!("\"{name}\"")),
@@ -926,6 +924,7 @@ mod allow_lists {
         let mut tallies: std::collections::BTreeMap<&str, Tally> = Default::default();
         let mut bypasses = Vec::new();
         let mut unjudged = Vec::new();
+        let mut clean_refusals = Vec::new();
         for ((family, sql), v) in families.iter().zip(&statements).zip(&verdicts) {
             let t = tallies.entry(family).or_default();
             t.statements += 1;
@@ -974,6 +973,9 @@ mod allow_lists {
                         write.is_err()
                     };
                     t.clean_refused += usize::from(refused);
+                    if refused && clean_refusals.len() < 8 {
+                        clean_refusals.push(format!("{sql:?}"));
+                    }
                 }
             }
         }
@@ -992,6 +994,9 @@ mod allow_lists {
             );
         }
         println!("allow-lists: {} bypasses", bypasses.len());
+        for r in &clean_refusals {
+            println!("refused within the lists (fail-closed): {r}");
+        }
         for u in unjudged.iter().take(10) {
             println!("accepted without an AST verdict: {u}");
         }
