@@ -1,5 +1,5 @@
-//! What a caller may choose about how ClickHouse runs a query, as allow-lists (gateway.md,
-//! "What the caller may choose is allow-listed"): the settings of every `SETTINGS`
+//! What a caller may choose about how ClickHouse runs a query, as allow-lists
+//! (docs/spec-notes.md, "Read-only guard"): the settings of every `SETTINGS`
 //! clause, the table functions a query reads from, and the engines and dictionary
 //! sources a write creates. A deny-list lags every ClickHouse release; these do not.
 //!

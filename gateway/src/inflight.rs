@@ -27,12 +27,9 @@ pub struct Inflight {
 /// The cancellation scope of an HTTP request: the full digest of its credential, or None
 /// when it has none (docs/decisions.md: no cross-request cancellation without one).
 pub fn caller_scope(authorization: Option<&str>) -> Option<String> {
-    authorization.filter(|a| !a.trim().is_empty()).map(|a| {
-        format!(
-            "sha256:{}",
-            crate::identity::fingerprint::sha256_hex(a.as_bytes())
-        )
-    })
+    authorization
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| format!("sha256:{}", crate::fingerprint::sha256_hex(a.as_bytes())))
 }
 
 impl Inflight {
