@@ -35,9 +35,7 @@ pub fn caller_scope(authorization: Option<&str>) -> Option<String> {
 impl Inflight {
     /// Registers a running request; without a scope nothing can cancel it by id.
     pub fn register(&self, scope: Option<&str>, request_id: &str) -> InflightGuard<'_> {
-        let (tx, rx) = oneshot::channel();
         let Some(scope) = scope else {
-            drop(tx);
             return InflightGuard {
                 owner: self,
                 key: None,
@@ -45,6 +43,7 @@ impl Inflight {
                 cancelled: None,
             };
         };
+        let (tx, rx) = oneshot::channel();
         let key = (scope.to_string(), request_id.to_string());
         let ticket = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut m) = self.map.lock() {

@@ -341,12 +341,15 @@ pub fn check_table_functions(q: &TokenizedQuery<'_>, extra: &[String]) -> Result
                 TokenKind::ClosingRoundBracket if frames.len() > 1 => {
                     frames.pop();
                 }
-                TokenKind::BareWord => {
+                TokenKind::BareWord | TokenKind::QuotedIdentifier => {
                     let in_call_with_from = frames
                         .last()
                         .is_some_and(|(_, callee)| FROM_IN_ARGUMENTS.contains(&callee.as_str()));
                     let depth0 = frames.len() == 1;
-                    if let Some(frame) = frames.last_mut() {
+                    if let Some(frame) = frames
+                        .last_mut()
+                        .filter(|_| token.kind == TokenKind::BareWord)
+                    {
                         if is_word(q, *token, "FROM") && !in_call_with_from {
                             frame.0 = true;
                         } else if is_word(q, *token, "JOIN") {
@@ -376,17 +379,12 @@ pub fn check_table_functions(q: &TokenizedQuery<'_>, extra: &[String]) -> Result
                                     || (creates && depth0 && is_word(q, p, "AS"))
                             }
                         };
-                        if table_position {
+                        // A quoted name called anywhere in a FROM list counts too: no
+                        // scalar function needs quoting, so this costs nothing real.
+                        let quoted_in_from = token.kind == TokenKind::QuotedIdentifier && in_from;
+                        if table_position || quoted_in_from {
                             check_table_function(q, *token, extra)?;
                         }
-                    }
-                }
-                TokenKind::QuotedIdentifier if next_is_call => {
-                    // A quoted name in a call is a table function only in table positions,
-                    // but refusing every unknown quoted call is cheaper than being wrong.
-                    let in_from = frames.last().is_some_and(|f| f.0);
-                    if in_from {
-                        check_table_function(q, *token, extra)?;
                     }
                 }
                 _ => {}
@@ -696,6 +694,8 @@ mod tests {
             ("DESC something('x')", "something"),
             ("CREATE TABLE t AS mysql('h', 'd', 't', 'u', 'p')", "mysql"),
             ("SELECT * FROM `evil`('x')", "evil"),
+            ("INSERT INTO FUNCTION \"sink\"('x') SELECT 1", "sink"),
+            ("DESCRIBE `quoted`('x')", "quoted"),
             (
                 "SELECT * FROM clusterAllReplicas('c', system.one)",
                 "clusterAllReplicas",
