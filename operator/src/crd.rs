@@ -100,6 +100,11 @@ pub struct McpMultiClusterSpec {
     /// ones (`Kafka`, `URL`, `HTTP`, `CLICKHOUSE` with a host, ...). Empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_write_engines: Vec<String>,
+    /// Link `execute_query` and view tools to the result view (`ui://chmcp/result`): a
+    /// table and chart that clients with MCP Apps show beside the answer (the gateway's
+    /// `server.result_view`). Clients without MCP Apps see the same text either way.
+    #[serde(default = "default_true")]
+    pub result_view: bool,
     /// Browser origins allowed besides the gateway's own (`"*"`: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,

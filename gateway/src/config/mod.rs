@@ -166,6 +166,9 @@ pub struct ServerConfig {
     pub allowed_query_settings: Vec<String>,
     /// Table engines and dictionary sources a write may create besides the local ones.
     pub allowed_write_engines: Vec<String>,
+    /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
+    /// (a table and chart hosts with MCP Apps render beside the answer).
+    pub result_view: bool,
     pub oauth: OAuthConfig,
 }
 
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
                 .map(String::from)
                 .to_vec(),
             allowed_write_engines: Vec::new(),
+            result_view: true,
             oauth: OAuthConfig::default(),
         }
     }

@@ -23,6 +23,7 @@ use crate::tools::fleet::{
     CLUSTER_ARG, LIST_CLUSTERS,
 };
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
+use crate::tools::result_view;
 use crate::tools::Catalog;
 
 const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
@@ -55,16 +56,28 @@ pub(super) async fn answer_fleet(
             })
         }
         "tools/call" => call(app, env, id, era, params).await.map(Answer::Json),
-        "resources/list" => Ok(Answer::Json(decorate(era, json!({"resources": []}), true))),
+        // Only the result view, which the fleet's row tools link to: it is the same on
+        // every cluster.
+        "resources/list" => Ok(Answer::Json(decorate(
+            era,
+            json!({"resources": result_view::listed(env.config).into_iter().collect::<Vec<_>>()}),
+            true,
+        ))),
         "resources/templates/list" => Ok(Answer::Json(decorate(
             era,
             json!({"resourceTemplates": []}),
             true,
         ))),
-        "resources/read" => Err(RpcError::new(
-            protocol::INVALID_PARAMS,
-            "resources are served per cluster: read them at /mcp/{cluster}",
-        )),
+        "resources/read" => {
+            let uri = required_str(&params_obj(params)?, "uri")?;
+            match result_view::read(env.config, &uri) {
+                Some(view) => Ok(Answer::Json(decorate(era, view, true))),
+                None => Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "resources are served per cluster: read them at /mcp/{cluster}",
+                )),
+            }
+        }
         // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
         // instructions say how this connector picks a cluster.
         _ => {

@@ -85,6 +85,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
         s.allowed_query_settings = settings.clone();
     }
     s.allowed_write_engines = spec.allowed_write_engines.clone();
+    s.result_view = spec.result_view;
     s.allowed_origins = spec.allowed_origins.clone();
 
     let o = &mut s.oauth;
@@ -350,6 +351,16 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
         back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
         let warnings = validate(&back).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn result_view_is_on_unless_the_resource_turns_it_off() {
+        let on = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        assert!(on.server.result_view);
+        let off = gateway_config(&spec_from_yaml(&format!("{SPEC}resultView: false\n"))).unwrap();
+        assert!(!off.server.result_view);
+        let yaml = config_yaml(&off).unwrap();
+        assert_eq!(parse_document(&yaml).unwrap(), off);
     }
 
     #[test]
