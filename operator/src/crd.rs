@@ -701,6 +701,13 @@ pub struct IngressSpec {
     /// Extra annotations on the Ingress (e.g. for cert-manager).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Keep each caller on one gateway replica: the ingress hashes the `Authorization`
+    /// header (ingress-nginx `upstream-hash-by: $http_authorization`, consistent
+    /// hashing), so a caller's requests reach the replica that already holds their
+    /// catalogs. Correctness never depends on it: any replica answers any request. An
+    /// `upstream-hash-by` given in `annotations` wins.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_affinity: bool,
 }
 
 /// The Service in front of the gateway pods.
