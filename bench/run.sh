@@ -376,6 +376,11 @@ row "¹ RSS with $FILL_ENTRIES cached catalog entries ($FILL_DISTINCT distinct c
 row "¹ RSS for $FILL_ENTRIES entries: minus idle / per entry" "$(awk "BEGIN{d=$RSS_MC_FULL-$RSS_MC_IDLE; printf \"%.1f MB / %.0f bytes\", d/1024, ($FILL_ENTRIES>0 ? d*1024/$FILL_ENTRIES : 0)}")" "" "" text "≤ 100 MB in all"
 row "³ full scan of $(bj rows) rows, ClickHouse 18.16: no budget / budget of $(bj budget) rows (stopped by ClickHouse)" "$(bj ch_open_s) s / $(bj ch_budget_s) s, $(bj ch_budget_read) rows read or to read when stopped" "" "" text "refused well before the unbudgeted run ends"
 row "³ full scan of $(bj rows) rows, chdb double: no budget / budget of $(bj budget) rows (refused on EXPLAIN ESTIMATE)" "$(bj d_open_s) s / $(bj d_budget_s) s; the scan ran $(bj d_budget_ran) times under the budget" "" "" text "refused before running (0 runs)"
+# The fleet rows (issue 25): first-answer completeness at 10/50/100 clusters, the storm's
+# share within 5 s, 3 replicas with and without caller affinity, memory with distinct
+# catalogs. Its own services; the same binary.
+GATEWAY="$WORK/chmcp-gateway" bash "$ROOT/bench/fleet.sh" "$ROWS" >"$WORK/fleet.log" 2>&1 \
+  || { FAILURES=$((FAILURES + 1)); log "bench/fleet.sh failed: $(tail -n 5 "$WORK/fleet.log")"; }
 
 META=$(cat <<TXT
 Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), loopback only.

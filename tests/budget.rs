@@ -89,6 +89,14 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
     );
     assert_eq!(refusals(&gw, "running").await, 1);
     assert_eq!(refusals(&gw, "estimate").await, 0);
+    // The query cannot lift the budget itself: the settings policy reserves it.
+    let r = m
+        .query(
+            "SELECT count() FROM budget.events WHERE v LIKE '%99%' SETTINGS max_rows_to_read = 0",
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    assert!(text_of(&r).contains("max_rows_to_read"), "{r}");
 
     // The budget is ClickHouse's doing: the same query with no budget runs.
     let open = Gateway::start(&config(ch.http_port, ""));

@@ -167,9 +167,13 @@ pub struct ServerConfig {
     pub tool_input_settings: Vec<String>,
     /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
     pub blocked_query_clauses: Vec<String>,
-    /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
-    /// queries may still call; every other one is refused by the SQL guard.
+    /// Table functions queries may call besides those that stay inside the server
+    /// (`clickhouse::policy::INSIDE_TABLE_FUNCTIONS`); every other one is refused.
     pub allowed_table_functions: Vec<String>,
+    /// Settings a query's `SETTINGS` clauses may name (issue 20: an allow-list).
+    pub allowed_query_settings: Vec<String>,
+    /// Table engines and dictionary sources a write may create besides the local ones.
+    pub allowed_write_engines: Vec<String>,
     /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
     /// (a table and chart hosts with MCP Apps render beside the answer).
     pub result_view: bool,
@@ -192,6 +196,10 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            allowed_query_settings: crate::clickhouse::policy::DEFAULT_QUERY_SETTINGS
+                .map(String::from)
+                .to_vec(),
+            allowed_write_engines: Vec::new(),
             result_view: true,
             oauth: OAuthConfig::default(),
         }
@@ -468,6 +476,19 @@ impl Config {
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
         if let Some(o) = &mut c.telemetry.otlp {
             o.headers.values_mut().for_each(|v| *v = v.redacted());
+            o.endpoint = secret::redact_url(&o.endpoint);
+        }
+        secret::redact_header_values(&mut c.clickhouse.http_headers);
+        let o = &mut c.server.oauth;
+        for url in [
+            &mut o.issuer,
+            &mut o.jwks_url,
+            &mut o.public_resource_url,
+            &mut o.public_auth_server_url,
+            &mut o.auth_url,
+            &mut o.token_url,
+        ] {
+            *url = secret::redact_url(url);
         }
         c
     }
