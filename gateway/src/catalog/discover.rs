@@ -50,7 +50,8 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
             }
         })
         .collect();
-    let columns = if rules.want_tables() || has_comment {
+    // Always read: insert tools need them, and schema search finds views by column.
+    let columns = {
         let has_col_comment = ctx
             .system_columns("columns")
             .await?
@@ -85,8 +86,6 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
                 })
                 .collect()
         }
-    } else {
-        Vec::new()
     };
     let mut taken: HashMap<String, String> = statics
         .iter()

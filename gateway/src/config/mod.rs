@@ -159,6 +159,10 @@ pub struct ServerConfig {
     /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
     /// queries may still call; every other one is refused by the SQL guard.
     pub allowed_table_functions: Vec<String>,
+    /// How `tools/list` offers the dynamic tools (gateway.md, "Context economy").
+    pub tools_listing: ToolsListing,
+    /// The text block of a row result: compact tabular text, or the JSON itself.
+    pub result_format: ResultFormat,
     pub oauth: OAuthConfig,
 }
 
@@ -178,9 +182,33 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            tools_listing: ToolsListing::Auto,
+            result_format: ResultFormat::Compact,
             oauth: OAuthConfig::default(),
         }
     }
+}
+
+/// `server.tools_listing`: every dynamic tool in `tools/list` (`listed`), or the static
+/// tools plus a schema search and a call-by-name tool (`searched`); `auto` lists them
+/// up to a threshold of dynamic tools and searches above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolsListing {
+    Auto,
+    Listed,
+    Searched,
+}
+
+/// `server.result_format`: the text block of a row result. `structuredContent` always
+/// carries the typed JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// A header line of column names and types, then one CSV line per row.
+    Compact,
+    /// The structured JSON, serialized (MCP's backwards-compatible text block).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -247,7 +247,7 @@ async fn answer_request(
         single_page(params)?;
         let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, &creds).await;
         return Ok(Answer::Tools {
-            catalog,
+            catalog: super::discovery::listed(rt, catalog),
             extra: list_decoration(era),
         });
     }
@@ -338,8 +338,12 @@ pub(super) async fn handle_value(
                 catalog_for(&app.catalogs, rt, &app.system_columns, creds),
             )
             .await;
+            let (name, args) = match super::discovery::route(&catalog, name, args) {
+                super::discovery::Routed::Run(name, args) => (name, args),
+                super::discovery::Routed::Answered(out) => return call_result(era, &out),
+            };
             let Some(entry) = catalog.get(&name) else {
-                return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
+                return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
             };
             let started = std::time::Instant::now();
             let (out, facts) = trace::collect_facts(run_tool(app, rt, creds, entry, &args)).await;

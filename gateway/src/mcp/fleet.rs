@@ -18,10 +18,11 @@ use crate::catalog::{catalog_and_reach, Reach};
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::routing::endpoint_for;
 use crate::tools::fleet::{
-    fleet_catalog, fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster,
-    CLUSTER_ARG, LIST_CLUSTERS,
+    fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster, CLUSTER_ARG,
+    LIST_CLUSTERS,
 };
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
+use crate::tools::search::{unwrap_call, CALL_TOOL, SEARCH_TOOL};
 use crate::tools::Catalog;
 
 const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
@@ -44,7 +45,7 @@ pub async fn handle_fleet(
                 .iter()
                 .map(|(c, catalog, _)| (c.name.as_str(), catalog.as_ref()))
                 .collect();
-            let (catalog, warnings) = fleet_catalog(&rt.static_catalog, &clusters, &per_cluster);
+            let (catalog, warnings) = super::discovery::fleet_listed(rt, &clusters, &per_cluster);
             for w in warnings {
                 tracing::warn!(warning = ?w, "fleet tool list");
             }
@@ -143,6 +144,18 @@ async fn call(
             .join(", ")
     };
     let on_list = |c: &str| clusters.iter().any(|k| k.name == c);
+    let mut name = name;
+    if name == CALL_TOOL {
+        match unwrap_call(&args) {
+            Ok((n, a)) => (name, args) = (n, a),
+            Err(m) => return call_result(era, &tool_error(m)),
+        }
+    } else if name == SEARCH_TOOL {
+        let surveyed = survey(app, rt, id, &clusters).await;
+        let discovering = rt.tool_rules.need_discovery();
+        let out = super::discovery::fleet_search(&clusters, &surveyed, discovering, &args);
+        return call_result(era, &out);
+    }
     if name == LIST_CLUSTERS {
         let out = match args.keys().next() {
             Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
@@ -188,7 +201,7 @@ async fn call(
                 return Err(RpcError::new(
                     protocol::INVALID_PARAMS,
                     format!(
-                    "params.name: unknown tool `{name}`; call tools/list for the available tools"
+                    "params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool"
                 ),
                 ))
             }

@@ -1,5 +1,6 @@
 //! The MCP server: protocol eras, method dispatch, and the two transports.
 
+pub mod discovery;
 pub mod dispatch;
 pub mod fleet;
 pub mod http;

@@ -30,6 +30,10 @@ pub async fn call_tool(
         Action::ListClusters => {
             Err("list_clusters is served only by the fleet connector (/mcp)".into())
         }
+        // Answered before a tool runs (`mcp::discovery`): reaching here is a bug.
+        Action::SearchTools | Action::CallTool => Err(format!(
+            "{name} is answered by the gateway, not run as a tool"
+        )),
     };
     r.unwrap_or_else(tool_error)
 }

@@ -14,6 +14,7 @@ pub mod query;
 pub mod resources;
 pub mod result;
 pub mod schema;
+pub mod search;
 pub mod system_columns;
 
 use std::collections::HashMap;
@@ -38,6 +39,10 @@ pub enum Action {
     Insert(dynamic::InsertTool),
     /// The fleet connector's cluster list (answered by `mcp::fleet`, not `call_tool`).
     ListClusters,
+    /// Schema search and call-by-name (`tools::search`; answered by the dispatcher,
+    /// which holds the caller's catalogs).
+    SearchTools,
+    CallTool,
 }
 
 impl Action {
