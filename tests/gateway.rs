@@ -116,10 +116,23 @@ async fn every_static_tool_answers_from_clickhouse() {
     );
     assert_eq!(s["row_count"], 2);
     assert!(s.get("truncated").is_none());
+    let text = text_of(&q);
+    assert!(
+        text.starts_with("kind,n\nclick,10000\nview,10000\n(2 row(s) in "),
+        "the text block is compact CSV with a header line: {text}"
+    );
+    assert!(text.ends_with("columns: kind String, n UInt64)"), "{text}");
+    let j = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind", "result_format": "json"}),
+        )
+        .await;
+    let mut from_text = serde_json::from_str::<Value>(&text_of(&j)).unwrap();
+    from_text["elapsed_ms"] = s["elapsed_ms"].clone();
     assert_eq!(
-        serde_json::from_str::<Value>(&text_of(&q)).unwrap(),
-        *s,
-        "text block carries the same JSON"
+        from_text, *s,
+        "result_format json: the text block carries the JSON"
     );
 
     let w = mcp

@@ -9,6 +9,7 @@ pub mod dynamic;
 pub mod dynamic_calls;
 pub mod fleet;
 pub mod listing;
+pub mod next_step;
 pub mod outcome;
 pub mod query;
 pub mod resources;

@@ -4,11 +4,10 @@
 //! `call_tool` (runs a found tool by name). Pure: the catalogs come in already looked
 //! up, so what a caller finds is exactly what their own catalog lets them call.
 
-use rmcp::model::{CallToolResult, ContentBlock as Content};
 use serde_json::{json, Map, Value};
 
 use super::args::{check_known_args, opt_str_arg, str_arg};
-use super::outcome::CallOutcome;
+use super::outcome::{structured_with_text, CallOutcome};
 use super::schema::{input_schema, object, read_annotations};
 use super::{Action, Catalog, Entry};
 use crate::config::ToolsListing;
@@ -453,14 +452,7 @@ pub fn answer(query_words: &[String], hits: &[Hit<'_>], unsearched: &Unsearched)
         ));
         structured["unreachable_clusters"] = json!(unsearched.unreachable);
     }
-    let mut r = CallToolResult::success(vec![Content::text(text.trim_end().to_string())]);
-    r.structured_content = Some(structured);
-    CallOutcome {
-        result: r,
-        status: super::CallStatus::Ok,
-        identity_refused: false,
-        returned: None,
-    }
+    structured_with_text(structured, text.trim_end().to_string())
 }
 
 #[cfg(test)]
