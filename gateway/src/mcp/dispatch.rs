@@ -62,8 +62,8 @@ pub fn server_info() -> Implementation {
 }
 
 fn capabilities() -> Value {
-    // Tools and resources only; the catalog does not change within a request's life.
-    json!({"tools": {"listChanged": false}, "resources": {}})
+    // The catalog does not change within a request's life.
+    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {"listChanged": false}, "completions": {}})
 }
 
 pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
@@ -174,6 +174,9 @@ pub const KNOWN_METHODS: &[&str] = &[
     "resources/list",
     "resources/templates/list",
     "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
 ];
 
 /// The metric label for a JSON-RPC method name.
@@ -420,6 +423,9 @@ pub(super) async fn handle_value(
                 json!({"contents": [{"uri": uri, "mimeType": "application/json", "text": body.to_string()}]}),
                 true,
             ))
+        }
+        (_, "prompts/list" | "prompts/get" | "completion/complete") => {
+            super::prompts::handle(app, rt, creds, era, method, params, false).await
         }
         _ => {
             // `?`: the name is request text, logged escaped.

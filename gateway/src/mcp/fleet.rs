@@ -61,6 +61,13 @@ pub async fn handle_fleet(
             json!({"resourceTemplates": []}),
             true,
         ))),
+        "prompts/list" | "prompts/get" | "completion/complete" => {
+            super::prompts::handle_fleet(app, rt, era, method, params, |c| {
+                cluster_identity(rt, id, c)
+            })
+            .await
+            .map(Answer::Json)
+        }
         "resources/read" => Err(RpcError::new(
             protocol::INVALID_PARAMS,
             "resources are served per cluster: read them at /mcp/{cluster}",

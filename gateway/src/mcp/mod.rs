@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod fleet;
 pub mod http;
 pub mod inflight;
+pub mod prompts;
 pub mod protocol;
 pub mod stdio;
 
