@@ -42,7 +42,8 @@ pub fn route(catalog: &Catalog, name: String, args: Map<String, Value>) -> Route
     }
     match name.as_str() {
         CALL_TOOL => match unwrap_call(&args) {
-            Ok((n, a)) => Routed::Run(n, a),
+            Ok((n, a)) if catalog.get(&n).is_some() => Routed::Run(n, a),
+            Ok((n, _)) => Routed::Answered(tool_error(not_callable(&n))),
             Err(m) => Routed::Answered(tool_error(m)),
         },
         SEARCH_TOOL => Routed::Answered(match parse_args(&search_entry(None), &args) {
@@ -60,6 +61,12 @@ pub fn route(catalog: &Catalog, name: String, args: Map<String, Value>) -> Route
         }),
         _ => Routed::Run(name, args),
     }
+}
+
+/// `call_tool` of a name the caller's catalog does not have (a tool result, so the model
+/// reads it and searches again).
+pub fn not_callable(name: &str) -> String {
+    format!("argument `name`: there is no tool `{name}` you can call; {SEARCH_TOOL} finds the tools you can (names are exact, with their cluster prefix on /mcp)")
 }
 
 /// The fleet's list: every cluster's tools prefixed, or (searched) the static tools

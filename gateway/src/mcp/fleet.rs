@@ -152,7 +152,8 @@ async fn call(
     };
     let on_list = |c: &str| clusters.iter().any(|k| k.name == c);
     let mut name = name;
-    if name == CALL_TOOL {
+    let via_call_tool = name == CALL_TOOL;
+    if via_call_tool {
         match unwrap_call(&args) {
             Ok((n, a)) => (name, args) = (n, a),
             Err(m) => return call_result(era, &tool_error(m)),
@@ -204,6 +205,9 @@ async fn call(
             {
                 (c.to_string(), t.to_string())
             }
+            _ if via_call_tool => {
+                return call_result(era, &tool_error(super::discovery::not_callable(&name)))
+            }
             _ => {
                 return Err(RpcError::new(
                     protocol::INVALID_PARAMS,
@@ -221,6 +225,10 @@ async fn call(
         Ok(mut v) => {
             name_cluster(&mut v, &cluster);
             Ok(v)
+        }
+        // The cluster's catalog has no such tool for this caller (grants, or a typo).
+        Err(_) if via_call_tool => {
+            call_result(era, &tool_error(super::discovery::not_callable(&name)))
         }
         Err(mut e) => {
             // The per-cluster path names its own tool; the caller called the fleet name.

@@ -232,11 +232,25 @@ fn fields(e: &Entry) -> Vec<Field<'_>> {
                 .chain(v.params.iter().map(|(n, _)| (n.as_str(), "")))
                 .collect(),
         ),
-        Action::Insert(t) => (
-            &t.database,
-            &t.table,
-            t.columns.iter().map(|(n, _, _)| (n.as_str(), "")).collect(),
-        ),
+        Action::Insert(t) => {
+            // An insert tool's column comments are its properties' descriptions.
+            let props = e.tool.input_schema.get("properties");
+            let comment = |n: &str| {
+                props
+                    .and_then(|p| p.get(n))
+                    .and_then(|p| p.get("description"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            (
+                &t.database,
+                &t.table,
+                t.columns
+                    .iter()
+                    .map(|(n, _, _)| (n.as_str(), comment(n)))
+                    .collect(),
+            )
+        }
         _ => return f,
     };
     f.push(Field {
