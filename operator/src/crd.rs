@@ -91,6 +91,11 @@ pub struct McpMultiClusterSpec {
     /// that queries may call. Empty: all of them are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_table_functions: Vec<String>,
+    /// How `tools/list` offers the view and table tools (the gateway's
+    /// `server.tools_listing`): `auto` lists up to 30 and offers search above that,
+    /// `listed` always lists them, `searched` always offers search and call-by-name.
+    #[serde(default)]
+    pub tools_listing: ToolsListingSpec,
     /// Browser origins allowed besides the gateway's own (`"*"`: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
@@ -581,6 +586,16 @@ pub enum UpstreamTokenSpec {
     Auto,
     IdToken,
     AccessToken,
+}
+
+/// `spec.toolsListing`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolsListingSpec {
+    #[default]
+    Auto,
+    Listed,
+    Searched,
 }
 
 /// What `/oauth/token` hands MCP clients in broker mode.
