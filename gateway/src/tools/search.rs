@@ -451,22 +451,23 @@ pub fn answer(query_words: &[String], hits: &[Hit<'_>], unsearched: &Unsearched)
             "Run one with {CALL_TOOL}: {{\"name\": \"<tool>\", \"arguments\": {{...}}}}.\n"
         ));
     }
-    let mut structured = json!({"matches": matches});
+    let mut structured = Map::new();
+    structured.insert("matches".into(), Value::Array(matches));
     if !unsearched.pending.is_empty() {
         text.push_str(&format!(
             "Not searched yet (their tools are still being discovered; search again in a moment): {}.\n",
             unsearched.pending.join(", ")
         ));
-        structured["pending_clusters"] = json!(unsearched.pending);
+        structured.insert("pending_clusters".into(), json!(unsearched.pending));
     }
     if !unsearched.unreachable.is_empty() {
         text.push_str(&format!(
             "Not searched (unreachable or refusing your identity; list_clusters says which): {}.\n",
             unsearched.unreachable.join(", ")
         ));
-        structured["unreachable_clusters"] = json!(unsearched.unreachable);
+        structured.insert("unreachable_clusters".into(), json!(unsearched.unreachable));
     }
-    structured_with_text(structured, text.trim_end().to_string())
+    structured_with_text(Value::Object(structured), text.trim_end().to_string())
 }
 
 #[cfg(test)]
