@@ -22,6 +22,16 @@ release:
 test:
 	scripts/test.sh
 
+# One rung of the test ladder each: pure and mocked, then real services, then e2e/.
+unit:
+	scripts/test.sh unit
+
+integration:
+	scripts/test.sh integration
+
+e2e:
+	scripts/test.sh e2e
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings

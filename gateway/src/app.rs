@@ -1,24 +1,29 @@
 //! The running gateway's shared state: the current configuration generation (and its
 //! reload), metrics, the caller catalogs, the probe memory and in-flight requests.
-//! What a request does with it lives in the step modules the pipeline names
-//! (`pipeline.rs`): identity, catalog, tools, mcp.
+//! What a request does with it lives in the steps `http::router` lists and in `mcp`;
+//! the domain below borrows only what it reads ([`App::tool_env`],
+//! [`Generation::gate_env`]). This module never imports `mcp` or `http`
+//! (`gateway/tests/architecture.rs`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::catalog::{CacheConfig, CacheMetrics, CatalogCache};
 use crate::clickhouse::ClickHouse;
 use crate::config::{self, Config, LoadOptions};
 use crate::identity::probe::IdentityProber;
+use crate::identity::resolve::GateEnv;
 use crate::identity::roles::RolePolicy;
-use crate::mcp::inflight::Inflight;
+use crate::inflight::Inflight;
 use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
 use crate::telemetry::logging::LogHandle;
 use crate::telemetry::otlp::Tracer;
+use crate::telemetry::readiness::ReadinessCache;
 use crate::telemetry::Metrics;
+use crate::tools::context::ToolEnv;
 use crate::tools::dynamic::ToolRules;
 use crate::tools::system_columns::SystemColumns;
 use crate::tools::{schema::static_entries, Catalog};
@@ -27,7 +32,7 @@ use crate::tools::{schema::static_entries, Catalog};
 /// so a request sees one consistent configuration from start to end. Everything built
 /// from `server.oauth` lives here too (JWKS, the broker), so OAuth settings change on
 /// reload instead of silently keeping their start-up values.
-pub struct Runtime {
+pub struct Generation {
     pub config: Config,
     pub ch: ClickHouse,
     /// The static catalog, shared by every caller when no rule asks for discovery.
@@ -38,7 +43,7 @@ pub struct Runtime {
     pub tool_rules: ToolRules,
     /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
     pub jwks: Option<Arc<jwks::JwksCache>>,
-    /// The OAuth broker's routes (broker mode), served by `pipeline::router`'s broker paths.
+    /// The OAuth broker's routes (broker mode), served by `http::router`'s broker paths.
     pub broker: Option<axum::Router>,
     /// Sealed token mode: opens the gateway's own access tokens (oauth/sealed.rs).
     pub sealed: Option<crate::oauth::sealed::SealedGate>,
@@ -56,10 +61,10 @@ pub struct ProcessParts<'a> {
     pub allowlist: &'a ClusterAllowlist,
 }
 
-impl Runtime {
+impl Generation {
     pub fn build(
         config: Config,
-        previous: Option<&Runtime>,
+        previous: Option<&Generation>,
         process: &ProcessParts<'_>,
     ) -> anyhow::Result<Self> {
         // Keep the client (its pool and per-endpoint memory) unless its inputs changed.
@@ -90,7 +95,7 @@ impl Runtime {
                 };
                 Arc::new(
                     jwks::JwksCache::new(source, reqwest::Client::new())
-                        .with_observer(Metrics::jwks_observer(process.jwks_fetches)),
+                        .with_observer(jwks::counting_observer(process.jwks_fetches)),
                 )
             }),
         };
@@ -119,6 +124,18 @@ impl Runtime {
             sealed,
             origins,
         })
+    }
+}
+
+impl Generation {
+    /// What the gate reads from this generation (`identity::resolve::identify`).
+    pub fn gate_env(&self) -> GateEnv<'_> {
+        GateEnv {
+            config: &self.config,
+            sealed: self.sealed.as_ref(),
+            roles: &self.roles,
+            jwks: self.jwks.as_deref(),
+        }
     }
 }
 
@@ -152,13 +169,13 @@ fn build_broker(c: &Config, process: &ProcessParts<'_>) -> anyhow::Result<Option
 }
 
 pub struct App {
-    runtime: RwLock<Arc<Runtime>>,
+    generation: RwLock<Arc<Generation>>,
     pub metrics: Metrics,
     /// Requests `notifications/cancelled` may stop (the transports register them).
     pub inflight: Inflight,
     /// Each endpoint's system-table layout, for the schema tools and discovery.
     pub system_columns: SystemColumns,
-    /// Per-caller catalogs (multicluster.md); restart-only sizing, so built once.
+    /// Per-caller catalogs (docs/spec-notes.md, "Catalog cache"); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
     /// Cluster names served in multi-cluster mode (restart-only).
@@ -166,8 +183,8 @@ pub struct App {
     pub started: Instant,
     pub load_options: LoadOptions,
     log: Option<LogHandle>,
-    /// The last readiness answer and when it was found (`telemetry::endpoints`).
-    pub readiness: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The last readiness answer, reused briefly (`/readyz`, `/health`).
+    pub readiness: ReadinessCache,
     /// The OTLP exporter when `telemetry.otlp` is set (restart-only).
     pub tracer: Option<Arc<Tracer>>,
 }
@@ -201,10 +218,10 @@ impl App {
             Some(o) => Some(Tracer::start(o, config.telemetry.include_sql)?),
             None => None,
         };
-        let runtime = Runtime::build(config, None, &process)?;
+        let generation = Generation::build(config, None, &process)?;
         Ok(Self {
             tracer,
-            runtime: RwLock::new(Arc::new(runtime)),
+            generation: RwLock::new(Arc::new(generation)),
             metrics,
             inflight: Inflight::default(),
             system_columns: SystemColumns::default(),
@@ -214,15 +231,30 @@ impl App {
             started: Instant::now(),
             load_options,
             log,
-            readiness: Mutex::default(),
+            readiness: ReadinessCache::default(),
         })
     }
 
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
+    /// The configuration generation current now; a request keeps the one it loaded.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation
             .read()
             .map(|r| r.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// What tools, discovery and the catalog lookup borrow for one request: this
+    /// generation's client, configuration and rules, and the process-wide caches.
+    pub fn tool_env<'a>(&'a self, generation: &'a Generation) -> ToolEnv<'a> {
+        ToolEnv {
+            ch: &generation.ch,
+            config: &generation.config,
+            tool_rules: &generation.tool_rules,
+            static_catalog: &generation.static_catalog,
+            system_columns: &self.system_columns,
+            catalogs: &self.catalogs,
+            prober: &self.prober,
+        }
     }
 
     pub fn config_path(&self) -> Option<PathBuf> {
@@ -238,7 +270,7 @@ impl App {
         let mut opts = self.load_options.clone();
         opts.env = std::env::vars().collect();
         let loaded = config::load(&opts).map_err(|e| e.to_string())?;
-        let current = self.runtime();
+        let current = self.generation();
         let restart_only = config::restart_only_changes(&current.config, &loaded.config);
         let next = config::keep_restart_only(&current.config, loaded.config);
         let warnings = config::validate(&next).map_err(|errors| {
@@ -254,12 +286,13 @@ impl App {
             jwks_fetches: &self.metrics.jwks_fetches,
             allowlist: &self.allowlist,
         };
-        let rt = Runtime::build(next, Some(&current), &process).map_err(|e| e.to_string())?;
+        let generation =
+            Generation::build(next, Some(&current), &process).map_err(|e| e.to_string())?;
         if let Some(log) = &self.log {
-            log.apply(&rt.config.logging);
+            log.apply(&generation.config.logging);
         }
-        if let Ok(mut w) = self.runtime.write() {
-            *w = Arc::new(rt);
+        if let Ok(mut w) = self.generation.write() {
+            *w = Arc::new(generation);
         }
         // `loaded.warnings` are the file's alone; these are the configuration as it runs.
         for w in &warnings {

@@ -1,5 +1,5 @@
-//! The HTTP listener: accepts connections and bounds what each may cost (gateway.md,
-//! "Connections are bounded"). A connection gets `header_read_timeout` to send a request's
+//! The HTTP listener: accepts connections and bounds what each may cost (docs/spec-notes.md,
+//! "Transports": connections are bounded). A connection gets `header_read_timeout` to send a request's
 //! headers, `body_read_timeout` (from its headers) to send the body, and is closed after
 //! `idle_timeout` without a request; beyond `max_connections`, new ones are answered
 //! `503` at once and closed, while established ones keep being served.

@@ -8,6 +8,8 @@
 
 use std::net::IpAddr;
 
+use axum::http::{header, HeaderMap, HeaderValue};
+
 pub use url::{Host, Url};
 
 /// Why a URL from the configuration or a client is refused.
@@ -162,7 +164,7 @@ impl WebOrigin {
     }
 }
 
-/// Which origins a gateway trusts (gateway.md, Transports: `Origin` validation).
+/// Which origins a gateway trusts (docs/spec-notes.md, "Transports").
 /// Built once per configuration generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OriginPolicy {
@@ -239,6 +241,15 @@ impl OriginPolicy {
             OriginVerdict::Denied(OriginRefusal::NotAllowed(origin.serialize()))
         }
     }
+}
+
+/// The `Origin` header values of a request, all of them, for [`OriginPolicy::check`]
+/// (a repeated header is refused, never one copy picked).
+pub fn origin_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .map(HeaderValue::as_bytes)
 }
 
 #[cfg(test)]

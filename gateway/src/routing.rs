@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use crate::clickhouse::Endpoint;
 use crate::config::{ClickHouseConfig, MultiClusterConfig};
 
-/// The placeholder in `clickhouse.host` / `clickhouse.connect_host` (multicluster.md).
+/// The placeholder in `clickhouse.host` / `clickhouse.connect_host` (docs/spec-notes.md, "Routing and metadata").
 pub const CLUSTER_PLACEHOLDER: &str = "{cluster}";
 
 /// RFC 9728's well-known suffix for protected-resource metadata.
@@ -70,8 +70,8 @@ impl<'a> Cluster<'a> {
     /// Path of this resource's protected-resource metadata as advertised in challenges.
     ///
     /// Multi-cluster: `/mcp/{cluster}/.well-known/oauth-protected-resource`, exactly as
-    /// multicluster.md fixes it. Single-cluster: `/.well-known/oauth-protected-resource/mcp`,
-    /// RFC 9728 §3.1's path-inserted form for the resource `/mcp` (oauth.md serves it there);
+    /// docs/spec-notes.md ("Routing and metadata") fixes it. Single-cluster: `/.well-known/oauth-protected-resource/mcp`,
+    /// RFC 9728 §3.1's path-inserted form for the resource `/mcp` (docs/spec-notes.md, "Routing and metadata");
     /// the fleet connector is the resource `/mcp` too, so it uses the same form.
     pub fn metadata_path(&self) -> String {
         match self {

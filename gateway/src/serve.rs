@@ -8,10 +8,10 @@ use crate::app::App;
 use crate::config::{LoadOptions, Transport};
 use crate::telemetry::logging;
 
-/// The HTTP service (declared in `pipeline.rs`).
-pub use crate::pipeline::router;
+/// The HTTP service (declared in `http/mod.rs`).
+pub use crate::http::router;
 
-/// In-flight requests get this long to finish after SIGTERM (gateway.md).
+/// In-flight requests get this long to finish after SIGTERM (docs/spec-notes.md, "Reload").
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often the config file is checked when `watch: true`.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -46,15 +46,18 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
 const SPAN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve_http(app: Arc<App>) -> anyhow::Result<()> {
-    let rt = app.runtime();
-    let addr = format!("{}:{}", rt.config.server.address, rt.config.server.port);
+    let generation = app.generation();
+    let addr = format!(
+        "{}:{}",
+        generation.config.server.address, generation.config.server.port
+    );
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("server.address/server.port: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, url = %format!("http://{local}/mcp"), "chmcp gateway listening");
     let router = router(app.clone())?;
-    let limits = crate::listener::ConnectionLimits::from_config(&rt.config.server);
+    let limits = crate::listener::ConnectionLimits::from_config(&generation.config.server);
     crate::listener::serve(listener, router, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
@@ -104,7 +107,7 @@ fn spawn_reloaders(app: Arc<App>) {
             }
         });
     }
-    if app.runtime().config.watch {
+    if app.generation().config.watch {
         if let Some(path) = app.config_path() {
             tokio::spawn(async move {
                 let mtime =

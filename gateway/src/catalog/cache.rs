@@ -1,4 +1,4 @@
-//! The per-token, per-cluster catalog cache (multicluster.md, "Catalog cache").
+//! The per-token, per-cluster catalog cache (docs/spec-notes.md, "Catalog cache").
 //!
 //! One lock guards the maps; it is never held across an `.await`. Discovery itself runs
 //! in the caller's task, outside the lock, under the process-wide semaphore and the

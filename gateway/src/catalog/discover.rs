@@ -1,20 +1,19 @@
 //! Discovery: a caller's catalog built from what their grants let them see, and the
-//! lookup that serves it from the per-token cache (multicluster.md, "Catalog cache").
+//! lookup that serves it from the per-token cache (docs/spec-notes.md, "Catalog cache").
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{CatalogCache, CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
-use crate::app::Runtime;
+use super::{CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
 use crate::telemetry::trace::{self, SpanKind};
 use crate::tools::context::text_cell;
+use crate::tools::context::ToolEnv;
 use crate::tools::dynamic::{self, ColumnRow, ObjectRow};
 use crate::tools::schema::static_entries;
-use crate::tools::system_columns::SystemColumns;
 use crate::tools::{Catalog, ToolContext};
 
 /// Builds a caller's catalog: the static tools plus, when rules ask for them, the
@@ -124,33 +123,27 @@ impl Reach {
 
 /// The caller's catalog: static, or discovered with their credentials and cached per
 /// token and cluster. Never an error: any failure serves the static tools.
-pub async fn catalog_for(
-    cache: &CatalogCache<Catalog>,
-    rt: &Runtime,
-    system_columns: &SystemColumns,
-    creds: &RequestCredentials<'_>,
-) -> Arc<Catalog> {
-    catalog_and_reach(cache, rt, system_columns, creds).await.0
+pub async fn catalog_for(env: &ToolEnv<'_>, creds: &RequestCredentials<'_>) -> Arc<Catalog> {
+    catalog_and_reach(env, creds).await.0
 }
 
 /// [`catalog_for`], also saying whether the caller's identity reached the cluster.
 pub async fn catalog_and_reach(
-    cache: &CatalogCache<Catalog>,
-    rt: &Runtime,
-    system_columns: &SystemColumns,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
 ) -> (Arc<Catalog>, Reach) {
-    if !rt.tool_rules.need_discovery() {
-        return (rt.static_catalog.clone(), Reach::Unknown);
+    if !env.tool_rules.need_discovery() {
+        return (env.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
-    let outcome = cache
+    let outcome = env
+        .catalogs
         .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
             let c = creds.get().await.map_err(|e| DiscoveryError {
                 auth_class: e.is_auth_class(),
                 message: e.to_string(),
             })?;
-            let ctx = ToolContext::new(rt, system_columns, id, c);
+            let ctx = ToolContext::new(env, id, c);
             let (catalog, warnings) =
                 trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
                     .await
@@ -174,9 +167,9 @@ pub async fn catalog_and_reach(
     );
     match outcome {
         CatalogOutcome::Hit(c) | CatalogOutcome::Discovered(c) => (c, Reach::Ok),
-        CatalogOutcome::Denied => (rt.static_catalog.clone(), Reach::Denied),
+        CatalogOutcome::Denied => (env.static_catalog.clone(), Reach::Denied),
         CatalogOutcome::StaticOnly { reason } => (
-            rt.static_catalog.clone(),
+            env.static_catalog.clone(),
             match reason {
                 StaticReason::Saturated => Reach::Unknown,
                 StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,

@@ -3,10 +3,10 @@
 use std::fmt;
 
 #[cfg(test)]
-use crate::identity::fingerprint::{hex, token_fingerprint};
-use crate::identity::fingerprint::{sha256, short_fingerprint};
+use crate::fingerprint::{hex, token_fingerprint};
+use crate::fingerprint::{sha256, short_fingerprint};
 
-/// `sha256(raw bearer) + "\x00" + cluster` (multicluster.md), held as the digest and the
+/// `sha256(raw bearer) + "\x00" + cluster` (docs/spec-notes.md, "Catalog cache"), held as the digest and the
 /// cluster name: the raw token is never stored. A forged claim set cannot reuse another
 /// person's catalog, and a new token is a new entry.
 #[derive(Clone, PartialEq, Eq, Hash)]

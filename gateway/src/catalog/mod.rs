@@ -1,4 +1,4 @@
-//! The per-token catalog cache (multicluster.md, "Catalog cache").
+//! The per-token catalog cache (docs/spec-notes.md, "Catalog cache").
 //!
 //! The cache is pure of I/O: the caller supplies the discovery as a future; the cache
 //! decides when to run it, shares it between concurrent misses, bounds it, and keeps its

@@ -82,7 +82,7 @@ impl Credentials {
             Credentials::Bearer(t) => {
                 format!(
                     "token:{}",
-                    crate::identity::fingerprint::sha256_hex(t.expose().as_bytes())
+                    crate::fingerprint::sha256_hex(t.expose().as_bytes())
                 )
             }
         }
@@ -141,7 +141,7 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    /// Auth-class failures (multicluster.md); everything else is transient or the query's.
+    /// Auth-class failures (docs/spec-notes.md, "Identity"); everything else is transient or the query's.
     pub fn is_auth_class(&self) -> bool {
         matches!(self, QueryError::Server(e) if e.is_auth_class())
     }

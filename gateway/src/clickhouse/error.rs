@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// Longest message shown to a caller (gateway.md: cut at 2 000 characters).
+/// Longest message shown to a caller (docs/spec-notes.md, "Results": cut at 2 000 characters).
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// A failure reported by ClickHouse (or by whatever answered on its port).
@@ -71,7 +71,7 @@ impl ServerError {
         }
     }
 
-    /// Whether this failure says "who you are" was refused (multicluster.md), as
+    /// Whether this failure says "who you are" was refused (docs/spec-notes.md, "Identity"), as
     /// opposed to a transient or query problem. Shared by the catalog cache and the probe.
     pub fn is_auth_class(&self) -> bool {
         if matches!(self.status, 401 | 403) {

@@ -1,7 +1,7 @@
 //! The settings the gateway adds to a query on its own, and which of them a server
 //! takes for a given identity.
 //!
-//! ClickHouse is the authority for read-only (gateway.md, "Read-only guard"): a read
+//! ClickHouse is the authority for read-only (docs/spec-notes.md, "Read-only guard"): a read
 //! carries `readonly=2`, and the gateway never re-sends a caller's query with fewer
 //! settings than it first sent. What a server accepts is learned only from the
 //! gateway's **own** probe queries, never from the error of a caller's query, because a

@@ -8,12 +8,12 @@
 
 use super::lexer::{self, Token, TokenKind};
 
-/// Statement keywords `execute_query` accepts (gateway.md, read-only guard).
+/// Statement keywords `execute_query` accepts (docs/spec-notes.md, "Read-only guard").
 pub const READ_ONLY_KEYWORDS: [&str; 7] = [
     "SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN",
 ];
 
-/// Table functions that reach outside the server (gateway.md: the spec's list, the
+/// Table functions that reach outside the server (docs/spec-notes.md, "Read-only guard": the spec's list, the
 /// `...Cluster`/`...Secure` variants of its members, and the other functions of current
 /// ClickHouse that read remote storage or the server's files), lower-case: ClickHouse
 /// resolves many function names case-insensitively, so the guard compares them so too.

@@ -1,7 +1,7 @@
 //! The gateway's configuration: one set of types shared by the gateway (which reads it)
 //! and the operator (which renders it), so the two can never drift.
 //!
-//! Layout follows `shared/spec/gateway.md`. Every struct is strict (`deny_unknown_fields`)
+//! Layout follows the specification's configuration file (docs/spec-notes.md). Every struct is strict (`deny_unknown_fields`)
 //! and fully defaulted, so an empty file is a valid local configuration.
 
 mod duration;
@@ -60,6 +60,9 @@ pub struct ClickHouseConfig {
     pub max_query_length: i64,
     pub http_headers: BTreeMap<String, String>,
 }
+
+/// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
+pub const DEFAULT_CLUSTER: &str = "default";
 
 pub const DEFAULT_MAX_RESULT_ROWS: u64 = 500;
 pub const DEFAULT_MAX_RESULT_BYTES: u64 = 50_000;
@@ -283,7 +286,7 @@ pub struct OAuthConfig {
     /// The gateway checks each bearer's signature, `iss`, `aud`, `exp` and scopes.
     pub validate_tokens: bool,
     /// The explicit statement that every ClickHouse endpoint checks every token itself:
-    /// the only way `validate_tokens: false` is accepted (oauth.md, "The gate").
+    /// the only way `validate_tokens: false` is accepted (docs/spec-notes.md, "The gate").
     pub trust_clickhouse_token_checks: bool,
     pub upstream_token: UpstreamToken,
     /// Broker mode: what `/oauth/token` hands MCP clients (the upstream token sealed in
@@ -292,6 +295,11 @@ pub struct OAuthConfig {
     pub trusted_redirect_hosts: Vec<String>,
     /// Development only: allow Client ID Metadata Documents over http on loopback.
     pub dev_allow_insecure_client_metadata: bool,
+    /// Broker: the name the sign-in pages show for this gateway (default: its host).
+    pub display_name: String,
+    /// Broker: a refresh token stops working this long after the sign-in it came from,
+    /// however often it is used (never extended by use).
+    pub refresh_token_max_age: HumanDuration,
 }
 
 impl Default for OAuthConfig {
@@ -323,6 +331,8 @@ impl Default for OAuthConfig {
             token_mode: TokenMode::Sealed,
             trusted_redirect_hosts: Vec::new(),
             dev_allow_insecure_client_metadata: false,
+            display_name: String::new(),
+            refresh_token_max_age: HumanDuration::from_secs(30 * 86_400),
         }
     }
 }
@@ -365,7 +375,7 @@ pub struct MultiClusterConfig {
     pub catalog_ttl_fallback: HumanDuration,
     pub catalog_negative_ttl: HumanDuration,
     /// `/mcp` (no cluster) serves every allow-listed cluster through one connector
-    /// (multicluster.md, "The fleet connector").
+    /// (docs/decisions.md, "The fleet connector").
     pub fleet_endpoint: bool,
 }
 

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::Config;
 
-/// Keys whose new values only take effect after a restart (gateway.md, Reload).
+/// Keys whose new values only take effect after a restart (docs/spec-notes.md, "Reload").
 const RESTART_ONLY: [&str; 10] = [
     "server.transport",
     "server.address",

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use super::{Config, OAuthConfig, TokenMode, ToolKind, Transport};
+use super::{
+    ClickHouseConfig, Config, OAuthConfig, ServerConfig, TelemetryConfig, TokenMode, ToolKind,
+    ToolRule, Transport,
+};
 use crate::routing::is_valid_cluster_name;
 
 /// One problem that stops the configuration, named by its dotted key
@@ -63,7 +66,7 @@ impl std::fmt::Debug for Warning {
     }
 }
 
-/// The multi-cluster ranges of multicluster.md.
+/// The multi-cluster ranges (docs/spec-notes.md, "Catalog cache").
 pub const CATALOG_CACHE_MIN: usize = 100;
 pub const CATALOG_TTL_RANGE: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(24 * 3600));
@@ -90,73 +93,104 @@ pub const STATIC_TOOL_NAMES: [&str; 5] = [
 ];
 
 /// Checks everything that can be checked without I/O. `Err` holds one issue per problem.
+/// One function per section, in the order the sections are documented.
 pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let mut err = |key: &str, msg: String| errors.push(ConfigIssue::new(key, msg));
+    let mut f = Findings::default();
+    check_clickhouse(&c.clickhouse, &mut f);
+    check_server(&c.server, &mut f);
+    check_tool_rules(&c.server.tools, &mut f);
+    check_oauth(&c.server.oauth, &mut f);
+    check_multicluster(c, &mut f);
+    check_telemetry(&c.telemetry, &mut f);
+    if f.errors.is_empty() {
+        Ok(f.warnings)
+    } else {
+        Err(f.errors)
+    }
+}
 
-    let ch = &c.clickhouse;
+/// What validation found so far: one error per problem, named by its key, and warnings.
+#[derive(Default)]
+struct Findings {
+    errors: Vec<ConfigIssue>,
+    warnings: Vec<Warning>,
+}
+
+impl Findings {
+    fn err(&mut self, key: &str, message: String) {
+        self.errors.push(ConfigIssue::new(key, message));
+    }
+
+    fn warn(&mut self, warning: Warning) {
+        self.warnings.push(warning);
+    }
+}
+
+/// `clickhouse.*`.
+fn check_clickhouse(ch: &ClickHouseConfig, f: &mut Findings) {
     if ch.host.trim().is_empty() {
-        err("clickhouse.host", "must not be empty".into());
+        f.err("clickhouse.host", "must not be empty".into());
     }
     if ch.port == 0 {
-        err("clickhouse.port", "must be between 1 and 65535".into());
+        f.err("clickhouse.port", "must be between 1 and 65535".into());
     }
     if ch.max_execution_time == 0 {
-        err(
+        f.err(
             "clickhouse.max_execution_time",
             "must be at least 1 (seconds)".into(),
         );
     }
     if ch.tls.client_cert.is_empty() != ch.tls.client_key.is_empty() {
-        err(
+        f.err(
             "clickhouse.tls.client_key",
             "client_cert and client_key must be set together".into(),
         );
     }
     for name in ch.http_headers.keys() {
         if name.eq_ignore_ascii_case("authorization") {
-            err(
+            f.err(
                 &format!("clickhouse.http_headers.{name}"),
                 "the Authorization header is set by the gateway from the caller's identity".into(),
             );
         }
     }
+}
 
-    let s = &c.server;
+/// `server.*` but the tool rules and OAuth.
+fn check_server(s: &ServerConfig, f: &mut Findings) {
     if s.transport == Transport::Http && s.port == 0 {
-        err("server.port", "must be between 1 and 65535".into());
+        f.err("server.port", "must be between 1 and 65535".into());
     }
     if s.max_request_bytes < 1024 {
-        err(
+        f.err(
             "server.max_request_bytes",
             format!("{} is below the minimum of 1024", s.max_request_bytes),
         );
     }
     check_range(
-        &mut err,
+        f,
         "server.header_read_timeout",
         s.header_read_timeout.get(),
         HEADER_READ_TIMEOUT_RANGE,
     );
     check_range(
-        &mut err,
+        f,
         "server.body_read_timeout",
         s.body_read_timeout.get(),
         BODY_READ_TIMEOUT_RANGE,
     );
     check_range(
-        &mut err,
+        f,
         "server.idle_timeout",
         s.idle_timeout.get(),
         IDLE_TIMEOUT_RANGE,
     );
     if s.max_connections == 0 {
-        err("server.max_connections", "must be at least 1".into());
+        f.err("server.max_connections", "must be at least 1".into());
     }
     for (i, origin) in s.allowed_origins.iter().enumerate() {
         if origin != "*" && crate::net::WebOrigin::parse(origin).is_err() {
-            err(
+            f.err(
                 &format!("server.allowed_origins[{i}]"),
                 format!("`{origin}` is not an origin (scheme://host[:port]) or \"*\""),
             );
@@ -164,13 +198,13 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     }
     for (i, name) in s.tool_input_settings.iter().enumerate() {
         if !is_setting_name(name) {
-            err(
+            f.err(
                 &format!("server.tool_input_settings[{i}]"),
                 format!("`{name}` is not a ClickHouse setting name"),
             );
         } else if name.eq_ignore_ascii_case(crate::clickhouse::settings::READONLY) {
             // Read-only is the gateway's promise to every user; no caller may weaken it.
-            err(
+            f.err(
                 &format!("server.tool_input_settings[{i}]"),
                 "`readonly` cannot be left to callers: execute_query always runs read-only".into(),
             );
@@ -178,7 +212,7 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     }
     for (i, clause) in s.blocked_query_clauses.iter().enumerate() {
         if clause.split_whitespace().next().is_none() {
-            err(
+            f.err(
                 &format!("server.blocked_query_clauses[{i}]"),
                 "must not be empty".into(),
             );
@@ -187,13 +221,17 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     for (i, name) in s.allowed_table_functions.iter().enumerate() {
         // Names only: the guard compares whole names, so a pattern would silently match nothing.
         if !is_setting_name(name) {
-            err(
+            f.err(
                 &format!("server.allowed_table_functions[{i}]"),
                 format!("`{name}` is not a table function name (letters, digits and _ only)"),
             );
         }
     }
-    for (i, rule) in s.tools.iter().enumerate() {
+}
+
+/// `server.tools`: which tools are served, and the discovery rules.
+fn check_tool_rules(rules: &[ToolRule], f: &mut Findings) {
+    for (i, rule) in rules.iter().enumerate() {
         let key = format!("server.tools[{i}]");
         let set = [
             rule.name.is_some(),
@@ -204,7 +242,7 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         .filter(|b| **b)
         .count();
         if set != 1 {
-            err(
+            f.err(
                 &key,
                 "needs exactly one of name, view_regexp, table_regexp".into(),
             );
@@ -212,7 +250,7 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         }
         if let Some(name) = &rule.name {
             if !STATIC_TOOL_NAMES.contains(&name.as_str()) {
-                err(
+                f.err(
                     &format!("{key}.name"),
                     format!(
                         "`{name}` is not a static tool (one of {})",
@@ -223,31 +261,31 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         }
         if let Some(re) = &rule.view_regexp {
             if rule.kind != ToolKind::Read {
-                err(
+                f.err(
                     &format!("{key}.view_regexp"),
                     "view rules are `type: read`".into(),
                 );
             }
             if let Err(e) = regex::Regex::new(re) {
-                err(&format!("{key}.view_regexp"), format!("invalid regex: {e}"));
+                f.err(&format!("{key}.view_regexp"), format!("invalid regex: {e}"));
             }
         }
         if let Some(re) = &rule.table_regexp {
             if rule.kind != ToolKind::Write {
-                err(
+                f.err(
                     &format!("{key}.table_regexp"),
                     "table rules are `type: write` (mode: insert)".into(),
                 );
             }
             if let Err(e) = regex::Regex::new(re) {
-                err(
+                f.err(
                     &format!("{key}.table_regexp"),
                     format!("invalid regex: {e}"),
                 );
             }
         }
         if rule.mode.is_some() && rule.table_regexp.is_none() {
-            err(
+            f.err(
                 &format!("{key}.mode"),
                 "only table_regexp rules take a mode".into(),
             );
@@ -257,101 +295,119 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         {
-            err(
+            f.err(
                 &format!("{key}.prefix"),
                 format!("`{}` may hold only letters, digits and _", rule.prefix),
             );
         }
     }
+}
 
-    let o = &s.oauth;
-    if o.enabled {
-        if o.issuer.is_empty() {
-            err(
-                "server.oauth.issuer",
-                "is required when OAuth is enabled".into(),
-            );
-        } else if let Err(m) = check_secure_url(&o.issuer) {
-            err("server.oauth.issuer", m);
-        }
-        if !o.jwks_url.is_empty() {
-            if let Err(m) = check_secure_url(&o.jwks_url) {
-                err("server.oauth.jwks_url", m);
-            }
-        }
-        if o.username_claim.trim().is_empty() {
-            err("server.oauth.username_claim", "must not be empty".into());
-        }
-        if o.validate_tokens && o.audience.is_empty() {
-            err(
-                "server.oauth.audience",
-                "is required when validate_tokens is on".into(),
-            );
-        }
-        for problem in unverified_token_problems(o) {
-            match problem {
-                Ok(w) => warnings.push(w),
-                Err((key, m)) => err(key, m),
-            }
-        }
-        if !o.role_filter.is_empty() {
-            if let Err(e) = regex::Regex::new(&format!("^(?:{})$", o.role_filter)) {
-                err("server.oauth.role_filter", format!("invalid regex: {e}"));
-            }
-        }
-        if !o.public_resource_url.is_empty() {
-            if let Err(m) = check_secure_url(&o.public_resource_url) {
-                err("server.oauth.public_resource_url", m);
-            }
-        }
-        if o.broker {
-            if o.client_id.is_empty() {
-                err(
-                    "server.oauth.client_id",
-                    "is required in broker mode".into(),
-                );
-            }
-            if o.client_secret.is_empty() {
-                err(
-                    "server.oauth.client_secret",
-                    "is required in broker mode (or client_secret_file)".into(),
-                );
-            }
-            if o.signing_secret.expose().len() < MIN_SIGNING_SECRET_BYTES {
-                err(
-                    "server.oauth.signing_secret",
-                    format!("must be at least {MIN_SIGNING_SECRET_BYTES} bytes in broker mode (or signing_secret_file)"),
-                );
-            }
-            if o.public_auth_server_url.is_empty() {
-                err(
-                    "server.oauth.public_auth_server_url",
-                    "is required in broker mode".into(),
-                );
-            } else if let Err(m) = check_secure_url(&o.public_auth_server_url) {
-                err("server.oauth.public_auth_server_url", m);
-            }
-        }
-        if o.broker && o.token_mode == TokenMode::Passthrough {
-            warnings.push(Warning::new(
-                "server.oauth.token_mode",
-                "is passthrough: MCP clients receive the identity provider's own token, \
-                 which ClickHouse (every cluster) and any other service trusting that IdP accept directly, so a \
-                 token leaked from a client's logs or config is a working credential (the MCP specification \
-                 forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
-            ));
-        }
-        if o.dev_allow_insecure_client_metadata {
-            warnings.push(Warning::new(
-                "server.oauth.dev_allow_insecure_client_metadata",
-                "is ON: client metadata documents may be fetched over http from loopback. Never use this in production",
-            ));
+/// `server.oauth.*`, when OAuth is on.
+fn check_oauth(o: &OAuthConfig, f: &mut Findings) {
+    if !o.enabled {
+        return;
+    }
+    if o.issuer.is_empty() {
+        f.err(
+            "server.oauth.issuer",
+            "is required when OAuth is enabled".into(),
+        );
+    } else if let Err(m) = check_secure_url(&o.issuer) {
+        f.err("server.oauth.issuer", m);
+    }
+    if !o.jwks_url.is_empty() {
+        if let Err(m) = check_secure_url(&o.jwks_url) {
+            f.err("server.oauth.jwks_url", m);
         }
     }
+    if o.username_claim.trim().is_empty() {
+        f.err("server.oauth.username_claim", "must not be empty".into());
+    }
+    if o.validate_tokens && o.audience.is_empty() {
+        f.err(
+            "server.oauth.audience",
+            "is required when validate_tokens is on".into(),
+        );
+    }
+    for problem in unverified_token_problems(o) {
+        match problem {
+            Ok(w) => f.warn(w),
+            Err((key, m)) => f.err(key, m),
+        }
+    }
+    if !o.role_filter.is_empty() {
+        if let Err(e) = regex::Regex::new(&format!("^(?:{})$", o.role_filter)) {
+            f.err("server.oauth.role_filter", format!("invalid regex: {e}"));
+        }
+    }
+    if !o.public_resource_url.is_empty() {
+        if let Err(m) = check_secure_url(&o.public_resource_url) {
+            f.err("server.oauth.public_resource_url", m);
+        }
+    }
+    if o.broker {
+        if o.client_id.is_empty() {
+            f.err(
+                "server.oauth.client_id",
+                "is required in broker mode".into(),
+            );
+        }
+        if o.client_secret.is_empty() {
+            f.err(
+                "server.oauth.client_secret",
+                "is required in broker mode (or client_secret_file)".into(),
+            );
+        }
+        if o.signing_secret.expose().len() < MIN_SIGNING_SECRET_BYTES {
+            f.err(
+                "server.oauth.signing_secret",
+                format!("must be at least {MIN_SIGNING_SECRET_BYTES} bytes in broker mode (or signing_secret_file)"),
+            );
+        }
+        if o.public_auth_server_url.is_empty() {
+            f.err(
+                "server.oauth.public_auth_server_url",
+                "is required in broker mode".into(),
+            );
+        } else if let Err(m) = check_secure_url(&o.public_auth_server_url) {
+            f.err("server.oauth.public_auth_server_url", m);
+        }
+    }
+    if o.broker && o.token_mode == TokenMode::Passthrough {
+        f.warn(Warning::new(
+            "server.oauth.token_mode",
+            "is passthrough: MCP clients receive the identity provider's own token, \
+             which ClickHouse (every cluster) and any other service trusting that IdP accept directly, so a \
+             token leaked from a client's logs or config is a working credential (the MCP specification \
+             forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
+        ));
+    }
+    if o.broker {
+        check_range(
+            f,
+            "server.oauth.refresh_token_max_age",
+            o.refresh_token_max_age.get(),
+            (
+                Duration::from_secs(3_600),
+                Duration::from_secs(366 * 86_400),
+            ),
+        );
+    }
+    if o.dev_allow_insecure_client_metadata {
+        f.warn(Warning::new(
+            "server.oauth.dev_allow_insecure_client_metadata",
+            "is ON: client metadata documents may be fetched over http from loopback. Never use this in production",
+        ));
+    }
+}
 
+/// `multicluster.*`, and what multi-cluster mode asks of the other sections.
+fn check_multicluster(c: &Config, f: &mut Findings) {
     let m = &c.multicluster;
+    let (s, o) = (&c.server, &c.server.oauth);
     if m.catalog_cache_max < CATALOG_CACHE_MIN {
-        err(
+        f.err(
             "multicluster.catalog_cache_max",
             format!(
                 "{} is below the minimum of {CATALOG_CACHE_MIN}",
@@ -360,20 +416,20 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
         );
     }
     check_range(
-        &mut err,
+        f,
         "multicluster.catalog_ttl_fallback",
         m.catalog_ttl_fallback.get(),
         CATALOG_TTL_RANGE,
     );
     check_range(
-        &mut err,
+        f,
         "multicluster.catalog_negative_ttl",
         m.catalog_negative_ttl.get(),
         NEGATIVE_TTL_RANGE,
     );
     for (i, name) in m.cluster_allowlist.iter().enumerate() {
         if !is_valid_cluster_name(name) {
-            err(
+            f.err(
                 &format!("multicluster.cluster_allowlist[{i}]"),
                 format!("`{name}` is not an RFC 1123 label (lower-case letters, digits, '-', at most 63)"),
             );
@@ -382,111 +438,104 @@ pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     for (name, ov) in &m.clusters {
         let key = format!("multicluster.clusters.{name}");
         if !is_valid_cluster_name(name) {
-            err(&key, format!("`{name}` is not an RFC 1123 label"));
+            f.err(&key, format!("`{name}` is not an RFC 1123 label"));
         } else if !m.cluster_allowlist.is_empty() && !m.cluster_allowlist.contains(name) {
-            err(
+            f.err(
                 &key,
                 "overrides a cluster that is not on multicluster.cluster_allowlist".into(),
             );
         }
         if ov.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
-            err(&format!("{key}.host"), "must not be empty".into());
+            f.err(&format!("{key}.host"), "must not be empty".into());
         }
         if ov.description.as_deref().is_some_and(|d| d.len() > 1024) {
-            err(
+            f.err(
                 &format!("{key}.description"),
                 "is longer than 1024 bytes".into(),
             );
         }
         if ov.port == Some(0) {
-            err(&format!("{key}.port"), "must be between 1 and 65535".into());
+            f.err(&format!("{key}.port"), "must be between 1 and 65535".into());
         }
     }
     if m.enabled {
         if s.transport == Transport::Stdio {
-            err(
+            f.err(
                 "multicluster.enabled",
                 "multi-cluster mode needs server.transport: http (stdio serves one cluster)".into(),
             );
         }
         if !o.enabled {
-            err(
+            f.err(
                 "multicluster.enabled",
                 "multi-cluster mode needs server.oauth.enabled: true (every request must carry a user identity)".into(),
             );
         }
         if m.fleet_endpoint && m.cluster_allowlist.is_empty() {
-            err(
+            f.err(
                 "multicluster.fleet_endpoint",
                 "needs a non-empty multicluster.cluster_allowlist (the connector serves exactly the listed clusters)".into(),
             );
         }
         if m.cluster_allowlist.is_empty() {
-            warnings.push(Warning::new(
+            f.warn(Warning::new(
                 "multicluster.cluster_allowlist",
                 "is empty: any valid cluster name is routed",
             ));
         }
         if !c.clickhouse.host.contains("{cluster}") && m.clusters.is_empty() {
-            warnings.push(Warning::new(
+            f.warn(Warning::new(
                 "clickhouse.host",
                 "has no {cluster} and there are no per-cluster overrides: every cluster reaches the same host",
             ));
         }
     } else if c.clickhouse.host.contains("{cluster}") {
-        err(
+        f.err(
             "clickhouse.host",
             "contains {cluster}, which only multi-cluster mode fills in".into(),
         );
     }
+}
 
-    if let Some(o) = &c.telemetry.otlp {
+/// `telemetry.*`.
+fn check_telemetry(t: &TelemetryConfig, f: &mut Findings) {
+    if let Some(o) = &t.otlp {
         match url::Url::parse(&o.endpoint) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => err(
+            _ => f.err(
                 "telemetry.otlp.endpoint",
                 "must be an http(s) URL (the collector's OTLP/HTTP address, e.g. http://otel-collector:4318)".into(),
             ),
         }
         if !(0.0..=1.0).contains(&o.sample_ratio) {
-            err(
+            f.err(
                 "telemetry.otlp.sample_ratio",
                 format!("{} is outside 0 to 1", o.sample_ratio),
             );
         }
         if o.service_name.trim().is_empty() {
-            err("telemetry.otlp.service_name", "must not be empty".into());
+            f.err("telemetry.otlp.service_name", "must not be empty".into());
         }
         for (name, value) in &o.headers {
             // The value is a secret: the message names the key only.
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || reqwest::header::HeaderValue::from_str(value.expose()).is_err()
             {
-                err(
+                f.err(
                     &format!("telemetry.otlp.headers.{name}"),
                     "not a valid HTTP header name and value".into(),
                 );
             }
         }
     }
-    if errors.is_empty() {
-        Ok(warnings)
-    } else {
-        Err(errors)
-    }
 }
 
-fn check_range(
-    err: &mut impl FnMut(&str, String),
-    key: &str,
-    v: Duration,
-    (lo, hi): (Duration, Duration),
-) {
+fn check_range(f: &mut Findings, key: &str, v: Duration, (lo, hi): (Duration, Duration)) {
     use super::HumanDuration as H;
     if v < lo {
-        err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
+        f.err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
     } else if v > hi {
-        err(key, format!("{} is above the maximum of {}", H(v), H(hi)));
+        f.err(key, format!("{} is above the maximum of {}", H(v), H(hi)));
     }
 }
 
@@ -505,7 +554,7 @@ pub fn check_secure_url(url: &str) -> Result<(), String> {
 
 /// `validate_tokens: false` is a statement that ClickHouse checks every token itself;
 /// it must be made explicitly, and nothing may depend on a claim the gateway did not
-/// verify (oauth.md, "The gate"). `Ok`: a warning; `Err`: (key, message).
+/// verify (docs/spec-notes.md, "The gate"). `Ok`: a warning; `Err`: (key, message).
 fn unverified_token_problems(o: &OAuthConfig) -> Vec<Result<Warning, (&'static str, String)>> {
     if o.validate_tokens {
         return Vec::new();

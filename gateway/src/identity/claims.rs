@@ -6,7 +6,7 @@
 //! [`UnverifiedPayload`], which can say only when the token expires (a pre-check that may
 //! reject, never admit) and whom it is for (the broker's choice between tokens it
 //! received straight from the IdP). It cannot become `Claims`: no claim of an unverified
-//! token names a user, a role, a log field or a cache lifetime (oauth.md, "The gate").
+//! token names a user, a role, a log field or a cache lifetime (docs/spec-notes.md, "The gate").
 
 use std::time::{Duration, SystemTime};
 

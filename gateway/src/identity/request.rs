@@ -4,16 +4,19 @@
 use std::time::SystemTime;
 
 use super::claims::{username_from_claims, Claims, ClaimsError};
-use super::fingerprint::token_fingerprint;
 use super::roles::{RoleError, RolePolicy};
 use crate::catalog::CatalogKey;
 use crate::clickhouse::{Credentials, Endpoint};
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, DEFAULT_CLUSTER};
+use crate::fingerprint::token_fingerprint;
 use crate::routing::FLEET_CLUSTER;
-use crate::tools::Caller;
 
-/// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
-pub const DEFAULT_CLUSTER: &str = "default";
+/// Who is calling, as written into `log_comment` and the audit line.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub subject: String,
+    pub email: Option<String>,
+}
 
 /// Whose credentials a request carries.
 #[derive(Debug, Clone)]
@@ -65,7 +68,7 @@ impl RequestIdentity {
 /// What the gateway takes from a caller's token: everything from verified claims, and
 /// from an unverified token (`validate_tokens: false`) nothing at all — no Basic
 /// username (so only Bearer is sent: ClickHouse judges the token itself), no roles, no
-/// name in log lines (a fingerprint instead), no cache lifetime (oauth.md, "The gate").
+/// name in log lines (a fingerprint instead), no cache lifetime (docs/spec-notes.md, "The gate").
 #[derive(Debug, Clone)]
 pub struct TokenIdentity {
     pub caller: Caller,

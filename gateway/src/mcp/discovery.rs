@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::app::Runtime;
 use crate::catalog::Reach;
+use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{cluster_property, fleet_catalog, prefixed_name, FleetCluster};
 use crate::tools::outcome::{tool_error, CallOutcome};
 use crate::tools::search::{
@@ -26,8 +26,8 @@ pub enum Routed {
 }
 
 /// `/mcp/{cluster}`'s list: the catalog itself, or its searched form.
-pub fn listed(rt: &Runtime, catalog: Arc<Catalog>) -> Arc<Catalog> {
-    if is_searched(rt.config.server.tools_listing, dynamic_count(&catalog)) {
+pub fn listed(env: &ToolEnv<'_>, catalog: Arc<Catalog>) -> Arc<Catalog> {
+    if is_searched(env.config.server.tools_listing, dynamic_count(&catalog)) {
         Arc::new(searched_catalog(&catalog, None))
     } else {
         catalog
@@ -73,17 +73,17 @@ pub fn not_callable(name: &str) -> String {
 /// with `cluster`, `list_clusters`, search and call — the same size whatever the
 /// number of clusters and views.
 pub fn fleet_listed(
-    rt: &Runtime,
+    env: &ToolEnv<'_>,
     clusters: &[FleetCluster],
     per_cluster: &[(&str, &Catalog)],
 ) -> (Catalog, Vec<String>) {
     let dynamic: usize = per_cluster.iter().map(|(_, c)| dynamic_count(c)).sum();
-    if is_searched(rt.config.server.tools_listing, dynamic) {
-        let (statics, warnings) = fleet_catalog(&rt.static_catalog, clusters, &[]);
+    if is_searched(env.config.server.tools_listing, dynamic) {
+        let (statics, warnings) = fleet_catalog(env.static_catalog, clusters, &[]);
         let prop = cluster_property(clusters);
         (searched_catalog(&statics, Some(&prop)), warnings)
     } else {
-        fleet_catalog(&rt.static_catalog, clusters, per_cluster)
+        fleet_catalog(env.static_catalog, clusters, per_cluster)
     }
 }
 

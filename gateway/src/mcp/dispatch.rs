@@ -1,22 +1,20 @@
-//! JSON-RPC methods → gateway behaviour. Transport-independent: HTTP and stdio both
-//! call [`handle_request`] with a request already classified by era.
+//! JSON-RPC methods → gateway behaviour: the method table ([`call_method`]) shared by
+//! the cluster path ([`answer_cluster`]) and the fleet connector (`mcp::fleet`).
+//! Transport-independent: both transports enter through `mcp::run`.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use rmcp::model::Implementation;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, LIST_TTL_MS};
-use crate::app::{App, Runtime};
+use crate::app::App;
 use crate::catalog::catalog_for;
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::telemetry::metrics::ToolCallRecord;
 use crate::telemetry::trace::{self, CallFacts, SpanKind};
-use crate::telemetry::Metrics;
-use crate::tools::listing::describe;
+use crate::tools::context::ToolEnv;
+use crate::tools::listing::{describe, DescribeError};
 use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
@@ -188,73 +186,27 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Runs the handling of one request so that a panic inside it (a bug) becomes a
-/// JSON-RPC internal error for that request, counted in `chmcp_panics_total`, instead
-/// of a dropped connection (HTTP) or a request never answered (stdio).
-pub async fn contain_panics<F>(metrics: &Metrics, work: F) -> Result<Answer, RpcError>
-where
-    F: Future<Output = Result<Answer, RpcError>>,
-{
-    // AssertUnwindSafe: what requests share sits behind locks whose poisoning every
-    // user tolerates, so an unwound request leaves no state that others misread.
-    match AssertUnwindSafe(work).catch_unwind().await {
-        Ok(result) => result,
-        Err(_) => {
-            metrics.panics.inc();
-            Err(RpcError::new(
-                protocol::INTERNAL_ERROR,
-                "Internal error: the gateway failed while handling this request",
-            ))
-        }
-    }
-}
-
-/// Answers one request. Tool failures are results (`isError`), never errors here.
-pub async fn handle_request(
+/// Answers one request on a cluster's endpoint (`/mcp/{cluster}`, or `/mcp` with one
+/// cluster). Tool failures are results (`isError`), never errors here.
+pub(super) async fn answer_cluster(
     app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     id: &RequestIdentity,
     era: Era,
     method: &str,
     params: &Option<Value>,
 ) -> Result<Answer, RpcError> {
-    let method_label = method_label(method);
-    Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
-    let started = std::time::Instant::now();
-    let answer = answer_request(app, rt, id, era, method, params).await;
-    Metrics::observe(
-        &app.metrics.mcp_request_duration,
-        &[
-            ("method", method_label),
-            ("outcome", if answer.is_ok() { "ok" } else { "error" }),
-        ],
-        started.elapsed().as_secs_f64(),
-    );
-    answer
-}
-
-async fn answer_request(
-    app: &App,
-    rt: &Arc<Runtime>,
-    id: &RequestIdentity,
-    era: Era,
-    method: &str,
-    params: &Option<Value>,
-) -> Result<Answer, RpcError> {
-    if id.is_fleet() {
-        return super::fleet::handle_fleet(app, rt, id, era, method, params).await;
-    }
     // Settled at most once for the whole request (discovery and the tool share them).
-    let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
+    let creds = env.credentials(id);
     if method == "tools/list" {
         single_page(params)?;
-        let catalog = catalog_for(&app.catalogs, rt, &app.system_columns, &creds).await;
+        let catalog = catalog_for(env, &creds).await;
         return Ok(Answer::Tools {
-            catalog: super::discovery::listed(rt, catalog),
+            catalog: super::discovery::listed(env, catalog),
             extra: list_decoration(era),
         });
     }
-    handle_value(app, rt, &creds, era, method, params)
+    call_method(app, env, &creds, era, method, params)
         .await
         .map(Answer::Json)
 }
@@ -292,9 +244,10 @@ pub(super) fn list_decoration(era: Era) -> String {
     serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into())
 }
 
-pub(super) async fn handle_value(
+/// The method table: one method's result for one cluster's credentials.
+pub(super) async fn call_method(
     app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
     era: Era,
     method: &str,
@@ -335,12 +288,8 @@ pub(super) async fn handle_value(
                     ))
                 }
             };
-            let catalog = trace::child(
-                "catalog",
-                SpanKind::Internal,
-                catalog_for(&app.catalogs, rt, &app.system_columns, creds),
-            )
-            .await;
+            let catalog =
+                trace::child("catalog", SpanKind::Internal, catalog_for(env, creds)).await;
             let (name, args) = match super::discovery::route(&catalog, name, args) {
                 super::discovery::Routed::Run(name, args) => (name, args),
                 super::discovery::Routed::Answered(out) => return call_result(era, &out),
@@ -349,7 +298,7 @@ pub(super) async fn handle_value(
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
             };
             let started = std::time::Instant::now();
-            let (out, facts) = trace::collect_facts(run_tool(app, rt, creds, entry, &args)).await;
+            let (out, facts) = trace::collect_facts(run_tool(env, creds, entry, &args)).await;
             app.metrics.tool_call(&ToolCallRecord {
                 tool: &name,
                 cluster: &creds.identity().cluster,
@@ -396,7 +345,7 @@ pub(super) async fn handle_value(
                     format!("ClickHouse did not accept your identity: {e}"),
                 )
             })?;
-            let ctx = ToolContext::new(rt, &app.system_columns, creds.identity(), c);
+            let ctx = ToolContext::new(env, creds.identity(), c);
             let not_found = |what: String| {
                 let code = if era == Era::Stateless {
                     protocol::INVALID_PARAMS
@@ -414,7 +363,16 @@ pub(super) async fn handle_value(
                     .await
                     .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e))?
             } else if let Some(TableUri { database, table }) = TableUri::parse(&uri) {
-                describe(&ctx, &database, &table).await.map_err(not_found)?
+                describe(&ctx, &database, &table)
+                    .await
+                    .map_err(|e| match e {
+                        DescribeError::NotFound { .. } => not_found(e.to_string()),
+                        // ClickHouse down or refusing: not a missing resource.
+                        DescribeError::Query(q) => RpcError::new(
+                            protocol::INTERNAL_ERROR,
+                            format!("ClickHouse could not describe {database}.{table}: {q}"),
+                        ),
+                    })?
             } else {
                 return Err(not_found(format!("Resource not found: {uri}")));
             };
@@ -425,7 +383,7 @@ pub(super) async fn handle_value(
             ))
         }
         (_, "prompts/list" | "prompts/get" | "completion/complete") => {
-            super::prompts::handle(app, rt, creds, era, method, params, false).await
+            super::prompts::handle(env, creds, era, method, params, false).await
         }
         _ => {
             // `?`: the name is request text, logged escaped.
@@ -475,15 +433,14 @@ fn audit(
 /// Runs a tool with the request's credentials; identity re-probes and retries once
 /// when ClickHouse refuses a remembered scheme (`RequestCredentials::run`).
 async fn run_tool(
-    app: &App,
-    rt: &Runtime,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
     entry: &Entry,
     args: &Map<String, Value>,
 ) -> CallOutcome {
     let id = creds.identity();
     let run = |c| {
-        let ctx = ToolContext::new(rt, &app.system_columns, id, c);
+        let ctx = ToolContext::new(env, id, c);
         async move { call_tool(&ctx, entry, args).await }
     };
     creds
@@ -545,18 +502,5 @@ mod tests {
         assert_eq!(method_label("x\nFORGED"), "other");
         assert_eq!(method_label("Tools/List"), "other");
         assert_eq!(method_label(""), "other");
-    }
-
-    #[tokio::test]
-    async fn a_panicking_request_is_an_internal_error_and_counted() {
-        let metrics = Metrics::new();
-        // A stand-in for a handler with a bug.
-        let panicking = async { panic!("handler bug") as Result<Answer, RpcError> };
-        let r = contain_panics(&metrics, panicking).await;
-        assert_eq!(r.map_err(|e| e.code).err(), Some(protocol::INTERNAL_ERROR));
-        assert_eq!(metrics.panics.get(), 1);
-        let fine = contain_panics(&metrics, async { Ok(Answer::Json(json!({}))) }).await;
-        assert!(fine.is_ok());
-        assert_eq!(metrics.panics.get(), 1);
     }
 }

@@ -9,14 +9,15 @@ use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
 use super::dispatch::{
-    call_result, decorate, handle_value, list_decoration, params_obj, required_str, single_page,
+    call_method, call_result, decorate, list_decoration, params_obj, required_str, single_page,
     Answer, RpcError,
 };
 use super::protocol::{self, Era};
-use crate::app::{App, Runtime};
+use crate::app::App;
 use crate::catalog::{catalog_and_reach, Reach};
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::routing::endpoint_for;
+use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{
     fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster, CLUSTER_ARG,
     LIST_CLUSTERS,
@@ -28,9 +29,9 @@ use crate::tools::Catalog;
 const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
 
 /// Answers one request on the fleet connector.
-pub async fn handle_fleet(
+pub(super) async fn answer_fleet(
     app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     id: &RequestIdentity,
     era: Era,
     method: &str,
@@ -39,13 +40,13 @@ pub async fn handle_fleet(
     match method {
         "tools/list" => {
             single_page(params)?;
-            let clusters = fleet_clusters(&rt.config.multicluster);
-            let surveyed = survey(app, rt, id, &clusters).await;
+            let clusters = fleet_clusters(&env.config.multicluster);
+            let surveyed = survey(env, id, &clusters).await;
             let per_cluster: Vec<(&str, &Catalog)> = surveyed
                 .iter()
                 .map(|(c, catalog, _)| (c.name.as_str(), catalog.as_ref()))
                 .collect();
-            let (catalog, warnings) = super::discovery::fleet_listed(rt, &clusters, &per_cluster);
+            let (catalog, warnings) = super::discovery::fleet_listed(env, &clusters, &per_cluster);
             for w in warnings {
                 tracing::warn!(warning = ?w, "fleet tool list");
             }
@@ -54,7 +55,7 @@ pub async fn handle_fleet(
                 extra: list_decoration(era),
             })
         }
-        "tools/call" => call(app, rt, id, era, params).await.map(Answer::Json),
+        "tools/call" => call(app, env, id, era, params).await.map(Answer::Json),
         "resources/list" => Ok(Answer::Json(decorate(era, json!({"resources": []}), true))),
         "resources/templates/list" => Ok(Answer::Json(decorate(
             era,
@@ -62,11 +63,9 @@ pub async fn handle_fleet(
             true,
         ))),
         "prompts/list" | "prompts/get" | "completion/complete" => {
-            super::prompts::handle_fleet(app, rt, era, method, params, |c| {
-                cluster_identity(rt, id, c)
-            })
-            .await
-            .map(Answer::Json)
+            super::prompts::handle_fleet(env, era, method, params, |c| cluster_identity(env, id, c))
+                .await
+                .map(Answer::Json)
         }
         "resources/read" => Err(RpcError::new(
             protocol::INVALID_PARAMS,
@@ -75,8 +74,8 @@ pub async fn handle_fleet(
         // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
         // instructions say how this connector picks a cluster.
         _ => {
-            let creds = RequestCredentials::new(&app.prober, &rt.ch, id);
-            let mut v = handle_value(app, rt, &creds, era, method, params).await?;
+            let creds = env.credentials(id);
+            let mut v = call_method(app, env, &creds, era, method, params).await?;
             if let Some(i) = v.get_mut("instructions") {
                 *i = json!(FLEET_INSTRUCTIONS);
             }
@@ -89,25 +88,16 @@ pub async fn handle_fleet(
 /// clusters at once; discovery runs under the cache's own rules (16-discovery cap,
 /// budget, static tools on failure), so one cluster down fails nothing else.
 async fn survey(
-    app: &App,
-    rt: &Runtime,
+    env: &ToolEnv<'_>,
     id: &RequestIdentity,
     clusters: &[FleetCluster],
 ) -> Vec<(FleetCluster, Arc<Catalog>, Reach)> {
     let ids: Vec<RequestIdentity> = clusters
         .iter()
-        .map(|c| cluster_identity(rt, id, &c.name))
+        .map(|c| cluster_identity(env, id, &c.name))
         .collect();
-    let creds: Vec<RequestCredentials<'_>> = ids
-        .iter()
-        .map(|i| RequestCredentials::new(&app.prober, &rt.ch, i))
-        .collect();
-    let found = join_all(
-        creds
-            .iter()
-            .map(|c| catalog_and_reach(&app.catalogs, rt, &app.system_columns, c)),
-    )
-    .await;
+    let creds: Vec<RequestCredentials<'_>> = ids.iter().map(|i| env.credentials(i)).collect();
+    let found = join_all(creds.iter().map(|c| catalog_and_reach(env, c))).await;
     clusters
         .iter()
         .cloned()
@@ -116,16 +106,16 @@ async fn survey(
         .collect()
 }
 
-fn cluster_identity(rt: &Runtime, id: &RequestIdentity, cluster: &str) -> RequestIdentity {
-    let mc = &rt.config.multicluster;
-    id.for_cluster(cluster, endpoint_for(cluster, &rt.config.clickhouse, mc))
+fn cluster_identity(env: &ToolEnv<'_>, id: &RequestIdentity, cluster: &str) -> RequestIdentity {
+    let mc = &env.config.multicluster;
+    id.for_cluster(cluster, endpoint_for(cluster, &env.config.clickhouse, mc))
 }
 
 /// `tools/call`: `list_clusters` here; any other tool resolved to a cluster and its own
 /// tool name, then run exactly as `/mcp/{cluster}` runs it.
 async fn call(
     app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     id: &RequestIdentity,
     era: Era,
     params: &Option<Value>,
@@ -142,7 +132,7 @@ async fn call(
             ))
         }
     };
-    let clusters = fleet_clusters(&rt.config.multicluster);
+    let clusters = fleet_clusters(&env.config.multicluster);
     let names = || {
         clusters
             .iter()
@@ -159,19 +149,19 @@ async fn call(
             Err(m) => return call_result(era, &tool_error(m)),
         }
     } else if name == SEARCH_TOOL {
-        let surveyed = survey(app, rt, id, &clusters).await;
-        let discovering = rt.tool_rules.need_discovery();
+        let surveyed = survey(env, id, &clusters).await;
+        let discovering = env.tool_rules.need_discovery();
         let out = super::discovery::fleet_search(&clusters, &surveyed, discovering, &args);
         return call_result(era, &out);
     }
     if name == LIST_CLUSTERS {
         let out = match args.keys().next() {
             Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
-            None => list_clusters(app, rt, id, &clusters).await,
+            None => list_clusters(env, id, &clusters).await,
         };
         return call_result(era, &out);
     }
-    let (cluster, tool) = if rt.static_catalog.get(&name).is_some() {
+    let (cluster, tool) = if env.static_catalog.get(&name).is_some() {
         match args.remove(CLUSTER_ARG) {
             Some(Value::String(c)) if on_list(&c) => (c, name.clone()),
             Some(Value::String(c)) => {
@@ -200,7 +190,7 @@ async fn call(
         match split_prefixed(&name) {
             Some((c, t))
                 if on_list(c)
-                    && rt.static_catalog.get(t).is_none()
+                    && env.static_catalog.get(t).is_none()
                     && prefixed_name(c, t).is_some() =>
             {
                 (c.to_string(), t.to_string())
@@ -218,10 +208,10 @@ async fn call(
             }
         }
     };
-    let cid = cluster_identity(rt, id, &cluster);
-    let creds = RequestCredentials::new(&app.prober, &rt.ch, &cid);
+    let cid = cluster_identity(env, id, &cluster);
+    let creds = env.credentials(&cid);
     let inner = Some(json!({"name": tool, "arguments": args}));
-    match handle_value(app, rt, &creds, era, "tools/call", &inner).await {
+    match call_method(app, env, &creds, era, "tools/call", &inner).await {
         Ok(mut v) => {
             name_cluster(&mut v, &cluster);
             Ok(v)
@@ -245,12 +235,11 @@ async fn call(
 /// `list_clusters`: every cluster's name, description, and whether the caller's
 /// identity reaches it, as their catalog lookup found (a cache hit costs nothing).
 async fn list_clusters(
-    app: &App,
-    rt: &Runtime,
+    env: &ToolEnv<'_>,
     id: &RequestIdentity,
     clusters: &[FleetCluster],
 ) -> CallOutcome {
-    let rows: Vec<Value> = survey(app, rt, id, clusters)
+    let rows: Vec<Value> = survey(env, id, clusters)
         .await
         .into_iter()
         .map(|(c, _, reach)| {

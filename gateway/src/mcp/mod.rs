@@ -1,12 +1,13 @@
-//! The MCP server: protocol eras, method dispatch, and the two transports.
+//! The MCP server, transport-neutral: protocol eras, method dispatch (one method table
+//! for the cluster and fleet paths), the fleet connector, one run helper for both
+//! transports, and stdio. The HTTP transport is the edge's (`http::transport`).
 
 pub mod discovery;
 pub mod dispatch;
 pub mod fleet;
-pub mod http;
-pub mod inflight;
 pub mod prompts;
 pub mod protocol;
+pub mod run;
 pub mod stdio;
 
 use serde_json::Value;

@@ -3,15 +3,13 @@
 //! a prompt names only tables the caller can read, a completion offers only them. The
 //! texts and the matching are pure; the `handle*` functions do the reads.
 
-use std::sync::Arc;
-
 use serde_json::{json, Map, Value};
 
 use super::dispatch::{decorate, params_obj, required_str, RpcError};
 use super::protocol::{self, Era};
-use crate::app::{App, Runtime};
 use crate::clickhouse::sql::quote_string;
 use crate::identity::{RequestCredentials, RequestIdentity};
+use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{fleet_clusters, CLUSTER_ARG};
 use crate::tools::listing::describe;
 use crate::tools::resources::TABLE_TEMPLATE;
@@ -376,8 +374,7 @@ fn internal(e: String) -> RpcError {
 /// `prompts/list`, `prompts/get` and `completion/complete` on `/mcp/{cluster}` (and,
 /// routed to one cluster, on the fleet connector: `fleet` adds the `cluster` argument).
 pub async fn handle(
-    app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
     era: Era,
     method: &str,
@@ -395,12 +392,7 @@ pub async fn handle(
                 format!("ClickHouse did not accept your identity: {e}"),
             )
         })?;
-        Ok::<_, RpcError>(ToolContext::new(
-            rt,
-            &app.system_columns,
-            creds.identity(),
-            c,
-        ))
+        Ok::<_, RpcError>(ToolContext::new(env, creds.identity(), c))
     };
     if method == "prompts/get" {
         let name = required_str(&p, "name")?;
@@ -444,15 +436,14 @@ pub async fn handle(
 /// The fleet connector's prompts and completions: `cluster` picks the cluster (its
 /// completion offers the allow-listed names); the rest runs as on `/mcp/{cluster}`.
 pub async fn handle_fleet(
-    app: &App,
-    rt: &Arc<Runtime>,
+    env: &ToolEnv<'_>,
     era: Era,
     method: &str,
     params: &Option<Value>,
     for_cluster: impl Fn(&str) -> RequestIdentity,
 ) -> Result<Value, RpcError> {
     let p = params_obj(params)?;
-    let clusters = fleet_clusters(&rt.config.multicluster);
+    let clusters = fleet_clusters(&env.config.multicluster);
     let cluster = match method {
         "prompts/list" => return Ok(decorate(era, prompt_list(true), true)),
         "prompts/get" => p
@@ -484,8 +475,8 @@ pub async fn handle_fleet(
         ));
     };
     let id = for_cluster(&cluster);
-    let creds = RequestCredentials::new(&app.prober, &rt.ch, &id);
-    handle(app, rt, &creds, era, method, params, true).await
+    let creds = env.credentials(&id);
+    handle(env, &creds, era, method, params, true).await
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
+use super::dispatch::RpcError;
 use super::protocol::{self, Era};
+use super::run::{answer_request, contain_panics, run_cancellable};
 use super::{classify_message, Incoming};
 use crate::app::App;
 use crate::telemetry::trace;
@@ -65,8 +66,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
             Ok(Incoming::Request { id, method, params }) => {
                 let (app, tx) = (app.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let rt = app.runtime();
-                    let identity = crate::identity::static_identity(&rt.config);
+                    let generation = app.generation();
+                    let identity = crate::identity::static_identity(&generation.config);
                     let era = if params
                         .as_ref()
                         .and_then(|p| p.get("_meta"))
@@ -77,24 +78,16 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                     } else {
                         Era::Initialize
                     };
-                    let mut guard = app.inflight.register(STDIO_SCOPE, &id.to_string());
-                    let cancelled = guard.cancelled.take();
                     let work = trace::in_request(
                         app.tracer.as_ref(),
                         trace::meta_context(params.as_ref()),
                         || trace::request_span(&id, &method, params.as_ref()),
                         contain_panics(
                             &app.metrics,
-                            handle_request(&app, &rt, &identity, era, &method, &params),
+                            answer_request(&app, &generation, &identity, era, &method, &params),
                         ),
                     );
-                    let result = match cancelled {
-                        Some(rx) => tokio::select! {
-                            r = work => r,
-                            Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
-                        },
-                        None => work.await,
-                    };
+                    let result = run_cancellable(&app.inflight, STDIO_SCOPE, &id, work).await;
                     let answer = match result {
                         Ok(answer) => answer.response_text(&id),
                         Err(e) => e.to_json(&id).to_string(),

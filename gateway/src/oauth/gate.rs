@@ -1,5 +1,5 @@
 //! The OAuth gate on MCP requests: bearer extraction, the `exp` check, scope checks,
-//! and the exact challenges (multicluster.md, oauth.md "The gate").
+//! and the exact challenges (docs/spec-notes.md, "The gate").
 //!
 //! Pure: headers and configuration in, an admitted bearer or a [`GateRejection`] out.
 //! The transport turns a rejection into a response verbatim. Signature, `iss` and `aud`
@@ -15,11 +15,11 @@ use serde_json::json;
 
 use super::metadata::{advertised_scopes, public_origin};
 use crate::config::OAuthConfig;
+use crate::fingerprint::token_fingerprint;
 use crate::identity::claims::{Claims, UnverifiedPayload};
-use crate::identity::token_fingerprint;
 use crate::routing::Cluster;
 
-/// Clock skew tolerated on `exp` (oauth.md): the gateway, the IdP and ClickHouse run on
+/// Clock skew tolerated on `exp` (docs/spec-notes.md, "The gate"): the gateway, the IdP and ClickHouse run on
 /// different machines.
 pub const EXP_LEEWAY: Duration = Duration::from_secs(60);
 
@@ -107,7 +107,7 @@ impl TokenProblem {
 /// A bearer that passed the gate's own checks: present, well-formed, and not past an
 /// `exp` it states. Not an identity: nothing here names the caller. Under
 /// `validate_tokens` the JWKS check turns it into verified [`Claims`]; otherwise
-/// ClickHouse alone judges it (oauth.md, "The gate").
+/// ClickHouse alone judges it (docs/spec-notes.md, "The gate").
 #[derive(Clone)]
 pub struct AdmittedBearer<'a> {
     pub token: &'a str,
@@ -208,7 +208,7 @@ fn challenge(error: &str, description: &str, metadata_url: &str, scopes: &[Strin
     v
 }
 
-/// `401 invalid_token` with the challenge of multicluster.md.
+/// `401 invalid_token` with the challenge of docs/spec-notes.md, "The gate".
 pub fn invalid_token(
     oauth: &OAuthConfig,
     ctx: &ServingContext<'_>,

@@ -21,6 +21,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::identity::claims::Claims;
+use crate::telemetry::metrics::CounterFamily;
+use crate::telemetry::Metrics;
 
 /// Clock skew tolerated on `exp` and `nbf` (the spec's 60 s).
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
@@ -338,6 +340,14 @@ impl FetchOutcome {
 
 /// Told about every fetch attempt (for metrics).
 pub type FetchObserver = Arc<dyn Fn(FetchOutcome) + Send + Sync>;
+
+/// Counts each fetch in `family` by outcome (`chmcp_jwks_fetches_total`).
+pub fn counting_observer(family: &CounterFamily) -> FetchObserver {
+    let family = family.clone();
+    Arc::new(move |outcome: FetchOutcome| {
+        Metrics::inc(&family, &[("outcome", outcome.label())]);
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {

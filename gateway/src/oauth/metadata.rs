@@ -19,7 +19,7 @@ pub enum MetadataSubject<'a> {
     Root,
 }
 
-/// The document (RFC 9728 §2), with the fields multicluster.md names.
+/// The document (RFC 9728 §2), with the fields docs/spec-notes.md ("Routing and metadata") names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProtectedResourceMetadata {
     pub resource: String,

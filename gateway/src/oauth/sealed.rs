@@ -60,7 +60,7 @@ impl std::fmt::Debug for SealedAccess {
                 "upstream",
                 &format_args!(
                     "sha256:{}…",
-                    crate::identity::token_fingerprint(&self.upstream)
+                    crate::fingerprint::token_fingerprint(&self.upstream)
                 ),
             )
             .field("subject", &self.subject)

@@ -1,4 +1,4 @@
-//! Prometheus metrics, all prefixed `chmcp_` (gateway.md, Health, metrics, logs).
+//! Prometheus metrics, all prefixed `chmcp_` (docs/spec-notes.md, "Health, metrics, logs").
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ impl ClusterLabels {
     }
 
     pub fn label(&self, cluster: &str) -> String {
-        if cluster == crate::identity::DEFAULT_CLUSTER || self.names.contains(cluster) {
+        if cluster == crate::config::DEFAULT_CLUSTER || self.names.contains(cluster) {
             cluster.to_string()
         } else {
             OTHER_CLUSTER.to_string()
@@ -288,14 +288,6 @@ impl Metrics {
                 bytes as f64,
             );
         }
-    }
-
-    /// Counts each JWKS fetch in `family` (for `JwksCache::with_observer`).
-    pub fn jwks_observer(family: &Family<Labels, Counter>) -> crate::oauth::jwks::FetchObserver {
-        let family = family.clone();
-        Arc::new(move |outcome: crate::oauth::jwks::FetchOutcome| {
-            Self::inc(&family, &[("outcome", outcome.label())]);
-        })
     }
 
     /// Records one request to the broker by path; the outcome is the status class.

@@ -1,11 +1,10 @@
-//! Metrics, logs and traces: the registry, the request-level pipeline steps (counting,
-//! panics) and the operational endpoints.
+//! Metrics, logs, traces and readiness. The HTTP steps that count requests and catch
+//! panics, and the operational endpoints, are the edge's (`http::observe`, `http::ops`).
 
-pub mod endpoints;
-pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod otlp;
+pub mod readiness;
 pub mod trace;
 
 pub use metrics::Metrics;

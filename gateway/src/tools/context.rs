@@ -11,12 +11,13 @@ use super::dynamic::ToolRules;
 use super::outcome::{query_failed, structured_with_text, CallOutcome, CallStatus};
 use super::result::{compact_text, narrowing_hint, Caps, ResultBuilder};
 use super::system_columns::SystemColumns;
-use crate::app::Runtime;
+use super::Catalog;
+use crate::catalog::CatalogCache;
 use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
 use crate::config::{Config, ResultFormat};
-use crate::identity::RequestIdentity;
+use crate::identity::{Caller, IdentityProber, RequestCredentials, RequestIdentity};
 use crate::telemetry::trace;
 
 /// Grace beyond `max_execution_time` before the gateway's own timeout fires, so
@@ -25,15 +26,33 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// Bound on rows read by listings and discovery.
 const MAX_METADATA_ROWS: usize = 10_000;
 
-/// Who is calling, as written into `log_comment`.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    pub subject: String,
-    pub email: Option<String>,
+/// What tools, discovery and the catalog lookup borrow from one configuration
+/// generation and from the process, lent per request by `app::App::tool_env`: the
+/// domain reads these and never the whole generation (its JWKS cache, broker, gate).
+#[derive(Clone, Copy)]
+pub struct ToolEnv<'a> {
+    pub ch: &'a ClickHouse,
+    pub config: &'a Config,
+    /// `server.tools` discovery rules, compiled once per generation.
+    pub tool_rules: &'a ToolRules,
+    /// The static catalog, shared by every caller when no rule asks for discovery.
+    pub static_catalog: &'a Arc<Catalog>,
+    pub system_columns: &'a SystemColumns,
+    /// Per-caller catalogs (`catalog::CatalogCache`), process-wide.
+    pub catalogs: &'a CatalogCache<Catalog>,
+    pub prober: &'a IdentityProber,
+}
+
+impl<'a> ToolEnv<'a> {
+    /// A request's credentials toward its endpoint, settled at most once for the whole
+    /// request (discovery and the tool share them).
+    pub fn credentials(&self, identity: &'a RequestIdentity) -> RequestCredentials<'a> {
+        RequestCredentials::new(self.prober, self.ch, identity)
+    }
 }
 
 /// Everything one call needs; built per call by `mcp::dispatch` (and per discovery by
-/// `catalog::discover`) from the runtime generation and the settled credentials.
+/// `catalog::discover`) from the [`ToolEnv`] and the settled credentials.
 pub struct ToolContext<'a> {
     pub ch: &'a ClickHouse,
     pub config: &'a Config,
@@ -50,22 +69,17 @@ pub struct ToolContext<'a> {
 impl<'a> ToolContext<'a> {
     /// The context of one call: this generation's client and rules, the request's
     /// identity, and the credentials identity settled for it.
-    pub fn new(
-        rt: &'a Runtime,
-        system_columns: &'a SystemColumns,
-        id: &RequestIdentity,
-        creds: Credentials,
-    ) -> Self {
+    pub fn new(env: &ToolEnv<'a>, id: &RequestIdentity, creds: Credentials) -> Self {
         Self {
-            ch: &rt.ch,
-            config: &rt.config,
-            tool_rules: &rt.tool_rules,
+            ch: env.ch,
+            config: env.config,
+            tool_rules: env.tool_rules,
             endpoint: id.endpoint.clone(),
             creds,
             roles: id.roles.clone(),
             cluster: id.cluster.clone(),
             caller: id.caller.clone(),
-            system_columns,
+            system_columns: env.system_columns,
         }
     }
 

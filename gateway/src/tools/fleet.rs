@@ -1,4 +1,4 @@
-//! The fleet connector's tool list (multicluster.md, "The fleet connector"): one list
+//! The fleet connector's tool list (docs/decisions.md, "The fleet connector"): one list
 //! for every allow-listed cluster. Static tools gain a required `cluster` argument;
 //! each cluster's dynamic tools are listed as `<cluster>__<tool>`; `list_clusters`
 //! tells a model which clusters its caller reaches. Pure: the per-cluster catalogs come

@@ -10,6 +10,17 @@ use super::outcome::{structured, CallOutcome};
 use super::schema::LIST_TABLES_PAGE;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::types::JsonKind;
+use crate::clickhouse::QueryError;
+
+/// Why a table's description is not there: it is not visible to the caller, or
+/// ClickHouse did not answer (an outage is not a missing table).
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error("table {database}.{table} does not exist, or you may not see it")]
+    NotFound { database: String, table: String },
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
 
 pub(super) async fn list_databases(ctx: &ToolContext<'_>) -> Result<CallOutcome, String> {
     let have = ctx
@@ -125,11 +136,12 @@ pub(super) async fn list_tables(
 }
 
 /// Columns of one table with their key membership; also serves the table resource.
-pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Result<Value, String> {
-    let have = ctx
-        .system_columns("columns")
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn describe(
+    ctx: &ToolContext<'_>,
+    database: &str,
+    table: &str,
+) -> Result<Value, DescribeError> {
+    let have = ctx.system_columns("columns").await?;
     let optional = [
         "default_kind",
         "default_expression",
@@ -157,14 +169,12 @@ pub async fn describe(ctx: &ToolContext<'_>, database: &str, table: &str) -> Res
     } else {
         sql.replace(" ORDER BY position", "")
     };
-    let rows = ctx
-        .metadata("describe_table", sql)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = ctx.metadata("describe_table", sql).await?;
     if rows.is_empty() {
-        return Err(format!(
-            "table {database}.{table} does not exist, or you may not see it"
-        ));
+        return Err(DescribeError::NotFound {
+            database: database.to_string(),
+            table: table.to_string(),
+        });
     }
     let columns: Vec<Value> = rows
         .into_iter()
@@ -205,7 +215,8 @@ pub(super) async fn describe_table(
 ) -> Result<CallOutcome, String> {
     let database = str_arg(args, "database")?;
     let table = str_arg(args, "table")?;
-    Ok(structured(describe(ctx, database, table).await?))
+    let described = describe(ctx, database, table).await;
+    Ok(structured(described.map_err(|e| e.to_string())?))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use rmcp::model::Tool;
 
 pub use call::call_tool;
-pub use context::{Caller, ToolContext};
+pub use context::ToolContext;
 pub use outcome::{CallOutcome, CallStatus};
 
 /// What a tool does when called.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{Action, Entry};
 use crate::config::{Config, ToolRule};
 
-/// Page size of `list_tables` (gateway.md).
+/// Page size of `list_tables` (docs/spec-notes.md, "Results").
 pub const LIST_TABLES_PAGE: usize = 100;
 
 pub fn object(v: Value) -> Arc<JsonObject> {

@@ -1,4 +1,4 @@
-//! The verifier's own small configuration (oauth.md, "The verifier"). Strict like the
+//! The verifier's own small configuration (docs/spec-notes.md, "The verifier"). Strict like the
 //! gateway's: unknown keys are errors naming the key with a suggestion, and every
 //! problem found by validation is listed at once.
 

@@ -1,4 +1,4 @@
-//! The ClickHouse-side token verifier (`chmcp-gateway verify`), oauth.md "The verifier".
+//! The ClickHouse-side token verifier (`chmcp-gateway verify`), docs/spec-notes.md, "The verifier".
 //!
 //! ClickHouse users created `IDENTIFIED WITH http SERVER 'chmcp_verify' SCHEME 'BASIC'`
 //! sign in with `user:JWT`; ClickHouse asks this server whether that pair is valid. It

@@ -95,9 +95,10 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     o.broker = spec.oauth.broker;
     o.issuer = spec.oauth.issuer.clone();
     // One resource identifier shared by every cluster: the public base URL, which is
-    // what the audience normally names too (oauth.md's example). The gateway validates
-    // every token's `aud` (validate_tokens is on by default), so an unset audience
-    // means that identifier rather than a configuration the gateway refuses.
+    // what the audience normally names too (docs/spec-notes.md, "Broker mode"). The
+    // gateway validates every token's `aud` (validate_tokens is on by default), so an
+    // unset audience means that identifier rather than a configuration the gateway
+    // refuses.
     o.public_resource_url = format!("{base}/");
     o.audience = if spec.oauth.audience.is_empty() {
         o.public_resource_url.clone()

@@ -1,4 +1,4 @@
-//! The verifier ClickHouse calls to check each user's token (oauth.md "The verifier"):
+//! The verifier ClickHouse calls to check each user's token (docs/spec-notes.md, "The verifier"):
 //! its configuration, the ClickHouse fragment pointing at it, and in `service` mode its
 //! Deployment and Service. Both files are produced by the gateway's own verifier types
 //! and functions, and derived from the gateway configuration, so the two agree.

@@ -17,7 +17,7 @@ use super::crypto::{constant_time_eq, sha256_b64, Kind, SealError};
 use super::error::{invalid_request, ErrorCode, OAuthError};
 use super::{now, BrokerState, Step};
 
-/// oauth.md: authorization codes live 60 s.
+/// docs/spec-notes.md, "Broker mode": authorization codes live 60 s.
 pub const CODE_TTL_SECS: u64 = 60;
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,6 @@
 //! Sealing of the broker's transient artifacts.
 //!
-//! The broker keeps no server-side state (oauth.md, Stateless): every artifact it hands
+//! The broker keeps no server-side state (docs/spec-notes.md, "Broker mode"): every artifact it hands
 //! out — registered client ids and secrets, the upstream `state`, consent tickets,
 //! authorization codes, refresh-token wrappers, and in sealed token mode the access
 //! tokens themselves — carries its own data, encrypted and

@@ -1,6 +1,6 @@
 //! RFC 8414 authorization-server metadata, served at both
 //! `/.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`
-//! with exactly the fields of oauth.md.
+//! with exactly the fields of docs/spec-notes.md ("Broker mode").
 
 use serde_json::{json, Value};
 

@@ -1,5 +1,5 @@
 //! The gateway as an OAuth client of the upstream IdP: where to send the browser, how to
-//! redeem and refresh codes, and the Google / everyone-else differences (oauth.md).
+//! redeem and refresh codes, and the Google / everyone-else differences (docs/spec-notes.md, "Broker mode").
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
-//! The operational endpoints: `/readyz`, `/health` and `/metrics`.
+//! The operational endpoints: `/livez`, `/readyz`, `/health` and `/metrics`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -9,16 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
 
-use crate::app::{App, Runtime};
-use crate::identity::{static_identity, Principal};
+use crate::app::{App, Generation};
 use crate::reply::json_response;
 use crate::telemetry::metrics::classic_text_format;
 
+/// `/livez`: the process answers.
+pub async fn livez() -> &'static str {
+    "ok"
+}
+
 pub async fn readyz(
     State(app): State<Arc<App>>,
-    Extension(rt): Extension<Arc<Runtime>>,
+    Extension(generation): Extension<Arc<Generation>>,
 ) -> Response {
-    match readiness(&app, &rt).await {
+    match readiness(&app, &generation).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
     }
@@ -26,9 +29,9 @@ pub async fn readyz(
 
 pub async fn health(
     State(app): State<Arc<App>>,
-    Extension(rt): Extension<Arc<Runtime>>,
+    Extension(generation): Extension<Arc<Generation>>,
 ) -> Response {
-    let ready = readiness(&app, &rt).await;
+    let ready = readiness(&app, &generation).await;
     let stats = app.catalogs.stats();
     let body = json!({
         "status": if ready.is_ok() { "ok" } else { "degraded" },
@@ -36,7 +39,7 @@ pub async fn health(
         "reason": ready.err(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
-        "mode": if rt.config.multicluster.enabled { "multi-cluster" } else { "single-cluster" },
+        "mode": if generation.config.multicluster.enabled { "multi-cluster" } else { "single-cluster" },
         "catalog_cache": stats,
         "identity_probes": app.prober.probe_counts().iter().map(|p| json!({
             "endpoint": p.endpoint, "method": p.method.as_str(), "outcome": p.outcome.as_str(), "count": p.count,
@@ -72,44 +75,14 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     r
 }
 
-/// `/readyz` asks ClickHouse at most this often.
-const READINESS_CACHE: Duration = Duration::from_secs(2);
-
-/// Readiness: configuration loaded and, with static credentials, ClickHouse answers.
-pub async fn readiness(app: &App, rt: &Runtime) -> Result<(), String> {
-    if rt.config.server.oauth.enabled {
-        return Ok(());
-    }
-    if let Ok(r) = app.readiness.lock() {
-        if let Some((at, res)) = r.as_ref() {
-            if at.elapsed() < READINESS_CACHE {
-                return res.clone();
-            }
-        }
-    }
-    let id = static_identity(&rt.config);
-    let Principal::Static(creds) = &id.principal else {
-        return Ok(());
-    };
-    let opts = crate::clickhouse::QueryOptions {
-        sql: "SELECT 1".into(),
-        query_id: format!("chmcp-ready-{:016x}", fastrand::u64(..)),
-        timeout: Duration::from_secs(3),
-        cluster: id.cluster.clone(),
-        ..Default::default()
-    };
-    let res = rt
-        .ch
-        .query_all(&id.endpoint, creds, &opts, 1)
+/// Readiness, through the process's [`crate::telemetry::readiness::ReadinessCache`].
+async fn readiness(app: &App, generation: &Generation) -> Result<(), String> {
+    app.readiness
+        .check(&generation.config, &generation.ch)
         .await
-        .map(|_| ())
-        .map_err(|e| format!("ClickHouse at {} does not answer: {e}", id.endpoint.key()));
-    if let Ok(mut r) = app.readiness.lock() {
-        *r = Some((Instant::now(), res.clone()));
-    }
-    res
 }
 
+/// The answer to a path nothing serves (outside the MCP endpoint's own 404).
 pub fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,

@@ -1,9 +1,10 @@
 //! Streamable HTTP, stateless: one POST carries one JSON-RPC message; the answer is
 //! `application/json`. The gateway owns this edge so every status code and header
-//! follows gateway.md (202/405/413/415, -32700, Origin, CORS).
+//! follows docs/spec-notes.md, "Transports" (202/405/413/415, -32700, Origin, CORS).
 //!
-//! Each check is its own pipeline step (`pipeline::router` lists them in order):
-//! [`check_origin`] → [`allow_methods`] → [`read_message`] → (the gate) → [`answer`].
+//! Each check is its own step (`http::router` lists them in order): [`check_origin`] →
+//! [`allow_methods`] → [`read_message`] → (the message's trace, the gate) →
+//! [`serve_message`], which hands the message to `mcp::run`.
 
 use std::sync::Arc;
 
@@ -15,12 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
 
-use super::dispatch::{contain_panics, handle_request, RpcError, REQUEST_CANCELLED};
-use super::protocol;
-use super::{classify_message, Incoming};
-use crate::app::{App, Runtime};
-use crate::identity::{token_fingerprint, RequestIdentity};
-use crate::net::OriginVerdict;
+use crate::app::{App, Generation};
+use crate::fingerprint::token_fingerprint;
+use crate::identity::RequestIdentity;
+use crate::mcp::dispatch::RpcError;
+use crate::mcp::protocol;
+use crate::mcp::run::{answer_request, contain_panics, run_cancellable};
+use crate::mcp::{classify_message, Incoming};
+use crate::net::{origin_values, OriginVerdict};
 use crate::reply::{cors_allow, json_response, text_response};
 
 fn rpc_error(
@@ -41,14 +44,6 @@ fn rpc_error(
     )
 }
 
-/// The `Origin` header values of a request, all of them (a repeated header is refused).
-pub fn origin_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(header::ORIGIN)
-        .iter()
-        .map(HeaderValue::as_bytes)
-}
-
 pub fn add_cors(r: &mut Response, origin: &str) {
     if let Ok(v) = HeaderValue::from_str(origin) {
         let h = r.headers_mut();
@@ -61,14 +56,14 @@ pub fn add_cors(r: &mut Response, origin: &str) {
     }
 }
 
-/// Pipeline step "Origin": a browser origin outside `server.allowed_origins` is refused
+/// Step "Origin": a browser origin outside `server.allowed_origins` is refused
 /// (403) before anything else; an allowed one gets the CORS headers on the answer.
 pub async fn check_origin(
-    Extension(rt): Extension<Arc<Runtime>>,
+    Extension(generation): Extension<Arc<Generation>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let origin = match rt.origins.check(origin_values(req.headers())) {
+    let origin = match generation.origins.check(origin_values(req.headers())) {
         OriginVerdict::Denied(why) => {
             return json_response(
                 StatusCode::FORBIDDEN,
@@ -85,7 +80,7 @@ pub async fn check_origin(
     response
 }
 
-/// Pipeline step "methods": the endpoint is stateless, so only POST carries messages;
+/// Step "methods": the endpoint is stateless, so only POST carries messages;
 /// OPTIONS is the CORS preflight and anything else is 405.
 pub async fn allow_methods(req: Request, next: Next) -> Response {
     match *req.method() {
@@ -103,16 +98,22 @@ pub async fn allow_methods(req: Request, next: Next) -> Response {
     }
 }
 
-/// Pipeline step "body": the size limit (413), the media type (415), JSON (-32700) and
+/// Step "body": the size limit (413), the media type (415), JSON (-32700) and
 /// the JSON-RPC shape (-32600), all before the gate. The parsed [`Incoming`] message
 /// goes into the request's extensions.
 pub async fn read_message(
-    Extension(rt): Extension<Arc<Runtime>>,
+    Extension(generation): Extension<Arc<Generation>>,
     req: Request,
     next: Next,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    let body = match read_body(body, rt.config.server.max_request_bytes, &parts.headers).await {
+    let body = match read_body(
+        body,
+        generation.config.server.max_request_bytes,
+        &parts.headers,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -200,12 +201,13 @@ fn cancel_scope(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "anonymous".into())
 }
 
-/// The MCP handler, last in the pipeline: it finds the runtime generation, the parsed
-/// message and the caller's identity in the extensions and only speaks MCP.
-pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
+/// The MCP handler, last on the edge: it finds the configuration generation, the parsed
+/// message and the caller's identity in the extensions, and turns `mcp::run`'s answer
+/// into an HTTP response.
+pub async fn serve_message(State(app): State<Arc<App>>, mut req: Request) -> Response {
     let ext = req.extensions_mut();
-    let (Some(rt), Some(identity), Some(msg)) = (
-        ext.remove::<Arc<Runtime>>(),
+    let (Some(generation), Some(identity), Some(msg)) = (
+        ext.remove::<Arc<Generation>>(),
         ext.remove::<RequestIdentity>(),
         ext.remove::<Incoming>(),
     ) else {
@@ -255,23 +257,12 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
                     )
                 }
             };
-            let mut guard = app
-                .inflight
-                .register(&cancel_scope(headers), &id.to_string());
-            let cancelled = guard.cancelled.take();
             let work = contain_panics(
                 &app.metrics,
-                handle_request(&app, &rt, &identity, era, &method, &params),
+                answer_request(&app, &generation, &identity, era, &method, &params),
             );
-            // Dropping `work` (cancellation, or the client hanging up and hyper dropping
-            // this future) kills any ClickHouse query it started.
-            let result = match cancelled {
-                Some(rx) => tokio::select! {
-                    r = work => r,
-                    Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
-                },
-                None => work.await,
-            };
+            // The client hanging up makes hyper drop this future, and with it `work`.
+            let result = run_cancellable(&app.inflight, &cancel_scope(headers), &id, work).await;
             match result {
                 Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
                 Err(e) => {
@@ -288,6 +279,7 @@ pub async fn answer(State(app): State<Arc<App>>, mut req: Request) -> Response {
 mod tests {
     use super::*;
     use crate::net::OriginPolicy;
+    use axum::http::HeaderValue;
 
     #[test]
     fn every_origin_header_is_judged() {

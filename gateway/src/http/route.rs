@@ -1,0 +1,104 @@
+//! Step "routing" of the MCP endpoint, and the broker's paths: which cluster a path
+//! names (`routing::Route`: the cluster name rules and the allow-list), decided before
+//! any authentication; metadata documents answered here.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Extension;
+use tower::ServiceExt;
+
+use super::observe::labelled;
+use super::ops::not_found;
+use crate::app::{App, Generation};
+use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
+use crate::reply::{json_response, open_cors, open_preflight};
+use crate::routing::{not_found_body, Cluster, Route, RoutedCluster};
+
+/// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the
+/// extensions; metadata documents and every unknown path are answered here, before
+/// any authentication, with one 404 whatever the cause.
+pub async fn route_request(
+    State(app): State<Arc<App>>,
+    Extension(generation): Extension<Arc<Generation>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let oauth = generation.config.server.oauth.enabled;
+    let path = req.uri().path().to_string();
+    match Route::of(&path, &generation.config.multicluster, &app.allowlist) {
+        Route::Mcp(cluster) => {
+            let label = match cluster {
+                Cluster::Named(_) => "/mcp/{cluster}",
+                Cluster::Implicit | Cluster::Fleet => "/mcp",
+            };
+            req.extensions_mut().insert(RoutedCluster::of(cluster));
+            labelled(next.run(req).await, label)
+        }
+        Route::ResourceMetadata(_) | Route::RootMetadata
+            if oauth && req.method() == axum::http::Method::OPTIONS =>
+        {
+            labelled(open_preflight(), "/.well-known/oauth-protected-resource")
+        }
+        Route::ResourceMetadata(cluster) if oauth => metadata_response(
+            &generation,
+            req.headers(),
+            MetadataSubject::Resource(cluster),
+            "/.well-known/oauth-protected-resource/mcp",
+        ),
+        Route::RootMetadata if oauth => metadata_response(
+            &generation,
+            req.headers(),
+            MetadataSubject::Root,
+            "/.well-known/oauth-protected-resource",
+        ),
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => labelled(
+            json_response(StatusCode::NOT_FOUND, &not_found_body()),
+            "not_found",
+        ),
+        Route::Other => labelled(not_found(), "unmatched"),
+    }
+}
+
+/// A protected-resource metadata document, its URLs built from the serving host.
+fn metadata_response(
+    generation: &Generation,
+    headers: &HeaderMap,
+    subject: MetadataSubject<'_>,
+    label: &'static str,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let doc = protected_resource_metadata(&generation.config.server.oauth, "http", host, subject);
+    // A public document: browser clients fetch it cross-origin during sign-in.
+    labelled(
+        open_cors(json_response(StatusCode::OK, &doc.to_json())),
+        label,
+    )
+}
+
+/// A broker path: answered by this generation's broker, or 404 outside broker mode.
+pub async fn broker(
+    State(app): State<Arc<App>>,
+    Extension(generation): Extension<Arc<Generation>>,
+    req: Request,
+) -> Response {
+    let Some(broker) = generation.broker.clone() else {
+        return not_found();
+    };
+    let started = std::time::Instant::now();
+    // The path is one of `PATHS` (this handler is routed on those only).
+    let path = req.uri().path().to_string();
+    let response = match broker.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    app.metrics
+        .oauth_request(&path, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,137 @@
+//! Running one MCP request, for both transports: the entry below the edge. HTTP
+//! (`http::transport`) and stdio (`mcp::stdio`) hand a classified request to
+//! [`answer_request`] inside [`contain_panics`], and run it with [`run_cancellable`] so
+//! `notifications/cancelled` can stop it.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use serde_json::Value;
+
+use super::dispatch::{answer_cluster, method_label, Answer, RpcError, REQUEST_CANCELLED};
+use super::protocol::{self, Era};
+use crate::app::{App, Generation};
+use crate::identity::RequestIdentity;
+use crate::inflight::Inflight;
+use crate::telemetry::Metrics;
+
+/// Answers one request: counted and timed by method, on the fleet connector or one
+/// cluster's endpoint. Tool failures are results (`isError`), never errors here.
+pub async fn answer_request(
+    app: &App,
+    generation: &Generation,
+    id: &RequestIdentity,
+    era: Era,
+    method: &str,
+    params: &Option<Value>,
+) -> Result<Answer, RpcError> {
+    let method_label = method_label(method);
+    Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
+    let started = std::time::Instant::now();
+    // What the domain may borrow, lent once for the whole request.
+    let env = app.tool_env(generation);
+    let answer = if id.is_fleet() {
+        super::fleet::answer_fleet(app, &env, id, era, method, params).await
+    } else {
+        answer_cluster(app, &env, id, era, method, params).await
+    };
+    Metrics::observe(
+        &app.metrics.mcp_request_duration,
+        &[
+            ("method", method_label),
+            ("outcome", if answer.is_ok() { "ok" } else { "error" }),
+        ],
+        started.elapsed().as_secs_f64(),
+    );
+    answer
+}
+
+/// Runs the handling of one request so that a panic inside it (a bug) becomes a
+/// JSON-RPC internal error for that request, counted in `chmcp_panics_total`, instead
+/// of a dropped connection (HTTP) or a request never answered (stdio).
+pub async fn contain_panics<F>(metrics: &Metrics, work: F) -> Result<Answer, RpcError>
+where
+    F: Future<Output = Result<Answer, RpcError>>,
+{
+    // AssertUnwindSafe: what requests share sits behind locks whose poisoning every
+    // user tolerates, so an unwound request leaves no state that others misread.
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            metrics.panics.inc();
+            Err(RpcError::new(
+                protocol::INTERNAL_ERROR,
+                "Internal error: the gateway failed while handling this request",
+            ))
+        }
+    }
+}
+
+/// Runs `work` as request `id` of the caller `scope` (request ids are unique only per
+/// caller) until it finishes or `notifications/cancelled` names it. Dropping `work`
+/// (cancellation, or the client hanging up and the transport dropping this future)
+/// kills any ClickHouse query it started.
+pub async fn run_cancellable<F>(
+    inflight: &Inflight,
+    scope: &str,
+    id: &Value,
+    work: F,
+) -> Result<Answer, RpcError>
+where
+    F: Future<Output = Result<Answer, RpcError>>,
+{
+    let mut guard = inflight.register(scope, &id.to_string());
+    let cancelled = guard.cancelled.take();
+    match cancelled {
+        Some(rx) => tokio::select! {
+            r = work => r,
+            Ok(()) = rx => Err(RpcError::new(REQUEST_CANCELLED, "Request cancelled")),
+        },
+        None => work.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_request_is_an_internal_error_and_counted() {
+        let metrics = Metrics::new();
+        // A stand-in for a handler with a bug.
+        let panicking = async { panic!("handler bug") as Result<Answer, RpcError> };
+        let r = contain_panics(&metrics, panicking).await;
+        assert_eq!(r.map_err(|e| e.code).err(), Some(protocol::INTERNAL_ERROR));
+        assert_eq!(metrics.panics.get(), 1);
+        let fine = contain_panics(&metrics, async { Ok(Answer::Json(json!({}))) }).await;
+        assert!(fine.is_ok());
+        assert_eq!(metrics.panics.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_stops_and_a_finished_one_unregisters() {
+        let inflight = Inflight::default();
+        let never = std::future::pending::<Result<Answer, RpcError>>();
+        let id = json!(7);
+        let run = run_cancellable(&inflight, "caller", &id, never);
+        let cancel = async {
+            tokio::task::yield_now().await;
+            assert_eq!(inflight.cancel("caller", "7"), 1);
+        };
+        let (r, ()) = tokio::join!(run, cancel);
+        assert_eq!(r.map_err(|e| e.code).err(), Some(REQUEST_CANCELLED));
+        let done = run_cancellable(&inflight, "caller", &json!(8), async {
+            Ok(Answer::Json(json!({})))
+        })
+        .await;
+        assert!(done.is_ok());
+        assert_eq!(
+            inflight.cancel("caller", "8"),
+            0,
+            "a finished request is gone"
+        );
+    }
+}
