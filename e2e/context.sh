@@ -79,6 +79,38 @@ for mode in legacy 2026-07-28; do
   echo "== $mode"
   "$PY" "$HERE/context_client.py" "$GW_URL" "$WORK/token" "$mode" >>"$WORK/python.log" 2>&1 || rc=$?
 done
+
+# Comments on views exist only on modern servers (18.16 has neither table nor view
+# comments): the modern-ClickHouse DOUBLE (tests/support/chdb_server.py, ClickHouse 26
+# in-process via chdb, no users or grants) stands for one, behind a single-cluster
+# gateway with static credentials. A real modern server would also apply grants.
+CHDB_PY=$(scripts/deps.sh chdb)
+cat >"$WORK/modern.sql" <<'SQL'
+CREATE TABLE default.shipments (id UInt64, carrier String) ENGINE = MergeTree ORDER BY id;
+INSERT INTO default.shipments VALUES (1, 'acme'), (2, 'zenith');
+CREATE VIEW default.carrier_counts AS SELECT carrier, count() AS n FROM default.shipments GROUP BY carrier ORDER BY carrier COMMENT 'Parcels handed to each courier';
+SQL
+MODERN_PORT=$(free_port)
+"$CHDB_PY" "$ROOT/tests/support/chdb_server.py" "$MODERN_PORT" --init "$WORK/modern.sql" >"$WORK/modern.log" 2>&1 &
+SVC_PIDS+=("$!")
+for _ in $(seq 300); do grep -q '^ready ' "$WORK/modern.log" 2>/dev/null && break; sleep 0.1; done
+cat >"$WORK/modern.yaml" <<YAML
+clickhouse:
+  host: 127.0.0.1
+  port: $MODERN_PORT
+  database: default
+server:
+  address: 127.0.0.1
+  port: 8080
+  tools_listing: searched
+  tools:
+    - {type: read, view_regexp: 'default\..*', prefix: 'v_'}
+logging:
+  level: warn
+YAML
+gw_up "$WORK/chmcp-gateway" "$WORK/modern.yaml" "$WORK/gateway-modern.log"
+echo "== modern double" >>"$WORK/python.log"
+"$PY" "$HERE/context_client.py" "$GW_URL" - modern-double >>"$WORK/python.log" 2>&1 || rc=$?
 sed 's/^/   /' "$WORK/python.log"
 passed=$(grep -c '^ok ' "$WORK/python.log" || true)
 failed=$(grep -c '^FAIL ' "$WORK/python.log" || true)

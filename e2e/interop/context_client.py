@@ -96,8 +96,27 @@ async def run(url: str, token: str, mode: str) -> None:
         check(f"{tag} completion of table narrowed by database and prefix", c.completion.values == ["daily_sales"], f"{c.completion}")
 
 
+async def modern_double(url: str) -> None:
+    """modern_double: a view's comment (modern servers only) finds its tool, which runs."""
+    async with Client(streamable_http_client(url), mode="legacy", cache=None) as client:
+        r = await client.call_tool("search_tools", {"query": "courier"})
+        found = [m["tool"] for m in (r.structured_content or {}).get("matches", [])]
+        check("[modern double] search by a word of a view's comment", found == ["v_default_carrier_counts"],
+              f"found {found}; {text_of(r)}")
+        r = await client.call_tool("call_tool", {"name": "v_default_carrier_counts"})
+        sc = r.structured_content or {}
+        check("[modern double] the found view runs", not r.is_error and sc.get("row_count") == 2, f"result={r!r}")
+        check("[modern double] its text is CSV with a header line", text_of(r).startswith("carrier,n\n"), text_of(r))
+
+
 def main() -> int:
     url, token_file, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    if mode == "modern-double":
+        try:
+            asyncio.run(modern_double(url))
+        except Exception as e:
+            check("[modern double] the client ran to the end", False, f"{type(e).__name__}: {e}")
+        return failures()
     token = open(token_file).read().strip()
     try:
         asyncio.run(run(url, token, mode))

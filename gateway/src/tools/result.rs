@@ -186,7 +186,7 @@ pub fn compact_text(result: &Value) -> String {
 
 /// One CSV field: numbers and booleans as written, text quoted only when it must be,
 /// arrays and objects as their JSON.
-fn csv_field(v: &Value) -> String {
+pub(super) fn csv_field(v: &Value) -> String {
     let text = match v {
         Value::Null => return String::new(),
         Value::String(s) if s.is_empty() => return "\"\"".into(),
