@@ -434,7 +434,13 @@ pub fn answer(query_words: &[String], hits: &[Hit<'_>], unsearched: &Unsearched)
         } else {
             "inserts a row into"
         };
-        text.push_str(&format!(": {verb} {object}. {description}"));
+        text.push_str(&format!(": {verb} {object}."));
+        // The generated descriptions only repeat the line's start; comments say more.
+        if !description.starts_with("Returns the rows of the view")
+            && !description.starts_with("Inserts one row into the table")
+        {
+            text.push_str(&format!(" {description}"));
+        }
         if args.is_empty() {
             text.push_str(" No arguments.");
         } else {
