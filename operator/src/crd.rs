@@ -96,6 +96,11 @@ pub struct McpMultiClusterSpec {
     /// `listed` always lists them, `searched` always offers search and call-by-name.
     #[serde(default)]
     pub tools_listing: ToolsListingSpec,
+    /// Link `execute_query` and view tools to the result view (`ui://chmcp/result`): a
+    /// table and chart that clients with MCP Apps show beside the answer (the gateway's
+    /// `server.result_view`). Clients without MCP Apps see the same text either way.
+    #[serde(default = "default_true")]
+    pub result_view: bool,
     /// Browser origins allowed besides the gateway's own (`"*"`: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,

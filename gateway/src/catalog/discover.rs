@@ -90,7 +90,8 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
         .iter()
         .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
         .collect();
-    let (dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
+    let (mut dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
+    crate::tools::result_view::link(ctx.config, &mut dynamic_entries);
     let mut entries = statics;
     entries.extend(dynamic_entries);
     Ok((Catalog::new(entries), warnings))

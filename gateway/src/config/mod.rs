@@ -166,6 +166,9 @@ pub struct ServerConfig {
     pub tools_listing: ToolsListing,
     /// The text block of a row result: compact tabular text, or the JSON itself.
     pub result_format: ResultFormat,
+    /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
+    /// (a table and chart hosts with MCP Apps render beside the answer).
+    pub result_view: bool,
     pub oauth: OAuthConfig,
 }
 
@@ -187,6 +190,7 @@ impl Default for ServerConfig {
             allowed_table_functions: Vec::new(),
             tools_listing: ToolsListing::Auto,
             result_format: ResultFormat::Compact,
+            result_view: true,
             oauth: OAuthConfig::default(),
         }
     }

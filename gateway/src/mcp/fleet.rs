@@ -23,6 +23,7 @@ use crate::tools::fleet::{
     LIST_CLUSTERS,
 };
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
+use crate::tools::result_view;
 use crate::tools::search::{unwrap_call, CALL_TOOL, SEARCH_TOOL};
 use crate::tools::Catalog;
 
@@ -56,7 +57,13 @@ pub(super) async fn answer_fleet(
             })
         }
         "tools/call" => call(app, env, id, era, params).await.map(Answer::Json),
-        "resources/list" => Ok(Answer::Json(decorate(era, json!({"resources": []}), true))),
+        // Only the result view, which the fleet's row tools link to: it is the same on
+        // every cluster.
+        "resources/list" => Ok(Answer::Json(decorate(
+            era,
+            json!({"resources": result_view::listed(env.config).into_iter().collect::<Vec<_>>()}),
+            true,
+        ))),
         "resources/templates/list" => Ok(Answer::Json(decorate(
             era,
             json!({"resourceTemplates": []}),
@@ -67,10 +74,16 @@ pub(super) async fn answer_fleet(
                 .await
                 .map(Answer::Json)
         }
-        "resources/read" => Err(RpcError::new(
-            protocol::INVALID_PARAMS,
-            "resources are served per cluster: read them at /mcp/{cluster}",
-        )),
+        "resources/read" => {
+            let uri = required_str(&params_obj(params)?, "uri")?;
+            match result_view::read(env.config, &uri) {
+                Some(view) => Ok(Answer::Json(decorate(era, view, true))),
+                None => Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "resources are served per cluster: read them at /mcp/{cluster}",
+                )),
+            }
+        }
         // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
         // instructions say how this connector picks a cluster.
         _ => {

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod query;
 pub mod resources;
 pub mod result;
+pub mod result_view;
 pub mod schema;
 pub mod search;
 pub mod system_columns;

@@ -203,6 +203,7 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
             action: Action::DescribeTable,
         });
     }
+    super::result_view::link(c, &mut out);
     out
 }
 

@@ -82,6 +82,7 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     s.tool_input_settings = spec.tool_input_settings.clone();
     s.blocked_query_clauses = spec.blocked_query_clauses.clone();
     s.allowed_table_functions = spec.allowed_table_functions.clone();
+    s.result_view = spec.result_view;
     s.allowed_origins = spec.allowed_origins.clone();
     s.tools_listing = match spec.tools_listing {
         ToolsListingSpec::Auto => ToolsListing::Auto,
@@ -346,6 +347,16 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
         back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
         let warnings = validate(&back).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn result_view_is_on_unless_the_resource_turns_it_off() {
+        let on = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        assert!(on.server.result_view);
+        let off = gateway_config(&spec_from_yaml(&format!("{SPEC}resultView: false\n"))).unwrap();
+        assert!(!off.server.result_view);
+        let yaml = config_yaml(&off).unwrap();
+        assert_eq!(parse_document(&yaml).unwrap(), off);
     }
 
     #[test]
