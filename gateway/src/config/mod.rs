@@ -159,13 +159,17 @@ pub struct ServerConfig {
     pub tool_input_settings: Vec<String>,
     /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
     pub blocked_query_clauses: Vec<String>,
-    /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
-    /// queries may still call; every other one is refused by the SQL guard.
+    /// Table functions queries may call besides those that stay inside the server
+    /// (`clickhouse::policy::INSIDE_TABLE_FUNCTIONS`); every other one is refused.
     pub allowed_table_functions: Vec<String>,
     /// How `tools/list` offers the dynamic tools (gateway.md, "Context economy").
     pub tools_listing: ToolsListing,
     /// The text block of a row result: compact tabular text, or the JSON itself.
     pub result_format: ResultFormat,
+    /// Settings a query's `SETTINGS` clauses may name (issue 20: an allow-list).
+    pub allowed_query_settings: Vec<String>,
+    /// Table engines and dictionary sources a write may create besides the local ones.
+    pub allowed_write_engines: Vec<String>,
     /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
     /// (a table and chart hosts with MCP Apps render beside the answer).
     pub result_view: bool,
@@ -190,6 +194,10 @@ impl Default for ServerConfig {
             allowed_table_functions: Vec::new(),
             tools_listing: ToolsListing::Auto,
             result_format: ResultFormat::Compact,
+            allowed_query_settings: crate::clickhouse::policy::DEFAULT_QUERY_SETTINGS
+                .map(String::from)
+                .to_vec(),
+            allowed_write_engines: Vec::new(),
             result_view: true,
             oauth: OAuthConfig::default(),
         }
@@ -485,6 +493,19 @@ impl Config {
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
         if let Some(o) = &mut c.telemetry.otlp {
             o.headers.values_mut().for_each(|v| *v = v.redacted());
+            o.endpoint = secret::redact_url(&o.endpoint);
+        }
+        secret::redact_header_values(&mut c.clickhouse.http_headers);
+        let o = &mut c.server.oauth;
+        for url in [
+            &mut o.issuer,
+            &mut o.jwks_url,
+            &mut o.public_resource_url,
+            &mut o.public_auth_server_url,
+            &mut o.auth_url,
+            &mut o.token_url,
+        ] {
+            *url = secret::redact_url(url);
         }
         c
     }

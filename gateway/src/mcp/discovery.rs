@@ -76,14 +76,15 @@ pub fn fleet_listed(
     env: &ToolEnv<'_>,
     clusters: &[FleetCluster],
     per_cluster: &[(&str, &Catalog)],
+    pending: &[&str],
 ) -> (Catalog, Vec<String>) {
     let dynamic: usize = per_cluster.iter().map(|(_, c)| dynamic_count(c)).sum();
     if is_searched(env.config.server.tools_listing, dynamic) {
-        let (statics, warnings) = fleet_catalog(env.static_catalog, clusters, &[]);
+        let (statics, warnings) = fleet_catalog(env.static_catalog, clusters, &[], pending);
         let prop = cluster_property(clusters);
         (searched_catalog(&statics, Some(&prop)), warnings)
     } else {
-        fleet_catalog(env.static_catalog, clusters, per_cluster)
+        fleet_catalog(env.static_catalog, clusters, per_cluster, pending)
     }
 }
 
@@ -92,7 +93,6 @@ pub fn fleet_listed(
 pub fn fleet_search(
     clusters: &[FleetCluster],
     surveyed: &[(FleetCluster, Arc<Catalog>, Reach)],
-    discovering: bool,
     args: &Map<String, Value>,
 ) -> CallOutcome {
     let entry = search_entry(Some(&cluster_property(clusters)));
@@ -117,8 +117,9 @@ pub fn fleet_search(
         }
         match reach {
             Reach::Ok => catalogs.push((Some(c.name.as_str()), catalog.as_ref())),
-            // Every discovery slot was busy: this caller's catalog there is not known yet.
-            Reach::Unknown if discovering => unsearched.pending.push(c.name.clone()),
+            // No discovery slot came free in time: this caller's catalog there is not
+            // known yet (the next search queues for it again).
+            Reach::Pending => unsearched.pending.push(c.name.clone()),
             // No view or table rule: nothing there to find.
             Reach::Unknown => {}
             Reach::Denied | Reach::Unreachable => unsearched.unreachable.push(c.name.clone()),

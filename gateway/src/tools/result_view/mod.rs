@@ -132,7 +132,7 @@ mod tests {
             name: "a".into(),
             description: None,
         };
-        let (fleet, _) = fleet_catalog(&statics, &[cluster], &[("a", &a)]);
+        let (fleet, _) = fleet_catalog(&statics, &[cluster], &[("a", &a)], &[]);
         let linked: Vec<&str> = fleet
             .entries()
             .iter()
