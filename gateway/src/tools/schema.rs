@@ -107,6 +107,10 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
                 "estimate",
                 json!({"type": "boolean", "description": "true: do not run the query; return what ClickHouse estimates it would read (rows, parts, marks per table), the plan, and whether it fits the scan budget."}),
             ),
+            (
+                "result_format",
+                json!({"type": "string", "enum": ["compact", "json"], "description": "Text of the answer: CSV with a header line (compact), or JSON."}),
+            ),
         ];
         if !c.server.tool_input_settings.is_empty() {
             let settings: serde_json::Map<String, Value> = c

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
     ClusterOverride, Config, EstimateMode, HumanDuration, LogFormat, LogLevel, OtlpConfig,
-    Protocol, QueryBudget, TelemetryConfig, TokenMode, ToolKind, ToolRule, Transport,
+    Protocol, QueryBudget, TelemetryConfig, TokenMode, ToolKind, ToolRule, ToolsListing, Transport,
     UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use super::{object_meta, Names, RenderError};
 use crate::crd::{
     EstimateSpec, LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec,
-    ToolKindSpec, UpstreamTokenSpec, WriteModeSpec,
+    ToolKindSpec, ToolsListingSpec, UpstreamTokenSpec, WriteModeSpec,
 };
 use crate::validate::FieldIssue;
 
@@ -92,6 +92,11 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     s.allowed_write_engines = spec.allowed_write_engines.clone();
     s.result_view = spec.result_view;
     s.allowed_origins = spec.allowed_origins.clone();
+    s.tools_listing = match spec.tools_listing {
+        ToolsListingSpec::Auto => ToolsListing::Auto,
+        ToolsListingSpec::Listed => ToolsListing::Listed,
+        ToolsListingSpec::Searched => ToolsListing::Searched,
+    };
 
     let o = &mut s.oauth;
     let base = spec.oauth.public_url.trim_end_matches('/').to_string();
@@ -293,6 +298,7 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "spec.oauth.trustClickhouseTokenChecks",
         ),
         ("server.allowed_origins", "spec.allowedOrigins"),
+        ("server.tools_listing", "spec.toolsListing"),
         ("server.oauth.scopes", "spec.oauth.scopes"),
         ("server.oauth.required_scopes", "spec.oauth.requiredScopes"),
         ("server.oauth.role_claim", "spec.oauth.roleClaim"),
@@ -473,6 +479,7 @@ oauth:
   roleFilter: "^mcp_"
   jwksUrl: https://login.microsoftonline.com/tenant/discovery/v2.0/keys
 toolInputSettings: [max_threads]
+toolsListing: searched
 blockedQueryClauses: [INTO OUTFILE, SETTINGS]
 allowedQuerySettings: [max_threads, join_algorithm]
 allowedWriteEngines: [Kafka]
@@ -507,6 +514,7 @@ logging: {level: debug, format: text}
             "https://login.microsoftonline.com/tenant/discovery/v2.0/keys"
         );
         assert_eq!(c.server.tool_input_settings, ["max_threads"]);
+        assert_eq!(c.server.tools_listing, ToolsListing::Searched);
         assert_eq!(c.server.blocked_query_clauses, ["INTO OUTFILE", "SETTINGS"]);
         assert_eq!(
             c.server.allowed_query_settings,
