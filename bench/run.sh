@@ -320,6 +320,14 @@ fi
 FILL_SECS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/fill.json" 2>/dev/null || echo "?")
 kill -0 "$FILL_PID" 2>/dev/null || { MC_ALIVE=no; FAILURES=$((FAILURES + 1)); }
 
+# --- scan budgets (bench/budget_scan.sh: 18.16 and the chdb double) ----------------------
+BUDGET_RC=0
+GATEWAY="$WORK/chmcp-gateway" bash "$ROOT/bench/budget_scan.sh" "$WORK/budget.json" >"$WORK/budget.log" 2>&1 || BUDGET_RC=$?
+bj() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(f"{v:.2f}" if isinstance(v, float) else v)' "$WORK/budget.json" "$1" 2>/dev/null || echo "?"; }
+if [ "$BUDGET_RC" -ne 0 ] || [ "$(bj ch_budget_refused)" != True ] || [ "$(bj d_budget_refused)" != True ] || [ "$(bj d_budget_ran)" != 0 ]; then
+  FAILURES=$((FAILURES + 1)); log "scan budget rows failed (rc $BUDGET_RC): $(tail -n 5 "$WORK/budget.log")"
+fi
+
 # --- the table -------------------------------------------------------------------------
 # Each row is one line of arguments to python (see render below); a new measurement is
 # one more `row` call. Kinds: ratio rows compare gateway with ClickHouse and peer.
@@ -366,6 +374,8 @@ row "¹ cold-cache storm: latency median / max ms (all answers)" "$(storm p50_ms
 row "¹ RSS idle, multi-cluster gateway (fresh)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_IDLE/1024}")" "" "" text ""
 row "¹ RSS with $FILL_ENTRIES cached catalog entries ($FILL_DISTINCT distinct catalog(s); filled in $FILL_SECS s)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_FULL/1024}")" "" "" text ""
 row "¹ RSS for $FILL_ENTRIES entries: minus idle / per entry" "$(awk "BEGIN{d=$RSS_MC_FULL-$RSS_MC_IDLE; printf \"%.1f MB / %.0f bytes\", d/1024, ($FILL_ENTRIES>0 ? d*1024/$FILL_ENTRIES : 0)}")" "" "" text "≤ 100 MB in all"
+row "³ full scan of $(bj rows) rows, ClickHouse 18.16: no budget / budget of $(bj budget) rows (stopped by ClickHouse)" "$(bj ch_open_s) s / $(bj ch_budget_s) s, $(bj ch_budget_read) rows read or to read when stopped" "" "" text "refused well before the unbudgeted run ends"
+row "³ full scan of $(bj rows) rows, chdb double: no budget / budget of $(bj budget) rows (refused on EXPLAIN ESTIMATE)" "$(bj d_open_s) s / $(bj d_budget_s) s; the scan ran $(bj d_budget_ran) times under the budget" "" "" text "refused before running (0 runs)"
 # The fleet rows (issue 25): first-answer completeness at 10/50/100 clusters, the storm's
 # share within 5 s, 3 replicas with and without caller affinity, memory with distinct
 # catalogs. Its own services; the same binary.
@@ -381,6 +391,7 @@ Machine load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $(cut -d
 Gateway still running at the end: $GW_ALIVE (single-cluster), $MC_ALIVE (multi-cluster).
 ² Not a target: the same \`SELECT 1\` sent straight to ClickHouse with the query_id, format and settings the gateway adds (a fresh query_id per request, JSONCompact, database, readonly=2, max_execution_time, max_result_rows, result_overflow_mode=break) and its Basic header, in its order, to show how much of the gap is ClickHouse's own extra work and how much is the gateway's hop.
 Floor: that ² request through nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///') as a plain reverse proxy (one process, upstream keep-alive pool, no access log): the cost of one loopback hop on this machine, which no gateway avoids. CPU per call: the process's utime+stime from /proc over the run ÷ answered requests (${D} s runs; clock-tick resolution).
+³ Scan budget rows (\`bench/budget_scan.sh\`): \`SELECT count() FROM scan.big WHERE v % 7 = 3\` through execute_query on a MergeTree table made with numbers(), each gateway warmed with one \`SELECT 1\` (the settings and estimate probes are once per endpoint). 18.16 checks the rows a query will read from the parts it selected, so it refuses before reading; the double is ClickHouse 26.x in-process (PyPI chdb) behind an HTTP shim, one query at a time, so its times include the shim's connection per query.
 ¹ Multi-cluster rows: the gateway in multi-cluster mode (OAuth resource server, clusters \`a\` and \`b\`, one view rule) in front of two instances of \`bench/modern_clickhouse_double.py\`, an HTTP **double** of a modern ClickHouse with a JWT token processor (not ClickHouse: ClickHouse 18.16 refuses Bearer and has no token users). The double accepts any Bearer JWT, answers the identity probe and the discovery queries with fixed JSONCompact ($DOUBLE_VIEWS views) from precomputed bytes, with a ${DOUBLE_DELAY_MS} ms delay per discovery query during the storm and none elsewhere. A real modern ClickHouse would validate each JWT (signature, IdP round trips unless cached), plan and run every system-table query (typically a few ms each, more with many databases), and apply each user's grants, so real catalogs differ per user and share less; the storm's full/static-only split depends on that latency. Warm tools/list and /livez send nothing to ClickHouse, so those rows do not depend on the double.
 TXT
 )

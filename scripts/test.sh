@@ -11,7 +11,7 @@ case "$rung" in
   *) echo "usage: $0 [unit|integration|e2e]" >&2; exit 2 ;;
 esac
 if [ "$rung" != unit ]; then
-  scripts/deps.sh clickhouse idp chdb lua prometheus otel >/dev/null
+  scripts/deps.sh clickhouse idp chdb python lua prometheus otel >/dev/null
 fi
 if [ "$rung" = all ]; then
   cargo build --workspace --all-targets

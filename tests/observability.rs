@@ -200,6 +200,8 @@ async fn every_dashboard_query_names_a_metric_the_gateway_exports() {
         "chmcp_identity_probes_total",
         "chmcp_oauth_requests_total",
         "container_cpu_usage_seconds_total",
+        "chmcp_clickhouse_read_bytes_total",
+        "chmcp_query_budget_refusals_total",
     ] {
         assert!(named.contains(needed), "no panel reads {needed}");
     }

@@ -175,6 +175,8 @@ pub struct App {
     pub inflight: Inflight,
     /// Each endpoint's system-table layout, for the schema tools and discovery.
     pub system_columns: SystemColumns,
+    /// Each endpoint's `EXPLAIN ESTIMATE` support (`cost::preflight`).
+    pub abilities: crate::cost::ServerAbilities,
     /// Per-caller catalogs (docs/spec-notes.md, "Catalog cache"); restart-only sizing, so built once.
     pub catalogs: Arc<CatalogCache<Catalog>>,
     pub prober: IdentityProber,
@@ -225,6 +227,7 @@ impl App {
             metrics,
             inflight: Inflight::default(),
             system_columns: SystemColumns::default(),
+            abilities: Default::default(),
             catalogs,
             prober,
             allowlist,
@@ -254,6 +257,7 @@ impl App {
             system_columns: &self.system_columns,
             catalogs: &self.catalogs,
             prober: &self.prober,
+            abilities: &self.abilities,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod app;
 pub mod catalog;
 pub mod clickhouse;
 pub mod config;
+pub mod cost;
 pub mod doctor;
 pub mod fingerprint;
 pub mod http;

@@ -16,6 +16,7 @@ const DOMAIN: &[&str] = &[
     "identity",
     "oauth",
     "clickhouse",
+    "cost",
     "telemetry",
     "config",
     "routing",

@@ -403,6 +403,40 @@ pub struct ClickHouseSpec {
     /// Caps applied to every query.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// What one tool query may make ClickHouse read; ClickHouse stops a query past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_budget: Option<QueryBudgetSpec>,
+    /// ClickHouse workload class for the gateway's queries (the `workload` setting, on
+    /// servers with workload scheduling). Empty: none sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 128), regex(pattern = r"^[A-Za-z0-9_-]*$"))]
+    pub workload: String,
+}
+
+/// A scan budget (`clickhouse.query_budget`). Unset fields: no limit (per cluster: the
+/// shared budget's value).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryBudgetSpec {
+    /// Rows ClickHouse may read for one query (`max_rows_to_read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_rows_to_read: Option<i64>,
+    /// Uncompressed bytes ClickHouse may read for one query (`max_bytes_to_read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_bytes_to_read: Option<i64>,
+    /// `auto`: refuse before running when the server's `EXPLAIN ESTIMATE` is over the
+    /// row budget (servers that have it); `off`: only ClickHouse's running limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateSpec>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimateSpec {
+    Auto,
+    Off,
 }
 
 fn default_ch_port() -> i32 {
@@ -497,6 +531,9 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub description: Option<String>,
+    /// This cluster's scan budget: the fields set here replace `clickhouse.queryBudget`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_budget: Option<QueryBudgetSpec>,
 }
 
 /// A key of a Secret in the resource's namespace.

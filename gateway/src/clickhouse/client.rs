@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::error::ServerError;
 use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTINGS};
 use super::sql::quote_string;
+use super::stats;
 use super::stream::{Column, CompactReader, Event, StreamError};
 use crate::config::{ClickHouseConfig, Secret};
 use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
@@ -775,6 +776,11 @@ async fn read_rows(
     sink: &mut (dyn RowSink + Send),
 ) -> Result<bool, QueryError> {
     let mut reader = CompactReader::default();
+    let summary = resp
+        .headers()
+        .get("x-clickhouse-summary")
+        .and_then(|v| v.to_str().ok())
+        .and_then(stats::from_summary);
     loop {
         let chunk = resp.chunk().await.map_err(|e| QueryError::Unreachable {
             endpoint: resp.url().authority().to_string(),
@@ -782,6 +788,7 @@ async fn read_rows(
         })?;
         let Some(chunk) = chunk else {
             reader.finish()?;
+            record_read(summary);
             return Ok(false);
         };
         reader.push(&chunk);
@@ -796,13 +803,15 @@ async fn read_rows(
                 Event::End => {
                     // Read the small trailer (totals, statistics) so the connection goes
                     // back to the pool instead of being closed with unread data.
-                    let mut trailer = 0;
+                    // Its statistics say what the query read, to its end.
+                    let mut trailer = reader.unread().to_vec();
                     while let Ok(Some(c)) = resp.chunk().await {
-                        trailer += c.len();
-                        if trailer > MAX_TRAILER_BYTES {
+                        if trailer.len() + c.len() > MAX_TRAILER_BYTES {
                             break;
                         }
+                        trailer.extend_from_slice(&c);
                     }
+                    record_read(stats::from_trailer(&trailer).or(summary));
                     return Ok(false);
                 }
             }
@@ -816,6 +825,17 @@ async fn read_rows(
         // so the query's timeout (polled after this future) can fire.
         tokio::task::yield_now().await;
     }
+}
+
+/// What a finished query read: on its span, and added to the tool call's facts.
+fn record_read(read: Option<stats::ReadStats>) {
+    let Some(read) = read else { return };
+    trace::set("db.clickhouse.read_rows", read.rows);
+    trace::set("db.clickhouse.read_bytes", read.bytes);
+    trace::note(|f| {
+        f.read_rows = Some(f.read_rows.unwrap_or(0) + read.rows);
+        f.read_bytes = Some(f.read_bytes.unwrap_or(0) + read.bytes);
+    });
 }
 
 /// The error and its causes, without the request URL (it carries the query parameters).

@@ -6,6 +6,7 @@ pub mod lexer;
 pub mod policy;
 pub mod settings;
 pub mod sql;
+pub mod stats;
 pub mod stream;
 pub mod types;
 

@@ -115,12 +115,17 @@ pub fn plan<'a>(
 }
 
 /// Every setting the gateway may add on its own; a probe tries exactly these.
-pub const GATEWAY_SETTINGS: [&str; 5] = [
+pub const GATEWAY_SETTINGS: [&str; 9] = [
     READONLY,
     "log_comment",
     "max_execution_time",
     "max_result_rows",
     "result_overflow_mode",
+    // The scan budget and the workload class (`cost::budget`).
+    "max_rows_to_read",
+    "max_bytes_to_read",
+    "read_overflow_mode",
+    "workload",
 ];
 
 /// The value a probe sends for a gateway setting: harmless, and of the setting's type.
@@ -129,6 +134,9 @@ pub fn probe_value(name: &str) -> &'static str {
         READONLY => READONLY_VALUE,
         "log_comment" => "{}",
         "result_overflow_mode" => "break",
+        "read_overflow_mode" => "throw",
+        // The server's own default class: exists wherever the setting does.
+        "workload" => "default",
         _ => "1000",
     }
 }

@@ -102,6 +102,11 @@ impl CompactReader {
         self.examined
     }
 
+    /// What has arrived but not been consumed (after `End`: the start of the trailer).
+    pub fn unread(&self) -> &[u8] {
+        tail(&self.buf, self.pos)
+    }
+
     /// The least JSON the row still arriving will take (0 between rows), so a caller
     /// can give up on a row that cannot fit before all of it has arrived.
     pub fn pending_row_min_bytes(&self) -> u64 {

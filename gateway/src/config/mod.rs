@@ -4,6 +4,7 @@
 //! Layout follows the specification's configuration file (docs/spec-notes.md). Every struct is strict (`deny_unknown_fields`)
 //! and fully defaulted, so an empty file is a valid local configuration.
 
+mod budget;
 mod duration;
 mod load;
 mod reload;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use budget::{EffectiveBudget, EstimateMode, QueryBudget};
 pub use duration::HumanDuration;
 pub use load::{load, parse_document, ConfigError, LoadOptions, Loaded};
 pub use reload::{flatten, keep_restart_only, restart_only_changes, restart_only_keys};
@@ -59,6 +61,10 @@ pub struct ClickHouseConfig {
     pub max_result_bytes: i64,
     pub max_query_length: i64,
     pub http_headers: BTreeMap<String, String>,
+    /// What one tool query may make ClickHouse read (`config::budget`).
+    pub query_budget: QueryBudget,
+    /// Sent as the `workload` setting when not empty (servers with workload scheduling).
+    pub workload: String,
 }
 
 /// The implicit cluster name of single-cluster mode (logs, metrics, `log_comment`).
@@ -86,6 +92,8 @@ impl Default for ClickHouseConfig {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES as i64,
             max_query_length: DEFAULT_MAX_QUERY_LENGTH as i64,
             http_headers: BTreeMap::new(),
+            query_budget: QueryBudget::default(),
+            workload: String::new(),
         }
     }
 }
@@ -415,6 +423,9 @@ pub struct ClusterOverride {
     /// What the cluster holds, shown to models choosing a cluster on the fleet connector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Fields set here replace `clickhouse.query_budget`'s for this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_budget: Option<QueryBudget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -97,6 +97,10 @@ pub const STATIC_TOOL_NAMES: [&str; 5] = [
 pub fn validate(c: &Config) -> Result<Vec<Warning>, Vec<ConfigIssue>> {
     let mut f = Findings::default();
     check_clickhouse(&c.clickhouse, &mut f);
+    // The budgets span clickhouse.* and multicluster.clusters.* (`config::budget`).
+    for issue in super::budget::budget_issues(c) {
+        f.err(&issue.key, issue.message);
+    }
     check_server(&c.server, &mut f);
     check_tool_rules(&c.server.tools, &mut f);
     check_oauth(&c.server.oauth, &mut f);

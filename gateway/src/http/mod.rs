@@ -10,6 +10,7 @@
 //! loaded, so they follow reloads (docs/decisions.md). Below the edge, `mcp` speaks the
 //! protocol and the domain never imports this module (`gateway/tests/architecture.rs`).
 
+pub mod event_stream;
 pub mod gate;
 pub mod observe;
 pub mod ops;

@@ -6,6 +6,8 @@
 //! [`allow_methods`] → [`read_message`] → (the message's trace, the gate) →
 //! [`serve_message`], which hands the message to `mcp::run`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -16,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
 
+use super::event_stream;
 use crate::app::{App, Generation};
 use crate::identity::RequestIdentity;
 use crate::mcp::dispatch::RpcError;
@@ -256,13 +259,35 @@ pub async fn serve_message(State(app): State<Arc<App>>, mut req: Request) -> Res
                     )
                 }
             };
+            let scope = cancel_scope(headers);
+            // A progress token on a tool call: the answer is an event stream (cost::progress).
+            let progress = (method == "tools/call" && event_stream::accepts_event_stream(headers))
+                .then(|| crate::cost::progress::requested_token(params.as_ref()))
+                .flatten();
+            if let Some(token) = progress {
+                let (reporter, rx) = crate::cost::progress::Reporter::new(token);
+                let work = async move {
+                    let work = contain_panics(
+                        &app.metrics,
+                        answer_request(&app, &generation, &identity, era, &method, &params),
+                    );
+                    // Boxed: the request future is deep, and this one nests it twice more.
+                    let run: Pin<Box<dyn Future<Output = _> + Send + '_>> =
+                        Box::pin(run_cancellable(&app.inflight, scope.as_deref(), &id, work));
+                    match reporter.scope(run).await {
+                        Ok(answer) => answer.response_text(&id),
+                        Err(e) => e.to_json(&id).to_string(),
+                    }
+                };
+                let work: event_stream::Work = Box::pin(crate::telemetry::trace::keep(work));
+                return event_stream::response(rx, work);
+            }
             let work = contain_panics(
                 &app.metrics,
                 answer_request(&app, &generation, &identity, era, &method, &params),
             );
             // The client hanging up makes hyper drop this future, and with it `work`.
-            let result =
-                run_cancellable(&app.inflight, cancel_scope(headers).as_deref(), &id, work).await;
+            let result = run_cancellable(&app.inflight, scope.as_deref(), &id, work).await;
             match result {
                 Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
                 Err(e) => {

@@ -307,6 +307,7 @@ pub(super) async fn call_method(
                 elapsed: started.elapsed(),
                 returned: out.returned,
             });
+            app.metrics.query_cost(&creds.identity().cluster, &facts);
             audit(
                 creds.identity(),
                 &name,
@@ -417,6 +418,13 @@ fn audit(
     trace::set("db.response.returned_rows", facts.rows);
     trace::set("chmcp.result_bytes", facts.bytes);
     trace::set("chmcp.truncated", facts.truncated);
+    if let (Some(rows), Some(bytes)) = (facts.read_rows, facts.read_bytes) {
+        trace::set("db.clickhouse.read_rows", rows);
+        trace::set("db.clickhouse.read_bytes", bytes);
+    }
+    if let Some(stage) = facts.budget_refusal {
+        trace::set("chmcp.budget_refusal", stage);
+    }
     tracing::info!(
         target: "chmcp::audit",
         subject = ?id.caller.subject,
@@ -429,6 +437,9 @@ fn audit(
         rows = facts.rows,
         bytes = facts.bytes,
         truncated = facts.truncated,
+        read_rows = facts.read_rows,
+        read_bytes = facts.read_bytes,
+        budget_refusal = facts.budget_refusal,
         elapsed_ms,
         trace_id = %trace::trace_id().unwrap_or_default(),
         "tool call"

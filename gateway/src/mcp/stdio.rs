@@ -87,7 +87,31 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                             answer_request(&app, &generation, &identity, era, &method, &params),
                         ),
                     );
-                    let result = run_cancellable(&app.inflight, Some(STDIO_SCOPE), &id, work).await;
+                    let run = run_cancellable(&app.inflight, Some(STDIO_SCOPE), &id, work);
+                    let token = (method == "tools/call")
+                        .then(|| crate::cost::progress::requested_token(params.as_ref()))
+                        .flatten();
+                    let result = match token {
+                        // Progress notifications go out on stdout before the answer.
+                        Some(token) => {
+                            let (reporter, mut notes) = crate::cost::progress::Reporter::new(token);
+                            let out = tx.clone();
+                            let forward = tokio::spawn(async move {
+                                while let Some(n) = notes.recv().await {
+                                    if out.send(n.to_string()).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                            let run: std::pin::Pin<
+                                Box<dyn std::future::Future<Output = _> + Send + '_>,
+                            > = Box::pin(run);
+                            let result = reporter.scope(run).await;
+                            let _ = forward.await;
+                            result
+                        }
+                        None => run.await,
+                    };
                     let answer = match result {
                         Ok(answer) => answer.response_text(&id),
                         Err(e) => e.to_json(&id).to_string(),

@@ -76,6 +76,11 @@ pub struct Metrics {
     pub jwks_fetches: Family<Labels, Counter>,
     /// Request handlers that panicked (a bug), each answered 500 or `-32603`.
     pub panics: Counter,
+    /// Tool calls the scan budget refused, by cluster and stage (`estimate`, `running`).
+    pub query_budget_refusals: Family<Labels, Counter>,
+    /// Rows and bytes ClickHouse read for tool calls, by cluster (`clickhouse::stats`).
+    pub clickhouse_read_rows: Family<Labels, Counter>,
+    pub clickhouse_read_bytes: Family<Labels, Counter>,
 }
 
 use prometheus_client::metrics::histogram::exponential_buckets;
@@ -135,6 +140,9 @@ impl Metrics {
             oauth_requests: Family::default(),
             jwks_fetches: Family::default(),
             panics: Counter::default(),
+            query_budget_refusals: Family::default(),
+            clickhouse_read_rows: Family::default(),
+            clickhouse_read_bytes: Family::default(),
             registry: Registry::default(),
         };
         // Counters get `_total` appended by the encoder.
@@ -248,7 +256,44 @@ impl Metrics {
             "Request handlers that panicked, answered with HTTP 500 or JSON-RPC -32603",
             m.panics.clone(),
         );
+        registry.register(
+            "query_budget_refusals",
+            "Tool calls refused by the scan budget, by cluster and stage (estimate: before running; running: stopped by ClickHouse)",
+            m.query_budget_refusals.clone(),
+        );
+        registry.register(
+            "clickhouse_read_rows",
+            "Rows ClickHouse read for tool calls, by cluster (from the query's statistics)",
+            m.clickhouse_read_rows.clone(),
+        );
+        registry.register(
+            "clickhouse_read_bytes",
+            "Uncompressed bytes ClickHouse read for tool calls, by cluster (from the query's statistics)",
+            m.clickhouse_read_bytes.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// What a finished tool call cost ClickHouse, and a budget refusal, by cluster.
+    pub fn query_cost(&self, cluster: &str, facts: &crate::telemetry::trace::CallFacts) {
+        let cluster = self.clusters.label(cluster);
+        let labels = |family: &Family<Labels, Counter>| {
+            family
+                .get_or_create(&vec![("cluster", cluster.clone())])
+                .clone()
+        };
+        if let Some(rows) = facts.read_rows {
+            labels(&self.clickhouse_read_rows).inc_by(rows);
+        }
+        if let Some(bytes) = facts.read_bytes {
+            labels(&self.clickhouse_read_bytes).inc_by(bytes);
+        }
+        if let Some(stage) = facts.budget_refusal {
+            Self::inc(
+                &self.query_budget_refusals,
+                &[("cluster", &cluster), ("stage", stage)],
+            );
+        }
     }
 
     pub fn inc(family: &Family<Labels, Counter>, labels: &[(&'static str, &str)]) {

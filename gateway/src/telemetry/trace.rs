@@ -198,6 +198,12 @@ pub struct CallFacts {
     pub rows: u64,
     pub bytes: u64,
     pub truncated: bool,
+    /// Rows and bytes ClickHouse read for the call's queries, summed (`clickhouse::stats`);
+    /// `None` when no query reported them.
+    pub read_rows: Option<u64>,
+    pub read_bytes: Option<u64>,
+    /// The scan budget refused the call: `estimate` (before running) or `running`.
+    pub budget_refusal: Option<&'static str>,
 }
 
 /// The request's trace state, task-local.
@@ -413,6 +419,18 @@ pub fn carry<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     )
 }
 
+/// `fut` in the current request's trace, span included: for a request answered as a
+/// stream, whose work outlives the handler (the span ends when the stream does).
+pub fn keep<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let cur = current(Current::clone).unwrap_or_else(|| Current {
+        ctx: TraceContext::fresh(false),
+        span: None,
+        include_sql: false,
+        facts: None,
+    });
+    CURRENT.scope(cur, fut)
+}
+
 /// The current trace id, for log lines.
 pub fn trace_id() -> Option<String> {
     current(|c| c.ctx.trace_id_hex())
@@ -621,7 +639,8 @@ mod tests {
                 query_id: Some("q1".into()),
                 rows: 3,
                 bytes: 0,
-                truncated: true
+                truncated: true,
+                ..Default::default()
             }
         );
     }

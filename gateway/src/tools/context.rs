@@ -16,7 +16,9 @@ use crate::catalog::CatalogCache;
 use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
-use crate::config::{Config, ResultFormat};
+use crate::config::{Config, EffectiveBudget, ResultFormat};
+use crate::cost::progress::{self, Watched};
+use crate::cost::ServerAbilities;
 use crate::identity::{Caller, IdentityProber, RequestCredentials, RequestIdentity};
 use crate::telemetry::trace;
 
@@ -41,6 +43,8 @@ pub struct ToolEnv<'a> {
     /// Per-caller catalogs (`catalog::CatalogCache`), process-wide.
     pub catalogs: &'a CatalogCache<Catalog>,
     pub prober: &'a IdentityProber,
+    /// What each endpoint can estimate (`cost::preflight`), process-wide.
+    pub abilities: &'a ServerAbilities,
 }
 
 impl<'a> ToolEnv<'a> {
@@ -64,6 +68,8 @@ pub struct ToolContext<'a> {
     pub cluster: String,
     pub caller: Caller,
     pub system_columns: &'a SystemColumns,
+    /// What each endpoint can estimate (`cost::preflight`).
+    pub abilities: &'a ServerAbilities,
 }
 
 impl<'a> ToolContext<'a> {
@@ -80,7 +86,13 @@ impl<'a> ToolContext<'a> {
             cluster: id.cluster.clone(),
             caller: id.caller.clone(),
             system_columns: env.system_columns,
+            abilities: env.abilities,
         }
+    }
+
+    /// The scan budget of this call's cluster.
+    pub fn budget(&self) -> EffectiveBudget {
+        self.config.query_budget(&self.cluster)
     }
 
     fn query_id(&self) -> String {
@@ -121,6 +133,13 @@ impl<'a> ToolContext<'a> {
             ours.push(("max_result_rows", (rows + 1).to_string()));
             ours.push(("result_overflow_mode", "break".into()));
         }
+        // The budget holds for what callers wrote (their SQL, views, inserts); the
+        // gateway's own metadata reads are small and must not be refused by it.
+        let budget = match read_only {
+            ReadOnly::Preferred => EffectiveBudget::default(),
+            _ => self.budget(),
+        };
+        ours.extend(crate::cost::budget::settings(&budget, &ch.workload));
         QueryOptions {
             sql,
             database: ch.database.clone(),
@@ -154,12 +173,22 @@ impl<'a> ToolContext<'a> {
         opts: QueryOptions,
         format: ResultFormat,
     ) -> CallOutcome {
+        if opts.read_only == ReadOnly::Required {
+            if let Some(refusal) = super::budget::preflight(self, &opts.sql).await {
+                return refusal;
+            }
+        }
         let mut builder = ResultBuilder::new(self.caps());
-        match self
+        let watched = Watched {
+            ch: self.ch,
+            endpoint: &self.endpoint,
+            creds: &self.creds,
+            query_id: &opts.query_id,
+        };
+        let run = self
             .ch
-            .query_rows(&self.endpoint, &self.creds, &opts, &mut builder)
-            .await
-        {
+            .query_rows(&self.endpoint, &self.creds, &opts, &mut builder);
+        match progress::watch(watched, run).await {
             Ok(outcome) => {
                 let truncation = builder.truncation().cloned();
                 let (rows, bytes) = builder.returned();
@@ -183,7 +212,10 @@ impl<'a> ToolContext<'a> {
             Err(e) => {
                 // ClickHouse's message quotes the query: an escaped field (`?`).
                 tracing::info!(tool, query_id = %opts.query_id, error = ?e.to_string(), "query failed");
-                query_failed(&e)
+                match super::budget::explain_stop(self, &opts.sql, &e).await {
+                    Some(refusal) => refusal,
+                    None => query_failed(&e),
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! module per concern (arguments, the query tools, the schema tools, views/inserts).
 
 pub mod args;
+pub mod budget;
 pub mod call;
 pub mod context;
 pub mod dynamic;

@@ -42,6 +42,11 @@ pub(super) async fn execute_query(
     guard(ctx, query)?
         .check_read_only(!ctx.config.clickhouse.read_only)
         .map_err(refused)?;
+    match args.get("estimate") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => return super::budget::estimate_only(ctx, query).await,
+        Some(_) => return Err("argument `estimate` must be true or false".into()),
+    }
     let mut opts = ctx.options(
         "execute_query",
         query.to_string(),

@@ -104,6 +104,10 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
                 json!({"type": "string", "description": "One read-only ClickHouse SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN)."}),
             ),
             (
+                "estimate",
+                json!({"type": "boolean", "description": "true: do not run the query; return what ClickHouse estimates it would read (rows, parts, marks per table), the plan, and whether it fits the scan budget."}),
+            ),
+            (
                 "result_format",
                 json!({"type": "string", "enum": ["compact", "json"], "description": "Text of the answer: CSV with a header line (compact), or JSON."}),
             ),

@@ -3,16 +3,16 @@
 use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
-    ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, OtlpConfig, Protocol,
-    TelemetryConfig, TokenMode, ToolKind, ToolRule, ToolsListing, Transport, UpstreamToken,
-    WriteMode,
+    ClusterOverride, Config, EstimateMode, HumanDuration, LogFormat, LogLevel, OtlpConfig,
+    Protocol, QueryBudget, TelemetryConfig, TokenMode, ToolKind, ToolRule, ToolsListing, Transport,
+    UpstreamToken, WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{object_meta, Names, RenderError};
 use crate::crd::{
-    LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec, ToolKindSpec,
-    ToolsListingSpec, UpstreamTokenSpec, WriteModeSpec,
+    EstimateSpec, LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec,
+    ToolKindSpec, ToolsListingSpec, UpstreamTokenSpec, WriteModeSpec,
 };
 use crate::validate::FieldIssue;
 
@@ -69,6 +69,10 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
         message: "must not be negative".into(),
     })?;
     ch.max_query_length = limits.max_query_length;
+    if let Some(b) = &spec.clickhouse.query_budget {
+        ch.query_budget = query_budget(b, "spec.clickhouse.queryBudget")?;
+    }
+    ch.workload = spec.clickhouse.workload.clone();
     // With a host template there is no sensible single-host default: leave the template as is.
     if ch.host.is_empty() {
         ch.host = "{cluster}".into();
@@ -172,13 +176,19 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
             .port
             .map(|p| port(p, &format!("spec.clusters[{i}].port")))
             .transpose()?;
-        if cl.host.is_some() || port.is_some() || cl.description.is_some() {
+        let budget = cl
+            .query_budget
+            .as_ref()
+            .map(|b| query_budget(b, &format!("spec.clusters[{i}].queryBudget")))
+            .transpose()?;
+        if cl.host.is_some() || port.is_some() || cl.description.is_some() || budget.is_some() {
             m.clusters.insert(
                 cl.name.clone(),
                 ClusterOverride {
                     host: cl.host.clone(),
                     port,
                     description: cl.description.clone(),
+                    query_budget: budget,
                 },
             );
         }
@@ -191,6 +201,29 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     m.catalog_ttl_fallback = duration(&cc.ttl_fallback, "spec.catalogCache.ttlFallback")?;
     m.catalog_negative_ttl = duration(&cc.negative_ttl, "spec.catalogCache.negativeTtl")?;
     Ok(c)
+}
+
+fn query_budget(b: &crate::crd::QueryBudgetSpec, field: &str) -> Result<QueryBudget, FieldIssue> {
+    let limit = |v: Option<i64>, name: &str| {
+        v.map(|n| {
+            u64::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| FieldIssue {
+                    field: format!("{field}.{name}"),
+                    message: "must be at least 1 (leave it out for no limit)".into(),
+                })
+        })
+        .transpose()
+    };
+    Ok(QueryBudget {
+        max_rows_to_read: limit(b.max_rows_to_read, "maxRowsToRead")?,
+        max_bytes_to_read: limit(b.max_bytes_to_read, "maxBytesToRead")?,
+        estimate: b.estimate.map(|e| match e {
+            EstimateSpec::Auto => EstimateMode::Auto,
+            EstimateSpec::Off => EstimateMode::Off,
+        }),
+    })
 }
 
 fn port(p: i32, field: &str) -> Result<u16, FieldIssue> {
@@ -275,6 +308,8 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "spec.oauth.trustedRedirectHosts",
         ),
         ("clickhouse.port", "spec.clickhouse.port"),
+        ("clickhouse.query_budget", "spec.clickhouse.queryBudget"),
+        ("clickhouse.workload", "spec.clickhouse.workload"),
         (
             "clickhouse.max_execution_time",
             "spec.clickhouse.limits.maxExecutionTime",
@@ -528,6 +563,37 @@ logging: {level: debug, format: text}
             "{yaml}"
         );
         reads_back_and_validates(&yaml, &c);
+    }
+
+    #[test]
+    fn budget_and_workload_reach_the_configmap_per_cluster_too() {
+        let spec = spec_from_yaml(&SPEC.replace(
+            "  limits: {",
+            "  queryBudget: {maxRowsToRead: 100000000, estimate: auto}\n  workload: ai_agents\n  limits: {",
+        ).replace(
+            "clusters: [{name: otel}",
+            "clusters: [{name: otel, queryBudget: {maxRowsToRead: 1000000, maxBytesToRead: 5000000000}}",
+        ));
+        let c = gateway_config(&spec).unwrap();
+        assert_eq!(c.clickhouse.workload, "ai_agents");
+        let otel = c.query_budget("otel");
+        assert_eq!(
+            (otel.max_rows_to_read, otel.max_bytes_to_read),
+            (Some(1_000_000), Some(5_000_000_000))
+        );
+        assert_eq!(
+            c.query_budget("antalya").max_rows_to_read,
+            Some(100_000_000)
+        );
+        reads_back_and_validates(&config_yaml(&c).unwrap(), &c);
+        let bad = spec_from_yaml(&SPEC.replace(
+            "clusters: [{name: otel}",
+            "clusters: [{name: otel, queryBudget: {maxRowsToRead: 0}}",
+        ));
+        assert_eq!(
+            gateway_config(&bad).unwrap_err().field,
+            "spec.clusters[0].queryBudget.maxRowsToRead"
+        );
     }
 
     #[test]
