@@ -21,11 +21,15 @@ processor, just far enough for the gateway's multi-cluster paths:
 - Answers are precomputed bytes; an optional delay (`--delay-ms`, or at run time
   `GET /double/config?delay_ms=N`) is applied to the discovery queries only, to stand
   for the milliseconds a real server spends on its system tables.
-- `GET /ping` says `Ok.` like ClickHouse; `GET /double/stats` returns query counts by kind.
+- `GET /ping` says `Ok.` like ClickHouse; `GET /double/stats` returns query counts by kind
+  and, while a delay is set, `peak_discovery_inflight`: the most discovery queries it
+  held at once (what "at once on one server" means for the gateway's per-server cap).
+- `--distinct` gives every JWT `sub` one more view of its own, so no two callers'
+  catalogs are alike (the bench's memory-per-entry figure with distinct catalogs).
 
 Loopback only, standard library only (asyncio protocol, HTTP/1.1 keep-alive).
 
-Usage: modern_clickhouse_double.py PORT [--views N] [--delay-ms MS] [--reject-sub PREFIX]...
+Usage: modern_clickhouse_double.py PORT [--views N] [--delay-ms MS] [--reject-sub PREFIX]... [--distinct]
 """
 
 import argparse
@@ -42,9 +46,12 @@ ap.add_argument("port", type=int)
 ap.add_argument("--views", type=int, default=16, help="views in `analytics` (each one dynamic tool)")
 ap.add_argument("--delay-ms", type=float, default=0.0, help="added to every discovery query")
 ap.add_argument("--reject-sub", action="append", default=[], help="403/516 for JWTs whose sub starts with this")
+ap.add_argument("--distinct", action="store_true",
+                help="every JWT sub also sees a view of its own, so no two callers' catalogs are alike")
 ARGS = ap.parse_args()
 
 STATS = {}
+INFLIGHT = {"discovery": 0}
 DELAY = {"s": ARGS.delay_ms / 1000.0}
 
 
@@ -132,22 +139,34 @@ def jwt_sub(token):
         return None
 
 
-def authorized(header):
-    """True when the credentials are a JWT that is not on the reject list."""
-    if not header:
-        return False
-    scheme, _, value = header.partition(" ")
+def bearer_sub(header):
+    """The JWT `sub` of a Bearer or Basic(user:jwt) header, else None."""
+    scheme, _, value = (header or "").partition(" ")
     if scheme.lower() == "bearer":
         token = value.strip()
     elif scheme.lower() == "basic":
         try:
             token = base64.b64decode(value.strip()).decode().partition(":")[2]
         except ValueError:
-            return False
+            return None
     else:
-        return False
-    sub = jwt_sub(token)
+        return None
+    return jwt_sub(token)
+
+
+def authorized(header):
+    """True when the credentials are a JWT that is not on the reject list."""
+    sub = bearer_sub(header)
     return sub is not None and not any(sub.startswith(p) for p in ARGS.reject_sub)
+
+
+def own_tables(sub):
+    """--distinct: the fixed tables plus one view named after the caller."""
+    tag = re.sub(r"[^a-z0-9]", "_", sub.lower())[:40]
+    own = ("analytics", f"mine_{tag}", "View", f"CREATE VIEW analytics.mine_{tag} AS SELECT 1 AS one", "")
+    return compact([("database", "String"), ("name", "String"), ("engine", "String"),
+                    ("create_table_query", "String"), ("comment", "String")],
+                   [list(t) for t in TABLES] + [list(own)])
 
 
 def response(status, body, extra=b""):
@@ -198,15 +217,24 @@ class Conn(asyncio.Protocol):
         sql = parse_qs(url.query).get("query", [""])[0] + body.decode("utf-8", "replace")
         kind = classify(sql)
         STATS[kind] = STATS.get(kind, 0) + 1
-        out = response(200, ANSWERS[kind])
+        body = own_tables(bearer_sub(headers.get("authorization")) or "") if ARGS.distinct and kind == "tables" \
+            else ANSWERS[kind]
+        out = response(200, body)
         if DELAY["s"] > 0 and kind in ("tables", "columns", "system_columns:tables", "system_columns:columns"):
-            asyncio.get_running_loop().call_later(DELAY["s"], self.send, out)
+            # How many discovery queries this server holds at once (peak_discovery_inflight).
+            INFLIGHT["discovery"] += 1
+            STATS["peak_discovery_inflight"] = max(STATS.get("peak_discovery_inflight", 0), INFLIGHT["discovery"])
+            asyncio.get_running_loop().call_later(DELAY["s"], self.send_discovery, out)
         else:
             self.send(out)
 
     def send(self, data):
         if not self.t.is_closing():
             self.t.write(data)
+
+    def send_discovery(self, data):
+        INFLIGHT["discovery"] -= 1
+        self.send(data)
 
 
 async def main():

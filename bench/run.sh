@@ -366,6 +366,11 @@ row "¹ cold-cache storm: latency median / max ms (all answers)" "$(storm p50_ms
 row "¹ RSS idle, multi-cluster gateway (fresh)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_IDLE/1024}")" "" "" text ""
 row "¹ RSS with $FILL_ENTRIES cached catalog entries ($FILL_DISTINCT distinct catalog(s); filled in $FILL_SECS s)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_MC_FULL/1024}")" "" "" text ""
 row "¹ RSS for $FILL_ENTRIES entries: minus idle / per entry" "$(awk "BEGIN{d=$RSS_MC_FULL-$RSS_MC_IDLE; printf \"%.1f MB / %.0f bytes\", d/1024, ($FILL_ENTRIES>0 ? d*1024/$FILL_ENTRIES : 0)}")" "" "" text "≤ 100 MB in all"
+# The fleet rows (issue 25): first-answer completeness at 10/50/100 clusters, the storm's
+# share within 5 s, 3 replicas with and without caller affinity, memory with distinct
+# catalogs. Its own services; the same binary.
+GATEWAY="$WORK/chmcp-gateway" bash "$ROOT/bench/fleet.sh" "$ROWS" >"$WORK/fleet.log" 2>&1 \
+  || { FAILURES=$((FAILURES + 1)); log "bench/fleet.sh failed: $(tail -n 5 "$WORK/fleet.log")"; }
 
 META=$(cat <<TXT
 Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), loopback only.

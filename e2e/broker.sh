@@ -16,28 +16,8 @@ if [ -z "${GATEWAY_BIN:-}" ]; then
   GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"
 fi
 
-TMP="$(mktemp -d -t chmcp-broker-e2e.XXXXXX)"
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ $status -ne 0 ]; then
-    for f in "$TMP"/*.log; do echo "---- $f"; tail -n 40 "$f"; done
-  fi
-  rm -rf "$TMP"
-  exit $status
-}
-trap cleanup EXIT
-
+. e2e/broker/services.sh
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1 ($2)" >&2; return 1
-}
 
 # ClickHouse 18.16, its own config on free ports.
 CH_HTTP=$(free_port); CH_TCP=$(free_port)
@@ -63,14 +43,8 @@ XML
 PIDS+=($!)
 wait_port "$CH_HTTP" clickhouse
 
-# The IdP: it exits when its stdin closes, so it reads from a pipe we hold open.
-mkfifo "$TMP/idp.stdin"
-node e2e/idp/server.js "$TMP/idp-state" <"$TMP/idp.stdin" >"$TMP/idp.log" 2>&1 &
-PIDS+=($!)
-exec 9>"$TMP/idp.stdin"
-for _ in $(seq 1 200); do grep -q '^IDP_READY ' "$TMP/idp.log" 2>/dev/null && break; sleep 0.05; done
-READY="$(grep '^IDP_READY ' "$TMP/idp.log" | head -1 | cut -d' ' -f2-)"
-[ -n "$READY" ] || { echo "the IdP did not start" >&2; exit 1; }
+start_idp
+READY="$IDP_READY"
 field() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$READY" "$1"; }
 ISSUER="$(field issuer)"; AUDIENCE="$(field audience)"
 IDP_CLIENT="$(field broker_client_id)"; IDP_SECRET="$(field client_secret)"

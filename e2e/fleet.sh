@@ -4,6 +4,8 @@
 # `multicluster.fleet_endpoint: true` validating tokens from the test IdP, and the SDK
 # connected once to `/mcp`: it lists both clusters' tools and runs `SELECT 1` (and each
 # cluster's view tool, which names the server that answered) by `cluster` argument.
+# Then 50 cluster names on one server: the first listing reaches all 50 or names the
+# rest pending, the second (within the budget) reaches all.
 # Run by `make test` (scripts/test.sh), or alone: `bash e2e/fleet.sh`.
 #
 # Environment: GATEWAY=path / SKIP_BUILD=1 as in e2e/interop.sh; KEEP_WORK=1 keeps logs.
@@ -64,7 +66,18 @@ log "gateway at $GW_URL (fleet connector) for east and west"
 rc=0
 "$PY" "$HERE/fleet_client.py" "$GW_URL" "$WORK/token" east west >"$WORK/python.log" 2>&1 || rc=$?
 sed 's/^/   /' "$WORK/python.log"
-if grep -q -- "$TOKEN" "$WORK/gateway.log"; then
+
+# Fifty cluster names, one server (east) behind all of them: the first listing must
+# reach every name's view or name it pending; the second, within the budget, all.
+EAST_PORT=${PAIRS[0]#*=}
+FIFTY=()
+for i in $(seq -w 0 49); do FIFTY+=("f$i=$EAST_PORT"); done
+{ mc_gateway_yaml "${FIFTY[@]}"; echo "  fleet_endpoint: true"; echo "logging:"; echo "  level: warn"; } >"$WORK/gateway50.yaml"
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway50.yaml" "$WORK/gateway50.log"
+log "gateway at $GW_URL (fleet connector) for 50 names on one server"
+"$PY" "$HERE/fleet50_client.py" "$GW_URL" "$WORK/token" east "${FIFTY[@]%%=*}" >>"$WORK/python.log" 2>&1 || rc=$((rc + $?))
+sed -n '/^first tools\/list/,$p' "$WORK/python.log" | sed 's/^/   /'
+if grep -q -- "$TOKEN" "$WORK/gateway.log" "$WORK/gateway50.log"; then
   echo "   FAIL the token reached the gateway log"; rc=$((rc + 1))
 fi
 passed=$(grep -c '^ok ' "$WORK/python.log" || true)

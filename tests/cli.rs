@@ -109,3 +109,29 @@ fn validate_tokens_false_with_the_trust_statement_is_accepted_with_a_warning() {
     );
     assert!(out.contains("trust_clickhouse_token_checks: true"), "{out}");
 }
+
+/// Issue 20: header values and the userinfo and query of configured URLs were printed.
+#[test]
+fn check_config_redacts_header_values_and_the_secret_parts_of_urls() {
+    let (code, out, err) = check_config(
+        "clickhouse:
+  http_headers: {X-Api-Key: header-secret-1}
+telemetry:
+  otlp:
+    endpoint: 'https://otel-user:otel-pass@collector.example:4318/v1/traces?api_key=query-secret-2'
+",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    for secret in [
+        "header-secret-1",
+        "otel-pass",
+        "otel-user",
+        "query-secret-2",
+    ] {
+        assert!(!out.contains(secret), "`{secret}` printed:\n{out}");
+    }
+    // What a reader checks stays: the header's name, the host, port and path.
+    assert!(out.contains("X-Api-Key"), "{out}");
+    assert!(out.contains("collector.example:4318/v1/traces"), "{out}");
+}

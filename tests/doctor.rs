@@ -60,11 +60,17 @@ impl Run {
 }
 
 async fn doctor(url: &str) -> Run {
+    doctor_with(url, &[]).await
+}
+
+/// The doctor with more arguments (`--origin URL`).
+async fn doctor_with(url: &str, more: &[&str]) -> Run {
     let url = url.to_string();
+    let more: Vec<String> = more.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let run = |json: bool| {
             let mut cmd = Command::new(gateway_binary());
-            cmd.args(["doctor", &url]);
+            cmd.args(["doctor", &url]).args(&more);
             if json {
                 cmd.arg("--json");
             }
@@ -211,8 +217,10 @@ async fn behind_double(
 async fn doctor_is_green_against_the_broker_with_the_real_idp_in_both_token_modes() {
     let idp = Idp::start().unwrap();
     // Sealed is the broker's default; passthrough is the opt-out.
+    // No server.allowed_origins: right for claude.ai and ChatGPT, which call from their
+    // servers and send no Origin. CORS for a browser page is then a note, not a failure.
     for mode in ["", "    token_mode: passthrough\n"] {
-        let gw = broker_gateway(&idp, mode, CLAUDE);
+        let gw = broker_gateway(&idp, mode, "");
         let run = doctor(&gw.mcp_url()).await;
         println!("{}", run.text);
         assert_eq!(run.code, Some(0), "{mode}: {}", run.text);
@@ -229,6 +237,12 @@ async fn doctor_is_green_against_the_broker_with_the_real_idp_in_both_token_mode
         assert_eq!(run.check("tls")["level"], "skip");
         assert!(run.text.contains("✔ challenge"), "{}", run.text);
     }
+    // Browser origins limited to one app, claude.ai not among them (it sends no Origin):
+    // still green. Before issue 19 the doctor failed this with "2 failed".
+    let gw = broker_gateway(&idp, "", "  allowed_origins: [\"https://chatgpt.com\"]\n");
+    let run = doctor(&gw.mcp_url()).await;
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    assert_eq!(run.check("cors.preflight")["ok"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,15 +439,17 @@ async fn a_broker_without_registration_fails_registration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_origin_fails_cors_and_names_allowed_origins() {
-    // server.allowed_origins does not list https://claude.ai.
+async fn an_origin_named_with_origin_is_a_hard_check_naming_allowed_origins() {
+    // server.allowed_origins lists the MCP Inspector's origin only.
     let idp = Idp::start().unwrap();
-    let gw = broker_gateway(&idp, "", "  allowed_origins: [\"https://chatgpt.com\"]\n");
-    let run = doctor(&gw.mcp_url()).await;
+    let inspector = "http://localhost:6274";
+    let gw = broker_gateway(&idp, "", &format!("  allowed_origins: [\"{inspector}\"]\n"));
+    let run = doctor_with(&gw.mcp_url(), &["--origin", "https://app.example.com"]).await;
     println!("{}", run.text);
     assert_eq!(run.code, Some(1), "{}", run.text);
     let c = run.check("cors.preflight");
     assert_eq!(c["ok"], false);
+    assert_eq!(c["level"], "fail");
     assert!(c["detail"].as_str().unwrap().contains("403"), "{c}");
     assert!(
         c["fix"]
@@ -444,6 +460,12 @@ async fn a_foreign_origin_fails_cors_and_names_allowed_origins() {
     );
     assert_eq!(run.check("cors.challenge")["ok"], false);
     assert_eq!(run.check("challenge")["ok"], true);
+
+    // The allowed origin passes as a hard check.
+    let run = doctor_with(&gw.mcp_url(), &["--origin", inspector]).await;
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    assert_eq!(run.check("cors.preflight")["level"], "pass");
+    assert_eq!(run.check("cors.challenge")["level"], "pass");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,6 +565,19 @@ impl Person {
                 continue;
             }
             assert_eq!(status, 200, "{url}: {body}");
+            if body.contains("http-equiv=\"refresh\"") {
+                // The gateway's continuing page after consent: follow its meta refresh.
+                let href = attribute(&body, "id=\"continue\"", "href")
+                    .unwrap_or_else(|| panic!("no continue link: {body}"));
+                location = Some(
+                    reqwest::Url::parse(&url)
+                        .unwrap()
+                        .join(&href)
+                        .unwrap()
+                        .to_string(),
+                );
+                continue;
+            }
             if let Some(ticket) = attribute(&body, "name=\"ticket\"", "value") {
                 // The gateway's consent page.
                 let action = reqwest::Url::parse(&url)

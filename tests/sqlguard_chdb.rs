@@ -531,3 +531,499 @@ fn guard_never_accepts_what_clickhouse_reads_as_a_write_a_blocked_clause_or_an_o
         share * 100.0
     );
 }
+
+// ---- Issue 20: the allow-lists (settings, table functions, engines and sources) ----
+
+mod allow_lists {
+    use super::*;
+    use chmcp_gateway::clickhouse::policy::{self, PolicyError};
+
+    const ALLOW_LIST_STATEMENTS: usize = 6000;
+    const ALLOW_LIST_SEED: u64 = 0x5EED_C11C_0DE5_0020;
+
+    /// Noise that ClickHouse skips between any two tokens.
+    const NOISE: &[&str] = &[" ", "\n", "\t", " /* c */ ", " -- c\n", "\u{a0}", "/**/"];
+
+    /// Setting names besides the default allow-list (`policy::DEFAULT_QUERY_SETTINGS`).
+    const OTHER_SETTING_NAMES: &[&str] = &[
+        // Never a caller's.
+        "readonly",
+        "log_comment",
+        "log_queries",
+        "allow_experimental_eval_table_function",
+        "allow_ddl",
+        "max_result_rows",
+        "max_execution_time",
+        "result_overflow_mode",
+        // Not on the list.
+        "max_memory_usage",
+        "format_csv_delimiter",
+        "output_format_json_quote_64bit_integers",
+        "param_x",
+        "additional_table_filters",
+    ];
+
+    const SETTING_VALUES: &[&str] = &["1", "0", "2", "'x'", "DEFAULT", "'hash'", "true"];
+
+    const SETTINGS_POSITIONS: &[&str] = &[
+        "SELECT 1 {S}",
+        "SELECT * FROM (SELECT 1 {S})",
+        "WITH x AS (SELECT 1 {S}) SELECT * FROM x",
+        "SELECT * FROM view(SELECT 1 AS a {S})",
+        "EXPLAIN SELECT 1 {S}",
+        "EXPLAIN AST SELECT 1 {S}",
+        "INSERT INTO t SELECT 1 {S}",
+        "INSERT INTO t {S} SELECT 1",
+        "INSERT INTO t {S} VALUES (1)",
+        "SELECT 1 FORMAT TSV {S}",
+        "SELECT 1 {S} FORMAT TSV",
+        "SELECT * FROM numbers(1) {S} UNION ALL SELECT 1 {S}",
+        "SELECT number FROM numbers(2) WHERE number IN (SELECT 1 {S})",
+        "CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a {S}",
+        "SELECT * FROM numbers(1) AS a JOIN (SELECT 1 AS number {S}) AS b USING number",
+        "SELECT settings FROM t {S}",
+        "SELECT name FROM system.settings {S}",
+    ];
+
+    const TABLE_FUNCTIONS: &[&str] = &[
+        // Inside the server.
+        "numbers(1)",
+        "zeros(1)",
+        "values('a UInt8', 1)",
+        "generateRandom('a UInt8', 1, 1, 1)",
+        "null('a UInt8')",
+        "view(SELECT 1 AS a)",
+        "merge(currentDatabase(), '^nothing$')",
+        "numbers_mt(1)",
+        "generate_series(1, 2)",
+        // Everything else.
+        "eval('SELECT 1')",
+        "eval(concat('SELECT * FROM ur', 'l(''http://x'', CSV, ''a String'')'))",
+        "executable('x', TSV, 'a UInt8')",
+        "url('http://x', CSV, 'a String')",
+        "URL('http://x', CSV, 'a String')",
+        "`url`('http://x', CSV, 'a String')",
+        "remote('h', system.one)",
+        "cluster('c', system.one)",
+        "clusterAllReplicas('c', system.one)",
+        "file('x', CSV, 'a String')",
+        "s3('http://x/y', CSV, 'a String')",
+        "mysql('h:1', 'd', 't', 'u', 'p')",
+        "input('a UInt8')",
+        "viewIfPermitted(SELECT 1 ELSE null('a UInt8'))",
+        "loop(numbers(1))",
+        "fuzzJSON('{}', 1)",
+        "mergeTreeIndex(currentDatabase(), t)",
+        "viewExplain('EXPLAIN', '', (SELECT 1))",
+    ];
+
+    const TABLE_POSITIONS: &[&str] = &[
+        "SELECT * FROM {T}",
+        "SELECT * FROM {T} AS x",
+        "SELECT * FROM numbers(1) AS a, {T} AS b",
+        "SELECT * FROM numbers(1) AS a JOIN {T} AS b ON 1 = 1",
+        "SELECT * FROM numbers(1) AS a LEFT JOIN {T} AS b ON 1 = 1, {T} AS c",
+        "FROM {T} SELECT *",
+        "SELECT * FROM view(SELECT * FROM {T})",
+        "SELECT * FROM view(FROM {T} SELECT *)",
+        "SELECT * FROM (SELECT * FROM {T})",
+        "WITH x AS (SELECT * FROM {T}) SELECT * FROM x",
+        "SELECT (SELECT count() FROM {T})",
+        "SELECT * FROM numbers(3) WHERE number IN (SELECT * FROM {T})",
+        "DESCRIBE {T}",
+        "DESC TABLE {T}",
+        "EXPLAIN SELECT * FROM {T}",
+        "INSERT INTO FUNCTION {T} SELECT 1",
+        "INSERT INTO t SELECT * FROM {T}",
+        "CREATE TABLE t AS {T}",
+        "CREATE VIEW v AS SELECT * FROM {T}",
+        "SELECT * FROM {T} ARRAY JOIN [1] AS x",
+        "SELECT * FROM numbers(1) ARRAY JOIN range(2) AS r, [1] AS s",
+        "SELECT EXTRACT(DAY FROM toDate('2020-01-02')), trim(BOTH 'x' FROM lower('x'))",
+        "SELECT count(), lower('a'), CAST(1 AS Decimal(10, 2)) FROM {T}",
+    ];
+
+    const ENGINES: &[&str] = &[
+        "Memory",
+        "MergeTree ORDER BY a",
+        "ReplacingMergeTree ORDER BY a",
+        "Log",
+        "TinyLog",
+        "StripeLog",
+        "Null",
+        "Set",
+        "Kafka('b:9092', 't', 'g', 'TSV')",
+        "RabbitMQ SETTINGS rabbitmq_host_port = 'h:5672', rabbitmq_exchange_name = 'x', rabbitmq_format = 'TSV'",
+        "NATS SETTINGS nats_url = 'h:4222', nats_subjects = 's', nats_format = 'TSV'",
+        "URL('http://x', CSV)",
+        "S3('http://x/y', 'CSV')",
+        "File(CSV)",
+        "HDFS('hdfs://h/p', 'CSV')",
+        "MySQL('h:3306', 'd', 't', 'u', 'p')",
+        "PostgreSQL('h:5432', 'd', 't', 'u', 'p')",
+        "ODBC('dsn', 'd', 't')",
+        "JDBC('jdbc:x', 'd', 't')",
+        "Executable('x', TSV)",
+        "ExecutablePool('x', TSV)",
+        "Distributed(c, default, t)",
+        "ReplicatedMergeTree('/p', 'r') ORDER BY a",
+        "KeeperMap('/k') PRIMARY KEY a",
+        "Buffer(default, t, 1, 1, 1, 1, 1, 1, 1)",
+        "MongoDB('h:27017', 'd', 'c', 'u', 'p')",
+    ];
+
+    const DATABASE_ENGINES: &[&str] = &[
+        "Atomic",
+        "Memory",
+        "Lazy(60)",
+        "MySQL('h:3306', 'd', 'u', 'p')",
+        "PostgreSQL('h:5432', 'd', 'u', 'p')",
+        "Replicated('/p', 's', 'r')",
+        "SQLite('x.db')",
+    ];
+
+    const SOURCES: &[&str] = &[
+        "CLICKHOUSE(TABLE 't')",
+        "CLICKHOUSE(TABLE 't' DB 'd')",
+        "clickhouse(table 't')",
+        "CLICKHOUSE(HOST '10.1.2.3' PORT 9000 TABLE 't')",
+        "CLICKHOUSE(USER 'default' PASSWORD '' TABLE 't')",
+        "CLICKHOUSE(QUERY 'SELECT 1 AS k')",
+        "CLICKHOUSE(TABLE 't' WHERE 'k > 0')",
+        "CLICKHOUSE(NAME c TABLE 't')",
+        "HTTP(URL 'http://x' FORMAT 'TSV')",
+        "MYSQL(HOST 'h' PORT 3306 USER 'u' PASSWORD 'p' DB 'd' TABLE 't')",
+        "MONGODB(HOST 'h' PORT 27017 DB 'd' COLLECTION 'c')",
+        "REDIS(HOST 'h' PORT 6379)",
+        "FILE(PATH 'x' FORMAT 'TSV')",
+        "EXECUTABLE(COMMAND 'x' FORMAT 'TSV')",
+        "POSTGRESQL(HOST 'h' PORT 5432 USER 'u' PASSWORD 'p' DB 'd' TABLE 't')",
+        "NULL()",
+    ];
+
+    const DDL_POSITIONS: &[&str] = &[
+        "CREATE TABLE t (a String) ENGINE = {E}",
+        "CREATE TABLE t (a String) ENGINE {E}",
+        "create table t (engine String, a String) engine={E}",
+        "CREATE TABLE IF NOT EXISTS db.t (a String) ENGINE = {E}",
+        "CREATE MATERIALIZED VIEW v ENGINE = {E} AS SELECT 'x' AS a",
+        "CREATE MATERIALIZED VIEW v TO t AS SELECT 'x' AS a",
+        "ATTACH TABLE t (a String) ENGINE = {E}",
+        "CREATE DATABASE d ENGINE = {D}",
+        "CREATE DICTIONARY d (k UInt64, v String) PRIMARY KEY k SOURCE({SRC}) LAYOUT(FLAT()) LIFETIME(0)",
+        "CREATE DICTIONARY d (k UInt64) PRIMARY KEY k LAYOUT(FLAT()) SOURCE({SRC}) LIFETIME(MIN 0 MAX 10)",
+        "INSERT INTO t SELECT engine FROM system.tables",
+        "ALTER TABLE t ADD COLUMN engine String",
+    ];
+
+    fn noise(rng: &mut Rng) -> &'static str {
+        if rng.chance(25) {
+            rng.pick(NOISE)
+        } else {
+            " "
+        }
+    }
+
+    /// `text` with each single space replaced, sometimes, by other noise, and keyword
+    /// case changed sometimes.
+    fn roughen(rng: &mut Rng, text: &str) -> String {
+        let mut out = String::new();
+        for (i, word) in text.split(' ').enumerate() {
+            if i > 0 {
+                out.push_str(noise(rng));
+            }
+            if rng.chance(10) && word.chars().all(|c| c.is_ascii_uppercase()) {
+                out.push_str(&word.to_ascii_lowercase());
+            } else {
+                out.push_str(word);
+            }
+        }
+        out
+    }
+
+    fn settings_clause(rng: &mut Rng) -> String {
+        let mut out = String::from(if rng.chance(20) {
+            "settings"
+        } else {
+            "SETTINGS"
+        });
+        for i in 0..1 + rng.below(3) {
+            out.push_str(if i > 0 { ", " } else { " " });
+            let name = if rng.chance(35) {
+                rng.pick(&policy::DEFAULT_QUERY_SETTINGS)
+            } else {
+                rng.pick(OTHER_SETTING_NAMES)
+            };
+            match rng.below(8) {
+                0 => out.push_str(&format!("`{name}`")),
+                1 => out.push_str(&format!("\"{name}\"")),
+                _ => out.push_str(name),
+            }
+            // Boolean settings may be set by name alone.
+            if !(rng.chance(10) && name.starts_with("allow_")) {
+                out.push_str(rng.pick(&[" = ", "=", " =", "= "]));
+                out.push_str(rng.pick(SETTING_VALUES));
+            }
+        }
+        out
+    }
+
+    pub(super) fn statement(rng: &mut Rng) -> (&'static str, String) {
+        match rng.below(3) {
+            0 => {
+                let template = rng.pick(SETTINGS_POSITIONS);
+                let mut out = roughen(rng, template);
+                while let Some(at) = out.find("{S}") {
+                    let clause = settings_clause(rng);
+                    out.replace_range(at..at + 3, &clause);
+                }
+                ("settings", out)
+            }
+            1 => {
+                let picked = rng.pick(TABLE_POSITIONS);
+                let template = roughen(rng, picked);
+                let mut out = template;
+                while let Some(at) = out.find("{T}") {
+                    let mut call = rng.pick(TABLE_FUNCTIONS).to_string();
+                    if rng.chance(15) {
+                        // A comment between the name and its bracket.
+                        if let Some(b) = call.find('(') {
+                            call.insert_str(b, "/**/");
+                        }
+                    }
+                    out.replace_range(at..at + 3, &call);
+                }
+                ("table functions", out)
+            }
+            _ => {
+                let picked = rng.pick(DDL_POSITIONS);
+                let template = roughen(rng, picked);
+                let out = template
+                    .replace("{E}", rng.pick(ENGINES))
+                    .replace("{D}", rng.pick(DATABASE_ENGINES))
+                    .replace("{SRC}", rng.pick(SOURCES));
+                ("engines and sources", out)
+            }
+        }
+    }
+
+    fn defaults() -> Vec<String> {
+        policy::DEFAULT_QUERY_SETTINGS.map(String::from).to_vec()
+    }
+
+    /// The checks `execute_query` applies (no blocked clauses configured).
+    fn read_guard(sql: &str) -> Result<(), PolicyError> {
+        let q = TokenizedQuery::new(sql)?;
+        q.check_table_functions(&[])?;
+        policy::check_table_functions(&q, &[])?;
+        policy::check_settings(&q, &defaults())?;
+        Ok(q.check_read_only(true)?)
+    }
+
+    /// The checks `write_query` applies.
+    fn write_guard(sql: &str) -> Result<(), PolicyError> {
+        let q = TokenizedQuery::new(sql)?;
+        q.check_single_statement()?;
+        q.check_table_functions(&[])?;
+        policy::check_table_functions(&q, &[])?;
+        policy::check_settings(&q, &defaults())?;
+        policy::check_write_engines(&q, &[])
+    }
+
+    fn strings(v: &Value, key: &str) -> Option<Vec<String>> {
+        v.get(key).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
+    /// What in ClickHouse's reading of the statement no allow-list admits, if anything;
+    /// `Err` when the judge could not read the AST (no table/engine verdict).
+    pub(super) fn outside_the_lists(v: &Value) -> Result<Option<String>, ()> {
+        let allowed = defaults();
+        if let Some(bad) = strings(v, "settings").unwrap_or_default().iter().find(|n| {
+            policy::is_reserved_setting(n) || !allowed.iter().any(|a| a.eq_ignore_ascii_case(n))
+        }) {
+            return Ok(Some(format!("sets `{bad}`")));
+        }
+        let tables = strings(v, "table_functions").ok_or(())?;
+        if let Some(bad) = tables
+            .iter()
+            .find(|n| !policy::INSIDE_TABLE_FUNCTIONS.contains(&n.to_ascii_lowercase().as_str()))
+        {
+            return Ok(Some(format!("reads table function `{bad}`")));
+        }
+        if let Some(bad) = strings(v, "engines")
+            .ok_or(())?
+            .iter()
+            .find(|n| !policy::LOCAL_ENGINES.contains(&n.to_ascii_lowercase().as_str()))
+        {
+            return Ok(Some(format!("creates engine `{bad}`")));
+        }
+        let sources = v.get("sources").and_then(Value::as_array).ok_or(())?;
+        for source in sources {
+            let name = source[0].as_str().unwrap_or("").to_ascii_lowercase();
+            let keys: Vec<String> = source[1]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let local = policy::LOCAL_DICTIONARY_SOURCES.contains(&name.as_str())
+                && (name != "clickhouse"
+                    || keys
+                        .iter()
+                        .all(|k| policy::LOCAL_CLICKHOUSE_SOURCE_KEYS.contains(&k.as_str())));
+            if !local {
+                return Ok(Some(format!("creates dictionary source `{name}` {keys:?}")));
+            }
+        }
+        Ok(None)
+    }
+
+    #[derive(Default)]
+    struct Tally {
+        statements: usize,
+        parsed: usize,
+        read_accepted: usize,
+        write_accepted: usize,
+        must_refuse: usize,
+        unjudged_accepted: usize,
+        clean_refused: usize,
+    }
+
+    #[test]
+    fn allow_lists_never_admit_a_setting_table_function_engine_or_source_clickhouse_reads_outside_them(
+    ) {
+        let mut rng = Rng(ALLOW_LIST_SEED);
+        let mut families: Vec<&str> = Vec::new();
+        let mut statements: Vec<String> = Vec::new();
+        for _ in 0..ALLOW_LIST_STATEMENTS {
+            let (family, sql) = statement(&mut rng);
+            families.push(family);
+            statements.push(sql);
+        }
+        // The issue's findings, always included.
+        for sql in [
+            "SELECT * FROM eval(concat('SELECT * FROM ur','l(''http://127.0.0.1:21100/?query=SELECT+4242'',''TSV'',''x String'')')) SETTINGS allow_experimental_eval_table_function=1",
+            "SELECT 1 SETTINGS log_comment='{\"sub\":\"ceo\"}'",
+            "SELECT 1 SETTINGS log_queries=0",
+            "CREATE DICTIONARY d (k UInt64) PRIMARY KEY k SOURCE(HTTP(URL 'http://x' FORMAT 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
+            "CREATE TABLE k (a String) ENGINE = Kafka('b', 't', 'g', 'TSV')",
+        ] {
+            families.push("issue examples");
+            statements.push(sql.to_string());
+        }
+        let verdicts = judge(&statements);
+
+        let mut tallies: std::collections::BTreeMap<&str, Tally> = Default::default();
+        let mut bypasses = Vec::new();
+        let mut unjudged = Vec::new();
+        let mut clean_refusals = Vec::new();
+        for ((family, sql), v) in families.iter().zip(&statements).zip(&verdicts) {
+            let t = tallies.entry(family).or_default();
+            t.statements += 1;
+            let read = read_guard(sql);
+            let write = write_guard(sql);
+            t.read_accepted += usize::from(read.is_ok());
+            t.write_accepted += usize::from(write.is_ok());
+            let formatted = v.get("formatted").and_then(Value::as_str);
+            let multi = v.get("multi").and_then(Value::as_bool).unwrap_or(false);
+            let Some(formatted) = formatted else {
+                if multi && (read.is_ok() || write.is_ok()) {
+                    bypasses.push(format!("{sql:?}: ClickHouse sees several statements"));
+                }
+                continue;
+            };
+            t.parsed += 1;
+            let verdict = match outside_the_lists(v) {
+                Ok(verdict) => verdict,
+                Err(()) => {
+                    if read.is_ok() || write.is_ok() {
+                        t.unjudged_accepted += 1;
+                        unjudged.push(format!("{sql:?}"));
+                    }
+                    continue;
+                }
+            };
+            match verdict {
+                Some(why) => {
+                    t.must_refuse += 1;
+                    if read.is_ok() {
+                        bypasses.push(format!(
+                            "execute_query accepts {sql:?}: ClickHouse {why}: {formatted}"
+                        ));
+                    }
+                    if write.is_ok() {
+                        bypasses.push(format!(
+                            "write_query accepts {sql:?}: ClickHouse {why}: {formatted}"
+                        ));
+                    }
+                }
+                None => {
+                    let keyword = first_keyword(formatted);
+                    let refused = if READ_ONLY_KEYWORDS.contains(&keyword.as_str()) {
+                        read.is_err()
+                    } else {
+                        write.is_err()
+                    };
+                    t.clean_refused += usize::from(refused);
+                    if refused && clean_refusals.len() < 8 {
+                        clean_refusals.push(format!("{sql:?}"));
+                    }
+                }
+            }
+        }
+        for (family, t) in &tallies {
+            println!(
+                "allow-lists, {family}: {} statements, ClickHouse parsed {}; {} outside the lists; \
+                 execute_query's guard accepted {}, write_query's {}; {} within the lists refused \
+                 (fail-closed); {} accepted without an AST verdict",
+                t.statements,
+                t.parsed,
+                t.must_refuse,
+                t.read_accepted,
+                t.write_accepted,
+                t.clean_refused,
+                t.unjudged_accepted
+            );
+        }
+        println!("allow-lists: {} bypasses", bypasses.len());
+        for r in &clean_refusals {
+            println!("refused within the lists (fail-closed): {r}");
+        }
+        for u in unjudged.iter().take(10) {
+            println!("accepted without an AST verdict: {u}");
+        }
+        assert!(
+            bypasses.is_empty(),
+            "{} statements pass a guard but ClickHouse reads something no allow-list admits:\n{}",
+            bypasses.len(),
+            bypasses.join("\n")
+        );
+        // Each family must reach both sides of the boundary, or it proves nothing.
+        for family in ["settings", "table functions", "engines and sources"] {
+            let t = &tallies[family];
+            assert!(
+                t.must_refuse > 200,
+                "{family}: only {} outside the lists",
+                t.must_refuse
+            );
+            assert!(
+                t.read_accepted + t.write_accepted > 200,
+                "{family}: only {} accepted",
+                t.read_accepted + t.write_accepted
+            );
+        }
+        assert!(
+            unjudged.is_empty(),
+            "accepted statements the judge could not read:\n{}",
+            unjudged.join("\n")
+        );
+    }
+}

@@ -87,6 +87,12 @@ class HeadlessBrowser:
                     r = await b.get(location)
                     continue
                 assert r.status_code == 200, f"{r.url}: {r.status_code} {r.text[:500]}"
+                onward = re.search(r'id="continue" href="([^"]+)"', r.text)
+                if 'http-equiv="refresh"' in r.text and onward:
+                    # The gateway's "continuing" page after the consent POST: a browser
+                    # follows its meta refresh.
+                    r = await b.get(urljoin(str(r.url), html.unescape(onward.group(1))))
+                    continue
                 form = re.search(r'<form[^>]*action="([^"]+)"', r.text)
                 assert form, f"no form at {r.url}: {r.text[:500]}"
                 action = urljoin(str(r.url), html.unescape(form.group(1)))

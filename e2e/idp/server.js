@@ -18,6 +18,8 @@
 //                    (already expired, another issuer)
 //   foreign-key.pem  a key the IdP never had, for the wrong-signature tests
 //
+// IDP_ROTATE_REFRESH=1 in the environment turns refresh token rotation on for every client.
+//
 // GET /__test/stats answers {"jwks": N}: how many times the JWKS was fetched, so a test
 // can prove that a flood of unknown `kid`s caused exactly one refetch.
 
@@ -106,6 +108,10 @@ server.listen(0, '127.0.0.1', () => {
       if (!account) return undefined;
       return { accountId: sub, claims: async () => ({ ...account }) };
     },
+    // IDP_ROTATE_REFRESH=1: every refresh answers a new refresh token and consumes the
+    // old one (reuse of a consumed one revokes the grant), as Auth0/Okta with rotation on.
+    // Otherwise oidc-provider's default: a confidential client keeps its refresh token.
+    ...(process.env.IDP_ROTATE_REFRESH === '1' ? { rotateRefreshToken: () => true } : {}),
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },

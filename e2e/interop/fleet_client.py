@@ -6,11 +6,10 @@ Usage: fleet_client.py URL TOKEN_FILE CLUSTER...
 Each check prints `ok <name>` or `FAIL <name>: why`; the exit code is the number of failures.
 """
 
-import asyncio
 import sys
 
 import httpx2
-from checks import check, failures
+from checks import check, run_checks
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -45,13 +44,7 @@ async def run(url: str, token: str, clusters: list[str]) -> None:
 def main() -> int:
     url, token_file, clusters = sys.argv[1], sys.argv[2], sys.argv[3:]
     token = open(token_file).read().strip()
-    try:
-        asyncio.run(run(url, token, clusters))
-    except Exception as e:  # a transport or protocol failure is a failed check, with its reason
-        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-            e = e.exceptions[0]
-        check("session", False, f"{type(e).__name__}: {e}")
-    return failures()
+    return run_checks(run(url, token, clusters))
 
 
 if __name__ == "__main__":

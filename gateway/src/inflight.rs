@@ -1,5 +1,11 @@
 //! Requests that `notifications/cancelled` may stop: the cancellation registry the
 //! transports (HTTP and stdio) register each running request in.
+//!
+//! A cancellation reaches only requests of the same caller: over HTTP the scope is the
+//! full sha256 of the request's `Authorization` header (a short fingerprint only names,
+//! it never decides); a request without credentials has no scope and no notification
+//! can reach it (it still stops when its own connection closes). On stdio the one client
+//! is the scope.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,8 +24,25 @@ pub struct Inflight {
     next: std::sync::atomic::AtomicU64,
 }
 
+/// The cancellation scope of an HTTP request: the full digest of its credential, or None
+/// when it has none (docs/decisions.md: no cross-request cancellation without one).
+pub fn caller_scope(authorization: Option<&str>) -> Option<String> {
+    authorization
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| format!("sha256:{}", crate::fingerprint::sha256_hex(a.as_bytes())))
+}
+
 impl Inflight {
-    pub fn register(&self, scope: &str, request_id: &str) -> InflightGuard<'_> {
+    /// Registers a running request; without a scope nothing can cancel it by id.
+    pub fn register(&self, scope: Option<&str>, request_id: &str) -> InflightGuard<'_> {
+        let Some(scope) = scope else {
+            return InflightGuard {
+                owner: self,
+                key: None,
+                ticket: 0,
+                cancelled: None,
+            };
+        };
         let (tx, rx) = oneshot::channel();
         let key = (scope.to_string(), request_id.to_string());
         let ticket = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -28,14 +51,17 @@ impl Inflight {
         }
         InflightGuard {
             owner: self,
-            key,
+            key: Some(key),
             ticket,
             cancelled: Some(rx),
         }
     }
 
     /// Tells every running request under this key to stop; returns how many there were.
-    pub fn cancel(&self, scope: &str, request_id: &str) -> usize {
+    pub fn cancel(&self, scope: Option<&str>, request_id: &str) -> usize {
+        let Some(scope) = scope else {
+            return 0;
+        };
         let senders = self
             .map
             .lock()
@@ -53,7 +79,7 @@ impl Inflight {
 
 pub struct InflightGuard<'a> {
     owner: &'a Inflight,
-    key: (String, String),
+    key: Option<(String, String)>,
     ticket: u64,
     /// Resolves with `Ok(())` only when the request is cancelled.
     pub cancelled: Option<oneshot::Receiver<()>>,
@@ -61,11 +87,14 @@ pub struct InflightGuard<'a> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
+        let Some(key) = &self.key else {
+            return;
+        };
         if let Ok(mut m) = self.owner.map.lock() {
-            if let Some(list) = m.get_mut(&self.key) {
+            if let Some(list) = m.get_mut(key) {
                 list.retain(|(t, _)| *t != self.ticket);
                 if list.is_empty() {
-                    m.remove(&self.key);
+                    m.remove(key);
                 }
             }
         }
@@ -79,8 +108,8 @@ mod tests {
     #[test]
     fn requests_sharing_an_id_do_not_cancel_each_other() {
         let inflight = Inflight::default();
-        let mut first = inflight.register("anonymous", "1");
-        let mut second = inflight.register("anonymous", "1");
+        let mut first = inflight.register(Some("stdio"), "1");
+        let mut second = inflight.register(Some("stdio"), "1");
         drop(second.cancelled.take());
         drop(second);
         let mut rx = first.cancelled.take().unwrap();
@@ -88,7 +117,29 @@ mod tests {
             rx.try_recv().is_err(),
             "finishing one request must not cancel the other"
         );
-        assert_eq!(inflight.cancel("anonymous", "1"), 1);
+        assert_eq!(inflight.cancel(Some("stdio"), "1"), 1);
         assert_eq!(rx.try_recv(), Ok(()));
+    }
+
+    #[test]
+    fn only_the_same_credential_cancels_and_no_credential_cancels_nothing() {
+        let inflight = Inflight::default();
+        let alice = caller_scope(Some("Bearer alice"));
+        let mut theirs = inflight.register(alice.as_deref(), "7");
+        let mut rx = theirs.cancelled.take().unwrap();
+        // Another caller, or one without credentials, guessing the id reaches nothing.
+        assert_eq!(
+            inflight.cancel(caller_scope(Some("Bearer bob")).as_deref(), "7"),
+            0
+        );
+        assert_eq!(inflight.cancel(caller_scope(None).as_deref(), "7"), 0);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(inflight.cancel(alice.as_deref(), "7"), 1);
+        assert_eq!(rx.try_recv(), Ok(()));
+        // The scope is the whole digest, not a fingerprint.
+        assert_eq!(alice.map(|s| s.len()), Some("sha256:".len() + 64));
+        // A request without credentials is not registered at all.
+        let anonymous = inflight.register(None, "7");
+        assert!(anonymous.cancelled.is_none());
     }
 }

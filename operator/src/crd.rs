@@ -87,10 +87,24 @@ pub struct McpMultiClusterSpec {
     /// `SETTINGS`, `FORMAT`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked_query_clauses: Vec<String>,
-    /// Table functions that reach outside ClickHouse (`url`, `file`, `remote`, `s3`, ...)
-    /// that queries may call. Empty: all of them are refused.
+    /// Table functions queries may call besides those that stay inside ClickHouse
+    /// (`numbers`, `view`, `merge`, ...). Empty: only those.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_table_functions: Vec<String>,
+    /// Settings a query's `SETTINGS` clauses (and `execute_query`'s `settings`) may name.
+    /// Absent: the gateway's short default (`max_threads`, `max_block_size`, join and
+    /// read-order knobs); `readonly`, `allow_*`, experimental and `log_*` never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_query_settings: Option<Vec<String>>,
+    /// Table engines and dictionary sources `write_query` may create besides the local
+    /// ones (`Kafka`, `URL`, `HTTP`, `CLICKHOUSE` with a host, ...). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_write_engines: Vec<String>,
+    /// Link `execute_query` and view tools to the result view (`ui://chmcp/result`): a
+    /// table and chart that clients with MCP Apps show beside the answer (the gateway's
+    /// `server.result_view`). Clients without MCP Apps see the same text either way.
+    #[serde(default = "default_true")]
+    pub result_view: bool,
     /// Browser origins allowed besides the gateway's own (`"*"`: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
@@ -687,6 +701,13 @@ pub struct IngressSpec {
     /// Extra annotations on the Ingress (e.g. for cert-manager).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Keep each caller on one gateway replica: the ingress hashes the `Authorization`
+    /// header (ingress-nginx `upstream-hash-by: $http_authorization`, consistent
+    /// hashing), so a caller's requests reach the replica that already holds their
+    /// catalogs. Correctness never depends on it: any replica answers any request. An
+    /// `upstream-hash-by` given in `annotations` wins.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub caller_affinity: bool,
 }
 
 /// The Service in front of the gateway pods.

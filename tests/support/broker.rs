@@ -155,10 +155,16 @@ impl Browser {
         }
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let location = headers
+        let mut location = headers
             .get("location")
             .map(|l| resolve(url, l.to_str().expect("a Location header in ASCII")));
         let body = resp.text().await.unwrap_or_default();
+        // The broker's "continuing" page (after the consent POST) moves on by itself with
+        // a meta refresh, as a browser follows it; its Continue link names the same URL.
+        if location.is_none() && status == 200 && body.contains("http-equiv=\"refresh\"") {
+            location = attr(&body, "<a class=\"button primary\" id=\"continue\"", "href")
+                .map(|href| resolve(url, &href));
+        }
         let mut record = format!("{url} -> {status}\n");
         for (k, v) in &headers {
             record.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
@@ -278,7 +284,11 @@ impl Browser {
             .await;
         assert_eq!(consent.status, 200, "{}", consent.body);
         let approved = self.approve(auth_base, &consent.body).await;
-        assert_eq!(approved.status, 303, "{}", approved.body);
+        assert_eq!(
+            approved.status, 200,
+            "the continuing page: {}",
+            approved.body
+        );
         let to_idp = approved.location.as_deref().unwrap_or_default();
         assert!(to_idp.starts_with(&idp.issuer), "{to_idp}");
         let (from, to) = (
@@ -318,5 +328,114 @@ impl Browser {
         ];
         form.extend_from_slice(extra);
         self.token(base, &form).await
+    }
+}
+
+/// `chmcp-gateway serve` in a private mount namespace whose `/etc/resolv.conf` names a
+/// UDP port that never answers (testing.md, "a black-hole DNS"): every name lookup the
+/// gateway makes hangs until the resolver gives up. Root only; killed on drop.
+pub struct BlackHoleGateway {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    pub port: u16,
+    _sink: std::net::UdpSocket,
+}
+
+impl BlackHoleGateway {
+    /// Why it cannot run here, if it cannot (not root, or no `unshare --mount`).
+    pub fn unavailable() -> Option<String> {
+        let ok = std::process::Command::new("unshare")
+            .args(["--mount", "true"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        (!ok).then(|| "`unshare --mount` is not permitted here (needs root)".to_string())
+    }
+
+    /// Starts the gateway with `config(public_url)` behind the black hole.
+    pub fn start(config: impl FnOnce(&str) -> String) -> Self {
+        use std::process::{Command, Stdio};
+        let dir = crate::temp_dir("blackhole-dns");
+        // A loopback address of its own (127/8 is all loopback on Linux), port 53 as
+        // resolv.conf requires; bound and never read: queries vanish.
+        let mut sink = None;
+        for last in 2..250u8 {
+            if let Ok(s) =
+                std::net::UdpSocket::bind((std::net::Ipv4Addr::new(127, 53, 19, last), 53))
+            {
+                sink = Some(s);
+                break;
+            }
+        }
+        let sink = sink.expect("a UDP port 53 on some 127.53.19.x");
+        let ns = sink.local_addr().expect("the sink's address").ip();
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            format!("nameserver {ns}\noptions timeout:30 attempts:1\n"),
+        )
+        .expect("write resolv.conf");
+        let port = crate::free_port();
+        let public = format!("http://127.0.0.1:{port}");
+        let cfg = dir.join("config.yaml");
+        std::fs::write(&cfg, config(&public)).expect("write the config");
+        let log = std::fs::File::create(dir.join("process.log")).expect("log file");
+        let child = Command::new("unshare")
+            .args(["--mount", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /etc/resolv.conf && exec "$2" serve --config "$3" --set server.address=127.0.0.1 --set server.port="$4""#)
+            .arg("sh")
+            .arg(&resolv)
+            .arg(crate::gateway_binary())
+            .arg(&cfg)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn unshare");
+        let gw = Self {
+            child,
+            dir,
+            port,
+            _sink: sink,
+        };
+        let started = std::time::Instant::now();
+        while !gw.log().contains("chmcp gateway listening") {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(15),
+                "the gateway did not listen; log:\n{}",
+                gw.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        gw
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("process.log")).unwrap_or_default()
+    }
+
+    /// The gateway's thread count now (`exec` kept the child's pid).
+    pub fn threads(&self) -> usize {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().parse().ok()))
+                    .flatten()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for BlackHoleGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

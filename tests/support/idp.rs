@@ -119,12 +119,24 @@ impl Idp {
     }
 
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// An IdP that rotates refresh tokens for every client (`IDP_ROTATE_REFRESH=1`), with
+    /// reuse detection, as Auth0/Okta do once rotation is turned on. The default IdP, like
+    /// oidc-provider for confidential clients, hands the same refresh token back.
+    pub fn start_rotating() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(rotate_refresh: bool) -> anyhow::Result<Self> {
         let idp = ensure_installed()?;
         let dir = crate::temp_dir("idp");
         let stderr = std::fs::File::create(dir.join("stderr.log"))?;
         let mut child = Command::new("node")
             .arg(idp.join("server.js"))
             .arg(&dir)
+            .env("IDP_ROTATE_REFRESH", if rotate_refresh { "1" } else { "0" })
             .current_dir(&idp)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

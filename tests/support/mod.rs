@@ -4,6 +4,7 @@
 //! and metrics helpers every test file shares.
 
 pub mod broker;
+pub mod chdb_double;
 pub mod clickhouse;
 pub mod gateway;
 pub mod http_double;

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::{watch, Semaphore, SemaphorePermit};
+use tokio::sync::watch;
 use tokio::time::error::Elapsed;
 
+use super::admission::{Admission, MAX_CONCURRENT_DISCOVERIES};
 use super::key::{CatalogKey, ContentHash};
 use crate::clickhouse::QueryError;
 use prometheus_client::metrics::counter::Counter;
@@ -23,14 +24,23 @@ use crate::config::MultiClusterConfig;
 use crate::telemetry::metrics::HistogramFamily;
 use crate::telemetry::Metrics;
 
-/// Discoveries running at once in the whole process: a burst of new tokens must not
-/// become a burst of catalog queries against ClickHouse (spec: 16, not configurable).
-pub const MAX_CONCURRENT_DISCOVERIES: usize = 16;
 /// Fill ratio from which every insert evicts one denied entry, so denials (cheap to
 /// recompute, and what an attacker can mass-produce) cannot crowd out real catalogs.
 pub const EVICT_FROM_FILL: f64 = 0.70;
-/// Longest a discovery may take; a user waits at most this long for `tools/list`.
+/// Longest a discovery may take once it has its slot (less when the answer's deadline
+/// is nearer, never less than [`MIN_DISCOVERY_TIME`]).
 pub const DISCOVERY_BUDGET: Duration = Duration::from_secs(3);
+/// The longest a cold answer waits for a catalog, queue and discovery together: the
+/// storm's target, far inside the 30–60 s request timeouts of the official SDKs.
+pub const ANSWER_BUDGET: Duration = Duration::from_secs(5);
+/// What a discovery that waited in the queue is still given: a healthy server answers
+/// the two or three system-table queries in tens of milliseconds.
+pub const MIN_DISCOVERY_TIME: Duration = Duration::from_secs(1);
+/// Longest a lookup waits in the fair queue for a slot before its answer says the
+/// catalog is pending: [`ANSWER_BUDGET`] less [`MIN_DISCOVERY_TIME`]. At ~30 ms a
+/// discovery, 16 slots drain ~2,000 discoveries in 4 s: 50 clusters for 40 callers
+/// arriving in the same instant.
+pub const QUEUE_BUDGET: Duration = Duration::from_secs(4);
 /// How often the owner must call [`CatalogCache::sweep`]: expired entries hold memory.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// At most one saturation warning per this period: under a burst every request saturates.
@@ -47,6 +57,9 @@ pub struct CacheConfig {
     pub negative_ttl: Duration,
     /// [`DISCOVERY_BUDGET`]; a field only so an embedding can tighten it.
     pub discovery_budget: Duration,
+    /// [`QUEUE_BUDGET`]: the default wait for a slot ([`CatalogCache::lookup_within`]
+    /// takes another).
+    pub queue_budget: Duration,
 }
 
 impl CacheConfig {
@@ -56,6 +69,7 @@ impl CacheConfig {
             ttl_fallback: mc.catalog_ttl_fallback.get(),
             negative_ttl: mc.catalog_negative_ttl.get(),
             discovery_budget: DISCOVERY_BUDGET,
+            queue_budget: QUEUE_BUDGET,
         }
     }
 
@@ -111,8 +125,9 @@ impl From<QueryError> for DiscoveryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StaticReason {
-    /// All [`MAX_CONCURRENT_DISCOVERIES`] were busy; the request did not wait.
-    Saturated,
+    /// No discovery slot came free within the request's queue budget: the catalog is
+    /// pending (named as such, never silently dropped); the next lookup queues again.
+    Pending,
     /// Discovery failed for a non-auth reason (network, 5xx, unclassified).
     Transient,
     /// Discovery ran out of its budget.
@@ -162,8 +177,11 @@ pub struct CacheStats {
     pub evictions_denied: u64,
     /// Expired entries removed (on lookup or by the sweep).
     pub expired_removed: u64,
-    /// Requests served static-only because all discovery slots were busy.
+    /// Requests answered "pending": no discovery slot came free within their budget
+    /// (the exported outcome keeps its name, `saturated`).
     pub saturations: u64,
+    /// Requests waiting in the fair queue for a discovery slot now.
+    pub discoveries_queued: u64,
     /// Discoveries that produced a catalog.
     pub discoveries_ok: u64,
     pub auth_errors: u64,
@@ -405,14 +423,13 @@ impl<T> State<T> {
         true
     }
 
-    /// The shared `Arc` for this content, creating it on first sight.
-    fn intern(&mut self, catalog: T, hash: ContentHash) -> Arc<T> {
+    /// The shared `Arc` for this content: the one already alive, else this one.
+    fn intern(&mut self, catalog: Arc<T>, hash: ContentHash) -> Arc<T> {
         if let Some(existing) = self.interned.get(&hash).and_then(Weak::upgrade) {
             return existing;
         }
-        let shared = Arc::new(catalog);
-        self.interned.insert(hash, Arc::downgrade(&shared));
-        shared
+        self.interned.insert(hash, Arc::downgrade(&catalog));
+        catalog
     }
 
     /// Whether to log a saturation warning now; returns how many were held back since
@@ -459,17 +476,27 @@ pub fn positive_expiry(
 }
 
 /// What one lookup decided while holding the lock.
-enum Step<'a, T> {
+enum Step<T> {
     Done(CatalogOutcome<T>),
     Wait(InFlight<T>),
-    Lead(watch::Sender<Option<Settled<T>>>, SemaphorePermit<'a>),
+    Lead(watch::Sender<Option<Settled<T>>>),
+}
+
+/// Where a lookup's discovery queues and how long it may wait for a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    /// The ClickHouse endpoint (`host:port`) the discovery would query: the per-server
+    /// cap's lane.
+    pub server: &'a str,
+    /// Longest wait for a discovery slot; past it the answer is "pending".
+    pub queue_budget: Duration,
 }
 
 /// The catalog cache. `T` is the caller's catalog type; entries hold it as `Arc<T>`.
 pub struct CatalogCache<T> {
     cfg: CacheConfig,
     state: Mutex<State<T>>,
-    discoveries: Semaphore,
+    admission: Admission,
     counters: CacheMetrics,
 }
 
@@ -483,7 +510,7 @@ impl<T> CatalogCache<T> {
         Self {
             cfg,
             state: Mutex::new(State::new()),
-            discoveries: Semaphore::new(MAX_CONCURRENT_DISCOVERIES),
+            admission: Admission::default(),
             counters,
         }
     }
@@ -517,6 +544,8 @@ impl<T> CatalogCache<T> {
 
     /// The catalog for `key`: a cached entry, or one discovery shared by every
     /// concurrent miss for the key. Never an error: failures serve the static tools.
+    /// The discovery queues on the key's cluster name as its server, for up to the
+    /// configured queue budget ([`Self::lookup_within`] names both).
     ///
     /// `token_exp` is the bearer's JWT `exp` (`None` for opaque tokens); `now` is the
     /// current wall-clock time, the clock `exp` is written in.
@@ -529,33 +558,122 @@ impl<T> CatalogCache<T> {
     ) -> CatalogOutcome<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
     {
+        let wait = Lookup {
+            server: key.cluster(),
+            queue_budget: self.cfg.queue_budget,
+        };
+        self.lookup_within(key, wait, token_exp, now, discover)
+            .await
+    }
+
+    /// [`Self::lookup_or_discover`] on `wait.server` (`host:port`: the per-server cap),
+    /// waiting at most `wait.queue_budget` for a slot in the fair queue; past it the
+    /// answer is [`StaticReason::Pending`]. A discovery that got its slot has the
+    /// discovery budget, cut to the answer's deadline (queue budget + 1 s) when that is
+    /// nearer.
+    pub async fn lookup_within<F, Fut>(
+        &self,
+        key: &CatalogKey,
+        wait: Lookup<'_>,
+        token_exp: Option<SystemTime>,
+        now: SystemTime,
+        discover: F,
+    ) -> CatalogOutcome<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
+    {
+        let queue_deadline = tokio::time::Instant::now() + wait.queue_budget;
+        // The answer goes out by then, catalog or "pending" (waiting on another request's
+        // discovery included).
+        let answer_deadline = queue_deadline + MIN_DISCOVERY_TIME;
         let mut counted_miss = false;
         loop {
             match self.decide(key, now, &mut counted_miss) {
                 Step::Done(outcome) => return outcome,
-                Step::Lead(tx, permit) => {
-                    return self.lead(key, token_exp, now, discover, tx, permit).await
+                Step::Lead(tx) => {
+                    // Armed from here: a request dropped while queued or discovering
+                    // (its client went away) frees the key for its waiters.
+                    let mut abandon = AbandonGuard {
+                        cache: self,
+                        key,
+                        armed: true,
+                    };
+                    let admitted = tokio::time::timeout_at(
+                        queue_deadline,
+                        self.admission.admit(key.token_digest(), wait.server),
+                    )
+                    .await;
+                    let Ok(Ok(slot)) = admitted else {
+                        // Out of budget in the queue: give the key up (dropping `tx`
+                        // wakes its waiters, and one with time left leads) and say pending.
+                        drop(abandon);
+                        drop(tx);
+                        return self.pending(key, now);
+                    };
+                    let left =
+                        answer_deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let budget = self.cfg.discovery_budget.min(left.max(MIN_DISCOVERY_TIME));
+                    let outcome = self
+                        .lead(key, token_exp, now, (discover, budget), tx, &mut abandon)
+                        .await;
+                    drop(slot);
+                    return outcome;
                 }
                 Step::Wait(mut rx) => {
-                    let settled = rx
-                        .wait_for(Option::is_some)
-                        .await
-                        .ok()
-                        .and_then(|v| v.clone());
+                    let settled =
+                        tokio::time::timeout_at(answer_deadline, rx.wait_for(Option::is_some))
+                            .await;
                     match settled {
-                        Some(s) => return s.into_outcome(),
-                        // The leading request went away mid-discovery: try again (one of
+                        Ok(Ok(v)) => {
+                            if let Some(s) = v.clone() {
+                                return s.into_outcome();
+                            }
+                        }
+                        Err(_elapsed) => return self.pending(key, now),
+                        // The leading request went away or gave up: try again (one of
                         // the waiters becomes the new leader).
-                        None => continue,
+                        Ok(Err(_closed)) => {}
                     }
                 }
             }
         }
     }
 
-    fn decide(&self, key: &CatalogKey, now: SystemTime, counted_miss: &mut bool) -> Step<'_, T> {
+    /// A live catalog with this content hash, if any entry holds one: a discovery that
+    /// found the same inputs as an earlier one reuses its catalog instead of building.
+    pub fn shared(&self, hash: &ContentHash) -> Option<Arc<T>> {
+        self.lock().interned.get(hash).and_then(Weak::upgrade)
+    }
+
+    /// The catalog for `key` if one is cached now: no discovery, no waiting.
+    pub fn cached(&self, key: &CatalogKey, now: SystemTime) -> Option<Arc<T>> {
+        match self.lock().find(key, now) {
+            Found::Ok(c) => Some(c),
+            Found::Denied | Found::Expired | Found::Absent => None,
+        }
+    }
+
+    /// Counts and (rate-limited) logs an answer that had to say "pending".
+    fn pending(&self, key: &CatalogKey, now: SystemTime) -> CatalogOutcome<T> {
+        bump(&self.counters.saturations);
+        if let Some(suppressed) = self.lock().saturation_warning_due(now) {
+            tracing::warn!(
+                limit = MAX_CONCURRENT_DISCOVERIES,
+                cluster = key.cluster(),
+                token = %key.token_fingerprint(),
+                suppressed,
+                "no catalog discovery slot came free within the queue budget; the catalog is pending"
+            );
+        }
+        CatalogOutcome::StaticOnly {
+            reason: StaticReason::Pending,
+        }
+    }
+
+    fn decide(&self, key: &CatalogKey, now: SystemTime, counted_miss: &mut bool) -> Step<T> {
         let mut st = self.lock();
         match st.find(key, now) {
             Found::Ok(catalog) => {
@@ -579,28 +697,9 @@ impl<T> CatalogCache<T> {
         if let Some(rx) = st.inflight.get(key) {
             return Step::Wait(rx.clone());
         }
-        match self.discoveries.try_acquire() {
-            Ok(permit) => {
-                let (tx, rx) = watch::channel(None);
-                st.inflight.insert(key.clone(), rx);
-                Step::Lead(tx, permit)
-            }
-            Err(_) => {
-                bump(&self.counters.saturations);
-                if let Some(suppressed) = st.saturation_warning_due(now) {
-                    tracing::warn!(
-                        limit = MAX_CONCURRENT_DISCOVERIES,
-                        cluster = key.cluster(),
-                        token = %key.token_fingerprint(),
-                        suppressed,
-                        "all catalog discoveries are busy; serving the static tools only"
-                    );
-                }
-                Step::Done(CatalogOutcome::StaticOnly {
-                    reason: StaticReason::Saturated,
-                })
-            }
-        }
+        let (tx, rx) = watch::channel(None);
+        st.inflight.insert(key.clone(), rx);
+        Step::Lead(tx)
     }
 
     async fn lead<F, Fut>(
@@ -608,21 +707,16 @@ impl<T> CatalogCache<T> {
         key: &CatalogKey,
         token_exp: Option<SystemTime>,
         now: SystemTime,
-        discover: F,
+        (discover, budget): (F, Duration),
         tx: watch::Sender<Option<Settled<T>>>,
-        _permit: SemaphorePermit<'_>,
+        abandon: &mut AbandonGuard<'_, T>,
     ) -> CatalogOutcome<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, ContentHash), DiscoveryError>>,
+        Fut: Future<Output = Result<(Arc<T>, ContentHash), DiscoveryError>>,
     {
-        let mut abandon = AbandonGuard {
-            cache: self,
-            key,
-            armed: true,
-        };
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(self.cfg.discovery_budget, discover()).await;
+        let result = tokio::time::timeout(budget, discover()).await;
         self.counters.observe_discovery(&result, started.elapsed());
         // Logged before taking the lock: an outage makes every miss a failure.
         self.log_failure(key, &result);
@@ -674,7 +768,7 @@ impl<T> CatalogCache<T> {
         key: &CatalogKey,
         token_exp: Option<SystemTime>,
         now: SystemTime,
-        result: Result<Result<(T, ContentHash), DiscoveryError>, Elapsed>,
+        result: Result<Result<(Arc<T>, ContentHash), DiscoveryError>, Elapsed>,
     ) -> Settled<T> {
         let c = &self.counters;
         match result {
@@ -732,6 +826,7 @@ impl<T> CatalogCache<T> {
             }
         }
         interned.retain(|_, w| w.strong_count() > 0);
+        self.admission.prune();
         // Give back memory after a burst; HashMap never shrinks on its own.
         if entries.capacity() > 4 * entries.len().max(1024) {
             entries.shrink_to_fit();
@@ -786,8 +881,8 @@ impl<T> CatalogCache<T> {
             denied_entries: denied as u64,
             max_entries: self.cfg.max_entries as u64,
             distinct_catalogs: distinct as u64,
-            discoveries_in_flight: (MAX_CONCURRENT_DISCOVERIES
-                - self.discoveries.available_permits()) as u64,
+            discoveries_in_flight: self.admission.running() as u64,
+            discoveries_queued: self.admission.waiting() as u64,
             hits_ok: read(&c.hits_ok),
             hits_denied: read(&c.hits_denied),
             misses: read(&c.misses),
@@ -826,10 +921,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::catalog::admission::{MAX_DISCOVERIES_PER_CALLER, MAX_DISCOVERIES_PER_SERVER};
     use crate::clickhouse::ServerError;
+    use tokio::sync::Semaphore;
 
     type Tools = Vec<String>;
-    type Ready = std::future::Ready<Result<(Tools, ContentHash), DiscoveryError>>;
+    type Ready = std::future::Ready<Result<(Arc<Tools>, ContentHash), DiscoveryError>>;
     type BoxedDiscovery = Box<dyn FnOnce() -> Ready>;
 
     fn t0() -> SystemTime {
@@ -842,13 +939,14 @@ mod tests {
             ttl_fallback: Duration::from_secs(15 * 60),
             negative_ttl: Duration::from_secs(60),
             discovery_budget: DISCOVERY_BUDGET,
+            queue_budget: QUEUE_BUDGET,
         }
     }
 
-    fn tools(names: &[&str]) -> (Tools, ContentHash) {
+    fn tools(names: &[&str]) -> (Arc<Tools>, ContentHash) {
         let t: Tools = names.iter().map(|s| s.to_string()).collect();
         let h = ContentHash::of(t.join("\n").as_bytes());
-        (t, h)
+        (Arc::new(t), h)
     }
 
     fn found(names: &[&str]) -> impl FnOnce() -> Ready {
@@ -1356,6 +1454,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_live_catalog_is_found_by_its_hash_and_gone_with_its_last_entry() {
+        let cache = CatalogCache::new(cfg(100));
+        let (_, h) = tools(&["x"]);
+        assert!(cache.shared(&h).is_none());
+        let o = cache
+            .lookup_or_discover(&key("a"), None, t0(), found(&["x"]))
+            .await;
+        let live = cache.shared(&h).expect("interned");
+        assert!(Arc::ptr_eq(&live, o.catalog().expect("discovered")));
+        drop((live, o));
+        assert!(cache.shared(&tools(&["y"]).1).is_none(), "other content");
+        cache.invalidate(&key("a"));
+        assert!(cache.shared(&h).is_none(), "no entry holds it any more");
+    }
+
+    #[tokio::test]
     async fn different_content_is_never_shared() {
         let cache = CatalogCache::new(cfg(100));
         let a = cache
@@ -1404,53 +1518,294 @@ mod tests {
         assert_eq!(cache.stats().saturations, 0);
     }
 
+    /// Where each test discovery queues: `server`, with a budget no test reaches unless
+    /// it means to.
+    fn on(server: &str) -> Lookup<'_> {
+        Lookup {
+            server,
+            queue_budget: Duration::from_secs(3600),
+        }
+    }
+
+    type BoxedFuture = std::pin::Pin<
+        Box<dyn Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send>,
+    >;
+
+    /// A gated discovery: counts itself running (and the peak), waits for the gate.
+    fn gated(
+        running: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        gate: Arc<Semaphore>,
+    ) -> impl FnOnce() -> BoxedFuture {
+        move || {
+            Box::pin(async move {
+                let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now_running, Ordering::SeqCst);
+                let _open = gate.acquire().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(tools(&["x"]))
+            })
+        }
+    }
+
+    /// Fills server `s`'s lane with discoveries made by `make`; returns once they run.
+    async fn occupy_server_s<F, Fut>(
+        cache: &Arc<CatalogCache<Tools>>,
+        make: impl Fn() -> F,
+    ) -> tokio::task::JoinSet<CatalogOutcome<Tools>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(Arc<Tools>, ContentHash), DiscoveryError>> + Send + 'static,
+    {
+        let mut holders = tokio::task::JoinSet::new();
+        for i in 0..MAX_DISCOVERIES_PER_SERVER {
+            let (cache, discover) = (cache.clone(), make());
+            holders.spawn(async move {
+                cache
+                    .lookup_within(&key(&format!("holder-{i}")), on("s"), None, t0(), discover)
+                    .await
+            });
+        }
+        while cache.stats().discoveries_in_flight < MAX_DISCOVERIES_PER_SERVER as u64 {
+            tokio::task::yield_now().await;
+        }
+        holders
+    }
+
     #[tokio::test]
-    async fn hundred_cold_misses_run_at_most_sixteen_discoveries_and_the_rest_are_static_only() {
+    async fn hundred_cold_misses_queue_within_the_caps_and_every_one_gets_its_catalog() {
+        // Before the fair queue, 84 of these 100 were answered static-only at once.
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(Semaphore::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..100 {
-            let (cache, running, peak, gate) =
-                (cache.clone(), running.clone(), peak.clone(), gate.clone());
+            let cache = cache.clone();
+            let discover = gated(running.clone(), peak.clone(), gate.clone());
             tasks.spawn(async move {
+                let server = format!("server-{}", i % 4);
                 cache
-                    .lookup_or_discover(&key(&format!("cold-{i}")), None, t0(), || async move {
-                        let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        peak.fetch_max(now_running, Ordering::SeqCst);
-                        let _open = gate.acquire().await;
-                        running.fetch_sub(1, Ordering::SeqCst);
-                        Ok(tools(&["x"]))
-                    })
+                    .lookup_within(
+                        &key(&format!("cold-{i}")),
+                        on(&server),
+                        None,
+                        t0(),
+                        discover,
+                    )
                     .await
             });
         }
-        while cache.stats().misses < 100 {
+        while cache.stats().discoveries_queued < 84 {
             tokio::task::yield_now().await;
         }
+        let s = cache.stats();
         assert_eq!(
-            cache.stats().discoveries_in_flight,
-            MAX_CONCURRENT_DISCOVERIES as u64
+            (s.discoveries_in_flight, s.discoveries_queued),
+            (MAX_CONCURRENT_DISCOVERIES as u64, 84)
         );
         gate.add_permits(100);
-        let (mut discovered, mut saturated) = (0, 0);
+        let mut discovered = 0;
         while let Some(r) = tasks.join_next().await {
             match r.expect("task") {
                 CatalogOutcome::Discovered(_) => discovered += 1,
-                CatalogOutcome::StaticOnly {
-                    reason: StaticReason::Saturated,
-                } => saturated += 1,
                 other => panic!("unexpected {other:?}"),
             }
         }
         assert_eq!(peak.load(Ordering::SeqCst), MAX_CONCURRENT_DISCOVERIES);
-        assert_eq!((discovered, saturated), (16, 84));
+        assert_eq!(discovered, 100);
         let s = cache.stats();
         assert_eq!(
-            (s.saturations, s.entries, s.discoveries_in_flight),
-            (84, 16, 0)
+            (
+                s.saturations,
+                s.entries,
+                s.discoveries_in_flight,
+                s.discoveries_queued
+            ),
+            (0, 100, 0, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn one_server_never_runs_more_than_its_cap_while_another_server_proceeds() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        // 40 cluster names, 40 callers, one server.
+        for i in 0..40 {
+            let cache = cache.clone();
+            let discover = gated(running.clone(), peak.clone(), gate.clone());
+            tasks.spawn(async move {
+                let k = CatalogKey::new(&format!("caller-{i}"), &format!("name-{i}"));
+                cache
+                    .lookup_within(&k, on("shared:8123"), None, t0(), discover)
+                    .await
+            });
+        }
+        while cache.stats().discoveries_queued < 32 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            cache.stats().discoveries_in_flight,
+            MAX_DISCOVERIES_PER_SERVER as u64
+        );
+        let elsewhere = cache
+            .lookup_within(&key("other"), on("other:8123"), None, t0(), found(&["y"]))
+            .await;
+        assert!(matches!(elsewhere, CatalogOutcome::Discovered(_)));
+        gate.add_permits(40);
+        while let Some(r) = tasks.join_next().await {
+            assert!(matches!(r.expect("task"), CatalogOutcome::Discovered(_)));
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_DISCOVERIES_PER_SERVER);
+    }
+
+    #[tokio::test]
+    async fn a_caller_with_forty_clusters_queued_does_not_hold_up_a_caller_with_one() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let cache = cache.clone();
+            let discover = gated(running.clone(), peak.clone(), gate.clone());
+            tasks.spawn(async move {
+                let k = CatalogKey::new("big-fleet-caller", &format!("c{i}"));
+                let server = format!("server-{}", i % 8);
+                cache
+                    .lookup_within(&k, on(&server), None, t0(), discover)
+                    .await
+            });
+        }
+        while cache.stats().misses < 40 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            cache.stats().discoveries_in_flight,
+            MAX_DISCOVERIES_PER_CALLER as u64,
+            "one caller holds at most its lane's width"
+        );
+        // The first caller's discoveries are all stuck; the second caller's runs now.
+        let o = cache
+            .lookup_within(&key("late"), on("server-0"), None, t0(), found(&["z"]))
+            .await;
+        assert!(matches!(o, CatalogOutcome::Discovered(_)));
+        gate.add_permits(40);
+        while let Some(r) = tasks.join_next().await {
+            assert!(matches!(r.expect("task"), CatalogOutcome::Discovered(_)));
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_DISCOVERIES_PER_CALLER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_queue_budget_the_answer_is_pending_counted_and_not_cached() {
+        // The slot holders never finish: they end only at their answers' deadline (5 s).
+        let cache = Arc::new(CatalogCache::<Tools>::new(CacheConfig {
+            discovery_budget: Duration::from_secs(60),
+            ..cfg(1000)
+        }));
+        let mut holders = occupy_server_s(&cache, || pending).await;
+        let started = tokio::time::Instant::now();
+        let wait = Lookup {
+            server: "s",
+            queue_budget: QUEUE_BUDGET,
+        };
+        let o = cache
+            .lookup_within(&key("queued"), wait, None, t0(), found(&["x"]))
+            .await;
+        assert!(
+            matches!(
+                o,
+                CatalogOutcome::StaticOnly {
+                    reason: StaticReason::Pending
+                }
+            ),
+            "{o:?}"
+        );
+        assert_eq!(started.elapsed(), QUEUE_BUDGET);
+        let s = cache.stats();
+        assert_eq!((s.saturations, s.entries, s.discoveries_queued), (1, 0, 0));
+        assert!(cache.cached(&key("queued"), t0()).is_none());
+        while holders.join_next().await.is_some() {}
+        // Slots free again: the next lookup discovers it.
+        let o = cache
+            .lookup_within(&key("queued"), wait, None, t0(), found(&["x"]))
+            .await;
+        assert!(matches!(o, CatalogOutcome::Discovered(_)));
+        assert!(cache.cached(&key("queued"), t0()).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_discovery_that_queued_long_is_cut_at_the_answer_deadline() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        let slow = || {
+            || async {
+                tokio::time::sleep(Duration::from_millis(3500)).await;
+                Ok(tools(&["x"]))
+            }
+        };
+        let mut holders = occupy_server_s(&cache, slow).await;
+        let started = tokio::time::Instant::now();
+        let wait = Lookup {
+            server: "s",
+            queue_budget: QUEUE_BUDGET,
+        };
+        let o = cache
+            .lookup_within(&key("late"), wait, None, t0(), pending)
+            .await;
+        assert!(
+            matches!(
+                o,
+                CatalogOutcome::StaticOnly {
+                    reason: StaticReason::Timeout
+                }
+            ),
+            "{o:?}"
+        );
+        // 3.5 s in the queue, then 1.5 s of discovery, not 3: the answer keeps its 5 s.
+        assert_eq!(started.elapsed(), ANSWER_BUDGET);
+        while holders.join_next().await.is_some() {}
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_while_queued_frees_the_key_for_its_waiters() {
+        let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
+        let gate = Arc::new(Semaphore::new(0));
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut holders = occupy_server_s(&cache, || {
+            gated(running.clone(), peak.clone(), gate.clone())
+        })
+        .await;
+        let leader = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .lookup_within(&key("k"), on("s"), None, t0(), found(&["never"]))
+                    .await
+            })
+        };
+        while cache.stats().discoveries_queued == 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .lookup_within(&key("k"), on("s"), None, t0(), found(&["x"]))
+                    .await
+            })
+        };
+        while cache.stats().misses < MAX_DISCOVERIES_PER_SERVER as u64 + 2 {
+            tokio::task::yield_now().await;
+        }
+        leader.abort();
+        gate.add_permits(MAX_DISCOVERIES_PER_SERVER);
+        let o = waiter.await.expect("waiter");
+        assert_eq!(names(&o), Some(vec!["x".to_string()]));
+        while holders.join_next().await.is_some() {}
     }
 
     #[tokio::test(start_paused = true)]

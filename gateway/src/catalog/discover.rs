@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::{CatalogOutcome, ContentHash, DiscoveryError, StaticReason};
+use super::{CatalogOutcome, ContentHash, DiscoveryError, Lookup, StaticReason};
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
@@ -19,11 +19,40 @@ use crate::tools::{Catalog, ToolContext};
 /// Builds a caller's catalog: the static tools plus, when rules ask for them, the
 /// views and tables the caller's grants let them see.
 pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<String>), QueryError> {
-    let statics = static_entries(ctx.config);
-    let rules = ctx.tool_rules;
-    if !rules.need_discovery() {
-        return Ok((Catalog::new(statics), Vec::new()));
+    if !ctx.tool_rules.need_discovery() {
+        return Ok((Catalog::new(static_entries(ctx.config)), Vec::new()));
     }
+    let rows = read_rows(ctx).await?;
+    Ok(build_catalog(ctx, &rows))
+}
+
+/// What a catalog is built from: the caller's `system.tables` and `system.columns` rows.
+pub struct DiscoveredRows {
+    objects: Vec<ObjectRow>,
+    columns: Vec<ColumnRow>,
+}
+
+impl DiscoveredRows {
+    /// A digest of everything the catalog is built from (the runtime's static tools and
+    /// rules, then these rows): equal digests build equal catalogs, so a caller whose
+    /// grants show the same objects as another's reuses that catalog without building.
+    /// The static tools' JSON stands for the configuration the build reads (e.g. the
+    /// result view's links, which `execute_query` carries too); a build input outside
+    /// these must be added here.
+    pub fn inputs_hash(&self, statics: &Catalog, rules: &dynamic::ToolRules) -> ContentHash {
+        let mut text = String::with_capacity(statics.listed_json().len() + 16 * 1024);
+        text.push_str(statics.listed_json());
+        text.push_str(&format!(
+            "\0{rules:?}\0{:?}\0{:?}",
+            self.objects, self.columns
+        ));
+        ContentHash::of(text.as_bytes())
+    }
+}
+
+/// The discovery queries, with the caller's credentials.
+async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> {
+    let rules = ctx.tool_rules;
     let has_comment = ctx
         .system_columns("tables")
         .await?
@@ -87,14 +116,22 @@ pub async fn discover_catalog(ctx: &ToolContext<'_>) -> Result<(Catalog, Vec<Str
     } else {
         Vec::new()
     };
+    Ok(DiscoveredRows { objects, columns })
+}
+
+/// The catalog from discovered rows: pure.
+fn build_catalog(ctx: &ToolContext<'_>, rows: &DiscoveredRows) -> (Catalog, Vec<String>) {
+    let statics = static_entries(ctx.config);
     let mut taken: HashMap<String, String> = statics
         .iter()
         .map(|e| (e.tool.name.to_string(), "a static tool".to_string()))
         .collect();
-    let (dynamic_entries, warnings) = dynamic::build(rules, &objects, &columns, &mut taken);
+    let (mut dynamic_entries, warnings) =
+        dynamic::build(ctx.tool_rules, &rows.objects, &rows.columns, &mut taken);
+    crate::tools::result_view::link(ctx.config, &mut dynamic_entries);
     let mut entries = statics;
     entries.extend(dynamic_entries);
-    Ok((Catalog::new(entries), warnings))
+    (Catalog::new(entries), warnings)
 }
 
 /// Whether a caller's identity reaches a cluster, as the catalog lookup found out
@@ -107,7 +144,10 @@ pub enum Reach {
     Denied,
     /// Discovery failed for another reason (down, timeout, 5xx): never cached.
     Unreachable,
-    /// Not known: no discovery is configured, or every discovery slot was busy.
+    /// Not known yet: no discovery slot came free within the queue budget. Said, not
+    /// dropped: the next listing (or `list_clusters`) queues for it again.
+    Pending,
+    /// Not known: no discovery is configured.
     Unknown,
 }
 
@@ -117,6 +157,7 @@ impl Reach {
             Reach::Ok => "ok",
             Reach::Denied => "denied",
             Reach::Unreachable => "unreachable",
+            Reach::Pending => "pending",
             Reach::Unknown => "unknown",
         }
     }
@@ -133,29 +174,56 @@ pub async fn catalog_and_reach(
     env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
 ) -> (Arc<Catalog>, Reach) {
+    catalog_within(env, creds, env.catalogs.config().queue_budget).await
+}
+
+/// The caller's catalog for the cluster `creds` names, waiting at most `queue_budget`
+/// for a slot in the fair discovery queue (per caller, per server): a cached catalog at
+/// once, a discovered one, or the static tools with [`Reach::Pending`] when the budget
+/// ran out first, so the caller can name the cluster as pending. `Duration::ZERO` asks
+/// "cached or a free slot now" (a discovery that gets its slot still has 1 s).
+pub async fn catalog_within(
+    env: &ToolEnv<'_>,
+    creds: &RequestCredentials<'_>,
+    queue_budget: Duration,
+) -> (Arc<Catalog>, Reach) {
     if !env.tool_rules.need_discovery() {
         return (env.static_catalog.clone(), Reach::Unknown);
     }
     let id = creds.identity();
+    let server = id.endpoint.key();
+    let wait = Lookup {
+        server: &server,
+        queue_budget,
+    };
     let outcome = env
         .catalogs
-        .lookup_or_discover(&id.catalog_key, id.expires, SystemTime::now(), || async {
-            let c = creds.get().await.map_err(|e| DiscoveryError {
-                auth_class: e.is_auth_class(),
-                message: e.to_string(),
-            })?;
-            let ctx = ToolContext::new(env, id, c);
-            let (catalog, warnings) =
-                trace::child("discovery", SpanKind::Internal, discover_catalog(&ctx))
+        .lookup_within(
+            &id.catalog_key,
+            wait,
+            id.expires,
+            SystemTime::now(),
+            || async {
+                let c = creds.get().await.map_err(|e| DiscoveryError {
+                    auth_class: e.is_auth_class(),
+                    message: e.to_string(),
+                })?;
+                let ctx = ToolContext::new(env, id, c);
+                let rows = trace::child("discovery", SpanKind::Internal, read_rows(&ctx))
                     .await
                     .map_err(DiscoveryError::from)?;
-            // Warnings name ClickHouse objects: escaped fields, never the message.
-            for w in warnings {
-                tracing::warn!(warning = ?w, "tool discovery warning");
-            }
-            let hash = ContentHash::of(catalog.listed_json().as_bytes());
-            Ok((catalog, hash))
-        })
+                let hash = rows.inputs_hash(env.static_catalog, env.tool_rules);
+                if let Some(same) = env.catalogs.shared(&hash) {
+                    return Ok((same, hash));
+                }
+                let (catalog, warnings) = build_catalog(&ctx, &rows);
+                // Warnings name ClickHouse objects: escaped fields, never the message.
+                for w in warnings {
+                    tracing::warn!(warning = ?w, "tool discovery warning");
+                }
+                Ok((Arc::new(catalog), hash))
+            },
+        )
         .await;
     trace::set(
         "chmcp.catalog",
@@ -172,7 +240,7 @@ pub async fn catalog_and_reach(
         CatalogOutcome::StaticOnly { reason } => (
             env.static_catalog.clone(),
             match reason {
-                StaticReason::Saturated => Reach::Unknown,
+                StaticReason::Pending => Reach::Pending,
                 StaticReason::Transient | StaticReason::Timeout => Reach::Unreachable,
             },
         ),

@@ -33,6 +33,11 @@ impl CatalogKey {
         }
     }
 
+    /// The token's sha256: who the caller is, for the discovery queue's per-caller lane.
+    pub fn token_digest(&self) -> [u8; 32] {
+        self.token_sha256
+    }
+
     pub fn cluster(&self) -> &str {
         &self.cluster
     }

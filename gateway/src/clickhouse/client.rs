@@ -146,6 +146,21 @@ impl QueryError {
         matches!(self, QueryError::Server(e) if e.is_auth_class())
     }
 
+    /// A span's status text: ClickHouse's message quotes the query's literals, so without
+    /// `telemetry.include_sql` only its code and exception name (or this error's class).
+    pub fn span_status(&self, include_sql: bool) -> String {
+        match self {
+            _ if include_sql => self.to_string(),
+            QueryError::Server(e) => match (e.code, &e.name) {
+                (Some(code), Some(name)) => format!("Code: {code}. {name}"),
+                (Some(code), None) => format!("Code: {code}"),
+                _ => format!("HTTP {}", e.status),
+            },
+            QueryError::Timeout(_) | QueryError::Settings(_) => self.to_string(),
+            other => other.status_label().to_string(),
+        }
+    }
+
     /// The `status` label of `chmcp_clickhouse_query_duration_seconds`.
     pub fn status_label(&self) -> &'static str {
         match self {
@@ -341,7 +356,7 @@ impl ClickHouse {
                 Err(_) => Err(QueryError::Timeout(opts.timeout)),
             };
             if let Err(e) = &r {
-                trace::set_error(&e.to_string());
+                trace::set_error(&e.span_status(trace::include_sql()));
             }
             r
         })
@@ -878,6 +893,25 @@ impl reqwest::dns::Resolve for ConnectResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_status_quotes_no_literal_unless_sql_may_be_recorded() {
+        let e = QueryError::Server(ServerError::parse(
+            500,
+            "Code: 6. DB::Exception: Cannot parse string 'PRIVATE-SSN-123-45-6789' as UInt8: \
+             syntax error at begin of string. (CANNOT_PARSE_TEXT) (version 26.1)",
+        ));
+        assert_eq!(e.span_status(false), "Code: 6. CANNOT_PARSE_TEXT");
+        assert!(e.span_status(true).contains("PRIVATE-SSN"));
+        // 18.16 names no exception: the code alone.
+        let old = QueryError::Server(ServerError::parse(
+            500,
+            "Code: 6, e.displayText() = DB::Exception: Cannot parse string 'SECRET' as UInt8",
+        ));
+        assert_eq!(old.span_status(false), "Code: 6");
+        let fmt = QueryError::Format("row 'SECRET' is not JSON".into());
+        assert_eq!(fmt.span_status(false), "format_error");
+    }
 
     #[test]
     fn request_url_percent_encodes_every_parameter_in_order() {

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod error;
 pub mod lexer;
+pub mod policy;
 pub mod settings;
 pub mod sql;
 pub mod stream;

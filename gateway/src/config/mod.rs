@@ -159,9 +159,16 @@ pub struct ServerConfig {
     pub tool_input_settings: Vec<String>,
     /// Clauses (e.g. `INTO OUTFILE`, `SETTINGS`) refused outside literals and comments.
     pub blocked_query_clauses: Vec<String>,
-    /// Table functions that reach outside the server (`url`, `s3`, `remote`, ...) which
-    /// queries may still call; every other one is refused by the SQL guard.
+    /// Table functions queries may call besides those that stay inside the server
+    /// (`clickhouse::policy::INSIDE_TABLE_FUNCTIONS`); every other one is refused.
     pub allowed_table_functions: Vec<String>,
+    /// Settings a query's `SETTINGS` clauses may name (issue 20: an allow-list).
+    pub allowed_query_settings: Vec<String>,
+    /// Table engines and dictionary sources a write may create besides the local ones.
+    pub allowed_write_engines: Vec<String>,
+    /// Link `execute_query` and view tools to the `ui://chmcp/result` MCP Apps view
+    /// (a table and chart hosts with MCP Apps render beside the answer).
+    pub result_view: bool,
     pub oauth: OAuthConfig,
 }
 
@@ -181,6 +188,11 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            allowed_query_settings: crate::clickhouse::policy::DEFAULT_QUERY_SETTINGS
+                .map(String::from)
+                .to_vec(),
+            allowed_write_engines: Vec::new(),
+            result_view: true,
             oauth: OAuthConfig::default(),
         }
     }
@@ -267,6 +279,11 @@ pub struct OAuthConfig {
     pub trusted_redirect_hosts: Vec<String>,
     /// Development only: allow Client ID Metadata Documents over http on loopback.
     pub dev_allow_insecure_client_metadata: bool,
+    /// Broker: the name the sign-in pages show for this gateway (default: its host).
+    pub display_name: String,
+    /// Broker: a refresh token stops working this long after the sign-in it came from,
+    /// however often it is used (never extended by use).
+    pub refresh_token_max_age: HumanDuration,
 }
 
 impl Default for OAuthConfig {
@@ -298,6 +315,8 @@ impl Default for OAuthConfig {
             token_mode: TokenMode::Sealed,
             trusted_redirect_hosts: Vec::new(),
             dev_allow_insecure_client_metadata: false,
+            display_name: String::new(),
+            refresh_token_max_age: HumanDuration::from_secs(30 * 86_400),
         }
     }
 }
@@ -446,6 +465,19 @@ impl Config {
         c.server.oauth.signing_secret = c.server.oauth.signing_secret.redacted();
         if let Some(o) = &mut c.telemetry.otlp {
             o.headers.values_mut().for_each(|v| *v = v.redacted());
+            o.endpoint = secret::redact_url(&o.endpoint);
+        }
+        secret::redact_header_values(&mut c.clickhouse.http_headers);
+        let o = &mut c.server.oauth;
+        for url in [
+            &mut o.issuer,
+            &mut o.jwks_url,
+            &mut o.public_resource_url,
+            &mut o.public_auth_server_url,
+            &mut o.auth_url,
+            &mut o.token_url,
+        ] {
+            *url = secret::redact_url(url);
         }
         c
     }

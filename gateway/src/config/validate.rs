@@ -196,20 +196,7 @@ fn check_server(s: &ServerConfig, f: &mut Findings) {
             );
         }
     }
-    for (i, name) in s.tool_input_settings.iter().enumerate() {
-        if !is_setting_name(name) {
-            f.err(
-                &format!("server.tool_input_settings[{i}]"),
-                format!("`{name}` is not a ClickHouse setting name"),
-            );
-        } else if name.eq_ignore_ascii_case(crate::clickhouse::settings::READONLY) {
-            // Read-only is the gateway's promise to every user; no caller may weaken it.
-            f.err(
-                &format!("server.tool_input_settings[{i}]"),
-                "`readonly` cannot be left to callers: execute_query always runs read-only".into(),
-            );
-        }
-    }
+    check_caller_settings(s, f);
     for (i, clause) in s.blocked_query_clauses.iter().enumerate() {
         if clause.split_whitespace().next().is_none() {
             f.err(
@@ -218,13 +205,26 @@ fn check_server(s: &ServerConfig, f: &mut Findings) {
             );
         }
     }
-    for (i, name) in s.allowed_table_functions.iter().enumerate() {
-        // Names only: the guard compares whole names, so a pattern would silently match nothing.
-        if !is_setting_name(name) {
-            f.err(
-                &format!("server.allowed_table_functions[{i}]"),
-                format!("`{name}` is not a table function name (letters, digits and _ only)"),
-            );
+    for (key, names, what) in [
+        (
+            "server.allowed_table_functions",
+            &s.allowed_table_functions,
+            "table function name",
+        ),
+        (
+            "server.allowed_write_engines",
+            &s.allowed_write_engines,
+            "engine or dictionary source name",
+        ),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            // Names only: the guard compares whole names, so a pattern would match nothing.
+            if !is_setting_name(name) {
+                f.err(
+                    &format!("{key}[{i}]"),
+                    format!("`{name}` is not a {what} (letters, digits and _ only)"),
+                );
+            }
         }
     }
 }
@@ -383,6 +383,17 @@ fn check_oauth(o: &OAuthConfig, f: &mut Findings) {
              forbids token passthrough); use token_mode: sealed unless a client must hold the upstream token",
         ));
     }
+    if o.broker {
+        check_range(
+            f,
+            "server.oauth.refresh_token_max_age",
+            o.refresh_token_max_age.get(),
+            (
+                Duration::from_secs(3_600),
+                Duration::from_secs(366 * 86_400),
+            ),
+        );
+    }
     if o.dev_allow_insecure_client_metadata {
         f.warn(Warning::new(
             "server.oauth.dev_allow_insecure_client_metadata",
@@ -525,6 +536,33 @@ fn check_range(f: &mut Findings, key: &str, v: Duration, (lo, hi): (Duration, Du
         f.err(key, format!("{} is below the minimum of {}", H(v), H(lo)));
     } else if v > hi {
         f.err(key, format!("{} is above the maximum of {}", H(v), H(hi)));
+    }
+}
+
+/// `server.allowed_query_settings` and `server.tool_input_settings` never admit a setting
+/// that decides what ClickHouse may run or record (issue 20).
+fn check_caller_settings(s: &ServerConfig, f: &mut Findings) {
+    for (key, names) in [
+        ("server.allowed_query_settings", &s.allowed_query_settings),
+        ("server.tool_input_settings", &s.tool_input_settings),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if !is_setting_name(name) {
+                f.err(
+                    &format!("{key}[{i}]"),
+                    format!("`{name}` is not a ClickHouse setting name"),
+                );
+            } else if crate::clickhouse::policy::is_reserved_setting(name) {
+                f.err(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "`{name}` is never left to callers (readonly, allow_*, experimental \
+                         flags, log_* and the gateway's own limits decide what ClickHouse may \
+                         run or record)"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -864,6 +902,36 @@ mod tests {
             errors_of(&c),
             vec!["server.allowed_table_functions[1]: `iceberg*` is not a table function name (letters, digits and _ only)"]
         );
+    }
+
+    #[test]
+    fn settings_that_decide_what_clickhouse_runs_or_records_are_never_listed() {
+        let mut c = Config::default();
+        c.server.allowed_query_settings = vec![
+            "max_threads".into(),
+            "allow_experimental_eval_table_function".into(),
+            "log_comment".into(),
+        ];
+        c.server.tool_input_settings = vec!["readonly".into(), "max_result_rows".into()];
+        c.server.allowed_write_engines = vec!["Kafka".into(), "S3*".into()];
+        let errors = errors_of(&c);
+        let keys: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e.split_once(':').map(|(k, _)| k))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "server.allowed_query_settings[1]",
+                "server.allowed_query_settings[2]",
+                "server.tool_input_settings[0]",
+                "server.tool_input_settings[1]",
+                "server.allowed_write_engines[1]",
+            ],
+            "{errors:?}"
+        );
+        // The default list passes its own rule.
+        assert!(errors_of(&Config::default()).is_empty());
     }
 
     #[test]

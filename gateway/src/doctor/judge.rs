@@ -60,8 +60,9 @@ impl Fetched {
 /// A fetch: the answer, or the transport error's text.
 pub type Outcome = Result<Fetched, String>;
 
-/// The browser origin the CORS checks send (claude.ai runs MCP in the browser).
-pub const BROWSER_ORIGIN: &str = "https://claude.ai";
+/// The browser origin the CORS checks send unless `--origin` names one: the MCP
+/// Inspector's web UI (its default address), the commonest browser-based MCP client.
+pub const BROWSER_ORIGIN: &str = "http://localhost:6274";
 /// The non-safelisted headers a browser MCP client sends, as its preflight lists them.
 pub const BROWSER_REQUEST_HEADERS: [&str; 3] =
     ["authorization", "content-type", "mcp-protocol-version"];
@@ -714,31 +715,52 @@ fn allows_origin(r: &Fetched, origin: &str) -> Result<(), String> {
     }
 }
 
-const ORIGIN_FIX: &str = "allow the browser origin https://claude.ai at the server and any proxy in front (chmcp: add it to server.allowed_origins)";
+fn origin_fix(origin: &str) -> String {
+    format!("allow the browser origin {origin} at the server and any proxy in front (chmcp: add it to server.allowed_origins)")
+}
+
+/// CORS matters only to clients that run in a browser page (the MCP Inspector, in-browser
+/// apps): claude.ai and ChatGPT call MCP servers from their own servers and send no
+/// `Origin`. Unless an origin was named with `--origin`, a CORS finding is a note (a
+/// warning that does not fail the run), saying so.
+pub fn as_note(c: Check) -> Check {
+    if c.level != super::report::Level::Fail {
+        return c;
+    }
+    let cause = format!(
+        "{} (only browser-based clients such as the MCP Inspector or an in-browser app are affected; claude.ai and ChatGPT call from their servers and send no Origin; run with --origin URL to make this a hard check for that origin)",
+        c.cause.clone().unwrap_or_default()
+    );
+    Check {
+        cause: Some(cause),
+        ..c
+    }
+    .warning()
+}
 
 /// The preflight a browser sends before its first POST: a 2xx that allows the origin and
 /// every non-safelisted header (POST itself is a safelisted method).
-pub fn preflight(url: &str, outcome: &Outcome) -> Check {
+pub fn preflight(url: &str, origin: &str, outcome: &Outcome) -> Check {
     const ID: &str = "cors.preflight";
     let r = match outcome {
         Ok(r) => r,
         Err(e) => return unreachable_check(ID, "OPTIONS", url, e),
     };
-    let said = format!("OPTIONS {url} from {BROWSER_ORIGIN}: {}", r.status);
+    let said = format!("OPTIONS {url} from {origin}: {}", r.status);
     if !(200..300).contains(&r.status) {
         return Check::fail(
             ID,
             format!("{said} ({})", r.error_text()),
             "the browser blocks the MCP request when its preflight is refused",
-            ORIGIN_FIX,
+            origin_fix(origin),
         );
     }
-    if let Err(why) = allows_origin(r, BROWSER_ORIGIN) {
+    if let Err(why) = allows_origin(r, origin) {
         return Check::fail(
             ID,
             format!("{said}, {why}"),
             "the browser blocks the MCP request",
-            ORIGIN_FIX,
+            origin_fix(origin),
         );
     }
     let allowed = r.header_list("access-control-allow-headers");
@@ -768,19 +790,19 @@ pub fn preflight(url: &str, outcome: &Outcome) -> Check {
 
 /// The cross-origin 401: the browser shows the client the challenge only when the origin
 /// is allowed and `WWW-Authenticate` is exposed.
-pub fn cross_origin_challenge(url: &str, outcome: &Outcome) -> Check {
+pub fn cross_origin_challenge(url: &str, origin: &str, outcome: &Outcome) -> Check {
     const ID: &str = "cors.challenge";
     let r = match outcome {
         Ok(r) => r,
         Err(e) => return unreachable_check(ID, "POST", url, e),
     };
-    let said = format!("POST {url} from {BROWSER_ORIGIN}: {}", r.status);
-    if let Err(why) = allows_origin(r, BROWSER_ORIGIN) {
+    let said = format!("POST {url} from {origin}: {}", r.status);
+    if let Err(why) = allows_origin(r, origin) {
         return Check::fail(
             ID,
             format!("{said}, {why}"),
             "a browser client cannot read the 401, so it never starts the sign-in",
-            ORIGIN_FIX,
+            origin_fix(origin),
         );
     }
     let exposed = r.header_list("access-control-expose-headers");
@@ -801,16 +823,16 @@ pub fn cross_origin_challenge(url: &str, outcome: &Outcome) -> Check {
 /// A metadata document read from a browser needs `Access-Control-Allow-Origin`.
 /// Only browser-based clients (MCP Inspector, web apps) fetch it from the page: claude.ai,
 /// ChatGPT and Claude Code fetch it from their servers or the CLI, so this is a warning.
-pub fn metadata_cors(id: &'static str, url: &str, outcome: &Outcome) -> Check {
+pub fn metadata_cors(id: &'static str, url: &str, origin: &str, outcome: &Outcome) -> Check {
     let r = match outcome {
         Ok(r) => r,
         Err(e) => return unreachable_check(id, "GET", url, e),
     };
-    match allows_origin(r, BROWSER_ORIGIN) {
-        Ok(()) => Check::pass(id, format!("GET {url} from {BROWSER_ORIGIN}: {}, origin allowed", r.status)),
+    match allows_origin(r, origin) {
+        Ok(()) => Check::pass(id, format!("GET {url} from {origin}: {}, origin allowed", r.status)),
         Err(why) => Check::fail(
             id,
-            format!("GET {url} from {BROWSER_ORIGIN}: {}, {why}", r.status),
+            format!("GET {url} from {origin}: {}, {why}", r.status),
             "clients that discover from a browser page (MCP Inspector, web apps) cannot read it; claude.ai, ChatGPT and Claude Code are not affected",
             "send Access-Control-Allow-Origin: * on the metadata (it is public and uses no cookies)",
         ).warning(),
@@ -1259,7 +1281,7 @@ mod tests {
             ],
             "",
         );
-        assert_eq!(preflight(MCP, &good).level, Level::Pass);
+        assert_eq!(preflight(MCP, BROWSER_ORIGIN, &good).level, Level::Pass);
         let star = reply(
             204,
             &[
@@ -1268,15 +1290,15 @@ mod tests {
             ],
             "",
         );
-        let c = preflight(MCP, &star);
+        let c = preflight(MCP, BROWSER_ORIGIN, &star);
         assert_eq!(c.level, Level::Fail);
         assert!(c.cause.unwrap().contains("may not send authorization"));
         let refused = reply(
             403,
             &[],
-            r#"{"error":"forbidden_origin","error_description":"Origin https://claude.ai is not allowed"}"#,
+            r#"{"error":"forbidden_origin","error_description":"Origin http://localhost:6274 is not allowed"}"#,
         );
-        let c = preflight(MCP, &refused);
+        let c = preflight(MCP, BROWSER_ORIGIN, &refused);
         assert!(c.detail.contains("403 (forbidden_origin"), "{c:?}");
         assert!(c.fix.unwrap().contains("server.allowed_origins"));
         let other = reply(
@@ -1284,9 +1306,9 @@ mod tests {
             &[("access-control-allow-origin", "https://evil.example")],
             "",
         );
-        assert!(preflight(MCP, &other)
+        assert!(preflight(MCP, BROWSER_ORIGIN, &other)
             .detail
-            .contains("is https://evil.example, not https://claude.ai"));
+            .contains("is https://evil.example, not http://localhost:6274"));
     }
 
     #[test]
@@ -1296,23 +1318,30 @@ mod tests {
             ("access-control-expose-headers", "WWW-Authenticate"),
         ];
         assert_eq!(
-            cross_origin_challenge(MCP, &reply(401, &h, "")).level,
+            cross_origin_challenge(MCP, BROWSER_ORIGIN, &reply(401, &h, "")).level,
             Level::Pass
         );
-        let c = cross_origin_challenge(MCP, &reply(401, &h[..1], ""));
+        let c = cross_origin_challenge(MCP, BROWSER_ORIGIN, &reply(401, &h[..1], ""));
         assert_eq!(c.level, Level::Fail);
+        // Without --origin it is a note: a warning naming the browser-based clients.
+        let note = as_note(c);
+        assert_eq!(note.level, Level::Warn);
+        assert!(note.cause.unwrap().contains("MCP Inspector"));
+        let pass = Check::pass("x", "fine");
+        assert_eq!(as_note(pass.clone()), pass);
     }
 
     #[test]
     fn metadata_without_cors_is_only_a_warning() {
         assert_eq!(
-            metadata_cors("cors.x", PRM, &reply(200, &[], "")).level,
+            metadata_cors("cors.x", PRM, BROWSER_ORIGIN, &reply(200, &[], "")).level,
             Level::Warn
         );
         assert_eq!(
             metadata_cors(
                 "cors.x",
                 PRM,
+                BROWSER_ORIGIN,
                 &reply(200, &[("access-control-allow-origin", "*")], "")
             )
             .level,

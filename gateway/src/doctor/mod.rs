@@ -29,6 +29,11 @@ pub struct DoctorArgs {
     /// redirect, get a token and list the tools with it.
     #[arg(long)]
     pub login: bool,
+    /// A browser origin whose CORS access must work (e.g. the MCP Inspector's
+    /// `http://localhost:6274`): makes the CORS checks hard for it. Without it they are
+    /// notes: claude.ai and ChatGPT send no Origin.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
 }
 
 /// Why the doctor could not run at all (a finding about the server is a check, not this).
@@ -48,7 +53,7 @@ pub fn main(args: DoctorArgs) -> Result<bool, DoctorError> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        let (mut report, discovered) = walk::walk(&args.url).await?;
+        let (mut report, discovered) = walk::walk(&args.url, args.origin.as_deref()).await?;
         if args.login {
             let check = match &discovered {
                 Some(d) if report.ok() => login::run(&args.url, d, &mut report.notes).await,

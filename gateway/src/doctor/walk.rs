@@ -148,7 +148,10 @@ pub(super) struct Discovered {
 }
 
 /// Runs every check against `pasted` (the URL exactly as the person gave it).
-pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), DoctorError> {
+pub(super) async fn walk(
+    pasted: &str,
+    origin: Option<&str>,
+) -> Result<(Report, Option<Discovered>), DoctorError> {
     let url = parse_http_url(pasted).map_err(|e| DoctorError::Url(e.to_string()))?;
     let client = http_client()?;
     let mut checks = Vec::new();
@@ -276,11 +279,20 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
         }
     }
 
-    // 6. CORS, as a browser client sends it.
+    // 6. CORS, as a browser client sends it: a hard check only for an origin named with
+    // --origin, else a note (judge::as_note).
+    let cors_origin = origin.unwrap_or(BROWSER_ORIGIN);
+    let judged = |c: Check| {
+        if origin.is_some() {
+            c
+        } else {
+            judge::as_note(c)
+        }
+    };
     let preflight = send(
         client
             .request(Method::OPTIONS, url.clone())
-            .header(ORIGIN, BROWSER_ORIGIN)
+            .header(ORIGIN, cors_origin)
             .header("access-control-request-method", "POST")
             .header(
                 "access-control-request-headers",
@@ -288,9 +300,17 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
             ),
     )
     .await;
-    checks.push(judge::preflight(pasted, &preflight.outcome));
-    let cross = send(initialize(&client, &url).header(ORIGIN, BROWSER_ORIGIN)).await;
-    checks.push(judge::cross_origin_challenge(pasted, &cross.outcome));
+    checks.push(judged(judge::preflight(
+        pasted,
+        cors_origin,
+        &preflight.outcome,
+    )));
+    let cross = send(initialize(&client, &url).header(ORIGIN, cors_origin)).await;
+    checks.push(judged(judge::cross_origin_challenge(
+        pasted,
+        cors_origin,
+        &cross.outcome,
+    )));
     for (id, doc_url, needs) in [
         (
             "cors.resource_metadata",
@@ -305,10 +325,10 @@ pub(super) async fn walk(pasted: &str) -> Result<(Report, Option<Discovered>), D
     ] {
         checks.push(match doc_url {
             Some(u) => {
-                let o = send(client.get(&u).header(ORIGIN, BROWSER_ORIGIN))
+                let o = send(client.get(&u).header(ORIGIN, cors_origin))
                     .await
                     .outcome;
-                judge::metadata_cors(id, &u, &o)
+                judged(judge::metadata_cors(id, &u, cors_origin, &o))
             }
             None => Check::blocked(id, needs),
         });

@@ -17,7 +17,6 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use crate::app::{App, Generation};
-use crate::fingerprint::token_fingerprint;
 use crate::identity::RequestIdentity;
 use crate::mcp::dispatch::RpcError;
 use crate::mcp::protocol;
@@ -193,12 +192,12 @@ async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Byte
 }
 
 /// Scope for `notifications/cancelled`: request ids are only unique per caller.
-fn cancel_scope(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(token_fingerprint)
-        .unwrap_or_else(|| "anonymous".into())
+fn cancel_scope(headers: &HeaderMap) -> Option<String> {
+    crate::inflight::caller_scope(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The MCP handler, last on the edge: it finds the configuration generation, the parsed
@@ -237,7 +236,7 @@ pub async fn serve_message(State(app): State<Arc<App>>, mut req: Request) -> Res
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
                     let found = app
                         .inflight
-                        .cancel(&cancel_scope(headers), &rid.to_string());
+                        .cancel(cancel_scope(headers).as_deref(), &rid.to_string());
                     // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
@@ -262,7 +261,8 @@ pub async fn serve_message(State(app): State<Arc<App>>, mut req: Request) -> Res
                 answer_request(&app, &generation, &identity, era, &method, &params),
             );
             // The client hanging up makes hyper drop this future, and with it `work`.
-            let result = run_cancellable(&app.inflight, &cancel_scope(headers), &id, work).await;
+            let result =
+                run_cancellable(&app.inflight, cancel_scope(headers).as_deref(), &id, work).await;
             match result {
                 Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
                 Err(e) => {

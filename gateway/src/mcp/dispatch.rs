@@ -17,6 +17,7 @@ use crate::tools::context::ToolEnv;
 use crate::tools::listing::{describe, DescribeError};
 use crate::tools::outcome::{tool_error, CallOutcome, CallStatus};
 use crate::tools::resources::{schema_overview, TableUri, SCHEMA_URI, TABLE_TEMPLATE};
+use crate::tools::result_view;
 use crate::tools::{call_tool, Catalog, Entry, ToolContext};
 
 /// A JSON-RPC error answer.
@@ -312,17 +313,17 @@ pub(super) async fn call_method(
             );
             call_result(era, &out)
         }
-        (_, "resources/list") => Ok(decorate(
-            era,
-            json!({"resources": [{
+        (_, "resources/list") => {
+            let mut resources = vec![json!({
                 "uri": SCHEMA_URI,
                 "name": "schema",
                 "title": "Databases and tables",
                 "description": "The databases and tables you can see, as JSON.",
                 "mimeType": "application/json"
-            }]}),
-            true,
-        )),
+            })];
+            resources.extend(result_view::listed(env.config));
+            Ok(decorate(era, json!({"resources": resources}), true))
+        }
         (_, "resources/templates/list") => Ok(decorate(
             era,
             json!({"resourceTemplates": [{
@@ -336,6 +337,10 @@ pub(super) async fn call_method(
         )),
         (_, "resources/read") => {
             let uri = required_str(&p, "uri")?;
+            // The view is the same document for everyone: no ClickHouse identity needed.
+            if let Some(view) = result_view::read(env.config, &uri) {
+                return Ok(decorate(era, view, true));
+            }
             let c = creds.get().await.map_err(|e| {
                 RpcError::new(
                     protocol::INTERNAL_ERROR,

@@ -23,9 +23,12 @@ use crate::tools::fleet::{
     CLUSTER_ARG, LIST_CLUSTERS,
 };
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
+use crate::tools::result_view;
 use crate::tools::Catalog;
 
-const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
+const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). A cluster shown as pending has not had its own tools discovered yet: its static tools work now, and listing the tools again shortly adds its own. Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
+/// `_meta` key of a fleet listing that lacks some clusters' catalogs.
+const PENDING_META: &str = "chmcp/pendingClusters";
 
 /// Answers one request on the fleet connector.
 pub(super) async fn answer_fleet(
@@ -45,26 +48,40 @@ pub(super) async fn answer_fleet(
                 .iter()
                 .map(|(c, catalog, _)| (c.name.as_str(), catalog.as_ref()))
                 .collect();
-            let (catalog, warnings) = fleet_catalog(env.static_catalog, &clusters, &per_cluster);
+            let pending = pending_clusters(&surveyed);
+            let (catalog, warnings) =
+                fleet_catalog(env.static_catalog, &clusters, &per_cluster, &pending);
             for w in warnings {
                 tracing::warn!(warning = ?w, "fleet tool list");
             }
             Ok(Answer::Tools {
                 catalog: Arc::new(catalog),
-                extra: list_decoration(era),
+                extra: pending_decoration(era, &pending),
             })
         }
         "tools/call" => call(app, env, id, era, params).await.map(Answer::Json),
-        "resources/list" => Ok(Answer::Json(decorate(era, json!({"resources": []}), true))),
+        // Only the result view, which the fleet's row tools link to: it is the same on
+        // every cluster.
+        "resources/list" => Ok(Answer::Json(decorate(
+            era,
+            json!({"resources": result_view::listed(env.config).into_iter().collect::<Vec<_>>()}),
+            true,
+        ))),
         "resources/templates/list" => Ok(Answer::Json(decorate(
             era,
             json!({"resourceTemplates": []}),
             true,
         ))),
-        "resources/read" => Err(RpcError::new(
-            protocol::INVALID_PARAMS,
-            "resources are served per cluster: read them at /mcp/{cluster}",
-        )),
+        "resources/read" => {
+            let uri = required_str(&params_obj(params)?, "uri")?;
+            match result_view::read(env.config, &uri) {
+                Some(view) => Ok(Answer::Json(decorate(era, view, true))),
+                None => Err(RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "resources are served per cluster: read them at /mcp/{cluster}",
+                )),
+            }
+        }
         // initialize, ping, discovery, unknown methods: nothing cluster-specific, but the
         // instructions say how this connector picks a cluster.
         _ => {
@@ -98,6 +115,25 @@ async fn survey(
         .zip(found)
         .map(|(c, (catalog, reach))| (c, catalog, reach))
         .collect()
+}
+
+/// The clusters whose catalogs were still queued when the survey's budget ran out.
+fn pending_clusters(surveyed: &[(FleetCluster, Arc<Catalog>, Reach)]) -> Vec<&str> {
+    surveyed
+        .iter()
+        .filter(|(_, _, reach)| *reach == Reach::Pending)
+        .map(|(c, _, _)| c.name.as_str())
+        .collect()
+}
+
+/// The listing's extra fields: the era's, plus the pending clusters in `_meta` (and no
+/// client caching hint while any are pending, so the next listing is fetched).
+fn pending_decoration(era: Era, pending: &[&str]) -> String {
+    if pending.is_empty() {
+        return list_decoration(era);
+    }
+    let v = decorate(era, json!({"_meta": {PENDING_META: pending}}), false);
+    serde_json::to_string(&v).unwrap_or_else(|_| "{}".into())
 }
 
 fn cluster_identity(env: &ToolEnv<'_>, id: &RequestIdentity, cluster: &str) -> RequestIdentity {
@@ -225,4 +261,23 @@ async fn list_clusters(
         })
         .collect();
     structured(json!({"clusters": rows}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_with_pending_clusters_names_them_in_meta_and_asks_not_to_be_cached() {
+        for era in [Era::Initialize, Era::Stateless] {
+            let v: Value = serde_json::from_str(&pending_decoration(era, &["b", "c"]))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v["_meta"][PENDING_META], json!(["b", "c"]), "{v}");
+            assert!(v.get("ttlMs").is_none(), "{v}");
+        }
+        let complete: Value =
+            serde_json::from_str(&pending_decoration(Era::Stateless, &[])).unwrap_or_default();
+        assert!(complete.get("ttlMs").is_some(), "{complete}");
+        assert!(complete["_meta"].get(PENDING_META).is_none(), "{complete}");
+    }
 }

@@ -83,7 +83,7 @@ where
 /// kills any ClickHouse query it started.
 pub async fn run_cancellable<F>(
     inflight: &Inflight,
-    scope: &str,
+    scope: Option<&str>,
     id: &Value,
     work: F,
 ) -> Result<Answer, RpcError>
@@ -125,20 +125,20 @@ mod tests {
         let inflight = Inflight::default();
         let never = std::future::pending::<Result<Answer, RpcError>>();
         let id = json!(7);
-        let run = run_cancellable(&inflight, "caller", &id, never);
+        let run = run_cancellable(&inflight, Some("caller"), &id, never);
         let cancel = async {
             tokio::task::yield_now().await;
-            assert_eq!(inflight.cancel("caller", "7"), 1);
+            assert_eq!(inflight.cancel(Some("caller"), "7"), 1);
         };
         let (r, ()) = tokio::join!(run, cancel);
         assert_eq!(r.map_err(|e| e.code).err(), Some(REQUEST_CANCELLED));
-        let done = run_cancellable(&inflight, "caller", &json!(8), async {
+        let done = run_cancellable(&inflight, Some("caller"), &json!(8), async {
             Ok(Answer::Json(json!({})))
         })
         .await;
         assert!(done.is_ok());
         assert_eq!(
-            inflight.cancel("caller", "8"),
+            inflight.cancel(Some("caller"), "8"),
             0,
             "a finished request is gone"
         );

@@ -59,7 +59,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
             Ok(Incoming::Notification { method, params }) => {
                 if method == "notifications/cancelled" {
                     if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
-                        app.inflight.cancel(STDIO_SCOPE, &rid.to_string());
+                        app.inflight.cancel(Some(STDIO_SCOPE), &rid.to_string());
                     }
                 }
             }
@@ -87,7 +87,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                             answer_request(&app, &generation, &identity, era, &method, &params),
                         ),
                     );
-                    let result = run_cancellable(&app.inflight, STDIO_SCOPE, &id, work).await;
+                    let result = run_cancellable(&app.inflight, Some(STDIO_SCOPE), &id, work).await;
                     let answer = match result {
                         Ok(answer) => answer.response_text(&id),
                         Err(e) => e.to_json(&id).to_string(),

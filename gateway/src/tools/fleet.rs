@@ -92,12 +92,35 @@ fn with_cluster_arg(entry: &Entry, cluster_prop: &Value) -> Entry {
     }
 }
 
+/// What a listing says about clusters whose catalogs were still pending when it was
+/// built: the model reads tool descriptions, so it learns that their tools are missing
+/// and how to get them. `None` when every catalog was in.
+pub fn pending_note(pending: &[&str]) -> Option<String> {
+    (!pending.is_empty()).then(|| {
+        format!(
+            " PENDING: the tools of {} cluster(s) were not discovered in time for this list: {}. Their static tools work now with the `cluster` argument; call tools/list again in a few seconds (or list_clusters) to get their own tools.",
+            pending.len(),
+            pending.join(", ")
+        )
+    })
+}
+
+/// The `list_clusters` tool; `pending` names the clusters whose catalogs this listing
+/// lacks (its description says so).
+pub fn list_clusters_entry_noting(pending: &[&str]) -> Entry {
+    let mut e = list_clusters_entry();
+    if let (Some(note), Some(d)) = (pending_note(pending), &e.tool.description) {
+        e.tool.description = Some(format!("{d}{note}").into());
+    }
+    e
+}
+
 /// The `list_clusters` tool.
 pub fn list_clusters_entry() -> Entry {
     let title = "List the ClickHouse clusters";
     let tool = Tool::new(
         LIST_CLUSTERS,
-        "Lists the ClickHouse clusters this connector serves: name, description, and whether your identity reaches each (ok, denied, unreachable, unknown). Pass a name as the `cluster` argument of the other tools.",
+        "Lists the ClickHouse clusters this connector serves: name, description, and whether your identity reaches each (ok, denied, unreachable, pending: not discovered yet, ask again shortly; unknown). Pass a name as the `cluster` argument of the other tools.",
         input_schema(Vec::new(), &[]),
     )
     .with_title(title)
@@ -108,7 +131,7 @@ pub fn list_clusters_entry() -> Entry {
             "properties": {
                 "name": {"type": "string"},
                 "description": {"type": "string"},
-                "status": {"type": "string", "enum": ["ok", "denied", "unreachable", "unknown"]}
+                "status": {"type": "string", "enum": ["ok", "denied", "unreachable", "pending", "unknown"]}
             },
             "required": ["name", "status"]
         }}},
@@ -121,13 +144,15 @@ pub fn list_clusters_entry() -> Entry {
     }
 }
 
-/// The whole fleet list: static tools (with `cluster`), `list_clusters`, then each
-/// cluster's dynamic tools renamed `<cluster>__<tool>`. Names that would break MCP's
-/// rules are skipped, each with a warning for the log.
+/// The whole fleet list: static tools (with `cluster`), `list_clusters` (naming the
+/// `pending` clusters, whose catalogs are not in), then each cluster's dynamic tools
+/// renamed `<cluster>__<tool>`. Names that would break MCP's rules are skipped, each
+/// with a warning for the log.
 pub fn fleet_catalog(
     statics: &Catalog,
     clusters: &[FleetCluster],
     per_cluster: &[(&str, &Catalog)],
+    pending: &[&str],
 ) -> (Catalog, Vec<String>) {
     let prop = cluster_property(clusters);
     let static_names: HashSet<&str> = statics
@@ -140,7 +165,7 @@ pub fn fleet_catalog(
         .iter()
         .map(|e| with_cluster_arg(e, &prop))
         .collect();
-    entries.push(list_clusters_entry());
+    entries.push(list_clusters_entry_noting(pending));
     let mut warnings = Vec::new();
     for (cluster, catalog) in per_cluster {
         for e in catalog.entries() {
@@ -223,7 +248,7 @@ mod tests {
     #[test]
     fn static_tools_require_a_cluster_from_the_allow_list_with_descriptions() {
         let statics = Catalog::new(static_entries(&Config::default()));
-        let (fleet, warnings) = fleet_catalog(&statics, &clusters(), &[]);
+        let (fleet, warnings) = fleet_catalog(&statics, &clusters(), &[], &[]);
         assert!(warnings.is_empty());
         let exec = fleet.get("execute_query").expect("static tool listed");
         let schema = &exec.tool.input_schema;
@@ -250,7 +275,7 @@ mod tests {
         long.tool.name = "x".repeat(127).into();
         a_entries.push(long);
         let a = Catalog::new(a_entries);
-        let (fleet, warnings) = fleet_catalog(&statics, &clusters(), &[("a", &a)]);
+        let (fleet, warnings) = fleet_catalog(&statics, &clusters(), &[("a", &a)], &[]);
         assert!(fleet.get("a__sales_by_day").is_some());
         assert!(
             fleet.get("a__execute_query").is_none(),
@@ -261,6 +286,26 @@ mod tests {
         assert_eq!(split_prefixed("a__sales__x"), Some(("a", "sales__x")));
         assert_eq!(split_prefixed("execute_query"), None);
         assert_eq!(prefixed_name("a", "bad name"), None);
+    }
+
+    #[test]
+    fn a_listing_with_pending_catalogs_names_them_in_list_clusters() {
+        let statics = Catalog::new(static_entries(&Config::default()));
+        let describe = |pending: &[&str]| {
+            let (fleet, _) = fleet_catalog(&statics, &clusters(), &[], pending);
+            let e = fleet.get(LIST_CLUSTERS).expect("list_clusters");
+            e.tool
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(!describe(&[]).contains("PENDING"));
+        let d = describe(&["b"]);
+        assert!(
+            d.contains("PENDING") && d.contains(": b.") && d.contains("tools/list again"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod query;
 pub mod resources;
 pub mod result;
+pub mod result_view;
 pub mod schema;
 pub mod system_columns;
 

@@ -6,21 +6,25 @@ use super::args::str_arg;
 use super::context::ToolContext;
 use super::outcome::CallOutcome;
 use crate::clickhouse::settings::ReadOnly;
-use crate::clickhouse::sql;
+use crate::clickhouse::{policy, sql};
 
 /// The checks both `execute_query` and `write_query` pass, on the query as ClickHouse
-/// tokenizes it. Table functions are checked for writes too: `INSERT ... SELECT FROM
-/// url(...)` and `INSERT INTO FUNCTION url(...)` reach outside as a read would.
+/// tokenizes it. Table functions and settings are checked for writes too: `INSERT ...
+/// SELECT FROM url(...)` and `INSERT INTO FUNCTION url(...)` reach outside as a read would.
 fn guard<'q>(ctx: &ToolContext<'_>, query: &'q str) -> Result<sql::TokenizedQuery<'q>, String> {
+    let server = &ctx.config.server;
     sql::check_length(query, ctx.config.clickhouse.query_length_cap())
         .map_err(|e| e.to_string())?;
     let tokens = sql::TokenizedQuery::new(query).map_err(|e| e.to_string())?;
     tokens
-        .check_blocked_clauses(&ctx.config.server.blocked_query_clauses)
+        .check_blocked_clauses(&server.blocked_query_clauses)
         .map_err(|e| e.to_string())?;
     tokens
-        .check_table_functions(&ctx.config.server.allowed_table_functions)
+        .check_table_functions(&server.allowed_table_functions)
         .map_err(|e| e.to_string())?;
+    policy::check_table_functions(&tokens, &server.allowed_table_functions)
+        .map_err(|e| e.to_string())?;
+    policy::check_settings(&tokens, &server.allowed_query_settings).map_err(|e| e.to_string())?;
     Ok(tokens)
 }
 
@@ -39,25 +43,33 @@ pub(super) async fn execute_query(
         ctx.caps(),
     );
     if let Some(settings) = args.get("settings") {
-        opts.settings = input_settings(settings, &ctx.config.server.tool_input_settings)?;
+        opts.settings = input_settings(settings, &ctx.config.server)?;
     }
     Ok(ctx.rows("execute_query", opts).await)
 }
 
 /// The settings policy: a caller may set only `server.tool_input_settings`, each as a
-/// string, number or boolean (sent as ClickHouse reads it: `true` is `1`).
-fn input_settings(settings: &Value, allowed: &[String]) -> Result<Vec<(String, String)>, String> {
+/// string, number or boolean (sent as ClickHouse reads it: `true` is `1`), and only what
+/// a `SETTINGS` clause could set too (`server.allowed_query_settings`, never a reserved
+/// one).
+fn input_settings(
+    settings: &Value,
+    server: &crate::config::ServerConfig,
+) -> Result<Vec<(String, String)>, String> {
     let Value::Object(settings) = settings else {
         return Err("argument `settings` must be an object".into());
     };
+    let allowed = &server.tool_input_settings;
     let mut out = Vec::with_capacity(settings.len());
     for (k, v) in settings {
         if !allowed.contains(k) {
             return Err(format!(
-                "setting `{k}` is not allowed here (allowed: {})",
-                allowed.join(", ")
+                "setting `{k}` cannot be passed in `settings` here: only server.tool_input_settings \
+                 may ({}). Leave it out, or ask an administrator to add it to server.tool_input_settings",
+                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
             ));
         }
+        policy::check_setting_name(k, &server.allowed_query_settings).map_err(|e| e.to_string())?;
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -77,8 +89,9 @@ pub(super) async fn write_query(
         return Err("writes are disabled on this server (clickhouse.read_only)".into());
     }
     let query = str_arg(args, "query")?;
-    guard(ctx, query)?
-        .check_single_statement()
+    let tokens = guard(ctx, query)?;
+    tokens.check_single_statement().map_err(|e| e.to_string())?;
+    policy::check_write_engines(&tokens, &ctx.config.server.allowed_write_engines)
         .map_err(|e| e.to_string())?;
     let opts = ctx.options("write_query", query.to_string(), ReadOnly::Off, ctx.caps());
     Ok(ctx.rows("write_query", opts).await)
@@ -91,10 +104,13 @@ mod tests {
 
     #[test]
     fn only_allowed_settings_pass_and_booleans_become_digits() {
-        let allowed = vec![
-            "max_threads".to_string(),
-            "use_uncompressed_cache".to_string(),
-        ];
+        let allowed = crate::config::ServerConfig {
+            tool_input_settings: vec![
+                "max_threads".to_string(),
+                "use_uncompressed_cache".to_string(),
+            ],
+            ..Default::default()
+        };
         assert_eq!(
             input_settings(
                 &json!({"max_threads": 2, "use_uncompressed_cache": true}),
@@ -111,5 +127,23 @@ mod tests {
             .unwrap_err()
             .contains("`max_threads`"));
         assert!(input_settings(&json!("x"), &allowed).is_err());
+    }
+
+    #[test]
+    fn tool_input_settings_obey_the_query_settings_policy_too() {
+        // Validation refuses these at startup; the request path refuses them again.
+        let server = crate::config::ServerConfig {
+            tool_input_settings: vec![
+                "log_comment".to_string(),
+                "max_threads".to_string(),
+                "max_memory_usage".to_string(),
+            ],
+            ..Default::default()
+        };
+        let e = input_settings(&json!({"log_comment": "x"}), &server).unwrap_err();
+        assert!(e.contains("`log_comment`") && e.contains("never"), "{e}");
+        let e = input_settings(&json!({"max_memory_usage": 1}), &server).unwrap_err();
+        assert!(e.contains("server.allowed_query_settings"), "{e}");
+        assert!(input_settings(&json!({"max_threads": 1}), &server).is_ok());
     }
 }

@@ -197,6 +197,7 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
             action: Action::DescribeTable,
         });
     }
+    super::result_view::link(c, &mut out);
     out
 }
 

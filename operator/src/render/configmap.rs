@@ -81,6 +81,11 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     s.tool_input_settings = spec.tool_input_settings.clone();
     s.blocked_query_clauses = spec.blocked_query_clauses.clone();
     s.allowed_table_functions = spec.allowed_table_functions.clone();
+    if let Some(settings) = &spec.allowed_query_settings {
+        s.allowed_query_settings = settings.clone();
+    }
+    s.allowed_write_engines = spec.allowed_write_engines.clone();
+    s.result_view = spec.result_view;
     s.allowed_origins = spec.allowed_origins.clone();
 
     let o = &mut s.oauth;
@@ -245,6 +250,8 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "server.allowed_table_functions",
             "spec.allowedTableFunctions",
         ),
+        ("server.allowed_query_settings", "spec.allowedQuerySettings"),
+        ("server.allowed_write_engines", "spec.allowedWriteEngines"),
         ("server.oauth.validate_tokens", "spec.oauth.validateTokens"),
         ("server.oauth.token_mode", "spec.oauth.tokenMode"),
         (
@@ -324,6 +331,11 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
     #[test]
     fn rendered_config_reads_back_and_validates_in_the_gateway() {
         let config = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        // No `allowedQuerySettings`: the gateway's own default list, not an empty one.
+        assert_eq!(
+            config.server.allowed_query_settings,
+            chmcp_gateway::clickhouse::policy::DEFAULT_QUERY_SETTINGS
+        );
         let yaml = config_yaml(&config).unwrap();
         assert!(
             !yaml.contains("secret: x"),
@@ -339,6 +351,16 @@ tools: [{type: read, name: execute_query}, {type: write, tableRegexp: "logs\\..*
         back.server.oauth.signing_secret = Secret::new("0123456789abcdef0123456789abcdef");
         let warnings = validate(&back).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn result_view_is_on_unless_the_resource_turns_it_off() {
+        let on = gateway_config(&spec_from_yaml(SPEC)).unwrap();
+        assert!(on.server.result_view);
+        let off = gateway_config(&spec_from_yaml(&format!("{SPEC}resultView: false\n"))).unwrap();
+        assert!(!off.server.result_view);
+        let yaml = config_yaml(&off).unwrap();
+        assert_eq!(parse_document(&yaml).unwrap(), off);
     }
 
     #[test]
@@ -416,6 +438,8 @@ oauth:
   jwksUrl: https://login.microsoftonline.com/tenant/discovery/v2.0/keys
 toolInputSettings: [max_threads]
 blockedQueryClauses: [INTO OUTFILE, SETTINGS]
+allowedQuerySettings: [max_threads, join_algorithm]
+allowedWriteEngines: [Kafka]
 allowedOrigins: [https://claude.ai]
 logging: {level: debug, format: text}
 "#;
@@ -448,6 +472,11 @@ logging: {level: debug, format: text}
         );
         assert_eq!(c.server.tool_input_settings, ["max_threads"]);
         assert_eq!(c.server.blocked_query_clauses, ["INTO OUTFILE", "SETTINGS"]);
+        assert_eq!(
+            c.server.allowed_query_settings,
+            ["max_threads", "join_algorithm"]
+        );
+        assert_eq!(c.server.allowed_write_engines, ["Kafka"]);
         assert_eq!(c.server.allowed_origins, ["https://claude.ai"]);
         assert_eq!(
             (c.logging.level, c.logging.format),

@@ -6,6 +6,8 @@ use k8s_openapi::api::networking::v1::{
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
+use std::collections::BTreeMap;
+
 use super::deployment::PORT_NAME;
 use super::{object_meta, Names};
 use crate::crd::McpMultiCluster;
@@ -67,11 +69,29 @@ pub fn routes(mc: &McpMultiCluster) -> Vec<Route> {
     out
 }
 
+/// ingress-nginx's consistent-hash annotation (its "ketama" ring: adding a replica moves
+/// about 1/N of the callers).
+pub const NGINX_HASH_BY: &str = "nginx.ingress.kubernetes.io/upstream-hash-by";
+/// nginx's variable for the request's `Authorization` header: one caller, one hash.
+pub const HASH_ON_AUTHORIZATION: &str = "$http_authorization";
+
+/// The Ingress's annotations: the spec's own, plus the caller-affinity hash when asked
+/// (an explicit `upstream-hash-by` in the spec wins).
+pub fn annotations(spec: &crate::crd::IngressSpec) -> BTreeMap<String, String> {
+    let mut out = spec.annotations.clone();
+    if spec.caller_affinity {
+        out.entry(NGINX_HASH_BY.into())
+            .or_insert_with(|| HASH_ON_AUTHORIZATION.into());
+    }
+    out
+}
+
 pub fn ingress(mc: &McpMultiCluster, names: &Names) -> Ingress {
     let spec = &mc.spec.ingress;
     let mut metadata = object_meta(mc, names, &names.gateway);
-    if !spec.annotations.is_empty() {
-        metadata.annotations = Some(spec.annotations.clone());
+    let annotations = annotations(spec);
+    if !annotations.is_empty() {
+        metadata.annotations = Some(annotations);
     }
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
@@ -251,6 +271,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn caller_affinity_hashes_the_authorization_header_unless_the_spec_says_otherwise() {
+        let mut mc = three_clusters();
+        let hash = |mc: &McpMultiCluster| {
+            ingress_of(mc)
+                .metadata
+                .annotations
+                .and_then(|a| a.get(NGINX_HASH_BY).cloned())
+        };
+        assert_eq!(hash(&mc), None, "off by default");
+        mc.spec.ingress.caller_affinity = true;
+        assert_eq!(hash(&mc).as_deref(), Some("$http_authorization"));
+        mc.spec
+            .ingress
+            .annotations
+            .insert(NGINX_HASH_BY.into(), "$remote_addr".into());
+        assert_eq!(hash(&mc).as_deref(), Some("$remote_addr"), "explicit wins");
     }
 
     #[test]

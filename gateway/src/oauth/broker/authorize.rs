@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -238,14 +238,13 @@ pub fn redirect(status: StatusCode, location: &str) -> Response {
     r
 }
 
-/// An error sent back to a validated redirect URI, with `state` and `iss` (RFC 9207).
-pub fn redirect_error(
-    status: StatusCode,
+/// Where an error goes at a validated redirect URI, with `state` and `iss` (RFC 9207).
+pub fn error_location(
     issuer: &str,
     redirect_uri: &str,
     state: Option<&str>,
     e: &OAuthError,
-) -> Response {
+) -> Option<String> {
     let mut params = vec![
         ("error", e.code.as_str()),
         ("error_description", e.description.as_str()),
@@ -254,15 +253,66 @@ pub fn redirect_error(
         params.push(("state", s));
     }
     params.push(("iss", issuer));
-    match redirect_with(redirect_uri, &params) {
+    redirect_with(redirect_uri, &params)
+}
+
+/// An error sent back to a validated redirect URI, with `state` and `iss` (RFC 9207).
+pub fn redirect_error(
+    status: StatusCode,
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    e: &OAuthError,
+) -> Response {
+    match error_location(issuer, redirect_uri, state, e) {
         Some(loc) => redirect(status, &loc),
         None => e.clone().into_response(),
     }
 }
 
+/// How the browser is sent on: a redirect (after a GET), or — after the consent form's
+/// POST — a page that moves on by itself. Chromium checks the consent page's CSP
+/// `form-action` on every redirect that follows the form's submission (the IdP, its own
+/// login hops, the client's redirect URI), so the POST answers with a page and the next
+/// hop is a fresh navigation that no `form-action` governs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onward {
+    Redirect(StatusCode),
+    Page,
+}
+
+/// Sends the browser to `location`; `whither` says in words where (for the page).
+pub fn send_on(b: &BrokerState, how: Onward, location: &str, whither: &str) -> Response {
+    match how {
+        Onward::Redirect(status) => redirect(status, location),
+        Onward::Page => consent::continue_page(&b.settings.brand, location, whither),
+    }
+}
+
+/// An error for the client at its validated redirect URI, sent `how`.
+pub fn send_error(b: &BrokerState, how: Onward, pending: &Pending, e: &OAuthError) -> Response {
+    match error_location(
+        &b.settings.issuer,
+        &pending.redirect_uri,
+        pending.state.as_deref(),
+        e,
+    ) {
+        Some(loc) => send_on(
+            b,
+            how,
+            &loc,
+            &format!(
+                "back to {}",
+                consent::shown_authority(&pending.redirect_uri)
+            ),
+        ),
+        None => b.fail_page(Step::Authorize, e.clone()),
+    }
+}
+
 pub fn refusal_response(b: &BrokerState, status: StatusCode, r: Refusal) -> Response {
     match r {
-        Refusal::Direct(e) => error_page(&e),
+        Refusal::Direct(e) => error_page(&b.settings.brand, &e),
         Refusal::Redirect {
             redirect_uri,
             state,
@@ -280,11 +330,12 @@ pub fn refusal_response(b: &BrokerState, status: StatusCode, r: Refusal) -> Resp
 /// Resolves a client id: a registered (sealed) id, or a metadata document URL.
 pub async fn resolve_client(b: &BrokerState, client_id: &str) -> Result<Client, OAuthError> {
     if is_metadata_document_id(client_id) {
-        return b
-            .cimd
-            .resolve(client_id)
-            .await
-            .map_err(|e| invalid_client(e.to_string()));
+        return b.cimd.resolve(client_id).await.map_err(|e| match e {
+            super::cimd::CimdError::Busy => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, e.to_string())
+            }
+            e => invalid_client(e.to_string()),
+        });
     }
     open_registered(&b.sealer, client_id)
         .map_err(|_| invalid_client("client_id is not one this server issued"))
@@ -328,7 +379,7 @@ pub fn cookie_secure_attr(issuer: &str) -> &'static str {
 }
 
 /// Sends the browser to the upstream IdP for `pending`.
-pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) -> Response {
+pub async fn go_upstream(b: &BrokerState, how: Onward, pending: Pending) -> Response {
     let fail = |b: &BrokerState, pending: &Pending, d: String| {
         tracing::warn!(error = ?d.to_string(), "cannot start the upstream sign-in");
         b.count(Step::Authorize, "server_error");
@@ -336,13 +387,7 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
             ErrorCode::ServerError,
             "the identity provider is not available",
         );
-        redirect_error(
-            status,
-            &b.settings.issuer,
-            &pending.redirect_uri,
-            pending.state.as_deref(),
-            &e,
-        )
+        send_error(b, how, pending, &e)
     };
     let endpoints = match b.upstream.endpoints().await {
         Ok(e) => e,
@@ -377,9 +422,10 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
     match upstream::authorization_url(&b.settings, &endpoints.authorization, &state, &challenge) {
         Ok(url) => {
             b.count(Step::Authorize, "ok");
-            let mut r = redirect(status, &url);
+            let whither = format!("to sign in at {}", consent::shown_authority(&url));
+            let mut r = send_on(b, how, &url, &whither);
             if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
+                r.headers_mut().append(header::SET_COOKIE, v);
             }
             r
         }
@@ -389,7 +435,6 @@ pub async fn go_upstream(b: &BrokerState, status: StatusCode, pending: Pending) 
 
 pub async fn authorize_get(
     State(b): State<Arc<BrokerState>>,
-    headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     // Everything here happens before the person consented: errors are pages unless the
@@ -419,9 +464,9 @@ pub async fn authorize_get(
         }
     };
     if is_trusted_redirect(&b.settings.trusted_redirect_hosts, &pending.redirect_uri) {
-        return go_upstream(&b, StatusCode::FOUND, pending).await;
+        return go_upstream(&b, Onward::Redirect(StatusCode::FOUND), pending).await;
     }
-    consent::show(&b, &headers, &client, pending)
+    consent::show(&b, &client, pending).await
 }
 
 #[cfg(test)]
@@ -591,6 +636,33 @@ mod tests {
             AuthorizeParams::from_pairs(&pairs).unwrap_err().code,
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn every_error_response_carries_iss_rfc_9207() {
+        let e = OAuthError::new(ErrorCode::AccessDenied, "no");
+        for state in [Some("s"), None] {
+            let loc = error_location(
+                "https://gw.example.com",
+                "https://app.example.com/cb",
+                state,
+                &e,
+            )
+            .unwrap();
+            let q: Vec<(String, String)> = reqwest::Url::parse(&loc)
+                .unwrap()
+                .query_pairs()
+                .into_owned()
+                .collect();
+            assert!(
+                q.contains(&("iss".into(), "https://gw.example.com".into())),
+                "{loc}"
+            );
+            assert!(
+                q.contains(&("error".into(), "access_denied".into())),
+                "{loc}"
+            );
+        }
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! no proxy, 3 s, 5 KiB, JSON only; the document must name its own URL as `client_id`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::header;
 use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::client::{AuthMethod, Client, ClientSource};
 use super::register::validate_metadata;
@@ -28,6 +29,13 @@ pub const FAILURE_TTL: Duration = Duration::from_secs(10);
 /// Entries kept at most; past this, new documents are fetched but not cached.
 pub const MAX_CACHE_ENTRIES: usize = 1024;
 const MAX_URL_LEN: usize = 1024;
+/// Metadata fetches (DNS included) in flight at once, gateway-wide. Over it, a request
+/// is refused at once: a flood of client-metadata URLs waits on nobody's resources.
+pub const MAX_CONCURRENT_FETCHES: usize = 32;
+/// Hosts whose resolution is remembered (answers and failures), so many document URLs
+/// on one slow or dead host cost one lookup.
+pub const MAX_HOST_ENTRIES: usize = 256;
+pub const HOST_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CimdError {
@@ -41,6 +49,10 @@ pub enum CimdError {
     Fetch(String),
     #[error("the client metadata document is invalid: {0}")]
     Invalid(String),
+    #[error(
+        "too many client metadata documents are being fetched right now: try again in a moment"
+    )]
+    Busy,
 }
 
 /// The URL rules, checked before any network access. `dev_insecure` additionally allows
@@ -174,21 +186,38 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<Client, CimdError> {
 
 /// A cached answer and when it stops being valid.
 type CacheEntry = (Instant, Result<Client, CimdError>);
+/// A host's resolution and when it stops being valid.
+type HostEntry = (Instant, Result<Vec<IpAddr>, CimdError>);
 
 /// Fetches and caches metadata documents.
+///
+/// Name resolution is glibc's `getaddrinfo` on tokio's blocking pool, bounded: every
+/// lookup holds a permit of one gateway-wide semaphore until the lookup itself returns
+/// (not merely until its request gave up), so at most [`MAX_CONCURRENT_FETCHES`] blocking
+/// threads ever wait on DNS, whatever DNS does; the request itself waits at most
+/// [`FETCH_TIMEOUT`] for resolution and fetch together. docs/decisions.md says why this
+/// rather than an async resolver crate.
 pub struct CimdResolver {
     dev_insecure: bool,
     cache: Mutex<HashMap<String, CacheEntry>>,
+    hosts: Mutex<HashMap<String, HostEntry>>,
+    permits: Arc<Semaphore>,
 }
 
 impl CimdResolver {
     pub fn new(dev_insecure: bool) -> Self {
+        Self::with_capacity(dev_insecure, MAX_CONCURRENT_FETCHES)
+    }
+
+    pub fn with_capacity(dev_insecure: bool, max_fetches: usize) -> Self {
         if dev_insecure {
             tracing::warn!("server.oauth.dev_allow_insecure_client_metadata is ON: client metadata documents may be fetched over plain http from loopback. NEVER use this in production");
         }
         Self {
             dev_insecure,
             cache: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(max_fetches)),
         }
     }
 
@@ -196,7 +225,23 @@ impl CimdResolver {
         if let Some(hit) = self.cached(client_id) {
             return hit;
         }
-        let (result, ttl) = match self.fetch(client_id).await {
+        // Checked before taking a permit: a malformed URL costs nothing.
+        let url = check_document_url(client_id, self.dev_insecure)?;
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::info!("client metadata fetch refused: the concurrent fetch cap is reached");
+            return Err(CimdError::Busy);
+        };
+        let permit = Arc::new(permit);
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(client_id, url, &permit))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CimdError::Fetch(format!(
+                    "no answer within {} s (name resolution included)",
+                    FETCH_TIMEOUT.as_secs()
+                )))
+            });
+        drop(permit);
+        let (result, ttl) = match fetched {
             Ok((client, ttl)) => (Ok(client), ttl),
             Err(e) => (Err(e), FAILURE_TTL),
         };
@@ -214,26 +259,59 @@ impl CimdResolver {
     }
 
     fn store(&self, client_id: &str, result: &Result<Client, CimdError>, ttl: Duration) {
-        if ttl.is_zero() {
-            return;
-        }
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if cache.len() >= MAX_CACHE_ENTRIES {
-            cache.retain(|_, (until, _)| *until > now);
-        }
-        if cache.len() < MAX_CACHE_ENTRIES {
-            cache.insert(client_id.to_string(), (now + ttl, result.clone()));
+        if let Ok(mut cache) = self.cache.lock() {
+            remember(
+                &mut cache,
+                client_id,
+                result.clone(),
+                ttl,
+                MAX_CACHE_ENTRIES,
+            );
         }
     }
 
-    async fn fetch(&self, client_id: &str) -> Result<(Client, Duration), CimdError> {
-        let url = check_document_url(client_id, self.dev_insecure)?;
+    /// The host's addresses: cached, or looked up on the blocking pool under `permit`.
+    async fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        permit: &Arc<OwnedSemaphorePermit>,
+    ) -> Result<Vec<IpAddr>, CimdError> {
+        if let Some((until, res)) = self.hosts.lock().ok().and_then(|h| h.get(host).cloned()) {
+            if Instant::now() < until {
+                return res;
+            }
+        }
+        let name = host.to_string();
+        let held = Arc::clone(permit);
+        let looked = tokio::task::spawn_blocking(move || {
+            // The permit lives as long as this thread waits on DNS.
+            let _held = held;
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>())
+        })
+        .await;
+        let res = match looked {
+            Ok(Ok(ips)) if !ips.is_empty() => Ok(ips),
+            _ => Err(CimdError::Unresolvable(host.to_string())),
+        };
+        let ttl = if res.is_ok() { HOST_TTL } else { FAILURE_TTL };
+        if let Ok(mut hosts) = self.hosts.lock() {
+            remember(&mut hosts, host, res.clone(), ttl, MAX_HOST_ENTRIES);
+        }
+        res
+    }
+
+    async fn fetch(
+        &self,
+        client_id: &str,
+        url: reqwest::Url,
+        permit: &Arc<OwnedSemaphorePermit>,
+    ) -> Result<(Client, Duration), CimdError> {
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or(443);
-        let addr = self.pick_address(&url, &host, port).await?;
+        let addr = self.pick_address(&url, &host, port, permit).await?;
 
         // Pin the connection to the address just checked: reqwest would otherwise
         // resolve the name again, and a rebinding DNS server could answer differently.
@@ -306,13 +384,16 @@ impl CimdResolver {
         url: &reqwest::Url,
         host: &str,
         port: u16,
+        permit: &Arc<OwnedSemaphorePermit>,
     ) -> Result<SocketAddr, CimdError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((bare, port))
-                .await
-                .map_err(|_| CimdError::Unresolvable(host.to_string()))?
+            Err(_) => self
+                .lookup(bare, port, permit)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
                 .collect(),
         };
         let first = *addrs
@@ -333,9 +414,61 @@ impl CimdResolver {
     }
 }
 
+/// Puts `value` in a bounded TTL map: expired entries go first; when still full, the
+/// value is not remembered (it is fetched again next time).
+fn remember<V>(
+    map: &mut HashMap<String, (Instant, V)>,
+    key: &str,
+    value: V,
+    ttl: Duration,
+    max: usize,
+) {
+    if ttl.is_zero() {
+        return;
+    }
+    let now = Instant::now();
+    if map.len() >= max {
+        map.retain(|_, (until, _)| *until > now);
+    }
+    if map.len() < max {
+        map.insert(key.to_string(), (now + ttl, value));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn over_the_fetch_cap_a_request_is_refused_at_once() {
+        let r = CimdResolver::with_capacity(false, 0);
+        assert_eq!(
+            r.resolve("https://client.example.com/meta.json").await,
+            Err(CimdError::Busy)
+        );
+        // A URL that breaks the rules is refused for that, before any permit.
+        assert!(matches!(
+            r.resolve("http://client.example.com/meta.json").await,
+            Err(CimdError::BadUrl(..))
+        ));
+        // Busy is not remembered: with a permit free, the next try goes ahead.
+        assert!(r.cached("https://client.example.com/meta.json").is_none());
+    }
+
+    #[test]
+    fn bounded_maps_drop_expired_entries_and_then_stop_growing() {
+        let mut m: HashMap<String, (Instant, u8)> = HashMap::new();
+        remember(&mut m, "a", 1, Duration::from_secs(60), 2);
+        remember(&mut m, "b", 2, Duration::from_secs(60), 2);
+        remember(&mut m, "c", 3, Duration::from_secs(60), 2);
+        assert_eq!(m.len(), 2);
+        assert!(!m.contains_key("c"));
+        remember(&mut m, "z", 9, Duration::ZERO, 2);
+        assert!(!m.contains_key("z"));
+        m.insert("a".into(), (Instant::now() - Duration::from_secs(1), 1));
+        remember(&mut m, "c", 3, Duration::from_secs(60), 2);
+        assert!(m.contains_key("c") && !m.contains_key("a"));
+    }
 
     #[test]
     fn url_rules() {

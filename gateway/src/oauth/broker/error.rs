@@ -4,7 +4,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::page::{html_response, layout};
 use crate::reply::json_response;
+
+pub use super::page::html_escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -114,60 +117,24 @@ impl IntoResponse for OAuthError {
 /// (RFC 9700 §4.11.2: anyone can register a redirect URI, so an automatic error
 /// redirect would make the gateway an open redirector) or with no redirect URI we can
 /// trust. Escaped, unframeable, never a redirect; 400 for anything the request got wrong.
-pub fn error_page(e: &OAuthError) -> Response {
+/// `brand`: the gateway's display name, as on the consent page.
+pub fn error_page(brand: &str, e: &OAuthError) -> Response {
     let status = match e.code.status() {
         // No authentication scheme a browser could answer with: a plain bad request.
         StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
         s => s,
     };
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in error</title>\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\
-<h1>This sign-in request cannot continue</h1>\
-<p>Error: <code id=\"error\">{code}</code></p><p id=\"error_description\">{description}</p>\
-<p>Close this window and start again from your application.</p></body></html>\n",
+    let body = format!(
+        "<h1>This sign-in cannot continue</h1>\
+<p id=\"error_description\">{description}</p>\
+<p>Nothing was shared with the application. Close this window and start the sign-in \
+again from the application; if it keeps happening, show this page to whoever runs this \
+gateway.</p>\
+<p class=\"muted\">Error code: <code id=\"error\">{code}</code></p>",
         code = html_escape(e.code.as_str()),
         description = html_escape(&e.description),
     );
-    let mut r = (status, html).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    no_frames(&mut r);
-    r
-}
-
-/// Text for HTML element content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Headers of every HTML page the broker serves: never framed (clickjacking), never
-/// cached, no referrer (the URL may carry a client's `state`).
-pub fn no_frames(r: &mut Response) {
-    let h = r.headers_mut();
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    html_response(status, layout(brand, "Sign-in error", &body, None))
 }
 
 #[cfg(test)]
@@ -180,7 +147,7 @@ mod tests {
             ErrorCode::UnsupportedResponseType,
             "<script>alert(1)</script>",
         );
-        let r = error_page(&e);
+        let r = error_page("Gateway", &e);
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let h = r.headers();
         assert!(h.get(header::LOCATION).is_none());
@@ -198,7 +165,7 @@ mod tests {
             .unwrap()
             .starts_with("text/html"));
         assert_eq!(
-            error_page(&invalid_client("x")).status(),
+            error_page("Gateway", &invalid_client("x")).status(),
             StatusCode::BAD_REQUEST
         );
     }
@@ -206,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn the_error_page_body_escapes_the_description() {
         let e = OAuthError::new(ErrorCode::InvalidRequest, "<b>\"x\"</b>");
-        let body = axum::body::to_bytes(error_page(&e).into_body(), 1 << 16)
+        let body = axum::body::to_bytes(error_page("Gateway", &e).into_body(), 1 << 16)
             .await
             .unwrap();
         let body = String::from_utf8(body.to_vec()).unwrap();

@@ -18,6 +18,8 @@ pub mod crypto;
 pub mod error;
 pub mod idtoken;
 pub mod metadata;
+pub mod page;
+pub mod refresh;
 pub mod register;
 pub mod token;
 pub mod upstream;
@@ -108,6 +110,10 @@ pub struct Settings {
     pub validate_tokens: bool,
     pub trusted_redirect_hosts: Vec<String>,
     pub dev_allow_insecure_client_metadata: bool,
+    /// What the sign-in pages call this gateway (`display_name`, else its host).
+    pub brand: String,
+    /// `refresh_token_max_age`, in seconds from the original sign-in.
+    pub refresh_max_age_secs: u64,
 }
 
 impl Settings {
@@ -133,12 +139,28 @@ impl Settings {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             dev_allow_insecure_client_metadata: o.dev_allow_insecure_client_metadata,
+            brand: brand_of(o),
+            refresh_max_age_secs: o.refresh_token_max_age.get().as_secs(),
         }
     }
 
     /// The redirect URI registered at the upstream IdP.
     pub fn callback_url(&self) -> String {
         format!("{}/oauth/callback", self.issuer)
+    }
+}
+
+/// `display_name`, else the host of the public URL, else a plain noun.
+fn brand_of(o: &OAuthConfig) -> String {
+    let name = o.display_name.trim();
+    if !name.is_empty() {
+        return name.to_string();
+    }
+    let host = client::redirect_host(&o.public_auth_server_url);
+    if host.is_empty() {
+        "ClickHouse MCP gateway".to_string()
+    } else {
+        host
     }
 }
 
@@ -158,6 +180,9 @@ pub struct BrokerState {
     pub cimd: cimd::CimdResolver,
     pub id_tokens: Arc<dyn IdTokenVerifier>,
     pub serves: Serves,
+    /// Refresh-token generations per live grant (refresh.rs).
+    pub ledger: refresh::Ledger,
+    pub rotation: refresh::Rotation,
     metrics: OAuthRequests,
 }
 
@@ -183,6 +208,11 @@ impl BrokerState {
     ) -> Result<Self, BrokerSetupError> {
         let settings = Settings::from_config(o);
         let sealer = Sealer::new(o.signing_secret.expose().as_bytes())?;
+        tracing::info!(
+            refresh_token_max_age = %o.refresh_token_max_age,
+            "broker refresh tokens: each can be used once (replays are refused by the replica that saw the grant; \
+             across replicas only the IdP's own rotation refuses them), and none outlives refresh_token_max_age after sign-in"
+        );
         Ok(Self {
             upstream: upstream::Upstream::new(&settings, upstream_http()?),
             cimd: cimd::CimdResolver::new(settings.dev_allow_insecure_client_metadata),
@@ -190,6 +220,8 @@ impl BrokerState {
             sealer,
             id_tokens,
             serves,
+            ledger: refresh::Ledger::default(),
+            rotation: refresh::Rotation::default(),
             metrics,
         })
     }
@@ -210,7 +242,7 @@ impl BrokerState {
     /// [`Self::fail`] for a person in a browser: the HTML error page, never a redirect.
     pub fn fail_page(&self, step: Step, e: OAuthError) -> Response {
         self.note_refusal(step, &e);
-        error::error_page(&e)
+        error::error_page(&self.settings.brand, &e)
     }
 
     fn note_refusal(&self, step: Step, e: &OAuthError) {

@@ -21,18 +21,16 @@ use super::error::{
     invalid_client, invalid_grant, invalid_request, invalid_target, ErrorCode, OAuthError,
 };
 use super::upstream::{UpstreamError, UpstreamTokens};
-use super::{now, BrokerState, Step};
+use super::{now, refresh, BrokerState, Step};
 use crate::config::UpstreamToken;
 use crate::identity::claims::{Claims, UnverifiedPayload};
 use crate::oauth::sealed::{seal_access_token, Grant};
 
-/// Our wrapper around an upstream refresh token expires after this long even if the
-/// upstream one would not: an unused grant should not live forever in a client.
-pub const REFRESH_WRAPPER_TTL_SECS: u64 = 90 * 24 * 3600;
 /// Used for `expires_in` when neither the IdP nor the token says.
 const DEFAULT_EXPIRES_IN: u64 = 300;
 
-/// The sealed refresh token handed to clients.
+/// The sealed refresh token handed to clients. It expires `refresh_token_max_age` after
+/// the sign-in it descends from (`sign_in`), however often it is refreshed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshWrapper {
     #[serde(rename = "c")]
@@ -41,6 +39,22 @@ pub struct RefreshWrapper {
     pub upstream: String,
     #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// The grant (one per sign-in): refresh.rs counts its generations.
+    #[serde(rename = "g", default)]
+    pub grant: String,
+    #[serde(rename = "n", default)]
+    pub generation: u64,
+    /// Unix seconds of the original sign-in.
+    #[serde(rename = "t", default)]
+    pub sign_in: u64,
+}
+
+/// Which grant a new wrapper belongs to.
+#[derive(Debug, Clone)]
+struct Lineage {
+    grant: String,
+    generation: u64,
+    sign_in: u64,
 }
 
 /// Form parameters, each at most once (RFC 6749 §3.2).
@@ -373,6 +387,7 @@ async fn access_token(
 }
 
 /// The answer: the access token and a sealed wrapper around the upstream refresh token.
+/// `resource` is what the wrapper grants (not narrowed by this request).
 fn answer(
     b: &BrokerState,
     t: &UpstreamTokens,
@@ -380,26 +395,33 @@ fn answer(
     client: &Authenticated,
     resource: Option<String>,
     previous_refresh: Option<&str>,
+    lineage: Lineage,
 ) -> Result<Value, OAuthError> {
     let mut out = serde_json::Map::new();
     out.insert("access_token".into(), json!(access_token));
     out.insert("token_type".into(), json!("Bearer"));
     out.insert("expires_in".into(), json!(expires_in));
-    // The IdP may rotate refresh tokens; when it does not, the old one stays valid.
+    // The IdP's rotation passes through: its new refresh token goes into the new
+    // wrapper. When it does not rotate, the old one is carried on.
     if let Some(upstream) = t.refresh_token.as_deref().or(previous_refresh) {
+        let until = refresh::grant_end(lineage.sign_in, b.settings.refresh_max_age_secs);
         let wrapper = RefreshWrapper {
             client: client.binding.clone(),
             upstream: upstream.to_string(),
             resource,
+            grant: lineage.grant,
+            generation: lineage.generation,
+            sign_in: lineage.sign_in,
         };
         let sealed = b
             .sealer
-            .seal(
-                Kind::RefreshToken,
-                &wrapper,
-                now() + REFRESH_WRAPPER_TTL_SECS,
-            )
-            .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?;
+            .seal(Kind::RefreshToken, &wrapper, until)
+            .map_err(|e| match e {
+                SealError::Expired => {
+                    invalid_grant("the sign-in has reached refresh_token_max_age: sign in again")
+                }
+                other => OAuthError::new(ErrorCode::ServerError, other.to_string()),
+            })?;
         out.insert("refresh_token".into(), json!(sealed));
     }
     Ok(Value::Object(out))
@@ -438,7 +460,16 @@ async fn code_grant(
         .cloned()
         .or(code.pending.resource.clone());
     let access = access_token(b, &t, resource.as_deref(), identity.as_ref()).await?;
-    answer(b, &t, access, &client, resource, None)
+    let grant = b
+        .sealer
+        .random_token(16)
+        .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?;
+    let lineage = Lineage {
+        grant,
+        generation: 0,
+        sign_in: now(),
+    };
+    answer(b, &t, access, &client, resource, None, lineage)
 }
 
 async fn refresh_grant(
@@ -462,16 +493,85 @@ async fn refresh_grant(
             "the refresh token was issued to another client",
         ));
     }
+    let now = now();
+    // Wrappers sealed before grants were counted carry no sign-in time: their first
+    // refresh starts the count (once; every wrapper after it carries the time).
+    let sign_in = if wrapper.sign_in == 0 {
+        now
+    } else {
+        wrapper.sign_in
+    };
+    let until = refresh::grant_end(sign_in, b.settings.refresh_max_age_secs);
+    if wrapper.sign_in != 0 && now >= until {
+        return Err(invalid_grant(
+            "the sign-in has reached refresh_token_max_age: sign in again",
+        ));
+    }
     let serves = b.serves.clone();
-    check_resource(form, wrapper.resource.as_deref(), &*serves)?;
-    let t = b
-        .upstream
-        .refresh(&wrapper.upstream)
-        .await
-        .map_err(upstream_failure)?;
+    let resource = refresh::narrowed(
+        wrapper.resource.as_deref(),
+        form.get("resource").map(String::as_str),
+        &*serves,
+    )?;
+    if !b.settings.sealed && resource != wrapper.resource {
+        // The client would hold the IdP's own token, valid wherever its audience is:
+        // it cannot be narrowed to one cluster, so saying it was would be a lie.
+        return Err(invalid_target(
+            "token_mode is passthrough: the identity provider's token cannot be narrowed to one resource",
+        ));
+    }
+    // Pre-grant wrappers: the sealed token itself names the grant.
+    let grant = if wrapper.grant.is_empty() {
+        sha256_b64(sealed)
+    } else {
+        wrapper.grant.clone()
+    };
+    match b.ledger.claim(&grant, wrapper.generation, until, now) {
+        refresh::Claim::Granted => {}
+        refresh::Claim::Replayed => {
+            tracing::warn!(
+                grant = %crate::fingerprint::token_fingerprint(&grant),
+                "a refresh token was used twice: its grant is revoked on this replica"
+            );
+            if b.rotation.rotates() {
+                // Let the IdP see the reuse too: its reuse detection revokes the
+                // family everywhere, other replicas included. The answer is ignored.
+                let _ = b.upstream.refresh(&wrapper.upstream).await;
+            }
+            return Err(invalid_grant(
+                "this refresh token was already used; the sign-in is revoked: sign in again",
+            ));
+        }
+        refresh::Claim::Full => {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "too many live sign-ins on this replica",
+            ))
+        }
+    }
+    let t = match b.upstream.refresh(&wrapper.upstream).await {
+        Ok(t) => t,
+        Err(e) => {
+            if !matches!(&e, UpstreamError::Rejected { error, .. } if error == "invalid_grant") {
+                b.ledger.release(&grant, wrapper.generation);
+            }
+            return Err(upstream_failure(e));
+        }
+    };
+    if b.rotation.observe(refresh::rotated(
+        &wrapper.upstream,
+        t.refresh_token.as_deref(),
+    )) {
+        tracing::warn!("{}", refresh::NO_ROTATION_WARNING);
+    }
     // Refresh responses may omit the id_token (RFC 6749 §6); validate it when present.
     let identity = check_id_token(b, &t, false).await?;
-    let access = access_token(b, &t, wrapper.resource.as_deref(), identity.as_ref()).await?;
+    let access = access_token(b, &t, resource.as_deref(), identity.as_ref()).await?;
+    let lineage = Lineage {
+        grant,
+        generation: wrapper.generation + 1,
+        sign_in,
+    };
     answer(
         b,
         &t,
@@ -479,6 +579,7 @@ async fn refresh_grant(
         &client,
         wrapper.resource.clone(),
         Some(&wrapper.upstream),
+        lineage,
     )
 }
 

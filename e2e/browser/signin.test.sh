@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Broker sign-in in a real browser (issue 19): Debian's chromium, driven by
+# e2e/browser/signin.mjs, against the real IdP (e2e/idp, npm oidc-provider) and the
+# gateway in broker mode. The MCP client side is played by the script (a loopback
+# redirect URI and a Client ID Metadata Document it serves itself).
+#   run by e2e/browser.sh, which sets GATEWAY_BIN and NODE
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+: "${GATEWAY_BIN:?run me through e2e/browser.sh}" "${NODE:?run me through e2e/browser.sh}"
+scripts/deps.sh idp >/dev/null
+
+. e2e/broker/services.sh
+free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+start_idp
+field() { idp_field "$1"; }
+
+GW_PORT=$(free_port)
+CLIENT_PORT=$(free_port)
+INSPECTOR_PORT=$(free_port)
+SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
+# Multi-cluster broker mode; `otel` never needs its ClickHouse here (tools/list is
+# answered by the gateway). The in-browser client's origin (INSPECTOR_PORT, the port an
+# MCP Inspector would use) is allowed: its page calls the gateway with fetch().
+cat >"$TMP/gateway.yaml" <<YAML
+server:
+  address: 127.0.0.1
+  port: $GW_PORT
+  allowed_origins: ["http://127.0.0.1:$INSPECTOR_PORT", "http://localhost:$INSPECTOR_PORT"]
+  oauth:
+    enabled: true
+    broker: true
+    display_name: "Acme Analytics (browser test)"
+    issuer: "$(field issuer)"
+    audience: "$(field audience)"
+    public_auth_server_url: "http://127.0.0.1:$GW_PORT"
+    client_id: "$(field broker_client_id)"
+    client_secret: "$(field client_secret)"
+    signing_secret: "$SECRET"
+    upstream_offline_access: true
+    dev_allow_insecure_client_metadata: true
+clickhouse:
+  host: 127.0.0.1
+  port: 9
+multicluster:
+  enabled: true
+  cluster_allowlist: [otel]
+  clusters: {otel: {port: 9}}
+YAML
+"$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_port "$GW_PORT" gateway
+
+GATEWAY_URL="http://127.0.0.1:$GW_PORT" IDP_URL="$(field issuer)" CLIENT_PORT="$CLIENT_PORT" \
+  INSPECTOR_PORT="$INSPECTOR_PORT" CLUSTER=otel \
+  "$NODE" e2e/browser/signin.mjs
