@@ -91,11 +91,14 @@ tables_queries() { # discoveries = system.tables queries
   done
   echo "$total"
 }
+# The gateway's multi-cluster YAML with every view tool listed: these rows count the
+# clusters whose views reach tools/list, which `auto` replaces by search above 30 tools.
+listed_yaml() { mc_gateway_yaml "$@" | sed 's/^  tools:$/  tools_listing: listed\n  tools:/'; }
 # fleet_yaml NAMES_PER_DOUBLE...: names n000.. spread round-robin over the doubles.
 fleet_yaml() { # COUNT FLEET(yes|no)
   local n=$1 fleet=$2 pairs=() i
   for i in $(seq 0 $((n - 1))); do pairs+=("$(printf 'n%03d' "$i")=${DOUBLES[$((i % ${#DOUBLES[@]}))]}"); done
-  mc_gateway_yaml "${pairs[@]}"
+  listed_yaml "${pairs[@]}"
   [ "$fleet" = yes ] && echo "  fleet_endpoint: true"
   printf '  catalog_cache_max: 100000\n  catalog_ttl_fallback: 2h\nlogging:\n  level: error\n'
 }
@@ -157,7 +160,7 @@ fi
 replicas() { # MODE -> "hit_rate discoveries_per_caller_cluster failed"
   local mode=$1 urls=() bases=() k
   doubles_up 2
-  { mc_gateway_yaml "a=${DOUBLES[0]}" "b=${DOUBLES[1]}"; printf '  fleet_endpoint: true\n  catalog_cache_max: 100000\nlogging:\n  level: error\n'; } >"$WORK/rep.yaml"
+  { listed_yaml "a=${DOUBLES[0]}" "b=${DOUBLES[1]}"; printf '  fleet_endpoint: true\n  catalog_cache_max: 100000\nlogging:\n  level: error\n'; } >"$WORK/rep.yaml"
   for k in 1 2 3; do
     gateway "$AFTER" "$WORK/rep.yaml" "$WORK/gw-rep-$mode-$k.log"
     urls+=("$GW_URL"); bases+=("${GW_URL%/mcp}")

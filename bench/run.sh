@@ -423,5 +423,7 @@ with open(out, "w") as f:
 print(table)
 PY
 echo
+# The context rows (bench/context.sh: bytes and tokens a model reads), appended to latest.md.
+GATEWAY="$BIN" bench/context.sh || FAILURES=$((FAILURES + 1))
 echo "written to bench/results/latest.md"
 [ "$FAILURES" -eq 0 ]

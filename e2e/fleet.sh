@@ -72,7 +72,8 @@ sed 's/^/   /' "$WORK/python.log"
 EAST_PORT=${PAIRS[0]#*=}
 FIFTY=()
 for i in $(seq -w 0 49); do FIFTY+=("f$i=$EAST_PORT"); done
-{ mc_gateway_yaml "${FIFTY[@]}"; echo "  fleet_endpoint: true"; echo "logging:"; echo "  level: warn"; } >"$WORK/gateway50.yaml"
+# Every cluster's view tool listed (50 > the 30 at which `auto` offers search instead).
+{ mc_gateway_yaml "${FIFTY[@]}" | sed 's/^  tools:$/  tools_listing: listed\n  tools:/'; echo "  fleet_endpoint: true"; echo "logging:"; echo "  level: warn"; } >"$WORK/gateway50.yaml"
 gw_up "$WORK/chmcp-gateway" "$WORK/gateway50.yaml" "$WORK/gateway50.log"
 log "gateway at $GW_URL (fleet connector) for 50 names on one server"
 "$PY" "$HERE/fleet50_client.py" "$GW_URL" "$WORK/token" east "${FIFTY[@]%%=*}" >>"$WORK/python.log" 2>&1 || rc=$((rc + $?))

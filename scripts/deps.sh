@@ -14,6 +14,8 @@
 #   scripts/deps.sh nginx        nginx (make bench's floor: a plain keep-alive reverse proxy)
 #   scripts/deps.sh browser      Debian's chromium and the npm packages of e2e/browser (puppeteer-core,
 #                                the MCP Apps host side); prints the node 22 binary they run on
+#   scripts/deps.sh tokenizer    npm gpt-tokenizer (o200k_base, offline) in bench/context: the token
+#                                counts of bench/context.sh
 #   scripts/deps.sh prometheus   promtool (checks and unit-tests the chart's alert rules,
 #                                checks a live /metrics)
 set -euo pipefail
@@ -119,6 +121,17 @@ for what in "$@"; do
       ;;
     nginx)
       [ -x /usr/sbin/nginx ] || apt_install nginx
+      ;;
+    tokenizer)
+      # Offline: the vocabulary ships inside the npm package. Prints the install dir.
+      TOK_DIR="$(cd "$(dirname "$0")/../bench/context" && pwd)"
+      if [ ! -f "$TOK_DIR/node_modules/.package-lock.json" ] \
+        || [ ! -f "$TOK_DIR/node_modules/gpt-tokenizer/package.json" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        echo "installing gpt-tokenizer (npm ci in bench/context)" >&2
+        (cd "$TOK_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
+      fi
+      echo "$TOK_DIR"
       ;;
     *) echo "unknown dependency: $what" >&2; exit 2 ;;
   esac

@@ -116,10 +116,23 @@ async fn every_static_tool_answers_from_clickhouse() {
     );
     assert_eq!(s["row_count"], 2);
     assert!(s.get("truncated").is_none());
+    let text = text_of(&q);
+    assert!(
+        text.starts_with("kind,n\nclick,10000\nview,10000\n(2 row(s) in "),
+        "the text block is compact CSV with a header line: {text}"
+    );
+    assert!(text.ends_with("columns: kind String, n UInt64)"), "{text}");
+    let j = mcp
+        .call(
+            "execute_query",
+            json!({"query": "SELECT kind, count() AS n FROM analytics.events GROUP BY kind ORDER BY kind", "result_format": "json"}),
+        )
+        .await;
+    let mut from_text = serde_json::from_str::<Value>(&text_of(&j)).unwrap();
+    from_text["elapsed_ms"] = s["elapsed_ms"].clone();
     assert_eq!(
-        serde_json::from_str::<Value>(&text_of(&q)).unwrap(),
-        *s,
-        "text block carries the same JSON"
+        from_text, *s,
+        "result_format json: the text block carries the JSON"
     );
 
     let w = mcp
@@ -603,4 +616,71 @@ async fn outside_table_functions_are_refused_unless_allowed() {
         "{}",
         text_of(&r)
     );
+}
+
+/// Progressive discovery on `/mcp` (issue 23), real 18.16: above the threshold the list
+/// has search and call instead of the view tools, search finds a view by a column name,
+/// and `call_tool` runs it exactly as the listed tool would run. Also the typo message.
+#[tokio::test]
+async fn above_the_threshold_views_are_searched_and_called_by_name() {
+    let ch = ClickHouse::start();
+    seed(&ch);
+    for i in 0..31 {
+        ch.query(&format!(
+            "CREATE VIEW analytics.filler_{i:02} AS SELECT {i} AS filler_value"
+        ));
+    }
+    let extra =
+        "server:\n  tools:\n    - {type: read, view_regexp: 'analytics\\..*', prefix: 'v_'}\n";
+    let gw = Gateway::start(&config(&ch, extra));
+    let mcp = Mcp::new(gw.mcp_url());
+    let names = mcp.tool_names().await;
+    assert!(
+        names.contains(&"search_tools".to_string()) && names.contains(&"call_tool".to_string()),
+        "32 view tools (> 30): searched listing: {names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("v_")), "{names:?}");
+
+    // `n` is a column of analytics.daily only; `at` too.
+    let r = mcp.call("search_tools", json!({"query": "at n"})).await;
+    let found: Vec<&str> = structured(&r)["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["tool"].as_str())
+        .collect();
+    assert_eq!(found.first(), Some(&"v_analytics_daily"), "{}", text_of(&r));
+    assert!(text_of(&r).contains("call_tool"), "{}", text_of(&r));
+
+    let r = mcp
+        .call("call_tool", json!({"name": "v_analytics_daily"}))
+        .await;
+    assert_eq!(structured(&r)["row_count"], 30, "{r}");
+    let direct = mcp.call("v_analytics_daily", json!({})).await;
+    assert_eq!(structured(&direct)["rows"], structured(&r)["rows"]);
+    let r = mcp
+        .call(
+            "call_tool",
+            json!({"name": "v_analytics_daily", "arguments": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(
+        text_of(&r).contains("unknown argument `x`"),
+        "{}",
+        text_of(&r)
+    );
+    let r = mcp.call("call_tool", json!({"name": "v_nowhere"})).await;
+    assert_eq!(r["isError"], json!(true));
+    assert!(text_of(&r).contains("search_tools"), "{}", text_of(&r));
+
+    let r = mcp.query("SELEC 1").await;
+    let t = text_of(&r);
+    assert_eq!(r["isError"], json!(true));
+    assert!(
+        t.starts_with("syntax error") && !t.contains("write_query"),
+        "{t}"
+    );
+    let r = mcp.query("SELECT nope FROM analytics.events").await;
+    assert!(text_of(&r).contains("describe_table"), "{}", text_of(&r));
 }

@@ -29,9 +29,22 @@ fn without_elapsed(v: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(without_elapsed).collect()),
-        Value::String(s) => Value::String(zero_elapsed_text(s)),
+        Value::String(s) => Value::String(zero_compact_time(&zero_elapsed_text(s))),
         other => other.clone(),
     }
+}
+
+/// The compact text's summary line says the time as `row(s) in N ms` (issue 23).
+fn zero_compact_time(s: &str) -> String {
+    let Some(i) = s.rfind("row(s) in ") else {
+        return s.to_string();
+    };
+    let (head, tail) = s.split_at(i + "row(s) in ".len());
+    let digits = tail.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 || !tail[digits..].starts_with(" ms") {
+        return s.to_string();
+    }
+    format!("{head}0{}", &tail[digits..])
 }
 
 fn zero_elapsed_text(s: &str) -> String {

@@ -91,6 +91,11 @@ pub struct McpMultiClusterSpec {
     /// (`numbers`, `view`, `merge`, ...). Empty: only those.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_table_functions: Vec<String>,
+    /// How `tools/list` offers the view and table tools (the gateway's
+    /// `server.tools_listing`): `auto` lists up to 30 and offers search above that,
+    /// `listed` always lists them, `searched` always offers search and call-by-name.
+    #[serde(default)]
+    pub tools_listing: ToolsListingSpec,
     /// Settings a query's `SETTINGS` clauses (and `execute_query`'s `settings`) may name.
     /// Absent: the gateway's short default (`max_threads`, `max_block_size`, join and
     /// read-order knobs); `readonly`, `allow_*`, experimental and `log_*` never.
@@ -595,6 +600,16 @@ pub enum UpstreamTokenSpec {
     Auto,
     IdToken,
     AccessToken,
+}
+
+/// `spec.toolsListing`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolsListingSpec {
+    #[default]
+    Auto,
+    Listed,
+    Searched,
 }
 
 /// What `/oauth/token` hands MCP clients in broker mode.

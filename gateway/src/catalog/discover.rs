@@ -52,7 +52,6 @@ impl DiscoveredRows {
 
 /// The discovery queries, with the caller's credentials.
 async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> {
-    let rules = ctx.tool_rules;
     let has_comment = ctx
         .system_columns("tables")
         .await?
@@ -78,7 +77,8 @@ async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> 
             }
         })
         .collect();
-    let columns = if rules.want_tables() || has_comment {
+    // Always read: insert tools need them, and schema search finds views by column.
+    let columns = {
         let has_col_comment = ctx
             .system_columns("columns")
             .await?
@@ -113,8 +113,6 @@ async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> 
                 })
                 .collect()
         }
-    } else {
-        Vec::new()
     };
     Ok(DiscoveredRows { objects, columns })
 }

@@ -56,6 +56,15 @@ pub const OUTSIDE_TABLE_FUNCTIONS: [&str; 35] = [
     "prometheusquery",
 ];
 
+/// First words of the statements that change data, schema, access or the server: the
+/// only ones `execute_query` refers to `write_query`.
+const WRITE_KEYWORDS: &[&str] = &[
+    "INSERT", "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "EXCHANGE", "OPTIMIZE", "ATTACH",
+    "DETACH", "DELETE", "UPDATE", "UNDROP", "GRANT", "REVOKE", "SET", "USE", "SYSTEM", "KILL",
+    "BACKUP", "RESTORE", "MOVE", "CHECK", "REPLACE", "UPSERT", "BEGIN", "COMMIT", "ROLLBACK",
+    "WATCH", "PARALLEL",
+];
+
 /// Families whose every member reaches outside (`icebergS3`, `deltaLakeAzureCluster`, ...).
 pub const OUTSIDE_TABLE_FUNCTION_PREFIXES: [&str; 4] = ["iceberg", "deltalake", "hudi", "paimon"];
 
@@ -73,6 +82,8 @@ pub enum SqlError {
     MultipleStatements(usize),
     #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); `{0}` changes data or schema: use the write_query tool")]
     NotReadOnlyUseWrite(String),
+    #[error("syntax error: `{0}` is not a ClickHouse statement (check its spelling). execute_query runs one read-only statement starting with SELECT, WITH, SHOW, DESCRIBE, EXISTS or EXPLAIN")]
+    UnknownStatement(String),
     #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); `{0}` changes data or schema, and writes are disabled on this server")]
     NotReadOnlyWritesDisabled(String),
     #[error("execute_query runs read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN); this query does not start with a statement keyword")]
@@ -144,6 +155,9 @@ impl<'a> TokenizedQuery<'a> {
         let keyword = first.text(self.sql).to_ascii_uppercase();
         if READ_ONLY_KEYWORDS.contains(&keyword.as_str()) {
             Ok(())
+        } else if !WRITE_KEYWORDS.contains(&keyword.as_str()) {
+            // A typo (`SELEC`) is a syntax error, never an invitation to the tool that writes.
+            Err(SqlError::UnknownStatement(keyword))
         } else if writes_enabled {
             Err(SqlError::NotReadOnlyUseWrite(keyword))
         } else {
@@ -361,6 +375,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("write_query"));
+    }
+
+    #[test]
+    fn an_unknown_first_word_is_a_syntax_error_that_never_points_to_write_query() {
+        for (q, writes) in [("SELEC 1", true), ("selct * from t", false)] {
+            let e = check_read_only(q, writes).unwrap_err();
+            assert!(matches!(e, SqlError::UnknownStatement(_)), "{q}: {e:?}");
+            let m = e.to_string();
+            assert!(m.starts_with("syntax error") && m.contains("SELECT"), "{m}");
+            assert!(!m.contains("write_query"), "{m}");
+        }
     }
 
     #[test]

@@ -162,6 +162,10 @@ pub struct ServerConfig {
     /// Table functions queries may call besides those that stay inside the server
     /// (`clickhouse::policy::INSIDE_TABLE_FUNCTIONS`); every other one is refused.
     pub allowed_table_functions: Vec<String>,
+    /// How `tools/list` offers the dynamic tools (gateway.md, "Context economy").
+    pub tools_listing: ToolsListing,
+    /// The text block of a row result: compact tabular text, or the JSON itself.
+    pub result_format: ResultFormat,
     /// Settings a query's `SETTINGS` clauses may name (issue 20: an allow-list).
     pub allowed_query_settings: Vec<String>,
     /// Table engines and dictionary sources a write may create besides the local ones.
@@ -188,6 +192,8 @@ impl Default for ServerConfig {
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),
             allowed_table_functions: Vec::new(),
+            tools_listing: ToolsListing::Auto,
+            result_format: ResultFormat::Compact,
             allowed_query_settings: crate::clickhouse::policy::DEFAULT_QUERY_SETTINGS
                 .map(String::from)
                 .to_vec(),
@@ -196,6 +202,28 @@ impl Default for ServerConfig {
             oauth: OAuthConfig::default(),
         }
     }
+}
+
+/// `server.tools_listing`: every dynamic tool in `tools/list` (`listed`), or the static
+/// tools plus a schema search and a call-by-name tool (`searched`); `auto` lists them
+/// up to a threshold of dynamic tools and searches above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolsListing {
+    Auto,
+    Listed,
+    Searched,
+}
+
+/// `server.result_format`: the text block of a row result. `structuredContent` always
+/// carries the typed JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// A header line of column names and types, then one CSV line per row.
+    Compact,
+    /// The structured JSON, serialized (MCP's backwards-compatible text block).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,8 +61,8 @@ pub fn server_info() -> Implementation {
 }
 
 fn capabilities() -> Value {
-    // Tools and resources only; the catalog does not change within a request's life.
-    json!({"tools": {"listChanged": false}, "resources": {}})
+    // The catalog does not change within a request's life.
+    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {"listChanged": false}, "completions": {}})
 }
 
 pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
@@ -173,6 +173,9 @@ pub const KNOWN_METHODS: &[&str] = &[
     "resources/list",
     "resources/templates/list",
     "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
 ];
 
 /// The metric label for a JSON-RPC method name.
@@ -200,7 +203,7 @@ pub(super) async fn answer_cluster(
         single_page(params)?;
         let catalog = catalog_for(env, &creds).await;
         return Ok(Answer::Tools {
-            catalog,
+            catalog: super::discovery::listed(env, catalog),
             extra: list_decoration(era),
         });
     }
@@ -289,8 +292,12 @@ pub(super) async fn call_method(
             // Boxed, like the tool below: the span wrapper moves a pointer.
             let lookup = Box::pin(catalog_for(env, creds));
             let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;
+            let (name, args) = match super::discovery::route(&catalog, name, args) {
+                super::discovery::Routed::Run(name, args) => (name, args),
+                super::discovery::Routed::Answered(out) => return call_result(era, &out),
+            };
             let Some(entry) = catalog.get(&name) else {
-                return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools")));
+                return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
             };
             let started = std::time::Instant::now();
             // The tool's future holds the ClickHouse request: built on the heap once, so
@@ -383,6 +390,9 @@ pub(super) async fn call_method(
                 json!({"contents": [{"uri": uri, "mimeType": "application/json", "text": body.to_string()}]}),
                 true,
             ))
+        }
+        (_, "prompts/list" | "prompts/get" | "completion/complete") => {
+            super::prompts::handle(env, creds, era, method, params, false).await
         }
         _ => {
             // `?`: the name is request text, logged escaped.

@@ -19,11 +19,12 @@ use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::routing::endpoint_for;
 use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{
-    fleet_catalog, fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster,
-    CLUSTER_ARG, LIST_CLUSTERS,
+    fleet_clusters, name_cluster, prefixed_name, split_prefixed, FleetCluster, CLUSTER_ARG,
+    LIST_CLUSTERS,
 };
 use crate::tools::outcome::{structured, tool_error, CallOutcome};
 use crate::tools::result_view;
+use crate::tools::search::{unwrap_call, CALL_TOOL, SEARCH_TOOL};
 use crate::tools::Catalog;
 
 const FLEET_INSTRUCTIONS: &str = "Query several ClickHouse clusters with SQL. Call list_clusters to see the clusters and which you can reach; every other tool takes the cluster as its `cluster` argument, or names it as a prefix (`<cluster>__<tool>`). A cluster shown as pending has not had its own tools discovered yet: its static tools work now, and listing the tools again shortly adds its own. Start with list_databases, list_tables and describe_table, then execute_query with one read-only statement. Results are capped: aggregate or add LIMIT for large tables.";
@@ -50,7 +51,7 @@ pub(super) async fn answer_fleet(
                 .collect();
             let pending = pending_clusters(&surveyed);
             let (catalog, warnings) =
-                fleet_catalog(env.static_catalog, &clusters, &per_cluster, &pending);
+                super::discovery::fleet_listed(env, &clusters, &per_cluster, &pending);
             for w in warnings {
                 tracing::warn!(warning = ?w, "fleet tool list");
             }
@@ -72,6 +73,11 @@ pub(super) async fn answer_fleet(
             json!({"resourceTemplates": []}),
             true,
         ))),
+        "prompts/list" | "prompts/get" | "completion/complete" => {
+            super::prompts::handle_fleet(env, era, method, params, |c| cluster_identity(env, id, c))
+                .await
+                .map(Answer::Json)
+        }
         "resources/read" => {
             let uri = required_str(&params_obj(params)?, "uri")?;
             match result_view::read(env.config, &uri) {
@@ -171,6 +177,18 @@ async fn call(
             .join(", ")
     };
     let on_list = |c: &str| clusters.iter().any(|k| k.name == c);
+    let mut name = name;
+    let via_call_tool = name == CALL_TOOL;
+    if via_call_tool {
+        match unwrap_call(&args) {
+            Ok((n, a)) => (name, args) = (n, a),
+            Err(m) => return call_result(era, &tool_error(m)),
+        }
+    } else if name == SEARCH_TOOL {
+        let surveyed = survey(env, id, &clusters).await;
+        let out = super::discovery::fleet_search(&clusters, &surveyed, &args);
+        return call_result(era, &out);
+    }
     if name == LIST_CLUSTERS {
         let out = match args.keys().next() {
             Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
@@ -212,11 +230,14 @@ async fn call(
             {
                 (c.to_string(), t.to_string())
             }
+            _ if via_call_tool => {
+                return call_result(era, &tool_error(super::discovery::not_callable(&name)))
+            }
             _ => {
                 return Err(RpcError::new(
                     protocol::INVALID_PARAMS,
                     format!(
-                    "params.name: unknown tool `{name}`; call tools/list for the available tools"
+                    "params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool"
                 ),
                 ))
             }
@@ -229,6 +250,10 @@ async fn call(
         Ok(mut v) => {
             name_cluster(&mut v, &cluster);
             Ok(v)
+        }
+        // The cluster's catalog has no such tool for this caller (grants, or a typo).
+        Err(_) if via_call_tool => {
+            call_result(era, &tool_error(super::discovery::not_callable(&name)))
         }
         Err(mut e) => {
             // The per-cluster path names its own tool; the caller called the fleet name.

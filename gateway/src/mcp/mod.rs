@@ -2,8 +2,10 @@
 //! for the cluster and fleet paths), the fleet connector, one run helper for both
 //! transports, and stdio. The HTTP transport is the edge's (`http::transport`).
 
+pub mod discovery;
 pub mod dispatch;
 pub mod fleet;
+pub mod prompts;
 pub mod protocol;
 pub mod run;
 pub mod stdio;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::args::check_known_args;
 use super::context::ToolContext;
+use super::next_step::{after_tool_refusal, with_next};
 use super::outcome::{tool_error, CallOutcome};
 use super::{dynamic_calls, listing, query, Action, Entry};
 
@@ -14,8 +15,12 @@ pub async fn call_tool(
     entry: &Entry,
     args: &Map<String, Value>,
 ) -> CallOutcome {
+    let refused = |m: String| {
+        let next = after_tool_refusal(&m);
+        tool_error(with_next(m, next))
+    };
     if let Err(m) = check_known_args(entry, args) {
-        return tool_error(m);
+        return refused(m);
     }
     let name = entry.tool.name.as_ref();
     let r = match &entry.action {
@@ -30,6 +35,10 @@ pub async fn call_tool(
         Action::ListClusters => {
             Err("list_clusters is served only by the fleet connector (/mcp)".into())
         }
+        // Answered before a tool runs (`mcp::discovery`): reaching here is a bug.
+        Action::SearchTools | Action::CallTool => Err(format!(
+            "{name} is answered by the gateway, not run as a tool"
+        )),
     };
-    r.unwrap_or_else(tool_error)
+    r.unwrap_or_else(refused)
 }

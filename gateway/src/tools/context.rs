@@ -8,15 +8,15 @@ use rmcp::model::ContentBlock as Content;
 use serde_json::Value;
 
 use super::dynamic::ToolRules;
-use super::outcome::{query_failed, structured, CallOutcome, CallStatus};
-use super::result::{narrowing_hint, Caps, ResultBuilder};
+use super::outcome::{query_failed, structured_with_text, CallOutcome, CallStatus};
+use super::result::{compact_text, narrowing_hint, Caps, ResultBuilder};
 use super::system_columns::SystemColumns;
 use super::Catalog;
 use crate::catalog::CatalogCache;
 use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions};
-use crate::config::Config;
+use crate::config::{Config, ResultFormat};
 use crate::identity::{Caller, IdentityProber, RequestCredentials, RequestIdentity};
 use crate::telemetry::trace;
 
@@ -143,6 +143,17 @@ impl<'a> ToolContext<'a> {
 
     /// A query whose rows go back to the caller, capped.
     pub(super) async fn rows(&self, tool: &str, opts: QueryOptions) -> CallOutcome {
+        self.rows_as(tool, opts, self.config.server.result_format)
+            .await
+    }
+
+    /// [`Self::rows`] with the text block in `format` (a per-call `result_format`).
+    pub(super) async fn rows_as(
+        &self,
+        tool: &str,
+        opts: QueryOptions,
+        format: ResultFormat,
+    ) -> CallOutcome {
         let mut builder = ResultBuilder::new(self.caps());
         match self
             .ch
@@ -157,7 +168,11 @@ impl<'a> ToolContext<'a> {
                     f.truncated = truncation.is_some();
                 });
                 let v = builder.finish(outcome.elapsed.as_millis() as u64);
-                let mut out = structured(v);
+                let text = match format {
+                    ResultFormat::Compact => compact_text(&v),
+                    ResultFormat::Json => v.to_string(),
+                };
+                let mut out = structured_with_text(v, text);
                 out.returned = Some((rows, bytes));
                 if let Some(t) = truncation {
                     out.result.content.push(Content::text(narrowing_hint(&t)));

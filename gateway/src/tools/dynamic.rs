@@ -23,6 +23,8 @@ pub struct ViewTool {
     pub view: String,
     /// `{name:Type}` placeholders of a parameterized view, in order of appearance.
     pub params: Vec<(String, String)>,
+    /// The view's columns (name, comment or ""): what schema search finds it by.
+    pub columns: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +269,9 @@ pub fn build(
                         database: o.database.clone(),
                         view: o.name.clone(),
                         params,
+                        columns: cols_of(columns, &o.database, &o.name)
+                            .map(|c| (c.name.clone(), c.comment.clone().unwrap_or_default()))
+                            .collect(),
                     }),
                 }
             } else {

@@ -6,11 +6,13 @@ use serde_json::{json, Map, Value};
 
 use super::args::{opt_str_arg, str_arg};
 use super::context::ToolContext;
-use super::outcome::{structured, CallOutcome};
+use super::outcome::{structured, structured_with_text, CallOutcome};
+use super::result::csv_field;
 use super::schema::LIST_TABLES_PAGE;
 use crate::clickhouse::sql::quote_string;
 use crate::clickhouse::types::JsonKind;
 use crate::clickhouse::QueryError;
+use crate::config::ResultFormat;
 
 /// Why a table's description is not there: it is not visible to the caller, or
 /// ClickHouse did not answer (an outage is not a missing table).
@@ -215,13 +217,74 @@ pub(super) async fn describe_table(
 ) -> Result<CallOutcome, String> {
     let database = str_arg(args, "database")?;
     let table = str_arg(args, "table")?;
-    let described = describe(ctx, database, table).await;
-    Ok(structured(described.map_err(|e| e.to_string())?))
+    let v = describe(ctx, database, table)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match ctx.config.server.result_format {
+        ResultFormat::Compact => {
+            let text = describe_text(&v);
+            structured_with_text(v, text)
+        }
+        ResultFormat::Json => structured(v),
+    })
+}
+
+/// `describe_table`'s compact text: one CSV line per column (name, type, keys, default,
+/// comment) under a header line; the JSON stays in `structuredContent`.
+fn describe_text(v: &Value) -> String {
+    let empty = Vec::new();
+    let columns = v["columns"].as_array().unwrap_or(&empty);
+    let mut out = format!(
+        "{}.{}: {} column(s)\nname,type,keys,default,comment\n",
+        v["database"].as_str().unwrap_or_default(),
+        v["table"].as_str().unwrap_or_default(),
+        columns.len()
+    );
+    for c in columns {
+        let keys: Vec<&str> = c["keys"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let default = match (c["default_kind"].as_str(), c["default_expression"].as_str()) {
+            (Some(k), Some(e)) => json!(format!("{k} {e}")),
+            (Some(k), None) => json!(k),
+            _ => Value::Null,
+        };
+        let cells = [
+            c["name"].clone(),
+            c["type"].clone(),
+            if keys.is_empty() {
+                Value::Null
+            } else {
+                json!(keys.join(" "))
+            },
+            default,
+            c.get("comment").cloned().unwrap_or(Value::Null),
+        ];
+        let line: Vec<String> = cells.iter().map(csv_field).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_text_is_one_csv_line_per_column() {
+        let v = json!({"database": "db", "table": "t", "columns": [
+            {"name": "id", "type": "UInt64", "keys": ["sorting", "primary"]},
+            {"name": "note", "type": "String", "keys": [], "default_kind": "DEFAULT", "default_expression": "''", "comment": "free, text"}
+        ]});
+        assert_eq!(
+            describe_text(&v),
+            "db.t: 2 column(s)\nname,type,keys,default,comment\nid,UInt64,sorting primary,,\nnote,String,,DEFAULT '',\"free, text\""
+        );
+    }
 
     #[test]
     fn cursor_round_trips_and_is_bound_to_its_listing() {

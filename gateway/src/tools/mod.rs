@@ -9,12 +9,14 @@ pub mod dynamic;
 pub mod dynamic_calls;
 pub mod fleet;
 pub mod listing;
+pub mod next_step;
 pub mod outcome;
 pub mod query;
 pub mod resources;
 pub mod result;
 pub mod result_view;
 pub mod schema;
+pub mod search;
 pub mod system_columns;
 
 use std::collections::HashMap;
@@ -39,6 +41,10 @@ pub enum Action {
     Insert(dynamic::InsertTool),
     /// The fleet connector's cluster list (answered by `mcp::fleet`, not `call_tool`).
     ListClusters,
+    /// Schema search and call-by-name (`tools::search`; answered by the dispatcher,
+    /// which holds the caller's catalogs).
+    SearchTools,
+    CallTool,
 }
 
 impl Action {

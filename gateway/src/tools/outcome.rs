@@ -54,12 +54,21 @@ pub fn tool_error(message: impl Into<String>) -> CallOutcome {
 pub fn query_failed(e: &QueryError) -> CallOutcome {
     CallOutcome {
         identity_refused: e.is_auth_class(),
-        ..tool_error(e.to_string())
+        ..tool_error(super::next_step::with_next(
+            e.to_string(),
+            super::next_step::after_query_error(e),
+        ))
     }
 }
 
 pub fn structured(v: Value) -> CallOutcome {
     let text = v.to_string();
+    structured_with_text(v, text)
+}
+
+/// A success whose text block says the structured content in another form (compact
+/// rows, a search's list): `structuredContent` keeps the typed JSON.
+pub fn structured_with_text(v: Value, text: String) -> CallOutcome {
     let mut r = CallToolResult::success(vec![Content::text(text)]);
     r.structured_content = Some(v);
     CallOutcome {

@@ -2,30 +2,36 @@
 
 use serde_json::{Map, Value};
 
-use super::args::str_arg;
+use super::args::{opt_str_arg, str_arg};
 use super::context::ToolContext;
+use super::next_step::{after_sql_refusal, with_next};
 use super::outcome::CallOutcome;
 use crate::clickhouse::settings::ReadOnly;
 use crate::clickhouse::{policy, sql};
+use crate::config::ResultFormat;
 
 /// The checks both `execute_query` and `write_query` pass, on the query as ClickHouse
 /// tokenizes it. Table functions and settings are checked for writes too: `INSERT ...
 /// SELECT FROM url(...)` and `INSERT INTO FUNCTION url(...)` reach outside as a read would.
 fn guard<'q>(ctx: &ToolContext<'_>, query: &'q str) -> Result<sql::TokenizedQuery<'q>, String> {
     let server = &ctx.config.server;
-    sql::check_length(query, ctx.config.clickhouse.query_length_cap())
-        .map_err(|e| e.to_string())?;
-    let tokens = sql::TokenizedQuery::new(query).map_err(|e| e.to_string())?;
+    sql::check_length(query, ctx.config.clickhouse.query_length_cap()).map_err(refused)?;
+    let tokens = sql::TokenizedQuery::new(query).map_err(refused)?;
     tokens
         .check_blocked_clauses(&server.blocked_query_clauses)
-        .map_err(|e| e.to_string())?;
+        .map_err(refused)?;
     tokens
         .check_table_functions(&server.allowed_table_functions)
-        .map_err(|e| e.to_string())?;
+        .map_err(refused)?;
     policy::check_table_functions(&tokens, &server.allowed_table_functions)
         .map_err(|e| e.to_string())?;
     policy::check_settings(&tokens, &server.allowed_query_settings).map_err(|e| e.to_string())?;
     Ok(tokens)
+}
+
+/// A guard refusal as the caller reads it: what is wrong, then what to try next.
+fn refused(e: sql::SqlError) -> String {
+    with_next(e.to_string(), after_sql_refusal(&e))
 }
 
 pub(super) async fn execute_query(
@@ -35,7 +41,7 @@ pub(super) async fn execute_query(
     let query = str_arg(args, "query")?;
     guard(ctx, query)?
         .check_read_only(!ctx.config.clickhouse.read_only)
-        .map_err(|e| e.to_string())?;
+        .map_err(refused)?;
     let mut opts = ctx.options(
         "execute_query",
         query.to_string(),
@@ -45,7 +51,17 @@ pub(super) async fn execute_query(
     if let Some(settings) = args.get("settings") {
         opts.settings = input_settings(settings, &ctx.config.server)?;
     }
-    Ok(ctx.rows("execute_query", opts).await)
+    let format = match opt_str_arg(args, "result_format")? {
+        None => ctx.config.server.result_format,
+        Some("compact") => ResultFormat::Compact,
+        Some("json") => ResultFormat::Json,
+        Some(other) => {
+            return Err(format!(
+                "argument `result_format`: `{other}` is neither `compact` (CSV text) nor `json`"
+            ))
+        }
+    };
+    Ok(ctx.rows_as("execute_query", opts, format).await)
 }
 
 /// The settings policy: a caller may set only `server.tool_input_settings`, each as a
@@ -90,7 +106,7 @@ pub(super) async fn write_query(
     }
     let query = str_arg(args, "query")?;
     let tokens = guard(ctx, query)?;
-    tokens.check_single_statement().map_err(|e| e.to_string())?;
+    tokens.check_single_statement().map_err(refused)?;
     policy::check_write_engines(&tokens, &ctx.config.server.allowed_write_engines)
         .map_err(|e| e.to_string())?;
     let opts = ctx.options("write_query", query.to_string(), ReadOnly::Off, ctx.caps());

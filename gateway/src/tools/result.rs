@@ -142,6 +142,68 @@ impl RowSink for ResultBuilder {
     }
 }
 
+/// The text block of a finished row result (`server.result_format: compact`): one
+/// header line of column names, one CSV line per row (RFC 4180 quoting; NULL is an
+/// empty field, an empty string is `""`), then a line with the row count, the column
+/// types and the time. A model reads the same facts as in the JSON for some 40–60 %
+/// fewer tokens (bench/context.sh): names are not repeated per row, nor brackets.
+pub fn compact_text(result: &Value) -> String {
+    let empty = Vec::new();
+    let columns = result["columns"].as_array().unwrap_or(&empty);
+    let rows = result["rows"].as_array().unwrap_or(&empty);
+    let mut out = String::with_capacity(64 + rows.len() * 32);
+    let names: Vec<String> = columns.iter().map(|c| csv_field(&c["name"])).collect();
+    out.push_str(&names.join(","));
+    out.push('\n');
+    for row in rows {
+        let cells = row.as_array().unwrap_or(&empty);
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&csv_field(cell));
+        }
+        out.push('\n');
+    }
+    let types: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap_or_default(),
+                c["type"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "({} row(s) in {} ms; columns: {})",
+        result["row_count"].as_u64().unwrap_or(rows.len() as u64),
+        result["elapsed_ms"].as_u64().unwrap_or(0),
+        types.join(", ")
+    ));
+    out
+}
+
+/// One CSV field: numbers and booleans as written, text quoted only when it must be,
+/// arrays and objects as their JSON.
+pub(super) fn csv_field(v: &Value) -> String {
+    let text = match v {
+        Value::Null => return String::new(),
+        Value::String(s) if s.is_empty() => return "\"\"".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(_) | Value::Number(_) => return v.to_string(),
+        other => other.to_string(),
+    };
+    let needs_quotes = text.contains([',', '"', '\n', '\r'])
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace);
+    if needs_quotes {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
 /// The second text block of a truncated result: how to ask for less.
 pub fn narrowing_hint(t: &Truncation) -> String {
     let what = match t.reason {
@@ -231,6 +293,29 @@ mod tests {
         b.columns(cols());
         assert!((0..10_000).all(|i| b.row(vec![json!(i)])));
         assert_eq!(b.finish(0)["row_count"], 10_000);
+    }
+
+    #[test]
+    fn compact_text_is_csv_with_a_header_and_a_summary() {
+        let v = json!({
+            "columns": [{"name": "id", "type": "UInt64"}, {"name": "s", "type": "Nullable(String)"}, {"name": "a", "type": "Array(UInt8)"}],
+            "rows": [["1", "plain", [1, 2]], ["2", "a, \"quoted\"\nline", []], ["3", null, []], ["4", "", []], ["5", " pad", []]],
+            "row_count": 5,
+            "elapsed_ms": 7
+        });
+        let t = compact_text(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "id,s,a");
+        assert_eq!(lines[1], "1,plain,\"[1,2]\"");
+        assert_eq!(lines[2], "2,\"a, \"\"quoted\"\"");
+        assert_eq!(lines[3], "line\",[]");
+        assert_eq!(lines[4], "3,,[]", "NULL is an empty field");
+        assert_eq!(lines[5], "4,\"\",[]", "an empty string is quoted");
+        assert_eq!(lines[6], "5,\" pad\",[]");
+        assert_eq!(
+            lines[7],
+            "(5 row(s) in 7 ms; columns: id UInt64, s Nullable(String), a Array(UInt8))"
+        );
     }
 
     #[test]

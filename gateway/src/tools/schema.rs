@@ -98,10 +98,16 @@ pub fn static_entries(c: &Config) -> Vec<Entry> {
     let mut out = Vec::new();
 
     if wanted("execute_query") {
-        let mut props = vec![(
-            "query",
-            json!({"type": "string", "description": "One read-only ClickHouse SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN)."}),
-        )];
+        let mut props = vec![
+            (
+                "query",
+                json!({"type": "string", "description": "One read-only ClickHouse SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN)."}),
+            ),
+            (
+                "result_format",
+                json!({"type": "string", "enum": ["compact", "json"], "description": "Text of the answer: CSV with a header line (compact), or JSON."}),
+            ),
+        ];
         if !c.server.tool_input_settings.is_empty() {
             let settings: serde_json::Map<String, Value> = c
                 .server

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use chmcp_gateway::config::{
     ClusterOverride, Config, HumanDuration, LogFormat, LogLevel, OtlpConfig, Protocol,
-    TelemetryConfig, TokenMode, ToolKind, ToolRule, Transport, UpstreamToken, WriteMode,
+    TelemetryConfig, TokenMode, ToolKind, ToolRule, ToolsListing, Transport, UpstreamToken,
+    WriteMode,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{object_meta, Names, RenderError};
 use crate::crd::{
     LogFormatSpec, LogLevelSpec, McpMultiCluster, McpMultiClusterSpec, TokenModeSpec, ToolKindSpec,
-    UpstreamTokenSpec, WriteModeSpec,
+    ToolsListingSpec, UpstreamTokenSpec, WriteModeSpec,
 };
 use crate::validate::FieldIssue;
 
@@ -87,6 +88,11 @@ pub fn gateway_config(spec: &McpMultiClusterSpec) -> Result<Config, FieldIssue> 
     s.allowed_write_engines = spec.allowed_write_engines.clone();
     s.result_view = spec.result_view;
     s.allowed_origins = spec.allowed_origins.clone();
+    s.tools_listing = match spec.tools_listing {
+        ToolsListingSpec::Auto => ToolsListing::Auto,
+        ToolsListingSpec::Listed => ToolsListing::Listed,
+        ToolsListingSpec::Searched => ToolsListing::Searched,
+    };
 
     let o = &mut s.oauth;
     let base = spec.oauth.public_url.trim_end_matches('/').to_string();
@@ -259,6 +265,7 @@ pub fn spec_field_for(gateway_key: &str) -> &'static str {
             "spec.oauth.trustClickhouseTokenChecks",
         ),
         ("server.allowed_origins", "spec.allowedOrigins"),
+        ("server.tools_listing", "spec.toolsListing"),
         ("server.oauth.scopes", "spec.oauth.scopes"),
         ("server.oauth.required_scopes", "spec.oauth.requiredScopes"),
         ("server.oauth.role_claim", "spec.oauth.roleClaim"),
@@ -437,6 +444,7 @@ oauth:
   roleFilter: "^mcp_"
   jwksUrl: https://login.microsoftonline.com/tenant/discovery/v2.0/keys
 toolInputSettings: [max_threads]
+toolsListing: searched
 blockedQueryClauses: [INTO OUTFILE, SETTINGS]
 allowedQuerySettings: [max_threads, join_algorithm]
 allowedWriteEngines: [Kafka]
@@ -471,6 +479,7 @@ logging: {level: debug, format: text}
             "https://login.microsoftonline.com/tenant/discovery/v2.0/keys"
         );
         assert_eq!(c.server.tool_input_settings, ["max_threads"]);
+        assert_eq!(c.server.tools_listing, ToolsListing::Searched);
         assert_eq!(c.server.blocked_query_clauses, ["INTO OUTFILE", "SETTINGS"]);
         assert_eq!(
             c.server.allowed_query_settings,

@@ -91,6 +91,7 @@ mod tests {
                 database: "db".into(),
                 view: "v".into(),
                 params: Vec::new(),
+                columns: Vec::new(),
             }),
         });
         e.push(Entry {
