@@ -386,3 +386,23 @@ async fn a_resource_uri_that_splits_an_escape_is_answered_without_a_panic() {
         "still serving"
     );
 }
+
+/// A table resource while ClickHouse does not answer: an internal error that names the
+/// table, never the era's "resource not found" (which told a model the table is gone).
+#[tokio::test]
+async fn a_table_resource_during_an_outage_is_an_error_not_resource_not_found() {
+    let gw = strict();
+    let r = gw
+        .rpc(
+            "/mcp",
+            "resources/read",
+            json!({"uri": "clickhouse://table/analytics/events"}),
+        )
+        .await;
+    assert_eq!(r.body["error"]["code"], -32603, "{:?}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("could not describe analytics.events"),
+        "{message}"
+    );
+}

@@ -15,6 +15,7 @@ use crate::config::{self, Config, LoadOptions};
 use crate::identity::probe::IdentityProber;
 use crate::identity::resolve::GateEnv;
 use crate::identity::roles::RolePolicy;
+use crate::identity::{static_identity, RequestIdentity};
 use crate::inflight::Inflight;
 use crate::net::{is_loopback_address, OriginPolicy};
 use crate::oauth::jwks;
@@ -50,6 +51,9 @@ pub struct Generation {
     /// The origins browsers may call from (`server.allowed_origins`, the public URLs,
     /// loopback while listening on loopback), parsed once per generation.
     pub origins: OriginPolicy,
+    /// Who requests run as with OAuth off (and on stdio): built once per generation, so
+    /// a request does not hash the static credentials into a catalog key again.
+    pub static_identity: Arc<RequestIdentity>,
 }
 
 /// What a generation's builders take from the process rather than the configuration.
@@ -113,7 +117,9 @@ impl Generation {
             ],
             is_loopback_address(&config.server.address),
         );
+        let static_identity = Arc::new(static_identity(&config));
         Ok(Self {
+            static_identity,
             config,
             ch,
             static_catalog,

@@ -261,6 +261,22 @@ mod tests {
     }
 
     #[test]
+    fn every_origin_header_is_judged() {
+        let mut h = HeaderMap::new();
+        h.append(header::ORIGIN, HeaderValue::from_static("http://localhost"));
+        let policy = OriginPolicy::new(&[], [], true);
+        assert!(matches!(
+            policy.check(origin_values(&h)),
+            OriginVerdict::Allowed(_)
+        ));
+        h.append(header::ORIGIN, HeaderValue::from_static("http://localhost"));
+        assert!(matches!(
+            policy.check(origin_values(&h)),
+            OriginVerdict::Denied(_)
+        ));
+    }
+
+    #[test]
     fn origins_are_judged_by_exact_host() {
         let loopback = OriginPolicy::new(&[], [], true);
         // (origin, allowed while listening on loopback)

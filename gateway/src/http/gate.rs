@@ -13,13 +13,12 @@ use axum::Extension;
 
 use crate::app::Generation;
 use crate::identity::resolve::identify;
-use crate::identity::static_identity;
 use crate::oauth::gate::GateRejection;
 use crate::reply::json_response;
 use crate::routing::RoutedCluster;
 use crate::telemetry::trace::{self, SpanKind};
 
-/// Puts the [`crate::identity::RequestIdentity`] into the request's extensions, or
+/// Puts the `Arc<`[`crate::identity::RequestIdentity`]`>` into the request's extensions, or
 /// answers 401/403 with the challenge.
 pub async fn gate_request(
     Extension(generation): Extension<Arc<Generation>>,
@@ -38,11 +37,11 @@ pub async fn gate_request(
         })
         .await;
         match checked {
-            Ok(i) => i,
+            Ok(i) => Arc::new(i),
             Err(g) => return gate_response(g),
         }
     } else {
-        static_identity(&generation.config)
+        generation.static_identity.clone()
     };
     req.extensions_mut().insert(identity);
     next.run(req).await

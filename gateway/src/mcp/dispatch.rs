@@ -289,8 +289,9 @@ pub(super) async fn call_method(
                     ))
                 }
             };
-            let catalog =
-                trace::child("catalog", SpanKind::Internal, catalog_for(env, creds)).await;
+            // Boxed, like the tool below: the span wrapper moves a pointer.
+            let lookup = Box::pin(catalog_for(env, creds));
+            let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;
             let (name, args) = match super::discovery::route(&catalog, name, args) {
                 super::discovery::Routed::Run(name, args) => (name, args),
                 super::discovery::Routed::Answered(out) => return call_result(era, &out),
@@ -299,7 +300,10 @@ pub(super) async fn call_method(
                 return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
             };
             let started = std::time::Instant::now();
-            let (out, facts) = trace::collect_facts(run_tool(env, creds, entry, &args)).await;
+            // The tool's future holds the ClickHouse request: built on the heap once, so
+            // the wrappers move a pointer (docs/decisions.md, "Hop cost").
+            let run = Box::pin(run_tool(env, creds, entry, &args));
+            let (out, facts) = trace::collect_facts(run).await;
             app.metrics.tool_call(&ToolCallRecord {
                 tool: &name,
                 cluster: &creds.identity().cluster,

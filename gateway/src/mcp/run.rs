@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 
 use futures::FutureExt;
 use serde_json::Value;
@@ -18,33 +19,41 @@ use crate::telemetry::Metrics;
 
 /// Answers one request: counted and timed by method, on the fleet connector or one
 /// cluster's endpoint. Tool failures are results (`isError`), never errors here.
-pub async fn answer_request(
-    app: &App,
-    generation: &Generation,
-    id: &RequestIdentity,
+///
+/// The answer's future holds every step below (dispatch, the catalog, the tool, the
+/// ClickHouse request) and is tens of kilobytes: it is built on the heap once, so the
+/// transports and their wrappers (panic guard, cancellation, the handler) move a
+/// pointer instead of copying it at each step (bench/cpu_per_call.sh, docs/decisions.md
+/// "Hop cost").
+pub fn answer_request<'a>(
+    app: &'a App,
+    generation: &'a Generation,
+    id: &'a RequestIdentity,
     era: Era,
-    method: &str,
-    params: &Option<Value>,
-) -> Result<Answer, RpcError> {
-    let method_label = method_label(method);
-    Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
-    let started = std::time::Instant::now();
-    // What the domain may borrow, lent once for the whole request.
-    let env = app.tool_env(generation);
-    let answer = if id.is_fleet() {
-        super::fleet::answer_fleet(app, &env, id, era, method, params).await
-    } else {
-        answer_cluster(app, &env, id, era, method, params).await
-    };
-    Metrics::observe(
-        &app.metrics.mcp_request_duration,
-        &[
-            ("method", method_label),
-            ("outcome", if answer.is_ok() { "ok" } else { "error" }),
-        ],
-        started.elapsed().as_secs_f64(),
-    );
-    answer
+    method: &'a str,
+    params: &'a Option<Value>,
+) -> Pin<Box<impl Future<Output = Result<Answer, RpcError>> + Send + 'a>> {
+    Box::pin(async move {
+        let method_label = method_label(method);
+        Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
+        let started = std::time::Instant::now();
+        // What the domain may borrow, lent once for the whole request.
+        let env = app.tool_env(generation);
+        let answer = if id.is_fleet() {
+            super::fleet::answer_fleet(app, &env, id, era, method, params).await
+        } else {
+            answer_cluster(app, &env, id, era, method, params).await
+        };
+        Metrics::observe(
+            &app.metrics.mcp_request_duration,
+            &[
+                ("method", method_label),
+                ("outcome", if answer.is_ok() { "ok" } else { "error" }),
+            ],
+            started.elapsed().as_secs_f64(),
+        );
+        answer
+    })
 }
 
 /// Runs the handling of one request so that a panic inside it (a bug) becomes a

@@ -67,7 +67,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
                 let (app, tx) = (app.clone(), tx.clone());
                 tokio::spawn(async move {
                     let generation = app.generation();
-                    let identity = crate::identity::static_identity(&generation.config);
+                    let identity = generation.static_identity.clone();
                     let era = if params
                         .as_ref()
                         .and_then(|p| p.get("_meta"))
