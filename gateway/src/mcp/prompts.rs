@@ -95,16 +95,7 @@ fn prompt_args(
     p: &Map<String, Value>,
     fleet: bool,
 ) -> Result<Map<String, Value>, RpcError> {
-    let args = match p.get("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(RpcError::new(
-                protocol::INVALID_PARAMS,
-                "params.arguments must be an object of strings",
-            ))
-        }
-    };
+    let args = super::dispatch::arguments_obj(p, "params.arguments must be an object of strings")?;
     let cluster: Arg = (CLUSTER_ARG, "", true);
     let declared = fleet.then_some(&cluster).into_iter().chain(d.args.iter());
     for (n, _, required) in declared.clone() {
