@@ -11,7 +11,7 @@ use crate::clickhouse::sql::quote_string;
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{fleet_clusters, CLUSTER_ARG};
-use crate::tools::listing::describe;
+use crate::tools::listing::{column_keys, describe};
 use crate::tools::resources::TABLE_TEMPLATE;
 use crate::tools::ToolContext;
 
@@ -221,12 +221,7 @@ fn column_lines(described: &Value) -> String {
         .unwrap_or(&empty)
         .iter()
         .map(|c| {
-            let keys: Vec<&str> = c["keys"]
-                .as_array()
-                .unwrap_or(&empty)
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
+            let keys = column_keys(c);
             let mut line = format!(
                 "- {} {}",
                 c["name"].as_str().unwrap_or_default(),
