@@ -28,7 +28,7 @@ pub enum Routed {
 /// `/mcp/{cluster}`'s list: the catalog itself, or its searched form.
 pub fn listed(env: &ToolEnv<'_>, catalog: Arc<Catalog>) -> Arc<Catalog> {
     if is_searched(env.config.server.tools_listing, dynamic_count(&catalog)) {
-        Arc::new(searched_catalog(&catalog, None))
+        catalog.searched_form(|c| searched_catalog(c, None))
     } else {
         catalog
     }

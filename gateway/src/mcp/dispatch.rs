@@ -76,6 +76,19 @@ pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, R
     }
 }
 
+/// `params.arguments` as an object (absent or null: empty); `wrong` is the error when
+/// it is something else.
+pub(super) fn arguments_obj(
+    p: &Map<String, Value>,
+    wrong: &'static str,
+) -> Result<Map<String, Value>, RpcError> {
+    match p.get("arguments") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(a)) => Ok(a.clone()),
+        Some(_) => Err(RpcError::new(protocol::INVALID_PARAMS, wrong)),
+    }
+}
+
 pub(super) fn required_str(p: &Map<String, Value>, key: &str) -> Result<String, RpcError> {
     match p.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
@@ -279,16 +292,7 @@ pub(super) async fn call_method(
         )),
         (_, "tools/call") => {
             let name = required_str(&p, "name")?;
-            let args = match p.get("arguments") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(a)) => a.clone(),
-                Some(_) => {
-                    return Err(RpcError::new(
-                        protocol::INVALID_PARAMS,
-                        "params.arguments must be an object",
-                    ))
-                }
-            };
+            let args = arguments_obj(&p, "params.arguments must be an object")?;
             // Boxed, like the tool below: the span wrapper moves a pointer.
             let lookup = Box::pin(catalog_for(env, creds));
             let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::dispatch::{
-    call_method, call_result, decorate, list_decoration, params_obj, required_str, single_page,
-    Answer, RpcError,
+    arguments_obj, call_method, call_result, decorate, list_decoration, params_obj, required_str,
+    single_page, Answer, RpcError,
 };
 use super::protocol::{self, Era};
 use crate::app::App;
@@ -158,16 +158,7 @@ async fn call(
 ) -> Result<Value, RpcError> {
     let p = params_obj(params)?;
     let name = required_str(&p, "name")?;
-    let mut args = match p.get("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => a.clone(),
-        Some(_) => {
-            return Err(RpcError::new(
-                protocol::INVALID_PARAMS,
-                "params.arguments must be an object",
-            ))
-        }
-    };
+    let mut args = arguments_obj(&p, "params.arguments must be an object")?;
     let clusters = fleet_clusters(&env.config.multicluster);
     let names = || {
         clusters

@@ -11,7 +11,7 @@ use crate::clickhouse::sql::quote_string;
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{fleet_clusters, CLUSTER_ARG};
-use crate::tools::listing::describe;
+use crate::tools::listing::{column_keys, describe};
 use crate::tools::resources::TABLE_TEMPLATE;
 use crate::tools::ToolContext;
 
@@ -95,16 +95,7 @@ fn prompt_args(
     p: &Map<String, Value>,
     fleet: bool,
 ) -> Result<Map<String, Value>, RpcError> {
-    let args = match p.get("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(RpcError::new(
-                protocol::INVALID_PARAMS,
-                "params.arguments must be an object of strings",
-            ))
-        }
-    };
+    let args = super::dispatch::arguments_obj(p, "params.arguments must be an object of strings")?;
     let cluster: Arg = (CLUSTER_ARG, "", true);
     let declared = fleet.then_some(&cluster).into_iter().chain(d.args.iter());
     for (n, _, required) in declared.clone() {
@@ -230,12 +221,7 @@ fn column_lines(described: &Value) -> String {
         .unwrap_or(&empty)
         .iter()
         .map(|c| {
-            let keys: Vec<&str> = c["keys"]
-                .as_array()
-                .unwrap_or(&empty)
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
+            let keys = column_keys(c);
             let mut line = format!(
                 "- {} {}",
                 c["name"].as_str().unwrap_or_default(),

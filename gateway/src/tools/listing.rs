@@ -229,6 +229,14 @@ pub(super) async fn describe_table(
     })
 }
 
+/// A described column's `keys` (the `is_in_*_key` flags it is in), as named.
+pub(crate) fn column_keys(c: &Value) -> Vec<&str> {
+    c["keys"]
+        .as_array()
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// `describe_table`'s compact text: one CSV line per column (name, type, keys, default,
 /// comment) under a header line; the JSON stays in `structuredContent`.
 fn describe_text(v: &Value) -> String {
@@ -241,12 +249,7 @@ fn describe_text(v: &Value) -> String {
         columns.len()
     );
     for c in columns {
-        let keys: Vec<&str> = c["keys"]
-            .as_array()
-            .unwrap_or(&empty)
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let keys = column_keys(c);
         let default = match (c["default_kind"].as_str(), c["default_expression"].as_str()) {
             (Some(k), Some(e)) => json!(format!("{k} {e}")),
             (Some(k), None) => json!(k),

@@ -21,6 +21,7 @@ pub mod search;
 pub mod system_columns;
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::Tool;
 
@@ -69,6 +70,11 @@ pub struct Catalog {
     /// The `tools/list` payload, serialized once (a JSON array): catalogs are listed
     /// far more often than they are built.
     listed_json: String,
+    /// How many entries were made from ClickHouse objects (`search::is_dynamic`).
+    dynamic: usize,
+    /// The searched form of this catalog (`mcp::discovery::listed`), built at the
+    /// first `tools/list` that needs it rather than at every one.
+    searched: OnceLock<Arc<Catalog>>,
 }
 
 impl Catalog {
@@ -81,11 +87,22 @@ impl Catalog {
         let listed_json =
             serde_json::to_string(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
                 .unwrap_or_else(|_| "[]".into());
+        let dynamic = entries.iter().filter(|e| search::is_dynamic(e)).count();
         Self {
             entries,
             index,
             listed_json,
+            dynamic,
+            searched: OnceLock::new(),
         }
+    }
+    /// How many entries were made from ClickHouse objects.
+    pub fn dynamic_count(&self) -> usize {
+        self.dynamic
+    }
+    /// This catalog's searched form, `build` run once per catalog.
+    pub fn searched_form(&self, build: impl FnOnce(&Catalog) -> Catalog) -> Arc<Catalog> {
+        self.searched.get_or_init(|| Arc::new(build(self))).clone()
     }
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.index.get(name).and_then(|i| self.entries.get(*i))

@@ -42,7 +42,7 @@ pub fn is_dynamic(e: &Entry) -> bool {
 
 /// How many dynamic tools a catalog holds.
 pub fn dynamic_count(c: &Catalog) -> usize {
-    c.entries().iter().filter(|e| is_dynamic(e)).count()
+    c.dynamic_count()
 }
 
 /// The `search_tools` tool; on the fleet connector it takes an optional `cluster`.
