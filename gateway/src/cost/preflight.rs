@@ -1,5 +1,5 @@
 //! What each endpoint's server can do for a pre-flight: whether it has `EXPLAIN
-//! ESTIMATE` (20.x and later; 18.16 does not parse it). Learned by the gateway's own
+//! ESTIMATE` (21.x and later; 18.16 does not parse it). Learned by the gateway's own
 //! probe (`EXPLAIN ESTIMATE SELECT 1`), never from a caller's query, and kept per
 //! endpoint: it depends on the server version only.
 
