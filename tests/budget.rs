@@ -71,6 +71,17 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
         read > 0 && read <= BUDGET_ROWS,
         "the call's rows read are attributed: {read}"
     );
+    // A caller's 'statistics' string in the totals comes before the server's own
+    // statistics object: the read is still attributed.
+    let r = m
+        .query("SELECT user_id % 2 AS k, any('statistics') AS s FROM budget.events WHERE user_id < 5000 GROUP BY k WITH TOTALS")
+        .await;
+    assert_ne!(r["isError"], json!(true), "{r}");
+    let after = Metrics::scrape(&gw.base()).await.count(
+        "chmcp_clickhouse_read_rows_total",
+        &[("cluster", "default")],
+    );
+    assert!(after > read, "totals with 'statistics': {read} -> {after}");
 
     // Beyond it: a filter off the key must read every row; ClickHouse stops it.
     let r = m
