@@ -71,6 +71,17 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
         read > 0 && read <= BUDGET_ROWS,
         "the call's rows read are attributed: {read}"
     );
+    // A caller's 'statistics' string in the totals comes before the server's own
+    // statistics object: the read is still attributed.
+    let r = m
+        .query("SELECT user_id % 2 AS k, any('statistics') AS s FROM budget.events WHERE user_id < 5000 GROUP BY k WITH TOTALS")
+        .await;
+    assert_ne!(r["isError"], json!(true), "{r}");
+    let after = Metrics::scrape(&gw.base()).await.count(
+        "chmcp_clickhouse_read_rows_total",
+        &[("cluster", "default")],
+    );
+    assert!(after > read, "totals with 'statistics': {read} -> {after}");
 
     // Beyond it: a filter off the key must read every row; ClickHouse stops it.
     let r = m
@@ -113,6 +124,22 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
         )
         .await;
     assert_eq!(structured(&r)["estimate"]["available"], json!(false), "{r}");
+    // Asking first passes the same guards as running: a write, an outside table
+    // function and a reserved setting are refused, never wrapped in EXPLAIN.
+    for sql in [
+        "INSERT INTO budget.events SELECT * FROM budget.events",
+        "SELECT * FROM url('http://127.0.0.1:1/x', CSV, 'a String')",
+        "SELECT count() FROM budget.events SETTINGS max_rows_to_read = 0",
+    ] {
+        let r = m
+            .call("execute_query", json!({"query": sql, "estimate": true}))
+            .await;
+        assert_eq!(r["isError"], json!(true), "{sql}: {r}");
+    }
+    assert_eq!(
+        ch.query("SELECT count() FROM budget.events").trim(),
+        TABLE_ROWS.to_string()
+    );
 }
 
 /// The chdb double's data: 200 000 rows in one MergeTree part.

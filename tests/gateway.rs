@@ -290,6 +290,22 @@ async fn read_only_hides_write_query_and_insert_tools_and_a_view_rule_adds_a_too
         "{}",
         text_of(&r)
     );
+    // call_tool reaches only what this catalog holds: the hidden write tools stay out.
+    let before = ch.query("SELECT count() FROM analytics.events");
+    for (name, args) in [
+        (
+            "write_query",
+            json!({"query": "INSERT INTO analytics.events VALUES (1, 'x', 1, today())"}),
+        ),
+        ("add_analytics_events", json!({"rows": [{"id": 1}]})),
+    ] {
+        let r = mcp
+            .call("call_tool", json!({"name": name, "arguments": args}))
+            .await;
+        assert_eq!(r["isError"], json!(true), "{name}: {r}");
+        assert!(text_of(&r).contains("there is no tool"), "{}", text_of(&r));
+    }
+    assert_eq!(ch.query("SELECT count() FROM analytics.events"), before);
 }
 
 #[tokio::test]

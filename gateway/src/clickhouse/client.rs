@@ -833,8 +833,9 @@ fn record_read(read: Option<stats::ReadStats>) {
     trace::set("db.clickhouse.read_rows", read.rows);
     trace::set("db.clickhouse.read_bytes", read.bytes);
     trace::note(|f| {
-        f.read_rows = Some(f.read_rows.unwrap_or(0) + read.rows);
-        f.read_bytes = Some(f.read_bytes.unwrap_or(0) + read.bytes);
+        // Saturating: the counts are the server's (a header or the trailer).
+        f.read_rows = Some(f.read_rows.unwrap_or(0).saturating_add(read.rows));
+        f.read_bytes = Some(f.read_bytes.unwrap_or(0).saturating_add(read.bytes));
     });
 }
 
@@ -913,6 +914,23 @@ impl reqwest::dns::Resolve for ConnectResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn read_counts_from_the_server_add_up_saturating() {
+        let huge = stats::ReadStats {
+            rows: u64::MAX,
+            bytes: u64::MAX,
+        };
+        let ((), facts) = trace::collect_facts(async {
+            record_read(Some(huge));
+            record_read(Some(huge));
+        })
+        .await;
+        assert_eq!(
+            (facts.read_rows, facts.read_bytes),
+            (Some(u64::MAX), Some(u64::MAX))
+        );
+    }
 
     #[test]
     fn a_span_status_quotes_no_literal_unless_sql_may_be_recorded() {

@@ -11,10 +11,12 @@ pub struct ReadStats {
     pub bytes: u64,
 }
 
-/// `"rows_read": N` and `"bytes_read": N` in the text after the rows.
+/// `"rows_read": N` and `"bytes_read": N` in the text after the rows. The statistics
+/// object is the document's last: `totals` and `extremes` before it carry the caller's
+/// values, and a string value `'statistics'` prints as the key does.
 pub fn from_trailer(text: &[u8]) -> Option<ReadStats> {
     let text = std::str::from_utf8(text).ok()?;
-    let stats = text.split("\"statistics\"").nth(1)?;
+    let (_, stats) = text.rsplit_once("\"statistics\"")?;
     Some(ReadStats {
         rows: number_after(stats, "\"rows_read\"")?,
         bytes: number_after(stats, "\"bytes_read\"")?,
@@ -60,6 +62,10 @@ mod tests {
             })
         );
         assert_eq!(from_trailer(b"\"rows\": 1}"), None);
+        // `SELECT 1 AS k, any('statistics') ... WITH TOTALS`: the caller's string comes
+        // first; the server's statistics still count.
+        let totals = b"\n\t],\n\t\"totals\": [0, \"statistics\"],\n\t\"rows\": 1,\n\t\"statistics\":\n\t{\n\t\t\"elapsed\": 0.001,\n\t\t\"rows_read\": 7,\n\t\t\"bytes_read\": 56\n\t}\n}\n";
+        assert_eq!(from_trailer(totals), Some(ReadStats { rows: 7, bytes: 56 }));
         assert_eq!(
             from_summary(r#"{"read_rows": "12", "read_bytes": "408", "written_rows": "0"}"#),
             Some(ReadStats {

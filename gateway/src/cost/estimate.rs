@@ -54,8 +54,9 @@ impl Estimate {
         }
     }
 
+    /// Saturating: the counts are the server's, and a wrapped sum would read as small.
     pub fn rows(&self) -> u64 {
-        self.tables.iter().map(|t| t.rows).sum()
+        self.tables.iter().fold(0, |n, t| n.saturating_add(t.rows))
     }
 
     /// Whether the estimate alone says the query reads past the row budget.
@@ -133,6 +134,16 @@ mod tests {
             ],
         ]);
         assert_eq!(e.rows(), 205_000);
+        let huge = || {
+            vec![
+                json!("d"),
+                json!("t"),
+                json!(1),
+                json!(u64::MAX.to_string()),
+                json!(1),
+            ]
+        };
+        assert_eq!(Estimate::from_rows(&[huge(), huge()]).rows(), u64::MAX);
         assert_eq!(
             e.describe(),
             "default.events: 200k rows, 1 part, 24 marks; shop.users: 5k rows, 3 parts, 2 marks"
