@@ -20,15 +20,7 @@ source bench/lib.sh
 OUT="$ROOT/bench/results/latest.md"
 BEFORE="$ROOT/bench/results/context-before.tsv"
 
-WORK=$(mktemp -d /tmp/chmcp-context.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir context
 
 scripts/deps.sh clickhouse >/dev/null
 TOK_DIR=$(scripts/deps.sh tokenizer)

@@ -19,15 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 source bench/lib.sh
 
-WORK=$(mktemp -d /tmp/chmcp-fleetbench.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir fleetbench
 
 ROWS=${1:-$WORK/rows.tsv}
 MD="$WORK/rows.md"

@@ -144,6 +144,20 @@ gw_up() {
 # rss_kb PID: resident set size in kB from /proc (VmRSS).
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+# svc_workdir NAME: WORK, a fresh /tmp/chmcp-NAME.XXXXXX, and the EXIT trap (svc_exit)
+# that stops the services and removes WORK, keeping it with KEEP_WORK=1 or on failure.
+svc_workdir() {
+  WORK=$(mktemp -d "/tmp/chmcp-$1.XXXXXX")
+  trap svc_exit EXIT
+  trap 'exit 130' INT TERM
+}
+svc_exit() {
+  local rc=$?
+  set +e
+  svc_cleanup
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
 # svc_cleanup: stop every process this script started (by PID, never by name).
 svc_cleanup() {
   local pid

@@ -16,19 +16,7 @@ ROOT=$(pwd)
 source bench/lib.sh
 HERE="$ROOT/e2e/interop"
 
-WORK=$(mktemp -d /tmp/chmcp-fleet.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-    echo "logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir fleet
 
 scripts/deps.sh clickhouse
 NODE_BIN=$(node22_bin)
