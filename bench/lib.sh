@@ -54,6 +54,20 @@ XML
 XML
 }
 
+# ch_add_user NAME PASSWORD [DATABASES_XML]: a loopback user (default profile and quota)
+# on the server of ch_write_config, limited to allow_databases when DATABASES_XML is given.
+ch_add_user() {
+  python3 - "$CH_DIR/users.xml" "$1" "$2" "${3:-}" <<'PY'
+import sys
+path, name, password, dbs = sys.argv[1:5]
+xml = open(path).read()
+allow = f"<allow_databases>{dbs}</allow_databases>" if dbs else ""
+user = (f"<{name}><password>{password}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile>"
+        f"<quota>default</quota>{allow}</{name}>")
+open(path, "w").write(xml.replace("</users>", user + "</users>"))
+PY
+}
+
 ch_query() { curl -sS --fail-with-body "http://127.0.0.1:$CH_PORT/" --data-binary "$1"; }
 
 # ch_up: start the server configured by ch_write_config (again, after ch_down) and wait.

@@ -37,14 +37,7 @@ for name in east west; do
   ch_write_config "$WORK/ch-$name"
   dbs="<database>analytics</database>"
   [ "$name" = west ] && dbs="$dbs<database>hidden</database>"
-  python3 - "$CH_DIR/users.xml" "$TOKEN" "$dbs" <<'PY'
-import sys
-path, token, dbs = sys.argv[1:4]
-xml = open(path).read()
-user = (f"<ctx1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile>"
-        f"<quota>default</quota><allow_databases>{dbs}</allow_databases></ctx1>")
-open(path, "w").write(xml.replace("</users>", user + "</users>"))
-PY
+  ch_add_user ctx1 "$TOKEN" "$dbs"
   ch_up
   ch_query "CREATE DATABASE analytics" >/dev/null
   ch_query "CREATE DATABASE hidden" >/dev/null

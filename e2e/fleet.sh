@@ -34,13 +34,7 @@ TOKEN=$(cat "$WORK/token")
 PAIRS=()
 for name in east west; do
   ch_write_config "$WORK/ch-$name"
-  python3 - "$CH_DIR/users.xml" "$TOKEN" <<'PY'
-import sys
-path, token = sys.argv[1], sys.argv[2]
-xml = open(path).read()
-user = f"<fleet1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></fleet1>"
-open(path, "w").write(xml.replace("</users>", user + "</users>"))
-PY
+  ch_add_user fleet1 "$TOKEN"
   ch_up
   ch_query "CREATE DATABASE IF NOT EXISTS analytics" >/dev/null
   ch_query "CREATE VIEW analytics.whoami AS SELECT '$name' AS cluster" >/dev/null
