@@ -103,6 +103,23 @@ ch_seed() {
   ch_query "INSERT INTO analytics.events SELECT number, toDateTime('2026-01-01 00:00:00') + number * 37, concat('user', toString(number % 50)), ['click', 'view', 'buy'][number % 3 + 1], round((number % 1000) / 7, 2) FROM system.numbers LIMIT $rows" >/dev/null
 }
 
+# chdb_up DIR INIT_SQL [TRIES of 0.1 s]: the modern-ClickHouse DOUBLE
+# (tests/support/chdb_server.py, PyPI chdb; read its header) on a free port (CHDB_PORT),
+# its data and log under DIR, INIT_SQL run before it listens; waits until /ping answers.
+chdb_up() {
+  local dir=$1 init=$2 tries=${3:-300} py
+  py=$("$LIB_ROOT/scripts/deps.sh" chdb)
+  CHDB_PORT=$(free_port)
+  mkdir -p "$dir"
+  "$py" "$LIB_ROOT/tests/support/chdb_server.py" "$CHDB_PORT" --path "$dir/data" --init "$init" >"$dir/double.log" 2>&1 &
+  SVC_PIDS+=("$!")
+  if ! wait_http "http://127.0.0.1:$CHDB_PORT/ping" "$tries"; then
+    log "the chdb double did not start; see $dir/double.log"
+    tail -n 20 "$dir/double.log" >&2 || true
+    return 1
+  fi
+}
+
 # --- the gateway ---------------------------------------------------------------------
 # gw_binary debug|release: path of the binary, built if missing (cargo serializes builds).
 gw_binary() {

@@ -69,20 +69,16 @@ done
 # comments): the modern-ClickHouse DOUBLE (tests/support/chdb_server.py, ClickHouse 26
 # in-process via chdb, no users or grants) stands for one, behind a single-cluster
 # gateway with static credentials. A real modern server would also apply grants.
-CHDB_PY=$(scripts/deps.sh chdb)
 cat >"$WORK/modern.sql" <<'SQL'
 CREATE TABLE default.shipments (id UInt64, carrier String) ENGINE = MergeTree ORDER BY id;
 INSERT INTO default.shipments VALUES (1, 'acme'), (2, 'zenith');
 CREATE VIEW default.carrier_counts AS SELECT carrier, count() AS n FROM default.shipments GROUP BY carrier ORDER BY carrier COMMENT 'Parcels handed to each courier';
 SQL
-MODERN_PORT=$(free_port)
-"$CHDB_PY" "$ROOT/tests/support/chdb_server.py" "$MODERN_PORT" --init "$WORK/modern.sql" >"$WORK/modern.log" 2>&1 &
-SVC_PIDS+=("$!")
-for _ in $(seq 300); do grep -q '^ready ' "$WORK/modern.log" 2>/dev/null && break; sleep 0.1; done
+chdb_up "$WORK/modern" "$WORK/modern.sql"
 cat >"$WORK/modern.yaml" <<YAML
 clickhouse:
   host: 127.0.0.1
-  port: $MODERN_PORT
+  port: $CHDB_PORT
   database: default
 server:
   address: 127.0.0.1
