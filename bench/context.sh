@@ -51,24 +51,9 @@ PY
 )
 ch_query "CREATE TABLE analytics.wide ($COLS) ENGINE = MergeTree() ORDER BY c00_uint64" >/dev/null
 
-gw_single() { # NAME VIEW_DB [extra server YAML lines]
-  local name=$1 db=$2
-  shift 2
-  cat >"$WORK/$name.yaml" <<YAML
-clickhouse:
-  host: 127.0.0.1
-  port: $CH_PORT
-  database: analytics
-server:
-  address: 127.0.0.1
-  port: 8080
-  tools:
-    - {type: read, view_regexp: '$db\\..*'}
-$(printf '  %s\n' "$@")
-logging:
-  level: warn
-YAML
-  gw_up "$BIN" "$WORK/$name.yaml" "$WORK/$name.log"
+gw_single() { # NAME VIEW_DB
+  gw_write_config "$WORK/$1.yaml" "tools:" "  - {type: read, view_regexp: '$2\\..*'}"
+  gw_up "$BIN" "$WORK/$1.yaml" "$WORK/$1.log"
 }
 HDRS='{"MCP-Protocol-Version": "2025-06-18"}'
 SPEC="$WORK/spec.json"

@@ -138,7 +138,9 @@ gw_binary() {
 # gw_write_config FILE [extra YAML lines appended under `server:`]
 gw_write_config() {
   local file=$1
-  cat > "$file" <<YAML
+  shift
+  {
+    cat <<YAML
 clickhouse:
   host: 127.0.0.1
   port: $CH_PORT
@@ -146,9 +148,10 @@ clickhouse:
 server:
   address: 127.0.0.1
   port: 8080
-logging:
-  level: warn
 YAML
+    if [ $# -gt 0 ]; then printf '  %s\n' "$@"; fi
+    printf 'logging:\n  level: warn\n'
+  } > "$file"
 }
 
 # gw_up BIN CONFIG LOG: start the gateway on a free port (GW_PORT, GW_PID, GW_URL) and
