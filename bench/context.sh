@@ -75,10 +75,7 @@ spec "execute_query, 500 rows × 5 columns (text)" "$GW_URL" text "$(call execut
 spec "execute_query, 500 rows × 5 columns (structuredContent)" "$GW_URL" structured "$(call execute_query "{\"query\":\"$RESULT_SQL\"}")"
 
 # --- the fleet endpoint: N clusters, all the same double with 10 views ------------------
-DOUBLE_PORT=$(free_port)
-python3 "$ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" --views 10 >"$WORK/double.log" 2>&1 &
-SVC_PIDS+=("$!")
-wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100 || { log "the double did not start"; cat "$WORK/double.log" >&2; exit 1; }
+double_up "$WORK/double.log" --views 10
 TOKEN=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import mc_load; print(mc_load.token(0, "context"))' "$ROOT/bench")
 for n in 1 5 20; do
   pairs=()

@@ -120,6 +120,23 @@ chdb_up() {
   fi
 }
 
+# double_up LOG [ARGS...]: bench/modern_clickhouse_double.py (an HTTP double of a modern
+# ClickHouse; read its header) on a free port (DOUBLE_PORT, DOUBLE_PID) with ARGS, its
+# output in LOG; waits until /ping answers.
+double_up() {
+  local logfile=$1
+  shift
+  DOUBLE_PORT=$(free_port)
+  python3 "$LIB_ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" "$@" >"$logfile" 2>&1 &
+  DOUBLE_PID=$!
+  SVC_PIDS+=("$DOUBLE_PID")
+  if ! wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100; then
+    log "the double did not start; see $logfile"
+    cat "$logfile" >&2
+    return 1
+  fi
+}
+
 # --- the gateway ---------------------------------------------------------------------
 # gw_binary debug|release: path of the binary, built if missing (cargo serializes builds).
 gw_binary() {
