@@ -20,7 +20,6 @@ trap 'exit 130' INT TERM
 
 scripts/deps.sh clickhouse chdb >/dev/null
 BIN=$(gw_binary release)
-DOUBLE_PY="$DEPS_CACHE_DIR/venv/bin/python"
 SCAN="SELECT count() FROM scan.big WHERE v % 7 = 3"
 
 # call URL SQL: one execute_query; prints seconds, isError and the first text block.
@@ -57,14 +56,11 @@ gateway_for "$CH_PORT" "$BUDGET" budget; call "$GW_URL" "$SCAN" >"$WORK/ch-budge
 ch_down
 
 log "chdb double: $N rows into events"
-DOUBLE_PORT=$(free_port)
 printf 'CREATE DATABASE scan;\nCREATE TABLE scan.big (id UInt64, v UInt64) ENGINE = MergeTree ORDER BY id;\nINSERT INTO scan.big SELECT number, intHash64(number) FROM numbers(%s);\n' "$N" >"$WORK/init.sql"
-"$DOUBLE_PY" "$ROOT/tests/support/chdb_server.py" "$DOUBLE_PORT" --path "$WORK/chdb" --init "$WORK/init.sql" >"$WORK/double.log" 2>&1 &
-SVC_PIDS+=("$!")
-wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 3000 || { log "the chdb double did not start"; cat "$WORK/double.log" >&2; exit 1; }
-gateway_for "$DOUBLE_PORT" 0 dopen; call "$GW_URL" "$SCAN" >"$WORK/d-open.json"
-ran_scans() { curl -s "http://127.0.0.1:$DOUBLE_PORT/double/log" | python3 -c 'import json,sys; s=sys.argv[1]; print(sum(1 for e in json.load(sys.stdin) if e["query"] == s and e["ran"]))' "$SCAN"; }
-gateway_for "$DOUBLE_PORT" "$BUDGET" dbudget
+chdb_up "$WORK/chdb" "$WORK/init.sql" 3000
+gateway_for "$CHDB_PORT" 0 dopen; call "$GW_URL" "$SCAN" >"$WORK/d-open.json"
+ran_scans() { curl -s "http://127.0.0.1:$CHDB_PORT/double/log" | python3 -c 'import json,sys; s=sys.argv[1]; print(sum(1 for e in json.load(sys.stdin) if e["query"] == s and e["ran"]))' "$SCAN"; }
+gateway_for "$CHDB_PORT" "$BUDGET" dbudget
 BEFORE=$(ran_scans)
 call "$GW_URL" "$SCAN" >"$WORK/d-budget.json"
 RAN=$(( $(ran_scans) - BEFORE ))

@@ -20,15 +20,7 @@ source bench/lib.sh
 OUT="$ROOT/bench/results/latest.md"
 BEFORE="$ROOT/bench/results/context-before.tsv"
 
-WORK=$(mktemp -d /tmp/chmcp-context.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir context
 
 scripts/deps.sh clickhouse >/dev/null
 TOK_DIR=$(scripts/deps.sh tokenizer)
@@ -59,24 +51,9 @@ PY
 )
 ch_query "CREATE TABLE analytics.wide ($COLS) ENGINE = MergeTree() ORDER BY c00_uint64" >/dev/null
 
-gw_single() { # NAME VIEW_DB [extra server YAML lines]
-  local name=$1 db=$2
-  shift 2
-  cat >"$WORK/$name.yaml" <<YAML
-clickhouse:
-  host: 127.0.0.1
-  port: $CH_PORT
-  database: analytics
-server:
-  address: 127.0.0.1
-  port: 8080
-  tools:
-    - {type: read, view_regexp: '$db\\..*'}
-$(printf '  %s\n' "$@")
-logging:
-  level: warn
-YAML
-  gw_up "$BIN" "$WORK/$name.yaml" "$WORK/$name.log"
+gw_single() { # NAME VIEW_DB
+  gw_write_config "$WORK/$1.yaml" "tools:" "  - {type: read, view_regexp: '$2\\..*'}"
+  gw_up "$BIN" "$WORK/$1.yaml" "$WORK/$1.log"
 }
 HDRS='{"MCP-Protocol-Version": "2025-06-18"}'
 SPEC="$WORK/spec.json"
@@ -98,10 +75,7 @@ spec "execute_query, 500 rows × 5 columns (text)" "$GW_URL" text "$(call execut
 spec "execute_query, 500 rows × 5 columns (structuredContent)" "$GW_URL" structured "$(call execute_query "{\"query\":\"$RESULT_SQL\"}")"
 
 # --- the fleet endpoint: N clusters, all the same double with 10 views ------------------
-DOUBLE_PORT=$(free_port)
-python3 "$ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" --views 10 >"$WORK/double.log" 2>&1 &
-SVC_PIDS+=("$!")
-wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100 || { log "the double did not start"; cat "$WORK/double.log" >&2; exit 1; }
+double_up "$WORK/double.log" --views 10
 TOKEN=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import mc_load; print(mc_load.token(0, "context"))' "$ROOT/bench")
 for n in 1 5 20; do
   pairs=()

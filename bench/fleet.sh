@@ -19,15 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 source bench/lib.sh
 
-WORK=$(mktemp -d /tmp/chmcp-fleetbench.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir fleetbench
 
 ROWS=${1:-$WORK/rows.tsv}
 MD="$WORK/rows.md"
@@ -51,14 +43,11 @@ j() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.ar
 
 DOUBLES=() # "port" per running double, in start order
 doubles_up() { # N [--distinct]: N fresh doubles (the older ones stopped); ports in DOUBLES
-  local n=$1 p i; shift
+  local n=$1 i; shift
   doubles_down
   for i in $(seq "$n"); do
-    p=$(free_port)
-    $PY "$ROOT/bench/modern_clickhouse_double.py" "$p" --views 16 --delay-ms "$DELAY_MS" "$@" >"$WORK/double-$p.log" 2>&1 &
-    SVC_PIDS+=("$!"); DPIDS+=("$!")
-    wait_http "http://127.0.0.1:$p/ping" 100 || { log "double did not start"; exit 1; }
-    DOUBLES+=("$p")
+    double_up "$(mktemp "$WORK/double-XXXXXX.log")" --views 16 --delay-ms "$DELAY_MS" "$@" || exit 1
+    DPIDS+=("$DOUBLE_PID"); DOUBLES+=("$DOUBLE_PORT")
   done
 }
 DPIDS=()

@@ -54,6 +54,20 @@ XML
 XML
 }
 
+# ch_add_user NAME PASSWORD [DATABASES_XML]: a loopback user (default profile and quota)
+# on the server of ch_write_config, limited to allow_databases when DATABASES_XML is given.
+ch_add_user() {
+  python3 - "$CH_DIR/users.xml" "$1" "$2" "${3:-}" <<'PY'
+import sys
+path, name, password, dbs = sys.argv[1:5]
+xml = open(path).read()
+allow = f"<allow_databases>{dbs}</allow_databases>" if dbs else ""
+user = (f"<{name}><password>{password}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile>"
+        f"<quota>default</quota>{allow}</{name}>")
+open(path, "w").write(xml.replace("</users>", user + "</users>"))
+PY
+}
+
 ch_query() { curl -sS --fail-with-body "http://127.0.0.1:$CH_PORT/" --data-binary "$1"; }
 
 # ch_up: start the server configured by ch_write_config (again, after ch_down) and wait.
@@ -89,6 +103,40 @@ ch_seed() {
   ch_query "INSERT INTO analytics.events SELECT number, toDateTime('2026-01-01 00:00:00') + number * 37, concat('user', toString(number % 50)), ['click', 'view', 'buy'][number % 3 + 1], round((number % 1000) / 7, 2) FROM system.numbers LIMIT $rows" >/dev/null
 }
 
+# chdb_up DIR INIT_SQL [TRIES of 0.1 s]: the modern-ClickHouse DOUBLE
+# (tests/support/chdb_server.py, PyPI chdb; read its header) on a free port (CHDB_PORT),
+# its data and log under DIR, INIT_SQL run before it listens; waits until /ping answers.
+chdb_up() {
+  local dir=$1 init=$2 tries=${3:-300} py
+  py=$("$LIB_ROOT/scripts/deps.sh" chdb)
+  CHDB_PORT=$(free_port)
+  mkdir -p "$dir"
+  "$py" "$LIB_ROOT/tests/support/chdb_server.py" "$CHDB_PORT" --path "$dir/data" --init "$init" >"$dir/double.log" 2>&1 &
+  SVC_PIDS+=("$!")
+  if ! wait_http "http://127.0.0.1:$CHDB_PORT/ping" "$tries"; then
+    log "the chdb double did not start; see $dir/double.log"
+    tail -n 20 "$dir/double.log" >&2 || true
+    return 1
+  fi
+}
+
+# double_up LOG [ARGS...]: bench/modern_clickhouse_double.py (an HTTP double of a modern
+# ClickHouse; read its header) on a free port (DOUBLE_PORT, DOUBLE_PID) with ARGS, its
+# output in LOG; waits until /ping answers.
+double_up() {
+  local logfile=$1
+  shift
+  DOUBLE_PORT=$(free_port)
+  python3 "$LIB_ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" "$@" >"$logfile" 2>&1 &
+  DOUBLE_PID=$!
+  SVC_PIDS+=("$DOUBLE_PID")
+  if ! wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100; then
+    log "the double did not start; see $logfile"
+    cat "$logfile" >&2
+    return 1
+  fi
+}
+
 # --- the gateway ---------------------------------------------------------------------
 # gw_binary debug|release: path of the binary, built if missing (cargo serializes builds).
 gw_binary() {
@@ -107,7 +155,9 @@ gw_binary() {
 # gw_write_config FILE [extra YAML lines appended under `server:`]
 gw_write_config() {
   local file=$1
-  cat > "$file" <<YAML
+  shift
+  {
+    cat <<YAML
 clickhouse:
   host: 127.0.0.1
   port: $CH_PORT
@@ -115,9 +165,10 @@ clickhouse:
 server:
   address: 127.0.0.1
   port: 8080
-logging:
-  level: warn
 YAML
+    if [ $# -gt 0 ]; then printf '  %s\n' "$@"; fi
+    printf 'logging:\n  level: warn\n'
+  } > "$file"
 }
 
 # gw_up BIN CONFIG LOG: start the gateway on a free port (GW_PORT, GW_PID, GW_URL) and
@@ -143,6 +194,20 @@ gw_up() {
 
 # rss_kb PID: resident set size in kB from /proc (VmRSS).
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# svc_workdir NAME: WORK, a fresh /tmp/chmcp-NAME.XXXXXX, and the EXIT trap (svc_exit)
+# that stops the services and removes WORK, keeping it with KEEP_WORK=1 or on failure.
+svc_workdir() {
+  WORK=$(mktemp -d "/tmp/chmcp-$1.XXXXXX")
+  trap svc_exit EXIT
+  trap 'exit 130' INT TERM
+}
+svc_exit() {
+  local rc=$?
+  set +e
+  svc_cleanup
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
 
 # svc_cleanup: stop every process this script started (by PID, never by name).
 svc_cleanup() {

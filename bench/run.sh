@@ -236,14 +236,8 @@ CATALOGS=${BENCH_CATALOGS:-100000}
 DOUBLE_DELAY_MS=${BENCH_DOUBLE_DELAY_MS:-5}
 MC_CONNS=${BENCH_MC_CONNS:-16}
 DOUBLE_VIEWS=16 # one dynamic tool each, besides the static tools
-double_up() { # NAME: a double on a free port; sets DOUBLE_PORT
-  DOUBLE_PORT=$(free_port)
-  python3 "$ROOT/bench/modern_clickhouse_double.py" "$DOUBLE_PORT" --views "$DOUBLE_VIEWS" >"$WORK/double-$1.log" 2>&1 &
-  SVC_PIDS+=("$!")
-  wait_http "http://127.0.0.1:$DOUBLE_PORT/ping" 100 || { log "the double $1 did not start"; cat "$WORK/double-$1.log" >&2; exit 1; }
-}
-double_up a; DOUBLE_A=$DOUBLE_PORT
-double_up b; DOUBLE_B=$DOUBLE_PORT
+double_up "$WORK/double-a.log" --views "$DOUBLE_VIEWS"; DOUBLE_A=$DOUBLE_PORT
+double_up "$WORK/double-b.log" --views "$DOUBLE_VIEWS"; DOUBLE_B=$DOUBLE_PORT
 {
   mc_gateway_yaml "a=$DOUBLE_A" "b=$DOUBLE_B"
   printf '  catalog_cache_max: %s\n  catalog_ttl_fallback: 2h\nlogging:\n  level: error\n' \

@@ -19,15 +19,7 @@ ROOT=$(pwd)
 source bench/lib.sh
 HERE="$ROOT/e2e/interop"
 
-WORK=$(mktemp -d /tmp/chmcp-context-e2e.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir context-e2e
 
 scripts/deps.sh clickhouse
 NODE_BIN=$(node22_bin)
@@ -45,14 +37,7 @@ for name in east west; do
   ch_write_config "$WORK/ch-$name"
   dbs="<database>analytics</database>"
   [ "$name" = west ] && dbs="$dbs<database>hidden</database>"
-  python3 - "$CH_DIR/users.xml" "$TOKEN" "$dbs" <<'PY'
-import sys
-path, token, dbs = sys.argv[1:4]
-xml = open(path).read()
-user = (f"<ctx1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile>"
-        f"<quota>default</quota><allow_databases>{dbs}</allow_databases></ctx1>")
-open(path, "w").write(xml.replace("</users>", user + "</users>"))
-PY
+  ch_add_user ctx1 "$TOKEN" "$dbs"
   ch_up
   ch_query "CREATE DATABASE analytics" >/dev/null
   ch_query "CREATE DATABASE hidden" >/dev/null
@@ -84,20 +69,16 @@ done
 # comments): the modern-ClickHouse DOUBLE (tests/support/chdb_server.py, ClickHouse 26
 # in-process via chdb, no users or grants) stands for one, behind a single-cluster
 # gateway with static credentials. A real modern server would also apply grants.
-CHDB_PY=$(scripts/deps.sh chdb)
 cat >"$WORK/modern.sql" <<'SQL'
 CREATE TABLE default.shipments (id UInt64, carrier String) ENGINE = MergeTree ORDER BY id;
 INSERT INTO default.shipments VALUES (1, 'acme'), (2, 'zenith');
 CREATE VIEW default.carrier_counts AS SELECT carrier, count() AS n FROM default.shipments GROUP BY carrier ORDER BY carrier COMMENT 'Parcels handed to each courier';
 SQL
-MODERN_PORT=$(free_port)
-"$CHDB_PY" "$ROOT/tests/support/chdb_server.py" "$MODERN_PORT" --init "$WORK/modern.sql" >"$WORK/modern.log" 2>&1 &
-SVC_PIDS+=("$!")
-for _ in $(seq 300); do grep -q '^ready ' "$WORK/modern.log" 2>/dev/null && break; sleep 0.1; done
+chdb_up "$WORK/modern" "$WORK/modern.sql"
 cat >"$WORK/modern.yaml" <<YAML
 clickhouse:
   host: 127.0.0.1
-  port: $MODERN_PORT
+  port: $CHDB_PORT
   database: default
 server:
   address: 127.0.0.1

@@ -16,19 +16,7 @@ ROOT=$(pwd)
 source bench/lib.sh
 HERE="$ROOT/e2e/interop"
 
-WORK=$(mktemp -d /tmp/chmcp-fleet.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-    echo "logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir fleet
 
 scripts/deps.sh clickhouse
 NODE_BIN=$(node22_bin)
@@ -46,13 +34,7 @@ TOKEN=$(cat "$WORK/token")
 PAIRS=()
 for name in east west; do
   ch_write_config "$WORK/ch-$name"
-  python3 - "$CH_DIR/users.xml" "$TOKEN" <<'PY'
-import sys
-path, token = sys.argv[1], sys.argv[2]
-xml = open(path).read()
-user = f"<fleet1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></fleet1>"
-open(path, "w").write(xml.replace("</users>", user + "</users>"))
-PY
+  ch_add_user fleet1 "$TOKEN"
   ch_up
   ch_query "CREATE DATABASE IF NOT EXISTS analytics" >/dev/null
   ch_query "CREATE VIEW analytics.whoami AS SELECT '$name' AS cluster" >/dev/null

@@ -32,6 +32,23 @@ apt_install() {
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# npm_ci_in DIR MARKER WHAT [quiet]: `npm ci` in DIR (relative to the repository), unless
+# an earlier install finished (npm writes node_modules/.package-lock.json last: without it
+# an install was cut short) and left node_modules/MARKER; `quiet` also drops npm's stderr.
+# Sets NPM_DIR, DIR's full path.
+npm_ci_in() {
+  NPM_DIR="$(cd "$(dirname "$0")/../$1" && pwd)"
+  if [ ! -f "$NPM_DIR/node_modules/.package-lock.json" ] || [ ! -f "$NPM_DIR/node_modules/$2" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    echo "installing $3 (npm ci in $1)" >&2
+    if [ "${4:-}" = quiet ]; then
+      (cd "$NPM_DIR" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+    else
+      (cd "$NPM_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
+    fi
+  fi
+}
+
 for what in "$@"; do
   case "$what" in
     prometheus)
@@ -80,16 +97,9 @@ for what in "$@"; do
       echo "$CACHE/venv/bin/python"
       ;;
     idp)
-      # npm writes node_modules/.package-lock.json last: without it an earlier install was
-      # cut short, and `npm ci` starts over. Installed once here, before the tests run, so
-      # no two tests ever run `npm ci` in the same directory at once.
-      IDP_DIR="$(cd "$(dirname "$0")/../e2e/idp" && pwd)"
-      if [ ! -f "$IDP_DIR/node_modules/.package-lock.json" ] \
-        || [ ! -f "$IDP_DIR/node_modules/oidc-provider/lib/index.js" ]; then
-        command -v npm >/dev/null || apt_install nodejs npm
-        echo "installing the test IdP (npm ci in e2e/idp)" >&2
-        (cd "$IDP_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
-      fi
+      # Installed once here, before the tests run, so no two tests ever run `npm ci` in
+      # the same directory at once.
+      npm_ci_in e2e/idp oidc-provider/lib/index.js "the test IdP"
       ;;
     images)
       apt_install buildah podman runc musl-tools
@@ -106,13 +116,7 @@ for what in "$@"; do
       # Debian's chromium, never a browser download (puppeteer-core fetches nothing).
       # fonts-dejavu-core: the screenshots show real glyphs, not tofu.
       [ -x /usr/bin/chromium ] || apt_install chromium fonts-dejavu-core
-      BROWSER_DIR="$(cd "$(dirname "$0")/../e2e/browser" && pwd)"
-      if [ ! -f "$BROWSER_DIR/node_modules/.package-lock.json" ] \
-        || [ ! -f "$BROWSER_DIR/node_modules/puppeteer-core/package.json" ]; then
-        command -v npm >/dev/null || apt_install nodejs npm
-        echo "installing puppeteer-core and ext-apps (npm ci in e2e/browser)" >&2
-        (cd "$BROWSER_DIR" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
-      fi
+      npm_ci_in e2e/browser puppeteer-core/package.json "puppeteer-core and ext-apps" quiet
       # puppeteer-core 25 wants node >= 22.12: run the browser scripts on node 22.
       "$0" node22
       ;;
@@ -124,14 +128,8 @@ for what in "$@"; do
       ;;
     tokenizer)
       # Offline: the vocabulary ships inside the npm package. Prints the install dir.
-      TOK_DIR="$(cd "$(dirname "$0")/../bench/context" && pwd)"
-      if [ ! -f "$TOK_DIR/node_modules/.package-lock.json" ] \
-        || [ ! -f "$TOK_DIR/node_modules/gpt-tokenizer/package.json" ]; then
-        command -v npm >/dev/null || apt_install nodejs npm
-        echo "installing gpt-tokenizer (npm ci in bench/context)" >&2
-        (cd "$TOK_DIR" && npm ci --silent --no-audit --no-fund >/dev/null)
-      fi
-      echo "$TOK_DIR"
+      npm_ci_in bench/context gpt-tokenizer/package.json gpt-tokenizer
+      echo "$NPM_DIR"
       ;;
     *) echo "unknown dependency: $what" >&2; exit 2 ;;
   esac

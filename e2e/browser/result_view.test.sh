@@ -12,20 +12,9 @@ source bench/lib.sh
 
 NODE=${NODE:-$(scripts/deps.sh browser | tail -n 1)}
 scripts/deps.sh clickhouse
-if [ -z "${GATEWAY_BIN:-}" ]; then
-  cargo build -q -p chmcp-gateway
-  GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"
-fi
+GATEWAY_BIN=${GATEWAY_BIN:-$(gw_binary debug)}
 
-WORK=$(mktemp -d /tmp/chmcp-result-view.XXXXXX)
-cleanup() {
-  local rc=$?
-  set +e
-  svc_cleanup
-  if [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+svc_workdir result-view
 
 ch_write_config "$WORK/ch"
 ch_up
