@@ -13,7 +13,9 @@ esac
 if [ "$rung" != unit ]; then
   scripts/deps.sh clickhouse idp chdb python lua prometheus otel >/dev/null
 fi
-if [ "$rung" = all ]; then
+# Integration and e2e tests run target/debug/chmcp-gateway, which `cargo test` does not
+# rebuild: build it first so `make integration` never tests a stale binary.
+if [ "$rung" != unit ]; then
   cargo build --workspace --all-targets
 fi
 # Unit: pure functions and mocks, no service (the gateway's and the operator's own tests,
