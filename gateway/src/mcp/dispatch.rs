@@ -2,9 +2,11 @@
 //! the cluster path ([`answer_cluster`]) and the fleet connector (`mcp::fleet`).
 //! Transport-independent: both transports enter through `mcp::run`.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
-use rmcp::model::Implementation;
+use rmcp::model::{CallToolResult, Implementation, MetaObject, ResultType};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, LIST_TTL_MS};
@@ -124,15 +126,18 @@ pub(super) fn decorate(era: Era, mut result: Value, cacheable: bool) -> Value {
     result
 }
 
-/// A result, as a JSON tree or (for `tools/list`, the hottest call) the catalog's tool
-/// list serialized once per catalog and spliced into the response text.
+/// A result, as a JSON tree, a tool call's typed result (serialized once, straight into
+/// the response: no `Value` copy of the rows), or (for `tools/list`, the hottest call)
+/// the catalog's tool list serialized once per catalog and spliced into the response
+/// text.
 #[derive(Debug)]
 pub enum Answer {
     Json(Value),
+    Tool(CallToolResult),
     Tools {
         catalog: Arc<Catalog>,
         /// The era's extra result fields as a JSON object (`{}` when none).
-        extra: String,
+        extra: Cow<'static, str>,
     },
 }
 
@@ -141,21 +146,8 @@ impl Answer {
     pub fn response_text(self, id: &Value) -> String {
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
         match self {
-            Answer::Json(v) => {
-                // Serialized once, straight after the envelope (no second copy).
-                let mut r = Vec::with_capacity(256);
-                r.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-                r.extend_from_slice(id.as_bytes());
-                r.extend_from_slice(b",\"result\":");
-                let start = r.len();
-                if serde_json::to_writer(&mut r, &v).is_err() {
-                    r.truncate(start);
-                    r.extend_from_slice(b"{}");
-                }
-                r.push(b'}');
-                // serde_json writes UTF-8 only.
-                String::from_utf8(r).unwrap_or_default()
-            }
+            Answer::Json(v) => enveloped(&id, &v),
+            Answer::Tool(result) => enveloped(&id, &result),
             Answer::Tools { catalog, extra } => {
                 let tools = catalog.listed_json();
                 let rest = extra.strip_prefix('{').unwrap_or("}");
@@ -173,6 +165,23 @@ impl Answer {
             }
         }
     }
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`, the result serialized once, straight
+/// after the envelope (no second copy).
+fn enveloped(id: &str, result: &impl Serialize) -> String {
+    let mut r = Vec::with_capacity(256);
+    r.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    r.extend_from_slice(id.as_bytes());
+    r.extend_from_slice(b",\"result\":");
+    let start = r.len();
+    if serde_json::to_writer(&mut r, result).is_err() {
+        r.truncate(start);
+        r.extend_from_slice(b"{}");
+    }
+    r.push(b'}');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(r).unwrap_or_default()
 }
 
 /// The methods this gateway serves: the only values the `method` label of
@@ -217,24 +226,38 @@ pub(super) async fn answer_cluster(
         let catalog = catalog_for(env, &creds).await;
         return Ok(Answer::Tools {
             catalog: super::discovery::listed(env, catalog),
-            extra: list_decoration(era),
+            extra: Cow::Borrowed(list_decoration(era)),
         });
+    }
+    if method == "tools/call" {
+        // Kept typed: serialized once, into the response.
+        let out = call_tool_method(app, env, &creds, params).await?;
+        return Ok(Answer::Tool(shape_call(era, out.result)));
     }
     call_method(app, env, &creds, era, method, params)
         .await
         .map(Answer::Json)
 }
 
-/// A tool call's answer in the era's shape (the 2025 era has no `resultType`).
-pub(super) fn call_result(era: Era, out: &CallOutcome) -> Result<Value, RpcError> {
-    let mut result = serde_json::to_value(&out.result)
-        .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))?;
-    if era == Era::Initialize {
-        if let Value::Object(m) = &mut result {
-            m.remove("resultType");
+/// A tool call's result in the era's shape, what [`decorate`] does to other results:
+/// the 2025 era has no `resultType`; the stateless era has it and the server's info.
+pub(super) fn shape_call(era: Era, mut result: CallToolResult) -> CallToolResult {
+    match era {
+        Era::Initialize => result.result_type = None,
+        Era::Stateless => {
+            result.result_type = Some(ResultType::COMPLETE);
+            let meta = result.meta.get_or_insert_with(MetaObject::default);
+            meta.0
+                .insert(protocol::META_SERVER_INFO.into(), json!(server_info()));
         }
     }
-    Ok(decorate(era, result, false))
+    result
+}
+
+/// A tool call's answer in the era's shape, as a JSON tree (the fleet connector edits it).
+pub(super) fn call_result(era: Era, out: CallOutcome) -> Result<Value, RpcError> {
+    serde_json::to_value(shape_call(era, out.result))
+        .map_err(|e| RpcError::new(protocol::INTERNAL_ERROR, e.to_string()))
 }
 
 /// `tools/list` has one page: a client asking for another gets a clear error.
@@ -253,9 +276,18 @@ pub(super) fn single_page(params: &Option<Value>) -> Result<(), RpcError> {
 }
 
 /// The era's decoration of a tool list, spliced after the tools when the response is
-/// written.
-pub(super) fn list_decoration(era: Era) -> String {
-    serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into())
+/// written: the same text for every list, so written once per era.
+pub(super) fn list_decoration(era: Era) -> &'static str {
+    static TEXT: OnceLock<[String; 2]> = OnceLock::new();
+    let [initialize, stateless] = TEXT.get_or_init(|| {
+        [Era::Initialize, Era::Stateless].map(|era| {
+            serde_json::to_string(&decorate(era, json!({}), true)).unwrap_or_else(|_| "{}".into())
+        })
+    });
+    match era {
+        Era::Initialize => initialize,
+        Era::Stateless => stateless,
+    }
 }
 
 /// The method table: one method's result for one cluster's credentials.
@@ -291,39 +323,8 @@ pub(super) async fn call_method(
             true,
         )),
         (_, "tools/call") => {
-            let name = required_str(&p, "name")?;
-            let args = arguments_obj(&p, "params.arguments must be an object")?;
-            // Boxed, like the tool below: the span wrapper moves a pointer.
-            let lookup = Box::pin(catalog_for(env, creds));
-            let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;
-            let (name, args) = match super::discovery::route(&catalog, name, args) {
-                super::discovery::Routed::Run(name, args) => (name, args),
-                super::discovery::Routed::Answered(out) => return call_result(era, &out),
-            };
-            let Some(entry) = catalog.get(&name) else {
-                return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
-            };
-            let started = std::time::Instant::now();
-            // The tool's future holds the ClickHouse request: built on the heap once, so
-            // the wrappers move a pointer (docs/decisions.md, "Hop cost").
-            let run = Box::pin(run_tool(env, creds, entry, &args));
-            let (out, facts) = trace::collect_facts(run).await;
-            app.metrics.tool_call(&ToolCallRecord {
-                tool: &name,
-                cluster: &creds.identity().cluster,
-                outcome: out.status.label(),
-                elapsed: started.elapsed(),
-                returned: out.returned,
-            });
-            app.metrics.query_cost(&creds.identity().cluster, &facts);
-            audit(
-                creds.identity(),
-                &name,
-                out.status,
-                &facts,
-                started.elapsed(),
-            );
-            call_result(era, &out)
+            let out = call_tool_method(app, env, creds, params).await?;
+            call_result(era, out)
         }
         (_, "resources/list") => {
             let mut resources = vec![json!({
@@ -408,6 +409,51 @@ pub(super) async fn call_method(
             ))
         }
     }
+}
+
+/// `tools/call` on one cluster: the catalog's tool run with the caller's credentials,
+/// counted, costed and audited. Tool failures are outcomes (`isError`); only a request
+/// the client must fix (bad params, an unknown tool) is an error.
+async fn call_tool_method(
+    app: &App,
+    env: &ToolEnv<'_>,
+    creds: &RequestCredentials<'_>,
+    params: &Option<Value>,
+) -> Result<CallOutcome, RpcError> {
+    let p = params_obj(params)?;
+    let name = required_str(&p, "name")?;
+    let args = arguments_obj(&p, "params.arguments must be an object")?;
+    // Boxed, like the tool below: the span wrapper moves a pointer.
+    let lookup = Box::pin(catalog_for(env, creds));
+    let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;
+    let (name, args) = match super::discovery::route(&catalog, name, args) {
+        super::discovery::Routed::Run(name, args) => (name, args),
+        super::discovery::Routed::Answered(out) => return Ok(out),
+    };
+    let Some(entry) = catalog.get(&name) else {
+        return Err(RpcError::new(protocol::INVALID_PARAMS, format!("params.name: unknown tool `{name}`; call tools/list for the available tools, or search_tools to find a view's tool")));
+    };
+    let started = std::time::Instant::now();
+    // The tool's future holds the ClickHouse request: built on the heap once, so
+    // the wrappers move a pointer (docs/decisions.md, "Hop cost").
+    let run = Box::pin(run_tool(env, creds, entry, &args));
+    let (out, facts) = trace::collect_facts(run).await;
+    app.metrics.tool_call(&ToolCallRecord {
+        tool: &name,
+        cluster: &creds.identity().cluster,
+        outcome: out.status.label(),
+        elapsed: started.elapsed(),
+        returned: out.returned,
+    });
+    app.metrics.query_cost(&creds.identity().cluster, &facts);
+    audit(
+        creds.identity(),
+        &name,
+        out.status,
+        &facts,
+        started.elapsed(),
+    );
+    Ok(out)
 }
 
 /// The audit line of one tool call (target `chmcp::audit`): who, where, which tool,
@@ -504,7 +550,7 @@ mod tests {
             let extra = serde_json::to_string(&decorate(era, json!({}), true)).unwrap();
             let text = Answer::Tools {
                 catalog: catalog.clone(),
-                extra,
+                extra: extra.into(),
             }
             .response_text(&json!(7));
             let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));

@@ -3,6 +3,7 @@
 //! build (`RequestIdentity::for_cluster`), and every call then takes the per-cluster
 //! path unchanged — same probe memory, catalog cache key, caps and discovery cap.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -134,12 +135,12 @@ fn pending_clusters(surveyed: &[(FleetCluster, Arc<Catalog>, Reach)]) -> Vec<&st
 
 /// The listing's extra fields: the era's, plus the pending clusters in `_meta` (and no
 /// client caching hint while any are pending, so the next listing is fetched).
-fn pending_decoration(era: Era, pending: &[&str]) -> String {
+fn pending_decoration(era: Era, pending: &[&str]) -> Cow<'static, str> {
     if pending.is_empty() {
-        return list_decoration(era);
+        return Cow::Borrowed(list_decoration(era));
     }
     let v = decorate(era, json!({"_meta": {PENDING_META: pending}}), false);
-    serde_json::to_string(&v).unwrap_or_else(|_| "{}".into())
+    Cow::Owned(serde_json::to_string(&v).unwrap_or_else(|_| "{}".into()))
 }
 
 fn cluster_identity(env: &ToolEnv<'_>, id: &RequestIdentity, cluster: &str) -> RequestIdentity {
@@ -173,19 +174,19 @@ async fn call(
     if via_call_tool {
         match unwrap_call(&args) {
             Ok((n, a)) => (name, args) = (n, a),
-            Err(m) => return call_result(era, &tool_error(m)),
+            Err(m) => return call_result(era, tool_error(m)),
         }
     } else if name == SEARCH_TOOL {
         let surveyed = survey(env, id, &clusters).await;
         let out = super::discovery::fleet_search(&clusters, &surveyed, &args);
-        return call_result(era, &out);
+        return call_result(era, out);
     }
     if name == LIST_CLUSTERS {
         let out = match args.keys().next() {
             Some(k) => tool_error(format!("unknown argument `{k}` for tool {LIST_CLUSTERS}")),
             None => list_clusters(env, id, &clusters).await,
         };
-        return call_result(era, &out);
+        return call_result(era, out);
     }
     let (cluster, tool) = if env.static_catalog.get(&name).is_some() {
         match args.remove(CLUSTER_ARG) {
@@ -193,19 +194,19 @@ async fn call(
             Some(Value::String(c)) => {
                 return call_result(
                     era,
-                    &tool_error(format!(
+                    tool_error(format!(
                         "argument `cluster`: `{c}` is not one of this connector's clusters ({})",
                         names()
                     )),
                 )
             }
             Some(_) => {
-                return call_result(era, &tool_error("argument `cluster` must be a string"))
+                return call_result(era, tool_error("argument `cluster` must be a string"))
             }
             None => {
                 return call_result(
                     era,
-                    &tool_error(format!(
+                    tool_error(format!(
                         "missing required argument `cluster` (one of: {}); list_clusters describes them",
                         names()
                     )),
@@ -222,7 +223,7 @@ async fn call(
                 (c.to_string(), t.to_string())
             }
             _ if via_call_tool => {
-                return call_result(era, &tool_error(super::discovery::not_callable(&name)))
+                return call_result(era, tool_error(super::discovery::not_callable(&name)))
             }
             _ => {
                 return Err(RpcError::new(
@@ -244,7 +245,7 @@ async fn call(
         }
         // The cluster's catalog has no such tool for this caller (grants, or a typo).
         Err(_) if via_call_tool => {
-            call_result(era, &tool_error(super::discovery::not_callable(&name)))
+            call_result(era, tool_error(super::discovery::not_callable(&name)))
         }
         Err(mut e) => {
             // The per-cluster path names its own tool; the caller called the fleet name.

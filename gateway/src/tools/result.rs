@@ -1,7 +1,7 @@
 //! Shaping a row result and enforcing the caps while it streams in.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::clickhouse::client::RowSink;
 use crate::clickhouse::stream::Column;
@@ -61,17 +61,18 @@ impl ResultBuilder {
     }
 
     /// The finished result: `{columns, rows, row_count, truncated?, elapsed_ms}`.
+    ///
+    /// The rows move into the tree as they are (`json!` would serialize a copy of them).
     pub fn finish(self, elapsed_ms: u64) -> Value {
-        let mut v = json!({
-            "columns": self.columns,
-            "rows": self.rows,
-            "row_count": self.rows.len(),
-            "elapsed_ms": elapsed_ms,
-        });
-        if let (Some(t), Some(obj)) = (self.truncated, v.as_object_mut()) {
-            obj.insert("truncated".into(), json!(t));
+        let mut v = Map::new();
+        v.insert("columns".into(), json!(self.columns));
+        v.insert("row_count".into(), json!(self.rows.len()));
+        v.insert("rows".into(), Value::Array(self.rows));
+        v.insert("elapsed_ms".into(), json!(elapsed_ms));
+        if let Some(t) = self.truncated {
+            v.insert("truncated".into(), json!(t));
         }
-        v
+        Value::Object(v)
     }
 }
 
