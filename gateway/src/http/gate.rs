@@ -5,46 +5,37 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
-use axum::Extension;
 
 use crate::app::Generation;
 use crate::identity::resolve::identify;
+use crate::identity::RequestIdentity;
 use crate::oauth::gate::GateRejection;
 use crate::reply::json_response;
 use crate::routing::RoutedCluster;
 use crate::telemetry::trace::{self, SpanKind};
 
-/// Puts the `Arc<`[`crate::identity::RequestIdentity`]`>` into the request's extensions, or
-/// answers 401/403 with the challenge.
+/// The caller's `Arc<`[`crate::identity::RequestIdentity`]`>`, or the 401/403 answer
+/// with the challenge.
 pub async fn gate_request(
-    Extension(generation): Extension<Arc<Generation>>,
-    Extension(routed): Extension<RoutedCluster>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let identity = if generation.config.server.oauth.enabled {
-        let gate = identify(generation.gate_env(), req.headers(), routed.cluster());
-        let checked = trace::child("gate", SpanKind::Internal, async {
-            let r = gate.await;
-            if let Err(g) = &r {
-                trace::set_error(&format!("refused: {}", g.status_code()));
-            }
-            r
-        })
-        .await;
-        match checked {
-            Ok(i) => Arc::new(i),
-            Err(g) => return gate_response(g),
+    generation: &Generation,
+    headers: &HeaderMap,
+    routed: &RoutedCluster,
+) -> Result<Arc<RequestIdentity>, Response> {
+    if !generation.config.server.oauth.enabled {
+        return Ok(generation.static_identity.clone());
+    }
+    let gate = identify(generation.gate_env(), headers, routed.cluster());
+    let checked = trace::child("gate", SpanKind::Internal, async {
+        let r = gate.await;
+        if let Err(g) = &r {
+            trace::set_error(&format!("refused: {}", g.status_code()));
         }
-    } else {
-        generation.static_identity.clone()
-    };
-    req.extensions_mut().insert(identity);
-    next.run(req).await
+        r
+    })
+    .await;
+    checked.map(Arc::new).map_err(gate_response)
 }
 
 fn gate_response(g: GateRejection) -> Response {

@@ -17,34 +17,28 @@ pub mod ops;
 pub mod route;
 pub mod transport;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::handler::Handler;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{any, get};
 use axum::Router;
-use tower::ServiceBuilder;
+use futures::future::BoxFuture;
+use serde_json::json;
+use tower::Service;
 
-use crate::app::App;
+use crate::app::{App, Generation};
 use gate::gate_request;
-use observe::{catch_panics, count_requests, load_generation, trace_message, trace_request};
+use observe::{labelled, trace_message, ObserveLayer};
 use ops::{health, livez, metrics, readyz};
 use route::{broker, route_request};
-use transport::{allow_methods, check_origin, read_message, serve_message};
+use transport::{add_cors, allow_methods, check_origin, read_message, serve_message};
 
 /// The gateway's HTTP service: the whole request path, in order.
 pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
-    // The MCP endpoint (`/mcp`, `/mcp/{cluster}`), outermost first: routing decides
-    // before anything else (404 before auth), then Origin → methods → body → the
-    // message's trace → gate → the MCP answer.
-    let mcp_endpoint = ServiceBuilder::new()
-        .layer(from_fn_with_state(app.clone(), route_request))
-        .layer(from_fn(check_origin))
-        .layer(from_fn(allow_methods))
-        .layer(from_fn(read_message))
-        .layer(from_fn_with_state(app.clone(), trace_message))
-        .layer(from_fn(gate_request))
-        .service(serve_message.with_state(app.clone()));
     let mut routes = Router::new();
     // The broker's paths are always routed; the request's configuration generation
     // decides whether a broker answers them, so OAuth settings change on reload.
@@ -56,20 +50,86 @@ pub fn router(app: Arc<App>) -> anyhow::Result<Router> {
         .route("/readyz", get(readyz))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback_service(mcp_endpoint)
-        // Every request, outermost first.
-        .layer(
-            ServiceBuilder::new()
-                // One configuration generation for the whole request.
-                .layer(from_fn_with_state(app.clone(), load_generation))
-                // The request's span: method and path on every log line.
-                .layer(from_fn(trace_request))
-                // `chmcp_http_requests_total`, by route template and status.
-                .layer(from_fn_with_state(app.clone(), count_requests))
-                // A panic (a bug) is answered here, inside the count, so it is counted.
-                .layer(from_fn_with_state(app.clone(), catch_panics)),
-        )
+        // Every other path: the MCP endpoint (`/mcp`, `/mcp/{cluster}`), whose own
+        // steps `mcp_endpoint` runs in order.
+        .fallback_service(McpEndpoint { app: app.clone() })
+        // Every request, outermost first, as one service (`observe::Observe`): one
+        // configuration generation for the whole request → the request's span (method
+        // and path on every log line) → `chmcp_http_requests_total` by route template
+        // and status → a panic (a bug) answered inside the count, so it is counted.
+        .layer(ObserveLayer::new(app.clone()))
         .with_state(app))
+}
+
+/// The MCP endpoint as one service: its steps always run together and in this order,
+/// so they are plain functions called in turn (`mcp_endpoint`), one future for all,
+/// instead of a `from_fn` layer each that moved and boxed the request's future at
+/// every step (docs/decisions.md, "Hop cost").
+#[derive(Clone)]
+struct McpEndpoint {
+    app: Arc<App>,
+}
+
+impl Service<Request> for McpEndpoint {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let app = self.app.clone();
+        Box::pin(async move { Ok(mcp_endpoint(app, req).await) })
+    }
+}
+
+/// The MCP endpoint's steps, outermost first: routing decides before anything else
+/// (404 before auth; metadata documents answered), then Origin → methods → body → the
+/// message's trace → gate → the MCP answer. Each step answers the request itself or
+/// hands what it decided to the next.
+async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
+    // Put there by `observe::Observe`, around every route.
+    let Some(generation) = req.extensions().get::<Arc<Generation>>().cloned() else {
+        return wiring_bug();
+    };
+    let (routed, label) = match route_request(&app, &generation, &req) {
+        Ok(routed) => routed,
+        Err(answer) => return answer,
+    };
+    let origin = match check_origin(&generation, req.headers()) {
+        Ok(origin) => origin,
+        Err(answer) => return labelled(answer, label),
+    };
+    let mut response = async {
+        allow_methods(req.method())?;
+        let (parts, message) = read_message(&generation, req).await?;
+        let headers = &parts.headers;
+        let traced = trace_message(&app, headers, message, &routed, |message| async {
+            match gate_request(&generation, headers, &routed).await {
+                Ok(identity) => {
+                    serve_message(app.clone(), generation.clone(), identity, message, headers).await
+                }
+                Err(answer) => answer,
+            }
+        });
+        Ok::<_, Response>(traced.await)
+    }
+    .await
+    .unwrap_or_else(|answer| answer);
+    if let Some(o) = origin {
+        add_cors(&mut response, &o);
+    }
+    labelled(response, label)
+}
+
+/// A step found nothing where an earlier one always puts it: a bug, answered.
+fn wiring_bug() -> Response {
+    crate::reply::json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),
+    )
 }
 
 #[cfg(test)]
@@ -173,7 +233,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_keeps_the_generation_it_loaded() {
         let app = gated_app();
-        // The step after `load_generation` sees the generation current on arrival, and that
+        // The step after `ObserveLayer` sees the generation current on arrival, and that
         // same `Arc` stays in the request whatever `App::generation` returns later.
         let seen = Arc::new(std::sync::Mutex::new(None));
         let probe = seen.clone();
@@ -190,7 +250,7 @@ mod tests {
                     }
                 }),
             )
-            .layer(from_fn_with_state(app.clone(), load_generation))
+            .layer(ObserveLayer::new(app.clone()))
             .with_state(app.clone());
         let req = HttpRequest::get("/x").body(Body::empty()).expect("request");
         let r = inner.oneshot(req).await.expect("infallible");

@@ -2,16 +2,19 @@
 //! span, every answer is counted by route template and status, a panicking handler (a
 //! bug) is turned into an answer; an MCP message continues its client's trace.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Extension;
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::json;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::app::{App, Generation};
@@ -21,62 +24,113 @@ use crate::routing::{Cluster, Route, RoutedCluster};
 use crate::telemetry::trace::{self, TraceContext};
 use crate::telemetry::Metrics;
 
-/// Step "generation": the request sees the configuration generation current when it
-/// arrived, from start to end, however many reloads land meanwhile.
-pub async fn load_generation(
-    State(app): State<Arc<App>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(app.generation());
-    next.run(req).await
+/// The steps every request passes, outermost first: generation → span → count →
+/// panics. They always run together, so they are one service with one future: a
+/// `from_fn` layer per step moved the request's future and boxed it again at each
+/// (docs/decisions.md, "Hop cost").
+#[derive(Clone)]
+pub struct ObserveLayer {
+    app: Arc<App>,
 }
 
-/// Step "span": every log line of a request carries its method and path.
-pub async fn trace_request(req: Request, next: Next) -> Response {
-    // `?`: the path is request text, logged escaped.
-    let span = tracing::info_span!("request", method = %req.method(), path = ?req.uri().path());
-    next.run(req).instrument(span).await
+impl ObserveLayer {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
 }
 
-/// A panic in any handler (a bug) is answered, never a dropped connection: a JSON-RPC
-/// internal error on MCP routes, a plain 500 elsewhere, and `chmcp_panics_total` counts
-/// it. (MCP request handling has its own guard that answers with the request's id.)
-pub async fn catch_panics(
-    State(app): State<Arc<App>>,
-    Extension(generation): Extension<Arc<Generation>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mcp_label = match Route::of(
-        req.uri().path(),
-        &generation.config.multicluster,
-        &app.allowlist,
-    ) {
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            app: self.app.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`ObserveLayer`]'s service around one route.
+#[derive(Clone)]
+pub struct Observe<S> {
+    app: Arc<App>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The service polled ready serves this request; its clone waits for the next.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let app = self.app.clone();
+        // Step "generation": the request sees the configuration generation current when
+        // it arrived, from start to end, however many reloads land meanwhile.
+        let generation = app.generation();
+        let mcp_label = panic_label(&app, &generation, req.uri().path());
+        req.extensions_mut().insert(generation);
+        // Step "span": every log line of a request carries its method and path (`?`:
+        // the path is request text, logged escaped).
+        let span = tracing::info_span!("request", method = %req.method(), path = ?req.uri().path());
+        // Step "count": by route template (the matched route, or the label a step put
+        // on the answer) and status.
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let served = async move {
+            // Step "panics": a panic in any handler (a bug) is answered inside the count,
+            // never a dropped connection. AssertUnwindSafe: shared state sits behind
+            // locks whose poisoning every user tolerates, so an unwound handler leaves
+            // nothing that later requests misread.
+            let response = match AssertUnwindSafe(async move { inner.call(req).await })
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => panic_response(&app, mcp_label),
+            };
+            count(&app, matched.as_ref(), &response);
+            Ok(response)
+        };
+        Box::pin(served.instrument(span))
+    }
+}
+
+/// The route template an MCP path's panic answer is counted under; `None` off MCP.
+fn panic_label(app: &App, generation: &Generation, path: &str) -> Option<&'static str> {
+    match Route::of(path, &generation.config.multicluster, &app.allowlist) {
         Route::Mcp(Cluster::Named(_)) => Some("/mcp/{cluster}"),
         Route::Mcp(Cluster::Implicit | Cluster::Fleet) => Some("/mcp"),
         _ => None,
-    };
-    // AssertUnwindSafe: shared state sits behind locks whose poisoning every user
-    // tolerates, so an unwound handler leaves nothing that later requests misread.
-    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-        Ok(response) => response,
-        Err(_) => {
-            app.metrics.panics.inc();
-            match mcp_label {
-                Some(label) => labelled(
-                    json_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),
-                    ),
-                    label,
-                ),
-                None => json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": "internal_error", "error_description": "the gateway failed while handling this request"}),
-                ),
-            }
-        }
+    }
+}
+
+/// The answer to a panicking handler: a JSON-RPC internal error on MCP routes, a plain
+/// 500 elsewhere, and `chmcp_panics_total` counts it. (MCP request handling has its own
+/// guard that answers with the request's id.)
+fn panic_response(app: &App, mcp_label: Option<&'static str>) -> Response {
+    app.metrics.panics.inc();
+    match mcp_label {
+        Some(label) => labelled(
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),
+            ),
+            label,
+        ),
+        None => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "internal_error", "error_description": "the gateway failed while handling this request"}),
+        ),
     }
 }
 
@@ -89,22 +143,16 @@ pub fn labelled(mut r: Response, label: &'static str) -> Response {
     r
 }
 
-/// Counts every HTTP answer by route template and status.
-pub async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let response = next.run(req).await;
+/// Counts an HTTP answer by route template and status.
+fn count(app: &App, matched: Option<&MatchedPath>, response: &Response) {
     let route = match response.extensions().get::<RouteLabel>() {
-        Some(RouteLabel(l)) => l.to_string(),
-        None => matched.unwrap_or_else(|| "unmatched".into()),
+        Some(RouteLabel(l)) => l,
+        None => matched.map_or("unmatched", MatchedPath::as_str),
     };
     Metrics::inc(
         &app.metrics.http_requests,
-        &[("route", &route), ("status", response.status().as_str())],
+        &[("route", route), ("status", response.status().as_str())],
     );
-    response
 }
 
 /// Step "trace" of the MCP endpoint: the request's trace context, continued from the
@@ -112,42 +160,48 @@ pub async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Nex
 /// one, and the root span of the MCP request when tracing is on. Everything after it,
 /// the gate included, runs inside; with tracing off only the context is carried, so
 /// ClickHouse still continues the client's trace (`telemetry::trace`).
-pub async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let message = match req.extensions().get::<Incoming>() {
-        Some(Incoming::Request { id, method, params }) => Some((id, method, params)),
+///
+/// `next` gets the message back once its trace facts are read (nothing is copied).
+pub async fn trace_message<F: Future<Output = Response>>(
+    app: &App,
+    headers: &HeaderMap,
+    message: Incoming,
+    routed: &RoutedCluster,
+    next: impl FnOnce(Incoming) -> F,
+) -> Response {
+    let read = match &message {
+        Incoming::Request { id, method, params } => Some((id, method, params)),
         _ => None,
     };
-    let incoming = message
+    let incoming = read
         .and_then(|(_, _, params)| trace::meta_context(params.as_ref()))
         .or_else(|| {
-            req.headers()
+            headers
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok())
                 .and_then(TraceContext::parse)
         });
     // The span's name and attributes only when spans are recorded: with tracing off
-    // nothing is built (the request borrowed here moves on below).
+    // nothing is built.
     let described = app.tracer.is_some().then(|| {
-        let (name, mut attributes) = match message {
+        let (name, mut attributes) = match read {
             Some((id, method, params)) => trace::request_span(id, method, params.as_ref()),
             None => ("mcp notification".to_string(), Vec::new()),
         };
-        let cluster = req
-            .extensions()
-            .get::<RoutedCluster>()
-            .and_then(|r| match r {
-                RoutedCluster::Named(n) => Some(n.clone()),
-                RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
-                RoutedCluster::Implicit => None,
-            });
+        let cluster = match routed {
+            RoutedCluster::Named(n) => Some(n.clone()),
+            RoutedCluster::Fleet => Some(crate::routing::FLEET_CLUSTER.to_string()),
+            RoutedCluster::Implicit => None,
+        };
         if let Some(c) = cluster {
             attributes.push(("chmcp.cluster", c.into()));
         }
         (name, attributes)
     });
     let describe = move || described.unwrap_or_default();
+    let next = next(message);
     trace::in_request(app.tracer.as_ref(), incoming, describe, async {
-        let r = next.run(req).await;
+        let r = next.await;
         trace::set("http.response.status_code", u64::from(r.status().as_u16()));
         r
     })
@@ -157,16 +211,12 @@ pub async fn trace_message(State(app): State<Arc<App>>, req: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::middleware;
     use axum::routing::{get, post};
     use axum::Router;
 
     /// Serves `routes` behind the panic guard on a loopback port; returns its base URL.
     async fn serve_guarded(app: Arc<App>, routes: Router<Arc<App>>) -> String {
-        let router = routes
-            .layer(middleware::from_fn_with_state(app.clone(), catch_panics))
-            .layer(middleware::from_fn_with_state(app.clone(), load_generation))
-            .with_state(app);
+        let router = routes.layer(ObserveLayer::new(app.clone())).with_state(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });

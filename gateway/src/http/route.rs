@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use axum::Extension;
 use tower::ServiceExt;
@@ -18,48 +17,52 @@ use crate::oauth::metadata::{protected_resource_metadata, MetadataSubject};
 use crate::reply::{json_response, open_cors, open_preflight};
 use crate::routing::{not_found_body, Cluster, Route, RoutedCluster};
 
-/// Step "routing" of the MCP endpoint: an MCP path continues with its cluster in the
-/// extensions; metadata documents and every unknown path are answered here, before
-/// any authentication, with one 404 whatever the cause.
-pub async fn route_request(
-    State(app): State<Arc<App>>,
-    Extension(generation): Extension<Arc<Generation>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// Step "routing" of the MCP endpoint: an MCP path continues with its cluster and the
+/// route template its answer is counted under; metadata documents and every unknown
+/// path are answered here, before any authentication, with one 404 whatever the cause.
+pub fn route_request(
+    app: &App,
+    generation: &Generation,
+    req: &Request,
+) -> Result<(RoutedCluster, &'static str), Response> {
     let oauth = generation.config.server.oauth.enabled;
-    let path = req.uri().path().to_string();
-    match Route::of(&path, &generation.config.multicluster, &app.allowlist) {
+    match Route::of(
+        req.uri().path(),
+        &generation.config.multicluster,
+        &app.allowlist,
+    ) {
         Route::Mcp(cluster) => {
             let label = match cluster {
                 Cluster::Named(_) => "/mcp/{cluster}",
                 Cluster::Implicit | Cluster::Fleet => "/mcp",
             };
-            req.extensions_mut().insert(RoutedCluster::of(cluster));
-            labelled(next.run(req).await, label)
+            Ok((RoutedCluster::of(cluster), label))
         }
         Route::ResourceMetadata(_) | Route::RootMetadata
             if oauth && req.method() == axum::http::Method::OPTIONS =>
         {
-            labelled(open_preflight(), "/.well-known/oauth-protected-resource")
+            Err(labelled(
+                open_preflight(),
+                "/.well-known/oauth-protected-resource",
+            ))
         }
-        Route::ResourceMetadata(cluster) if oauth => metadata_response(
-            &generation,
+        Route::ResourceMetadata(cluster) if oauth => Err(metadata_response(
+            generation,
             req.headers(),
             MetadataSubject::Resource(cluster),
             "/.well-known/oauth-protected-resource/mcp",
-        ),
-        Route::RootMetadata if oauth => metadata_response(
-            &generation,
+        )),
+        Route::RootMetadata if oauth => Err(metadata_response(
+            generation,
             req.headers(),
             MetadataSubject::Root,
             "/.well-known/oauth-protected-resource",
-        ),
-        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => labelled(
+        )),
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => Err(labelled(
             json_response(StatusCode::NOT_FOUND, &not_found_body()),
             "not_found",
-        ),
-        Route::Other => labelled(not_found(), "unmatched"),
+        )),
+        Route::Other => Err(labelled(not_found(), "unmatched")),
     }
 }
 

@@ -2,20 +2,19 @@
 //! `application/json`. The gateway owns this edge so every status code and header
 //! follows docs/spec-notes.md, "Transports" (202/405/413/415, -32700, Origin, CORS).
 //!
-//! Each check is its own step (`http::router` lists them in order): [`check_origin`] →
-//! [`allow_methods`] → [`read_message`] → (the message's trace, the gate) →
-//! [`serve_message`], which hands the message to `mcp::run`.
+//! Each check is its own step (`http::mcp_endpoint` runs them in order):
+//! [`check_origin`] → [`allow_methods`] → [`read_message`] → (the message's trace, the
+//! gate) → [`serve_message`], which hands the message to `mcp::run`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde_json::{json, Value};
 
 use super::event_stream;
@@ -59,35 +58,28 @@ pub fn add_cors(r: &mut Response, origin: &str) {
 }
 
 /// Step "Origin": a browser origin outside `server.allowed_origins` is refused
-/// (403) before anything else; an allowed one gets the CORS headers on the answer.
-pub async fn check_origin(
-    Extension(generation): Extension<Arc<Generation>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let origin = match generation.origins.check(origin_values(req.headers())) {
-        OriginVerdict::Denied(why) => {
-            return json_response(
-                StatusCode::FORBIDDEN,
-                &json!({"error": "forbidden_origin", "error_description": why.to_string()}),
-            )
-        }
-        OriginVerdict::Allowed(o) => Some(o),
-        OriginVerdict::Absent => None,
-    };
-    let mut response = next.run(req).await;
-    if let Some(o) = origin {
-        add_cors(&mut response, &o);
+/// (403) before anything else; an allowed one is returned, and [`add_cors`] puts the
+/// CORS headers on the answer.
+pub fn check_origin(
+    generation: &Generation,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Response> {
+    match generation.origins.check(origin_values(headers)) {
+        OriginVerdict::Denied(why) => Err(json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "forbidden_origin", "error_description": why.to_string()}),
+        )),
+        OriginVerdict::Allowed(o) => Ok(Some(o)),
+        OriginVerdict::Absent => Ok(None),
     }
-    response
 }
 
 /// Step "methods": the endpoint is stateless, so only POST carries messages;
 /// OPTIONS is the CORS preflight and anything else is 405.
-pub async fn allow_methods(req: Request, next: Next) -> Response {
-    match *req.method() {
-        Method::POST => next.run(req).await,
-        Method::OPTIONS => preflight(),
+pub fn allow_methods(method: &Method) -> Result<(), Response> {
+    match *method {
+        Method::POST => Ok(()),
+        Method::OPTIONS => Err(preflight()),
         _ => {
             let mut r = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -95,30 +87,25 @@ pub async fn allow_methods(req: Request, next: Next) -> Response {
             );
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-            r
+            Err(r)
         }
     }
 }
 
 /// Step "body": the size limit (413), the media type (415), JSON (-32700) and
-/// the JSON-RPC shape (-32600), all before the gate. The parsed [`Incoming`] message
-/// goes into the request's extensions.
+/// the JSON-RPC shape (-32600), all before the gate. Returns the request's head and
+/// the parsed [`Incoming`] message.
 pub async fn read_message(
-    Extension(generation): Extension<Arc<Generation>>,
+    generation: &Generation,
     req: Request,
-    next: Next,
-) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let body = match read_body(
+) -> Result<(Parts, Incoming), Response> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(
         body,
         generation.config.server.max_request_bytes,
         &parts.headers,
     )
-    .await
-    {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    .await?;
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -129,37 +116,33 @@ pub async fn read_message(
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
     if !is_json {
-        return json_response(
+        return Err(json_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &json!({"error": "unsupported_media_type", "error_description": "Send JSON-RPC with Content-Type: application/json"}),
-        );
+        ));
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return rpc_error(
+            return Err(rpc_error(
                 StatusCode::BAD_REQUEST,
                 &Value::Null,
                 protocol::PARSE_ERROR,
                 format!("Parse error: {e}"),
                 None,
-            )
+            ))
         }
     };
-    let msg = match classify_message(value) {
-        Ok(m) => m,
-        Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                &Value::Null,
-                protocol::INVALID_REQUEST,
-                format!("Invalid Request: {e}"),
-                None,
-            )
-        }
-    };
-    parts.extensions.insert(msg);
-    next.run(Request::from_parts(parts, Body::empty())).await
+    match classify_message(value) {
+        Ok(m) => Ok((parts, m)),
+        Err(e) => Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            protocol::INVALID_REQUEST,
+            format!("Invalid Request: {e}"),
+            None,
+        )),
+    }
 }
 
 fn preflight() -> Response {
@@ -203,26 +186,15 @@ fn cancel_scope(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-/// The MCP handler, last on the edge: it finds the configuration generation, the parsed
-/// message and the caller's identity in the extensions, and turns `mcp::run`'s answer
-/// into an HTTP response.
-pub async fn serve_message(State(app): State<Arc<App>>, mut req: Request) -> Response {
-    let ext = req.extensions_mut();
-    let (Some(generation), Some(identity), Some(msg)) = (
-        ext.remove::<Arc<Generation>>(),
-        ext.remove::<Arc<RequestIdentity>>(),
-        ext.remove::<Incoming>(),
-    ) else {
-        // The pipeline always sets all three; a missing one is a wiring bug.
-        return rpc_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &Value::Null,
-            protocol::INTERNAL_ERROR,
-            "Internal error",
-            None,
-        );
-    };
-    let headers = req.headers();
+/// The MCP answer, last on the edge: the message, its generation and the caller's
+/// identity go to `mcp::run`, whose answer becomes an HTTP response.
+pub async fn serve_message(
+    app: Arc<App>,
+    generation: Arc<Generation>,
+    identity: Arc<RequestIdentity>,
+    msg: Incoming,
+    headers: &HeaderMap,
+) -> Response {
     match msg {
         Incoming::Response => StatusCode::ACCEPTED.into_response(),
         Incoming::Notification { method, params } => {
