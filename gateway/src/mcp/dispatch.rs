@@ -67,10 +67,11 @@ fn capabilities() -> Value {
     json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {"listChanged": false}, "completions": {}})
 }
 
-pub(super) fn params_obj(params: &Option<Value>) -> Result<Map<String, Value>, RpcError> {
+/// `params` as an object (absent or null: empty), borrowed: not a copy of the arguments.
+pub(super) fn params_obj(params: &Option<Value>) -> Result<Cow<'_, Map<String, Value>>, RpcError> {
     match params {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m.clone()),
+        None | Some(Value::Null) => Ok(Cow::Owned(Map::new())),
+        Some(Value::Object(m)) => Ok(Cow::Borrowed(m)),
         Some(_) => Err(RpcError::new(
             protocol::INVALID_PARAMS,
             "params must be an object",

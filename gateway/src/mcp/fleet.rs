@@ -80,7 +80,7 @@ pub(super) async fn answer_fleet(
                 .map(Answer::Json)
         }
         "resources/read" => {
-            let uri = required_str(&params_obj(params)?, "uri")?;
+            let uri = required_str(&*params_obj(params)?, "uri")?;
             match result_view::read(env.config, &uri) {
                 Some(view) => Ok(Answer::Json(decorate(era, view, true))),
                 None => Err(RpcError::new(
