@@ -200,25 +200,30 @@ pub async fn catalog_within(
             wait,
             id.expires,
             SystemTime::now(),
-            || async {
-                let c = creds.get().await.map_err(|e| DiscoveryError {
-                    auth_class: e.is_auth_class(),
-                    message: e.to_string(),
-                })?;
-                let ctx = ToolContext::new(env, id, c);
-                let rows = trace::child("discovery", SpanKind::Internal, read_rows(&ctx))
-                    .await
-                    .map_err(DiscoveryError::from)?;
-                let hash = rows.inputs_hash(env.static_catalog, env.tool_rules);
-                if let Some(same) = env.catalogs.shared(&hash) {
-                    return Ok((same, hash));
-                }
-                let (catalog, warnings) = build_catalog(&ctx, &rows);
-                // Warnings name ClickHouse objects: escaped fields, never the message.
-                for w in warnings {
-                    tracing::warn!(warning = ?w, "tool discovery warning");
-                }
-                Ok((Arc::new(catalog), hash))
+            // Boxed: the discovery's future is kilobytes, and only a miss builds it; inline,
+            // every lookup's future (and each one holding it, up to the request's) would
+            // carry and move its size (docs/decisions.md, "Hop cost").
+            || {
+                Box::pin(async {
+                    let c = creds.get().await.map_err(|e| DiscoveryError {
+                        auth_class: e.is_auth_class(),
+                        message: e.to_string(),
+                    })?;
+                    let ctx = ToolContext::new(env, id, c);
+                    let rows = trace::child("discovery", SpanKind::Internal, read_rows(&ctx))
+                        .await
+                        .map_err(DiscoveryError::from)?;
+                    let hash = rows.inputs_hash(env.static_catalog, env.tool_rules);
+                    if let Some(same) = env.catalogs.shared(&hash) {
+                        return Ok((same, hash));
+                    }
+                    let (catalog, warnings) = build_catalog(&ctx, &rows);
+                    // Warnings name ClickHouse objects: escaped fields, never the message.
+                    for w in warnings {
+                        tracing::warn!(warning = ?w, "tool discovery warning");
+                    }
+                    Ok((Arc::new(catalog), hash))
+                })
             },
         )
         .await;

@@ -235,7 +235,9 @@ pub(super) async fn answer_cluster(
         let out = call_tool_method(app, env, &creds, params).await?;
         return Ok(Answer::Tool(shape_call(era, out.result)));
     }
-    call_method(app, env, &creds, era, method, params)
+    // Boxed: the other methods' futures (resources, prompts) are kilobytes; inline they
+    // would make every request's future, tools/list's too, that large to move.
+    Box::pin(call_method(app, env, &creds, era, method, params))
         .await
         .map(Answer::Json)
 }
@@ -415,7 +417,7 @@ pub(super) async fn call_method(
 /// `tools/call` on one cluster: the catalog's tool run with the caller's credentials,
 /// counted, costed and audited. Tool failures are outcomes (`isError`); only a request
 /// the client must fix (bad params, an unknown tool) is an error.
-async fn call_tool_method(
+pub(super) async fn call_tool_method(
     app: &App,
     env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,

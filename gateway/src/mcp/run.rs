@@ -40,7 +40,12 @@ pub fn answer_request<'a>(
         // What the domain may borrow, lent once for the whole request.
         let env = app.tool_env(generation);
         let answer = if id.is_fleet() {
-            super::fleet::answer_fleet(app, &env, id, era, method, params).await
+            // Boxed: the fleet's future (all clusters' lookups) is large; the cluster path's
+            // is kept small, so the common request does not carry the fleet's size.
+            Box::pin(super::fleet::answer_fleet(
+                app, &env, id, era, method, params,
+            ))
+            .await
         } else {
             answer_cluster(app, &env, id, era, method, params).await
         };
@@ -142,5 +147,48 @@ mod tests {
             0,
             "a finished request is gone"
         );
+    }
+}
+
+/// The request's future is moved (copied whole) each time a wrapper takes it, and a
+/// future is as large as its largest state: the rare, large paths (discovery, the fleet,
+/// resources and prompts) are boxed where they start so the common request stays small
+/// (docs/decisions.md, "Hop cost"). Sizes from a debug build; before the boxing they were
+/// about 10 KiB each.
+#[cfg(test)]
+mod future_size {
+    use super::*;
+    use crate::catalog::catalog_for;
+    use crate::config::Config;
+
+    const SMALL: usize = 4096;
+
+    #[test]
+    fn the_request_future_and_the_catalog_lookup_stay_small() {
+        let app = App::new(Config::default(), Default::default(), None).expect("app");
+        let generation = app.generation();
+        let id = generation.static_identity.clone();
+        let params = None;
+        let request = answer_request(
+            &app,
+            &generation,
+            &id,
+            Era::Initialize,
+            "tools/list",
+            &params,
+        );
+        let env = app.tool_env(&generation);
+        let creds = env.credentials(&id);
+        let lookup = catalog_for(&env, &creds);
+        let sizes = [
+            ("answer_request", std::mem::size_of_val(&*request)),
+            ("catalog_for", std::mem::size_of_val(&lookup)),
+        ];
+        for (name, size) in sizes {
+            assert!(
+                size < SMALL,
+                "{name}'s future is {size} bytes (limit {SMALL})"
+            );
+        }
     }
 }
