@@ -82,7 +82,7 @@ impl<'a> Cluster<'a> {
 }
 
 /// The cluster an MCP request was routed to, owned so the routing step can hand it to
-/// later steps through the request's extensions.
+/// the later steps of the MCP endpoint (`http::mcp_endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutedCluster {
     Implicit,

@@ -3,9 +3,11 @@
 //! continues through the steps of the MCP endpoint. One module per step: [`observe`]
 //! (generation, span, metrics, panics, the MCP message's trace), [`route`] (404 before
 //! auth, metadata, the broker's paths), [`transport`] (Origin, methods, body, the MCP
-//! answer), [`gate`] (identity), [`ops`] (the operational endpoints). Each step hands
-//! what it decided to later steps through the request's extensions; nothing calls back
-//! up. The layers are the gateway's own (not `tower-http`'s CORS, limit or trace
+//! answer), [`gate`] (identity), [`ops`] (the operational endpoints). Two services run
+//! them: [`observe::Observe`] around every route (the generation goes into the
+//! request's extensions), and the MCP endpoint, whose steps `mcp_endpoint` calls in
+//! turn, each answering or returning what it decided to the next; nothing calls back
+//! up. The steps are the gateway's own (not `tower-http`'s CORS, limit or trace
 //! layers) because their settings come from the configuration generation the request
 //! loaded, so they follow reloads (docs/decisions.md). Below the edge, `mcp` speaks the
 //! protocol and the domain never imports this module (`gateway/tests/architecture.rs`).
