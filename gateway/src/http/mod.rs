@@ -96,16 +96,17 @@ async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
     let Some(generation) = req.extensions().get::<Arc<Generation>>().cloned() else {
         return wiring_bug();
     };
+    // A step's early answer is boxed: the `Result` of the path that goes on stays small.
     let (routed, label) = match route_request(&app, &generation, &req) {
         Ok(routed) => routed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let origin = match check_origin(&generation, req.headers()) {
         Ok(origin) => origin,
-        Err(answer) => return labelled(answer, label),
+        Err(answer) => return labelled(*answer, label),
     };
     let mut response = async {
-        allow_methods(req.method())?;
+        allow_methods(req.method()).map_err(|answer| *answer)?;
         let (parts, message) = read_message(&generation, req).await?;
         let headers = &parts.headers;
         let traced = trace_message(&app, headers, message, &routed, |message| async {

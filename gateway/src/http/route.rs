@@ -24,7 +24,7 @@ pub fn route_request(
     app: &App,
     generation: &Generation,
     req: &Request,
-) -> Result<(RoutedCluster, &'static str), Response> {
+) -> Result<(RoutedCluster, &'static str), Box<Response>> {
     let oauth = generation.config.server.oauth.enabled;
     match Route::of(
         req.uri().path(),
@@ -41,28 +41,30 @@ pub fn route_request(
         Route::ResourceMetadata(_) | Route::RootMetadata
             if oauth && req.method() == axum::http::Method::OPTIONS =>
         {
-            Err(labelled(
+            Err(Box::new(labelled(
                 open_preflight(),
                 "/.well-known/oauth-protected-resource",
-            ))
+            )))
         }
-        Route::ResourceMetadata(cluster) if oauth => Err(metadata_response(
+        Route::ResourceMetadata(cluster) if oauth => Err(Box::new(metadata_response(
             generation,
             req.headers(),
             MetadataSubject::Resource(cluster),
             "/.well-known/oauth-protected-resource/mcp",
-        )),
-        Route::RootMetadata if oauth => Err(metadata_response(
+        ))),
+        Route::RootMetadata if oauth => Err(Box::new(metadata_response(
             generation,
             req.headers(),
             MetadataSubject::Root,
             "/.well-known/oauth-protected-resource",
-        )),
-        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => Err(labelled(
-            json_response(StatusCode::NOT_FOUND, &not_found_body()),
-            "not_found",
-        )),
-        Route::Other => Err(labelled(not_found(), "unmatched")),
+        ))),
+        Route::NotFound | Route::ResourceMetadata(_) | Route::RootMetadata => {
+            Err(Box::new(labelled(
+                json_response(StatusCode::NOT_FOUND, &not_found_body()),
+                "not_found",
+            )))
+        }
+        Route::Other => Err(Box::new(labelled(not_found(), "unmatched"))),
     }
 }
 

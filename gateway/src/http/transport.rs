@@ -63,12 +63,12 @@ pub fn add_cors(r: &mut Response, origin: &str) {
 pub fn check_origin(
     generation: &Generation,
     headers: &HeaderMap,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Box<Response>> {
     match generation.origins.check(origin_values(headers)) {
-        OriginVerdict::Denied(why) => Err(json_response(
+        OriginVerdict::Denied(why) => Err(Box::new(json_response(
             StatusCode::FORBIDDEN,
             &json!({"error": "forbidden_origin", "error_description": why.to_string()}),
-        )),
+        ))),
         OriginVerdict::Allowed(o) => Ok(Some(o)),
         OriginVerdict::Absent => Ok(None),
     }
@@ -76,10 +76,10 @@ pub fn check_origin(
 
 /// Step "methods": the endpoint is stateless, so only POST carries messages;
 /// OPTIONS is the CORS preflight and anything else is 405.
-pub fn allow_methods(method: &Method) -> Result<(), Response> {
+pub fn allow_methods(method: &Method) -> Result<(), Box<Response>> {
     match *method {
         Method::POST => Ok(()),
-        Method::OPTIONS => Err(preflight()),
+        Method::OPTIONS => Err(Box::new(preflight())),
         _ => {
             let mut r = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -87,7 +87,7 @@ pub fn allow_methods(method: &Method) -> Result<(), Response> {
             );
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
