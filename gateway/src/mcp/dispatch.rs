@@ -568,6 +568,25 @@ mod tests {
     }
 
     #[test]
+    fn a_typed_tool_result_has_the_shape_decorate_gives_a_json_result() {
+        let out = crate::tools::outcome::structured(json!({"rows": [["1"]], "row_count": 1}));
+        for era in [Era::Initialize, Era::Stateless] {
+            // What the result looked like when it went through a JSON tree.
+            let mut tree = serde_json::to_value(&out.result).unwrap();
+            if era == Era::Initialize {
+                tree.as_object_mut().unwrap().remove("resultType");
+            }
+            let tree = decorate(era, tree, false);
+            let typed = serde_json::to_value(shape_call(era, out.result.clone())).unwrap();
+            assert_eq!(typed, tree, "{era:?}");
+            assert_eq!(typed.get("resultType").is_some(), era == Era::Stateless);
+            let text = Answer::Tool(shape_call(era, out.result.clone())).response_text(&json!("a"));
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!((&v["id"], &v["result"]), (&json!("a"), &tree));
+        }
+    }
+
+    #[test]
     fn method_labels_are_known_names_or_other() {
         for m in KNOWN_METHODS {
             assert_eq!(method_label(m), *m);
