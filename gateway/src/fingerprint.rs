@@ -26,8 +26,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&sha256(bytes))
 }
 
+/// Lower-case hex, written into one buffer: it runs on hot paths (the cancellation scope
+/// of every request with a bearer, every ClickHouse request's traceparent), where a
+/// `format!` per byte cost a String each (docs/decisions.md, "Hop cost").
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0xf));
+    }
+    out
 }
 
 #[cfg(test)]

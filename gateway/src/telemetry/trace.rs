@@ -15,6 +15,7 @@ use futures::future::Either;
 use futures::FutureExt;
 
 use super::otlp::Tracer;
+use crate::fingerprint::hex;
 
 /// A W3C trace context (`traceparent`, version 00).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,18 +100,6 @@ fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
         *o = hi << 4 | lo;
     }
     Some(out)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    // Into one buffer: every ClickHouse request writes a traceparent, and a
-    // `format!` per byte cost a String each (bench/cpu_per_call.sh).
-    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        out.push(digit(b >> 4));
-        out.push(digit(b & 0xf));
-    }
-    out
 }
 
 fn nonzero_id<const N: usize>() -> [u8; N] {
