@@ -127,6 +127,14 @@ async fn https_with_the_configured_ca_answers_and_without_it_fails_naming_the_ce
     );
     assert!(msg.contains("invalid peer certificate"), "{msg}");
     assert!(msg.contains("UnknownIssuer"), "{msg}");
+
+    // `insecure_skip_verify` takes the unknown chain (and any name).
+    let mut insecure = tls_config(&s, false, false);
+    insecure.tls.insecure_skip_verify = true;
+    let rows = select_one(&insecure)
+        .await
+        .expect("https without verification");
+    assert_eq!(rows, vec![vec![json!(1)]]);
 }
 
 #[tokio::test]
