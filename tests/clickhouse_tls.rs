@@ -96,6 +96,14 @@ fn fastrand_id() -> u128 {
         .unwrap_or(0)
 }
 
+/// `SELECT 1` answers `[[1]]` through the client built from `config`.
+async fn assert_answers(config: &ClickHouseConfig, what: &str) {
+    let rows = select_one(config)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(rows, vec![vec![json!(1)]], "{what}");
+}
+
 /// The `Unreachable` message, or a panic naming what came instead.
 fn unreachable_message(r: Result<Vec<Vec<serde_json::Value>>, QueryError>) -> String {
     match r {
@@ -111,10 +119,7 @@ fn unreachable_message(r: Result<Vec<Vec<serde_json::Value>>, QueryError>) -> St
 #[tokio::test]
 async fn https_with_the_configured_ca_answers_and_without_it_fails_naming_the_certificate() {
     let s = setup(false);
-    let rows = select_one(&tls_config(&s, true, false))
-        .await
-        .expect("https with the CA bundle");
-    assert_eq!(rows, vec![vec![json!(1)]]);
+    assert_answers(&tls_config(&s, true, false), "https with the CA bundle").await;
 
     // The throwaway CA is in no public root store: the server's chain is refused.
     let msg = unreachable_message(select_one(&tls_config(&s, false, false)).await);
@@ -131,19 +136,17 @@ async fn https_with_the_configured_ca_answers_and_without_it_fails_naming_the_ce
     // `insecure_skip_verify` takes the unknown chain (and any name).
     let mut insecure = tls_config(&s, false, false);
     insecure.tls.insecure_skip_verify = true;
-    let rows = select_one(&insecure)
-        .await
-        .expect("https without verification");
-    assert_eq!(rows, vec![vec![json!(1)]]);
+    assert_answers(&insecure, "https without verification").await;
 }
 
 #[tokio::test]
 async fn mutual_tls_refuses_a_client_without_a_certificate_and_takes_the_configured_one() {
     let s = setup(true);
-    let rows = select_one(&tls_config(&s, true, true))
-        .await
-        .expect("mutual TLS with the configured client certificate");
-    assert_eq!(rows, vec![vec![json!(1)]]);
+    assert_answers(
+        &tls_config(&s, true, true),
+        "mutual TLS with the configured client certificate",
+    )
+    .await;
 
     // The server asks for a certificate and gets none: under TLS 1.3 the client's side
     // of the handshake is done by then, so the refusal arrives as an alert on the request.
