@@ -195,6 +195,136 @@ gw_up() {
 # rss_kb PID: resident set size in kB from /proc (VmRSS).
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+# --- load runs (wrk) and the floor (nginx) -------------------------------------------
+# Used by bench/run.sh and bench/hop.sh. They need WORK (a work dir), D (seconds per run)
+# and FAILURES (a counter the caller reports).
+
+# bench_tools: wrk and nginx, installed once (apt).
+bench_tools() {
+  "$LIB_ROOT/scripts/deps.sh" nginx
+  command -v wrk >/dev/null || { log "installing wrk (apt)"; apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+}
+
+# load NAME CONNECTIONS URL BODY EXPECT [HEADER...]: one bounded wrk run (bench/post.lua);
+# its JSON line goes to $WORK/NAME.json. A run that fails or gets any bad answer counts
+# as a failure.
+load() {
+  local name=$1 conns=$2 url=$3 body=$4 expect=$5
+  shift 5
+  local rc=0
+  wrk -t1 -c"$conns" -d"${D}s" --timeout 10s -s "$LIB_ROOT/bench/post.lua" "$url" -- "$body" "$expect" "$@" \
+    >"$WORK/$name.out" 2>&1 || rc=$?
+  tail -n 1 "$WORK/$name.out" >"$WORK/$name.json"
+  if [ "$rc" -ne 0 ] || ! python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if r["requests"] > 0 and r["bad"] == 0 and r["socket_errors"] == 0 else 1)' "$WORK/$name.json" 2>/dev/null; then
+    FAILURES=$((FAILURES + 1))
+    log "load run $name failed: $(cat "$WORK/$name.json")"
+  fi
+  log "$name: $(cat "$WORK/$name.json")"
+}
+# cpu_ticks PID: the process's user+system CPU so far, in clock ticks (/proc/PID/stat).
+# The command name (field 2) may hold spaces, so fields are counted after its `)`.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# load_cpu NAME PID CONNECTIONS URL BODY EXPECT [HEADER...]: `load`, and PID's CPU per
+# answered request over the run in µs, into $WORK/NAME.cpu.
+load_cpu() {
+  local name=$1 pid=$2 before after
+  shift 2
+  before=$(cpu_ticks "$pid")
+  load "$name" "$@"
+  after=$(cpu_ticks "$pid")
+  python3 -c 'import sys; t, n, hz = float(sys.argv[1]), float(sys.argv[2] or 0), float(sys.argv[3]); print(f"{t * 1e6 / hz / n:.0f} µs" if n else "")' \
+    "$((after - before))" "$(run_stat "$name" requests)" "$(getconf CLK_TCK)" >"$WORK/$name.cpu"
+}
+cpu() { cat "$WORK/$1.cpu" 2>/dev/null || true; }
+# run_stat NAME FIELD: a figure from a load run ("" when the run failed)
+run_stat() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/$1.json" "$2" 2>/dev/null || true; }
+# ratios G_P50 F_P50 G_RPS F_RPS: "a× / b×", medians then throughputs.
+ratios() {
+  python3 -c 'import sys; g50, f50, grps, frps = (float(x or 0) for x in sys.argv[1:5]); print(f"{g50 / f50:.2f}× / {grps / frps:.2f}×" if f50 and frps else "failed")' "$@"
+}
+
+# floor_up DIR UPSTREAM_PORT: the floor, nginx forwarding to ClickHouse and nothing else
+# (NGX_PID, FLOOR_URL), plus an OTLP/HTTP sink on SINK_PORT. One process (no master, so
+# the pid we read CPU from is the one that serves), an upstream keep-alive pool like the
+# gateway's, no access log (the gateway writes none per request at level warn either).
+floor_up() {
+  local dir=$1 upstream=$2 port
+  port=$(free_port)
+  SINK_PORT=$(free_port)
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat >"$dir/nginx.conf" <<NGX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  keepalive_requests 1000000;
+  upstream clickhouse {
+    server 127.0.0.1:$upstream;
+    keepalive 32;
+    keepalive_requests 1000000;
+  }
+  # An OTLP/HTTP sink for a traced gateway: 200 with an empty body (an empty
+  # ExportTraceServiceResponse), so exporting costs the gateway what it costs in real life.
+  server {
+    listen 127.0.0.1:$SINK_PORT;
+    location / { return 200; }
+  }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://clickhouse;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+  /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" >"$dir/stdout.log" 2>&1 &
+  NGX_PID=$!
+  SVC_PIDS+=("$NGX_PID")
+  FLOOR_URL="http://127.0.0.1:$port/"
+  wait_http "${FLOOR_URL}?query=SELECT%201" 100 || { log "nginx (the floor) did not start"; cat "$dir/logs/error.log" "$dir/stdout.log" >&2; return 1; }
+}
+
+# What the gateway sends ClickHouse for `execute_query SELECT 1`, parameters in its order
+# (18.16 refuses log_comment, so it is not sent; a query_id unique to each request, as the
+# gateway makes one), and its credentials header (user `default`, empty password; checked
+# with a capturing proxy). The floor forwards exactly this request.
+# shellcheck disable=SC2034 # for the callers
+CH_GW_QUERY="query_id=chmcp-__ID__&default_format=JSONCompact&database=analytics&readonly=2&max_execution_time=120&max_result_rows=501&result_overflow_mode=break"
+# shellcheck disable=SC2034
+CH_GW_HDR=("Authorization: Basic $(printf 'default:' | base64)")
+
+# md_section FILE NAME: replaces the `<!-- NAME:begin ... -->` … `<!-- NAME:end -->` block
+# of FILE with stdin (which carries both markers), or appends it.
+md_section() {
+  python3 -c '
+import os, sys
+out, name = sys.argv[1:3]
+block = sys.stdin.read().rstrip("\n") + "\n"
+text = open(out, encoding="utf-8").read() if os.path.exists(out) else ""
+begin, mark = text.find(f"<!-- {name}:begin"), f"<!-- {name}:end -->"
+end = text.find(mark)
+if begin >= 0 and end >= 0:
+    rest = text[end + len(mark):].lstrip("\n")
+    text = text[:begin] + block + ("\n" + rest if rest else "")
+else:
+    text = text.rstrip("\n") + "\n\n" + block
+open(out, "w", encoding="utf-8").write(text)' "$1" "$2"
+}
+
 # svc_workdir NAME: WORK, a fresh /tmp/chmcp-NAME.XXXXXX, and the EXIT trap (svc_exit)
 # that stops the services and removes WORK, keeping it with KEEP_WORK=1 or on failure.
 svc_workdir() {

@@ -34,8 +34,8 @@ trap 'exit 130' INT TERM
 FAILURES=0
 
 # --- dependencies and services ---------------------------------------------------------
-scripts/deps.sh clickhouse nginx
-command -v wrk >/dev/null || { log "installing wrk (apt)"; apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+scripts/deps.sh clickhouse
+bench_tools
 PEER_PY=$(venv_for peer-venv "$ROOT/bench/requirements-peer.txt")
 BIN=$(gw_binary release)
 cp "$BIN" "$WORK/chmcp-gateway"
@@ -68,54 +68,8 @@ done
 curl -sf -o /dev/null "$PEER_URL" "${MCP_HDRS[@]}" -H "Mcp-Session-Id: $PEER_SID" -H 'MCP-Protocol-Version: 2025-06-18' \
   -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
 
-# The floor: nginx forwarding to ClickHouse and nothing else. One process (no master, so
-# the pid we read CPU from is the one that serves), an upstream keep-alive pool like the
-# gateway's, no access log (the gateway writes none per request at level warn either).
-NGX_DIR="$WORK/nginx"
-NGX_PORT=$(free_port)
-SINK_PORT=$(free_port)
-mkdir -p "$NGX_DIR/logs" "$NGX_DIR/tmp"
-cat >"$NGX_DIR/nginx.conf" <<NGX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NGX_DIR/nginx.pid;
-error_log $NGX_DIR/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $NGX_DIR/tmp/body;
-  proxy_temp_path $NGX_DIR/tmp/proxy;
-  fastcgi_temp_path $NGX_DIR/tmp/fastcgi;
-  uwsgi_temp_path $NGX_DIR/tmp/uwsgi;
-  scgi_temp_path $NGX_DIR/tmp/scgi;
-  keepalive_requests 1000000;
-  upstream clickhouse {
-    server 127.0.0.1:$CH_PORT;
-    keepalive 32;
-    keepalive_requests 1000000;
-  }
-  # An OTLP/HTTP sink for the traced gateway: 200 with an empty body (an empty
-  # ExportTraceServiceResponse), so exporting costs the gateway what it costs in real life.
-  server {
-    listen 127.0.0.1:$SINK_PORT;
-    location / { return 200; }
-  }
-  server {
-    listen 127.0.0.1:$NGX_PORT;
-    location / {
-      proxy_pass http://clickhouse;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-NGX
-/usr/sbin/nginx -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" >"$NGX_DIR/stdout.log" 2>&1 &
-NGX_PID=$!
-SVC_PIDS+=("$NGX_PID")
-FLOOR_URL="http://127.0.0.1:$NGX_PORT/"
-wait_http "${FLOOR_URL}?query=SELECT%201" 100 || { log "nginx (the floor) did not start"; cat "$NGX_DIR/logs/error.log" "$NGX_DIR/stdout.log" >&2; exit 1; }
+# The floor: nginx forwarding to ClickHouse and nothing else (bench/lib.sh floor_up).
+floor_up "$WORK/nginx" "$CH_PORT"
 # The same gateway with tracing on: every call sampled and exported (OTLP/HTTP) to the
 # sink above; it idles while the others are measured.
 gw_write_config "$WORK/gateway-traced.yaml"
@@ -139,42 +93,6 @@ printf '%s' '{"jsonrpc":"2.0","id":__ID__,"method":"tools/call","params":{"name"
 GW_HDR=("MCP-Protocol-Version: 2025-11-25")
 PEER_HDR=("MCP-Protocol-Version: 2025-06-18" "Mcp-Session-Id: $PEER_SID")
 
-# load NAME CONNECTIONS URL BODY EXPECT [HEADER...]: one bounded wrk run; its JSON line
-# goes to $WORK/NAME.json. A run that fails or gets any bad answer counts as a failure.
-load() {
-  local name=$1 conns=$2 url=$3 body=$4 expect=$5
-  shift 5
-  local rc=0
-  wrk -t1 -c"$conns" -d"${D}s" --timeout 10s -s "$ROOT/bench/post.lua" "$url" -- "$body" "$expect" "$@" \
-    >"$WORK/$name.out" 2>&1 || rc=$?
-  tail -n 1 "$WORK/$name.out" >"$WORK/$name.json"
-  if [ "$rc" -ne 0 ] || ! python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-sys.exit(0 if r["requests"] > 0 and r["bad"] == 0 and r["socket_errors"] == 0 else 1)' "$WORK/$name.json" 2>/dev/null; then
-    FAILURES=$((FAILURES + 1))
-    log "load run $name failed: $(cat "$WORK/$name.json")"
-  fi
-  log "$name: $(cat "$WORK/$name.json")"
-}
-# cpu_ticks PID: the process's user+system CPU so far, in clock ticks (/proc/PID/stat).
-# The command name (field 2) may hold spaces, so fields are counted after its `)`.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-# load_cpu NAME PID CONNECTIONS URL BODY EXPECT [HEADER...]: `load`, and PID's CPU per
-# answered request over the run in µs, into $WORK/NAME.cpu.
-load_cpu() {
-  local name=$1 pid=$2 before after
-  shift 2
-  before=$(cpu_ticks "$pid")
-  load "$name" "$@"
-  after=$(cpu_ticks "$pid")
-  python3 -c 'import sys; t, n, hz = float(sys.argv[1]), float(sys.argv[2] or 0), float(sys.argv[3]); print(f"{t * 1e6 / hz / n:.0f} µs" if n else "")' \
-    "$((after - before))" "$(stat "$name" requests)" "$(getconf CLK_TCK)" >"$WORK/$name.cpu"
-}
-cpu() { cat "$WORK/$1.cpu" 2>/dev/null || true; }
-# stat NAME FIELD: a figure from a load run ("" when the run failed)
-stat() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/$1.json" "$2" 2>/dev/null || true; }
-
 # RSS sampling of the gateway while a load runs: peak VmRSS in kB.
 sample_start() { (while :; do rss_kb "$GW_PID" >>"$WORK/rss-$1.samples" 2>/dev/null || true; sleep 0.25; done) & SAMPLER_PID=$!; }
 # sample_stop NAME: stops the sampler; the peak goes to $WORK/rss-NAME.peak.
@@ -196,15 +114,10 @@ curl -sf -o /dev/null "$GW_URL" "${MCP_HDRS[@]}" -d "$(sed 's/__ID__/1/' "$WORK/
 curl -sf -o /dev/null --max-time 120 "$PEER_URL" "${MCP_HDRS[@]}" "${PEER_HDR[@]/#/-H}" -d "$(sed 's/__ID__/1/' "$WORK/peer-select.body")" ||
   { log "the peer did not answer its warm-up query; see $WORK/peer.log"; exit 1; }
 
-# What the gateway itself sends ClickHouse for execute_query, parameters in its order
-# (18.16 refuses log_comment, so it is not sent; a query_id unique to each request, as the
-# gateway makes one): the same SELECT 1 costs ClickHouse more in this format with these
+# What the gateway itself sends ClickHouse for execute_query (CH_GW_QUERY, CH_GW_HDR in
+# bench/lib.sh): the same SELECT 1 costs ClickHouse more in this format with these
 # settings, which is part of the gap and not the gateway's.
-CH_GW_QUERY="query_id=chmcp-__ID__&default_format=JSONCompact&database=analytics&readonly=2&max_execution_time=120&max_result_rows=501&result_overflow_mode=break"
 CH_GW_URL="${CH_URL}?$CH_GW_QUERY"
-# and its credentials header: user `default`, empty password (checked with a capturing
-# proxy: the gateway sends exactly these parameters, in this order, and this header).
-CH_GW_HDR=("Authorization: Basic $(printf 'default:' | base64)")
 for c in 1 16; do
   load "ch-select-c$c" "$c" "$CH_URL" "$WORK/ch.body" "1"
   load "chgw-select-c$c" "$c" "$CH_GW_URL" "$WORK/ch.body" '"data"' "${CH_GW_HDR[@]}"
@@ -329,39 +242,36 @@ ROWS="$WORK/rows.tsv"
 : >"$ROWS"
 row() { local IFS=$'\t'; echo "$*" >>"$ROWS"; }
 for c in 1 16; do
-  row "SELECT 1 via execute_query, $c client(s): median ms" "$(stat gw-select-c$c p50_ms)" "$(stat ch-select-c$c p50_ms)" "$(stat peer-select-c$c p50_ms)" lower "gateway ≤ 1.5× ClickHouse"
-  row "SELECT 1 via execute_query, $c client(s): p99 ms" "$(stat gw-select-c$c p99_ms)" "$(stat ch-select-c$c p99_ms)" "$(stat peer-select-c$c p99_ms)" lower ""
-  row "SELECT 1 via execute_query, $c client(s): req/s" "$(stat gw-select-c$c rps)" "$(stat ch-select-c$c rps)" "$(stat peer-select-c$c rps)" higher "gateway ≥ 60% of ClickHouse, ≥ 10× peer"
+  row "SELECT 1 via execute_query, $c client(s): median ms" "$(run_stat gw-select-c$c p50_ms)" "$(run_stat ch-select-c$c p50_ms)" "$(run_stat peer-select-c$c p50_ms)" lower "gateway ≤ 1.5× ClickHouse"
+  row "SELECT 1 via execute_query, $c client(s): p99 ms" "$(run_stat gw-select-c$c p99_ms)" "$(run_stat ch-select-c$c p99_ms)" "$(run_stat peer-select-c$c p99_ms)" lower ""
+  row "SELECT 1 via execute_query, $c client(s): req/s" "$(run_stat gw-select-c$c rps)" "$(run_stat ch-select-c$c rps)" "$(run_stat peer-select-c$c rps)" higher "gateway ≥ 60% of ClickHouse, ≥ 10× peer"
 done
 for c in 1 16; do
-  row "² SELECT 1 straight to ClickHouse as the gateway sends it, $c client(s): median ms / req/s" "$(stat chgw-select-c$c p50_ms) / $(stat chgw-select-c$c rps)" "" "" text ""
-  row "² gateway ÷ that, $c client(s): median / req/s" "$(python3 -c 'import sys; g50, c50, grps, crps = (float(x or 0) for x in sys.argv[1:5]); print(f"{g50 / c50:.2f}× / {grps / crps:.2f}×" if c50 and crps else "failed")' "$(stat gw-select-c$c p50_ms)" "$(stat chgw-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat chgw-select-c$c rps)")" "" "" text ""
+  row "² SELECT 1 straight to ClickHouse as the gateway sends it, $c client(s): median ms / req/s" "$(run_stat chgw-select-c$c p50_ms) / $(run_stat chgw-select-c$c rps)" "" "" text ""
+  row "² gateway ÷ that, $c client(s): median / req/s" "$(ratios "$(run_stat gw-select-c$c p50_ms)" "$(run_stat chgw-select-c$c p50_ms)" "$(run_stat gw-select-c$c rps)" "$(run_stat chgw-select-c$c rps)")" "" "" text ""
 done
 # gateway ÷ floor beside gateway ÷ ClickHouse; then CPU per call of the gateway and of nginx.
-ratios() { # G_P50 F_P50 G_RPS F_RPS: "median a× / req/s b×"
-  python3 -c 'import sys; g50, f50, grps, frps = (float(x or 0) for x in sys.argv[1:5]); print(f"{g50 / f50:.2f}× / {grps / frps:.2f}×" if f50 and frps else "failed")' "$@"
-}
 for c in 1 16; do
-  row "floor: ² request through nginx (keep-alive reverse proxy), $c client(s): median ms / req/s" "$(stat floor-select-c$c p50_ms) / $(stat floor-select-c$c rps)" "" "" text ""
-  row "gateway ÷ floor, $c client(s): median / req/s (gateway ÷ ClickHouse: $(ratios "$(stat gw-select-c$c p50_ms)" "$(stat ch-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat ch-select-c$c rps)"))" \
-    "$(ratios "$(stat gw-select-c$c p50_ms)" "$(stat floor-select-c$c p50_ms)" "$(stat gw-select-c$c rps)" "$(stat floor-select-c$c rps)")" "" "" text "≤ 1.25× / ≥ 0.80×"
+  row "floor: ² request through nginx (keep-alive reverse proxy), $c client(s): median ms / req/s" "$(run_stat floor-select-c$c p50_ms) / $(run_stat floor-select-c$c rps)" "" "" text ""
+  row "gateway ÷ floor, $c client(s): median / req/s (gateway ÷ ClickHouse: $(ratios "$(run_stat gw-select-c$c p50_ms)" "$(run_stat ch-select-c$c p50_ms)" "$(run_stat gw-select-c$c rps)" "$(run_stat ch-select-c$c rps)"))" \
+    "$(ratios "$(run_stat gw-select-c$c p50_ms)" "$(run_stat floor-select-c$c p50_ms)" "$(run_stat gw-select-c$c rps)" "$(run_stat floor-select-c$c rps)")" "" "" text "≤ 1.25× / ≥ 0.80×"
   row "CPU per call, $c client(s) (/proc utime+stime over the run ÷ answers): gateway / floor (nginx)" "$(cpu gw-select-c$c) / $(cpu floor-select-c$c)" "" "" text ""
 done
 for c in 1 16; do
-  row "tracing on (every call sampled, OTLP to a sink) vs off, $c client(s): median ms / req/s / CPU per call" "on $(stat gwtr-select-c$c p50_ms) / $(stat gwtr-select-c$c rps) / $(cpu gwtr-select-c$c); off $(stat gw-select-c$c p50_ms) / $(stat gw-select-c$c rps) / $(cpu gw-select-c$c)" "" "" text ""
+  row "tracing on (every call sampled, OTLP to a sink) vs off, $c client(s): median ms / req/s / CPU per call" "on $(run_stat gwtr-select-c$c p50_ms) / $(run_stat gwtr-select-c$c rps) / $(cpu gwtr-select-c$c); off $(run_stat gw-select-c$c p50_ms) / $(run_stat gw-select-c$c rps) / $(cpu gw-select-c$c)" "" "" text ""
 done
 for c in 1 16 128; do
-  row "tools/list (warm catalog), $c client(s): req/s" "$(stat gw-list-c$c rps)" "" "" higher ""
-  row "tools/list (warm catalog), $c client(s): median / p99 ms" "$(stat gw-list-c$c p50_ms) / $(stat gw-list-c$c p99_ms)" "" "" text ""
+  row "tools/list (warm catalog), $c client(s): req/s" "$(run_stat gw-list-c$c rps)" "" "" higher ""
+  row "tools/list (warm catalog), $c client(s): median / p99 ms" "$(run_stat gw-list-c$c p50_ms) / $(run_stat gw-list-c$c p99_ms)" "" "" text ""
 done
 row "gateway RSS idle (after start-up)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_IDLE/1024}")" "" "" text "< 20 MB"
 row "gateway RSS under load (peak of the runs above)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_LOAD/1024}")" "" "" text ""
 row "gateway RSS after load (2 s later)" "$(awk "BEGIN{printf \"%.1f MB\", $RSS_AFTER/1024}")" "" "" text ""
 # Multi-cluster rows (¹: against bench/modern_clickhouse_double.py, see the note above the table).
-row "¹ warm tools/list via /mcp/a ($(echo "$WARM_TOOLS" | cut -d' ' -f1) tools), $MC_CONNS clients: req/s" "$(stat mc-list-c$MC_CONNS rps)" "" "" higher ""
-row "¹ gateway /livez, same run, $MC_CONNS clients: req/s" "$(stat mc-livez-c$MC_CONNS rps)" "" "" higher ""
-row "¹ warm tools/list ÷ /livez" "$(python3 -c 'import sys; a, b = (float(x or 0) for x in sys.argv[1:3]); print(f"{a / b:.2f}" if b else "failed")' "$(stat mc-list-c$MC_CONNS rps)" "$(stat mc-livez-c$MC_CONNS rps)")" "" "" text "≥ 0.5"
-row "¹ warm tools/list via /mcp/a, $MC_CONNS clients: median / p99 ms" "$(stat mc-list-c$MC_CONNS p50_ms) / $(stat mc-list-c$MC_CONNS p99_ms)" "" "" text ""
+row "¹ warm tools/list via /mcp/a ($(echo "$WARM_TOOLS" | cut -d' ' -f1) tools), $MC_CONNS clients: req/s" "$(run_stat mc-list-c$MC_CONNS rps)" "" "" higher ""
+row "¹ gateway /livez, same run, $MC_CONNS clients: req/s" "$(run_stat mc-livez-c$MC_CONNS rps)" "" "" higher ""
+row "¹ warm tools/list ÷ /livez" "$(python3 -c 'import sys; a, b = (float(x or 0) for x in sys.argv[1:3]); print(f"{a / b:.2f}" if b else "failed")' "$(run_stat mc-list-c$MC_CONNS rps)" "$(run_stat mc-livez-c$MC_CONNS rps)")" "" "" text "≥ 0.5"
+row "¹ warm tools/list via /mcp/a, $MC_CONNS clients: median / p99 ms" "$(run_stat mc-list-c$MC_CONNS p50_ms) / $(run_stat mc-list-c$MC_CONNS p99_ms)" "" "" text ""
 row "¹ cold-cache storm: $STORM_TOKENS distinct tokens at once on /mcp/a + /mcp/b" "answered $(storm answered) of $STORM_TOKENS: $(storm outcomes full) full catalogs, $(storm outcomes static_only) static-only; failed $(storm failed)" "" "" text "every request answered, none failing"
 row "¹ cold-cache storm: /metrics chmcp_catalog_discoveries_total" "ok $DISC_OK, saturated $SAT, transient_error $DISC_TRANS, auth_error $DISC_AUTH; entries cached $STORM_ENTRIES" "" "" text ""
 row "¹ cold-cache storm: latency median / max ms (all answers)" "$(storm p50_ms) / $(storm max_ms)" "" "" text ""
@@ -423,12 +333,21 @@ for line in open(rows_file):
         r_peer = f"{g / p:.1f}×" if g is not None and p else "n/a"
     lines.append(f"| {name} | {fmt(g) or 'failed'} | {fmt(c) or 'failed'} | {r_ch} | {fmt(p) or 'failed'} | {r_peer} | {target} |")
 table = "\n".join(lines)
-with open(out, "w") as f:
-    f.write("# chmcp bench (`make bench`)\n\n" + meta.replace("\n", "  \n") + "\n\n" + table + "\n")
+# The sections other scripts own (`<!-- NAME:begin -->` … `:end`: hop.sh, context.sh) stay.
+import os
+kept = ""
+if os.path.exists(out):
+    old = open(out, encoding="utf-8").read()
+    at = old.find("<!-- ")
+    kept = "\n" + old[at:] if at >= 0 else ""
+with open(out, "w", encoding="utf-8") as f:
+    f.write("# chmcp bench (`make bench`)\n\n" + meta.replace("\n", "  \n") + "\n\n" + table + "\n" + kept)
 print(table)
 PY
 echo
-# The context rows (bench/context.sh: bytes and tokens a model reads), appended to latest.md.
+# The context rows (bench/context.sh: bytes and tokens a model reads) and the hop rows
+# (bench/hop.sh: the gateway against the floor, two rounds), each its own section.
 GATEWAY="$BIN" bench/context.sh || FAILURES=$((FAILURES + 1))
+GATEWAY="$BIN" bench/hop.sh || FAILURES=$((FAILURES + 1))
 echo "written to bench/results/latest.md"
 [ "$FAILURES" -eq 0 ]

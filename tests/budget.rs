@@ -136,6 +136,21 @@ async fn clickhouse_18_16_stops_a_query_past_the_budget_and_the_error_teaches() 
             .await;
         assert_eq!(r["isError"], json!(true), "{sql}: {r}");
     }
+    // So are the other arguments: `settings` (not offered here, so unknown), a bad format.
+    for (args, named) in [
+        (
+            json!({"query": "SELECT 1", "estimate": true, "settings": {"max_rows_to_read": 0}}),
+            "settings",
+        ),
+        (
+            json!({"query": "SELECT 1", "estimate": true, "result_format": "xml"}),
+            "result_format",
+        ),
+    ] {
+        let r = m.call("execute_query", args.clone()).await;
+        assert_eq!(r["isError"], json!(true), "{args}: {r}");
+        assert!(text_of(&r).contains(named), "{args}: {r}");
+    }
     assert_eq!(
         ch.query("SELECT count() FROM budget.events").trim(),
         TABLE_ROWS.to_string()

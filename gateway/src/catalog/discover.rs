@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{CatalogOutcome, ContentHash, DiscoveryError, Lookup, StaticReason};
-use crate::clickhouse::sql::quote_string;
+use crate::clickhouse::sql::{quote_string, SYSTEM_DATABASES};
 use crate::clickhouse::QueryError;
 use crate::identity::RequestCredentials;
 use crate::telemetry::trace::{self, SpanKind};
@@ -59,7 +59,7 @@ async fn read_rows(ctx: &ToolContext<'_>) -> Result<DiscoveredRows, QueryError> 
     let comment = if has_comment { "comment" } else { "''" };
     let sql = format!(
         "SELECT database, name, engine, create_table_query, {comment} FROM system.tables \
-         WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') ORDER BY database, name"
+         WHERE database NOT IN {SYSTEM_DATABASES} ORDER BY database, name"
     );
     let objects: Vec<ObjectRow> = ctx
         .metadata("discovery", sql)

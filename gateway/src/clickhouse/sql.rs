@@ -8,6 +8,10 @@
 
 use super::lexer::{self, Token, TokenKind};
 
+/// The server's own databases, as a SQL list: the listings, discovery, the schema
+/// resource and completions leave them out (`WHERE database NOT IN …`).
+pub const SYSTEM_DATABASES: &str = "('system', 'INFORMATION_SCHEMA', 'information_schema')";
+
 /// Statement keywords `execute_query` accepts (docs/spec-notes.md, "Read-only guard").
 pub const READ_ONLY_KEYWORDS: [&str; 7] = [
     "SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN",

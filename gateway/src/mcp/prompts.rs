@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::dispatch::{decorate, params_obj, required_str, RpcError};
 use super::protocol::{self, Era};
-use crate::clickhouse::sql::quote_string;
+use crate::clickhouse::sql::{quote_string, SYSTEM_DATABASES};
 use crate::identity::{RequestCredentials, RequestIdentity};
 use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{fleet_clusters, CLUSTER_ARG};
@@ -317,7 +317,7 @@ async fn databases(ctx: &ToolContext<'_>) -> Result<Vec<String>, String> {
     let rows = ctx
         .metadata(
             "completion",
-            "SELECT name FROM system.databases WHERE name NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') ORDER BY name".into(),
+            format!("SELECT name FROM system.databases WHERE name NOT IN {SYSTEM_DATABASES} ORDER BY name"),
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -42,11 +42,6 @@ pub(super) async fn execute_query(
     guard(ctx, query)?
         .check_read_only(!ctx.config.clickhouse.read_only)
         .map_err(refused)?;
-    match args.get("estimate") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => return super::budget::estimate_only(ctx, query).await,
-        Some(_) => return Err("argument `estimate` must be true or false".into()),
-    }
     let mut opts = ctx.options(
         "execute_query",
         query.to_string(),
@@ -66,6 +61,14 @@ pub(super) async fn execute_query(
             ))
         }
     };
+    // After every other argument is checked, so an estimate refuses what the run would.
+    // The settings a caller may pass (threads, block size, join algorithm…) change how a
+    // query runs, not which parts it reads, so the estimate does not need them.
+    match args.get("estimate") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => return super::budget::estimate_only(ctx, query).await,
+        Some(_) => return Err("argument `estimate` must be true or false".into()),
+    }
     Ok(ctx.rows_as("execute_query", opts, format).await)
 }
 

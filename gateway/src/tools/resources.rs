@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::context::ToolContext;
+use crate::clickhouse::sql::SYSTEM_DATABASES;
 
 pub const SCHEMA_URI: &str = "clickhouse://schema";
 pub const TABLE_TEMPLATE: &str = "clickhouse://table/{database}/{table}";
@@ -15,7 +16,7 @@ pub async fn schema_overview(ctx: &ToolContext<'_>) -> Result<Value, String> {
     let rows = ctx
         .metadata(
             "schema_resource",
-            "SELECT database, name, engine FROM system.tables WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') ORDER BY database, name".into(),
+            format!("SELECT database, name, engine FROM system.tables WHERE database NOT IN {SYSTEM_DATABASES} ORDER BY database, name"),
         )
         .await
         .map_err(|e| e.to_string())?;

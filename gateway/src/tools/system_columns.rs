@@ -25,8 +25,14 @@ impl SystemColumns {
         (at.elapsed() < SYSTEM_COLUMNS_TTL).then(|| cols.clone())
     }
 
+    /// Keeps what a caller saw, unless it saw nothing: every server's system tables have
+    /// columns, so an empty list means this caller's grants hide them, and remembering it
+    /// would blank the answer for every other caller until it expired.
     pub fn remember(&self, endpoint: &str, table: &str, cols: Vec<String>) -> Arc<Vec<String>> {
         let cols = Arc::new(cols);
+        if cols.is_empty() {
+            return cols;
+        }
         if let Ok(mut map) = self.seen.lock() {
             map.insert(
                 (endpoint.to_string(), table.to_string()),
@@ -34,5 +40,25 @@ impl SystemColumns {
             );
         }
         cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callers_empty_view_is_not_shared_but_a_real_layout_is() {
+        let seen = SystemColumns::default();
+        // A caller whose grants hide system.columns reads nothing: not remembered.
+        assert!(seen.remember("ch:8123", "tables", vec![]).is_empty());
+        assert!(seen.known("ch:8123", "tables").is_none());
+        // The next caller's real layout is.
+        seen.remember("ch:8123", "tables", vec!["name".into(), "engine".into()]);
+        let cols = seen.known("ch:8123", "tables").expect("remembered");
+        assert_eq!(cols.as_slice(), ["name", "engine"]);
+        // Per endpoint and table.
+        assert!(seen.known("other:8123", "tables").is_none());
+        assert!(seen.known("ch:8123", "columns").is_none());
     }
 }

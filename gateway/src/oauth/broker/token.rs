@@ -21,7 +21,7 @@ use super::error::{
     invalid_client, invalid_grant, invalid_request, invalid_target, ErrorCode, OAuthError,
 };
 use super::upstream::{UpstreamError, UpstreamTokens};
-use super::{now, refresh, BrokerState, Step};
+use super::{now, refresh, same_resource, BrokerState, Step};
 use crate::config::UpstreamToken;
 use crate::identity::claims::{Claims, UnverifiedPayload};
 use crate::oauth::sealed::{seal_access_token, Grant};
@@ -223,7 +223,9 @@ fn check_resource(
                 "resource is not served by this authorization server",
             ));
         }
-        if granted.is_some_and(|g| g != r) {
+        // Compared as the refresh grant compares (`refresh::narrowed`): a trailing slash
+        // does not make another resource.
+        if granted.is_some_and(|g| !same_resource(g, r)) {
             return Err(invalid_target("resource differs from the one authorized"));
         }
     }
@@ -455,10 +457,13 @@ async fn code_grant(
         .await
         .map_err(upstream_failure)?;
     let identity = check_id_token(b, &t, true).await?;
-    let resource = form
-        .get("resource")
-        .cloned()
-        .or(code.pending.resource.clone());
+    // The authorized resource when there was one (the form's may differ only by a
+    // trailing slash, see `check_resource`), as a refresh keeps the granted one.
+    let resource = code
+        .pending
+        .resource
+        .clone()
+        .or_else(|| form.get("resource").cloned());
     let access = access_token(b, &t, resource.as_deref(), identity.as_ref()).await?;
     let grant = b
         .sealer
@@ -849,6 +854,15 @@ mod grant_tests {
             ErrorCode::InvalidTarget
         );
         f.insert("resource".into(), "https://gw.example.com/mcp/a".into());
+        assert!(check_code_grant(
+            &code(Some("https://gw.example.com/mcp/a")),
+            &me(),
+            &f,
+            &serves
+        )
+        .is_ok());
+        // A trailing slash is the same resource, here as on a refresh.
+        f.insert("resource".into(), "https://gw.example.com/mcp/a/".into());
         assert!(check_code_grant(
             &code(Some("https://gw.example.com/mcp/a")),
             &me(),
