@@ -33,13 +33,14 @@ use crate::config::TlsConfig;
 
 /// Dialling, TCP and the TLS handshake together (reqwest's `connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// An idle pooled connection is closed after this (ClickHouse's own keep-alive is 10 s by
-/// default: the server usually closes first, and a stale connection is then not reused).
+/// An idle pooled connection is closed after this (as the reqwest client was set up; the
+/// server's `keep_alive_timeout` is often shorter, and then it closes first).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// TCP keep-alive and user timeout as reqwest set them: a peer that vanished without a
 /// FIN is noticed instead of waited on for the kernel's two hours.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
 const TCP_KEEPALIVE_RETRIES: u32 = 3;
+#[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Connector = TimedConnect<HttpsConnector<HttpConnector<Resolver>>>;
