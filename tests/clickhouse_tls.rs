@@ -79,7 +79,7 @@ async fn select_one(config: &ClickHouseConfig) -> Result<Vec<Vec<serde_json::Val
     };
     let opts = QueryOptions {
         sql: "SELECT 1 AS one".into(),
-        query_id: format!("tls-{:x}", fastrand_id()),
+        query_id: format!("tls-{:x}", unique_id()),
         timeout: Duration::from_secs(30),
         ..Default::default()
     };
@@ -89,7 +89,8 @@ async fn select_one(config: &ClickHouseConfig) -> Result<Vec<Vec<serde_json::Val
     Ok(rows)
 }
 
-fn fastrand_id() -> u128 {
+/// Distinct per call within a run (ClickHouse refuses a second running query with one id).
+fn unique_id() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
