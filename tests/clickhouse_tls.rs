@@ -1,8 +1,9 @@
 //! The ClickHouse client over TLS to a real ClickHouse 18.16 (`https_port`, OpenSSL on the
 //! server side), with a throwaway CA made by the `openssl` CLI: the extra CA bundle
 //! (`clickhouse.tls.ca_cert`), mutual TLS (`client_cert`/`client_key`), the dial address
-//! (`connect_host`) apart from the name the certificate is checked against, and the
-//! words a person reads when the connection fails (refused, timed out, TLS).
+//! (`connect_host`) apart from the name the certificate is checked against, the pooled
+//! connection, and the words a person reads when the connection fails (refused, timed
+//! out, TLS).
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -157,6 +158,38 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_takes_the_configu
         msg.contains("received fatal alert: CertificateRequired"),
         "{msg}"
     );
+}
+
+#[tokio::test]
+async fn queries_over_https_share_one_pooled_connection() {
+    let s = setup(false);
+    let config = tls_config(&s, true, false);
+    let client = Client::new(&config).expect("client");
+    let ep = Endpoint::from_config(&config);
+    let creds = Credentials::Basic {
+        user: "default".into(),
+        password: Secret::default(),
+    };
+    // Each query reads its own client port from ClickHouse's process list: one pooled
+    // connection means one port; a connection per query (e.g. a body left unread, so
+    // the connection cannot go back to the pool) would show as many ports as queries.
+    let mut ports = Vec::new();
+    for i in 0..5 {
+        let query_id = format!("tls-pool-{i}-{:x}", unique_id());
+        let opts = QueryOptions {
+            sql: format!("SELECT port FROM system.processes WHERE query_id = '{query_id}'"),
+            query_id,
+            timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let (_, rows) = client
+            .query_all(&ep, &creds, &opts, 10)
+            .await
+            .expect("query over https");
+        ports.push(rows);
+    }
+    assert_eq!(ports[0].len(), 1, "{ports:?}");
+    assert!(ports.iter().all(|p| *p == ports[0]), "{ports:?}");
 }
 
 #[tokio::test]
