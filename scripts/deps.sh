@@ -16,6 +16,7 @@
 #                                the MCP Apps host side); prints the node 22 binary they run on
 #   scripts/deps.sh tokenizer    npm gpt-tokenizer (o200k_base, offline) in bench/context: the token
 #                                counts of bench/context.sh
+#   scripts/deps.sh openssl      the openssl CLI (throwaway CA and certificates for the TLS tests)
 #   scripts/deps.sh prometheus   promtool (checks and unit-tests the chart's alert rules,
 #                                checks a live /metrics)
 set -euo pipefail
@@ -51,6 +52,9 @@ npm_ci_in() {
 
 for what in "$@"; do
   case "$what" in
+    openssl)
+      command -v openssl >/dev/null 2>&1 || apt_install openssl
+      ;;
     prometheus)
       command -v promtool >/dev/null 2>&1 || apt_install prometheus
       ;;

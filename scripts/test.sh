@@ -11,7 +11,7 @@ case "$rung" in
   *) echo "usage: $0 [unit|integration|e2e]" >&2; exit 2 ;;
 esac
 if [ "$rung" != unit ]; then
-  scripts/deps.sh clickhouse idp chdb python lua prometheus otel >/dev/null
+  scripts/deps.sh clickhouse idp chdb python lua prometheus otel openssl >/dev/null
 fi
 # Integration and e2e tests run target/debug/chmcp-gateway, which `cargo test` does not
 # rebuild: build it first so `make integration` never tests a stale binary.

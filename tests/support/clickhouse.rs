@@ -1,5 +1,6 @@
 //! A real `clickhouse-server` (Debian's 18.16 here) on free loopback ports, with its
-//! own data directory and users, stopped and removed on Drop.
+//! own data directory and users, stopped and removed on Drop; optionally also serving
+//! https (`start_https`), with or without requiring client certificates.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,8 @@ use super::{free_port, temp_dir};
 
 pub struct ClickHouse {
     pub http_port: u16,
+    /// The https port, when started with [`ClickHouse::start_https`].
+    pub https_port: Option<u16>,
     dir: PathBuf,
     child: Child,
 }
@@ -29,6 +32,15 @@ impl Users {
     }
 }
 
+/// What the server's https port serves (`<openSSL><server>`).
+pub struct Https {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Some: clients must present a certificate signed by this CA (`verificationMode
+    /// strict`); None: no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+}
+
 const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 impl ClickHouse {
@@ -37,6 +49,15 @@ impl ClickHouse {
     }
 
     pub fn start_with(users: Users) -> Self {
+        Self::launch(users, None)
+    }
+
+    /// Serves https too (plain http stays on `http_port` for setup and readiness).
+    pub fn start_https(users: Users, https: &Https) -> Self {
+        Self::launch(users, Some(https))
+    }
+
+    fn launch(users: Users, https: Option<&Https>) -> Self {
         assert!(
             std::path::Path::new(SERVER).exists(),
             "{SERVER} is missing: install it with `apt-get install -y clickhouse-server clickhouse-client` (`make test` does this)"
@@ -44,6 +65,22 @@ impl ClickHouse {
         let dir = temp_dir("ch");
         let http_port = free_port();
         let tcp_port = free_port();
+        let https_port = https.map(|_| free_port());
+        let tls = https.zip(https_port).map_or_else(String::new, |(h, port)| {
+            let verify = match &h.client_ca {
+                Some(ca) => format!(
+                    "<verificationMode>strict</verificationMode><caConfig>{}</caConfig>",
+                    ca.display()
+                ),
+                None => "<verificationMode>none</verificationMode>".to_string(),
+            };
+            format!(
+                "<https_port>{port}</https_port>
+  <openSSL><server><certificateFile>{}</certificateFile><privateKeyFile>{}</privateKeyFile>{verify}<loadDefaultCAFile>false</loadDefaultCAFile><disableProtocols>sslv2,sslv3</disableProtocols></server></openSSL>",
+                h.cert.display(),
+                h.key.display()
+            )
+        });
         let d = dir.display();
         std::fs::write(
             dir.join("config.xml"),
@@ -51,6 +88,7 @@ impl ClickHouse {
                 "<yandex>
   <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog></logger>
   <http_port>{http_port}</http_port><tcp_port>{tcp_port}</tcp_port>
+  {tls}
   <listen_host>127.0.0.1</listen_host>
   <path>{d}/data/</path><tmp_path>{d}/tmp/</tmp_path><user_files_path>{d}/files/</user_files_path>
   <users_config>{d}/users.xml</users_config>
@@ -62,6 +100,7 @@ impl ClickHouse {
         .expect("write config");
         let ch = Self {
             http_port,
+            https_port,
             dir: dir.clone(),
             child: spawn(&dir),
         };

@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod mcp;
 pub mod metrics;
 pub mod otlp;
+pub mod pki;
 pub mod process;
 pub mod relay;
 

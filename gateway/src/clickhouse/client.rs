@@ -4,12 +4,12 @@
 //! (cap, timeout, caller gone).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use hyper::{Method, Request, Uri};
 use serde_json::Value;
 
 use super::error::ServerError;
@@ -17,6 +17,7 @@ use super::settings::{self, Acceptance, ReadOnly, SettingsError, GATEWAY_SETTING
 use super::sql::quote_string;
 use super::stats;
 use super::stream::{Column, CompactReader, Event, StreamError};
+use super::transport::{Response, Transport};
 use crate::config::{ClickHouseConfig, Secret};
 use crate::telemetry::metrics::{ClusterLabels, HistogramFamily};
 use crate::telemetry::trace::{self, SpanKind};
@@ -226,6 +227,10 @@ const MAX_COLLECT_BYTES: u64 = 16 * 1024 * 1024;
 /// keep the connection pooled.
 const MAX_TRAILER_BYTES: usize = 64 * 1024;
 
+/// A non-2xx body is ClickHouse's exception text; more than this is not an error
+/// message worth holding.
+const MAX_ERROR_BYTES: usize = 1024 * 1024;
+
 /// A cheap handle; clones share the connection pool and per-endpoint memory.
 #[derive(Clone)]
 pub struct ClickHouse {
@@ -236,14 +241,13 @@ pub struct ClickHouse {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: Transport,
     headers: HeaderMap,
     /// What the settings probe learned, by (`host:port`, identity class).
     acceptance: Mutex<HashMap<IdentityKey, (Instant, Arc<Acceptance>)>>,
     /// Settings an endpoint's server version does not know at all (by `host:port`):
     /// true for every identity, so later probes skip them.
     unknown_settings: Mutex<HashMap<String, HashSet<&'static str>>>,
-    connect: Arc<ConnectResolver>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,43 +258,7 @@ pub enum ClientBuildError {
 
 impl ClickHouse {
     pub fn new(c: &ClickHouseConfig) -> Result<Self, ClientBuildError> {
-        let connect = Arc::new(ConnectResolver::default());
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .dns_resolver(connect.clone());
-        let read = |key: &'static str, path: &str| {
-            std::fs::read(path).map_err(|e| ClientBuildError::Config {
-                key,
-                message: format!("cannot read {path}: {e}"),
-            })
-        };
-        if !c.tls.ca_cert.is_empty() {
-            let pem = read("clickhouse.tls.ca_cert", &c.tls.ca_cert)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientBuildError::Config {
-                    key: "clickhouse.tls.ca_cert",
-                    message: e.to_string(),
-                }
-            })?;
-            for cert in certs {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        if !c.tls.client_cert.is_empty() {
-            let mut pem = read("clickhouse.tls.client_cert", &c.tls.client_cert)?;
-            pem.extend(read("clickhouse.tls.client_key", &c.tls.client_key)?);
-            let id = reqwest::Identity::from_pem(&pem).map_err(|e| ClientBuildError::Config {
-                key: "clickhouse.tls.client_cert",
-                message: e.to_string(),
-            })?;
-            b = b.identity(id);
-        }
-        if c.tls.insecure_skip_verify {
-            b = b.danger_accept_invalid_certs(true);
-        }
+        let http = Transport::new(&c.tls)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &c.http_headers {
             let key = format!("clickhouse.http_headers.{k}");
@@ -305,10 +273,6 @@ impl ClickHouse {
             })?;
             headers.insert(name, value);
         }
-        let http = b.build().map_err(|e| ClientBuildError::Config {
-            key: "clickhouse.tls",
-            message: e.to_string(),
-        })?;
         Ok(Self {
             requests: None,
             inner: Arc::new(Inner {
@@ -316,7 +280,6 @@ impl ClickHouse {
                 headers,
                 acceptance: Mutex::default(),
                 unknown_settings: Mutex::default(),
-                connect,
             }),
         })
     }
@@ -348,7 +311,7 @@ impl ClickHouse {
         };
         let work = async {
             let resp = self.send(ep, creds, opts).await?;
-            trace::child("read result", SpanKind::Internal, read_rows(resp, sink)).await
+            trace::child("read result", SpanKind::Internal, read_rows(ep, resp, sink)).await
         };
         let result = trace::child("clickhouse query", SpanKind::Client, async {
             query_span(ep, opts);
@@ -449,9 +412,9 @@ impl ClickHouse {
         ep: &Endpoint,
         creds: &Credentials,
         opts: &QueryOptions,
-    ) -> Result<reqwest::Response, QueryError> {
+    ) -> Result<Response, QueryError> {
         if let Some(connect) = &ep.connect_host {
-            self.inner.connect.map(&ep.host, connect);
+            self.inner.http.dial(&ep.host, connect);
         }
         let ours = if opts.gateway_settings.is_empty() && opts.read_only == ReadOnly::Off {
             Vec::new()
@@ -498,7 +461,7 @@ impl ClickHouse {
         query_id: &str,
         database: &str,
         settings: &[(&str, &str)],
-    ) -> Result<reqwest::Response, QueryError> {
+    ) -> Result<Response, QueryError> {
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(settings.len() + 3);
         params.push(("query_id", query_id));
         params.push(("default_format", "JSONCompact"));
@@ -506,28 +469,44 @@ impl ClickHouse {
             params.push(("database", database));
         }
         params.extend_from_slice(settings);
-        let mut req = self
-            .inner
-            .http
-            .post(request_url(ep, &params))
-            .header(TRACEPARENT, trace::traceparent())
-            .body(sql.to_string());
-        if !self.inner.headers.is_empty() {
-            req = req.headers(self.inner.headers.clone());
+        // The one parse of this query's URL (reqwest parsed it three times).
+        let uri = Uri::try_from(request_url(ep, &params)).map_err(|e| QueryError::Unreachable {
+            endpoint: ep.key(),
+            message: format!("not a valid URL for this endpoint: {e}"),
+        })?;
+        let mut req = Request::new(sql.to_string());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        headers.reserve(self.inner.headers.len() + 2);
+        // The configured headers first, so the gateway's own two always win.
+        for (name, value) in &self.inner.headers {
+            headers.insert(name, value.clone());
+        }
+        if let Ok(tp) = HeaderValue::try_from(trace::traceparent()) {
+            headers.insert(TRACEPARENT, tp);
         }
         if let Some(h) = creds.header() {
-            req = req.header(AUTHORIZATION, h);
+            headers.insert(AUTHORIZATION, h);
         }
-        let resp = req.send().await.map_err(|e| QueryError::Unreachable {
-            endpoint: ep.key(),
-            message: describe_reqwest(&e),
-        })?;
-        if resp.status().is_success() {
+        let resp = self
+            .inner
+            .http
+            .send(req)
+            .await
+            .map_err(|e| QueryError::Unreachable {
+                endpoint: ep.key(),
+                message: e.describe(),
+            })?;
+        if resp.status.is_success() {
             return Ok(resp);
         }
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        Err(QueryError::Server(ServerError::parse(status, &body)))
+        let status = resp.status.as_u16();
+        let body = resp.collect(MAX_ERROR_BYTES).await;
+        Err(QueryError::Server(ServerError::parse(
+            status,
+            &String::from_utf8_lossy(&body),
+        )))
     }
 
     /// What this identity may set on this endpoint: remembered, or probed now.
@@ -660,7 +639,7 @@ impl ClickHouse {
                 .post(ep, creds, sql, &probe_query_id(), "", settings)
                 .await?;
             // Drain the tiny body so the connection returns to the pool.
-            let _ = resp.bytes().await;
+            resp.collect(MAX_TRAILER_BYTES).await;
             Ok(())
         };
         tokio::time::timeout(PROBE_TIMEOUT, run)
@@ -694,7 +673,7 @@ impl ClickHouse {
             };
             match ch.send(&ep, &creds, &opts).await {
                 Ok(resp) => {
-                    let _ = resp.bytes().await;
+                    resp.collect(MAX_TRAILER_BYTES).await;
                     tracing::debug!(query_id, "cancelled ClickHouse query");
                 }
                 Err(e) => {
@@ -707,8 +686,8 @@ impl ClickHouse {
 
 /// The endpoint's URL with the parameters, percent-encoded in one pass over their bytes
 /// (RFC 3986's unreserved characters stay as they are). reqwest's `.query()` and
-/// `fmt`-based encoders cost several times more per request, and the URL is parsed
-/// again by reqwest whatever is done here.
+/// `fmt`-based encoders cost several times more per request; the result is parsed once,
+/// into the request's `Uri`.
 fn request_url(ep: &Endpoint, params: &[(&str, &str)]) -> String {
     fn encode(out: &mut String, s: &str) {
         for b in s.bytes() {
@@ -772,19 +751,20 @@ fn probe_query_id() -> String {
 /// Reads the stream into the sink; `Ok(true)` when the sink stopped early (a row
 /// refused, or a row in progress that cannot fit the sink's room).
 async fn read_rows(
-    mut resp: reqwest::Response,
+    ep: &Endpoint,
+    mut resp: Response,
     sink: &mut (dyn RowSink + Send),
 ) -> Result<bool, QueryError> {
     let mut reader = CompactReader::default();
     let summary = resp
-        .headers()
+        .headers
         .get("x-clickhouse-summary")
         .and_then(|v| v.to_str().ok())
         .and_then(stats::from_summary);
     loop {
         let chunk = resp.chunk().await.map_err(|e| QueryError::Unreachable {
-            endpoint: resp.url().authority().to_string(),
-            message: format!("the response broke off: {}", describe_reqwest(&e)),
+            endpoint: ep.key(),
+            message: format!("the response broke off: {}", e.describe()),
         })?;
         let Some(chunk) = chunk else {
             reader.finish()?;
@@ -839,23 +819,6 @@ fn record_read(read: Option<stats::ReadStats>) {
     });
 }
 
-/// The error and its causes, without the request URL (it carries the query parameters).
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
-}
-
 /// Kills the query when the future running it is dropped (the caller went away).
 struct KillOnDrop {
     ch: ClickHouse,
@@ -870,44 +833,6 @@ impl Drop for KillOnDrop {
         if self.armed && tokio::runtime::Handle::try_current().is_ok() {
             self.ch.kill(&self.ep, &self.creds, &self.query_id);
         }
-    }
-}
-
-/// Dials `connect_host` for hosts that have one, keeping the URL's host for Host/SNI.
-#[derive(Default)]
-struct ConnectResolver {
-    map: RwLock<HashMap<String, String>>,
-}
-
-impl ConnectResolver {
-    fn map(&self, host: &str, connect: &str) {
-        let known = self
-            .map
-            .read()
-            .map(|m| m.get(host).map(String::as_str) == Some(connect))
-            .unwrap_or(false);
-        if !known {
-            if let Ok(mut m) = self.map.write() {
-                m.insert(host.to_string(), connect.to_string());
-            }
-        }
-    }
-}
-
-impl reqwest::dns::Resolve for ConnectResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let target = self
-            .map
-            .read()
-            .ok()
-            .and_then(|m| m.get(name.as_str()).cloned())
-            .unwrap_or_else(|| name.as_str().to_string());
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
-                .await?
-                .collect();
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod settings;
 pub mod sql;
 pub mod stats;
 pub mod stream;
+mod transport;
 pub mod types;
 
 pub use client::{ClickHouse, Credentials, Endpoint, QueryError, QueryOptions, RowsOutcome};

@@ -15,7 +15,7 @@ use futures::future::Either;
 use futures::FutureExt;
 
 use super::otlp::Tracer;
-use crate::fingerprint::hex;
+use crate::fingerprint::{hex, push_hex};
 
 /// A W3C trace context (`traceparent`, version 00).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,13 +68,16 @@ impl TraceContext {
         }
     }
 
+    /// `00-<trace id>-<span id>-<flags>`, written into one string: every ClickHouse
+    /// request carries one.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            if self.sampled { "01" } else { "00" }
-        )
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        push_hex(&mut out, &self.trace_id);
+        out.push('-');
+        push_hex(&mut out, &self.span_id);
+        out.push_str(if self.sampled { "-01" } else { "-00" });
+        out
     }
 
     pub fn trace_id_hex(&self) -> String {
