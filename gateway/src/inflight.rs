@@ -2,10 +2,11 @@
 //! transports (HTTP and stdio) register each running request in.
 //!
 //! A cancellation reaches only requests of the same caller: over HTTP the scope is the
-//! full sha256 of the request's `Authorization` header (a short fingerprint only names,
-//! it never decides); a request without credentials has no scope and no notification
-//! can reach it (it still stops when its own connection closes). On stdio the one client
-//! is the scope.
+//! full sha256 of the credential — the bearer the OAuth gate admitted (hashed once per
+//! request, [`bearer_scope`]), or else the whole `Authorization` header
+//! ([`caller_scope`]); a short fingerprint only names, it never decides. A request
+//! without credentials has no scope and no notification can reach it (it still stops
+//! when its own connection closes). On stdio the one client is the scope.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,12 +25,27 @@ pub struct Inflight {
     next: std::sync::atomic::AtomicU64,
 }
 
-/// The cancellation scope of an HTTP request: the full digest of its credential, or None
-/// when it has none (docs/decisions.md: no cross-request cancellation without one).
+/// The cancellation scope of an HTTP request the gate did not identify by a bearer: the
+/// full digest of its `Authorization` header, or None when it has none
+/// (docs/decisions.md: no cross-request cancellation without one).
 pub fn caller_scope(authorization: Option<&str>) -> Option<String> {
     authorization
         .filter(|a| !a.trim().is_empty())
-        .map(|a| format!("sha256:{}", crate::fingerprint::sha256_hex(a.as_bytes())))
+        .map(|a| scope_text("sha256:", &crate::fingerprint::sha256(a.as_bytes())))
+}
+
+/// The cancellation scope of a request the OAuth gate admitted: the full sha256 of the
+/// bearer it presented, which the gate computed once. Its own prefix, so it never equals
+/// a header scope.
+pub fn bearer_scope(presented_sha256: &[u8; 32]) -> String {
+    scope_text("bearer-sha256:", presented_sha256)
+}
+
+fn scope_text(prefix: &str, digest: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(prefix.len() + 64);
+    out.push_str(prefix);
+    crate::fingerprint::push_hex(&mut out, digest);
+    out
 }
 
 impl Inflight {
@@ -138,6 +154,15 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(()));
         // The scope is the whole digest, not a fingerprint.
         assert_eq!(alice.map(|s| s.len()), Some("sha256:".len() + 64));
+        // A bearer's scope is its whole digest too, apart from any header scope.
+        let bearer = bearer_scope(&crate::fingerprint::sha256(b"alice"));
+        assert_eq!(bearer.len(), "bearer-sha256:".len() + 64);
+        assert_ne!(Some(&bearer), caller_scope(Some("alice")).as_ref());
+        assert_ne!(
+            bearer,
+            bearer_scope(&crate::fingerprint::sha256(b"bob")),
+            "two bearers, two scopes"
+        );
         // A request without credentials is not registered at all.
         let anonymous = inflight.register(None, "7");
         assert!(anonymous.cancelled.is_none());

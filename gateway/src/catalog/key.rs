@@ -18,8 +18,13 @@ pub struct CatalogKey {
 
 impl CatalogKey {
     pub fn new(raw_bearer: &str, cluster: &str) -> Self {
+        Self::of_digest(sha256(raw_bearer.as_bytes()), cluster)
+    }
+
+    /// The key from the bearer's sha256 the gate already computed (one hash per request).
+    pub fn of_digest(token_sha256: [u8; 32], cluster: &str) -> Self {
         Self {
-            token_sha256: sha256(raw_bearer.as_bytes()),
+            token_sha256,
             cluster: cluster.into(),
         }
     }

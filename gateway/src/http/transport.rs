@@ -177,13 +177,18 @@ async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Byte
         .map_err(|_| too_large())
 }
 
-/// Scope for `notifications/cancelled`: request ids are only unique per caller.
-fn cancel_scope(headers: &HeaderMap) -> Option<String> {
-    crate::inflight::caller_scope(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )
+/// Scope for `notifications/cancelled`: request ids are only unique per caller. The
+/// gate's digest of the bearer when it admitted one (no second hash of the credential),
+/// else the `Authorization` header's.
+fn cancel_scope(headers: &HeaderMap, identity: &RequestIdentity) -> Option<String> {
+    match &identity.presented_sha256 {
+        Some(digest) => Some(crate::inflight::bearer_scope(digest)),
+        None => crate::inflight::caller_scope(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        ),
+    }
 }
 
 /// The MCP answer, last on the edge: the message, its generation and the caller's
@@ -211,7 +216,7 @@ pub async fn serve_message(
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
                     let found = app
                         .inflight
-                        .cancel(cancel_scope(headers).as_deref(), &rid.to_string());
+                        .cancel(cancel_scope(headers, &identity).as_deref(), &rid.to_string());
                     // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
@@ -231,7 +236,7 @@ pub async fn serve_message(
                     )
                 }
             };
-            let scope = cancel_scope(headers);
+            let scope = cancel_scope(headers, &identity);
             // A progress token on a tool call: the answer is an event stream (cost::progress).
             let progress = (method == "tools/call" && event_stream::accepts_event_stream(headers))
                 .then(|| crate::cost::progress::requested_token(params.as_ref()))

@@ -8,7 +8,9 @@ use super::roles::{RoleError, RolePolicy};
 use crate::catalog::CatalogKey;
 use crate::clickhouse::{Credentials, Endpoint};
 use crate::config::{Config, Secret, DEFAULT_CLUSTER};
-use crate::fingerprint::token_fingerprint;
+use crate::fingerprint::short_fingerprint;
+#[cfg(test)]
+use crate::fingerprint::{sha256, token_fingerprint};
 use crate::routing::FLEET_CLUSTER;
 
 /// Who is calling, as written into `log_comment` and the audit line.
@@ -43,6 +45,10 @@ pub struct RequestIdentity {
     pub catalog_key: CatalogKey,
     /// The token's `exp`: no cached catalog outlives it.
     pub expires: Option<SystemTime>,
+    /// The sha256 of the bearer this request presented (the sealed token itself in
+    /// sealed mode), computed once by the gate: the cancellation scope
+    /// (`inflight::bearer_scope`). None for the static identity.
+    pub presented_sha256: Option<[u8; 32]>,
 }
 
 impl RequestIdentity {
@@ -80,14 +86,15 @@ pub struct TokenIdentity {
 }
 
 impl TokenIdentity {
-    /// Pure: `verified` is `Some` only with claims the JWKS check returned.
+    /// Pure: `verified` is `Some` only with claims the JWKS check returned;
+    /// `token_sha256` is the token's digest the gate computed once for the request.
     pub fn of(
         verified: Option<&Claims>,
-        token: &str,
+        token_sha256: &[u8; 32],
         oauth: &crate::config::OAuthConfig,
         roles: &RolePolicy,
     ) -> Result<Self, RoleError> {
-        let anonymous = || format!("token:{}", token_fingerprint(token));
+        let anonymous = || format!("token:{}", short_fingerprint(token_sha256));
         match verified {
             Some(claims) => Ok(Self {
                 caller: Caller {
@@ -133,6 +140,7 @@ pub fn static_identity(config: &Config) -> RequestIdentity {
             "",
         ),
         expires: None,
+        presented_sha256: None,
     }
 }
 
@@ -180,7 +188,7 @@ mod tests {
         // logged subject or a cache lifetime.
         let id = TokenIdentity::of(
             None,
-            "forged.token.sig",
+            &sha256(b"forged.token.sig"),
             &oauth(),
             &RolePolicy::new("", "").unwrap(),
         )
@@ -195,7 +203,7 @@ mod tests {
         assert_eq!(id.expires, None);
         // A role policy on an unverified token fails closed.
         assert!(
-            TokenIdentity::of(None, "t", &oauth(), &RolePolicy::new("groups", "").unwrap())
+            TokenIdentity::of(None, &sha256(b"t"), &oauth(), &RolePolicy::new("groups", "").unwrap())
                 .is_err()
         );
     }
@@ -211,7 +219,7 @@ mod tests {
         );
         let id = TokenIdentity::of(
             Some(&claims),
-            "t",
+            &sha256(b"t"),
             &oauth(),
             &RolePolicy::new("groups", "").unwrap(),
         )

@@ -13,6 +13,7 @@ use super::roles::RolePolicy;
 use crate::catalog::CatalogKey;
 use crate::clickhouse::Endpoint;
 use crate::config::{Config, OAuthConfig, Secret, DEFAULT_CLUSTER};
+use crate::fingerprint::sha256;
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks::{self, JwksCache};
 use crate::oauth::sealed::SealedGate;
@@ -63,7 +64,16 @@ pub async fn identify(
     if let Some(claims) = &verified {
         gate::check_required_scopes(oauth, &ctx, claims)?;
     }
-    let known = TokenIdentity::of(verified.as_ref(), token, oauth, env.roles)
+    // One sha256 of the bearer per request serves the catalog key, the anonymous
+    // caller's fingerprint and the cancellation scope; sealed mode hashes its upstream
+    // token apart, since the scope stays keyed by the credential the caller presented.
+    let presented = sha256(admitted.token.as_bytes());
+    let token_sha256 = if sealed.is_some() {
+        sha256(token.as_bytes())
+    } else {
+        presented
+    };
+    let known = TokenIdentity::of(verified.as_ref(), &token_sha256, oauth, env.roles)
         .map_err(|e| gate::forbidden(oauth, &ctx, &e.to_string()))?;
     // The fleet connector's identity names no cluster yet: each call derives the one
     // `/mcp/{cluster}` would build (`RequestIdentity::for_cluster`); its endpoint here
@@ -83,8 +93,9 @@ pub async fn identify(
         endpoint,
         caller: known.caller,
         roles: known.roles,
-        catalog_key: CatalogKey::new(token, cluster.name()),
+        catalog_key: CatalogKey::of_digest(token_sha256, cluster.name()),
         expires: known.expires,
+        presented_sha256: Some(presented),
         principal: Principal::Token {
             token: Secret::new(token),
             username: known.username,
