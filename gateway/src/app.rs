@@ -54,6 +54,9 @@ pub struct Generation {
     /// Who requests run as with OAuth off (and on stdio): built once per generation, so
     /// a request does not hash the static credentials into a catalog key again.
     pub static_identity: Arc<RequestIdentity>,
+    /// Bearers' stated `exp`, decoded once per token; kept across generations (what a
+    /// token states does not depend on the configuration).
+    pub exp_memo: Arc<crate::oauth::exp_memo::ExpMemo>,
 }
 
 /// What a generation's builders take from the process rather than the configuration.
@@ -118,8 +121,10 @@ impl Generation {
             is_loopback_address(&config.server.address),
         );
         let static_identity = Arc::new(static_identity(&config));
+        let exp_memo = previous.map_or_else(Default::default, |p| p.exp_memo.clone());
         Ok(Self {
             static_identity,
+            exp_memo,
             config,
             ch,
             static_catalog,
@@ -141,6 +146,7 @@ impl Generation {
             sealed: self.sealed.as_ref(),
             roles: &self.roles,
             jwks: self.jwks.as_deref(),
+            exp_memo: &self.exp_memo,
         }
     }
 }

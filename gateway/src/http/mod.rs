@@ -17,6 +17,7 @@ pub mod gate;
 pub mod observe;
 pub mod ops;
 pub mod route;
+pub mod spliced;
 pub mod transport;
 
 use std::convert::Infallible;

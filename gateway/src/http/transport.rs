@@ -25,7 +25,7 @@ use crate::mcp::protocol;
 use crate::mcp::run::{answer_request, contain_panics, run_cancellable};
 use crate::mcp::{classify_message, Incoming};
 use crate::net::{origin_values, OriginVerdict};
-use crate::reply::{cors_allow, json_response, text_response};
+use crate::reply::{cors_allow, json_response};
 
 fn rpc_error(
     status: StatusCode,
@@ -214,9 +214,10 @@ pub async fn serve_message(
             }
             if method == "notifications/cancelled" {
                 if let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")) {
-                    let found = app
-                        .inflight
-                        .cancel(cancel_scope(headers, &identity).as_deref(), &rid.to_string());
+                    let found = app.inflight.cancel(
+                        cancel_scope(headers, &identity).as_deref(),
+                        &rid.to_string(),
+                    );
                     // A JSON value's Display is JSON text: control characters escaped.
                     tracing::debug!(request_id = %rid, found, "cancellation requested");
                 }
@@ -266,7 +267,7 @@ pub async fn serve_message(
             // The client hanging up makes hyper drop this future, and with it `work`.
             let result = run_cancellable(&app.inflight, scope.as_deref(), &id, work).await;
             match result {
-                Ok(answer) => text_response(StatusCode::OK, answer.response_text(&id)),
+                Ok(answer) => super::spliced::reply_response(StatusCode::OK, answer.reply(&id)),
                 Err(e) => {
                     let status = StatusCode::from_u16(protocol::error_status(era, e.code))
                         .unwrap_or(StatusCode::OK);

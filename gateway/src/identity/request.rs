@@ -202,10 +202,13 @@ mod tests {
         assert_eq!(id.caller.email, None);
         assert_eq!(id.expires, None);
         // A role policy on an unverified token fails closed.
-        assert!(
-            TokenIdentity::of(None, &sha256(b"t"), &oauth(), &RolePolicy::new("groups", "").unwrap())
-                .is_err()
-        );
+        assert!(TokenIdentity::of(
+            None,
+            &sha256(b"t"),
+            &oauth(),
+            &RolePolicy::new("groups", "").unwrap()
+        )
+        .is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::catalog::CatalogKey;
 use crate::clickhouse::Endpoint;
 use crate::config::{Config, OAuthConfig, Secret, DEFAULT_CLUSTER};
 use crate::fingerprint::sha256;
+use crate::oauth::exp_memo::ExpMemo;
 use crate::oauth::gate::{self, GateRejection, ServingContext};
 use crate::oauth::jwks::{self, JwksCache};
 use crate::oauth::sealed::SealedGate;
@@ -29,6 +30,8 @@ pub struct GateEnv<'a> {
     pub roles: &'a RolePolicy,
     /// The IdP's keys, when the gateway checks bearer signatures (`validate_tokens`).
     pub jwks: Option<&'a JwksCache>,
+    /// Each bearer's stated `exp`, decoded once per token (`oauth::exp_memo`).
+    pub exp_memo: &'a ExpMemo,
 }
 
 /// The gate and the identity of a request under OAuth: a bearer from the header
@@ -48,7 +51,7 @@ pub async fn identify(
         host,
         cluster,
     };
-    let admitted = gate::admit(headers, oauth, &ctx, SystemTime::now())?;
+    let (admitted, presented) = gate::admit(headers, oauth, &ctx, SystemTime::now(), env.exp_memo)?;
     // Sealed mode: the bearer is the gateway's own token; from here on the upstream
     // token inside it is the credential (ClickHouse, catalog key), and its claims are
     // the ones the broker verified before sealing.
@@ -64,10 +67,10 @@ pub async fn identify(
     if let Some(claims) = &verified {
         gate::check_required_scopes(oauth, &ctx, claims)?;
     }
-    // One sha256 of the bearer per request serves the catalog key, the anonymous
-    // caller's fingerprint and the cancellation scope; sealed mode hashes its upstream
-    // token apart, since the scope stays keyed by the credential the caller presented.
-    let presented = sha256(admitted.token.as_bytes());
+    // One sha256 of the bearer per request (the gate's) serves the exp memo, the catalog
+    // key, the anonymous caller's fingerprint and the cancellation scope; sealed mode
+    // hashes its upstream token apart, since the scope stays keyed by the credential the
+    // caller presented.
     let token_sha256 = if sealed.is_some() {
         sha256(token.as_bytes())
     } else {

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
+use axum::body::Bytes;
 use rmcp::model::{CallToolResult, Implementation, MetaObject, ResultType};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -142,27 +143,66 @@ pub enum Answer {
     },
 }
 
+/// A JSON-RPC response as a transport writes it.
+pub enum Reply {
+    /// The whole response in one buffer.
+    Whole(String),
+    /// `head`, then the catalog's listed tools as the bytes the catalog holds (shared,
+    /// not copied: a tools/list answer is mostly this), then `tail`.
+    Spliced {
+        head: String,
+        shared: Bytes,
+        tail: String,
+    },
+}
+
+impl Reply {
+    /// The response as one string (stdio, event streams).
+    pub fn into_string(self) -> String {
+        match self {
+            Reply::Whole(s) => s,
+            Reply::Spliced { head, shared, tail } => {
+                let mut r = String::with_capacity(head.len() + shared.len() + tail.len());
+                r.push_str(&head);
+                // The catalog's bytes are serde_json's output: UTF-8.
+                r.push_str(std::str::from_utf8(&shared).unwrap_or("[]"));
+                r.push_str(&tail);
+                r
+            }
+        }
+    }
+}
+
 impl Answer {
     /// The whole JSON-RPC response for request `id`, built in one buffer.
     pub fn response_text(self, id: &Value) -> String {
+        self.reply(id).into_string()
+    }
+
+    /// The JSON-RPC response for request `id`; a tools/list answer shares the
+    /// catalog's serialized list instead of copying it.
+    pub fn reply(self, id: &Value) -> Reply {
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
         match self {
-            Answer::Json(v) => enveloped(&id, &v),
-            Answer::Tool(result) => enveloped(&id, &result),
+            Answer::Json(v) => Reply::Whole(enveloped(&id, &v)),
+            Answer::Tool(result) => Reply::Whole(enveloped(&id, &result)),
             Answer::Tools { catalog, extra } => {
-                let tools = catalog.listed_json();
                 let rest = extra.strip_prefix('{').unwrap_or("}");
-                let mut r = String::with_capacity(tools.len() + extra.len() + 96 + id.len());
-                r.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
-                r.push_str(&id);
-                r.push_str(",\"result\":{\"tools\":");
-                r.push_str(tools);
+                let mut head = String::with_capacity(40 + id.len());
+                head.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+                head.push_str(&id);
+                head.push_str(",\"result\":{\"tools\":");
+                let mut tail = String::with_capacity(rest.len() + 2);
                 if rest != "}" {
-                    r.push(',');
+                    tail.push(',');
                 }
-                r.push_str(rest);
-                r.push('}');
-                r
+                tail.push_str(rest);
+                tail.push('}');
+                Reply::Spliced {
+                    head,
+                    shared: catalog.listed_bytes(),
+                    tail,
+                }
             }
         }
     }

@@ -13,9 +13,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 
+use super::exp_memo::ExpMemo;
 use super::metadata::{advertised_scopes, public_origin};
 use crate::config::OAuthConfig;
-use crate::fingerprint::token_fingerprint;
+use crate::fingerprint::{sha256, token_fingerprint};
 use crate::identity::claims::{Claims, UnverifiedPayload};
 use crate::routing::Cluster;
 
@@ -131,16 +132,26 @@ impl std::fmt::Debug for AdmittedBearer<'_> {
 /// not read. A token that does not decode as a JWT is opaque and passes on to the real
 /// judge (the JWKS check, or ClickHouse).
 pub fn check_token(token: &str, now: SystemTime) -> Result<AdmittedBearer<'_>, TokenProblem> {
-    if let Ok(payload) = UnverifiedPayload::decode(token) {
-        let exp = payload.expires_at().map_err(|_| TokenProblem::BadExp)?;
-        if let Some(exp) = exp {
-            let deadline = exp.checked_add(EXP_LEEWAY).unwrap_or(exp);
-            if now > deadline {
-                return Err(TokenProblem::Expired);
-            }
-        }
-    }
+    judge_exp(unverified_exp(token)?, now)?;
     Ok(AdmittedBearer { token })
+}
+
+/// The part of [`check_token`] that depends on the token alone: its stated `exp`
+/// (`None`: opaque, or a JWT without one), or [`TokenProblem::BadExp`].
+pub fn unverified_exp(token: &str) -> Result<Option<SystemTime>, TokenProblem> {
+    match UnverifiedPayload::decode(token) {
+        Ok(payload) => payload.expires_at().map_err(|_| TokenProblem::BadExp),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The part of [`check_token`] that depends on the clock: refused once `now` is past
+/// `exp` + [`EXP_LEEWAY`].
+pub fn judge_exp(exp: Option<SystemTime>, now: SystemTime) -> Result<(), TokenProblem> {
+    match exp {
+        Some(exp) if now > exp.checked_add(EXP_LEEWAY).unwrap_or(exp) => Err(TokenProblem::Expired),
+        _ => Ok(()),
+    }
 }
 
 /// Where the request was served: what the challenge's `resource_metadata` is built from.
@@ -274,16 +285,21 @@ pub fn forbidden(
     }
 }
 
+/// The bearer and its sha256 (computed once here; the catalog key, the anonymous
+/// caller's name and the cancellation scope reuse it), or the challenge. The `exp`
+/// pre-check is [`check_token`]'s, its decoding remembered per token in `memo`.
 pub fn admit<'h>(
     headers: &'h HeaderMap,
     oauth: &OAuthConfig,
     ctx: &ServingContext<'_>,
     now: SystemTime,
-) -> Result<AdmittedBearer<'h>, GateRejection> {
-    extract_bearer(headers)
-        .map_err(TokenProblem::Bearer)
-        .and_then(|token| check_token(token, now))
-        .map_err(|problem| invalid_token(oauth, ctx, problem.description()))
+    memo: &ExpMemo,
+) -> Result<(AdmittedBearer<'h>, [u8; 32]), GateRejection> {
+    let refuse = |problem: TokenProblem| invalid_token(oauth, ctx, problem.description());
+    let token = extract_bearer(headers).map_err(|p| refuse(TokenProblem::Bearer(p)))?;
+    let digest = sha256(token.as_bytes());
+    memo.check(&digest, token, now).map_err(refuse)?;
+    Ok((AdmittedBearer { token }, digest))
 }
 
 /// The required scopes `granted` lacks, in configuration order.
@@ -460,6 +476,7 @@ mod tests {
             &oauth(),
             &ctx(Cluster::Named("otel")),
             t0(),
+            &ExpMemo::default(),
         )
         .expect_err("401");
         assert_eq!(r.status, 401);
@@ -481,6 +498,7 @@ mod tests {
             &oauth(),
             &ctx(Cluster::Named("otel")),
             t0() + Duration::from_secs(3600),
+            &ExpMemo::default(),
         )
         .expect_err("401");
         assert!(
@@ -495,8 +513,14 @@ mod tests {
     fn an_unexpired_bearer_is_admitted() {
         let token = exp_token(t0() + Duration::from_secs(600));
         let h = headers(&[&format!("Bearer {token}")]);
-        let a = admit(&h, &oauth(), &ctx(Cluster::Named("otel")), t0()).expect("admitted");
+        let memo = ExpMemo::default();
+        let (a, digest) =
+            admit(&h, &oauth(), &ctx(Cluster::Named("otel")), t0(), &memo).expect("admitted");
         assert_eq!(a.token, token);
+        assert_eq!(digest, sha256(token.as_bytes()));
+        // Remembered, and still refused once expired.
+        let late = t0() + Duration::from_secs(3600);
+        assert!(admit(&h, &oauth(), &ctx(Cluster::Named("otel")), late, &memo).is_err());
     }
 
     #[test]

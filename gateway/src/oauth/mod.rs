@@ -5,6 +5,7 @@
 //! broker mints and the gate opens.
 
 pub mod broker;
+pub mod exp_memo;
 pub mod gate;
 pub mod jwks;
 pub mod metadata;

@@ -23,6 +23,7 @@ pub mod system_columns;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use axum::body::Bytes;
 use rmcp::model::Tool;
 
 pub use call::call_tool;
@@ -68,8 +69,9 @@ pub struct Catalog {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
     /// The `tools/list` payload, serialized once (a JSON array): catalogs are listed
-    /// far more often than they are built.
-    listed_json: String,
+    /// far more often than they are built, and each answer shares these bytes rather
+    /// than copying them (`mcp::dispatch::Reply::Spliced`).
+    listed_json: Bytes,
     /// How many entries were made from ClickHouse objects (`search::is_dynamic`).
     dynamic: usize,
     /// The searched form of this catalog (`mcp::discovery::listed`), built at the
@@ -84,9 +86,10 @@ impl Catalog {
             .enumerate()
             .map(|(i, e)| (e.tool.name.to_string(), i))
             .collect();
-        let listed_json =
-            serde_json::to_string(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".into());
+        let listed_json = Bytes::from(
+            serde_json::to_vec(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
+                .unwrap_or_else(|_| b"[]".to_vec()),
+        );
         let dynamic = entries.iter().filter(|e| search::is_dynamic(e)).count();
         Self {
             entries,
@@ -111,7 +114,12 @@ impl Catalog {
         &self.entries
     }
     pub fn listed_json(&self) -> &str {
-        &self.listed_json
+        // serde_json writes UTF-8 only.
+        std::str::from_utf8(&self.listed_json).unwrap_or("[]")
+    }
+    /// The same payload as shared bytes: a reference count, no copy.
+    pub fn listed_bytes(&self) -> Bytes {
+        self.listed_json.clone()
     }
     pub fn len(&self) -> usize {
         self.entries.len()
