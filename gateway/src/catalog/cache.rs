@@ -17,7 +17,6 @@ use super::admission::{Admission, MAX_CONCURRENT_DISCOVERIES};
 use super::key::{CatalogKey, ContentHash};
 use crate::clickhouse::QueryError;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::MultiClusterConfig;
@@ -235,12 +234,10 @@ impl CacheMetrics {
     /// Handles on the `chmcp_catalog_*` series (the three internal-only counters stay
     /// unexported).
     pub fn registered(m: &Metrics) -> Self {
-        let series = |family: &Family<Vec<(&'static str, String)>, Counter>,
+        let series = |family: &crate::telemetry::metrics::CounterFamily,
                       key: &'static str,
-                      value: &str| {
-            family
-                .get_or_create(&vec![(key, value.to_string())])
-                .clone()
+                      value: &'static str| {
+            family.get_or_create(&vec![(key, value.into())]).clone()
         };
         Self {
             hits_ok: series(&m.catalog_lookups, "result", "hit_ok"),

@@ -12,7 +12,6 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 
 use super::claims::ClaimsError;
@@ -192,7 +191,7 @@ pub fn probe_query(query_id: String) -> QueryOptions {
     }
 }
 
-type ProbeSeries = Family<Vec<(&'static str, String)>, Counter>;
+type ProbeSeries = crate::telemetry::metrics::CounterFamily;
 
 /// The per-endpoint memory of which method works, shared by every request.
 #[derive(Debug, Default)]
@@ -288,9 +287,9 @@ impl IdentityProber {
             .or_insert_with(|| match &self.series {
                 Some(family) => family
                     .get_or_create(&vec![
-                        ("endpoint", endpoint.to_string()),
-                        ("method", method.as_str().to_string()),
-                        ("outcome", outcome.as_str().to_string()),
+                        ("endpoint", endpoint.to_string().into()),
+                        ("method", method.as_str().to_string().into()),
+                        ("outcome", outcome.as_str().to_string().into()),
                     ])
                     .clone(),
                 None => Counter::default(),

@@ -35,7 +35,7 @@ pub fn answer_request<'a>(
 ) -> Pin<Box<impl Future<Output = Result<Answer, RpcError>> + Send + 'a>> {
     Box::pin(async move {
         let method_label = method_label(method);
-        Metrics::inc(&app.metrics.mcp_requests, &[("method", method_label)]);
+        Metrics::inc_static(&app.metrics.mcp_requests, &[("method", method_label)]);
         let started = std::time::Instant::now();
         // What the domain may borrow, lent once for the whole request.
         let env = app.tool_env(generation);
@@ -49,7 +49,7 @@ pub fn answer_request<'a>(
         } else {
             answer_cluster(app, &env, id, era, method, params).await
         };
-        Metrics::observe(
+        Metrics::observe_static(
             &app.metrics.mcp_request_duration,
             &[
                 ("method", method_label),

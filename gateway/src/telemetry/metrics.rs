@@ -1,5 +1,6 @@
 //! Prometheus metrics, all prefixed `chmcp_` (docs/spec-notes.md, "Health, metrics, logs").
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+/// Label pairs; a value known at compile time is borrowed, so counting a request under
+/// fixed labels allocates no `String` per label (`Metrics::inc_static`).
+type Labels = Vec<(&'static str, Cow<'static, str>)>;
 
 /// A counter family keyed by label pairs (a clone shares the series).
 pub type CounterFamily = Family<Labels, Counter>;
@@ -209,7 +212,7 @@ impl Metrics {
             m.build_info.clone(),
         );
         m.build_info
-            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
+            .get_or_create(&vec![("version", Cow::Borrowed(env!("CARGO_PKG_VERSION")))])
             .set(1);
         registry.register(
             "catalog_cache_entries",
@@ -279,7 +282,7 @@ impl Metrics {
         let cluster = self.clusters.label(cluster);
         let labels = |family: &Family<Labels, Counter>| {
             family
-                .get_or_create(&vec![("cluster", cluster.clone())])
+                .get_or_create(&vec![("cluster", Cow::Owned(cluster.clone()))])
                 .clone()
         };
         if let Some(rows) = facts.read_rows {
@@ -297,15 +300,25 @@ impl Metrics {
     }
 
     pub fn inc(family: &Family<Labels, Counter>, labels: &[(&'static str, &str)]) {
-        family
-            .get_or_create(&labels.iter().map(|(k, v)| (*k, v.to_string())).collect())
-            .inc();
+        family.get_or_create(&owned(labels)).inc();
+    }
+
+    /// [`Metrics::inc`] for labels fixed at compile time: no `String` per label.
+    pub fn inc_static(family: &Family<Labels, Counter>, labels: &[(&'static str, &'static str)]) {
+        family.get_or_create(&borrowed(labels)).inc();
     }
 
     pub fn observe(family: &HistogramFamily, labels: &[(&'static str, &str)], value: f64) {
-        family
-            .get_or_create(&labels.iter().map(|(k, v)| (*k, v.to_string())).collect())
-            .observe(value);
+        family.get_or_create(&owned(labels)).observe(value);
+    }
+
+    /// [`Metrics::observe`] for labels fixed at compile time.
+    pub fn observe_static(
+        family: &HistogramFamily,
+        labels: &[(&'static str, &'static str)],
+        value: f64,
+    ) {
+        family.get_or_create(&borrowed(labels)).observe(value);
     }
 
     /// Records a finished `tools/call`: its duration and, for query tools, the size of
@@ -372,6 +385,20 @@ pub struct ToolCallRecord<'a> {
 
 /// `ok` (2xx, and 3xx: the broker's redirects are its answers), `refused` (4xx),
 /// `error` (5xx).
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (*k, Cow::Owned(v.to_string())))
+        .collect()
+}
+
+fn borrowed(labels: &[(&'static str, &'static str)]) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (*k, Cow::Borrowed(*v)))
+        .collect()
+}
+
 pub fn status_class(status: u16) -> &'static str {
     match status {
         200..=399 => "ok",

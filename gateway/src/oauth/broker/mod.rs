@@ -35,8 +35,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 
 use crate::config::{OAuthConfig, Secret, UpstreamToken};
 use crate::reply::json_response;
@@ -45,7 +43,7 @@ use crypto::Sealer;
 use error::{ErrorCode, OAuthError};
 
 /// The `chmcp_oauth_requests_total` family (docs/spec-notes.md, "Health, metrics, logs").
-pub type OAuthRequests = Family<Vec<(&'static str, String)>, Counter>;
+pub type OAuthRequests = crate::telemetry::metrics::CounterFamily;
 /// Whether an RFC 8707 `resource` names something this gateway serves.
 pub type Serves = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
