@@ -277,3 +277,39 @@ pub async fn serve_message(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::sha256;
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_gates_digest_is_the_scope_and_only_the_same_bearer_shares_it() {
+        let alice = with_authorization("Bearer alice.jwt");
+        let mut gated = crate::identity::static_identity(&crate::config::Config::default());
+        gated.presented_sha256 = Some(sha256(b"alice.jwt"));
+        let scope = cancel_scope(&alice, &gated);
+        assert_eq!(
+            scope,
+            Some(crate::inflight::bearer_scope(&sha256(b"alice.jwt")))
+        );
+        let mut bob = gated.clone();
+        bob.presented_sha256 = Some(sha256(b"bob.jwt"));
+        assert_ne!(cancel_scope(&alice, &bob), scope);
+        // Not gated (OAuth off): the whole header's digest, and none without a header.
+        let mut plain = gated.clone();
+        plain.presented_sha256 = None;
+        assert_eq!(
+            cancel_scope(&alice, &plain),
+            crate::inflight::caller_scope(Some("Bearer alice.jwt"))
+        );
+        assert_ne!(cancel_scope(&alice, &plain), scope);
+        assert_eq!(cancel_scope(&HeaderMap::new(), &plain), None);
+    }
+}
