@@ -143,6 +143,11 @@ pub enum Answer {
     },
 }
 
+/// The listed tools' size from which a tools/list answer shares them instead of copying
+/// (bench/cpu_per_call.sh: the 21-tool multi-cluster list is spliced, the static
+/// single-cluster one is not).
+const SPLICE_FROM: usize = 16 * 1024;
+
 /// A JSON-RPC response as a transport writes it.
 pub enum Reply {
     /// The whole response in one buffer.
@@ -188,20 +193,36 @@ impl Answer {
             Answer::Tool(result) => Reply::Whole(enveloped(&id, &result)),
             Answer::Tools { catalog, extra } => {
                 let rest = extra.strip_prefix('{').unwrap_or("}");
-                let mut head = String::with_capacity(40 + id.len());
-                head.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
-                head.push_str(&id);
-                head.push_str(",\"result\":{\"tools\":");
-                let mut tail = String::with_capacity(rest.len() + 2);
-                if rest != "}" {
-                    tail.push(',');
-                }
-                tail.push_str(rest);
-                tail.push('}');
-                Reply::Spliced {
-                    head,
-                    shared: catalog.listed_bytes(),
-                    tail,
+                let listed = catalog.listed_json();
+                let open = |capacity: usize| {
+                    let mut r = String::with_capacity(capacity);
+                    r.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+                    r.push_str(&id);
+                    r.push_str(",\"result\":{\"tools\":");
+                    r
+                };
+                let close = |r: &mut String| {
+                    if rest != "}" {
+                        r.push(',');
+                    }
+                    r.push_str(rest);
+                    r.push('}');
+                };
+                // A short list costs less to copy than a body of three chunks.
+                if listed.len() < SPLICE_FROM {
+                    let mut r = open(40 + id.len() + listed.len() + rest.len() + 2);
+                    r.push_str(listed);
+                    close(&mut r);
+                    Reply::Whole(r)
+                } else {
+                    let head = open(40 + id.len());
+                    let mut tail = String::with_capacity(rest.len() + 2);
+                    close(&mut tail);
+                    Reply::Spliced {
+                        head,
+                        shared: catalog.listed_bytes(),
+                        tail,
+                    }
                 }
             }
         }
@@ -605,6 +626,40 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_list_is_shared_with_the_catalog_and_reads_as_the_copied_one_would() {
+        let statics = crate::tools::schema::static_entries(&crate::config::Config::default());
+        let many: Vec<_> = (0..40).flat_map(|_| statics.iter().cloned()).collect();
+        let catalog = Arc::new(Catalog::new(many));
+        assert!(catalog.listed_json().len() >= SPLICE_FROM);
+        let extra = serde_json::to_string(&decorate(Era::Stateless, json!({}), true)).unwrap();
+        let answer = || Answer::Tools {
+            catalog: catalog.clone(),
+            extra: extra.clone().into(),
+        };
+        let Reply::Spliced { shared, .. } = answer().reply(&json!(7)) else {
+            panic!("a long list is spliced");
+        };
+        // The very bytes the catalog holds, not a copy.
+        assert_eq!(shared.as_ptr(), catalog.listed_bytes().as_ptr());
+        let text = answer().response_text(&json!(7));
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(v["id"], 7);
+        assert_eq!(
+            v["result"]["tools"].as_array().map(Vec::len),
+            Some(catalog.len())
+        );
+        assert!(v["result"].get("resultType").is_some(), "{text}");
+        // A short one is one buffer.
+        let short = Arc::new(Catalog::new(statics));
+        let one = Answer::Tools {
+            catalog: short,
+            extra: extra.clone().into(),
+        }
+        .reply(&json!(7));
+        assert!(matches!(one, Reply::Whole(_)));
     }
 
     #[test]

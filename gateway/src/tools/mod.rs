@@ -63,6 +63,15 @@ pub struct Entry {
     pub action: Action,
 }
 
+/// Text lent to a response body as bytes, without a copy.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 /// One caller's tools, in the order they are listed.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -71,7 +80,7 @@ pub struct Catalog {
     /// The `tools/list` payload, serialized once (a JSON array): catalogs are listed
     /// far more often than they are built, and each answer shares these bytes rather
     /// than copying them (`mcp::dispatch::Reply::Spliced`).
-    listed_json: Bytes,
+    listed_json: Arc<str>,
     /// How many entries were made from ClickHouse objects (`search::is_dynamic`).
     dynamic: usize,
     /// The searched form of this catalog (`mcp::discovery::listed`), built at the
@@ -86,10 +95,10 @@ impl Catalog {
             .enumerate()
             .map(|(i, e)| (e.tool.name.to_string(), i))
             .collect();
-        let listed_json = Bytes::from(
-            serde_json::to_vec(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
-                .unwrap_or_else(|_| b"[]".to_vec()),
-        );
+        let listed_json: Arc<str> =
+            serde_json::to_string(&entries.iter().map(|e| &e.tool).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into())
+                .into();
         let dynamic = entries.iter().filter(|e| search::is_dynamic(e)).count();
         Self {
             entries,
@@ -114,12 +123,11 @@ impl Catalog {
         &self.entries
     }
     pub fn listed_json(&self) -> &str {
-        // serde_json writes UTF-8 only.
-        std::str::from_utf8(&self.listed_json).unwrap_or("[]")
+        &self.listed_json
     }
     /// The same payload as shared bytes: a reference count, no copy.
     pub fn listed_bytes(&self) -> Bytes {
-        self.listed_json.clone()
+        Bytes::from_owner(SharedText(self.listed_json.clone()))
     }
     pub fn len(&self) -> usize {
         self.entries.len()
