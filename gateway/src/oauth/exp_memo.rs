@@ -16,7 +16,7 @@ use super::gate::{judge_exp, unverified_exp, TokenProblem};
 type Stated = Result<Option<SystemTime>, TokenProblem>;
 
 /// Bounded: at most `capacity` tokens; when full, the expired ones go, and if that frees
-/// nothing the memo starts over (a forgotten token only costs one more decode).
+/// less than a quarter the memo starts over (a forgotten token only costs one more decode).
 pub struct ExpMemo {
     stated: Mutex<HashMap<[u8; 32], Stated>>,
     capacity: usize,
@@ -65,7 +65,9 @@ impl ExpMemo {
         };
         if m.len() >= self.capacity {
             m.retain(|_, s| !matches!(s, Ok(exp) if judge_exp(*exp, now).is_err()));
-            if m.len() >= self.capacity {
+            // Unless a quarter is free now, start over: a scan of the whole map then comes
+            // at most once per capacity / 4 new tokens, whatever expiries callers send.
+            if m.len() > self.capacity - self.capacity / 4 {
                 m.clear();
             }
         }
