@@ -383,8 +383,7 @@ pub struct ToolCallRecord<'a> {
     pub returned: Option<(u64, u64)>,
 }
 
-/// `ok` (2xx, and 3xx: the broker's redirects are its answers), `refused` (4xx),
-/// `error` (5xx).
+/// Label pairs with their values owned (request-time values).
 fn owned(labels: &[(&'static str, &str)]) -> Labels {
     labels
         .iter()
@@ -392,6 +391,7 @@ fn owned(labels: &[(&'static str, &str)]) -> Labels {
         .collect()
 }
 
+/// Label pairs with their values borrowed (compile-time values).
 fn borrowed(labels: &[(&'static str, &'static str)]) -> Labels {
     labels
         .iter()
@@ -399,6 +399,8 @@ fn borrowed(labels: &[(&'static str, &'static str)]) -> Labels {
         .collect()
 }
 
+/// `ok` (2xx, and 3xx: the broker's redirects are its answers), `refused` (4xx),
+/// `error` (5xx).
 pub fn status_class(status: u16) -> &'static str {
     match status {
         200..=399 => "ok",
@@ -487,6 +489,19 @@ mod tests {
 #[cfg(test)]
 mod label_tests {
     use super::*;
+
+    #[test]
+    fn borrowed_and_owned_label_values_count_into_one_series() {
+        let m = Metrics::new();
+        Metrics::inc_static(&m.mcp_requests, &[("method", "tools/list")]);
+        let owned = String::from("tools/list");
+        Metrics::inc(&m.mcp_requests, &[("method", owned.as_str())]);
+        let text = m.render();
+        assert!(
+            text.contains("chmcp_mcp_requests_total{method=\"tools/list\"} 2"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn cluster_label_is_a_configured_name_or_other() {
