@@ -247,14 +247,15 @@ ratios() {
 }
 
 # floor_up DIR UPSTREAM_PORT: the floor, nginx forwarding to ClickHouse and nothing else
-# (NGX_PID, FLOOR_URL), plus an OTLP/HTTP sink on SINK_PORT. One process (no master, so
+# (NGX_PID, FLOOR_URL; files under DIR/static at FLOOR_URL/static/), plus an OTLP/HTTP
+# sink on SINK_PORT. One process (no master, so
 # the pid we read CPU from is the one that serves), an upstream keep-alive pool like the
 # gateway's, no access log (the gateway writes none per request at level warn either).
 floor_up() {
   local dir=$1 upstream=$2 port
   port=$(free_port)
   SINK_PORT=$(free_port)
-  mkdir -p "$dir/logs" "$dir/tmp"
+  mkdir -p "$dir/logs" "$dir/tmp" "$dir/static"
   cat >"$dir/nginx.conf" <<NGX
 daemon off;
 master_process off;
@@ -283,6 +284,8 @@ http {
   }
   server {
     listen 127.0.0.1:$port;
+    # Files under DIR/static, for a floor that answers with the same bytes as the gateway.
+    location /static/ { alias $dir/static/; }
     location / {
       proxy_pass http://clickhouse;
       proxy_http_version 1.1;
