@@ -44,9 +44,10 @@ double_up "$WORK/double-b.log" --views 16; DOUBLE_B=$DOUBLE_PORT
   printf 'logging:\n  level: error\n'
 } >"$WORK/gateway-mc.yaml"
 SINGLE=("$GW_PORT" "$GW_PID" "$GW_URL")
-# The same gateway on one tokio worker thread (tokio's own TOKIO_WORKER_THREADS; the
-# default is one per core): no wake-ups across threads, at the price of one core's work.
-TOKIO_WORKER_THREADS=1 gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway-1t.log"
+# The same gateway on one worker thread (`server.worker_threads: 1`; the default is one
+# per CPU): no wake-ups across threads, at the price of one core's work.
+gw_write_config "$WORK/gateway-1t.yaml" "worker_threads: 1"
+gw_up "$WORK/chmcp-gateway" "$WORK/gateway-1t.yaml" "$WORK/gateway-1t.log"
 ONE_PID=$GW_PID ONE_URL=$GW_URL
 gw_up "$WORK/chmcp-gateway" "$WORK/gateway-mc.yaml" "$WORK/gateway-mc.log"
 MC_BASE="http://127.0.0.1:$GW_PORT"
@@ -113,7 +114,7 @@ for c in 1 16; do
   row "gateway execute_query SELECT 1, $c client(s): median ms / req/s" "$(cells pair "gw-c$c")" ""
   row "**gateway ÷ floor, $c client(s): median / req/s**" "$(cells over_floor "$c" gw)" "≤ 1.25× / ≥ 0.80×"
   row "CPU per call, $c client(s): gateway / nginx" "$(cells cpus "$c" gw)" ""
-  row "gateway on one worker thread (TOKIO_WORKER_THREADS=1), $c client(s): median ms / req/s" "$(cells pair "one-c$c")" ""
+  row "gateway on one worker thread (server.worker_threads: 1), $c client(s): median ms / req/s" "$(cells pair "one-c$c")" ""
   row "gateway on one worker thread ÷ floor, $c client(s): median / req/s" "$(cells over_floor "$c" one)" "≤ 1.25× / ≥ 0.80×"
   row "CPU per call on one worker thread, $c client(s): gateway / nginx" "$(cells cpus "$c" one)" ""
 done

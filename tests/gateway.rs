@@ -510,6 +510,22 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
 }
 
 #[tokio::test]
+async fn worker_threads_sets_the_threads_that_serve_requests() {
+    // /health answers without ClickHouse (degraded): none is needed to count threads.
+    let per_cpu = std::thread::available_parallelism().unwrap().get();
+    for (extra, want) in [("server:\n  worker_threads: 1\n", 1), ("", per_cpu)] {
+        let gw = Gateway::start(&chmcp_tests::inproc::single_cluster(extra));
+        let health: Value = reqwest::get(format!("{}/health", gw.base()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["worker_threads"], json!(want), "{extra:?}: {health}");
+    }
+}
+
+#[tokio::test]
 async fn sigterm_stops_cleanly() {
     // A signal to the process: no ClickHouse is needed to prove it.
     let mut gw = Gateway::start(&chmcp_tests::inproc::single_cluster(""));

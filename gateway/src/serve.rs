@@ -23,9 +23,12 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!(warning = ?w, "configuration warning");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // 0 keeps tokio's default: one worker per CPU the process may use (cgroup quota included).
+    if loaded.config.server.worker_threads > 0 {
+        runtime.worker_threads(loaded.config.server.worker_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let transport = loaded.config.server.transport;
         let app = Arc::new(App::new(loaded.config, opts, Some(log))?);

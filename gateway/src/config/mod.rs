@@ -162,6 +162,9 @@ pub struct ServerConfig {
     pub idle_timeout: HumanDuration,
     /// Connections beyond this are answered 503 at once and closed.
     pub max_connections: usize,
+    /// Threads that serve requests; 0: one per CPU the process may use. One thread
+    /// answers a lone client fastest (no wake-up across threads); more carry more load.
+    pub worker_threads: usize,
     pub tools: Vec<ToolRule>,
     /// ClickHouse settings a caller may pass through `execute_query`'s `settings`.
     pub tool_input_settings: Vec<String>,
@@ -196,6 +199,7 @@ impl Default for ServerConfig {
             body_read_timeout: HumanDuration::from_secs(30),
             idle_timeout: HumanDuration::from_secs(60),
             max_connections: 10_000,
+            worker_threads: 0,
             tools: Vec::new(),
             tool_input_settings: Vec::new(),
             blocked_query_clauses: Vec::new(),

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::Config;
 
 /// Keys whose new values only take effect after a restart (docs/spec-notes.md, "Reload").
-const RESTART_ONLY: [&str; 10] = [
+const RESTART_ONLY: [&str; 11] = [
     "server.transport",
     "server.address",
     "server.port",
@@ -14,6 +14,8 @@ const RESTART_ONLY: [&str; 10] = [
     "server.body_read_timeout",
     "server.idle_timeout",
     "server.max_connections",
+    // The runtime's threads are started once, with the process.
+    "server.worker_threads",
     "multicluster",
     "watch",
     // The exporter is started once, with the process.

@@ -80,6 +80,8 @@ pub const BODY_READ_TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(3600));
 pub const IDLE_TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(3600));
+/// More request threads than this is a typo (a thousand idle threads cost memory).
+pub const MAX_WORKER_THREADS: usize = 1024;
 /// Broker mode derives every encryption key from this secret; shorter is guessable.
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 
@@ -191,6 +193,12 @@ fn check_server(s: &ServerConfig, f: &mut Findings) {
     );
     if s.max_connections == 0 {
         f.err("server.max_connections", "must be at least 1".into());
+    }
+    if s.worker_threads > MAX_WORKER_THREADS {
+        f.err(
+            "server.worker_threads",
+            format!("must be at most {MAX_WORKER_THREADS} (0: one per CPU)"),
+        );
     }
     for (i, origin) in s.allowed_origins.iter().enumerate() {
         if origin != "*" && crate::net::WebOrigin::parse(origin).is_err() {
@@ -685,12 +693,14 @@ mod tests {
         c.server.header_read_timeout = HumanDuration(Duration::from_millis(500));
         c.server.idle_timeout = HumanDuration::from_secs(2 * 3600);
         c.server.max_connections = 0;
+        c.server.worker_threads = 4096;
         assert_eq!(
             errors_of(&c),
             vec![
                 "server.header_read_timeout: 500ms is below the minimum of 1s",
                 "server.idle_timeout: 2h is above the maximum of 1h",
                 "server.max_connections: must be at least 1",
+                "server.worker_threads: must be at most 1024 (0: one per CPU)",
             ]
         );
     }

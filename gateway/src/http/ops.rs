@@ -39,6 +39,8 @@ pub async fn health(
         "reason": ready.err(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
+        // The threads serving requests (`server.worker_threads`, or one per CPU).
+        "worker_threads": tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_workers()),
         "mode": if generation.config.multicluster.enabled { "multi-cluster" } else { "single-cluster" },
         "catalog_cache": stats,
         "identity_probes": app.prober.probe_counts().iter().map(|p| json!({

@@ -853,22 +853,22 @@ mod grant_tests {
             .code,
             ErrorCode::InvalidTarget
         );
-        f.insert("resource".into(), "https://gw.example.com/mcp/a".into());
-        assert!(check_code_grant(
-            &code(Some("https://gw.example.com/mcp/a")),
-            &me(),
-            &f,
-            &serves
-        )
-        .is_ok());
-        // A trailing slash is the same resource, here as on a refresh.
-        f.insert("resource".into(), "https://gw.example.com/mcp/a/".into());
-        assert!(check_code_grant(
-            &code(Some("https://gw.example.com/mcp/a")),
-            &me(),
-            &f,
-            &serves
-        )
-        .is_ok());
+        // The authorized one; a trailing slash is the same resource, as on a refresh.
+        for same in [
+            "https://gw.example.com/mcp/a",
+            "https://gw.example.com/mcp/a/",
+        ] {
+            f.insert("resource".into(), same.into());
+            assert!(
+                check_code_grant(
+                    &code(Some("https://gw.example.com/mcp/a")),
+                    &me(),
+                    &f,
+                    &serves
+                )
+                .is_ok(),
+                "{same}"
+            );
+        }
     }
 }
