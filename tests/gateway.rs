@@ -510,6 +510,38 @@ async fn readiness_follows_clickhouse_and_queries_are_counted() {
 }
 
 #[tokio::test]
+async fn decimals_from_clickhouse_18_16_keep_every_digit() {
+    // 18.16 writes decimals as bare JSON numbers (it has no
+    // output_format_json_quote_decimals): read as f64 they would lose digits and scale.
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, ""));
+    let r = Mcp::new(gw.mcp_url())
+        .call(
+            "execute_query",
+            json!({"query": "SELECT toDecimal128('12345678901234567890.1234567890', 10) AS d, \
+                toDecimal32('1.50', 2) AS s, [toDecimal64('2.10', 2)] AS a, toFloat64(0.5) AS f, \
+                toUInt64(18446744073709551615) AS u", "result_format": "json"}),
+        )
+        .await;
+    assert_eq!(
+        structured(&r)["rows"][0],
+        json!([
+            "12345678901234567890.1234567890",
+            "1.50",
+            ["2.10"],
+            0.5,
+            "18446744073709551615"
+        ]),
+        "{r}"
+    );
+    // The text a model reads says the same digits.
+    assert!(
+        text_of(&r).contains("12345678901234567890.1234567890"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
 async fn worker_threads_sets_the_threads_that_serve_requests() {
     // /health answers without ClickHouse (degraded): none is needed to count threads.
     let per_cpu = std::thread::available_parallelism().unwrap().get();

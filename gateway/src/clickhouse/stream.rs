@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ServerError;
+use super::types::JsonKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Column {
@@ -73,6 +74,9 @@ pub struct CompactReader {
     row: Option<RowScan>,
     /// Bytes looked at by the scanner and the row parser: the work done so far.
     examined: u64,
+    /// Per column, whether its numbers must keep their text (`JsonKind::keeps_text`);
+    /// empty when no column's do, so ordinary rows take the direct parse.
+    exact: Vec<bool>,
 }
 
 /// Consumed bytes are dropped once this much has piled up, to bound memory.
@@ -185,6 +189,13 @@ impl CompactReader {
             Some(Ok(c)) => c,
             _ => return Err(StreamError::Format("unreadable column list".into())),
         };
+        self.exact = columns
+            .iter()
+            .map(|c| JsonKind::of(&c.ch_type).keeps_text())
+            .collect();
+        if !self.exact.contains(&true) {
+            self.exact.clear();
+        }
         self.pos = data_at + DATA.len() + open + 1;
         self.state = State::Rows;
         Ok(Some(Event::Columns(columns)))
@@ -226,7 +237,12 @@ impl CompactReader {
         self.row = None;
         let raw = self.buf.get(scan.start..end).unwrap_or_default();
         self.examined += raw.len() as u64;
-        match serde_json::from_slice::<Vec<Value>>(raw) {
+        let parsed = if self.exact.is_empty() {
+            serde_json::from_slice::<Vec<Value>>(raw)
+        } else {
+            serde_json::from_slice::<Vec<Value>>(&quote_exact_numbers(raw, &self.exact))
+        };
+        match parsed {
             Ok(row) => {
                 self.pos = end;
                 Ok(Some(Event::Row(row)))
@@ -234,6 +250,46 @@ impl CompactReader {
             Err(_) => Err(self.failure(scan.start)),
         }
     }
+}
+
+/// `row` (one JSONCompact row) with every bare number inside the cells `exact` marks
+/// wrapped in quotes, so the JSON parser keeps its digits: ClickHouse 18.16 writes
+/// decimals as bare numbers (it has no `output_format_json_quote_decimals`), and
+/// `12345678901234567890.1234567890` read as an f64 would come out as `12345678901234567000`.
+fn quote_exact_numbers(row: &[u8], exact: &[bool]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(row.len() + 16);
+    let (mut depth, mut cell) = (0u32, 0usize);
+    let (mut in_string, mut escaped, mut in_number) = (false, false, false);
+    for &b in row {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        if in_number && !(b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
+            out.push(b'"');
+            in_number = false;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => cell += 1,
+            b'-' | b'0'..=b'9' if !in_number && exact.get(cell).copied().unwrap_or(false) => {
+                out.push(b'"');
+                in_number = true;
+            }
+            _ => {}
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// `buf` from `from` on (empty past the end): offsets come from the scanner's own
@@ -313,6 +369,41 @@ mod tests {
             out.push(e);
         }
         out
+    }
+
+    #[test]
+    fn decimals_and_wide_integers_keep_their_digits_and_floats_stay_numbers() {
+        // As ClickHouse 18.16 writes them: decimals bare, 64-bit integers quoted.
+        let doc = r#"{"meta": [{"name": "d", "type": "Decimal(38, 10)"}, {"name": "f", "type": "Float64"},
+            {"name": "a", "type": "Array(Decimal(18, 2))"}, {"name": "n", "type": "Nullable(Decimal(9, 2))"},
+            {"name": "s", "type": "String"}, {"name": "i", "type": "Int64"}],
+            "data": [[12345678901234567890.1234567890, 0.1, [2.10, -1.5e2], null, "7, \"8\"]", -9007199254740993],
+                     [-0.50, 1e300, [], 1.50, "", "5"]], "rows": 2}"#;
+        let mut r = CompactReader::default();
+        r.push(doc.as_bytes());
+        let events = drain(&mut r);
+        assert_eq!(
+            events[1],
+            Event::Row(vec![
+                json!("12345678901234567890.1234567890"),
+                json!(0.1),
+                json!(["2.10", "-1.5e2"]),
+                json!(null),
+                json!("7, \"8\"]"),
+                json!("-9007199254740993"),
+            ])
+        );
+        assert_eq!(
+            events[2],
+            Event::Row(vec![
+                json!("-0.50"),
+                json!(1e300),
+                json!([]),
+                json!("1.50"),
+                json!(""),
+                json!("5"),
+            ])
+        );
     }
 
     #[test]

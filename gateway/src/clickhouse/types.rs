@@ -112,6 +112,16 @@ impl JsonKind {
         }
     }
 
+    /// Values of this type lose digits as JSON numbers (an f64 holds ~16): decimals and
+    /// wide integers, also inside `Nullable` and `Array`. Their text is kept as it came.
+    pub fn keeps_text(&self) -> bool {
+        match self {
+            JsonKind::WideInt { .. } | JsonKind::Decimal => true,
+            JsonKind::Nullable(inner) | JsonKind::Array(inner) => inner.keeps_text(),
+            _ => false,
+        }
+    }
+
     /// A result value as the client receives it: wide integers and decimals as strings.
     pub fn normalize(&self, v: Value) -> Value {
         match (self, v) {
