@@ -23,14 +23,7 @@ svc_workdir hop
 
 scripts/deps.sh clickhouse
 bench_tools
-BIN=$(gw_binary release)
-cp "$BIN" "$WORK/chmcp-gateway"
-
-ch_write_config "$WORK/ch"
-ch_up
-ch_seed
-gw_write_config "$WORK/gateway.yaml"
-gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"
+stack_up release
 floor_up "$WORK/nginx" "$CH_PORT"
 CH_URL="http://127.0.0.1:$CH_PORT/"
 

@@ -192,6 +192,20 @@ gw_up() {
   fi
 }
 
+# stack_up debug|release: a private copy of the gateway binary ($WORK/chmcp-gateway: the
+# target directory may be shared with other builds), a seeded ClickHouse, and the gateway
+# in front of it ($WORK/gateway.yaml; gw_up's GW_PORT, GW_PID, GW_URL).
+stack_up() {
+  local bin
+  bin=$(gw_binary "$1")
+  cp "$bin" "$WORK/chmcp-gateway"
+  ch_write_config "$WORK/ch"
+  ch_up
+  ch_seed
+  gw_write_config "$WORK/gateway.yaml"
+  gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"
+}
+
 # rss_kb PID: resident set size in kB from /proc (VmRSS).
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 

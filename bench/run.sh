@@ -37,14 +37,7 @@ FAILURES=0
 scripts/deps.sh clickhouse
 bench_tools
 PEER_PY=$(venv_for peer-venv "$ROOT/bench/requirements-peer.txt")
-BIN=$(gw_binary release)
-cp "$BIN" "$WORK/chmcp-gateway"
-
-ch_write_config "$WORK/ch"
-ch_up
-ch_seed
-gw_write_config "$WORK/gateway.yaml"
-gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"
+stack_up release
 CH_URL="http://127.0.0.1:$CH_PORT/"
 
 # The peer: stateful streamable HTTP (a session per client), in-process chDB, no auth on loopback.
@@ -347,7 +340,7 @@ PY
 echo
 # The context rows (bench/context.sh: bytes and tokens a model reads) and the hop rows
 # (bench/hop.sh: the gateway against the floor, two rounds), each its own section.
-GATEWAY="$BIN" bench/context.sh || FAILURES=$((FAILURES + 1))
-GATEWAY="$BIN" bench/hop.sh || FAILURES=$((FAILURES + 1))
+GATEWAY="$WORK/chmcp-gateway" bench/context.sh || FAILURES=$((FAILURES + 1))
+GATEWAY="$WORK/chmcp-gateway" bench/hop.sh || FAILURES=$((FAILURES + 1))
 echo "written to bench/results/latest.md"
 [ "$FAILURES" -eq 0 ]

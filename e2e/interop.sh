@@ -65,16 +65,8 @@ cp "$HERE/ts_client.mjs" "$NPM_DIR/ts_client.mjs" # ESM resolves packages next t
 CONFORMANCE=(node "$NPM_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js")
 INSPECTOR=(node "$NPM_DIR/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js" --cli)
 
-# A private copy: the target directory may be shared with other builds.
-BIN=$(gw_binary debug)
-cp "$BIN" "$WORK/chmcp-gateway"
-
-# --- services --------------------------------------------------------------------------
-ch_write_config "$WORK/ch"
-ch_up
-ch_seed
-gw_write_config "$WORK/gateway.yaml"
-gw_up "$WORK/chmcp-gateway" "$WORK/gateway.yaml" "$WORK/gateway.log"
+# --- services (a private copy of the binary, a seeded ClickHouse, the gateway) ----------
+stack_up debug
 log "ClickHouse on 127.0.0.1:$CH_PORT, gateway at $GW_URL"
 
 # --- raw protocol negotiation, every revision ------------------------------------------
