@@ -1545,6 +1545,33 @@ mod tests {
         }
     }
 
+    /// `n` cold lookups at once, lookup `i` for the key and server `at(i)` names, each a
+    /// `gated` discovery: the peak of discoveries running at once, the gate, the tasks.
+    fn spawn_gated(
+        cache: &Arc<CatalogCache<Tools>>,
+        n: usize,
+        at: impl Fn(usize) -> (CatalogKey, String),
+    ) -> (
+        Arc<AtomicUsize>,
+        Arc<Semaphore>,
+        tokio::task::JoinSet<CatalogOutcome<Tools>>,
+    ) {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let (cache, (k, server)) = (cache.clone(), at(i));
+            let discover = gated(running.clone(), peak.clone(), gate.clone());
+            tasks.spawn(async move {
+                cache
+                    .lookup_within(&k, on(&server), None, t0(), discover)
+                    .await
+            });
+        }
+        (peak, gate, tasks)
+    }
+
     /// Fills server `s`'s lane with discoveries made by `make`; returns once they run.
     async fn occupy_server_s<F, Fut>(
         cache: &Arc<CatalogCache<Tools>>,
@@ -1573,26 +1600,9 @@ mod tests {
     async fn hundred_cold_misses_queue_within_the_caps_and_every_one_gets_its_catalog() {
         // Before the fair queue, 84 of these 100 were answered static-only at once.
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(Semaphore::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..100 {
-            let cache = cache.clone();
-            let discover = gated(running.clone(), peak.clone(), gate.clone());
-            tasks.spawn(async move {
-                let server = format!("server-{}", i % 4);
-                cache
-                    .lookup_within(
-                        &key(&format!("cold-{i}")),
-                        on(&server),
-                        None,
-                        t0(),
-                        discover,
-                    )
-                    .await
-            });
-        }
+        let (peak, gate, mut tasks) = spawn_gated(&cache, 100, |i| {
+            (key(&format!("cold-{i}")), format!("server-{}", i % 4))
+        });
         while cache.stats().discoveries_queued < 84 {
             tokio::task::yield_now().await;
         }
@@ -1626,21 +1636,13 @@ mod tests {
     #[tokio::test]
     async fn one_server_never_runs_more_than_its_cap_while_another_server_proceeds() {
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(Semaphore::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
         // 40 cluster names, 40 callers, one server.
-        for i in 0..40 {
-            let cache = cache.clone();
-            let discover = gated(running.clone(), peak.clone(), gate.clone());
-            tasks.spawn(async move {
-                let k = CatalogKey::new(&format!("caller-{i}"), &format!("name-{i}"));
-                cache
-                    .lookup_within(&k, on("shared:8123"), None, t0(), discover)
-                    .await
-            });
-        }
+        let (peak, gate, mut tasks) = spawn_gated(&cache, 40, |i| {
+            (
+                CatalogKey::new(&format!("caller-{i}"), &format!("name-{i}")),
+                "shared:8123".to_string(),
+            )
+        });
         while cache.stats().discoveries_queued < 32 {
             tokio::task::yield_now().await;
         }
@@ -1662,21 +1664,12 @@ mod tests {
     #[tokio::test]
     async fn a_caller_with_forty_clusters_queued_does_not_hold_up_a_caller_with_one() {
         let cache = Arc::new(CatalogCache::<Tools>::new(cfg(1000)));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(Semaphore::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..40 {
-            let cache = cache.clone();
-            let discover = gated(running.clone(), peak.clone(), gate.clone());
-            tasks.spawn(async move {
-                let k = CatalogKey::new("big-fleet-caller", &format!("c{i}"));
-                let server = format!("server-{}", i % 8);
-                cache
-                    .lookup_within(&k, on(&server), None, t0(), discover)
-                    .await
-            });
-        }
+        let (peak, gate, mut tasks) = spawn_gated(&cache, 40, |i| {
+            (
+                CatalogKey::new("big-fleet-caller", &format!("c{i}")),
+                format!("server-{}", i % 8),
+            )
+        });
         while cache.stats().misses < 40 {
             tokio::task::yield_now().await;
         }
