@@ -3,9 +3,8 @@
 //! the script's header). For behaviour only a modern engine shows (`eval`, `SETTINGS`
 //! precedence, dictionaries); everything 18.16 can judge is tested on 18.16.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::Value;
 
@@ -32,20 +31,10 @@ impl ChdbDouble {
         if !init.trim().is_empty() {
             cmd.arg("--init").arg(&init_path);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the chdb double");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("double stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("double output");
-        assert_eq!(
-            line.trim(),
-            format!("ready {port}"),
-            "the chdb double did not start (is chdb installed? run scripts/deps.sh chdb)"
+        let child = super::spawn_until_ready(
+            cmd,
+            &format!("ready {port}"),
+            "the chdb double did not start (is chdb installed? run scripts/deps.sh chdb)",
         );
         Self { port, child }
     }

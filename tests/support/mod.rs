@@ -76,6 +76,28 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Starts `cmd` (a helper script) and waits for its first line on stdout, which must be
+/// `ready_line`; anything else fails the test with `hint` (what to install).
+pub fn spawn_until_ready(
+    mut cmd: std::process::Command,
+    ready_line: &str,
+    hint: &str,
+) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{hint}: {e}"));
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("helper stdout");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("helper output");
+    assert_eq!(line.trim(), ready_line, "{hint}");
+    child
+}
+
 /// The Python of the venv `scripts/deps.sh` installs the test tools into (chdb,
 /// opentelemetry-proto); `target` names the deps.sh target that provides what the
 /// caller needs, for the message when the venv is missing.

@@ -1,9 +1,8 @@
 //! The tests' OTLP/HTTP receiver (`otlp_receiver.py`): spans decoded with the official
 //! `opentelemetry-proto` package, read back as JSON.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,22 +18,12 @@ impl OtlpReceiver {
     pub fn start() -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/otlp_receiver.py");
         let port = free_port();
-        let mut child = Command::new(crate::venv_python("otel"))
-            .arg(&script)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the OTLP receiver");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("receiver stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("receiver output");
-        assert_eq!(
-            line.trim(),
+        let mut cmd = Command::new(crate::venv_python("otel"));
+        cmd.arg(&script).arg(port.to_string());
+        let child = super::spawn_until_ready(
+            cmd,
             "ready",
-            "the OTLP receiver did not start (is opentelemetry-proto installed? run scripts/deps.sh otel)"
+            "the OTLP receiver did not start (is opentelemetry-proto installed? run scripts/deps.sh otel)",
         );
         Self { port, child }
     }
