@@ -406,6 +406,55 @@ mod tests {
         );
     }
 
+    mod hostile {
+        use super::super::quote_exact_numbers;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        /// One cell as ClickHouse could write it: a number's exact text, a string (any
+        /// characters, escaped), null, or an array of numbers.
+        fn cell() -> impl Strategy<Value = String> {
+            let number = "-?(0|[1-9][0-9]{0,39})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?";
+            prop_oneof![
+                number.prop_map(|n| n),
+                any::<String>().prop_map(|t| Value::String(t).to_string()),
+                Just("null".to_string()),
+                prop::collection::vec(number, 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the row holds (strings full of quotes, brackets, commas and
+            /// escapes included), quoting keeps it valid JSON, leaves strings and nulls as
+            /// they were, and turns every number of a marked cell into its exact text.
+            #[test]
+            fn quoting_keeps_every_row_valid_and_every_digit(
+                cells in prop::collection::vec((cell(), any::<bool>()), 1..8)
+            ) {
+                let row = format!("[{}]", cells.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", "));
+                let exact: Vec<bool> = cells.iter().map(|(_, e)| *e).collect();
+                let quoted = quote_exact_numbers(row.as_bytes(), &exact);
+                let parsed: Vec<Value> = serde_json::from_slice(&quoted).expect("valid JSON");
+                prop_assert_eq!(parsed.len(), cells.len());
+                for ((text, marked), got) in cells.iter().zip(&parsed) {
+                    let plain: Value = serde_json::from_str(text).expect("a valid cell");
+                    let want = match (&plain, marked) {
+                        (Value::Number(_), true) => Value::String(text.clone()),
+                        (Value::Array(_), true) => Value::Array(
+                            text.trim_matches(|c| c == '[' || c == ']')
+                                .split(", ")
+                                .filter(|t| !t.is_empty())
+                                .map(|t| Value::String(t.to_string()))
+                                .collect(),
+                        ),
+                        _ => plain.clone(),
+                    };
+                    prop_assert_eq!(got, &want);
+                }
+            }
+        }
+    }
+
     #[test]
     fn reads_a_whole_document() {
         let mut r = CompactReader::default();
