@@ -60,21 +60,11 @@ if [ "$MC" = 1 ]; then
   # ClickHouse users whose passwords they are.
   idp_up "$WORK"
   idp_sign soak 1 "$NUSERS" >"$WORK/tokens"
-  python3 - "$WORK/tokens" "$WORK/users-fragment.xml" <<'PY'
-import sys
-tokens, fragment = sys.argv[1], sys.argv[2]
-toks = [t for t in open(tokens).read().split() if t]
-open(fragment, "w").write("".join(f"<soak{i}><password>{t}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></soak{i}>" for i, t in enumerate(toks, 1)))
-PY
+  mapfile -t TOKENS <"$WORK/tokens"
   declare -A CH_DIRS CH_PORTS CH_PIDS
   for c in "${CLUSTERS[@]}"; do
     ch_write_config "$WORK/ch-$c"
-    python3 - "$CH_DIR/users.xml" "$WORK/users-fragment.xml" <<'PY'
-import sys
-path, frag = sys.argv[1], open(sys.argv[2]).read()
-xml = open(path).read()
-open(path, "w").write(xml.replace("</users>", frag + "</users>"))
-PY
+    for i in "${!TOKENS[@]}"; do ch_add_user "soak$((i + 1))" "${TOKENS[$i]}"; done
     ch_up
     ch_seed
     ch_query "CREATE TABLE IF NOT EXISTS analytics.whoami (cluster String) ENGINE = TinyLog" >/dev/null

@@ -160,13 +160,7 @@ run_multicluster() {
   idp_up "$WORK"
   idp_sign conformance 1 1 >"$token_file"
   # The JWT user on ClickHouse (users.xml is re-read within seconds).
-  python3 - "$CH_DIR/users.xml" "$token_file" <<'PY'
-import sys
-path, token = sys.argv[1], open(sys.argv[2]).read().strip()
-xml = open(path).read()
-user = f"<conformance1><password>{token}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></conformance1>"
-open(path, "w").write(xml.replace("</users>", user + "</users>"))
-PY
+  ch_add_user conformance1 "$(<"$token_file")"
   sleep 6
   cat > "$WORK/gateway-mc.yaml" <<YAML
 clickhouse:
