@@ -1,4 +1,4 @@
-# Shared helpers for scripts/demo.sh, e2e/interop.sh, bench/run.sh and bench/soak.sh: a
+# Shared helpers for the scripts in scripts/, bench/ and e2e/: a
 # throwaway ClickHouse and gateway on loopback ports, and the pinned client toolchains.
 # Source it; it defines functions only. Callers own `set -euo pipefail` and their trap,
 # which should call `svc_cleanup`.
@@ -13,6 +13,16 @@ log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A TCP port nobody listens on right now (the kernel picks it).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port PORT WHAT: until something accepts TCP connections on 127.0.0.1:PORT (15 s).
+wait_port() {
+  for _ in $(seq 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "nothing listens on port $1 ($2)"
+  return 1
 }
 
 wait_http() { # URL [tries of 0.1 s]
@@ -353,6 +363,10 @@ svc_exit() {
   local rc=$?
   set +e
   svc_cleanup
+  if [ "$rc" -ne 0 ]; then
+    # CI keeps no work directory: the last lines of each service's log go to the output.
+    for f in "$WORK"/*.log "$WORK"/*/log "$WORK"/*/error.log; do [ -f "$f" ] && { echo "---- $f" >&2; tail -n 40 "$f" >&2; }; done
+  fi
   if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 
@@ -411,9 +425,10 @@ npm_for() {
 }
 
 # idp_up WORK: the test OpenID provider (npm oidc-provider, e2e/idp) on a free loopback
-# port, stopped with the other services. Sets IDP_ISSUER, IDP_AUDIENCE, IDP_KID and
-# IDP_KEY (the PEM it signs with). The gateway validates tokens by default, so test
-# tokens are signed with the IdP's own key (idp_sign).
+# port, stopped with the other services. Sets IDP_ISSUER, IDP_AUDIENCE, IDP_KID,
+# IDP_KEY (the PEM it signs with), IDP_CLIENT_SECRET (every registered client's secret)
+# and IDP_BROKER_CLIENT (the client the broker signs in as). The gateway validates tokens
+# by default, so test tokens are signed with the IdP's own key (idp_sign).
 idp_up() {
   local dir=$1/idp ready field
   mkdir -p "$dir"
@@ -428,6 +443,7 @@ idp_up() {
   [ -n "$ready" ] || { log "the test IdP did not start: $(tail -5 "$dir/log")"; return 1; }
   field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$ready" "$1"; }
   IDP_ISSUER=$(field issuer) IDP_AUDIENCE=$(field audience) IDP_KID=$(field kid) IDP_KEY=$(field signing_key)
+  IDP_CLIENT_SECRET=$(field client_secret) IDP_BROKER_CLIENT=$(field broker_client_id)
 }
 
 # idp_sign PREFIX FIRST LAST: one RS256 JWT per line for users PREFIX<FIRST>..PREFIX<LAST>

@@ -16,54 +16,31 @@ if [ -z "${GATEWAY_BIN:-}" ]; then
   GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"
 fi
 
-. e2e/broker/services.sh
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
+svc_workdir broker-e2e
 
 # ClickHouse 18.16, its own config on free ports.
-CH_HTTP=$(free_port); CH_TCP=$(free_port)
-mkdir -p "$TMP/ch"
-cat >"$TMP/ch/config.xml" <<XML
-<yandex>
-  <logger><level>warning</level><log>$TMP/ch/server.log</log><errorlog>$TMP/ch/error.log</errorlog></logger>
-  <http_port>$CH_HTTP</http_port><tcp_port>$CH_TCP</tcp_port><listen_host>127.0.0.1</listen_host>
-  <path>$TMP/ch/data/</path><tmp_path>$TMP/ch/tmp/</tmp_path><user_files_path>$TMP/ch/files/</user_files_path>
-  <users_config>$TMP/ch/users.xml</users_config>
-  <default_profile>default</default_profile><default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size><timezone>UTC</timezone>
-</yandex>
-XML
-cat >"$TMP/ch/users.xml" <<XML
-<yandex>
-  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default/></quotas>
-</yandex>
-XML
-/usr/sbin/clickhouse-server --config-file="$TMP/ch/config.xml" >"$TMP/clickhouse.log" 2>&1 &
-PIDS+=($!)
-wait_port "$CH_HTTP" clickhouse
+ch_write_config "$WORK/ch"
+ch_up
 
-start_idp
-READY="$IDP_READY"
-field() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$READY" "$1"; }
-ISSUER="$(field issuer)"; AUDIENCE="$(field audience)"
-IDP_CLIENT="$(field broker_client_id)"; IDP_SECRET="$(field client_secret)"
+idp_up "$WORK"
+ISSUER=$IDP_ISSUER AUDIENCE=$IDP_AUDIENCE IDP_CLIENT=$IDP_BROKER_CLIENT IDP_SECRET=$IDP_CLIENT_SECRET
 
 # The real verifier, as ClickHouse's HTTP authentication server.
 V_PORT=$(free_port)
-cat >"$TMP/verify.yaml" <<YAML
+cat >"$WORK/verify.yaml" <<YAML
 listen: 127.0.0.1:$V_PORT
 oauth: {issuer: "$ISSUER", audience: "$AUDIENCE"}
 identity: {username_claim: email, require_email_verified: true}
 YAML
-"$GATEWAY_BIN" verify --config "$TMP/verify.yaml" >"$TMP/verify.log" 2>&1 &
-PIDS+=($!)
+"$GATEWAY_BIN" verify --config "$WORK/verify.yaml" >"$WORK/verify.log" 2>&1 &
+SVC_PIDS+=($!)
 wait_port "$V_PORT" verifier
 
 # The stand-in for a modern ClickHouse's HTTP authentication, in front of 18.16.
 S_PORT=$(free_port)
-"$PY" e2e/broker/ch_standin.py --port "$S_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP" --verifier "http://127.0.0.1:$V_PORT" >"$TMP/standin.log" 2>&1 &
-PIDS+=($!)
+"$PY" e2e/broker/ch_standin.py --port "$S_PORT" --clickhouse "http://127.0.0.1:$CH_PORT" --verifier "http://127.0.0.1:$V_PORT" >"$WORK/standin.log" 2>&1 &
+SVC_PIDS+=($!)
 wait_port "$S_PORT" stand-in
 
 # The gateway in multi-cluster broker mode: cluster `otel` lives behind the stand-in.
@@ -71,7 +48,7 @@ wait_port "$S_PORT" stand-in
 run_mode() {
   local mode="$1" port
   port=$(free_port)
-  cat >"$TMP/gateway-$mode.yaml" <<YAML
+  cat >"$WORK/gateway-$mode.yaml" <<YAML
 server:
   address: 127.0.0.1
   port: $port
@@ -93,8 +70,8 @@ multicluster:
   cluster_allowlist: [otel]
   clusters: {otel: {port: $S_PORT}}
 YAML
-  "$GATEWAY_BIN" serve --config "$TMP/gateway-$mode.yaml" >"$TMP/gateway-$mode.log" 2>&1 &
-  PIDS+=($!)
+  "$GATEWAY_BIN" serve --config "$WORK/gateway-$mode.yaml" >"$WORK/gateway-$mode.log" 2>&1 &
+  SVC_PIDS+=($!)
   wait_port "$port" "gateway ($mode)"
   echo "[broker-e2e] token_mode: $mode"
   "$PY" e2e/broker/flow.py "http://127.0.0.1:$port/mcp/otel" "http://127.0.0.1:$S_PORT/__standin/stats" "$mode"

@@ -29,7 +29,6 @@ cleanup() {
   set +e
   for name in "${PODMAN_NAMES[@]}"; do "${PODMAN[@]}" rm -f -t 2 "$name" >/dev/null 2>&1; done
   svc_cleanup
-  exec 9>&- 2>/dev/null
   if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
     echo "logs kept in $WORK" >&2
   else
@@ -143,18 +142,11 @@ gateway_sdk() {
 check "gateway image: Python SDK lists tools and runs SELECT 1 on ClickHouse 18.16" gateway_sdk
 
 # --- 4. the verifier (same image, `verify`) against the real IdP --------------------------
-mkfifo "$WORK/idp.stdin"
-node e2e/idp/server.js "$WORK/idp-state" <"$WORK/idp.stdin" >"$WORK/idp.log" 2>&1 &
-SVC_PIDS+=($!)
-exec 9>"$WORK/idp.stdin" # the IdP exits when its stdin closes
-for _ in $(seq 1 200); do grep -q '^IDP_READY ' "$WORK/idp.log" 2>/dev/null && break; sleep 0.05; done
-READY="$(grep '^IDP_READY ' "$WORK/idp.log" | head -1 | cut -d' ' -f2-)"
-field() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$READY" "$1"; }
+idp_up "$WORK" || true # a failed start fails the check below, with the IdP's log
 V_PORT=$(free_port)
 verifier() {
-  [ -n "$READY" ] || { echo "the IdP did not start"; cat "$WORK/idp.log"; return 1; }
-  local issuer audience token code
-  issuer=$(field issuer) audience=$(field audience)
+  [ -n "${IDP_ISSUER:-}" ] || { echo "the IdP did not start"; cat "$WORK/idp/log"; return 1; }
+  local issuer=$IDP_ISSUER audience=$IDP_AUDIENCE token code
   cat >"$WORK/verify.yaml" <<YAML
 listen: 127.0.0.1:$V_PORT
 oauth: {issuer: "$issuer", audience: "$audience"}
@@ -167,7 +159,7 @@ YAML
   wait_http "http://127.0.0.1:$V_PORT/readyz" 300 || { echo "no /readyz"; cat "$WORK/verify.log"; return 1; }
   echo "/readyz: $(curl -s -w ' (%{http_code})' "http://127.0.0.1:$V_PORT/readyz")"
   token=$(curl -sf "$issuer/token" -d grant_type=client_credentials -d client_id=alice \
-    -d "client_secret=$(field client_secret)" -d 'scope=mcp:read' --data-urlencode "resource=$audience" |
+    -d "client_secret=$IDP_CLIENT_SECRET" -d 'scope=mcp:read' --data-urlencode "resource=$audience" |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   code=$(curl -s -o "$WORK/verify.out" -w '%{http_code}' -u "alice@example.com:$token" "http://127.0.0.1:$V_PORT/verify")
   echo "/verify with alice's IdP token: $code $(head -c 200 "$WORK/verify.out")"

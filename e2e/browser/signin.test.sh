@@ -8,12 +8,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 : "${GATEWAY_BIN:?run me through e2e/browser.sh}" "${NODE:?run me through e2e/browser.sh}"
-scripts/deps.sh idp >/dev/null
-
-. e2e/broker/services.sh
-free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-start_idp
-field() { idp_field "$1"; }
+source bench/lib.sh
+svc_workdir browser-signin
+idp_up "$WORK"
 
 GW_PORT=$(free_port)
 CLIENT_PORT=$(free_port)
@@ -22,7 +19,7 @@ SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
 # Multi-cluster broker mode; `otel` never needs its ClickHouse here (tools/list is
 # answered by the gateway). The in-browser client's origin (INSPECTOR_PORT, the port an
 # MCP Inspector would use) is allowed: its page calls the gateway with fetch().
-cat >"$TMP/gateway.yaml" <<YAML
+cat >"$WORK/gateway.yaml" <<YAML
 server:
   address: 127.0.0.1
   port: $GW_PORT
@@ -31,11 +28,11 @@ server:
     enabled: true
     broker: true
     display_name: "Acme Analytics (browser test)"
-    issuer: "$(field issuer)"
-    audience: "$(field audience)"
+    issuer: "$IDP_ISSUER"
+    audience: "$IDP_AUDIENCE"
     public_auth_server_url: "http://127.0.0.1:$GW_PORT"
-    client_id: "$(field broker_client_id)"
-    client_secret: "$(field client_secret)"
+    client_id: "$IDP_BROKER_CLIENT"
+    client_secret: "$IDP_CLIENT_SECRET"
     signing_secret: "$SECRET"
     upstream_offline_access: true
     dev_allow_insecure_client_metadata: true
@@ -47,10 +44,10 @@ multicluster:
   cluster_allowlist: [otel]
   clusters: {otel: {port: 9}}
 YAML
-"$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" >"$TMP/gateway.log" 2>&1 &
-PIDS+=($!)
+"$GATEWAY_BIN" serve --config "$WORK/gateway.yaml" >"$WORK/gateway.log" 2>&1 &
+SVC_PIDS+=($!)
 wait_port "$GW_PORT" gateway
 
-GATEWAY_URL="http://127.0.0.1:$GW_PORT" IDP_URL="$(field issuer)" CLIENT_PORT="$CLIENT_PORT" \
+GATEWAY_URL="http://127.0.0.1:$GW_PORT" IDP_URL="$IDP_ISSUER" CLIENT_PORT="$CLIENT_PORT" \
   INSPECTOR_PORT="$INSPECTOR_PORT" CLUSTER=otel \
   "$NODE" e2e/browser/signin.mjs
