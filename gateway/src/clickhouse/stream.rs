@@ -77,6 +77,8 @@ pub struct CompactReader {
     /// Per column, whether its numbers must keep their text (`JsonKind::keeps_text`);
     /// empty when no column's do, so ordinary rows take the direct parse.
     exact: Vec<bool>,
+    /// The quoted copy of the current row, reused from row to row.
+    quoted: Vec<u8>,
 }
 
 /// Consumed bytes are dropped once this much has piled up, to bound memory.
@@ -238,27 +240,32 @@ impl CompactReader {
         let raw = self.buf.get(scan.start..end).unwrap_or_default();
         self.examined += raw.len() as u64;
         let parsed = if self.exact.is_empty() {
-            serde_json::from_slice::<Vec<Value>>(raw)
+            serde_json::from_slice::<Vec<Value>>(raw).ok()
+        } else if quote_exact_numbers(raw, &self.exact, &mut self.quoted) {
+            serde_json::from_slice::<Vec<Value>>(&self.quoted).ok()
         } else {
-            serde_json::from_slice::<Vec<Value>>(&quote_exact_numbers(raw, &self.exact))
+            None
         };
         match parsed {
-            Ok(row) => {
+            Some(row) => {
                 self.pos = end;
                 Ok(Some(Event::Row(row)))
             }
-            Err(_) => Err(self.failure(scan.start)),
+            None => Err(self.failure(scan.start)),
         }
     }
 }
 
-/// `row` (one JSONCompact row) with every bare number inside the cells `exact` marks
-/// wrapped in quotes, so the JSON parser keeps its digits: ClickHouse 18.16 writes
-/// decimals as bare numbers (it has no `output_format_json_quote_decimals`), and
-/// `12345678901234567890.1234567890` read as an f64 would come out as `12345678901234567000`.
-fn quote_exact_numbers(row: &[u8], exact: &[bool]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(row.len() + 16);
-    let (mut depth, mut cell) = (0u32, 0usize);
+/// Writes into `out` `row` (one JSONCompact row) with every bare number inside the cells
+/// `exact` marks wrapped in quotes, so the JSON parser keeps its digits: ClickHouse 18.16
+/// writes decimals as bare numbers (it has no `output_format_json_quote_decimals`), and
+/// `12345678901234567890.1234567890` read as an f64 would come out as
+/// `1.2345678901234567e19`. False when a quoted number is not a JSON number (`1.2.3`,
+/// `01`, `-`): quoting must not turn what the parser would refuse into a string.
+fn quote_exact_numbers(row: &[u8], exact: &[bool], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.reserve(row.len() + 16);
+    let (mut depth, mut cell, mut number_at) = (0u32, 0usize, 0usize);
     let (mut in_string, mut escaped, mut in_number) = (false, false, false);
     for &b in row {
         if in_string {
@@ -273,6 +280,9 @@ fn quote_exact_numbers(row: &[u8], exact: &[bool]) -> Vec<u8> {
             continue;
         }
         if in_number && !(b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
+            if !is_json_number(out.get(number_at..).unwrap_or_default()) {
+                return false;
+            }
             out.push(b'"');
             in_number = false;
         }
@@ -283,13 +293,48 @@ fn quote_exact_numbers(row: &[u8], exact: &[bool]) -> Vec<u8> {
             b',' if depth == 1 => cell += 1,
             b'-' | b'0'..=b'9' if !in_number && exact.get(cell).copied().unwrap_or(false) => {
                 out.push(b'"');
+                number_at = out.len();
                 in_number = true;
             }
             _ => {}
         }
         out.push(b);
     }
-    out
+    !in_number
+}
+
+/// Whether `s` is a number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &[u8]) -> bool {
+    let digits_from = |mut i: usize| {
+        while s.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let start = usize::from(s.first() == Some(&b'-'));
+    let mut i = digits_from(start);
+    if i == start || (i - start > 1 && s.get(start) == Some(&b'0')) {
+        return false;
+    }
+    if s.get(i) == Some(&b'.') {
+        let end = digits_from(i + 1);
+        if end == i + 1 {
+            return false;
+        }
+        i = end;
+    }
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits_from(i);
+        if end == i {
+            return false;
+        }
+        i = end;
+    }
+    i == s.len()
 }
 
 /// `buf` from `from` on (empty past the end): offsets come from the scanner's own
@@ -390,7 +435,9 @@ mod tests {
                 json!(["2.10", "-1.5e2"]),
                 json!(null),
                 json!("7, \"8\"]"),
-                json!("-9007199254740993"),
+                // Read exactly as an i64 (no quoting needed); `JsonKind::normalize` makes
+                // it the string the client receives.
+                json!(-9007199254740993i64),
             ])
         );
         assert_eq!(
@@ -404,6 +451,22 @@ mod tests {
                 json!("5"),
             ])
         );
+    }
+
+    #[test]
+    fn a_malformed_number_in_a_decimal_cell_fails_the_row_instead_of_becoming_text() {
+        for bad in ["1.2.3", "01", "-", "1e", "1-2", "1.", ".5"] {
+            let doc = format!(
+                r#"{{"meta": [{{"name": "d", "type": "Decimal(9, 2)"}}], "data": [[{bad}]], "rows": 1}}"#
+            );
+            let mut r = CompactReader::default();
+            r.push(doc.as_bytes());
+            assert!(
+                matches!(r.next_event(), Ok(Some(Event::Columns(_)))),
+                "{bad}"
+            );
+            assert!(r.next_event().is_err(), "{bad} was accepted");
+        }
     }
 
     mod hostile {
@@ -433,7 +496,8 @@ mod tests {
             ) {
                 let row = format!("[{}]", cells.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", "));
                 let exact: Vec<bool> = cells.iter().map(|(_, e)| *e).collect();
-                let quoted = quote_exact_numbers(row.as_bytes(), &exact);
+                let mut quoted = Vec::new();
+                prop_assert!(quote_exact_numbers(row.as_bytes(), &exact, &mut quoted));
                 let parsed: Vec<Value> = serde_json::from_slice(&quoted).expect("valid JSON");
                 prop_assert_eq!(parsed.len(), cells.len());
                 for ((text, marked), got) in cells.iter().zip(&parsed) {

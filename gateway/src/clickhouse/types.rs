@@ -13,9 +13,11 @@ pub enum JsonKind {
         min: i64,
         max: i64,
     },
-    /// 64-bit and wider integers: carried as strings (JavaScript-safe).
+    /// 64-bit and wider integers: carried as strings (JavaScript-safe). `over_64`: 128 or
+    /// 256 bits, more than serde_json reads exactly from a bare JSON number.
     WideInt {
         signed: bool,
+        over_64: bool,
     },
     Float,
     /// Exact decimals: carried as strings.
@@ -67,8 +69,22 @@ impl JsonKind {
                 min: 0,
                 max: u32::MAX.into(),
             },
-            "Int64" | "Int128" | "Int256" => JsonKind::WideInt { signed: true },
-            "UInt64" | "UInt128" | "UInt256" => JsonKind::WideInt { signed: false },
+            "Int64" => JsonKind::WideInt {
+                signed: true,
+                over_64: false,
+            },
+            "UInt64" => JsonKind::WideInt {
+                signed: false,
+                over_64: false,
+            },
+            "Int128" | "Int256" => JsonKind::WideInt {
+                signed: true,
+                over_64: true,
+            },
+            "UInt128" | "UInt256" => JsonKind::WideInt {
+                signed: false,
+                over_64: true,
+            },
             "Float32" | "Float64" => JsonKind::Float,
             "Decimal" | "Decimal32" | "Decimal64" | "Decimal128" | "Decimal256" => {
                 JsonKind::Decimal
@@ -87,10 +103,12 @@ impl JsonKind {
             JsonKind::SmallInt { min, max } => {
                 json!({"type": "integer", "minimum": min, "maximum": max})
             }
-            JsonKind::WideInt { signed: true } => {
+            JsonKind::WideInt { signed: true, .. } => {
                 json!({"type": "string", "pattern": "^-?[0-9]+$"})
             }
-            JsonKind::WideInt { signed: false } => json!({"type": "string", "pattern": "^[0-9]+$"}),
+            JsonKind::WideInt { signed: false, .. } => {
+                json!({"type": "string", "pattern": "^[0-9]+$"})
+            }
             JsonKind::Float => json!({"type": "number"}),
             JsonKind::Decimal => json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$"}),
             JsonKind::Bool => json!({"type": "boolean"}),
@@ -112,11 +130,14 @@ impl JsonKind {
         }
     }
 
-    /// Values of this type lose digits as JSON numbers (an f64 holds ~16): decimals and
-    /// wide integers, also inside `Nullable` and `Array`. Their text is kept as it came.
+    /// Values of this type lose digits when a bare JSON number is read (serde_json reads a
+    /// number beyond i64/u64, or with a fraction, as an f64: ~16 digits, no trailing zeros):
+    /// decimals and 128/256-bit integers, also inside `Nullable` and `Array`. Their text is
+    /// kept as it came. 64-bit integers are read exactly, so their rows take the direct parse.
     pub fn keeps_text(&self) -> bool {
         match self {
-            JsonKind::WideInt { .. } | JsonKind::Decimal => true,
+            JsonKind::WideInt { over_64, .. } => *over_64,
+            JsonKind::Decimal => true,
             JsonKind::Nullable(inner) | JsonKind::Array(inner) => inner.keeps_text(),
             _ => false,
         }
@@ -146,7 +167,7 @@ impl JsonKind {
                 Some(i) if i >= *min && i <= *max => Ok(i.to_string()),
                 _ => Err(format!("{n} is not an integer between {min} and {max}")),
             },
-            (JsonKind::WideInt { signed }, v) => {
+            (JsonKind::WideInt { signed, .. }, v) => {
                 let text = match v {
                     Value::String(s) => s.clone(),
                     Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
