@@ -74,11 +74,13 @@ impl Generation {
         previous: Option<&Generation>,
         process: &ProcessParts<'_>,
     ) -> anyhow::Result<Self> {
-        // Keep the client (its pool and per-endpoint memory) unless its inputs changed.
+        // Keep the client (its pool and per-endpoint memory) unless its inputs changed; a
+        // new `connect_host` also needs a new pool (pooled connections go to the old one).
         let ch = match previous {
             Some(p)
                 if p.config.clickhouse.tls == config.clickhouse.tls
-                    && p.config.clickhouse.http_headers == config.clickhouse.http_headers =>
+                    && p.config.clickhouse.http_headers == config.clickhouse.http_headers
+                    && p.config.clickhouse.connect_host == config.clickhouse.connect_host =>
             {
                 p.ch.clone()
             }

@@ -23,6 +23,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod cost;
 pub mod doctor;
+pub mod error_chain;
 pub mod fingerprint;
 pub mod http;
 pub mod identity;

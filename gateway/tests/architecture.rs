@@ -22,6 +22,7 @@ const DOMAIN: &[&str] = &[
     "routing",
     "net",
     "fingerprint",
+    "error_chain",
     "inflight",
     "reply",
 ];

@@ -413,9 +413,7 @@ impl ClickHouse {
         creds: &Credentials,
         opts: &QueryOptions,
     ) -> Result<Response, QueryError> {
-        if let Some(connect) = &ep.connect_host {
-            self.inner.http.dial(&ep.host, connect);
-        }
+        self.inner.http.dial(&ep.host, ep.connect_host.as_deref());
         let ours = if opts.gateway_settings.is_empty() && opts.read_only == ReadOnly::Off {
             Vec::new()
         } else {
@@ -671,13 +669,20 @@ impl ClickHouse {
                 timeout: Duration::from_secs(10),
                 ..Default::default()
             };
-            match ch.send(&ep, &creds, &opts).await {
-                Ok(resp) => {
-                    resp.collect(MAX_TRAILER_BYTES).await;
-                    tracing::debug!(query_id, "cancelled ClickHouse query");
-                }
-                Err(e) => {
+            // `send` does not apply `opts.timeout` (the query paths do): bound it here, so
+            // a stalled server cannot keep this task alive.
+            let kill = async {
+                let resp = ch.send(&ep, &creds, &opts).await?;
+                resp.collect(MAX_TRAILER_BYTES).await;
+                Ok::<(), QueryError>(())
+            };
+            match tokio::time::timeout(opts.timeout, kill).await {
+                Ok(Ok(())) => tracing::debug!(query_id, "cancelled ClickHouse query"),
+                Ok(Err(e)) => {
                     tracing::warn!(query_id, error = ?e.to_string(), "could not cancel ClickHouse query")
+                }
+                Err(_) => {
+                    tracing::warn!(query_id, "could not cancel ClickHouse query: timed out")
                 }
             }
         }));
@@ -785,13 +790,23 @@ async fn read_rows(
                     // back to the pool instead of being closed with unread data.
                     // Its statistics say what the query read, to its end.
                     let mut trailer = reader.unread().to_vec();
+                    let mut cut = false;
                     while let Ok(Some(c)) = resp.chunk().await {
                         if trailer.len() + c.len() > MAX_TRAILER_BYTES {
+                            cut = true;
                             break;
                         }
                         trailer.extend_from_slice(&c);
                     }
-                    record_read(stats::from_trailer(&trailer).or(summary));
+                    // A cut trailer lacks the server's closing statistics; its last
+                    // "statistics" could be text of the caller's (a WITH TOTALS row), so
+                    // the summary header speaks instead.
+                    let stats = if cut {
+                        None
+                    } else {
+                        stats::from_trailer(&trailer)
+                    };
+                    record_read(stats.or(summary));
                     return Ok(false);
                 }
             }

@@ -30,6 +30,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use super::client::ClientBuildError;
 use crate::config::TlsConfig;
+use crate::error_chain::error_chain;
 
 /// Dialling, TCP and the TLS handshake together (reqwest's `connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +83,9 @@ impl Transport {
         Ok(Self { client, dial })
     }
 
-    /// Dial `connect` whenever a URL names `host` (the Host header and SNI stay `host`).
-    pub(super) fn dial(&self, host: &str, connect: &str) {
+    /// Dial `connect` whenever a URL names `host` (the Host header and SNI stay `host`);
+    /// `None`: dial `host` itself (an endpoint without `connect_host` forgets an old one).
+    pub(super) fn dial(&self, host: &str, connect: Option<&str>) {
         self.dial.set(host, connect);
     }
 
@@ -155,7 +157,7 @@ impl SendError {
         } else {
             "request failed"
         };
-        with_causes(class, &self.0)
+        format!("{class}: {}", error_chain(&self.0))
     }
 }
 
@@ -166,19 +168,8 @@ impl BodyError {
         } else {
             "request failed"
         };
-        with_causes(class, &self.0)
+        format!("{class}: {}", error_chain(&self.0))
     }
-}
-
-fn with_causes(class: &str, top: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = format!("{class}: {top}");
-    let mut src = top.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 /// Whether anything in the chain is a timeout (ours around the connect, or the socket's).
@@ -249,8 +240,9 @@ fn root_store(ca_cert: &str) -> Result<RootCertStore, ClientBuildError> {
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-/// The certificate chain and its key (PKCS#8, PKCS#1 or SEC1 PEM; either file may hold
-/// both, as reqwest's `Identity::from_pem` took them concatenated).
+/// The certificate chain (from `client_cert`) and its key (PKCS#8, PKCS#1 or SEC1 PEM,
+/// from `client_key`, or from `client_cert` when that file holds both, as reqwest's
+/// `Identity::from_pem` took them concatenated).
 fn client_identity(cert_path: &str, key_path: &str) -> Result<Identity, ClientBuildError> {
     const CERT: &str = "clickhouse.tls.client_cert";
     const KEY: &str = "clickhouse.tls.client_key";
@@ -334,15 +326,18 @@ impl ServerCertVerifier for AnyServerCertificate {
 struct DialMap(RwLock<HashMap<String, String>>);
 
 impl DialMap {
-    fn set(&self, host: &str, connect: &str) {
+    fn set(&self, host: &str, connect: Option<&str>) {
         let known = self
             .0
             .read()
-            .map(|m| m.get(host).map(String::as_str) == Some(connect))
+            .map(|m| m.get(host).map(String::as_str) == connect)
             .unwrap_or(false);
         if !known {
             if let Ok(mut m) = self.0.write() {
-                m.insert(host.to_string(), connect.to_string());
+                match connect {
+                    Some(c) => m.insert(host.to_string(), c.to_string()),
+                    None => m.remove(host),
+                };
             }
         }
     }
@@ -469,10 +464,13 @@ mod tests {
     #[test]
     fn the_dial_map_sends_a_host_to_its_connect_host_and_others_to_themselves() {
         let map = DialMap::default();
-        map.set("ch.example", "10.0.0.7");
+        map.set("ch.example", Some("10.0.0.7"));
         assert_eq!(map.target("ch.example"), "10.0.0.7");
         assert_eq!(map.target("other.example"), "other.example");
-        map.set("ch.example", "10.0.0.8");
+        map.set("ch.example", Some("10.0.0.8"));
         assert_eq!(map.target("ch.example"), "10.0.0.8");
+        // An endpoint of that host without connect_host (a cluster override) dials it.
+        map.set("ch.example", None);
+        assert_eq!(map.target("ch.example"), "ch.example");
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::judge::{self, Fetched, MetadataForm, Outcome, BROWSER_ORIGIN, KNOWN_CLIENTS};
 use super::report::{Check, Report};
 use super::DoctorError;
+use crate::error_chain::error_chain;
 use crate::net::{parse_http_url, Url};
 
 /// One request may take this long: clients give up sooner than people do.
@@ -24,22 +25,6 @@ pub(super) fn now_unix() -> i64 {
         .ok()
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0)
-}
-
-/// The text of an error and every error beneath it ("error sending request: ... :
-/// invalid peer certificate: Expired"), since reqwest's top line alone names no cause.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 pub(super) fn http_client() -> Result<reqwest::Client, DoctorError> {
