@@ -95,7 +95,7 @@ impl Service<Request> for McpEndpoint {
 async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
     // Put there by `observe::Observe`, around every route.
     let Some(generation) = req.extensions().get::<Arc<Generation>>().cloned() else {
-        return wiring_bug();
+        return internal_error();
     };
     // A step's early answer is boxed: the `Result` of the path that goes on stays small.
     let (routed, label) = match route_request(&app, &generation, &req) {
@@ -128,8 +128,9 @@ async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
     labelled(response, label)
 }
 
-/// A step found nothing where an earlier one always puts it: a bug, answered.
-fn wiring_bug() -> Response {
+/// A JSON-RPC internal error with no id: the answer to a bug (a step found nothing where
+/// an earlier one always puts it, or a handler panicked).
+fn internal_error() -> Response {
     crate::reply::json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::app::{App, Generation};
 use crate::mcp::Incoming;
 use crate::reply::json_response;
-use crate::routing::{Cluster, Route, RoutedCluster};
+use crate::routing::{Route, RoutedCluster};
 use crate::telemetry::trace::{self, TraceContext};
 use crate::telemetry::Metrics;
 
@@ -77,7 +77,8 @@ where
         // Step "generation": the request sees the configuration generation current when
         // it arrived, from start to end, however many reloads land meanwhile.
         let generation = app.generation();
-        let mcp_label = panic_label(&app, &generation, req.uri().path());
+        // Kept only to label a panic's answer (a refcount each, no parsing).
+        let (uri, panicked_in) = (req.uri().clone(), generation.clone());
         req.extensions_mut().insert(generation);
         // Step "span": every log line of a request carries its method and path (`?`:
         // the path is request text, logged escaped).
@@ -96,7 +97,7 @@ where
             {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
-                Err(_) => panic_response(&app, mcp_label),
+                Err(_) => panic_response(&app, panic_label(&app, &panicked_in, uri.path())),
             };
             count(&app, matched.as_ref(), &response);
             Ok(response)
@@ -108,8 +109,7 @@ where
 /// The route template an MCP path's panic answer is counted under; `None` off MCP.
 fn panic_label(app: &App, generation: &Generation, path: &str) -> Option<&'static str> {
     match Route::of(path, &generation.config.multicluster, &app.allowlist) {
-        Route::Mcp(Cluster::Named(_)) => Some("/mcp/{cluster}"),
-        Route::Mcp(Cluster::Implicit | Cluster::Fleet) => Some("/mcp"),
+        Route::Mcp(cluster) => Some(super::route::mcp_label(&cluster)),
         _ => None,
     }
 }
@@ -120,13 +120,7 @@ fn panic_label(app: &App, generation: &Generation, path: &str) -> Option<&'stati
 fn panic_response(app: &App, mcp_label: Option<&'static str>) -> Response {
     app.metrics.panics.inc();
     match mcp_label {
-        Some(label) => labelled(
-            json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::mcp::protocol::INTERNAL_ERROR, "message": "Internal error"}}),
-            ),
-            label,
-        ),
+        Some(label) => labelled(super::internal_error(), label),
         None => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": "internal_error", "error_description": "the gateway failed while handling this request"}),

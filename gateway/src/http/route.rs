@@ -32,10 +32,7 @@ pub fn route_request(
         &app.allowlist,
     ) {
         Route::Mcp(cluster) => {
-            let label = match cluster {
-                Cluster::Named(_) => "/mcp/{cluster}",
-                Cluster::Implicit | Cluster::Fleet => "/mcp",
-            };
+            let label = mcp_label(&cluster);
             Ok((RoutedCluster::of(cluster), label))
         }
         Route::ResourceMetadata(_) | Route::RootMetadata
@@ -106,4 +103,12 @@ pub async fn broker(
     app.metrics
         .oauth_request(&path, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The route template an MCP path is counted under (paths carry cluster names).
+pub(super) fn mcp_label(cluster: &Cluster) -> &'static str {
+    match cluster {
+        Cluster::Named(_) => "/mcp/{cluster}",
+        Cluster::Implicit | Cluster::Fleet => "/mcp",
+    }
 }

@@ -179,7 +179,7 @@ impl Reply {
 }
 
 impl Answer {
-    /// The whole JSON-RPC response for request `id`, built in one buffer.
+    /// The whole JSON-RPC response for request `id` as one string (stdio, event streams).
     pub fn response_text(self, id: &Value) -> String {
         self.reply(id).into_string()
     }
@@ -194,11 +194,14 @@ impl Answer {
             Answer::Tools { catalog, extra } => {
                 let rest = extra.strip_prefix('{').unwrap_or("}");
                 let listed = catalog.listed_json();
+                const ENVELOPE: &str = "{\"jsonrpc\":\"2.0\",\"id\":";
+                const TOOLS: &str = ",\"result\":{\"tools\":";
+                let head_len = ENVELOPE.len() + id.len() + TOOLS.len();
                 let open = |capacity: usize| {
                     let mut r = String::with_capacity(capacity);
-                    r.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+                    r.push_str(ENVELOPE);
                     r.push_str(&id);
-                    r.push_str(",\"result\":{\"tools\":");
+                    r.push_str(TOOLS);
                     r
                 };
                 let close = |r: &mut String| {
@@ -210,12 +213,12 @@ impl Answer {
                 };
                 // A short list costs less to copy than a body of three chunks.
                 if listed.len() < SPLICE_FROM {
-                    let mut r = open(40 + id.len() + listed.len() + rest.len() + 2);
+                    let mut r = open(head_len + listed.len() + rest.len() + 2);
                     r.push_str(listed);
                     close(&mut r);
                     Reply::Whole(r)
                 } else {
-                    let head = open(40 + id.len());
+                    let head = open(head_len);
                     let mut tail = String::with_capacity(rest.len() + 2);
                     close(&mut tail);
                     Reply::Spliced {
