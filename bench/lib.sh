@@ -365,7 +365,7 @@ svc_exit() {
   svc_cleanup
   if [ "$rc" -ne 0 ]; then
     # CI keeps no work directory: the last lines of each service's log go to the output.
-    for f in "$WORK"/*.log "$WORK"/*/log "$WORK"/*/error.log; do [ -f "$f" ] && { echo "---- $f" >&2; tail -n 40 "$f" >&2; }; done
+    for f in "$WORK"/*.log "$WORK"/*/*.log "$WORK"/*/log; do [ -f "$f" ] && { echo "---- $f" >&2; tail -n 40 "$f" >&2; }; done
   fi
   if [ "${KEEP_WORK:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -424,26 +424,30 @@ npm_for() {
   echo "$dir"
 }
 
+# _idp_field READY_JSON KEY: one field of the IdP's ready line.
+_idp_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
 # idp_up WORK: the test OpenID provider (npm oidc-provider, e2e/idp) on a free loopback
 # port, stopped with the other services. Sets IDP_ISSUER, IDP_AUDIENCE, IDP_KID,
 # IDP_KEY (the PEM it signs with), IDP_CLIENT_SECRET (every registered client's secret)
 # and IDP_BROKER_CLIENT (the client the broker signs in as). The gateway validates tokens
 # by default, so test tokens are signed with the IdP's own key (idp_sign).
 idp_up() {
-  local dir=$1/idp ready field
+  local dir=$1/idp ready
   mkdir -p "$dir"
   "$LIB_ROOT/scripts/deps.sh" idp >/dev/null
   mkfifo "$dir/stdin"
   (cd "$LIB_ROOT/e2e/idp" && exec node server.js "$dir/state" <"$dir/stdin" >"$dir/log" 2>&1) &
   SVC_PIDS+=("$!")
-  # The IdP exits when its stdin closes: this shell holds it open until it exits.
-  exec 7>"$dir/stdin"
+  # The IdP exits when its stdin closes: this shell holds it open until it exits
+  # (read-write, so the open never waits for a reader that failed to start).
+  exec 7<>"$dir/stdin"
   for _ in $(seq 1 300); do grep -q '^IDP_READY ' "$dir/log" 2>/dev/null && break; sleep 0.1; done
   ready=$(grep '^IDP_READY ' "$dir/log" | head -1 | cut -d' ' -f2-)
   [ -n "$ready" ] || { log "the test IdP did not start: $(tail -5 "$dir/log")"; return 1; }
-  field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$ready" "$1"; }
-  IDP_ISSUER=$(field issuer) IDP_AUDIENCE=$(field audience) IDP_KID=$(field kid) IDP_KEY=$(field signing_key)
-  IDP_CLIENT_SECRET=$(field client_secret) IDP_BROKER_CLIENT=$(field broker_client_id)
+  IDP_ISSUER=$(_idp_field "$ready" issuer) IDP_AUDIENCE=$(_idp_field "$ready" audience)
+  IDP_KID=$(_idp_field "$ready" kid) IDP_KEY=$(_idp_field "$ready" signing_key)
+  IDP_CLIENT_SECRET=$(_idp_field "$ready" client_secret) IDP_BROKER_CLIENT=$(_idp_field "$ready" broker_client_id)
 }
 
 # idp_sign PREFIX FIRST LAST: one RS256 JWT per line for users PREFIX<FIRST>..PREFIX<LAST>

@@ -9,14 +9,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
+source bench/lib.sh
 PY="$(scripts/deps.sh python)"
 scripts/deps.sh clickhouse idp >/dev/null
-if [ -z "${GATEWAY_BIN:-}" ]; then
-  cargo build -q -p chmcp-gateway
-  GATEWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/chmcp-gateway"
-fi
-
-source bench/lib.sh
+GATEWAY_BIN=${GATEWAY_BIN:-$(gw_binary debug)}
 svc_workdir broker-e2e
 
 # ClickHouse 18.16, its own config on free ports.
