@@ -2,7 +2,7 @@
 //! reload), metrics, the caller catalogs, the probe memory and in-flight requests.
 //! What a request does with it lives in the steps `http::router` lists and in `mcp`;
 //! the domain below borrows only what it reads ([`App::tool_env`],
-//! [`Generation::gate_env`]). This module never imports `mcp` or `http`
+//! [`App::gate_env`]). This module never imports `mcp` or `http`
 //! (`gateway/tests/architecture.rs`).
 
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use crate::identity::roles::RolePolicy;
 use crate::identity::{static_identity, RequestIdentity};
 use crate::inflight::Inflight;
 use crate::net::{is_loopback_address, OriginPolicy};
+use crate::oauth::exp_memo::ExpMemo;
 use crate::oauth::jwks;
 use crate::routing::ClusterAllowlist;
 use crate::telemetry::logging::LogHandle;
@@ -54,9 +55,6 @@ pub struct Generation {
     /// Who requests run as with OAuth off (and on stdio): built once per generation, so
     /// a request does not hash the static credentials into a catalog key again.
     pub static_identity: Arc<RequestIdentity>,
-    /// Bearers' stated `exp`, decoded once per token; kept across generations (what a
-    /// token states does not depend on the configuration).
-    pub exp_memo: Arc<crate::oauth::exp_memo::ExpMemo>,
 }
 
 /// What a generation's builders take from the process rather than the configuration.
@@ -123,10 +121,8 @@ impl Generation {
             is_loopback_address(&config.server.address),
         );
         let static_identity = Arc::new(static_identity(&config));
-        let exp_memo = previous.map_or_else(Default::default, |p| p.exp_memo.clone());
         Ok(Self {
             static_identity,
-            exp_memo,
             config,
             ch,
             static_catalog,
@@ -137,19 +133,6 @@ impl Generation {
             sealed,
             origins,
         })
-    }
-}
-
-impl Generation {
-    /// What the gate reads from this generation (`identity::resolve::identify`).
-    pub fn gate_env(&self) -> GateEnv<'_> {
-        GateEnv {
-            config: &self.config,
-            sealed: self.sealed.as_ref(),
-            roles: &self.roles,
-            jwks: self.jwks.as_deref(),
-            exp_memo: &self.exp_memo,
-        }
     }
 }
 
@@ -189,6 +172,9 @@ pub struct App {
     pub inflight: Inflight,
     /// Each endpoint's system-table layout, for the schema tools and discovery.
     pub system_columns: SystemColumns,
+    /// Bearers' stated `exp`, decoded once per token (what a token states does not
+    /// depend on the configuration, so every generation's gate shares it).
+    pub exp_memo: ExpMemo,
     /// Each endpoint's `EXPLAIN ESTIMATE` support (`cost::preflight`).
     pub abilities: crate::cost::ServerAbilities,
     /// Per-caller catalogs (docs/spec-notes.md, "Catalog cache"); restart-only sizing, so built once.
@@ -241,6 +227,7 @@ impl App {
             metrics,
             inflight: Inflight::default(),
             system_columns: SystemColumns::default(),
+            exp_memo: ExpMemo::default(),
             abilities: Default::default(),
             catalogs,
             prober,
@@ -262,6 +249,18 @@ impl App {
 
     /// What tools, discovery and the catalog lookup borrow for one request: this
     /// generation's client, configuration and rules, and the process-wide caches.
+    /// What the gate reads (`identity::resolve::identify`): the generation's OAuth
+    /// settings and keys, and the process's `exp` memo.
+    pub fn gate_env<'a>(&'a self, generation: &'a Generation) -> GateEnv<'a> {
+        GateEnv {
+            config: &generation.config,
+            sealed: generation.sealed.as_ref(),
+            roles: &generation.roles,
+            jwks: generation.jwks.as_deref(),
+            exp_memo: &self.exp_memo,
+        }
+    }
+
     pub fn tool_env<'a>(&'a self, generation: &'a Generation) -> ToolEnv<'a> {
         ToolEnv {
             ch: &generation.ch,

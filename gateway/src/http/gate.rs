@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 
-use crate::app::Generation;
+use crate::app::{App, Generation};
 use crate::identity::resolve::identify;
 use crate::identity::RequestIdentity;
 use crate::oauth::gate::GateRejection;
@@ -19,6 +19,7 @@ use crate::telemetry::trace::{self, SpanKind};
 /// The caller's `Arc<`[`crate::identity::RequestIdentity`]`>`, or the 401/403 answer
 /// with the challenge.
 pub async fn gate_request(
+    app: &App,
     generation: &Generation,
     headers: &HeaderMap,
     routed: &RoutedCluster,
@@ -26,7 +27,7 @@ pub async fn gate_request(
     if !generation.config.server.oauth.enabled {
         return Ok(generation.static_identity.clone());
     }
-    let gate = identify(generation.gate_env(), headers, routed.cluster());
+    let gate = identify(app.gate_env(generation), headers, routed.cluster());
     let checked = trace::child("gate", SpanKind::Internal, async {
         let r = gate.await;
         if let Err(g) = &r {

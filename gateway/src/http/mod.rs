@@ -111,7 +111,7 @@ async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
         let (parts, message) = read_message(&generation, req).await?;
         let headers = &parts.headers;
         let traced = trace_message(&app, headers, message, &routed, |message| async {
-            match gate_request(&generation, headers, &routed).await {
+            match gate_request(&app, &generation, headers, &routed).await {
                 Ok(identity) => {
                     serve_message(app.clone(), generation.clone(), identity, message, headers).await
                 }

@@ -21,7 +21,7 @@ use crate::oauth::sealed::SealedGate;
 use crate::routing::{endpoint_for, Cluster, FLEET_CLUSTER};
 
 /// What the gate reads from one configuration generation, lent by
-/// `app::Generation::gate_env` (the gate never sees the rest of the generation).
+/// `app::App::gate_env` (the gate never sees the rest of the generation).
 #[derive(Clone, Copy)]
 pub struct GateEnv<'a> {
     pub config: &'a Config,

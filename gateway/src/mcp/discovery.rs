@@ -12,8 +12,8 @@ use crate::tools::context::ToolEnv;
 use crate::tools::fleet::{cluster_property, fleet_catalog, prefixed_name, FleetCluster};
 use crate::tools::outcome::{tool_error, CallOutcome};
 use crate::tools::search::{
-    answer, dynamic_count, is_searched, parse_args, search, search_entry, searched_catalog,
-    unwrap_call, Unsearched, CALL_TOOL, SEARCH_TOOL,
+    answer, is_searched, parse_args, search, search_entry, searched_catalog, unwrap_call,
+    Unsearched, CALL_TOOL, SEARCH_TOOL,
 };
 use crate::tools::Catalog;
 
@@ -27,7 +27,7 @@ pub enum Routed {
 
 /// `/mcp/{cluster}`'s list: the catalog itself, or its searched form.
 pub fn listed(env: &ToolEnv<'_>, catalog: Arc<Catalog>) -> Arc<Catalog> {
-    if is_searched(env.config.server.tools_listing, dynamic_count(&catalog)) {
+    if is_searched(env.config.server.tools_listing, catalog.dynamic_count()) {
         catalog.searched_form(|c| searched_catalog(c, None))
     } else {
         catalog
@@ -78,7 +78,7 @@ pub fn fleet_listed(
     per_cluster: &[(&str, &Catalog)],
     pending: &[&str],
 ) -> (Catalog, Vec<String>) {
-    let dynamic: usize = per_cluster.iter().map(|(_, c)| dynamic_count(c)).sum();
+    let dynamic: usize = per_cluster.iter().map(|(_, c)| c.dynamic_count()).sum();
     if is_searched(env.config.server.tools_listing, dynamic) {
         let (statics, warnings) = fleet_catalog(env.static_catalog, clusters, &[], pending);
         let prop = cluster_property(clusters);

@@ -39,7 +39,7 @@ impl ExpMemo {
         }
     }
 
-    /// `oauth::gate::check_token`'s verdict on `token` (whose sha256 is `digest`) at
+    /// The gate's `exp` pre-check on `token` (whose sha256 is `digest`) at
     /// `now`, decoding the token only the first time it is seen.
     pub fn check(
         &self,
@@ -67,7 +67,7 @@ impl ExpMemo {
             m.retain(|_, s| !matches!(s, Ok(exp) if judge_exp(*exp, now).is_err()));
             // Unless a quarter is free now, start over: a scan of the whole map then comes
             // at most once per capacity / 4 new tokens, whatever expiries callers send.
-            if m.len() > self.capacity - self.capacity / 4 {
+            if m.len() > self.capacity * 3 / 4 {
                 m.clear();
             }
         }

@@ -126,18 +126,23 @@ impl std::fmt::Debug for AdmittedBearer<'_> {
     }
 }
 
-/// The `exp` pre-check, on a payload nobody has verified yet, so it may only reject: a
-/// JWT past `exp` + [`EXP_LEEWAY`], or with an `exp` that is not a number, is refused
-/// before any key is fetched or ClickHouse is asked. Whatever else the payload says is
-/// not read. A token that does not decode as a JWT is opaque and passes on to the real
-/// judge (the JWKS check, or ClickHouse).
-pub fn check_token(token: &str, now: SystemTime) -> Result<AdmittedBearer<'_>, TokenProblem> {
+/// The `exp` pre-check (what [`admit`] runs through `oauth::exp_memo`), on a payload
+/// nobody has verified yet, so it may only reject: a JWT past `exp` + [`EXP_LEEWAY`], or
+/// with an `exp` that is not a number, is refused before any key is fetched or ClickHouse
+/// is asked. Whatever else the payload says is not read. A token that does not decode as
+/// a JWT is opaque and passes on to the real judge (the JWKS check, or ClickHouse).
+#[cfg(test)]
+pub(crate) fn check_token(
+    token: &str,
+    now: SystemTime,
+) -> Result<AdmittedBearer<'_>, TokenProblem> {
     judge_exp(unverified_exp(token)?, now)?;
     Ok(AdmittedBearer { token })
 }
 
-/// The part of [`check_token`] that depends on the token alone: its stated `exp`
-/// (`None`: opaque, or a JWT without one), or [`TokenProblem::BadExp`].
+/// The part of the `exp` pre-check that depends on the token alone: its stated `exp`
+/// (`None`: opaque, or a JWT without one), or [`TokenProblem::BadExp`]. Only rejects:
+/// the payload is unverified.
 pub fn unverified_exp(token: &str) -> Result<Option<SystemTime>, TokenProblem> {
     match UnverifiedPayload::decode(token) {
         Ok(payload) => payload.expires_at().map_err(|_| TokenProblem::BadExp),
@@ -145,7 +150,7 @@ pub fn unverified_exp(token: &str) -> Result<Option<SystemTime>, TokenProblem> {
     }
 }
 
-/// The part of [`check_token`] that depends on the clock: refused once `now` is past
+/// The part of the `exp` pre-check that depends on the clock: refused once `now` is past
 /// `exp` + [`EXP_LEEWAY`].
 pub fn judge_exp(exp: Option<SystemTime>, now: SystemTime) -> Result<(), TokenProblem> {
     match exp {
@@ -287,7 +292,8 @@ pub fn forbidden(
 
 /// The bearer and its sha256 (computed once here; the catalog key, the anonymous
 /// caller's name and the cancellation scope reuse it), or the challenge. The `exp`
-/// pre-check is [`check_token`]'s, its decoding remembered per token in `memo`.
+/// pre-check ([`unverified_exp`], then [`judge_exp`]) has its decoding remembered per
+/// token in `memo`.
 pub fn admit<'h>(
     headers: &'h HeaderMap,
     oauth: &OAuthConfig,

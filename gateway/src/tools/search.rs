@@ -40,11 +40,6 @@ pub fn is_dynamic(e: &Entry) -> bool {
     matches!(e.action, Action::View(_) | Action::Insert(_))
 }
 
-/// How many dynamic tools a catalog holds.
-pub fn dynamic_count(c: &Catalog) -> usize {
-    c.dynamic_count()
-}
-
 /// The `search_tools` tool; on the fleet connector it takes an optional `cluster`.
 pub fn search_entry(cluster_prop: Option<&Value>) -> Entry {
     let title = "Search the views and tables you can query";
@@ -586,8 +581,8 @@ mod tests {
         let listed: Vec<&str> = s.entries().iter().map(|e| e.tool.name.as_ref()).collect();
         assert!(listed.contains(&"execute_query") && listed.contains(&SEARCH_TOOL));
         assert_eq!(listed.last(), Some(&CALL_TOOL));
-        assert_eq!(dynamic_count(&s), 0);
-        assert_eq!(dynamic_count(&catalog()), 3);
+        assert_eq!(s.dynamic_count(), 0);
+        assert_eq!(catalog().dynamic_count(), 3);
     }
 
     #[test]
