@@ -29,6 +29,11 @@ impl CatalogKey {
         }
     }
 
+    /// The sha256 of the credential this key is bound to.
+    pub fn token_sha256(&self) -> &[u8; 32] {
+        &self.token_sha256
+    }
+
     /// The same credential's key for another cluster (the fleet connector derives each
     /// cluster's key from the one the gate built, without holding the raw token again).
     pub fn for_cluster(&self, cluster: &str) -> Self {

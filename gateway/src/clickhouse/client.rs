@@ -61,32 +61,40 @@ pub enum Credentials {
     /// Static user and password (OAuth off), or a username with the caller's JWT as
     /// password (the Basic identity path).
     Basic { user: String, password: Secret },
-    /// The caller's JWT for servers with token processors.
-    Bearer(Secret),
+    /// The caller's JWT for servers with token processors; `class` is its
+    /// [`Credentials::identity_class`], from the sha256 the gate already computed.
+    Bearer { token: Secret, class: Arc<str> },
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credentials::Basic { user, .. } => write!(f, "Basic({user})"),
-            Credentials::Bearer(_) => f.write_str("Bearer"),
+            Credentials::Bearer { .. } => f.write_str("Bearer"),
         }
     }
 }
 
 impl Credentials {
+    /// Bearer credentials for `token`, whose sha256 is `token_sha256` (the gate's digest:
+    /// the token is not hashed again for every query).
+    pub fn bearer(token: Secret, token_sha256: &[u8; 32]) -> Self {
+        let mut class = String::with_capacity(6 + 64);
+        class.push_str("token:");
+        crate::fingerprint::push_hex(&mut class, token_sha256);
+        Credentials::Bearer {
+            token,
+            class: class.into(),
+        }
+    }
+
     /// Whom ClickHouse applies a profile to: the user for Basic; for Bearer the server
     /// maps the token to a user, so each token is its own class (by its full sha256:
     /// two identities must never share what was learned about one of them).
     pub fn identity_class(&self) -> String {
         match self {
             Credentials::Basic { user, .. } => format!("user:{user}"),
-            Credentials::Bearer(t) => {
-                format!(
-                    "token:{}",
-                    crate::fingerprint::sha256_hex(t.expose().as_bytes())
-                )
-            }
+            Credentials::Bearer { class, .. } => class.to_string(),
         }
     }
 
@@ -99,7 +107,7 @@ impl Credentials {
                     base64::engine::general_purpose::STANDARD.encode(raw)
                 )
             }
-            Credentials::Bearer(t) => format!("Bearer {}", t.expose()),
+            Credentials::Bearer { token, .. } => format!("Bearer {}", token.expose()),
         };
         let mut v = HeaderValue::from_str(&text).ok()?;
         v.set_sensitive(true);
@@ -854,6 +862,26 @@ impl Drop for KillOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_token_is_its_own_identity_class_by_its_full_sha256() {
+        let digest = crate::fingerprint::sha256(b"a.jwt.sig");
+        let c = Credentials::bearer(Secret::new("a.jwt.sig"), &digest);
+        assert_eq!(
+            c.identity_class(),
+            format!("token:{}", crate::fingerprint::sha256_hex(b"a.jwt.sig"))
+        );
+        let other = Credentials::bearer(
+            Secret::new("b.jwt.sig"),
+            &crate::fingerprint::sha256(b"b.jwt.sig"),
+        );
+        assert_ne!(c.identity_class(), other.identity_class());
+        let basic = Credentials::Basic {
+            user: "alice".into(),
+            password: Secret::new("a.jwt.sig"),
+        };
+        assert_eq!(basic.identity_class(), "user:alice");
+    }
 
     #[tokio::test]
     async fn read_counts_from_the_server_add_up_saturating() {

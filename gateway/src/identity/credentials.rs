@@ -61,13 +61,19 @@ impl<'a> RequestCredentials<'a> {
             Principal::Static(c) => Ok(c.clone()),
             Principal::Token { token, username } => {
                 let key = id.endpoint.key();
-                let probe = self.prober.credentials(&key, token, username, |creds| {
-                    let (ch, ep) = (self.ch.clone(), id.endpoint.clone());
-                    async move {
-                        let opts = probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
-                        ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
-                    }
-                });
+                // The catalog key's digest is this token's sha256 (the upstream token's
+                // in sealed mode), computed once by the gate.
+                let digest = id.catalog_key.token_sha256();
+                let probe = self
+                    .prober
+                    .credentials(&key, token, digest, username, |creds| {
+                        let (ch, ep) = (self.ch.clone(), id.endpoint.clone());
+                        async move {
+                            let opts =
+                                probe_query(format!("chmcp-probe-{:032x}", fastrand::u128(..)));
+                            ch.query_all(&ep, &creds, &opts, 1).await.map(|_| ())
+                        }
+                    });
                 trace::child("identity probe", SpanKind::Internal, async {
                     let r = probe.await;
                     if let Err(e) = &r {

@@ -322,6 +322,7 @@ impl IdentityProber {
         &self,
         endpoint: &str,
         token: &Secret,
+        token_sha256: &[u8; 32],
         username: &Result<String, ClaimsError>,
         mut run_select_1: F,
     ) -> Result<Credentials, ProbeError>
@@ -330,7 +331,7 @@ impl IdentityProber {
         Fut: Future<Output = Result<(), QueryError>>,
     {
         let make = |method: AuthScheme, bearer: Option<String>| match method {
-            AuthScheme::Bearer => Ok(Credentials::Bearer(token.clone())),
+            AuthScheme::Bearer => Ok(Credentials::bearer(token.clone(), token_sha256)),
             AuthScheme::Basic => match username {
                 Ok(user) => Ok(Credentials::Basic {
                     user: user.clone(),
@@ -448,7 +449,7 @@ mod tests {
 
         fn run(&self, c: Credentials) -> std::future::Ready<Result<(), QueryError>> {
             let r = match &c {
-                Credentials::Bearer(_) => (self.bearer.borrow_mut())(),
+                Credentials::Bearer { .. } => (self.bearer.borrow_mut())(),
                 Credentials::Basic { .. } => (self.basic.borrow_mut())(),
             };
             self.calls.borrow_mut().push(c);
@@ -462,6 +463,10 @@ mod tests {
 
     fn token() -> Secret {
         Secret::new("header.payload.sig")
+    }
+
+    fn digest() -> [u8; 32] {
+        crate::fingerprint::sha256(b"header.payload.sig")
     }
 
     fn alice() -> Result<String, ClaimsError> {
@@ -520,15 +525,15 @@ mod tests {
         let prober = IdentityProber::new();
         let server = Server::new(|| Ok(()), || panic!("no Basic when Bearer works"));
         let c = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("creds");
-        assert!(matches!(c, Credentials::Bearer(_)));
+        assert!(matches!(c, Credentials::Bearer { .. }));
         let again = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("creds");
-        assert!(matches!(again, Credentials::Bearer(_)));
+        assert!(matches!(again, Credentials::Bearer { .. }));
         assert_eq!(server.calls(), 1);
         assert_eq!(prober.remembered(EP), Some(AuthScheme::Bearer));
     }
@@ -538,7 +543,7 @@ mod tests {
         let prober = IdentityProber::new();
         let server = Server::new(|| Err(bearer_unsupported()), || Ok(()));
         let c = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("creds");
         assert_eq!(
@@ -550,7 +555,7 @@ mod tests {
         );
         assert_eq!(server.calls(), 2);
         let again = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("creds");
         assert!(matches!(again, Credentials::Basic { .. }));
@@ -578,11 +583,11 @@ mod tests {
         let prober = IdentityProber::new();
         let server = Server::new(|| Err(bearer_unsupported()), || Ok(()));
         prober
-            .credentials("a:8123", &token(), &alice(), |c| server.run(c))
+            .credentials("a:8123", &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("a");
         prober
-            .credentials("b:8123", &token(), &alice(), |c| server.run(c))
+            .credentials("b:8123", &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("b");
         assert_eq!(server.calls(), 4);
@@ -597,7 +602,7 @@ mod tests {
             || panic!("a down server says nothing about the scheme"),
         );
         let err = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect_err("down");
         assert!(matches!(
@@ -609,7 +614,7 @@ mod tests {
 
         let server = Server::new(|| Err(bearer_unsupported()), || Err(unreachable()));
         let err = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect_err("down");
         assert!(matches!(err, ProbeError::Query(_)));
@@ -621,7 +626,7 @@ mod tests {
         let prober = IdentityProber::new();
         let server = Server::new(|| Err(bearer_unsupported()), || Err(auth_failed()));
         let err = prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect_err("refused");
         assert!(err.is_auth_class());
@@ -645,7 +650,7 @@ mod tests {
             claim: "email".into(),
         });
         let err = prober
-            .credentials(EP, &token(), &missing, |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &missing, |c| server.run(c))
             .await
             .expect_err("no user");
         assert!(err.is_auth_class());
@@ -663,9 +668,13 @@ mod tests {
             || panic!("no Basic for an unverified token"),
         );
         let err = prober
-            .credentials(EP, &token(), &Err(ClaimsError::Unverified), |c| {
-                server.run(c)
-            })
+            .credentials(
+                EP,
+                &token(),
+                &digest(),
+                &Err(ClaimsError::Unverified),
+                |c| server.run(c),
+            )
             .await
             .expect_err("refused");
         assert!(err.is_auth_class());
@@ -681,12 +690,16 @@ mod tests {
 
         let accepting = Server::new(|| Ok(()), || panic!("no Basic"));
         let c = prober
-            .credentials(EP, &token(), &Err(ClaimsError::Unverified), |c| {
-                accepting.run(c)
-            })
+            .credentials(
+                EP,
+                &token(),
+                &digest(),
+                &Err(ClaimsError::Unverified),
+                |c| accepting.run(c),
+            )
             .await
             .expect("bearer");
-        assert!(matches!(c, Credentials::Bearer(_)));
+        assert!(matches!(c, Credentials::Bearer { .. }));
     }
 
     #[tokio::test]
@@ -698,7 +711,7 @@ mod tests {
             claim: "email".into(),
         });
         let err = prober
-            .credentials(EP, &token(), &missing, |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &missing, |c| server.run(c))
             .await
             .expect_err("no user");
         assert!(matches!(err, ProbeError::NoUsername { bearer: None, .. }));
@@ -711,7 +724,7 @@ mod tests {
         // The server took Basic; then it is reconfigured for token processors.
         let server = Server::new(|| Err(bearer_unsupported()), || Ok(()));
         prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect("basic");
         assert_eq!(prober.remembered(EP), Some(AuthScheme::Basic));
@@ -723,10 +736,10 @@ mod tests {
         );
         let moved = Server::new(|| Ok(()), || Err(auth_failed()));
         let c = prober
-            .credentials(EP, &token(), &alice(), |c| moved.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| moved.run(c))
             .await
             .expect("bearer");
-        assert!(matches!(c, Credentials::Bearer(_)));
+        assert!(matches!(c, Credentials::Bearer { .. }));
         assert_eq!(prober.remembered(EP), Some(AuthScheme::Bearer));
         assert_eq!(moved.calls(), 1);
         assert!(prober.note_auth_failure(EP, t + REPROBE_EVERY));
@@ -749,7 +762,7 @@ mod tests {
         prober.note_auth_failure(EP, Instant::now());
         let server = Server::new(|| Err(bearer_unsupported()), || Err(auth_failed()));
         prober
-            .credentials(EP, &token(), &alice(), |c| server.run(c))
+            .credentials(EP, &token(), &digest(), &alice(), |c| server.run(c))
             .await
             .expect_err("refused");
         assert_eq!(prober.remembered(EP), Some(AuthScheme::Basic));
