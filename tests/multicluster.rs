@@ -191,3 +191,70 @@ async fn catalogs_are_cached_per_token_and_denied_entries_only_for_auth_failures
         "recovers at once: nothing was cached"
     );
 }
+
+/// The cancellation scope with OAuth on is the bearer the gate admitted (its sha256): bob,
+/// holding a real token of his own from the same IdP, cannot stop alice's request by
+/// guessing its id; alice, from another connection with her token, can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_bearer_that_started_a_request_cancels_it() {
+    let idp = Idp::start().unwrap_or_else(|e| panic!("cannot start the test IdP: {e:#}"));
+    let token = |client: &'static str| {
+        let idp = &idp;
+        async move {
+            idp.token(client, "mcp:read", &idp.audience)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"))
+        }
+    };
+    let (alice, bob) = (token(clients::ALICE).await, token(clients::BOB).await);
+    let users = Users::default()
+        .with("alice", &alice, "default")
+        .with("bob", &bob, "default");
+    let (a, b) = (
+        ClickHouse::start_with(users.clone()),
+        ClickHouse::start_with(users),
+    );
+    let server = resource_server(&idp.issuer, &idp.audience, "");
+    let gw = Gateway::start(&clusters_a_b(&server, a.http_port, b.http_port));
+    let url = format!("{}/mcp/a", gw.base());
+    // Starts `SELECT sleep(3)` as alice (request id 1), then `canceller` names id 1.
+    let cancel_from = |canceller: String| {
+        let (url, alice) = (url.clone(), alice.clone());
+        async move {
+            let runner = Mcp::with_bearer(url.clone(), alice);
+            let running = tokio::spawn(async move {
+                runner
+                    .request(
+                        "tools/call",
+                        json!({"name": "execute_query", "arguments": {"query": "SELECT sleep(3) AS slept"}}),
+                    )
+                    .await
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+            let r = Mcp::with_bearer(url, canceller)
+                .post_raw(
+                    &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                            "params": {"requestId": 1, "reason": "guessing"}}),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, 202, "{:?}", r.body);
+            running.await.expect("alice's request").body
+        }
+    };
+    let r = cancel_from(bob).await;
+    assert_eq!(
+        r["result"]["structuredContent"]["rows"],
+        json!([[0]]),
+        "bob cancelled alice's query: {r}"
+    );
+    let r = cancel_from(alice.clone()).await;
+    assert_eq!(
+        r["error"]["code"], -32800,
+        "alice could not cancel her own query: {r}"
+    );
+    assert!(
+        !gw.log().contains(&alice),
+        "the token never reaches a log line"
+    );
+}
