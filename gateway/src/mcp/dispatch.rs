@@ -1,5 +1,6 @@
-//! JSON-RPC methods → gateway behaviour: the method table ([`call_method`]) shared by
-//! the cluster path ([`answer_cluster`]) and the fleet connector (`mcp::fleet`).
+//! JSON-RPC methods → gateway behaviour: the tool runner ([`run_named_tool`]) and the
+//! method table ([`call_method`]) shared by the cluster path ([`answer_cluster`]) and the
+//! fleet connector (`mcp::fleet`).
 //! Transport-independent: both transports enter through `mcp::run`.
 
 use std::borrow::Cow;
@@ -301,7 +302,7 @@ pub(super) async fn answer_cluster(
     }
     // Boxed: the other methods' futures (resources, prompts) are kilobytes; inline they
     // would make every request's future, tools/list's too, that large to move.
-    Box::pin(call_method(app, env, &creds, era, method, params))
+    Box::pin(call_method(env, &creds, era, method, params))
         .await
         .map(Answer::Json)
 }
@@ -359,7 +360,6 @@ pub(super) fn list_decoration(era: Era) -> &'static str {
 
 /// The method table: one method's result for one cluster's credentials.
 pub(super) async fn call_method(
-    app: &App,
     env: &ToolEnv<'_>,
     creds: &RequestCredentials<'_>,
     era: Era,
@@ -389,10 +389,6 @@ pub(super) async fn call_method(
             }),
             true,
         )),
-        (_, "tools/call") => {
-            let out = call_tool_method(app, env, creds, params).await?;
-            call_result(era, out)
-        }
         (_, "resources/list") => {
             let mut resources = vec![json!({
                 "uri": SCHEMA_URI,
@@ -490,6 +486,19 @@ pub(super) async fn call_tool_method(
     let p = params_obj(params)?;
     let name = required_str(&p, "name")?;
     let args = arguments_obj(&p, "params.arguments must be an object")?;
+    run_named_tool(app, env, creds, name, args).await
+}
+
+/// Runs tool `name` of the caller's catalog with `args` (the cluster path's `tools/call`,
+/// and the fleet's once it has picked the cluster and the tool): the catalog lookup, the
+/// discovery tools, the run, its metrics and audit line.
+pub(super) async fn run_named_tool(
+    app: &App,
+    env: &ToolEnv<'_>,
+    creds: &RequestCredentials<'_>,
+    name: String,
+    args: Map<String, Value>,
+) -> Result<CallOutcome, RpcError> {
     // Boxed, like the tool below: the span wrapper moves a pointer.
     let lookup = Box::pin(catalog_for(env, creds));
     let catalog = trace::child("catalog", SpanKind::Internal, lookup).await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::dispatch::{
     arguments_obj, call_method, call_result, decorate, list_decoration, params_obj, required_str,
-    single_page, Answer, RpcError,
+    run_named_tool, single_page, Answer, RpcError,
 };
 use super::protocol::{self, Era};
 use crate::app::App;
@@ -93,7 +93,7 @@ pub(super) async fn answer_fleet(
         // instructions say how this connector picks a cluster.
         _ => {
             let creds = env.credentials(id);
-            let mut v = call_method(app, env, &creds, era, method, params).await?;
+            let mut v = call_method(env, &creds, era, method, params).await?;
             if let Some(i) = v.get_mut("instructions") {
                 *i = json!(FLEET_INSTRUCTIONS);
             }
@@ -237,8 +237,8 @@ async fn call(
     };
     let cid = cluster_identity(env, id, &cluster);
     let creds = env.credentials(&cid);
-    let inner = Some(json!({"name": tool, "arguments": args}));
-    match call_method(app, env, &creds, era, "tools/call", &inner).await {
+    let ran = run_named_tool(app, env, &creds, tool.clone(), args).await;
+    match ran.and_then(|out| call_result(era, out)) {
         Ok(mut v) => {
             name_cluster(&mut v, &cluster);
             Ok(v)
