@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
@@ -14,6 +15,15 @@ use http_body::{Frame, SizeHint};
 
 use crate::mcp::dispatch::Reply;
 use crate::reply::text_response;
+
+/// Text lent to a response body as bytes, without a copy.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 /// Chunks in order; the exact length is known up front, so hyper sends Content-Length.
 struct Chunks {
@@ -50,6 +60,7 @@ pub fn reply_response(status: StatusCode, reply: Reply) -> Response {
     match reply {
         Reply::Whole(text) => text_response(status, text),
         Reply::Spliced { head, shared, tail } => {
+            let shared = Bytes::from_owner(SharedText(shared));
             let left: VecDeque<Bytes> = [Bytes::from(head), shared, Bytes::from(tail)]
                 .into_iter()
                 .filter(|c| !c.is_empty())
@@ -68,10 +79,9 @@ mod tests {
 
     #[tokio::test]
     async fn spliced_chunks_arrive_whole_with_their_exact_length() {
-        let shared = Bytes::from_static(b"[{\"name\":\"t\"}]");
         let reply = Reply::Spliced {
             head: "{\"result\":{\"tools\":".into(),
-            shared: shared.clone(),
+            shared: Arc::from("[{\"name\":\"t\"}]"),
             tail: "}}".into(),
         };
         let r = reply_response(StatusCode::OK, reply);

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Bytes;
 use rmcp::model::{CallToolResult, Implementation, MetaObject, ResultType};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -157,7 +156,7 @@ pub enum Reply {
     /// not copied: a tools/list answer is mostly this), then `tail`.
     Spliced {
         head: String,
-        shared: Bytes,
+        shared: Arc<str>,
         tail: String,
     },
 }
@@ -170,8 +169,7 @@ impl Reply {
             Reply::Spliced { head, shared, tail } => {
                 let mut r = String::with_capacity(head.len() + shared.len() + tail.len());
                 r.push_str(&head);
-                // The catalog's bytes are serde_json's output: UTF-8.
-                r.push_str(std::str::from_utf8(&shared).unwrap_or("[]"));
+                r.push_str(&shared);
                 r.push_str(&tail);
                 r
             }
@@ -224,7 +222,7 @@ impl Answer {
                     close(&mut tail);
                     Reply::Spliced {
                         head,
-                        shared: catalog.listed_bytes(),
+                        shared: catalog.listed_shared(),
                         tail,
                     }
                 }
@@ -655,7 +653,7 @@ mod tests {
             panic!("a long list is spliced");
         };
         // The very bytes the catalog holds, not a copy.
-        assert_eq!(shared.as_ptr(), catalog.listed_bytes().as_ptr());
+        assert_eq!(shared.as_ptr(), catalog.listed_json().as_ptr());
         let text = answer().response_text(&json!(7));
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         assert_eq!(v["id"], 7);

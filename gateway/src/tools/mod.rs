@@ -23,7 +23,6 @@ pub mod system_columns;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Bytes;
 use rmcp::model::Tool;
 
 pub use call::call_tool;
@@ -61,15 +60,6 @@ impl Action {
 pub struct Entry {
     pub tool: Tool,
     pub action: Action,
-}
-
-/// Text lent to a response body as bytes, without a copy.
-struct SharedText(Arc<str>);
-
-impl AsRef<[u8]> for SharedText {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
 }
 
 /// One caller's tools, in the order they are listed.
@@ -125,9 +115,9 @@ impl Catalog {
     pub fn listed_json(&self) -> &str {
         &self.listed_json
     }
-    /// The same payload as shared bytes: a reference count, no copy.
-    pub fn listed_bytes(&self) -> Bytes {
-        Bytes::from_owner(SharedText(self.listed_json.clone()))
+    /// The same payload, shared: a reference count, no copy.
+    pub fn listed_shared(&self) -> Arc<str> {
+        self.listed_json.clone()
     }
     pub fn len(&self) -> usize {
         self.entries.len()
