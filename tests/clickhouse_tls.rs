@@ -14,7 +14,7 @@ use chmcp_gateway::clickhouse::client::{
 use chmcp_gateway::config::{ClickHouseConfig, Secret, TlsConfig};
 use chmcp_tests::clickhouse::{ClickHouse, Https, Users};
 use chmcp_tests::pki::Pki;
-use chmcp_tests::temp_dir;
+use chmcp_tests::{free_port, temp_dir};
 use serde_json::json;
 
 /// The name the server certificate is issued for; nothing resolves it, so every test
@@ -118,20 +118,43 @@ fn unreachable_message(r: Result<Vec<Vec<serde_json::Value>>, QueryError>) -> St
     }
 }
 
+/// The words a person reads when `config`'s server cannot be reached: they start with
+/// the endpoint and `class` (connection failed, timed out); returned for more checks.
+async fn unreachable_with(config: &ClickHouseConfig, endpoint: &str, class: &str) -> String {
+    let msg = unreachable_message(select_one(config).await);
+    assert!(
+        msg.starts_with(&format!("cannot reach ClickHouse at {endpoint}: {class}")),
+        "{msg}"
+    );
+    msg
+}
+
+/// ClickHouse at 127.0.0.1:`port`, with TLS or without, nothing else configured.
+fn loopback(port: u16, tls: bool) -> ClickHouseConfig {
+    ClickHouseConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: TlsConfig {
+            enabled: tls,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn https_with_the_configured_ca_answers_and_without_it_fails_naming_the_certificate() {
     let s = setup(false);
     assert_answers(&tls_config(&s, true, false), "https with the CA bundle").await;
 
     // The throwaway CA is in no public root store: the server's chain is refused.
-    let msg = unreachable_message(select_one(&tls_config(&s, false, false)).await);
-    assert!(
-        msg.starts_with(&format!(
-            "cannot reach ClickHouse at {CERT_NAME}:{}: connection failed",
-            s.ch.https_port.unwrap_or(0)
-        )),
-        "{msg}"
-    );
+    let endpoint = format!("{CERT_NAME}:{}", s.ch.https_port.unwrap_or(0));
+    let msg = unreachable_with(
+        &tls_config(&s, false, false),
+        &endpoint,
+        "connection failed",
+    )
+    .await;
     assert!(msg.contains("invalid peer certificate"), "{msg}");
     assert!(msg.contains("UnknownIssuer"), "{msg}");
 
@@ -195,22 +218,9 @@ async fn queries_over_https_share_one_pooled_connection() {
 #[tokio::test]
 async fn a_refused_connection_says_so() {
     // Bound, then released: nothing listens there now.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let config = ClickHouseConfig {
-        host: "127.0.0.1".into(),
-        port,
-        ..Default::default()
-    };
-    let msg = unreachable_message(select_one(&config).await);
-    assert!(
-        msg.starts_with(&format!(
-            "cannot reach ClickHouse at 127.0.0.1:{port}: connection failed"
-        )),
-        "{msg}"
-    );
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let msg = unreachable_with(&loopback(port, false), &endpoint, "connection failed").await;
     assert!(msg.contains("Connection refused"), "{msg}");
 }
 
@@ -220,21 +230,11 @@ async fn a_server_that_never_answers_the_tls_handshake_times_out_at_connect() {
     // the TLS handshake never starts and only the connect timeout (5 s) can end it.
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
-    let config = ClickHouseConfig {
-        host: "127.0.0.1".into(),
-        port,
-        tls: TlsConfig {
-            enabled: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let msg = unreachable_message(select_one(&config).await);
-    assert!(
-        msg.starts_with(&format!(
-            "cannot reach ClickHouse at 127.0.0.1:{port}: timed out"
-        )),
-        "{msg}"
-    );
+    unreachable_with(
+        &loopback(port, true),
+        &format!("127.0.0.1:{port}"),
+        "timed out",
+    )
+    .await;
     drop(silent);
 }

@@ -23,12 +23,16 @@ pub fn main(opts: LoadOptions) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!(warning = ?w, "configuration warning");
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    // 0 keeps tokio's default: one worker per CPU the process may use (cgroup quota included).
-    if loaded.config.server.worker_threads > 0 {
-        runtime.worker_threads(loaded.config.server.worker_threads);
-    }
-    let runtime = runtime.enable_all().build()?;
+    // 0: one worker per CPU the process may use (cgroup quota included), set here rather
+    // than left to tokio, whose default reads TOKIO_WORKER_THREADS and panics on a bad one.
+    let workers = match loaded.config.server.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let transport = loaded.config.server.transport;
         let app = Arc::new(App::new(loaded.config, opts, Some(log))?);

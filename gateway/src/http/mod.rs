@@ -97,7 +97,8 @@ async fn mcp_endpoint(app: Arc<App>, req: Request) -> Response {
     let Some(generation) = req.extensions().get::<Arc<Generation>>().cloned() else {
         return internal_error();
     };
-    // A step's early answer is boxed: the `Result` of the path that goes on stays small.
+    // The routing and Origin steps' early answers are boxed: the `Result` of the path
+    // that goes on stays small.
     let (routed, label) = match route_request(&app, &generation, &req) {
         Ok(routed) => routed,
         Err(answer) => return *answer,

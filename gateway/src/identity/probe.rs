@@ -288,8 +288,8 @@ impl IdentityProber {
                 Some(family) => family
                     .get_or_create(&vec![
                         ("endpoint", endpoint.to_string().into()),
-                        ("method", method.as_str().to_string().into()),
-                        ("outcome", outcome.as_str().to_string().into()),
+                        ("method", method.as_str().into()),
+                        ("outcome", outcome.as_str().into()),
                     ])
                     .clone(),
                 None => Counter::default(),

@@ -9,8 +9,6 @@ use crate::catalog::CatalogKey;
 use crate::clickhouse::{Credentials, Endpoint};
 use crate::config::{Config, Secret, DEFAULT_CLUSTER};
 use crate::fingerprint::short_fingerprint;
-#[cfg(test)]
-use crate::fingerprint::{sha256, token_fingerprint};
 use crate::routing::FLEET_CLUSTER;
 
 /// Who is calling, as written into `log_comment` and the audit line.
@@ -149,6 +147,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::fingerprint::{sha256, token_fingerprint};
 
     fn oauth() -> crate::config::OAuthConfig {
         crate::config::OAuthConfig {
