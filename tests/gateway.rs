@@ -542,6 +542,36 @@ async fn decimals_from_clickhouse_18_16_keep_every_digit() {
 }
 
 #[tokio::test]
+async fn decimals_beside_hostile_strings_from_clickhouse_18_16_keep_their_text_and_the_strings_theirs(
+) {
+    // The quoting pass reads 18.16's own bytes: a string full of quotes, brackets, a
+    // comma and a backslash next to decimals (negative, NULL, in an array) must leave
+    // the string as it was and every decimal as its text.
+    let ch = ClickHouse::start();
+    let gw = Gateway::start(&config(&ch, ""));
+    let r = Mcp::new(gw.mcp_url())
+        .call(
+            "execute_query",
+            json!({"query": "SELECT 'a,\"]\\\\[ 1, -2' AS s, toDecimal64('-1.5', 2) AS d, \
+                CAST(NULL AS Nullable(Decimal(9, 2))) AS n, CAST('3.25' AS Nullable(Decimal(9, 2))) AS m, \
+                [toDecimal32('-0.01', 2), toDecimal32('7', 2)] AS a, '1.0' AS t", "result_format": "json"}),
+        )
+        .await;
+    assert_eq!(
+        structured(&r)["rows"][0],
+        json!([
+            "a,\"]\\[ 1, -2",
+            "-1.50",
+            null,
+            "3.25",
+            ["-0.01", "7.00"],
+            "1.0"
+        ]),
+        "{r}"
+    );
+}
+
+#[tokio::test]
 async fn worker_threads_sets_the_threads_that_serve_requests() {
     // /health answers without ClickHouse (degraded): none is needed to count threads.
     let per_cpu = std::thread::available_parallelism().unwrap().get();
