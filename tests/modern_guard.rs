@@ -138,13 +138,7 @@ async fn a_span_carries_the_error_code_and_name_never_the_literals() {
 async fn cancel_from(runner: Mcp, other: &Mcp) -> Value {
     let running = tokio::spawn(async move { runner.query("SELECT sleep(3) AS slept").await });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let r = other
-        .post_raw(
-            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                    "params": {"requestId": 1, "reason": "guessing"}}),
-            &[],
-        )
-        .await;
+    let r = other.cancel(1).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     running.await.expect("the runner's task")
 }

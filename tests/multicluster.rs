@@ -231,13 +231,7 @@ async fn only_the_bearer_that_started_a_request_cancels_it() {
                     .await
             });
             tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-            let r = Mcp::with_bearer(url, canceller)
-                .post_raw(
-                    &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                            "params": {"requestId": 1, "reason": "guessing"}}),
-                    &[],
-                )
-                .await;
+            let r = Mcp::with_bearer(url, canceller).cancel(1).await;
             assert_eq!(r.status, 202, "{:?}", r.body);
             running.await.expect("alice's request").body
         }

@@ -61,6 +61,16 @@ impl Mcp {
         }
     }
 
+    /// `notifications/cancelled` for request `id` (a notification: 202 when taken).
+    pub async fn cancel(&self, id: i64) -> Reply {
+        self.post_raw(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": id, "reason": "guessing"}}),
+            &[],
+        )
+        .await
+    }
+
     pub async fn request(&self, method: &str, params: Value) -> Reply {
         self.post_raw(
             &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
