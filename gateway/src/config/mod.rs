@@ -162,7 +162,8 @@ pub struct ServerConfig {
     pub idle_timeout: HumanDuration,
     /// Connections beyond this are answered 503 at once and closed.
     pub max_connections: usize,
-    /// Threads that serve requests; 0: one per CPU the process may use. One thread
+    /// Threads that serve requests; 0: one per CPU the process may use (serve.rs sets
+    /// it; tokio's `TOKIO_WORKER_THREADS` is not read). One thread
     /// answers a lone client fastest (no wake-up across threads); more carry more load.
     pub worker_threads: usize,
     pub tools: Vec<ToolRule>,
